@@ -1,0 +1,1330 @@
+"""The buddy page allocator of one zone, following Linux 6.18 mm/page_alloc.c.
+
+What is modelled, with the kernel's names:
+
+- Free lists per order x migratetype (``zone->free_area[order].free_list[mt]``), a
+  migratetype per pageblock, and merging with the buddy at ``pfn ^ (1 << order)``
+  (``__free_one_page``). A freed block goes to the list tail when
+  ``buddy_merge_likely`` holds or the caller passes FPI_TO_TAIL, else to the head.
+- ``__rmqueue``: ``__rmqueue_smallest`` (with ``expand``), then ``__rmqueue_claim``
+  (largest order down, ``should_try_claim_block``, ``try_to_claim_block`` with the
+  asymmetric "alike pages" rule and the half-pageblock threshold; the watermark boost
+  happens inside ``try_to_claim_block``), then ``__rmqueue_steal`` (smallest order up,
+  the block keeps its type). ``rmqueue_bulk`` remembers the mode that found pages.
+- Per-CPU page lists (``struct per_cpu_pages``): orders 0..PAGE_ALLOC_COSTLY_ORDER and
+  pageblock_order (the THP list), one list per pcp migratetype and order, ``batch``
+  from ``zone_batchsize``, ``high`` auto-tuned between ``high_min`` and ``high_max``
+  (``nr_pcp_high``, ``nr_pcp_free``, ``nr_pcp_alloc``, ``free_frozen_page_commit``),
+  ``free_pcppages_bulk``, ``drain_pages_zone`` and the vmstat ``decay_pcp_high``.
+  A pcp page is not PageBuddy: it does not merge and is not counted in NR_FREE_PAGES.
+- Watermarks: ``calculate_min_free_kbytes``, the THP raise of
+  ``set_recommended_min_free_kbytes`` (mm/khugepaged.c), ``__setup_per_zone_wmarks``,
+  ``boost_watermark``, ``__zone_watermark_ok``, ``zone_watermark_fast`` and the
+  ZONE_BELOW_HIGH detection of ``get_page_from_freelist``.
+
+Where this departs from the kernel, and why:
+
+- One zone, pfns 0..nr_pages-1 (the kernel's zone has a start_pfn; alignment here is
+  relative to pfn 0). A zone that is not a multiple of the largest block has its tail
+  split into smaller aligned blocks, as boot-time ``__free_pages_core`` would.
+- ``min_free_kbytes`` is shared by every zone of a real machine. This single zone
+  stands for all of them: ``nr_populated_zones`` (default 3: DMA, DMA32 and Normal on
+  an x86-64 machine over 4 GiB) only enters the THP formula
+  ``pageblock_nr_pages * nr_zones * (2 + MIGRATE_PCPTYPES**2)``, and the whole
+  reserve goes to this zone. There is no lowmem_reserve.
+- ALLOC_NOFRAGMENT (set while a lower zone exists) makes the kernel's first pass claim
+  only whole pageblocks and then retry without the flag. With one zone the retry runs
+  the same claim scan from the top, so the result is identical; the flag is accepted
+  but has no separate pass.
+- No HIGHATOMIC reserves, no CMA, no memory isolation, no page reporting, no shuffle,
+  no guard pages. The HIGHATOMIC and ISOLATE migratetypes have lists so that the
+  procfs formats are complete, but nothing puts pages there yet.
+- PageLRU is taken to hold for every allocated movable block (owner MOVABLE or PINNED):
+  the kernel's per-CPU LRU caches that delay it are not modelled. This only matters
+  for ``try_to_claim_block``'s count of movable pages.
+- ``pcp: false`` frees and allocates straight through the buddy lists, which is what
+  the kernel's boot pageset (high 0, batch 1) amounts to.
+- ``free_list_order`` is a what-if: ``lifo`` is the kernel (head, or tail as above),
+  ``fifo`` always adds at the tail, ``address`` always hands out the lowest pfn.
+- ``grouping_by_mobility: false`` is ``page_group_by_mobility_disabled``: every
+  request and every pageblock is UNMOVABLE, so there is one list per order.
+
+The allocator is plain synchronous Python; it knows nothing of SimPy. The engine
+calls ``alloc`` (``get_page_from_freelist`` for this zone) and handles the slow path.
+Storage is intrusive: next/prev ``array('i')`` links per pfn, a state byte and a
+2-byte owner per pfn (11 bytes per page), plus one byte per pageblock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from array import array
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from sim.migratetype import (
+    MIGRATE_HIGHATOMIC,
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_PCPTYPES,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_TYPES,
+    MIGRATE_UNMOVABLE,
+)
+
+PAGE_ALLOC_COSTLY_ORDER = 3
+# mm/Kconfig: PCP_BATCH_SCALE_MAX default 5.
+CONFIG_PCP_BATCH_SCALE_MAX = 5
+MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
+NR_LOWORDER_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
+NR_PCP_THP = 2
+NR_PCP_LISTS = NR_LOWORDER_PCP_LISTS + NR_PCP_THP
+
+# pcp->flags
+PCPF_PREV_FREE_HIGH_ORDER = 1 << 0
+PCPF_FREE_HIGH_BATCH = 1 << 1
+
+# alloc_flags, mm/internal.h
+ALLOC_WMARK_MIN = 0
+ALLOC_WMARK_LOW = 1
+ALLOC_WMARK_HIGH = 2
+ALLOC_NO_WATERMARKS = 0x04
+ALLOC_WMARK_MASK = ALLOC_NO_WATERMARKS - 1
+ALLOC_OOM = 0x08
+ALLOC_NON_BLOCK = 0x10
+ALLOC_MIN_RESERVE = 0x20
+ALLOC_NOFRAGMENT = 0x100
+ALLOC_HIGHATOMIC = 0x200
+ALLOC_KSWAPD = 0x800
+ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
+
+WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
+
+# The state byte of a pfn: the kind of block it heads, and the block's order.
+PG_TAIL = 0x00  # inside a block whose head is at a lower pfn
+PG_BUDDY = 0x40  # head of a free block on a buddy free list (PageBuddy)
+PG_ALLOC = 0x80  # head of an allocated block
+PG_PCP = 0xC0  # head of a free block on a per-CPU list
+PG_KIND = 0xC0
+PG_ORDER = 0x3F
+
+# Owner tags of allocated blocks. A slab page is OWNER_SLAB + the cache's id.
+OWNER_NONE = 0
+OWNER_MOVABLE = 1  # on the LRU: anonymous or page-cache memory, migratable
+OWNER_UNMOVABLE = 2
+OWNER_RECLAIMABLE = 3
+OWNER_PINNED = 4  # movable memory held by a long-term GUP pin: on the LRU, not migratable
+OWNER_SLAB = 16
+OWNER_SLAB_MAX = 0xFFFF
+
+DEFAULT_OWNER = {
+    MIGRATE_UNMOVABLE: OWNER_UNMOVABLE,
+    MIGRATE_MOVABLE: OWNER_MOVABLE,
+    MIGRATE_RECLAIMABLE: OWNER_RECLAIMABLE,
+}
+_DEFAULT_OWNER = tuple(DEFAULT_OWNER[mt] for mt in range(MIGRATE_PCPTYPES))
+
+# mm/page_alloc.c fallbacks[]
+FALLBACKS = {
+    MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
+    MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),
+    MIGRATE_RECLAIMABLE: (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE),
+}
+
+FREE_LIST_ORDERS = ("lifo", "fifo", "address")
+
+# rmqueue_mode
+RMQUEUE_NORMAL, RMQUEUE_CLAIM, RMQUEUE_STEAL = 0, 2, 3
+
+
+class BadFree(ValueError):
+    """A free of something that is not an allocated block of that order."""
+
+
+class BuddyCorrupt(AssertionError):
+    """``Zone.check()`` found a broken invariant."""
+
+
+@dataclass
+class BuddyStats:
+    """Event counters, named after /proc/vmstat where the kernel has one."""
+
+    alloc_fail_wmark: int = 0  # get_page_from_freelist refused by the watermark
+    alloc_fail_nopage: int = 0  # watermark fine but no block of that order found
+    extfrag_claim: int = 0  # fallbacks that claimed the foreign block
+    extfrag_steal: int = 0  # fallbacks that stole pages, block type unchanged
+    pageblocks_retyped: int = 0  # pageblocks whose migratetype a claim changed
+    watermark_boosts: int = 0
+    kswapd_wakeups: int = 0  # ZONE_BOOSTED_WATERMARK wakes from rmqueue
+    pcp_refills: int = 0  # rmqueue_bulk calls
+    pcp_bulk_frees: int = 0  # free_pcppages_bulk calls
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True)
+class PerCpuPages:
+    """``struct per_cpu_pages`` of one CPU for this zone."""
+
+    batch: int
+    high_min: int
+    high_max: int
+    high: int = 0  # BOOT_PAGESET_HIGH until first use clamps it to [high_min, high_max]
+    count: int = 0  # pages (not blocks) on all lists
+    free_count: int = 0
+    alloc_factor: int = 0
+    flags: int = 0
+    lists: list[deque] = field(default_factory=lambda: [deque() for _ in range(NR_PCP_LISTS)])
+
+
+@dataclass
+class PageblockStats:
+    """Per-pageblock page counts, as numpy arrays indexed by pageblock number."""
+
+    migratetype: np.ndarray
+    free_pages: np.ndarray  # on the buddy free lists
+    pcp_pages: np.ndarray  # free but held on per-CPU lists
+    movable_pages: np.ndarray  # allocated, owner MOVABLE
+    pinned_pages: np.ndarray  # allocated, owner PINNED
+    unmovable_pages: np.ndarray  # allocated, owner UNMOVABLE or RECLAIMABLE (not slab)
+    slab_pages: np.ndarray  # allocated to slab caches
+
+    @property
+    def nonmovable_pages(self) -> np.ndarray:
+        """Pages that no migration can move: unmovable, reclaimable and slab."""
+        return self.unmovable_pages + self.slab_pages
+
+
+def int_sqrt(x: int) -> int:
+    return math.isqrt(x)
+
+
+def rounddown_pow_of_two(x: int) -> int:
+    return 1 << (x.bit_length() - 1)
+
+
+def calculate_min_free_kbytes(lowmem_kbytes: int) -> int:
+    """mm/page_alloc.c calculate_min_free_kbytes: clamp(int_sqrt(lowmem_kb * 16), 128, 262144)."""
+    return max(128, min(int_sqrt(lowmem_kbytes * 16), 262144))
+
+
+def zone_batchsize(managed_pages: int, page_size: int = 4096) -> int:
+    """mm/page_alloc.c zone_batchsize: ~0.1% of the zone or 1 MiB, as 2^n - 1."""
+    batch = min(managed_pages >> 10, (1 << 20) // page_size)
+    batch //= 4
+    batch = max(batch, 1)
+    return rounddown_pow_of_two(batch + batch // 2) - 1
+
+
+def zone_highsize(total_pages: int, batch: int, nr_cpus: int) -> int:
+    """mm/page_alloc.c zone_highsize for a zone whose node has ``nr_cpus`` CPUs."""
+    return max(total_pages // nr_cpus, batch << 2)
+
+
+class Zone:
+    """One zone's buddy allocator with per-CPU page lists.
+
+    ``alloc(order, migratetype, cpu)`` returns the head pfn of a block of
+    ``2**order`` pages, or None; ``free(pfn, order, cpu)`` gives it back.
+    """
+
+    def __init__(
+        self,
+        nr_pages: int,
+        *,
+        max_order: int = 10,
+        pageblock_order: int = 9,
+        cpus: int = 2,
+        pcp: bool = True,
+        grouping_by_mobility: bool = True,
+        free_list_order: str = "lifo",
+        thp: bool = True,
+        nr_populated_zones: int = 3,
+        min_free_kbytes: int | None = None,
+        watermark_scale_factor: int = 10,
+        watermark_boost_factor: int = 15000,
+        percpu_pagelist_high_fraction: int = 0,
+        page_size: int = 4096,
+    ) -> None:
+        if not 0 <= pageblock_order <= max_order <= PG_ORDER:
+            raise ValueError(
+                f"expected 0 <= pageblock_order <= max_order <= {PG_ORDER}, "
+                f"got pageblock_order={pageblock_order}, max_order={max_order}"
+            )
+        if pageblock_order <= PAGE_ALLOC_COSTLY_ORDER:
+            raise ValueError(
+                f"expected pageblock_order > {PAGE_ALLOC_COSTLY_ORDER}, got {pageblock_order}"
+            )
+        if nr_pages < (1 << pageblock_order):
+            raise ValueError(
+                f"expected at least one pageblock ({1 << pageblock_order} pages), got {nr_pages}"
+            )
+        if nr_pages >= 1 << 31:
+            raise ValueError(f"expected fewer than 2**31 pages, got {nr_pages}")
+        if cpus < 1:
+            raise ValueError(f"expected cpus >= 1, got {cpus}")
+        if free_list_order not in FREE_LIST_ORDERS:
+            raise ValueError(
+                f"expected free_list_order one of {', '.join(FREE_LIST_ORDERS)}, "
+                f"got {free_list_order!r}"
+            )
+        if percpu_pagelist_high_fraction and percpu_pagelist_high_fraction < (
+            MIN_PERCPU_PAGELIST_HIGH_FRACTION
+        ):
+            raise ValueError(
+                "expected percpu_pagelist_high_fraction 0 or >= "
+                f"{MIN_PERCPU_PAGELIST_HIGH_FRACTION}, got {percpu_pagelist_high_fraction}"
+            )
+
+        self.nr_pages = nr_pages
+        self.managed_pages = nr_pages
+        self.max_order = max_order
+        self.pageblock_order = pageblock_order
+        self.pageblock_nr_pages = 1 << pageblock_order
+        self.nr_pageblocks = -(-nr_pages // self.pageblock_nr_pages)
+        self.cpus = cpus
+        self.pcp_enabled = pcp
+        self.grouping_by_mobility = grouping_by_mobility
+        self.free_list_order = free_list_order
+        self.page_size = page_size
+        self.thp = thp
+        self.nr_populated_zones = nr_populated_zones
+        self.watermark_scale_factor = watermark_scale_factor
+        self.watermark_boost_factor = watermark_boost_factor
+        self.percpu_pagelist_high_fraction = percpu_pagelist_high_fraction
+        self.user_min_free_kbytes = min_free_kbytes
+
+        nr_lists = (max_order + 1) * MIGRATE_TYPES
+        self._sentinel = nr_pages  # list L = order * MIGRATE_TYPES + mt has node nr_pages + L
+        links = range(nr_pages, nr_pages + nr_lists)
+        self._next = array("i", bytes(4 * nr_pages)) + array("i", links)
+        self._prev = array("i", bytes(4 * nr_pages)) + array("i", links)
+        self._state = bytearray(nr_pages)
+        self._owner = array("H", bytes(2 * nr_pages))
+        # memmap_init makes every pageblock MOVABLE; with grouping disabled
+        # set_pageblock_migratetype turns that into UNMOVABLE.
+        boot_mt = MIGRATE_MOVABLE if grouping_by_mobility else MIGRATE_UNMOVABLE
+        self._pageblock_mt = bytearray([boot_mt]) * self.nr_pageblocks
+        self._addr_heaps: list[list[int]] | None = (
+            [[] for _ in range(nr_lists)] if free_list_order == "address" else None
+        )
+
+        self.nr_free = [0] * (max_order + 1)  # free_area[order].nr_free
+        self._nr_free_mt = [0] * nr_lists  # blocks per (order, migratetype)
+        self.nr_free_pages = 0  # NR_FREE_PAGES: buddy pages only, not pcp pages
+        self.nr_allocated_pages = 0
+        self.nr_free_highatomic = 0
+        self._watermark_boost = 0
+        self.stats = BuddyStats()
+
+        # zone->flags
+        self.zone_boosted_watermark = False
+        self.zone_below_high = False
+        self.zone_reclaim_active = False  # set by the engine's kswapd while it runs
+        # Called as wakeup_kswapd(order) when rmqueue finds ZONE_BOOSTED_WATERMARK.
+        self.on_wakeup_kswapd: Callable[[int], None] | None = None
+
+        self.min_free_kbytes = 0
+        self._watermark = [0, 0, 0, 0]  # min, low, high, promo
+        # alloc()/free() take their unrolled order-0 paths only in the kernel's
+        # default set-up: per-CPU lists on, grouping on, lifo lists, no reserves.
+        self._fast_alloc = pcp and grouping_by_mobility and free_list_order == "lifo"
+        self.setup_per_zone_wmarks()
+        self.pcp = [self._new_pageset() for _ in range(cpus)]
+
+        # Boot: __free_pages_core frees the largest aligned blocks, in pfn order, to the tail.
+        pfn = 0
+        while pfn < nr_pages:
+            order = max_order
+            while order and (pfn & ((1 << order) - 1) or pfn + (1 << order) > nr_pages):
+                order -= 1
+            self._add_to_free_list(pfn, order, boot_mt, True)
+            pfn += 1 << order
+
+    # ------------------------------------------------------------------ watermarks
+
+    def setup_per_zone_wmarks(self) -> None:
+        """min_free_kbytes (with the THP raise) and ``__setup_per_zone_wmarks``."""
+        page_kb = self.page_size >> 10
+        managed = self.managed_pages
+        if self.user_min_free_kbytes is not None:
+            self.min_free_kbytes = self.user_min_free_kbytes
+            self._set_wmarks()
+        else:
+            # At boot nr_free_buffer_pages() is the managed pages (watermarks still 0).
+            self.min_free_kbytes = calculate_min_free_kbytes(managed * page_kb)
+            self._set_wmarks()
+            if self.thp:
+                # mm/khugepaged.c set_recommended_min_free_kbytes, run after the
+                # watermarks exist: nr_free_buffer_pages() is managed - high.
+                pb = self.pageblock_nr_pages
+                nr_zones = self.nr_populated_zones
+                recommended = pb * nr_zones * 2 + pb * nr_zones * MIGRATE_PCPTYPES**2
+                recommended = min(recommended, (managed - self._watermark[WMARK_HIGH]) // 20)
+                recommended *= page_kb
+                if recommended > self.min_free_kbytes:
+                    self.min_free_kbytes = recommended
+                    self._set_wmarks()
+        if hasattr(self, "pcp"):
+            self._update_pagesets()
+
+    def _set_wmarks(self) -> None:
+        pages_min = self.min_free_kbytes // (self.page_size >> 10)
+        managed = self.managed_pages
+        # One lowmem zone holds all of lowmem: tmp = pages_min * managed / lowmem = pages_min.
+        tmp = pages_min
+        wmin = tmp
+        gap = max(tmp >> 2, managed * self.watermark_scale_factor // 10000)
+        self._watermark = [wmin, wmin + gap, wmin + 2 * gap, wmin + 3 * gap]
+        self.watermark_boost = 0
+
+    @property
+    def watermark_boost(self) -> int:
+        """``zone->watermark_boost``: added to every watermark; kswapd resets it."""
+        return self._watermark_boost
+
+    @watermark_boost.setter
+    def watermark_boost(self, value: int) -> None:
+        self._watermark_boost = value
+        # The order-0 fast path of alloc() compares against this one number.
+        self._high_mark = self._watermark[WMARK_HIGH] + value
+
+    def wmark_pages(self, which: int) -> int:
+        """``wmark_pages(zone, i)``: the watermark plus the current boost."""
+        return self._watermark[which] + self.watermark_boost
+
+    @property
+    def min_wmark(self) -> int:
+        return self._watermark[WMARK_MIN]
+
+    @property
+    def low_wmark(self) -> int:
+        return self._watermark[WMARK_LOW]
+
+    @property
+    def high_wmark(self) -> int:
+        return self._watermark[WMARK_HIGH]
+
+    @property
+    def promo_wmark(self) -> int:
+        return self._watermark[3]
+
+    def zone_watermark_ok(self, order: int, mark: int, alloc_flags: int = 0) -> bool:
+        """``__zone_watermark_ok`` on this zone's NR_FREE_PAGES."""
+        return self._zone_watermark_ok(order, mark, alloc_flags, self.nr_free_pages)
+
+    def _zone_watermark_ok(self, order: int, mark: int, alloc_flags: int, free_pages: int) -> bool:
+        # __zone_watermark_unusable_free
+        unusable = (1 << order) - 1
+        if not alloc_flags & ALLOC_RESERVES:
+            unusable += self.nr_free_highatomic
+        free_pages -= unusable
+        wmin = mark
+        if alloc_flags & ALLOC_RESERVES:
+            if alloc_flags & ALLOC_MIN_RESERVE:
+                wmin -= wmin // 2
+                if alloc_flags & ALLOC_NON_BLOCK:
+                    wmin -= wmin // 4
+            if alloc_flags & ALLOC_OOM:
+                wmin -= wmin // 2
+        if free_pages <= wmin:
+            return False
+        if not order:
+            return True
+        nr_free_mt = self._nr_free_mt
+        for o in range(order, self.max_order + 1):
+            if not self.nr_free[o]:
+                continue
+            base = o * MIGRATE_TYPES
+            for mt in range(MIGRATE_PCPTYPES):
+                if nr_free_mt[base + mt]:
+                    return True
+            if alloc_flags & (ALLOC_HIGHATOMIC | ALLOC_OOM) and nr_free_mt[
+                base + MIGRATE_HIGHATOMIC
+            ]:
+                return True
+        return False
+
+    def zone_watermark_fast(self, order: int, mark: int, alloc_flags: int = 0) -> bool:
+        """``zone_watermark_fast``: the order-0 shortcut, then ``__zone_watermark_ok``."""
+        free_pages = self.nr_free_pages
+        if not order:
+            reserved = 0 if alloc_flags & ALLOC_RESERVES else self.nr_free_highatomic
+            if free_pages - min(free_pages, reserved) > mark:
+                return True
+        if self._zone_watermark_ok(order, mark, alloc_flags, free_pages):
+            return True
+        # Boosting is ignored for __GFP_HIGH order-0 allocations at the min watermark.
+        if (
+            not order
+            and alloc_flags & ALLOC_MIN_RESERVE
+            and self.watermark_boost
+            and (alloc_flags & ALLOC_WMARK_MASK) == WMARK_MIN
+        ):
+            return self._zone_watermark_ok(
+                order, self._watermark[WMARK_MIN], alloc_flags, free_pages
+            )
+        return False
+
+    def boost_watermark(self) -> bool:
+        """``boost_watermark``: raise every watermark by a pageblock, up to high * factor."""
+        if not self.watermark_boost_factor:
+            return False
+        if self.pageblock_nr_pages * 4 > self.managed_pages:
+            return False
+        max_boost = self._watermark[WMARK_HIGH] * self.watermark_boost_factor // 10000
+        if not max_boost:
+            return False
+        max_boost = max(self.pageblock_nr_pages, max_boost)
+        self.watermark_boost = min(self.watermark_boost + self.pageblock_nr_pages, max_boost)
+        self.stats.watermark_boosts += 1
+        return True
+
+    # ------------------------------------------------------------------ free lists
+
+    def _add_to_free_list(self, pfn: int, order: int, mt: int, to_tail: bool) -> None:
+        lst = order * MIGRATE_TYPES + mt
+        s = self._sentinel + lst
+        nxt = self._next
+        prv = self._prev
+        if to_tail or self.free_list_order == "fifo":
+            t = prv[s]
+            prv[pfn] = t
+            nxt[pfn] = s
+            nxt[t] = pfn
+            prv[s] = pfn
+        else:
+            n = nxt[s]
+            nxt[pfn] = n
+            prv[pfn] = s
+            prv[n] = pfn
+            nxt[s] = pfn
+        if self._addr_heaps is not None:
+            heapq.heappush(self._addr_heaps[lst], pfn)
+        self._state[pfn] = PG_BUDDY | order
+        self._nr_free_mt[lst] += 1
+        self.nr_free[order] += 1
+        self.nr_free_pages += 1 << order
+
+    def _del_from_free_list(self, pfn: int, order: int, mt: int) -> None:
+        nxt = self._next
+        prv = self._prev
+        n = nxt[pfn]
+        p = prv[pfn]
+        nxt[p] = n
+        prv[n] = p
+        self._state[pfn] = PG_TAIL
+        self._nr_free_mt[order * MIGRATE_TYPES + mt] -= 1
+        self.nr_free[order] -= 1
+        self.nr_free_pages -= 1 << order
+
+    def _first_free(self, order: int, mt: int) -> int:
+        """``get_page_from_free_area``: the list head, or -1 when the list is empty."""
+        lst = order * MIGRATE_TYPES + mt
+        if not self._nr_free_mt[lst]:
+            return -1
+        heap = self._addr_heaps[lst] if self._addr_heaps is not None else None
+        if heap is None:
+            return self._next[self._sentinel + lst]
+        # Lazy deletion: skip entries that left this list since they were pushed.
+        state = self._state
+        want = PG_BUDDY | order
+        pb_shift = self.pageblock_order
+        pb_mt = self._pageblock_mt
+        while heap:
+            pfn = heap[0]
+            if state[pfn] == want and pb_mt[pfn >> pb_shift] == mt:
+                return pfn
+            heapq.heappop(heap)
+        raise BuddyCorrupt(f"free list order {order} mt {mt} counted but empty")
+
+    def _expand(self, pfn: int, low: int, high: int, mt: int) -> None:
+        """``expand``: put the upper halves back on the list heads, keep the lowest part."""
+        while high > low:
+            high -= 1
+            self._add_to_free_list(pfn + (1 << high), high, mt, False)
+
+    def _set_pageblock_range(self, pfn: int, order: int, mt: int) -> None:
+        """``change_pageblock_range``"""
+        shift = self.pageblock_order
+        first = pfn >> shift
+        nr = 1 << max(order - shift, 0)
+        for block in range(first, first + nr):
+            if self._pageblock_mt[block] != mt:
+                self._pageblock_mt[block] = mt
+                self.stats.pageblocks_retyped += 1
+
+    # ------------------------------------------------------------------ __rmqueue
+
+    def _rmqueue_smallest(self, order: int, mt: int) -> int:
+        nr_free_mt = self._nr_free_mt
+        for current_order in range(order, self.max_order + 1):
+            if nr_free_mt[current_order * MIGRATE_TYPES + mt]:
+                pfn = self._first_free(current_order, mt)
+                self._del_from_free_list(pfn, current_order, mt)
+                self._expand(pfn, order, current_order, mt)
+                return pfn
+        return -1
+
+    def _should_try_claim_block(self, order: int, start_mt: int) -> bool:
+        if order >= self.pageblock_order:
+            return True
+        if order >= self.pageblock_order // 2:
+            return True
+        if start_mt in (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE):
+            return True
+        return not self.grouping_by_mobility
+
+    def _find_suitable_fallback(self, order: int, mt: int, claimable: bool) -> int:
+        """-2: too small to claim (stop the scan); -1: nothing at this order; else the type."""
+        if claimable and not self._should_try_claim_block(order, mt):
+            return -2
+        if not self.nr_free[order]:
+            return -1
+        base = order * MIGRATE_TYPES
+        for fallback_mt in FALLBACKS[mt]:
+            if self._nr_free_mt[base + fallback_mt]:
+                return fallback_mt
+        return -1
+
+    def _count_block(self, start: int) -> tuple[int, int]:
+        """``prep_move_freepages_block``: free and movable (PageLRU) pages of a pageblock."""
+        state = self._state
+        owner = self._owner
+        end = start + self.pageblock_nr_pages
+        free = movable = 0
+        pfn = start
+        while pfn < end:
+            st = state[pfn]
+            size = 1 << (st & PG_ORDER)
+            kind = st & PG_KIND
+            if kind == PG_BUDDY:
+                free += size
+            elif kind == PG_ALLOC and owner[pfn] in (OWNER_MOVABLE, OWNER_PINNED):
+                movable += 1  # one PageLRU head per folio
+            elif kind == PG_TAIL:
+                raise BuddyCorrupt(f"pageblock walk from {start} reached tail pfn {pfn}")
+            pfn += size
+        return free, movable
+
+    def _move_freepages_block(self, start: int, old_mt: int, new_mt: int) -> None:
+        """``__move_freepages_block``: every buddy page of the block to the new list tail."""
+        state = self._state
+        end = start + self.pageblock_nr_pages
+        pfn = start
+        while pfn < end:
+            st = state[pfn]
+            order = st & PG_ORDER
+            if st & PG_KIND == PG_BUDDY:
+                self._del_from_free_list(pfn, order, old_mt)
+                self._add_to_free_list(pfn, order, new_mt, True)
+            pfn += 1 << order
+
+    def _try_to_claim_block(
+        self, pfn: int, current_order: int, order: int, start_mt: int, block_mt: int,
+        alloc_flags: int,
+    ) -> int:
+        if current_order >= self.pageblock_order:
+            self._del_from_free_list(pfn, current_order, block_mt)
+            self._set_pageblock_range(pfn, current_order, start_mt)
+            self._expand(pfn, order, current_order, start_mt)
+            return pfn
+        if self.boost_watermark() and alloc_flags & ALLOC_KSWAPD:
+            self.zone_boosted_watermark = True
+        start = pfn & ~(self.pageblock_nr_pages - 1)
+        if start + self.pageblock_nr_pages > self.nr_pages:
+            return -1  # the block straddles the zone end
+        free, movable = self._count_block(start)
+        if start_mt == MIGRATE_MOVABLE:
+            alike = movable
+        elif block_mt == MIGRATE_MOVABLE:
+            alike = self.pageblock_nr_pages - (free + movable)
+        else:
+            alike = 0
+        if free + alike >= (1 << (self.pageblock_order - 1)) or not self.grouping_by_mobility:
+            self._move_freepages_block(start, block_mt, start_mt)
+            self._set_pageblock_range(start, 0, start_mt)
+            return self._rmqueue_smallest(order, start_mt)
+        return -1
+
+    def _rmqueue_claim(self, order: int, mt: int, alloc_flags: int) -> int:
+        min_order = order
+        if order < self.pageblock_order and alloc_flags & ALLOC_NOFRAGMENT:
+            min_order = self.pageblock_order
+        for current_order in range(self.max_order, min_order - 1, -1):
+            fallback_mt = self._find_suitable_fallback(current_order, mt, True)
+            if fallback_mt == -1:
+                continue
+            if fallback_mt == -2:
+                break
+            pfn = self._first_free(current_order, fallback_mt)
+            page = self._try_to_claim_block(
+                pfn, current_order, order, mt, fallback_mt, alloc_flags
+            )
+            if page >= 0:
+                self.stats.extfrag_claim += 1
+                return page
+        return -1
+
+    def _rmqueue_steal(self, order: int, mt: int) -> int:
+        for current_order in range(order, self.max_order + 1):
+            fallback_mt = self._find_suitable_fallback(current_order, mt, False)
+            if fallback_mt == -1:
+                continue
+            pfn = self._first_free(current_order, fallback_mt)
+            self._del_from_free_list(pfn, current_order, fallback_mt)
+            self._expand(pfn, order, current_order, fallback_mt)
+            self.stats.extfrag_steal += 1
+            return pfn
+        return -1
+
+    def _rmqueue(self, order: int, mt: int, alloc_flags: int, mode: list[int]) -> int:
+        """``__rmqueue``; ``mode[0]`` is the rmqueue_mode that ``rmqueue_bulk`` keeps."""
+        m = mode[0]
+        if m == RMQUEUE_NORMAL:
+            page = self._rmqueue_smallest(order, mt)
+            if page >= 0:
+                return page
+            m = RMQUEUE_CLAIM
+        if m == RMQUEUE_CLAIM:
+            page = self._rmqueue_claim(order, mt, alloc_flags)
+            if page >= 0:
+                mode[0] = RMQUEUE_NORMAL
+                return page
+        if not alloc_flags & ALLOC_NOFRAGMENT:
+            page = self._rmqueue_steal(order, mt)
+            if page >= 0:
+                mode[0] = RMQUEUE_STEAL
+                return page
+        return -1
+
+    # ------------------------------------------------------------------ per-CPU lists
+
+    def _pageset_params(self) -> tuple[int, int, int]:
+        batch = max(1, zone_batchsize(self.managed_pages, self.page_size))
+        if self.percpu_pagelist_high_fraction:
+            high_min = zone_highsize(
+                self.managed_pages // self.percpu_pagelist_high_fraction, batch, self.cpus
+            )
+            high_max = high_min
+        else:
+            high_min = zone_highsize(self._watermark[WMARK_LOW], batch, self.cpus)
+            high_max = zone_highsize(
+                self.managed_pages // MIN_PERCPU_PAGELIST_HIGH_FRACTION, batch, self.cpus
+            )
+        return batch, high_min, high_max
+
+    def _new_pageset(self) -> PerCpuPages:
+        batch, high_min, high_max = self._pageset_params()
+        return PerCpuPages(batch=batch, high_min=high_min, high_max=high_max)
+
+    def _update_pagesets(self) -> None:
+        batch, high_min, high_max = self._pageset_params()
+        for pcp in self.pcp:
+            pcp.batch, pcp.high_min, pcp.high_max = batch, high_min, high_max
+
+    def pcp_allowed_order(self, order: int) -> bool:
+        return order <= PAGE_ALLOC_COSTLY_ORDER or (self.thp and order == self.pageblock_order)
+
+    def _order_to_pindex(self, mt: int, order: int) -> int:
+        if order > PAGE_ALLOC_COSTLY_ORDER:
+            return NR_LOWORDER_PCP_LISTS + (mt == MIGRATE_MOVABLE)
+        return MIGRATE_PCPTYPES * order + mt
+
+    def _pindex_to_order(self, pindex: int) -> int:
+        if pindex >= NR_LOWORDER_PCP_LISTS:
+            return self.pageblock_order
+        return pindex // MIGRATE_PCPTYPES
+
+    def _nr_pcp_alloc(self, pcp: PerCpuPages, order: int) -> int:
+        base_batch = pcp.batch
+        high_min, high_max = pcp.high_min, pcp.high_max
+        high = pcp.high = max(high_min, min(pcp.high, high_max))
+        if high < base_batch:
+            return 1
+        batch = base_batch if order else base_batch << pcp.alloc_factor
+        if high_min != high_max and not self.zone_below_high:
+            high = pcp.high = min(high + batch, high_max)
+        if not order:
+            max_nr_alloc = max(high - pcp.count - base_batch, base_batch)
+            if batch <= max_nr_alloc and pcp.alloc_factor < CONFIG_PCP_BATCH_SCALE_MAX:
+                pcp.alloc_factor += 1
+            batch = min(batch, max_nr_alloc)
+        if batch > 1:
+            batch = max(batch >> order, 2)
+        return batch
+
+    def _rmqueue_bulk(self, order: int, count: int, lst: deque, mt: int, alloc_flags: int) -> int:
+        """``rmqueue_bulk``: up to ``count`` blocks onto the tail of a pcp list."""
+        self.stats.pcp_refills += 1
+        mode = [RMQUEUE_NORMAL]
+        state = self._state
+        pcp_state = PG_PCP | order
+        got: list[int] = []
+        lst_index = order * MIGRATE_TYPES + mt
+        nr_free_mt = self._nr_free_mt
+        sentinel = self._sentinel + lst_index
+        nxt, prv = self._next, self._prev
+        unrolled = self._addr_heaps is None
+        while len(got) < count:
+            avail = nr_free_mt[lst_index]
+            if unrolled and avail and mode[0] == RMQUEUE_NORMAL:
+                # __rmqueue_smallest finding the list of this very order: take list
+                # heads, exactly as repeated calls would.
+                take = min(count - len(got), avail)
+                for _ in range(take):
+                    pfn = nxt[sentinel]
+                    n = nxt[pfn]
+                    nxt[sentinel] = n
+                    prv[n] = sentinel
+                    state[pfn] = pcp_state
+                    got.append(pfn)
+                nr_free_mt[lst_index] -= take
+                self.nr_free[order] -= take
+                self.nr_free_pages -= take << order
+                continue
+            if (
+                unrolled
+                and mode[0] == RMQUEUE_NORMAL
+                and self._bulk_split(order, count - len(got), mt, got)
+            ):
+                continue
+            page = self._rmqueue(order, mt, alloc_flags, mode)
+            if page < 0:
+                break
+            state[page] = pcp_state
+            got.append(page)
+        lst.extendleft(got)  # the deque's right end is the kernel list's head
+        return len(got)
+
+    def _bulk_split(self, order: int, want: int, mt: int, got: list[int]) -> bool:
+        """Repeated ``__rmqueue_smallest`` calls that have to split a larger block.
+
+        The smallest non-empty list of this migratetype is at order k > ``order``, so
+        every list of orders order..k-1 is empty. Repeated calls then hand out the
+        block's pieces in ascending pfn order, each ``expand`` leaving the only
+        entries of the lower lists. After m pieces the lists hold exactly the aligned
+        decomposition of the block's unused end: that is what this writes, at once.
+        """
+        nr_free_mt = self._nr_free_mt
+        for k in range(order + 1, self.max_order + 1):
+            if nr_free_mt[k * MIGRATE_TYPES + mt]:
+                break
+        else:
+            return False
+        block = self._first_free(k, mt)
+        self._del_from_free_list(block, k, mt)
+        taken = min(want, 1 << (k - order))
+        state = self._state
+        pcp_state = PG_PCP | order
+        step = 1 << order
+        end = block + (taken << order)
+        for pfn in range(block, end, step):
+            state[pfn] = pcp_state
+            got.append(pfn)
+        pfn = end
+        block_end = block + (1 << k)
+        while pfn < block_end:
+            j = (pfn & -pfn).bit_length() - 1  # alignment of pfn, below k here
+            self._add_to_free_list(pfn, j, mt, False)
+            pfn += 1 << j
+        return True
+
+    def _rmqueue_pcplist(self, order: int, mt: int, cpu: int, alloc_flags: int) -> int:
+        pcp = self.pcp[cpu]
+        pcp.free_count >>= 1
+        lst = pcp.lists[self._order_to_pindex(mt, order)]
+        if not lst:
+            batch = self._nr_pcp_alloc(pcp, order)
+            alloced = self._rmqueue_bulk(order, batch, lst, mt, alloc_flags)
+            pcp.count += alloced << order
+            if not lst:
+                return -1
+        pcp.count -= 1 << order
+        return lst.pop()
+
+    def _nr_pcp_high(self, pcp: PerCpuPages, batch: int, free_high: bool) -> int:
+        high_min, high_max = pcp.high_min, pcp.high_max
+        high = pcp.high = max(high_min, min(pcp.high, high_max))
+        if not high:
+            return 0
+        if free_high:
+            pcp.high = max(high - (batch << CONFIG_PCP_BATCH_SCALE_MAX), high_min)
+            return 0
+        if self.zone_reclaim_active:
+            free_count = max(pcp.free_count, batch)
+            pcp.high = max(high - free_count, high_min)
+            return min(batch << 2, pcp.high)
+        if high_min == high_max:
+            return high
+        if self.zone_below_high:
+            free_count = max(pcp.free_count, batch)
+            pcp.high = max(high - free_count, high_min)
+            high = max(pcp.count, high_min)
+        elif pcp.count >= high:
+            need_high = pcp.free_count + batch
+            if pcp.high < need_high:
+                pcp.high = max(high_min, min(need_high, high_max))
+        return high
+
+    @staticmethod
+    def _nr_pcp_free(pcp: PerCpuPages, batch: int, high: int, free_high: bool) -> int:
+        if free_high:
+            return min(pcp.count, batch << CONFIG_PCP_BATCH_SCALE_MAX)
+        if high < batch:
+            return 1
+        return max(batch, min(pcp.free_count, high - batch))
+
+    def _free_pcppages_bulk(self, count: int, pcp: PerCpuPages, pindex: int) -> None:
+        """``free_pcppages_bulk``: round-robin over the lists from ``pindex``, oldest first."""
+        self.stats.pcp_bulk_frees += 1
+        count = min(pcp.count, count)
+        pindex -= 1
+        lists = pcp.lists
+        pb_mt = self._pageblock_mt
+        shift = self.pageblock_order
+        while count > 0:
+            while True:
+                pindex += 1
+                if pindex > NR_PCP_LISTS - 1:
+                    pindex = 0
+                lst = lists[pindex]
+                if lst:
+                    break
+            order = self._pindex_to_order(pindex)
+            nr_pages = 1 << order
+            while True:
+                pfn = lst.popleft()
+                count -= nr_pages
+                pcp.count -= nr_pages
+                self._free_one_page(pfn, order, pb_mt[pfn >> shift], False)
+                if count <= 0 or not lst:
+                    break
+
+    def _free_frozen_page_commit(self, pcp: PerCpuPages, pfn: int, mt: int, order: int) -> None:
+        pcp.alloc_factor >>= 1
+        pindex = self._order_to_pindex(mt, order)
+        self._state[pfn] = PG_PCP | order
+        pcp.lists[pindex].append(pfn)
+        pcp.count += 1 << order
+        batch = pcp.batch
+        free_high = False
+        if order and order <= PAGE_ALLOC_COSTLY_ORDER:
+            free_high = (
+                pcp.free_count >= batch + pcp.high_min // 2
+                and bool(pcp.flags & PCPF_PREV_FREE_HIGH_ORDER)
+                and (not pcp.flags & PCPF_FREE_HIGH_BATCH or pcp.count >= batch)
+            )
+            pcp.flags |= PCPF_PREV_FREE_HIGH_ORDER
+        elif pcp.flags & PCPF_PREV_FREE_HIGH_ORDER:
+            pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
+        if pcp.free_count < batch << CONFIG_PCP_BATCH_SCALE_MAX:
+            pcp.free_count += 1 << order
+        high = self._nr_pcp_high(pcp, batch, free_high)
+        if pcp.count >= high:
+            self._free_pcppages_bulk(self._nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
+            if self.zone_below_high and self.zone_watermark_ok(0, self.wmark_pages(WMARK_HIGH)):
+                self.zone_below_high = False
+
+    def drain_pages(self, cpu: int) -> None:
+        """``drain_pages_zone``: empty one CPU's lists into the buddy lists."""
+        pcp = self.pcp[cpu]
+        while pcp.count:
+            self._free_pcppages_bulk(
+                min(pcp.count, pcp.batch << CONFIG_PCP_BATCH_SCALE_MAX), pcp, 0
+            )
+
+    def drain_all_pages(self) -> None:
+        """``drain_all_pages(zone)``, as compaction and direct reclaim call it."""
+        for cpu in range(self.cpus):
+            self.drain_pages(cpu)
+
+    def decay_pcp_high(self, cpu: int) -> int:
+        """mm/page_alloc.c ``decay_pcp_high``, run each second by vmstat's refresh."""
+        pcp = self.pcp[cpu]
+        todo = 0
+        high_min = pcp.high_min
+        batch = pcp.batch
+        if pcp.high > high_min:
+            pcp.high = max(
+                pcp.count - (batch << CONFIG_PCP_BATCH_SCALE_MAX),
+                pcp.high - (pcp.high >> 3),
+                high_min,
+            )
+            if pcp.high > high_min:
+                todo += 1
+        to_drain = pcp.count - pcp.high
+        if to_drain > 0:
+            self._free_pcppages_bulk(to_drain, pcp, 0)
+            todo += 1
+        return todo
+
+    def vmstat_refresh(self) -> None:
+        """The once-a-second per-CPU work of ``refresh_cpu_vm_stats`` for this zone."""
+        if self.pcp_enabled:
+            for cpu in range(self.cpus):
+                self.decay_pcp_high(cpu)
+
+    @property
+    def pcp_pages(self) -> int:
+        return sum(pcp.count for pcp in self.pcp)
+
+    # ------------------------------------------------------------------ free
+
+    def _free_one_page(self, pfn: int, order: int, mt: int, to_tail: bool) -> None:
+        """``__free_one_page``: merge with free buddies, then add to a list."""
+        state = self._state
+        pb_mt = self._pageblock_mt
+        shift = self.pageblock_order
+        max_order = self.max_order
+        nr_pages = self.nr_pages
+        state[pfn] = PG_TAIL
+        buddy_pfn = pfn
+        while order < max_order:
+            buddy_pfn = pfn ^ (1 << order)
+            if buddy_pfn >= nr_pages or state[buddy_pfn] != PG_BUDDY | order:
+                break
+            buddy_mt = mt
+            if order >= shift:
+                buddy_mt = pb_mt[buddy_pfn >> shift]
+                if buddy_mt != mt and (
+                    mt >= MIGRATE_PCPTYPES or buddy_mt >= MIGRATE_PCPTYPES
+                ):
+                    break  # no merging across isolated or highatomic blocks
+            self._del_from_free_list(buddy_pfn, order, buddy_mt)
+            if buddy_mt != mt:
+                # set_pageblock_migratetype(buddy): match the buddy's type so that a
+                # later expand() puts the pieces on the right lists.
+                self._set_pageblock_range(buddy_pfn, 0, mt)
+            pfn &= buddy_pfn
+            order += 1
+        if not to_tail and order < max_order - 1:
+            # buddy_merge_likely: is the next-higher block's buddy free?
+            higher = buddy_pfn & pfn
+            higher_buddy = higher ^ (1 << (order + 1))
+            to_tail = higher_buddy < nr_pages and state[higher_buddy] == PG_BUDDY | (order + 1)
+        self._add_to_free_list(pfn, order, mt, to_tail)
+
+    # ------------------------------------------------------------------ public API
+
+    def alloc(
+        self,
+        order: int,
+        migratetype: int = MIGRATE_MOVABLE,
+        cpu: int = 0,
+        owner: int | None = None,
+        alloc_flags: int = ALLOC_WMARK_LOW | ALLOC_KSWAPD,
+    ) -> int | None:
+        """``get_page_from_freelist`` for this zone: watermark check, then ``rmqueue``.
+
+        Returns the head pfn, or None when the watermark or the free lists refuse. The
+        slow path (kswapd, compaction, reclaim) is the caller's.
+        """
+        if (
+            order == 0
+            and self._fast_alloc
+            and alloc_flags == ALLOC_WMARK_LOW | ALLOC_KSWAPD
+            and 0 <= migratetype < MIGRATE_PCPTYPES
+            and not self.zone_below_high
+            and not self.zone_boosted_watermark
+            and self.nr_free_pages > self._high_mark
+        ):
+            # The common case, unrolled: an order-0 request that passes the high
+            # watermark (so ZONE_BELOW_HIGH stays clear) and finds its pcp list
+            # non-empty. Same effect as the general path below.
+            pcp = self.pcp[cpu]
+            lst = pcp.lists[migratetype]
+            if lst:
+                pcp.free_count >>= 1
+                pcp.count -= 1
+                pfn = lst.pop()
+                self._state[pfn] = PG_ALLOC
+                self._owner[pfn] = _DEFAULT_OWNER[migratetype] if owner is None else owner
+                self.nr_allocated_pages += 1
+                return pfn
+        return self._alloc(order, migratetype, cpu, owner, alloc_flags)
+
+    def _alloc(
+        self, order: int, migratetype: int, cpu: int, owner: int | None, alloc_flags: int
+    ) -> int | None:
+        if not self.grouping_by_mobility:
+            migratetype = MIGRATE_UNMOVABLE  # gfp_migratetype() with grouping disabled
+        if not 0 <= order <= self.max_order:
+            raise ValueError(f"expected an order from 0 to {self.max_order}, got {order}")
+        if migratetype >= MIGRATE_PCPTYPES:
+            raise ValueError(f"expected a migratetype below {MIGRATE_PCPTYPES}, got {migratetype}")
+        free_pages = self.nr_free_pages
+        boost = self.watermark_boost
+        wmark = self._watermark
+        # ZONE_BELOW_HIGH detection, then the caller's watermark.
+        ok = False
+        if not self.zone_below_high:
+            mark = wmark[WMARK_HIGH] + boost
+            if (not order and free_pages - min(free_pages, self.nr_free_highatomic) > mark) \
+                    or self.zone_watermark_fast(order, mark, alloc_flags):
+                ok = True
+            else:
+                self.zone_below_high = True
+        if not ok:
+            mark = wmark[alloc_flags & ALLOC_WMARK_MASK] + boost
+            if not (alloc_flags & ALLOC_NO_WATERMARKS
+                    or self.zone_watermark_fast(order, mark, alloc_flags)):
+                self.stats.alloc_fail_wmark += 1
+                return None
+        if self.pcp_enabled and (order <= PAGE_ALLOC_COSTLY_ORDER or
+                                 (self.thp and order == self.pageblock_order)):
+            pfn = self._rmqueue_pcplist(order, migratetype, cpu, alloc_flags)
+        else:
+            pfn = self._rmqueue(order, migratetype, alloc_flags, [RMQUEUE_NORMAL])
+        if alloc_flags & ALLOC_KSWAPD and self.zone_boosted_watermark:
+            self.zone_boosted_watermark = False
+            self.stats.kswapd_wakeups += 1
+            if self.on_wakeup_kswapd is not None:
+                self.on_wakeup_kswapd(0)
+        if pfn < 0:
+            self.stats.alloc_fail_nopage += 1
+            return None
+        self._state[pfn] = PG_ALLOC | order
+        self._owner[pfn] = _DEFAULT_OWNER[migratetype] if owner is None else owner
+        self.nr_allocated_pages += 1 << order
+        return pfn
+
+    def free(self, pfn: int, order: int, cpu: int = 0, to_tail: bool = False) -> None:
+        """Free an allocated block (``__free_pages``).
+
+        ``to_tail`` is FPI_TO_TAIL: the block goes straight to the buddy list tail,
+        bypassing the per-CPU lists, as ``__free_pages_core`` and page isolation do.
+        """
+        state = self._state
+        if pfn < 0 or pfn >= self.nr_pages or state[pfn] != PG_ALLOC | order:
+            raise BadFree(self._describe_bad_free(pfn, order))
+        self._owner[pfn] = OWNER_NONE
+        self.nr_allocated_pages -= 1 << order
+        mt = self._pageblock_mt[pfn >> self.pageblock_order]
+        if order == 0 and self._fast_alloc and not to_tail and mt < MIGRATE_PCPTYPES:
+            # free_frozen_page_commit for an order-0 page while pcp->high is settled
+            # (already clamped, auto-tuning, no reclaim, zone above high) and the
+            # list stays below it: no drain. Same effect as the general path.
+            pcp = self.pcp[cpu]
+            count = pcp.count + 1
+            high = pcp.high
+            if (
+                count < high
+                and pcp.high_min <= high <= pcp.high_max
+                and pcp.high_min != pcp.high_max
+                and not self.zone_below_high
+                and not self.zone_reclaim_active
+            ):
+                pcp.alloc_factor >>= 1
+                state[pfn] = PG_PCP
+                pcp.lists[mt].append(pfn)
+                pcp.count = count
+                pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
+                if pcp.free_count < pcp.batch << CONFIG_PCP_BATCH_SCALE_MAX:
+                    pcp.free_count += 1
+                return
+        if (
+            self.pcp_enabled
+            and not to_tail
+            and (order <= PAGE_ALLOC_COSTLY_ORDER or (self.thp and order == self.pageblock_order))
+            and mt != MIGRATE_ISOLATE
+        ):
+            if mt >= MIGRATE_PCPTYPES:
+                mt = MIGRATE_MOVABLE
+            self._free_frozen_page_commit(self.pcp[cpu], pfn, mt, order)
+        else:
+            self._free_one_page(pfn, order, mt, to_tail)
+
+    def _describe_bad_free(self, pfn: int, order: int) -> str:
+        if not 0 <= pfn < self.nr_pages:
+            return f"free of pfn {pfn} order {order}: outside the zone (0..{self.nr_pages - 1})"
+        st = self._state[pfn]
+        kind = st & PG_KIND
+        if kind == PG_ALLOC:
+            return (
+                f"free of pfn {pfn} at order {order}, but it was allocated at order "
+                f"{st & PG_ORDER}"
+            )
+        if kind in (PG_BUDDY, PG_PCP):
+            return f"double free of pfn {pfn} order {order}: it is already free"
+        return f"free of pfn {pfn} order {order}: not the head of an allocated block"
+
+    # ------------------------------------------------------------------ inspection
+
+    def order_of(self, pfn: int) -> int:
+        return self._state[pfn] & PG_ORDER
+
+    def is_allocated(self, pfn: int) -> bool:
+        return self._state[pfn] & PG_KIND == PG_ALLOC
+
+    def owner_of(self, pfn: int) -> int:
+        return self._owner[pfn]
+
+    def set_owner(self, pfn: int, owner: int) -> None:
+        if not self.is_allocated(pfn):
+            raise ValueError(f"pfn {pfn} is not the head of an allocated block")
+        self._owner[pfn] = owner
+
+    def pageblock_migratetype(self, pfn: int) -> int:
+        """``get_pfnblock_migratetype``"""
+        return self._pageblock_mt[pfn >> self.pageblock_order]
+
+    def nr_free_by_type(self) -> list[list[int]]:
+        """Free blocks per migratetype per order, as /proc/pagetypeinfo counts them."""
+        n = MIGRATE_TYPES
+        return [
+            [self._nr_free_mt[o * n + mt] for o in range(self.max_order + 1)] for mt in range(n)
+        ]
+
+    def pageblock_counts(self) -> list[int]:
+        """Pageblocks per migratetype ("Number of blocks type" in pagetypeinfo)."""
+        counts = [0] * MIGRATE_TYPES
+        for mt in self._pageblock_mt:
+            counts[mt] += 1
+        return counts
+
+    def free_blocks(self, order: int, mt: int) -> list[int]:
+        """The pfns on one free list, head first (for tests and inspection)."""
+        s = self._sentinel + order * MIGRATE_TYPES + mt
+        out = []
+        pfn = self._next[s]
+        while pfn != s:
+            out.append(pfn)
+            pfn = self._next[pfn]
+        return out
+
+    def memory_bytes(self) -> int:
+        """Bytes held by page state and free lists (the per-page storage)."""
+        return (
+            self._next.itemsize * len(self._next)
+            + self._prev.itemsize * len(self._prev)
+            + len(self._state)
+            + self._owner.itemsize * len(self._owner)
+            + len(self._pageblock_mt)
+        )
+
+    def pageblock_stats(self) -> PageblockStats:
+        """Page counts per pageblock, computed vectorised from the page state."""
+        state = np.frombuffer(self._state, dtype=np.uint8)
+        owner = np.frombuffer(self._owner, dtype=np.uint16)
+        heads = np.flatnonzero(state & PG_KIND)
+        kinds = state[heads] & PG_KIND
+        orders = (state[heads] & PG_ORDER).astype(np.int64)
+        owners = owner[heads]
+        nblocks = self.nr_pageblocks
+        shift = self.pageblock_order
+
+        def per_block(mask: np.ndarray) -> np.ndarray:
+            h = heads[mask]
+            o = orders[mask]
+            out = np.zeros(nblocks, dtype=np.int64)
+            small = o < shift
+            np.add.at(out, h[small] >> shift, 1 << o[small])
+            for pfn, order in zip(h[~small], o[~small], strict=True):
+                first = pfn >> shift
+                out[first:first + (1 << (order - shift))] += 1 << shift
+            return out
+
+        alloc = kinds == PG_ALLOC
+        return PageblockStats(
+            migratetype=np.frombuffer(self._pageblock_mt, dtype=np.uint8).copy(),
+            free_pages=per_block(kinds == PG_BUDDY),
+            pcp_pages=per_block(kinds == PG_PCP),
+            movable_pages=per_block(alloc & (owners == OWNER_MOVABLE)),
+            pinned_pages=per_block(alloc & (owners == OWNER_PINNED)),
+            unmovable_pages=per_block(
+                alloc & ((owners == OWNER_UNMOVABLE) | (owners == OWNER_RECLAIMABLE))
+            ),
+            slab_pages=per_block(alloc & (owners >= OWNER_SLAB)),
+        )
+
+    # ------------------------------------------------------------------ check()
+
+    def check(self) -> None:
+        """Verify every invariant; raise BuddyCorrupt on the first broken one.
+
+        - every pfn is covered by exactly one aligned block (no overlap, no gap);
+        - every buddy block is on exactly one list, of its order and of its
+          pageblock's migratetype (every pageblock it spans has that type);
+        - per-CPU pages are on the list of their order and are counted;
+        - free + per-CPU + allocated = total, and the counters agree.
+        """
+        state = self._state
+        n = self.nr_pages
+        shift = self.pageblock_order
+        pb_mt = self._pageblock_mt
+        seen_buddy = 0
+        seen = {PG_BUDDY: 0, PG_PCP: 0, PG_ALLOC: 0}
+        pfn = 0
+        while pfn < n:
+            st = state[pfn]
+            kind = st & PG_KIND
+            order = st & PG_ORDER
+            if kind == PG_TAIL:
+                raise BuddyCorrupt(f"pfn {pfn} is a tail page with no head before it")
+            size = 1 << order
+            if order > self.max_order or pfn & (size - 1) or pfn + size > n:
+                raise BuddyCorrupt(f"block at pfn {pfn} order {order} is misaligned or out of zone")
+            if size > 1 and state.count(PG_TAIL, pfn + 1, pfn + size) != size - 1:
+                raise BuddyCorrupt(f"block at pfn {pfn} order {order} overlaps another block")
+            seen[kind] += size
+            if kind == PG_BUDDY:
+                seen_buddy += 1
+            pfn += size
+
+        listed = 0
+        for order in range(self.max_order + 1):
+            per_order = 0
+            for mt in range(MIGRATE_TYPES):
+                blocks = self.free_blocks(order, mt)
+                if len(blocks) != self._nr_free_mt[order * MIGRATE_TYPES + mt]:
+                    raise BuddyCorrupt(f"list order {order} mt {mt} length disagrees with count")
+                for pfn in blocks:
+                    if state[pfn] != PG_BUDDY | order:
+                        raise BuddyCorrupt(
+                            f"pfn {pfn} on list order {order} has state {state[pfn]:#x}"
+                        )
+                    # The kernel keeps a free block on the list of its first
+                    # pageblock's type (move_to_free_list warns otherwise).
+                    if pb_mt[pfn >> shift] != mt:
+                        raise BuddyCorrupt(
+                            f"pfn {pfn} on the mt {mt} list lies in a pageblock of type "
+                            f"{pb_mt[pfn >> shift]}"
+                        )
+                per_order += len(blocks)
+            if per_order != self.nr_free[order]:
+                raise BuddyCorrupt(
+                    f"nr_free[{order}] = {self.nr_free[order]}, lists hold {per_order}"
+                )
+            listed += per_order
+        if listed != seen_buddy:
+            raise BuddyCorrupt(f"{seen_buddy} buddy blocks in page state, {listed} on lists")
+        if seen[PG_BUDDY] != self.nr_free_pages:
+            raise BuddyCorrupt(f"NR_FREE_PAGES {self.nr_free_pages}, buddy pages {seen[PG_BUDDY]}")
+
+        pcp_total = 0
+        for cpu, pcp in enumerate(self.pcp):
+            count = 0
+            for pindex, lst in enumerate(pcp.lists):
+                order = self._pindex_to_order(pindex)
+                for pfn in lst:
+                    if state[pfn] != PG_PCP | order:
+                        raise BuddyCorrupt(f"cpu {cpu} pcp list {pindex} holds pfn {pfn} "
+                                           f"with state {state[pfn]:#x}")
+                    count += 1 << order
+            if count != pcp.count:
+                raise BuddyCorrupt(f"cpu {cpu} pcp count {pcp.count}, lists hold {count}")
+            pcp_total += count
+        if pcp_total != seen[PG_PCP]:
+            raise BuddyCorrupt(f"{seen[PG_PCP]} pcp pages in page state, {pcp_total} on lists")
+        if seen[PG_ALLOC] != self.nr_allocated_pages:
+            raise BuddyCorrupt(
+                f"{seen[PG_ALLOC]} allocated pages in page state, counter {self.nr_allocated_pages}"
+            )
+        if self.nr_free_pages + pcp_total + self.nr_allocated_pages != n:
+            raise BuddyCorrupt("free + per-CPU + allocated != total")

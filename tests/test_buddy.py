@@ -1,0 +1,479 @@
+"""The buddy allocator against the rules of Linux 6.18 mm/page_alloc.c.
+
+Claim and steal cases are worked out by hand from ``__rmqueue_claim``,
+``try_to_claim_block`` and ``__rmqueue_steal``; per-CPU list cases from
+``free_frozen_page_commit``, ``nr_pcp_high`` and ``decay_pcp_high``; watermark and
+pageset sizes against the real /proc/zoneinfo in tests/data.
+"""
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sim import metrics
+from sim.buddy import (
+    ALLOC_KSWAPD,
+    ALLOC_NO_WATERMARKS,
+    OWNER_MOVABLE,
+    OWNER_UNMOVABLE,
+    BadFree,
+    BuddyStats,
+    Zone,
+    zone_batchsize,
+    zone_highsize,
+)
+from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+from sim.procfs import parse_zoneinfo
+
+DATA = Path(__file__).parent / "data"
+NOWM = ALLOC_NO_WATERMARKS
+U, M, R = MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE
+
+
+def boot_layout(nr_pages: int, max_order: int = 10) -> list[int]:
+    """nr_free per order of a freshly booted zone: the largest aligned blocks."""
+    nr_free = [0] * (max_order + 1)
+    pfn = 0
+    while pfn < nr_pages:
+        order = max_order
+        while order and (pfn % (1 << order) or pfn + (1 << order) > nr_pages):
+            order -= 1
+        nr_free[order] += 1
+        pfn += 1 << order
+    return nr_free
+
+
+def fill(zone: Zone, mt: int) -> list[int]:
+    """Allocate every page at order 0 (no watermarks), then zero the counters so a
+    test sees only what it does itself."""
+    pfns = []
+    while (pfn := zone.alloc(0, mt, alloc_flags=NOWM)) is not None:
+        pfns.append(pfn)
+    assert zone.nr_free_pages == 0
+    zone.stats = BuddyStats()
+    zone.watermark_boost = 0
+    return pfns
+
+
+# --------------------------------------------------------------------------- basics
+
+
+def test_boot_zone_is_all_max_order_blocks_with_a_split_tail():
+    zone = Zone(3 * 1024 + 512 + 7)
+    assert zone.nr_free == boot_layout(3 * 1024 + 512 + 7)
+    assert zone.nr_free[10] == 3 and zone.nr_free[9] == 1 and zone.nr_free[0] == 1
+    zone.check()
+
+
+def test_splitting_an_order10_block_for_order0_leaves_one_block_per_lower_order():
+    zone = Zone(1024, pcp=False)
+    pfn = zone.alloc(0, M)
+    assert pfn == 0
+    assert zone.nr_free == [1] * 10 + [0]
+    # expand() keeps the lowest part and frees the upper halves: 512, 256, ..., 1.
+    assert [zone.free_blocks(order, M) for order in range(10)] == [[1 << o] for o in range(10)]
+    zone.check()
+
+
+def test_freeing_everything_merges_back_to_max_order_blocks():
+    zone = Zone(4096, pcp=False)
+    pfns = fill(zone, M)
+    for pfn in pfns[::-1]:
+        zone.free(pfn, 0)
+    assert zone.nr_free == boot_layout(4096)
+    zone.check()
+
+
+def test_page_state_fits_in_16_bytes_per_page():
+    zone = Zone(1 << 20)
+    assert zone.memory_bytes() / zone.nr_pages <= 16
+
+
+# --------------------------------------------------------------------------- bad frees
+
+
+def test_double_free_raises_at_once_and_leaves_state_intact():
+    zone = Zone(2048)
+    pfn = zone.alloc(0, M)
+    zone.free(pfn, 0)
+    with pytest.raises(BadFree, match="double free"):
+        zone.free(pfn, 0)
+    zone.check()
+
+
+@pytest.mark.parametrize("pcp", [True, False])
+def test_free_at_the_wrong_order_raises(pcp):
+    zone = Zone(2048, pcp=pcp)
+    pfn = zone.alloc(2, M)
+    with pytest.raises(BadFree, match="allocated at order 2"):
+        zone.free(pfn, 0)
+    with pytest.raises(BadFree, match="not the head"):
+        zone.free(pfn + 1, 0)
+    with pytest.raises(BadFree, match="outside the zone"):
+        zone.free(2048, 0)
+    zone.free(pfn, 2)
+    zone.check()
+
+
+# --------------------------------------------------------------------------- claim vs steal
+
+
+def test_unmovable_request_claims_a_whole_movable_max_order_block():
+    # __rmqueue_claim starts at the largest order: an order-10 MOVABLE block is
+    # claimed whole (change_pageblock_range over both pageblocks), no boost.
+    zone = Zone(4096, pcp=False)
+    assert zone.alloc(0, U, alloc_flags=NOWM) == 0
+    assert zone.pageblock_counts()[:3] == [2, 6, 0]
+    assert zone.nr_free_by_type()[U][:10] == [1] * 10
+    assert zone.stats.extfrag_claim == 1 and zone.watermark_boost == 0
+    zone.check()
+
+
+def test_claim_scans_from_the_largest_foreign_block_down():
+    zone = Zone(2048, pcp=False)
+    assert zone.alloc(10, M, alloc_flags=NOWM) == 0
+    assert zone.alloc(0, M, alloc_flags=NOWM) == 1024  # MOVABLE pieces at orders 0..9 remain
+    # An UNMOVABLE request takes the order-9 block at 1536, not the order-0 page at 1025.
+    assert zone.alloc(0, U, alloc_flags=NOWM) == 1536
+    assert zone.pageblock_migratetype(1536) == U
+    assert zone.pageblock_migratetype(1024) == M
+    zone.check()
+
+
+def test_small_movable_request_steals_from_an_unmovable_block_without_retyping():
+    zone = Zone(1024, pcp=False)
+    pfns = fill(zone, U)
+    zone.free(pfns[10], 0)
+    # Movable requests only try to claim blocks of order >= pageblock_order / 2;
+    # there are none, so __rmqueue_steal takes the order-0 UNMOVABLE page.
+    assert zone.alloc(0, M, alloc_flags=NOWM) == pfns[10]
+    assert zone.pageblock_migratetype(pfns[10]) == U
+    assert zone.stats.extfrag_steal == 1 and zone.stats.extfrag_claim == 0
+    assert zone.watermark_boost == 0  # __rmqueue_steal does not boost in 6.18
+    zone.check()
+
+
+def test_movable_request_claims_an_unmovable_block_when_half_of_it_is_free():
+    zone = Zone(1024, pcp=False)
+    pfns = fill(zone, U)
+    for pfn in pfns[:300]:
+        zone.free(pfn, 0)
+    assert zone.alloc(0, M, alloc_flags=NOWM) is not None
+    assert zone.pageblock_migratetype(0) == M
+    assert zone.stats.extfrag_claim == 1
+    zone.check()
+
+
+def _movable_zone_with_free_head(nr_free: int) -> Zone:
+    """Four MOVABLE pageblocks, full, then pfns 0..nr_free-1 freed (pageblock 0)."""
+    zone = Zone(2048, pcp=False)
+    pfns = fill(zone, M)
+    for pfn in pfns[:nr_free]:
+        zone.free(pfn, 0)
+    return zone
+
+
+def test_unmovable_request_claims_a_movable_block_with_half_free():
+    zone = _movable_zone_with_free_head(300)
+    wakes = []
+    zone.on_wakeup_kswapd = wakes.append
+    # free 300 + alike (512 - 300 free - 212 movable = 0) >= 256: claim, then
+    # __rmqueue_smallest(UNMOVABLE) takes the smallest piece: order 2 at 296.
+    assert zone.alloc(0, U, alloc_flags=NOWM | ALLOC_KSWAPD) == 296
+    assert zone.pageblock_migratetype(0) == U
+    assert zone.stats.extfrag_claim == 1
+    # try_to_claim_block boosted the watermark before counting, and rmqueue woke kswapd.
+    assert zone.watermark_boost == 512 and wakes == [0]
+    zone.check()
+
+
+def test_unmovable_request_steals_when_less_than_half_is_free_or_alike():
+    zone = _movable_zone_with_free_head(200)
+    # 200 free + 0 alike < 256: no claim; __rmqueue_steal takes the smallest MOVABLE
+    # piece (order 3 at 192) and the block stays MOVABLE.
+    assert zone.alloc(0, U, alloc_flags=NOWM) == 192
+    assert zone.pageblock_migratetype(0) == M
+    assert zone.stats.extfrag_steal == 1 and zone.stats.extfrag_claim == 0
+    assert zone.watermark_boost > 0  # the failed claim attempt still boosted
+    zone.check()
+
+
+def test_unmovable_pages_in_a_movable_block_count_as_alike_for_an_unmovable_claim():
+    zone = _movable_zone_with_free_head(200)
+    stolen = [zone.alloc(0, U, alloc_flags=NOWM) for _ in range(50)]
+    assert zone.stats.extfrag_claim == 0 and zone.pageblock_migratetype(0) == M
+    for pfn in range(200, 260):  # free 60 more movable pages of the block
+        zone.free(pfn, 0)
+    # free 210 + alike (512 - 210 free - 252 movable = 50) = 260 >= 256: claim.
+    assert zone.alloc(0, U, alloc_flags=NOWM) is not None
+    assert zone.pageblock_migratetype(0) == U
+    assert zone.stats.extfrag_claim == 1
+    assert all(zone.owner_of(pfn) == OWNER_UNMOVABLE for pfn in stolen)
+    zone.check()
+
+
+@pytest.mark.parametrize(("freed", "claimed"), [(300, True), (200, False)])
+def test_reclaimable_falling_into_unmovable_counts_no_alike_pages(freed, claimed):
+    zone = Zone(2048, pcp=False)
+    pfns = fill(zone, U)
+    for pfn in pfns[:freed]:
+        zone.free(pfn, 0)
+    # UNMOVABLE <-> RECLAIMABLE: alike = 0 although 312 unmovable pages sit there.
+    assert zone.alloc(0, R, alloc_flags=NOWM) is not None
+    assert (zone.pageblock_migratetype(0) == R) is claimed
+    assert zone.stats.extfrag_claim == int(claimed)
+    assert zone.stats.extfrag_steal == int(not claimed)
+    zone.check()
+
+
+def test_watermark_boost_is_capped_at_high_times_boost_factor():
+    zone = Zone(1 << 16, pcp=False)
+    cap = max(512, zone.high_wmark * 15000 // 10000)
+    for k in range(1, 6):
+        assert zone.boost_watermark()
+        assert zone.watermark_boost == min(k * 512, cap)
+    assert zone.wmark_pages(0) == zone.min_wmark + zone.watermark_boost
+
+
+def test_no_boost_in_zones_smaller_than_four_pageblocks():
+    zone = Zone(1536, pcp=False)
+    assert not zone.boost_watermark()
+
+
+def test_grouping_disabled_uses_one_list_and_never_falls_back():
+    zone = Zone(4096, pcp=False, grouping_by_mobility=False)
+    for mt in (U, M, R, M):
+        zone.alloc(0, mt, alloc_flags=NOWM)
+    assert zone.stats.extfrag_claim == zone.stats.extfrag_steal == 0
+    assert zone.pageblock_counts()[:3] == [8, 0, 0]
+    zone.check()
+
+
+# --------------------------------------------------------------------------- free placement
+
+
+def test_freed_page_goes_to_the_tail_when_its_higher_buddy_is_free():
+    zone = Zone(1024, pcp=False)
+    fill(zone, M)
+    zone.free(8, 0)  # higher buddy (order 1 at 10) allocated: head
+    zone.free(2, 0)
+    zone.free(3, 0)  # merges with 2 into order 1 at 2
+    zone.free(1, 0)  # buddy 0 allocated, but the order-1 block at 2 is free: tail
+    zone.free(12, 0)  # higher buddy (order 1 at 14) allocated: head
+    assert zone.free_blocks(0, M) == [12, 8, 1]
+    zone.check()
+
+
+def test_fpi_to_tail_bypasses_the_per_cpu_lists():
+    zone = Zone(1 << 14, cpus=1)
+    pfn = zone.alloc(0, M)
+    pcp_before = zone.pcp_pages
+    zone.free(pfn, 0, to_tail=True)
+    assert zone.pcp_pages == pcp_before
+    zone.check()
+
+
+# --------------------------------------------------------------------------- per-CPU lists
+
+
+def test_freed_order0_pages_do_not_merge_until_drained():
+    zone = Zone(1 << 14, cpus=1)
+    a = zone.alloc(0, M)
+    b = zone.alloc(0, M)
+    assert a ^ b == 1  # buddies, handed out in pfn order by rmqueue_bulk
+    zone.free(a, 0)
+    zone.free(b, 0)
+    assert zone.nr_free[10] < 16
+    assert zone.pcp_pages > 0
+    zone.check()
+    zone.drain_all_pages()
+    assert zone.pcp_pages == 0
+    assert zone.nr_free == boot_layout(1 << 14)
+    zone.check()
+
+
+def test_pcp_refill_takes_a_batch_and_the_first_page_is_handed_out():
+    zone = Zone(1 << 16, cpus=2)
+    pcp = zone.pcp[1]
+    assert zone.alloc(0, M, cpu=1) == 0
+    # nr_pcp_alloc: batch << alloc_factor (0 the first time) pages, one handed out.
+    assert pcp.count == pcp.batch - 1
+    assert zone.pcp[0].count == 0
+    zone.check()
+
+
+def test_pcp_count_stays_below_high_and_decay_returns_pages():
+    zone = Zone(1 << 16, cpus=1)
+    pcp = zone.pcp[0]
+    pfns = [zone.alloc(0, M) for _ in range(12000)]  # more than high_max (8192)
+    assert pcp.high > pcp.high_min  # refills raised high (nr_pcp_alloc, zone above high)
+    for pfn in pfns:
+        zone.free(pfn, 0)
+        assert pcp.count < max(pcp.high, pcp.batch) + pcp.batch
+    assert zone.stats.pcp_bulk_frees > 0
+    for _ in range(200):
+        zone.vmstat_refresh()
+    assert pcp.high == pcp.high_min
+    assert pcp.count <= pcp.high_min
+    zone.check()
+
+
+def test_thp_order_uses_its_own_pcp_list():
+    zone = Zone(1 << 14, cpus=1)
+    pfn = zone.alloc(9, M)
+    assert pfn is not None and pfn % 512 == 0
+    zone.free(pfn, 9)
+    assert zone.pcp_pages >= 512
+    assert zone.alloc(9, M) == pfn  # LIFO from the THP list
+    zone.check()
+
+
+def test_pcp_off_frees_straight_to_the_buddy_lists():
+    zone = Zone(1 << 14, pcp=False)
+    pfn = zone.alloc(0, M)
+    zone.free(pfn, 0)
+    assert zone.pcp_pages == 0 and zone.nr_free == boot_layout(1 << 14)
+
+
+# --------------------------------------------------------------------------- watermarks
+
+
+def _real_zones():
+    text = (DATA / "compaction/gupta-12g-keep1of4/zoneinfo-after-run").read_text()
+    return [z for z in parse_zoneinfo(text) if z.managed]
+
+
+def test_pageset_batch_and_high_limits_match_the_real_zoneinfo():
+    zones = _real_zones()
+    assert [z.zone for z in zones] == ["DMA", "DMA32", "Normal"]
+    for z in zones:
+        batch = max(1, zone_batchsize(z.managed))
+        for cpu in z.pcp:
+            assert cpu["batch"] == batch
+            assert cpu["high_min"] == zone_highsize(z.low, batch, len(z.pcp))
+            assert cpu["high_max"] == zone_highsize(z.managed // 8, batch, len(z.pcp))
+
+
+@pytest.mark.parametrize("name", ["DMA", "DMA32", "Normal"])
+def test_zone_watermarks_and_pagesets_match_the_real_zoneinfo(name):
+    real = next(z for z in _real_zones() if z.zone == name)
+    # Each real zone got its share of min_free_kbytes; give this zone the same share.
+    zone = Zone(real.managed, cpus=len(real.pcp), min_free_kbytes=real.min * 4)
+    assert (zone.min_wmark, zone.low_wmark, zone.high_wmark, zone.promo_wmark) == (
+        real.min, real.low, real.high, real.promo)
+    for pcp, cpu in zip(zone.pcp, real.pcp, strict=True):
+        assert (pcp.batch, pcp.high_min, pcp.high_max) == (
+            cpu["batch"], cpu["high_min"], cpu["high_max"])
+
+
+def test_thp_raises_min_free_kbytes_as_khugepaged_does():
+    zones = _real_zones()
+    total = sum(z.managed for z in zones)
+    zone = Zone(total, cpus=2, nr_populated_zones=3)
+    # pageblock_nr_pages * 3 zones * (2 + 3 * 3) pages, in kB.
+    assert zone.min_free_kbytes == 512 * 3 * 11 * 4
+    # The real zones split that reserve; their mins add up to it but for rounding.
+    assert abs(zone.min_wmark - sum(z.min for z in zones)) <= len(zones)
+    no_thp = Zone(total, cpus=2, thp=False)
+    assert no_thp.min_free_kbytes == min(262144, max(128, int((total * 4 * 16) ** 0.5)))
+
+
+def test_low_watermark_refuses_order0_and_boost_raises_every_mark():
+    zone = Zone(1 << 14, pcp=False)
+    allocated = 0
+    while zone.alloc(0, M) is not None:
+        allocated += 1
+    assert zone.stats.alloc_fail_wmark == 1
+    assert zone.nr_free_pages <= zone.low_wmark + 1
+    assert zone.zone_below_high
+    assert zone.alloc(0, M, alloc_flags=NOWM) is not None
+
+
+def test_high_order_watermark_needs_a_free_block_of_that_order():
+    zone = Zone(1 << 14, pcp=False)
+    assert zone.zone_watermark_ok(10, zone.min_wmark)
+    pfns = fill(zone, M)
+    for pfn in pfns[::2]:  # half the memory free, but no two free pages adjacent
+        zone.free(pfn, 0)
+    assert zone.zone_watermark_ok(0, zone.min_wmark)
+    assert not zone.zone_watermark_ok(1, zone.min_wmark)
+    assert metrics.avail(zone.nr_free, 1) == 0
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_pageblock_stats_account_every_page():
+    zone = Zone(4096 + 100, cpus=2)
+    live = [(zone.alloc(0, M, cpu=0), 0) for _ in range(300)]
+    live += [(zone.alloc(2, U, cpu=1), 2) for _ in range(40)]
+    live += [(zone.alloc(9, M), 9)]
+    zone.set_owner(live[0][0], OWNER_MOVABLE)
+    for pfn, order in live[::3]:
+        zone.free(pfn, order)
+    stats = zone.pageblock_stats()
+    total = (stats.free_pages + stats.pcp_pages + stats.movable_pages + stats.pinned_pages
+             + stats.unmovable_pages + stats.slab_pages)
+    assert total.sum() == zone.nr_pages
+    assert stats.free_pages.sum() == zone.nr_free_pages
+    assert stats.pcp_pages.sum() == zone.pcp_pages
+    assert list(total[:-1]) == [512] * 8 and total[-1] == 100
+
+
+# --------------------------------------------------------------------------- properties
+
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["alloc", "alloc", "alloc", "free", "free", "drain", "decay"]),
+        st.sampled_from([0, 0, 0, 0, 1, 2, 3, 4, 9, 10]),
+        st.sampled_from([U, M, M, R]),
+        st.integers(0, 2),
+        st.booleans(),
+        st.integers(0, 10**6),
+    ),
+    max_size=250,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    nr_pages=st.integers(512, 5000),
+    cpus=st.integers(1, 3),
+    pcp=st.booleans(),
+    grouping=st.booleans(),
+    order_mode=st.sampled_from(["lifo", "fifo", "address"]),
+    steps=ops,
+)
+def test_random_operations_keep_every_invariant_and_free_all_restores_boot_layout(
+    nr_pages, cpus, pcp, grouping, order_mode, steps
+):
+    zone = Zone(nr_pages, cpus=cpus, pcp=pcp, grouping_by_mobility=grouping,
+                free_list_order=order_mode)
+    live: list[tuple[int, int]] = []
+    for i, (op, order, mt, cpu, nowm, pick) in enumerate(steps):
+        cpu %= cpus
+        if op == "alloc":
+            flags = NOWM if nowm else ALLOC_KSWAPD | 1
+            pfn = zone.alloc(order, mt, cpu=cpu, alloc_flags=flags)
+            if pfn is not None:
+                assert pfn % (1 << order) == 0
+                live.append((pfn, order))
+        elif op == "free" and live:
+            pfn, order = live.pop(pick % len(live))
+            zone.free(pfn, order, cpu=cpu)
+        elif op == "drain":
+            zone.drain_all_pages()
+        elif op == "decay":
+            zone.vmstat_refresh()
+        if i % 50 == 0:
+            zone.check()
+    zone.check()
+    assert zone.nr_allocated_pages == sum(1 << order for _, order in live)
+    for pfn, order in live:
+        zone.free(pfn, order)
+    zone.drain_all_pages()
+    zone.check()
+    assert zone.nr_free == boot_layout(nr_pages)
+    assert zone.nr_free_pages == nr_pages
