@@ -19,6 +19,7 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
 import sys
 import time
 from array import array
@@ -157,17 +158,29 @@ def run_fragsim(nr_pages, ops, nr_prefill, nr_slots) -> tuple[float, Zone]:
     return elapsed, zone
 
 
-def rss_bytes() -> int:
+RSS_PROBE = """
+import sys
+from sim.buddy import Zone
+def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
+before = rss()
+zone = Zone(int(sys.argv[1]))
+print(rss() - before, zone.memory_bytes())
+"""
 
 
 def bytes_per_page(nr_pages: int) -> tuple[float, float]:
-    """(RSS growth per page, counted storage per page) of building one zone."""
-    before = rss_bytes()
-    zone = Zone(nr_pages)
-    grown = rss_bytes() - before
-    return grown / nr_pages, zone.memory_bytes() / nr_pages
+    """(RSS growth per page, counted storage per page) of building one zone.
+
+    Measured in a fresh interpreter, so the heap left by the timing runs cannot hide it.
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_PROBE, str(nr_pages)],
+        capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout.split()
+    return int(out[0]) / nr_pages, int(out[1]) / nr_pages
 
 
 def main(argv=None) -> int:

@@ -127,6 +127,8 @@ DEFAULT_OWNER = {
     MIGRATE_RECLAIMABLE: OWNER_RECLAIMABLE,
 }
 _DEFAULT_OWNER = tuple(DEFAULT_OWNER[mt] for mt in range(MIGRATE_PCPTYPES))
+# The alloc_flags of the kernel's fast path for GFP_KERNEL-like requests.
+_FAST_ALLOC_FLAGS = ALLOC_WMARK_LOW | ALLOC_KSWAPD
 
 # mm/page_alloc.c fallbacks[]
 FALLBACKS = {
@@ -180,6 +182,15 @@ class PerCpuPages:
     alloc_factor: int = 0
     flags: int = 0
     lists: list[deque] = field(default_factory=lambda: [deque() for _ in range(NR_PCP_LISTS)])
+    free_count_max: int = 0  # batch << CONFIG_PCP_BATCH_SCALE_MAX, kept for the fast path
+
+    def set_limits(self, batch: int, high_min: int, high_max: int) -> None:
+        """``pageset_update``; a used pageset's high is clamped to the new limits at
+        once (the kernel clamps it at its next use, before any comparison)."""
+        self.batch, self.high_min, self.high_max = batch, high_min, high_max
+        self.free_count_max = batch << CONFIG_PCP_BATCH_SCALE_MAX
+        if self.high:
+            self.high = max(high_min, min(self.high, high_max))
 
 
 @dataclass
@@ -302,10 +313,13 @@ class Zone:
         nr_lists = (max_order + 1) * MIGRATE_TYPES
         self._sentinel = nr_pages  # list L = order * MIGRATE_TYPES + mt has node nr_pages + L
         links = range(nr_pages, nr_pages + nr_lists)
-        self._next = array("i", bytes(4 * nr_pages)) + array("i", links)
-        self._prev = array("i", bytes(4 * nr_pages)) + array("i", links)
+        # array * n builds in place: no temporary of the array's size.
+        self._next = array("i", [0]) * nr_pages
+        self._next.extend(links)
+        self._prev = array("i", [0]) * nr_pages
+        self._prev.extend(links)
         self._state = bytearray(nr_pages)
-        self._owner = array("H", bytes(2 * nr_pages))
+        self._owner = array("H", [0]) * nr_pages
         # memmap_init makes every pageblock MOVABLE; with grouping disabled
         # set_pageblock_migratetype turns that into UNMOVABLE.
         boot_mt = MIGRATE_MOVABLE if grouping_by_mobility else MIGRATE_UNMOVABLE
@@ -317,15 +331,12 @@ class Zone:
         self.nr_free = [0] * (max_order + 1)  # free_area[order].nr_free
         self._nr_free_mt = [0] * nr_lists  # blocks per (order, migratetype)
         self.nr_free_pages = 0  # NR_FREE_PAGES: buddy pages only, not pcp pages
-        self.nr_allocated_pages = 0
         self.nr_free_highatomic = 0
         self._watermark_boost = 0
         self.stats = BuddyStats()
 
         # zone->flags
-        self.zone_boosted_watermark = False
-        self.zone_below_high = False
-        self.zone_reclaim_active = False  # set by the engine's kswapd while it runs
+        self._boosted = self._below_high = self._reclaim_active = False
         # Called as wakeup_kswapd(order) when rmqueue finds ZONE_BOOSTED_WATERMARK.
         self.on_wakeup_kswapd: Callable[[int], None] | None = None
 
@@ -333,7 +344,11 @@ class Zone:
         self._watermark = [0, 0, 0, 0]  # min, low, high, promo
         # alloc()/free() take their unrolled order-0 paths only in the kernel's
         # default set-up: per-CPU lists on, grouping on, lifo lists, no reserves.
-        self._fast_alloc = pcp and grouping_by_mobility and free_list_order == "lifo"
+        self._fast_alloc = (
+            pcp and grouping_by_mobility and free_list_order == "lifo"
+            and not percpu_pagelist_high_fraction  # high_min != high_max: auto-tuning
+        )
+        self._fast_ok = self._fast_alloc
         self.setup_per_zone_wmarks()
         self.pcp = [self._new_pageset() for _ in range(cpus)]
 
@@ -393,6 +408,49 @@ class Zone:
         self._watermark_boost = value
         # The order-0 fast path of alloc() compares against this one number.
         self._high_mark = self._watermark[WMARK_HIGH] + value
+
+    # zone->flags. Each setter refreshes ``_fast_ok``, the one flag the unrolled
+    # paths of alloc() and free() test.
+
+    @property
+    def zone_boosted_watermark(self) -> bool:
+        """ZONE_BOOSTED_WATERMARK: a fallback boosted the watermark; wake kswapd."""
+        return self._boosted
+
+    @zone_boosted_watermark.setter
+    def zone_boosted_watermark(self, value: bool) -> None:
+        self._boosted = value
+        self._refresh_fast_ok()
+
+    @property
+    def zone_below_high(self) -> bool:
+        """ZONE_BELOW_HIGH: an allocation found the zone below the high watermark."""
+        return self._below_high
+
+    @zone_below_high.setter
+    def zone_below_high(self, value: bool) -> None:
+        self._below_high = value
+        self._refresh_fast_ok()
+
+    @property
+    def zone_reclaim_active(self) -> bool:
+        """ZONE_RECLAIM_ACTIVE: set by the engine's kswapd while it reclaims."""
+        return self._reclaim_active
+
+    @zone_reclaim_active.setter
+    def zone_reclaim_active(self, value: bool) -> None:
+        self._reclaim_active = value
+        self._refresh_fast_ok()
+
+    def _refresh_fast_ok(self) -> None:
+        self._fast_ok = self._fast_alloc and not (
+            self._boosted or self._below_high or self._reclaim_active
+        )
+
+    @property
+    def nr_allocated_pages(self) -> int:
+        """Pages in allocated blocks: what is neither on a free list nor a pcp list."""
+        return self.nr_pages - self.nr_free_pages - self.pcp_pages
 
     def wmark_pages(self, which: int) -> int:
         """``wmark_pages(zone, i)``: the watermark plus the current boost."""
@@ -721,12 +779,14 @@ class Zone:
 
     def _new_pageset(self) -> PerCpuPages:
         batch, high_min, high_max = self._pageset_params()
-        return PerCpuPages(batch=batch, high_min=high_min, high_max=high_max)
+        pcp = PerCpuPages(batch=batch, high_min=high_min, high_max=high_max)
+        pcp.set_limits(batch, high_min, high_max)
+        return pcp
 
     def _update_pagesets(self) -> None:
-        batch, high_min, high_max = self._pageset_params()
+        limits = self._pageset_params()
         for pcp in self.pcp:
-            pcp.batch, pcp.high_min, pcp.high_max = batch, high_min, high_max
+            pcp.set_limits(*limits)
 
     def pcp_allowed_order(self, order: int) -> bool:
         return order <= PAGE_ALLOC_COSTLY_ORDER or (self.thp and order == self.pageblock_order)
@@ -1026,17 +1086,15 @@ class Zone:
         slow path (kswapd, compaction, reclaim) is the caller's.
         """
         if (
-            order == 0
-            and self._fast_alloc
-            and alloc_flags == ALLOC_WMARK_LOW | ALLOC_KSWAPD
-            and 0 <= migratetype < MIGRATE_PCPTYPES
-            and not self.zone_below_high
-            and not self.zone_boosted_watermark
+            not order
+            and self._fast_ok
+            and alloc_flags == _FAST_ALLOC_FLAGS
             and self.nr_free_pages > self._high_mark
+            and 0 <= migratetype <= 2  # a pcp migratetype
         ):
             # The common case, unrolled: an order-0 request that passes the high
-            # watermark (so ZONE_BELOW_HIGH stays clear) and finds its pcp list
-            # non-empty. Same effect as the general path below.
+            # watermark (so ZONE_BELOW_HIGH stays clear), with no kswapd wake
+            # pending, finds its pcp list non-empty. Same effect as the general path.
             pcp = self.pcp[cpu]
             lst = pcp.lists[migratetype]
             if lst:
@@ -1045,7 +1103,6 @@ class Zone:
                 pfn = lst.pop()
                 self._state[pfn] = PG_ALLOC
                 self._owner[pfn] = _DEFAULT_OWNER[migratetype] if owner is None else owner
-                self.nr_allocated_pages += 1
                 return pfn
         return self._alloc(order, migratetype, cpu, owner, alloc_flags)
 
@@ -1091,7 +1148,6 @@ class Zone:
             return None
         self._state[pfn] = PG_ALLOC | order
         self._owner[pfn] = _DEFAULT_OWNER[migratetype] if owner is None else owner
-        self.nr_allocated_pages += 1 << order
         return pfn
 
     def free(self, pfn: int, order: int, cpu: int = 0, to_tail: bool = False) -> None:
@@ -1100,32 +1156,29 @@ class Zone:
         ``to_tail`` is FPI_TO_TAIL: the block goes straight to the buddy list tail,
         bypassing the per-CPU lists, as ``__free_pages_core`` and page isolation do.
         """
+        # The owner tag of a free block is stale and never read: alloc sets it.
         state = self._state
-        if pfn < 0 or pfn >= self.nr_pages or state[pfn] != PG_ALLOC | order:
+        try:
+            bad = pfn < 0 or state[pfn] != PG_ALLOC | order
+        except IndexError:
+            bad = True
+        if bad:
             raise BadFree(self._describe_bad_free(pfn, order))
-        self._owner[pfn] = OWNER_NONE
-        self.nr_allocated_pages -= 1 << order
         mt = self._pageblock_mt[pfn >> self.pageblock_order]
-        if order == 0 and self._fast_alloc and not to_tail and mt < MIGRATE_PCPTYPES:
+        if not order and self._fast_ok and not to_tail and mt <= 2:
             # free_frozen_page_commit for an order-0 page while pcp->high is settled
-            # (already clamped, auto-tuning, no reclaim, zone above high) and the
-            # list stays below it: no drain. Same effect as the general path.
+            # (clamped once by first use, auto-tuning, no reclaim, zone above high)
+            # and the list stays below it: no drain. Same effect as the general path.
             pcp = self.pcp[cpu]
             count = pcp.count + 1
-            high = pcp.high
-            if (
-                count < high
-                and pcp.high_min <= high <= pcp.high_max
-                and pcp.high_min != pcp.high_max
-                and not self.zone_below_high
-                and not self.zone_reclaim_active
-            ):
+            if count < pcp.high:
                 pcp.alloc_factor >>= 1
                 state[pfn] = PG_PCP
                 pcp.lists[mt].append(pfn)
                 pcp.count = count
-                pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
-                if pcp.free_count < pcp.batch << CONFIG_PCP_BATCH_SCALE_MAX:
+                if pcp.flags:
+                    pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
+                if pcp.free_count < pcp.free_count_max:
                     pcp.free_count += 1
                 return
         if (
@@ -1322,9 +1375,5 @@ class Zone:
             pcp_total += count
         if pcp_total != seen[PG_PCP]:
             raise BuddyCorrupt(f"{seen[PG_PCP]} pcp pages in page state, {pcp_total} on lists")
-        if seen[PG_ALLOC] != self.nr_allocated_pages:
-            raise BuddyCorrupt(
-                f"{seen[PG_ALLOC]} allocated pages in page state, counter {self.nr_allocated_pages}"
-            )
-        if self.nr_free_pages + pcp_total + self.nr_allocated_pages != n:
+        if seen[PG_BUDDY] + seen[PG_PCP] + seen[PG_ALLOC] != n:
             raise BuddyCorrupt("free + per-CPU + allocated != total")

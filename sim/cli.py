@@ -87,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Discrete-event simulator of Linux physical memory fragmentation.",
-        epilog=f"Run '{PROG} COMMAND --help' for a command's options and an example.",
+        epilog=(
+            "Example:\n"
+            f"  {PROG} extfrag tests/data/compaction/gupta-12g-keep1of4/2-freed.buddyinfo\n\n"
+            f"Run '{PROG} COMMAND --help' for a command's options and an example."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -554,3 +554,29 @@ def parse_zoneinfo(text: str, source: str = "<zoneinfo>") -> list[ZoneinfoZone]:
         raise _empty(source, "a zone header 'Node N, zone NAME'")
     finish(current)
     return zones
+
+
+# --- snapshots of a simulated zone --------------------------------------------------
+
+
+def buddyinfo_of(zone, node: int = 0, name: str = "Normal") -> ZoneFree:
+    """The /proc/buddyinfo row of a simulated ``sim.buddy.Zone``."""
+    return ZoneFree(node=node, zone=name, nr_free=list(zone.nr_free))
+
+
+def pagetypeinfo_of(zone, node: int = 0, name: str = "Normal") -> Pagetypeinfo:
+    """/proc/pagetypeinfo of a simulated zone, counts capped as the kernel caps them.
+
+    pagetypeinfo_showfree_print stops walking a free list at PAGETYPEINFO_CAP entries
+    and prints ">100000"; buddyinfo keeps the true total.
+    """
+    free = [
+        [None if count >= PAGETYPEINFO_CAP else count for count in per_order]
+        for per_order in zone.nr_free_by_type()
+    ]
+    return Pagetypeinfo(
+        pageblock_order=zone.pageblock_order,
+        pages_per_block=zone.pageblock_nr_pages,
+        free={(node, name): free},
+        blocks={(node, name): zone.pageblock_counts()},
+    )

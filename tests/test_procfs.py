@@ -316,3 +316,35 @@ def test_garbled_zoneinfo_line_names_file_and_line_number():
     lines[60] = "        min  !!\n"
     with pytest.raises(FragsimError, match=r"^z:61: expected a zoneinfo line"):
         parse_zoneinfo("".join(lines), "z")
+
+
+def test_simulated_zone_snapshot_formats_like_the_kernel_and_parses_back():
+    from sim.buddy import Zone
+    from sim.procfs import buddyinfo_of, pagetypeinfo_of
+
+    zone = Zone(3 * 1024 + 512, cpus=1, pcp=False)
+    for mt in (0, 1, 2, 1):
+        zone.alloc(0, mt, alloc_flags=4)  # ALLOC_NO_WATERMARKS
+    buddy_text = format_buddyinfo([buddyinfo_of(zone)])
+    assert buddy_text.startswith("Node 0, zone   Normal ")
+    assert parse_buddyinfo(buddy_text)[0].nr_free == zone.nr_free
+    info = parse_pagetypeinfo(format_pagetypeinfo(pagetypeinfo_of(zone)))
+    per_type = info.free[(0, "Normal")]
+    assert [sum(row[o] for row in per_type) for o in range(11)] == zone.nr_free
+    assert info.blocks[(0, "Normal")] == zone.pageblock_counts()
+    assert sum(info.blocks[(0, "Normal")]) == 7
+
+
+def test_simulated_pagetypeinfo_caps_long_lists_as_the_kernel_does():
+    from sim.buddy import Zone
+    from sim.procfs import pagetypeinfo_of
+
+    zone = Zone(1 << 18, cpus=1, pcp=False)
+    pfns = [zone.alloc(0, 1, alloc_flags=4) for _ in range(1 << 18)]
+    for pfn in pfns[::2]:  # 131072 isolated free pages on the Movable order-0 list
+        zone.free(pfn, 0)
+    text = format_pagetypeinfo(pagetypeinfo_of(zone))
+    assert "type      Movable >100000 " in text
+    info = parse_pagetypeinfo(text)
+    derived = derive_capped_counts(info.free[(0, "Normal")], zone.nr_free)
+    assert derived[1][0] == 1 << 17
