@@ -1,0 +1,1306 @@
+"""SLUB slab caches, following Linux 6.18 mm/slub.c (and mm/shrinker.c, fs/dcache.c).
+
+Source read: mm/slub.c as of 6.8/6.9 (``__put_partials``, node-partial tracking in
+PG_workingset; the newest copy available here), which is the CPU-slab + per-CPU-partial
+design that 6.18 still uses for every cache without sheaves. 6.10 restructured the
+``get_partial_node`` loop around ``slub_get_cpu_partial()`` with the same behaviour.
+Checked function by function:
+
+- Geometry: ``calculate_order`` with ``calc_slab_order`` (leftover 1/16 -> 1/8 -> 1/4 ->
+  1/2 from the min_objects order up to ``slub_max_order`` = PAGE_ALLOC_COSTLY_ORDER, then
+  ``get_order(size)``), ``order_objects``, ``oo_make``, ``s->min = get_order(size)``,
+  ``kmem_cache_open`` (``min_partial = clamp(ilog2(size) / 2, MIN_PARTIAL, MAX_PARTIAL)``),
+  ``set_cpu_partial`` + ``slub_set_cpu_partial`` (``cpu_partial_slabs =
+  DIV_ROUND_UP(nr_objects * 2, objects_per_slab)``), and ``calculate_sizes`` /
+  ``calculate_alignment`` for the bytes per object (:func:`slab_size`).
+- Allocation: ``___slab_alloc``: the CPU slab, then ``slub_percpu_partial``, then
+  ``get_partial_node`` (the first node-partial slab becomes the CPU slab and up to
+  ``cpu_partial_slabs / 2 + 1`` more move to the CPU partial list), then ``new_slab`` /
+  ``allocate_slab`` (first at the cache's order with ``__GFP_NORETRY`` and, when that order
+  is above ``s->min``, ``__GFP_RECLAIM`` stripped; then at ``s->min`` with the normal flags).
+  A CPU slab whose freelist runs dry leaves every list (``get_freelist`` -> full).
+- Free: ``do_slab_free`` / ``__slab_free``: a free to a frozen (CPU) slab does no list
+  work; a full slab goes to the freeing CPU's partial list (``put_cpu_partial`` with drain:
+  a list already holding ``cpu_partial_slabs`` slabs is moved to the node list by
+  ``__put_partials``, tail, empty slabs discarded while ``nr_partial >= min_partial``); a
+  slab on the CPU partial list is left alone; a node-partial slab that becomes empty is
+  discarded only if ``nr_partial >= min_partial`` (``discard_slab``). ``free_slab`` defers
+  the page free by a grace period for SLAB_TYPESAFE_BY_RCU caches.
+- ``flush_all`` / ``deactivate_slab`` (:meth:`SlabCache.flush_cpu_slabs`).
+- ``get_slabinfo``: num_objs = total objects; active_objs = num_objs minus the free objects
+  of node-partial slabs only (``count_partial(n, count_free)``); active_slabs = num_slabs.
+- Shrinker: ``do_shrink_slab`` (mm/shrinker.c: ``delta = (freeable >> priority) * 4 /
+  seeks``, ``total_scan = min(nr_deferred >> priority + delta, 2 * freeable)``, batches of
+  SHRINK_BATCH = 128, the ``nr_deferred`` carry-over), ``vfs_pressure_ratio`` and a
+  ``list_lru`` walk with the isolate rules of ``dentry_lru_isolate`` /
+  ``inode_lru_isolate``: in-use entries are dropped from the LRU, referenced entries are
+  rotated with the bit cleared, the rest are freed.
+
+Where this departs from the kernel, and why:
+
+- One NUMA node: one ``kmem_cache_node``, no ``get_any_partial``, no node mismatch.
+- One free list per slab. The kernel splits a CPU slab's free objects between the
+  lockless ``c->freelist`` and ``slab->freelist`` (remote frees); only the total matters
+  for occupancy, so they are merged. ``deactivate_slab`` therefore always uses the head.
+- Objects are integer ids, recycled LIFO, not addresses. Slot order inside a slab is LIFO
+  as the kernel's freelist; CONFIG_SLAB_FREELIST_RANDOM's shuffle is not modelled.
+- No debug caches (no full list, no ``alloc_single_from_*``), no KASAN/KFENCE, no memcg
+  accounting, no pfmemalloc. 6.18's opt-in per-CPU sheaves (a few caches such as
+  maple_node and vm_area_struct) are not modelled: those caches behave as all others.
+- Slab pages come from ``Zone.alloc`` with the fast path's alloc_flags. The slow path
+  (the engine's) is reached through ``page_allocator``, which is told whether the attempt
+  is the ``__GFP_NORETRY`` first one.
+- RCU: one FIFO queue per cache with a fixed grace period, applied when the engine calls
+  :meth:`SlabCache.rcu_advance`; no per-CPU callback lists, no ``blimit``.
+- The list_lru is one list per cache (not per node / memcg). ``LRU_SKIP`` (lock
+  contention; here: an object held by the defragmenter) rotates the entry instead, so a
+  walk always progresses.
+- Not kernel at all: ``hold``/``release``/``move_object``/``freeze``/``unfreeze`` serve
+  sim/defrag.py, the historical slab-defragmentation protocol that was never merged.
+
+The module is plain synchronous Python; time enters only through ``rcu_advance(now)`` and
+``clock`` (a callable the engine points at ``env.now``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Protocol
+
+from sim.buddy import (
+    ALLOC_KSWAPD,
+    ALLOC_WMARK_LOW,
+    OWNER_SLAB,
+    OWNER_SLAB_MAX,
+    PAGE_ALLOC_COSTLY_ORDER,
+    Zone,
+)
+from sim.migratetype import MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+from sim.procfs import SlabinfoEntry, format_slabinfo
+
+PAGE_SIZE = 4096
+MAX_PAGE_ORDER = 10
+MAX_OBJS_PER_PAGE = 32767  # slab->objects is 15 bits
+MIN_PARTIAL = 5
+MAX_PARTIAL = 10
+SLUB_MAX_ORDER = PAGE_ALLOC_COSTLY_ORDER  # slub_max_order default
+SHRINK_BATCH = 128
+DEFAULT_SEEKS = 2
+# The real tmpfs trace frees dentries and inodes from rcu_do_batch 45-150 ms after the
+# unlink; 100 ms is the middle of that range.
+DEFAULT_RCU_GRACE = 0.1
+
+# Cache flags (include/linux/slab.h). Only the names are the kernel's; the bit values are
+# local (6.18 numbers them through an enum that depends on the config).
+SLAB_HWCACHE_ALIGN = 1 << 0
+SLAB_CACHE_DMA = 1 << 1
+SLAB_PANIC = 1 << 2
+SLAB_TYPESAFE_BY_RCU = 1 << 3
+SLAB_ACCOUNT = 1 << 4
+SLAB_RECLAIM_ACCOUNT = 1 << 5
+
+# Well-known caches: their kmem_cache_create flags, and whether their objects are freed
+# through call_rcu (slabinfo carries neither). Verified against kernel sources:
+# fs/dcache.c dcache_init, fs/inode.c inode_init, fs/ext4/super.c init_inodecache,
+# fs/xfs/xfs_super.c xfs_init_caches, fs/proc/inode.c proc_init_kmemcache,
+# lib/radix-tree.c radix_tree_init, fs/buffer.c buffer_init, fs/ext4/extents_status.c
+# ext4_init_es, mm/shmem.c shmem_init_inodecache (SLAB_PANIC|SLAB_ACCOUNT only: the
+# trace shows its slabs as migratetype 0), kernel/fork.c (sighand_cache),
+# mm/slab_common.c new_kmalloc_cache (KMALLOC_RECLAIM adds SLAB_RECLAIM_ACCOUNT).
+CACHE_FLAGS: dict[str, int] = {
+    "dentry": SLAB_RECLAIM_ACCOUNT | SLAB_PANIC | SLAB_ACCOUNT,
+    "inode_cache": SLAB_RECLAIM_ACCOUNT | SLAB_PANIC | SLAB_ACCOUNT,
+    "ext4_inode_cache": SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT,
+    "xfs_inode": SLAB_HWCACHE_ALIGN | SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT,
+    "proc_inode_cache": SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT | SLAB_PANIC,
+    "radix_tree_node": SLAB_PANIC | SLAB_RECLAIM_ACCOUNT,
+    "buffer_head": SLAB_RECLAIM_ACCOUNT | SLAB_PANIC,
+    "extent_status": SLAB_RECLAIM_ACCOUNT,
+    "shmem_inode_cache": SLAB_PANIC | SLAB_ACCOUNT,
+    "sighand_cache": SLAB_HWCACHE_ALIGN | SLAB_PANIC | SLAB_TYPESAFE_BY_RCU | SLAB_ACCOUNT,
+    "anon_vma": SLAB_TYPESAFE_BY_RCU | SLAB_PANIC | SLAB_ACCOUNT,
+}
+CACHE_FLAG_PATTERNS: tuple[tuple[str, int], ...] = (
+    ("kmalloc-rcl-*", SLAB_RECLAIM_ACCOUNT),
+    ("kmalloc-cg-*", SLAB_ACCOUNT),
+    ("dma-kmalloc-*", SLAB_CACHE_DMA),
+)
+# Caches whose objects the kernel frees with call_rcu (d_free, i_callback via
+# destroy_inode / free_inode, radix_tree_node_free).
+RCU_FREED_CACHES = frozenset({
+    "dentry", "inode_cache", "ext4_inode_cache", "xfs_inode", "proc_inode_cache",
+    "shmem_inode_cache", "radix_tree_node",
+})
+
+
+def cache_flags(name: str) -> int:
+    """The kmem_cache_create flags of a well-known cache; 0 for an unknown one."""
+    flags = CACHE_FLAGS.get(name)
+    if flags is not None:
+        return flags
+    for pattern, pflags in CACHE_FLAG_PATTERNS:
+        if fnmatch.fnmatchcase(name, pattern):
+            return pflags
+    return 0
+
+
+def cache_migratetype(flags: int) -> int:
+    """Page type of a cache's slabs: ``s->allocflags |= __GFP_RECLAIMABLE`` for
+    SLAB_RECLAIM_ACCOUNT caches (calculate_sizes), UNMOVABLE for every other."""
+    return MIGRATE_RECLAIMABLE if flags & SLAB_RECLAIM_ACCOUNT else MIGRATE_UNMOVABLE
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def get_order(size: int, page_size: int = PAGE_SIZE) -> int:
+    """``get_order``: the smallest order whose block holds ``size`` bytes."""
+    pages = -(-size // page_size)
+    return max(0, (pages - 1).bit_length())
+
+
+def order_objects(order: int, size: int, page_size: int = PAGE_SIZE) -> int:
+    return (page_size << order) // size
+
+
+def calc_slab_order(size: int, min_order: int, max_order: int, fract_leftover: int,
+                    page_size: int = PAGE_SIZE) -> int:
+    """``calc_slab_order``: the first order from min_order whose leftover is at most
+    1/fract_leftover of the slab; max_order + 1 when none is."""
+    order = min_order
+    while order <= max_order:
+        slab_bytes = page_size << order
+        if slab_bytes % size <= slab_bytes // fract_leftover:
+            break
+        order += 1
+    return order
+
+
+def calculate_order(size: int, nr_cpus: int = 2, *, page_size: int = PAGE_SIZE,
+                    slub_min_objects: int = 0, slub_min_order: int = 0,
+                    slub_max_order: int = SLUB_MAX_ORDER,
+                    max_page_order: int = MAX_PAGE_ORDER) -> int:
+    """``calculate_order`` for an object slot of ``size`` bytes (``s->size``)."""
+    if size < 1:
+        raise ValueError(f"expected an object size of at least 1 byte, got {size}")
+    min_objects = slub_min_objects
+    if not min_objects:
+        # num_present_cpus(), or nr_cpu_ids when that reads 1; here both are nr_cpus.
+        min_objects = 4 * (nr_cpus.bit_length() + 1)  # 4 * (fls(nr_cpus) + 1)
+    max_objects = max(order_objects(slub_max_order, size, page_size), 1)
+    min_objects = min(min_objects, max_objects)
+    min_order = max(slub_min_order, get_order(min_objects * size, page_size))
+    if order_objects(min_order, size, page_size) > MAX_OBJS_PER_PAGE:
+        return get_order(size * MAX_OBJS_PER_PAGE, page_size) - 1
+    fraction = 16
+    while fraction > 1:
+        order = calc_slab_order(size, min_order, slub_max_order, fraction, page_size)
+        if order <= slub_max_order:
+            return order
+        fraction //= 2
+    order = get_order(size, page_size)
+    if order <= max_page_order:
+        return order
+    raise ValueError(
+        f"an object of {size} bytes needs order {order}, above the largest order "
+        f"{max_page_order}"
+    )
+
+
+def slab_size(object_size: int, *, hwcache_align: bool = False, align: int = 8,
+              freeptr_outside: bool = False, cache_line: int = 64) -> int:
+    """``s->size`` from ``calculate_sizes`` / ``calculate_alignment`` without debugging.
+
+    ``freeptr_outside`` is the case of SLAB_TYPESAFE_BY_RCU caches and caches with a
+    constructor: the free pointer cannot overlay the object, so a word is added.
+    /proc/slabinfo's objsize column already is this number.
+    """
+    if hwcache_align:
+        ralign = cache_line
+        while object_size <= ralign // 2:
+            ralign //= 2
+        align = max(align, ralign)
+    align = max(align, 8)
+    align = -(-align // 8) * 8
+    size = -(-object_size // 8) * 8
+    if freeptr_outside:
+        size += 8
+    return -(-size // align) * align
+
+
+def min_partial_for(size: int) -> int:
+    """``s->min_partial``: clamp(ilog2(size) / 2, MIN_PARTIAL, MAX_PARTIAL)."""
+    return max(MIN_PARTIAL, min(MAX_PARTIAL, (size.bit_length() - 1) // 2))
+
+
+def cpu_partial_objects(size: int, page_size: int = PAGE_SIZE) -> int:
+    """``set_cpu_partial``: the per-CPU partial target in objects."""
+    if size >= page_size:
+        return 6
+    if size >= 1024:
+        return 24
+    if size >= 256:
+        return 52
+    return 120
+
+
+def cpu_partial_slabs_for(size: int, objects_per_slab: int, page_size: int = PAGE_SIZE) -> int:
+    """``slub_set_cpu_partial``: slabs, assuming they are half full."""
+    return -(-cpu_partial_objects(size, page_size) * 2 // objects_per_slab)
+
+
+@dataclass(frozen=True)
+class SlabGeometry:
+    """Bytes per object slot (``s->size``), objects per slab and slab order (``s->oo``),
+    and the fallback order that holds one object (``s->min``)."""
+
+    size: int
+    objects_per_slab: int
+    order: int
+    page_size: int = PAGE_SIZE
+    min_order: int = field(init=False)
+    min_objects: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        size, order, per_slab = self.size, self.order, self.objects_per_slab
+        if size < 1:
+            raise ValueError(f"expected an object size of at least 1 byte, got {size}")
+        if not 0 <= order <= MAX_PAGE_ORDER:
+            raise ValueError(f"expected a slab order from 0 to {MAX_PAGE_ORDER}, got {order}")
+        slab_bytes = self.page_size << order
+        fits = slab_bytes // size
+        if fits < 1:
+            raise ValueError(
+                f"a slab of order {order} ({slab_bytes} bytes) cannot hold one object of "
+                f"{size} bytes"
+            )
+        if not 1 <= per_slab <= min(fits, MAX_OBJS_PER_PAGE):
+            raise ValueError(
+                f"expected 1 to {min(fits, MAX_OBJS_PER_PAGE)} objects of {size} bytes in a "
+                f"slab of order {order} ({slab_bytes} bytes), got {per_slab}"
+            )
+        min_order = min(get_order(size, self.page_size), order)
+        object.__setattr__(self, "min_order", min_order)
+        object.__setattr__(
+            self, "min_objects",
+            min(order_objects(min_order, size, self.page_size), per_slab),
+        )
+
+    @property
+    def pages_per_slab(self) -> int:
+        return 1 << self.order
+
+    @classmethod
+    def derived(cls, size: int, nr_cpus: int = 2, *, page_size: int = PAGE_SIZE,
+                slub_min_objects: int = 0, slub_min_order: int = 0,
+                slub_max_order: int = SLUB_MAX_ORDER) -> SlabGeometry:
+        """The geometry ``calculate_sizes`` gives a slot of ``size`` bytes."""
+        order = calculate_order(size, nr_cpus, page_size=page_size,
+                                slub_min_objects=slub_min_objects,
+                                slub_min_order=slub_min_order, slub_max_order=slub_max_order)
+        return cls(size, order_objects(order, size, page_size), order, page_size)
+
+    @classmethod
+    def from_slabinfo(cls, entry: SlabinfoEntry, page_size: int = PAGE_SIZE) -> SlabGeometry:
+        """objsize, objperslab and pagesperslab of one /proc/slabinfo row."""
+        pages = entry.pagesperslab
+        if pages < 1 or pages & (pages - 1):
+            raise ValueError(
+                f"slabinfo {entry.name}: expected pagesperslab a power of two, got {pages}"
+            )
+        try:
+            return cls(entry.objsize, entry.objperslab, pages.bit_length() - 1, page_size)
+        except ValueError as err:
+            raise ValueError(f"slabinfo {entry.name}: {err}") from None
+
+
+# --------------------------------------------------------------------------- slabs
+
+# Where a slab is (the kernel's frozen bit, PG_workingset and the list it is on).
+W_CPU = 0  # a CPU's active slab: frozen, on no list
+W_CPU_PARTIAL = 1  # on a CPU partial list: not frozen, exempt from list management
+W_NODE_PARTIAL = 2  # on the node partial list
+W_FULL = 3  # no free object, on no list
+W_FROZEN = 4  # frozen by the defragmenter: serves no allocation, objects only leave
+W_FREED = 5  # given back to the page allocator
+WHERE_NAMES = ("cpu", "cpu_partial", "node_partial", "full", "frozen", "freed")
+
+# Object flag bits (one byte per object id).
+F_LRU = 0x01  # on the cache's LRU list (unused)
+F_REFERENCED = 0x02  # DCACHE_REFERENCED / I_REFERENCED: second chance in the shrinker
+F_UNPUBLISHED = 0x04  # allocated but not yet reachable (not in the tree / hash)
+F_RCU = 0x08  # freed through call_rcu, waiting for the grace period
+F_HELD = 0x10  # pinned by a defragmenter get()
+F_DEFERRED = 0x20  # freed while held: applied when the hold is dropped
+F_GHOST = 0x40  # the old copy of a moved object, waiting for an RCU grace period
+
+
+class BadSlabFree(ValueError):
+    """A free of an object id that is not allocated in this cache."""
+
+
+class SlabCorrupt(AssertionError):
+    """``SlabCache.check()`` found a broken invariant."""
+
+
+@dataclass(slots=True, eq=False)
+class Slab:
+    """``struct slab``: one slab page (block of 2**order pages) of a cache."""
+
+    pfn: int
+    order: int
+    objects: int
+    inuse: int = 0
+    where: int = W_FULL
+    cpu: int = 0  # owning CPU while W_CPU or W_CPU_PARTIAL
+    free: list[int] = field(default_factory=list)  # free slot numbers; pop() is the next
+    slot_obj: list[int] = field(default_factory=list)  # object id per slot, -1 if free
+
+    @property
+    def pages(self) -> int:
+        return 1 << self.order
+
+
+@dataclass
+class SlabStats:
+    """Event counters of one cache (CONFIG_SLUB_STATS names where the kernel has one)."""
+
+    alloc_slab: int = 0  # ALLOC_SLAB: new slabs from the page allocator
+    order_fallback: int = 0  # ORDER_FALLBACK
+    alloc_failed: int = 0  # no object: both page allocations failed
+    free_slab: int = 0  # FREE_SLAB: slabs given back
+    pages_allocated: int = 0
+    pages_freed: int = 0
+    cpu_partial_drain: int = 0  # CPU_PARTIAL_DRAIN
+    rcu_queued: int = 0
+    rcu_applied: int = 0
+    frees_deferred: int = 0  # frees of held objects, applied at release
+    objects_moved: int = 0
+    objects_evicted: int = 0  # by the shrinker or a defrag callback
+    page_cache_evicted: int = 0  # page-cache pages evicted with them
+    shrink_scanned: int = 0
+    shrink_freed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class ShrinkResult:
+    """What one shrinker call did."""
+
+    scanned: int = 0
+    freed: int = 0  # objects evicted (RCU-delayed caches give their slots back later)
+    rotated: int = 0  # referenced or busy: second chance
+    removed: int = 0  # in use: dropped from the LRU, not freed
+    pages_returned: int = 0  # slab pages given back during the call
+    page_cache_evicted: int = 0
+
+    def add(self, other: ShrinkResult) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+class ObjectOwner(Protocol):
+    """Who holds references to a cache's objects (sim/objects.py's FileSystem).
+
+    ``reclaimable`` says whether the object is unused, so that the shrinker or free-mode
+    defragmentation may free it; ``evict`` frees it and whatever only it kept alive, and
+    returns the page-cache pages evicted with it.
+    """
+
+    def reclaimable(self, cache: SlabCache, oid: int) -> bool: ...
+
+    def evict(self, cache: SlabCache, oid: int, cpu: int) -> int: ...
+
+
+# page_allocator(order, migratetype, cpu, owner, alloc_flags, noretry) -> pfn or None
+PageAllocator = Callable[[int, int, int, int, int, bool], "int | None"]
+
+
+def _zero_clock() -> float:
+    return 0.0
+
+
+def do_shrink_slab(freeable: int, priority: int, scan: Callable[[int], int], *,
+                   seeks: int = DEFAULT_SEEKS, batch: int = SHRINK_BATCH,
+                   nr_deferred: int = 0) -> tuple[int, int, int]:
+    """mm/shrinker.c ``do_shrink_slab``: scan ``freeable``'s share for ``priority`` in
+    batches; ``scan(n)`` scans n objects and returns how many it freed.
+
+    Returns (freed, scanned, next nr_deferred).
+    """
+    if freeable <= 0:
+        return 0, 0, nr_deferred
+    if seeks:
+        delta = (freeable >> priority) * 4 // seeks
+    else:
+        delta = freeable // 2
+    total_scan = min((nr_deferred >> priority) + delta, 2 * freeable)
+    freed = scanned = 0
+    while total_scan >= batch or total_scan >= freeable:
+        nr_to_scan = min(batch, total_scan)
+        if nr_to_scan <= 0:
+            break
+        freed += scan(nr_to_scan)
+        total_scan -= nr_to_scan
+        scanned += nr_to_scan
+    next_deferred = min(max(nr_deferred + delta - scanned, 0), 2 * freeable)
+    return freed, scanned, next_deferred
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+class SlabCache:
+    """One ``struct kmem_cache`` with one node, ``cpus`` CPUs and its own list_lru.
+
+    ``alloc(cpu)`` returns an object id or None; ``free(oid, cpu)`` frees it at once,
+    ``free_rcu(oid, cpu)`` after the grace period (``call_rcu``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        geometry: SlabGeometry,
+        zone: Zone,
+        *,
+        cache_id: int = 0,
+        flags: int | None = None,
+        rcu_free: bool | None = None,
+        rcu_grace: float = DEFAULT_RCU_GRACE,
+        cpus: int | None = None,
+        cpu_partial_slabs: int | None = None,
+        min_partial: int | None = None,
+        page_allocator: PageAllocator | None = None,
+        vfs_cache_pressure: int = 100,
+        seeks: int = DEFAULT_SEEKS,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not 0 <= cache_id <= OWNER_SLAB_MAX - OWNER_SLAB:
+            raise ValueError(
+                f"expected a cache id from 0 to {OWNER_SLAB_MAX - OWNER_SLAB}, got {cache_id}"
+            )
+        if rcu_grace < 0:
+            raise ValueError(f"expected rcu_grace >= 0 seconds, got {rcu_grace}")
+        self.name = name
+        self.geometry = geometry
+        self.size = geometry.size
+        self.objects_per_slab = geometry.objects_per_slab
+        self.order = geometry.order
+        self.min_order = geometry.min_order
+        self.min_objects = geometry.min_objects
+        self.zone = zone
+        self.cache_id = cache_id
+        self.owner_tag = OWNER_SLAB + cache_id
+        self.flags = cache_flags(name) if flags is None else flags
+        self.migratetype = cache_migratetype(self.flags)
+        self.typesafe_by_rcu = bool(self.flags & SLAB_TYPESAFE_BY_RCU)
+        self.rcu_free = (name in RCU_FREED_CACHES) if rcu_free is None else rcu_free
+        self.rcu_grace = rcu_grace
+        self.cpus = zone.cpus if cpus is None else cpus
+        self.cpu_partial_slabs = (
+            cpu_partial_slabs_for(self.size, self.objects_per_slab, geometry.page_size)
+            if cpu_partial_slabs is None else cpu_partial_slabs
+        )
+        self.min_partial = min_partial_for(self.size) if min_partial is None else min_partial
+        self.page_allocator = page_allocator
+        self.vfs_cache_pressure = vfs_cache_pressure
+        self.seeks = seeks
+        self.clock = clock or _zero_clock
+        self.owner: ObjectOwner | None = None
+
+        self._cpu_slab: list[Slab | None] = [None] * self.cpus
+        self._cpu_partial: list[list[Slab]] = [[] for _ in range(self.cpus)]
+        self._node_partial: OrderedDict[Slab, None] = OrderedDict()
+        self._slab_at: dict[int, Slab] = {}  # head pfn -> slab
+        # Per object id: its slab (None when free), slot, flags and reference count.
+        self._obj_slab: list[Slab | None] = []
+        self._obj_slot: list[int] = []
+        self._flags = bytearray()
+        self._ref: list[int] = []
+        self._free_ids: list[int] = []
+        self._lru: OrderedDict[int, None] = OrderedDict()
+        # call_rcu queue: enqueue times and object ids, FIFO.
+        self._rcu_time: deque[float] = deque()
+        self._rcu_oid: deque[int] = deque()
+        self._rcu_cpu: deque[int] = deque()
+        # SLAB_TYPESAFE_BY_RCU: slab pages waiting for a grace period (rcu_free_slab).
+        self._rcu_pages: deque[tuple[float, int, int, int]] = deque()
+
+        self.nr_slabs = 0
+        self.total_objects = 0
+        self.nr_pages = 0
+        self.nr_inuse = 0  # occupied slots: live, RCU-pending, deferred and ghost objects
+        self.nr_deferred = 0
+        self.nr_allocs = 0
+        self.nr_frees = 0
+        self.nr_deferred_shrink = 0  # the shrinker's nr_deferred
+        self.stats = SlabStats()
+
+    def __repr__(self) -> str:
+        return (f"<SlabCache {self.name} size={self.size} {self.objects_per_slab}/slab "
+                f"order={self.order} slabs={self.nr_slabs} inuse={self.nr_inuse}>")
+
+    # ------------------------------------------------------------------ allocation
+
+    def alloc(self, cpu: int = 0) -> int | None:
+        """``slab_alloc_node``: an object from this CPU's slab, else the slow path."""
+        slab = self._cpu_slab[cpu]
+        if slab is None or not slab.free:
+            slab = self._alloc_slowpath(cpu)
+            if slab is None:
+                return None
+        slot = slab.free.pop()
+        slab.inuse += 1
+        free_ids = self._free_ids
+        if free_ids:
+            oid = free_ids.pop()
+            self._obj_slab[oid] = slab
+            self._obj_slot[oid] = slot
+        else:
+            oid = len(self._obj_slab)
+            self._obj_slab.append(slab)
+            self._obj_slot.append(slot)
+            self._flags.append(0)
+            self._ref.append(0)
+        slab.slot_obj[slot] = oid
+        self.nr_inuse += 1
+        self.nr_allocs += 1
+        return oid
+
+    def _alloc_slowpath(self, cpu: int) -> Slab | None:
+        """``___slab_alloc`` from the point where the CPU freelist is empty."""
+        slab = self._cpu_slab[cpu]
+        if slab is not None:
+            # get_freelist() found no free object: the slab is unfrozen and, being
+            # full, goes on no list.
+            slab.where = W_FULL
+            self._cpu_slab[cpu] = None
+        plist = self._cpu_partial[cpu]
+        if plist:
+            slab = plist.pop()  # slub_percpu_partial: the list head
+        else:
+            slab = self._get_partial_node(cpu)
+            if slab is None:
+                slab = self._new_slab(cpu)
+                if slab is None:
+                    return None
+        slab.where = W_CPU
+        slab.cpu = cpu
+        self._cpu_slab[cpu] = slab
+        return slab
+
+    def _get_partial_node(self, cpu: int) -> Slab | None:
+        """``get_partial_node``: the head slab for the CPU, and a few more for its
+        partial list, until more than cpu_partial_slabs / 2 were taken."""
+        np = self._node_partial
+        if not np:
+            return None
+        first, _ = np.popitem(last=False)
+        if self.cpu_partial_slabs:
+            limit = self.cpu_partial_slabs // 2
+            taken = 0
+            while np and taken <= limit:
+                slab, _ = np.popitem(last=False)
+                self._put_cpu_partial(slab, cpu, drain=False)
+                taken += 1
+        return first
+
+    def _new_slab(self, cpu: int) -> Slab | None:
+        """``allocate_slab``: the cache's order without reclaim, then ``s->min``."""
+        order = self.order
+        objects = self.objects_per_slab
+        mt = self.migratetype
+        # __GFP_NORETRY always; __GFP_RECLAIM (hence ALLOC_KSWAPD) stripped only when
+        # there is a smaller order to fall back to.
+        flags = ALLOC_WMARK_LOW if order > self.min_order else ALLOC_WMARK_LOW | ALLOC_KSWAPD
+        pfn = self._alloc_pages(order, mt, cpu, flags, True)
+        if pfn is None:
+            order = self.min_order
+            objects = self.min_objects
+            pfn = self._alloc_pages(order, mt, cpu, ALLOC_WMARK_LOW | ALLOC_KSWAPD, False)
+            if pfn is None:
+                self.stats.alloc_failed += 1
+                return None
+            self.stats.order_fallback += 1
+        slab = Slab(pfn, order, objects, free=list(range(objects - 1, -1, -1)),
+                    slot_obj=[-1] * objects)
+        self._slab_at[pfn] = slab
+        self.nr_slabs += 1
+        self.total_objects += objects
+        self.nr_pages += 1 << order
+        self.stats.alloc_slab += 1
+        self.stats.pages_allocated += 1 << order
+        return slab
+
+    def _alloc_pages(self, order: int, mt: int, cpu: int, alloc_flags: int,
+                     noretry: bool) -> int | None:
+        if self.page_allocator is not None:
+            return self.page_allocator(order, mt, cpu, self.owner_tag, alloc_flags, noretry)
+        return self.zone.alloc(order, mt, cpu, self.owner_tag, alloc_flags)
+
+    # ------------------------------------------------------------------ free
+
+    def free(self, oid: int, cpu: int = 0) -> None:
+        """``kmem_cache_free``: give the object back now."""
+        try:
+            slab = self._obj_slab[oid] if oid >= 0 else None
+        except (IndexError, TypeError):
+            slab = None
+        if slab is None:
+            raise BadSlabFree(self._describe_bad_free(oid))
+        flags = self._flags
+        if flags[oid]:
+            if not self._may_free_now(oid):
+                return
+            flags[oid] = 0
+        # _free_object and _release_slot, unrolled for the common case.
+        slot = self._obj_slot[oid]
+        self._obj_slab[oid] = None
+        self._ref[oid] = 0
+        self._free_ids.append(oid)
+        self.nr_inuse -= 1
+        self.nr_frees += 1
+        slab.slot_obj[slot] = -1
+        slab.free.append(slot)
+        inuse = slab.inuse - 1
+        slab.inuse = inuse
+        where = slab.where
+        if where == W_FULL or (where == W_NODE_PARTIAL and not inuse):
+            self._after_free(slab, cpu)
+
+    def free_rcu(self, oid: int, cpu: int = 0, now: float | None = None) -> None:
+        """``call_rcu``: free the object once a grace period has passed.
+
+        Until then it still occupies its slot, so its slab is not empty.
+        """
+        try:
+            slab = self._obj_slab[oid] if oid >= 0 else None
+        except (IndexError, TypeError):
+            slab = None
+        fl = self._flags[oid] if slab is not None else 0
+        if slab is None or fl & (F_RCU | F_DEFERRED):
+            raise BadSlabFree(self._describe_bad_free(oid))
+        if fl & F_LRU:
+            del self._lru[oid]
+        self._flags[oid] = (fl & ~(F_LRU | F_REFERENCED)) | F_RCU
+        self._rcu_time.append(self.clock() if now is None else now)
+        self._rcu_oid.append(oid)
+        self._rcu_cpu.append(cpu)
+        self.stats.rcu_queued += 1
+
+    def _may_free_now(self, oid: int) -> bool:
+        """A free of a flagged object: defer it if the defragmenter holds the object."""
+        fl = self._flags[oid]
+        if fl & (F_RCU | F_DEFERRED):
+            raise BadSlabFree(self._describe_bad_free(oid))
+        if fl & F_HELD:
+            # get() made the object stable: the free waits until reclaim drops it.
+            self._flags[oid] = fl | F_DEFERRED
+            self.nr_deferred += 1
+            self.stats.frees_deferred += 1
+            return False
+        if fl & F_LRU:
+            del self._lru[oid]
+        return True
+
+    def _free_object(self, slab: Slab, oid: int, cpu: int) -> None:
+        slot = self._obj_slot[oid]
+        self._obj_slab[oid] = None
+        self._flags[oid] = 0
+        self._ref[oid] = 0
+        self._free_ids.append(oid)
+        self.nr_inuse -= 1
+        self.nr_frees += 1
+        self._release_slot(slab, slot, cpu)
+
+    def _release_slot(self, slab: Slab, slot: int, cpu: int) -> None:
+        slab.slot_obj[slot] = -1
+        slab.free.append(slot)
+        slab.inuse -= 1
+        self._after_free(slab, cpu)
+
+    def _after_free(self, slab: Slab, cpu: int) -> None:
+        """``__slab_free`` after a slot was given back: the list work, which depends on
+        where the slab is."""
+        where = slab.where
+        if where == W_FULL:
+            if self.cpu_partial_slabs:
+                self._put_cpu_partial(slab, cpu, drain=True)
+            elif not slab.inuse and len(self._node_partial) >= self.min_partial:
+                self._discard_slab(slab, cpu)
+            else:
+                self._add_partial(slab, tail=True)
+        elif (where == W_NODE_PARTIAL and not slab.inuse
+              and len(self._node_partial) >= self.min_partial):
+            del self._node_partial[slab]
+            self._discard_slab(slab, cpu)
+        # W_CPU and W_FROZEN: frozen, no list work. W_CPU_PARTIAL: exempt from lists.
+
+    def _put_cpu_partial(self, slab: Slab, cpu: int, drain: bool) -> None:
+        """``put_cpu_partial``: push on the CPU's partial list; with ``drain``, a full
+        list first goes to the node list (``__put_partials``)."""
+        plist = self._cpu_partial[cpu]
+        slab.where = W_CPU_PARTIAL
+        slab.cpu = cpu
+        if drain and len(plist) >= self.cpu_partial_slabs:
+            self._cpu_partial[cpu] = [slab]
+            self._put_partials(plist, cpu)
+            self.stats.cpu_partial_drain += 1
+        else:
+            plist.append(slab)
+
+    def _put_partials(self, plist: list[Slab], cpu: int) -> None:
+        """``__put_partials``, head (the most recent) first."""
+        np = self._node_partial
+        for slab in reversed(plist):
+            if not slab.inuse and len(np) >= self.min_partial:
+                self._discard_slab(slab, cpu)
+            else:
+                self._add_partial(slab, tail=True)
+
+    def _add_partial(self, slab: Slab, tail: bool) -> None:
+        self._node_partial[slab] = None
+        if not tail:
+            self._node_partial.move_to_end(slab, last=False)
+        slab.where = W_NODE_PARTIAL
+
+    def _discard_slab(self, slab: Slab, cpu: int) -> None:
+        """``discard_slab``: the slab leaves the cache; its pages go back to the zone
+        now, or after a grace period for SLAB_TYPESAFE_BY_RCU (``rcu_free_slab``)."""
+        del self._slab_at[slab.pfn]
+        slab.where = W_FREED
+        self.nr_slabs -= 1
+        self.total_objects -= slab.objects
+        self.nr_pages -= 1 << slab.order
+        self.stats.free_slab += 1
+        if self.typesafe_by_rcu:
+            self._rcu_pages.append((self.clock(), slab.pfn, slab.order, cpu))
+        else:
+            self.zone.free(slab.pfn, slab.order, cpu)
+            self.stats.pages_freed += 1 << slab.order
+
+    def flush_cpu_slabs(self, cpu: int | None = None) -> None:
+        """``flush_all`` (or one CPU): deactivate the CPU slabs, drain the partial lists."""
+        for c in range(self.cpus) if cpu is None else (cpu,):
+            slab = self._cpu_slab[c]
+            if slab is not None:
+                self._cpu_slab[c] = None
+                self._deactivate_slab(slab, c)
+            plist = self._cpu_partial[c]
+            if plist:
+                self._cpu_partial[c] = []
+                self._put_partials(plist, c)
+
+    def _deactivate_slab(self, slab: Slab, cpu: int) -> None:
+        if not slab.inuse and len(self._node_partial) >= self.min_partial:
+            self._discard_slab(slab, cpu)
+        elif slab.free:
+            self._add_partial(slab, tail=False)
+        else:
+            slab.where = W_FULL
+
+    # ------------------------------------------------------------------ RCU
+
+    def rcu_advance(self, now: float, limit: int | None = None) -> int:
+        """Run the RCU callbacks whose grace period has ended by ``now`` (FIFO), at most
+        ``limit`` of them. Returns the number of object frees applied."""
+        grace = self.rcu_grace
+        times, oids, cpus = self._rcu_time, self._rcu_oid, self._rcu_cpu
+        done = 0
+        obj_slab, flags = self._obj_slab, self._flags
+        while times and times[0] + grace <= now and (limit is None or done < limit):
+            times.popleft()
+            oid = oids.popleft()
+            cpu = cpus.popleft()
+            fl = flags[oid] & ~F_RCU
+            flags[oid] = fl
+            done += 1
+            if fl & F_HELD:
+                flags[oid] = fl | F_DEFERRED
+                self.nr_deferred += 1
+                self.stats.frees_deferred += 1
+                continue
+            self._free_object(obj_slab[oid], oid, cpu)
+        self.stats.rcu_applied += done
+        pages = self._rcu_pages
+        while pages and pages[0][0] + grace <= now:
+            _, pfn, order, cpu = pages.popleft()
+            self.zone.free(pfn, order, cpu)
+            self.stats.pages_freed += 1 << order
+        return done
+
+    def rcu_barrier(self) -> int:
+        """Apply every pending RCU free now (``rcu_barrier`` after the wait)."""
+        return self.rcu_advance(math.inf)
+
+    @property
+    def nr_rcu_pending(self) -> int:
+        return len(self._rcu_oid)
+
+    # ------------------------------------------------------------------ object state
+
+    def is_allocated(self, oid: int) -> bool:
+        return 0 <= oid < len(self._obj_slab) and self._obj_slab[oid] is not None
+
+    def is_live(self, oid: int) -> bool:
+        """Allocated and not dying (RCU-pending, free deferred, or a moved-out ghost)."""
+        return (self.is_allocated(oid)
+                and not self._flags[oid] & (F_RCU | F_DEFERRED | F_GHOST))
+
+    @property
+    def nr_live(self) -> int:
+        return self.nr_inuse - len(self._rcu_oid) - self.nr_deferred
+
+    def slab_of(self, oid: int) -> Slab | None:
+        return self._obj_slab[oid] if 0 <= oid < len(self._obj_slab) else None
+
+    def flags_of(self, oid: int) -> int:
+        return self._flags[oid]
+
+    def refcount(self, oid: int) -> int:
+        return self._ref[oid]
+
+    def get_ref(self, oid: int) -> None:
+        """Pin the object (dget / __iget / an open file)."""
+        self._ref[oid] += 1
+
+    def put_ref(self, oid: int) -> int:
+        ref = self._ref[oid] - 1
+        if ref < 0:
+            raise ValueError(f"{self.name}: reference count of object {oid} below zero")
+        self._ref[oid] = ref
+        return ref
+
+    def is_pinned(self, oid: int) -> bool:
+        return self._ref[oid] > 0
+
+    def set_published(self, oid: int, published: bool = True) -> None:
+        if published:
+            self._flags[oid] &= ~F_UNPUBLISHED
+        else:
+            self._flags[oid] |= F_UNPUBLISHED
+
+    def lru_add(self, oid: int) -> None:
+        """``list_lru_add``: the object is unused and may be reclaimed (tail = newest)."""
+        fl = self._flags[oid]
+        if not fl & F_LRU:
+            self._flags[oid] = fl | F_LRU
+            self._lru[oid] = None
+
+    def lru_del(self, oid: int) -> None:
+        fl = self._flags[oid]
+        if fl & F_LRU:
+            self._flags[oid] = fl & ~F_LRU
+            del self._lru[oid]
+
+    def mark_referenced(self, oid: int) -> None:
+        self._flags[oid] |= F_REFERENCED
+
+    @property
+    def nr_lru(self) -> int:
+        return len(self._lru)
+
+    def reclaimable(self, oid: int) -> bool:
+        """Unused, so that the shrinker or free-mode defragmentation may free it."""
+        if not self.is_allocated(oid):
+            return False
+        if self._flags[oid] & (F_RCU | F_DEFERRED | F_GHOST | F_UNPUBLISHED):
+            return False
+        if self.owner is not None:
+            return self.owner.reclaimable(self, oid)
+        return self.default_reclaimable(oid)
+
+    def default_reclaimable(self, oid: int) -> bool:
+        """Without an owner: unpinned and on the LRU."""
+        return self._ref[oid] == 0 and bool(self._flags[oid] & F_LRU)
+
+    def evict(self, oid: int, cpu: int = 0) -> int:
+        """Free an unused object through its owner (dentry -> inode -> page cache).
+
+        Returns the page-cache pages evicted with it.
+        """
+        self.stats.objects_evicted += 1
+        if self.owner is not None:
+            evicted = self.owner.evict(self, oid, cpu)
+            self.stats.page_cache_evicted += evicted
+            return evicted
+        return self.default_evict(oid, cpu)
+
+    def default_evict(self, oid: int, cpu: int = 0) -> int:
+        """Without an owner: off the LRU and freed (through RCU if the cache does that)."""
+        self.lru_del(oid)
+        if self.rcu_free:
+            self.free_rcu(oid, cpu)
+        else:
+            self.free(oid, cpu)
+        return 0
+
+    # ------------------------------------------------------------------ shrinker
+
+    def shrink(self, nr_to_scan: int, cpu: int = 0) -> ShrinkResult:
+        """Walk ``nr_to_scan`` LRU entries from the oldest (``list_lru_shrink_walk`` with
+        the ``dentry_lru_isolate`` rules)."""
+        res = ShrinkResult()
+        lru, flags, ref = self._lru, self._flags, self._ref
+        pages0 = self.stats.pages_freed
+        pc0 = self.stats.page_cache_evicted
+        while res.scanned < nr_to_scan and lru:
+            oid = next(iter(lru))
+            res.scanned += 1
+            fl = flags[oid]
+            if ref[oid]:
+                # In use again: taken off the LRU, not freed (LRU_REMOVED).
+                del lru[oid]
+                flags[oid] = fl & ~F_LRU
+                res.removed += 1
+            elif fl & (F_REFERENCED | F_HELD):
+                # Second chance (LRU_ROTATE); a held object is busy and rotates too.
+                lru.move_to_end(oid)
+                flags[oid] = fl & ~F_REFERENCED
+                res.rotated += 1
+            else:
+                self.evict(oid, cpu)
+                if oid in lru:  # an owner that did not take it off: do it here
+                    self.lru_del(oid)
+                res.freed += 1
+        res.pages_returned = self.stats.pages_freed - pages0
+        res.page_cache_evicted = self.stats.page_cache_evicted - pc0
+        self.stats.shrink_scanned += res.scanned
+        self.stats.shrink_freed += res.freed
+        return res
+
+    def count_objects(self) -> int:
+        """The shrinker's ``count_objects``: ``vfs_pressure_ratio(list_lru_count)``."""
+        return len(self._lru) * self.vfs_cache_pressure // 100
+
+    def shrink_slab(self, priority: int, cpu: int = 0) -> ShrinkResult:
+        """``do_shrink_slab`` of this cache's own shrinker at ``priority`` (12 is
+        DEF_PRIORITY, 0 the most pressure)."""
+        total = ShrinkResult()
+
+        def scan(n: int) -> int:
+            r = self.shrink(n, cpu)
+            total.add(r)
+            return r.freed
+
+        _, _, self.nr_deferred_shrink = do_shrink_slab(
+            self.count_objects(), priority, scan, seeks=self.seeks,
+            nr_deferred=self.nr_deferred_shrink)
+        return total
+
+    # ------------------------------------------------------------------ defragmentation
+
+    @property
+    def nr_partial(self) -> int:
+        return len(self._node_partial)
+
+    def node_partial_slabs(self) -> list[Slab]:
+        """The node partial list, head first."""
+        return list(self._node_partial)
+
+    def cpu_partial_slabs_of(self, cpu: int) -> list[Slab]:
+        """A CPU's partial list, head first."""
+        return self._cpu_partial[cpu][::-1]
+
+    def cpu_slab(self, cpu: int) -> Slab | None:
+        return self._cpu_slab[cpu]
+
+    def slabs(self) -> Iterator[Slab]:
+        return iter(list(self._slab_at.values()))
+
+    def slab_at(self, pfn: int) -> Slab | None:
+        return self._slab_at.get(pfn)
+
+    def candidate_slabs(self, used_ratio: int) -> list[Slab]:
+        """Node-partial slabs with ``inuse <= used_ratio% * objects``."""
+        return [s for s in self._node_partial if s.inuse * 100 <= used_ratio * s.objects]
+
+    def objects_of(self, slab: Slab) -> list[int]:
+        """The object ids in a slab, ghosts included, in slot order."""
+        return [oid for oid in slab.slot_obj if oid >= 0]
+
+    def freeze(self, slab: Slab) -> None:
+        """Take a slab off every list and freeze it: no allocation is served from it and
+        its objects can only leave."""
+        where = slab.where
+        if where == W_NODE_PARTIAL:
+            del self._node_partial[slab]
+        elif where == W_CPU_PARTIAL:
+            self._cpu_partial[slab.cpu].remove(slab)
+        elif where == W_CPU:
+            self._cpu_slab[slab.cpu] = None
+        elif where != W_FULL:
+            raise ValueError(
+                f"{self.name}: cannot freeze the slab at pfn {slab.pfn}: it is "
+                f"{WHERE_NAMES[where]}"
+            )
+        slab.where = W_FROZEN
+
+    def unfreeze(self, slab: Slab, cpu: int = 0) -> int:
+        """Unfreeze after reclaim: an empty slab goes back to the page allocator at once,
+        a partial one to the node list tail. Returns the pages given back."""
+        if slab.where != W_FROZEN:
+            raise ValueError(f"{self.name}: the slab at pfn {slab.pfn} is not frozen")
+        if not slab.inuse:
+            pages = 1 << slab.order
+            self._discard_slab(slab, cpu)
+            return pages
+        if slab.free:
+            self._add_partial(slab, tail=True)
+        else:
+            slab.where = W_FULL
+        return 0
+
+    def hold(self, oid: int) -> None:
+        """Make an object stable for reclaim (a get() reference): a free waits."""
+        if not self.is_allocated(oid):
+            raise ValueError(f"{self.name}: object {oid} is not allocated")
+        self._flags[oid] |= F_HELD
+
+    def is_held(self, oid: int) -> bool:
+        return self.is_allocated(oid) and bool(self._flags[oid] & F_HELD)
+
+    def release(self, oid: int, cpu: int = 0) -> bool:
+        """Drop a get() reference; a free that came meanwhile is applied now, once.
+
+        Returns whether a deferred free was applied.
+        """
+        if not self.is_allocated(oid):
+            return False
+        fl = self._flags[oid]
+        if not fl & F_HELD:
+            return False
+        self._flags[oid] = fl & ~(F_HELD | F_DEFERRED)
+        if fl & F_DEFERRED:
+            self.nr_deferred -= 1
+            if fl & F_LRU:
+                del self._lru[oid]
+            self._free_object(self._obj_slab[oid], oid, cpu)
+            return True
+        return False
+
+    def move_object(self, oid: int, cpu: int = 0) -> bool:
+        """Move an object to a slot allocated the normal way (``kmem_cache_alloc``), keeping
+        its id: copy, re-point, free the original. The original slot of an RCU-freed
+        cache stays taken by a ghost until a grace period has passed.
+
+        Returns False when no slot could be allocated elsewhere.
+        """
+        src = self._obj_slab[oid] if 0 <= oid < len(self._obj_slab) else None
+        if src is None or self._flags[oid] & (F_RCU | F_DEFERRED | F_GHOST):
+            raise ValueError(f"{self.name}: object {oid} is not a live object")
+        dst = self._cpu_slab[cpu]
+        if dst is None or not dst.free:
+            dst = self._alloc_slowpath(cpu)
+            if dst is None:
+                return False
+        if dst is src:
+            return False
+        new_slot = dst.free.pop()
+        dst.inuse += 1
+        dst.slot_obj[new_slot] = oid
+        old_slot = self._obj_slot[oid]
+        self._obj_slab[oid] = dst
+        self._obj_slot[oid] = new_slot
+        self.nr_inuse += 1
+        self.stats.objects_moved += 1
+        if self.rcu_free:
+            # RCU readers may still see the old copy: it is freed after a grace period.
+            if self._free_ids:
+                ghost = self._free_ids.pop()
+                self._obj_slab[ghost] = src
+                self._obj_slot[ghost] = old_slot
+                self._ref[ghost] = 0
+            else:
+                ghost = len(self._obj_slab)
+                self._obj_slab.append(src)
+                self._obj_slot.append(old_slot)
+                self._flags.append(0)
+                self._ref.append(0)
+            src.slot_obj[old_slot] = ghost
+            self._flags[ghost] = F_GHOST | F_RCU
+            self._rcu_time.append(self.clock())
+            self._rcu_oid.append(ghost)
+            self._rcu_cpu.append(cpu)
+            self.stats.rcu_queued += 1
+        else:
+            self.nr_inuse -= 1
+            self._release_slot(src, old_slot, cpu)
+        return True
+
+    # ------------------------------------------------------------------ reporting
+
+    def slabinfo_entry(self) -> SlabinfoEntry:
+        """``get_slabinfo`` + ``cache_show``."""
+        free_on_partial = sum(s.objects - s.inuse for s in self._node_partial)
+        return SlabinfoEntry(
+            name=self.name,
+            active_objs=self.total_objects - free_on_partial,
+            num_objs=self.total_objects,
+            objsize=self.size,
+            objperslab=self.objects_per_slab,
+            pagesperslab=1 << self.order,
+            active_slabs=self.nr_slabs,
+            num_slabs=self.nr_slabs,
+        )
+
+    def occupancy(self) -> float:
+        """Occupied share of all slots (1.0 for an empty cache)."""
+        return self.nr_inuse / self.total_objects if self.total_objects else 1.0
+
+    def sparse_slab_pages(self, used_ratio: int = 30) -> int:
+        """Pages held by slabs with ``inuse <= used_ratio%`` of their objects."""
+        return sum(s.pages for s in self._slab_at.values()
+                   if s.inuse * 100 <= used_ratio * s.objects)
+
+    def _describe_bad_free(self, oid: object) -> str:
+        if not isinstance(oid, int) or not 0 <= oid < len(self._obj_slab):
+            return f"{self.name}: free of object {oid!r}, which this cache never allocated"
+        if self._obj_slab[oid] is None:
+            return f"{self.name}: double free of object {oid}: it is already free"
+        fl = self._flags[oid]
+        if fl & F_RCU:
+            return f"{self.name}: double free of object {oid}: it waits for an RCU free"
+        return f"{self.name}: double free of object {oid}: its free is already deferred"
+
+    def check(self) -> None:
+        """Verify the cache's invariants; raise SlabCorrupt on the first broken one."""
+        zone = self.zone
+        inuse = objects = pages = 0
+        seen_oids: set[int] = set()
+        for pfn, slab in self._slab_at.items():
+            if slab.pfn != pfn or slab.where == W_FREED:
+                raise SlabCorrupt(f"{self.name}: slab map entry {pfn} is stale")
+            if not zone.is_allocated(pfn) or zone.order_of(pfn) != slab.order:
+                raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} is not an allocated block")
+            if zone.owner_of(pfn) != self.owner_tag:
+                raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} has owner {zone.owner_of(pfn)}")
+            occupied = [o for o in slab.slot_obj if o >= 0]
+            if len(occupied) != slab.inuse or len(slab.free) != slab.objects - slab.inuse:
+                raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} miscounts its objects")
+            if sorted(slab.free) != [i for i, o in enumerate(slab.slot_obj) if o < 0]:
+                raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} free slots disagree")
+            for slot, oid in enumerate(slab.slot_obj):
+                if oid < 0:
+                    continue
+                if self._obj_slab[oid] is not slab or self._obj_slot[oid] != slot:
+                    raise SlabCorrupt(f"{self.name}: object {oid} is not where slot {slot} "
+                                      f"of pfn {pfn} says")
+                seen_oids.add(oid)
+            if slab.where == W_NODE_PARTIAL and slab not in self._node_partial:
+                raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} is marked node-partial")
+            if slab.where == W_CPU and self._cpu_slab[slab.cpu] is not slab:
+                raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} is marked cpu slab")
+            if slab.where == W_CPU_PARTIAL and slab not in self._cpu_partial[slab.cpu]:
+                raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} is marked cpu partial")
+            if slab.where == W_FULL and slab.free:
+                raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} is 'full' with free slots")
+            inuse += slab.inuse
+            objects += slab.objects
+            pages += slab.pages
+        for slab in self._node_partial:
+            if slab.where != W_NODE_PARTIAL or not slab.free:
+                raise SlabCorrupt(f"{self.name}: node partial list holds a slab that is "
+                                  f"{WHERE_NAMES[slab.where]} with {len(slab.free)} free")
+        if inuse != self.nr_inuse or objects != self.total_objects or pages != self.nr_pages:
+            raise SlabCorrupt(f"{self.name}: counters disagree with the slabs")
+        if len(self._slab_at) != self.nr_slabs:
+            raise SlabCorrupt(f"{self.name}: nr_slabs {self.nr_slabs}, map {len(self._slab_at)}")
+        allocated = {i for i, s in enumerate(self._obj_slab) if s is not None}
+        if allocated != seen_oids:
+            raise SlabCorrupt(f"{self.name}: {len(allocated ^ seen_oids)} objects are lost")
+        for oid in self._lru:
+            if oid not in allocated or not self._flags[oid] & F_LRU:
+                raise SlabCorrupt(f"{self.name}: LRU holds object {oid} wrongly")
+        for oid in self._rcu_oid:
+            if oid not in allocated or not self._flags[oid] & F_RCU:
+                raise SlabCorrupt(f"{self.name}: RCU queue holds object {oid} wrongly")
+        deferred = sum(1 for oid in allocated if self._flags[oid] & F_DEFERRED)
+        if deferred != self.nr_deferred:
+            raise SlabCorrupt(f"{self.name}: {deferred} deferred frees, counter "
+                              f"{self.nr_deferred}")
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class SlabCaches:
+    """All caches of one machine, keyed by name; cache ids index the page owner tags."""
+
+    def __init__(self, zone: Zone, *, page_allocator: PageAllocator | None = None,
+                 rcu_grace: float = DEFAULT_RCU_GRACE,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.zone = zone
+        self.page_allocator = page_allocator
+        self.rcu_grace = rcu_grace
+        self.clock = clock or _zero_clock
+        self._by_name: dict[str, SlabCache] = {}
+        self._by_id: list[SlabCache] = []
+
+    def create(self, name: str, size: int | None = None, *,
+               geometry: SlabGeometry | None = None, **options: object) -> SlabCache:
+        """A cache of ``size``-byte slots (geometry as ``calculate_order`` derives it for
+        this zone's CPUs) or of an explicit ``geometry``. ``options`` go to SlabCache."""
+        if name in self._by_name:
+            raise ValueError(f"a slab cache named {name!r} already exists")
+        if geometry is None:
+            if size is None:
+                raise ValueError(f"cache {name!r}: expected an object size or a geometry")
+            geometry = SlabGeometry.derived(size, self.zone.cpus, page_size=self.zone.page_size)
+        options.setdefault("page_allocator", self.page_allocator)
+        options.setdefault("rcu_grace", self.rcu_grace)
+        options.setdefault("clock", self.clock)
+        cache = SlabCache(name, geometry, self.zone, cache_id=len(self._by_id),
+                          **options)  # type: ignore[arg-type]
+        self._by_name[name] = cache
+        self._by_id.append(cache)
+        return cache
+
+    def create_from_slabinfo(self, entries: Iterable[SlabinfoEntry]) -> list[SlabCache]:
+        """One cache per slabinfo row, with that row's geometry (no objects yet)."""
+        return [self.create(e.name, geometry=SlabGeometry.from_slabinfo(e, self.zone.page_size))
+                for e in entries]
+
+    def __getitem__(self, name: str) -> SlabCache:
+        return self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[SlabCache]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def by_id(self, cache_id: int) -> SlabCache:
+        return self._by_id[cache_id]
+
+    def cache_of_pfn(self, pfn: int) -> SlabCache | None:
+        """The cache whose slab starts at ``pfn`` (from the zone's owner tag)."""
+        if not self.zone.is_allocated(pfn):
+            return None
+        cid = self.zone.owner_of(pfn) - OWNER_SLAB
+        if not 0 <= cid < len(self._by_id):
+            return None
+        cache = self._by_id[cid]
+        return cache if cache.slab_at(pfn) is not None else None
+
+    def rcu_advance(self, now: float) -> int:
+        return sum(c.rcu_advance(now) for c in self._by_id)
+
+    def slabinfo_entries(self) -> list[SlabinfoEntry]:
+        return [c.slabinfo_entry() for c in self._by_id]
+
+    def format_slabinfo(self) -> str:
+        return format_slabinfo(self.slabinfo_entries())
+
+    def check(self) -> None:
+        for cache in self._by_id:
+            cache.check()

@@ -1,0 +1,144 @@
+"""Files as dentry -> inode -> page cache / XArray nodes, with tmpfs and disk pinning."""
+
+import pytest
+
+from sim.buddy import OWNER_MOVABLE, Zone
+from sim.objects import FileSystem, xa_nodes_for
+from sim.slab import F_LRU, SlabCaches
+
+
+def make_fs(fs: str = "disk", nr_pages: int = 1 << 14, rcu: bool = False):
+    zone = Zone(nr_pages, cpus=2)
+    caches = SlabCaches(zone)
+    dcache = caches.create("dentry", 192, rcu_free=rcu)
+    icache = caches.create("shmem_inode_cache" if fs == "tmpfs" else "ext4_inode_cache",
+                           752 if fs == "tmpfs" else 1128, rcu_free=rcu)
+    xa = caches.create("radix_tree_node", 584, rcu_free=rcu)
+    return zone, caches, FileSystem(zone, dcache, icache, xa, fs=fs)
+
+
+def test_xarray_nodes_exist_only_for_files_of_more_than_one_page():
+    assert [xa_nodes_for(n) for n in (0, 1, 2, 64, 65, 4096, 4097)] == [0, 0, 1, 1, 3, 65, 68]
+    zone, caches, fs = make_fs()
+    fs.create(1)
+    fs.create(0)
+    assert caches["radix_tree_node"].nr_live == 0
+    fid = fs.create(100)
+    assert len(fs.files[fid].xa_nodes) == 3
+    assert caches["radix_tree_node"].nr_live == 3
+
+
+def test_page_cache_pages_are_movable_and_owned_by_the_lru():
+    zone, caches, fs = make_fs()
+    fid = fs.create(3)
+    for pfn in fs.files[fid].pages:
+        assert zone.owner_of(pfn) == OWNER_MOVABLE
+
+
+def test_tmpfs_pins_every_live_files_dentry_and_inode():
+    zone, caches, fs = make_fs("tmpfs")
+    fid = fs.create(1)
+    f = fs.files[fid]
+    assert caches["dentry"].is_pinned(f.dentry)
+    assert caches["shmem_inode_cache"].is_pinned(f.inode)
+    assert caches["dentry"].nr_lru == 0
+    assert not fs.reclaimable(caches["dentry"], f.dentry)
+    assert not fs.reclaimable(caches["shmem_inode_cache"], f.inode)
+    assert fs.shrink(priority=0).freed == 0
+
+
+def test_a_closed_disk_files_dentry_is_unused_on_the_lru_and_its_inode_follows():
+    zone, caches, fs = make_fs("disk")
+    dcache, icache = caches["dentry"], caches["ext4_inode_cache"]
+    fid = fs.create(2, keep_open=True)
+    f = fs.files[fid]
+    assert dcache.is_pinned(f.dentry) and dcache.nr_lru == 0
+    fs.close(fid)
+    assert not dcache.is_pinned(f.dentry) and dcache.flags_of(f.dentry) & F_LRU
+    assert icache.nr_lru == 0  # held by its dentry
+    fs.open(fid)
+    fs.close(fid)  # a second dput of an LRU dentry: referenced, not moved
+    res = dcache.shrink(1)
+    assert res.rotated == 1 and f.dentry >= 0
+    res = dcache.shrink(1)
+    assert res.freed == 1 and f.dentry == -1
+    assert icache.nr_lru == 1  # iput_final: unused and cached
+    assert fs.stats.page_cache_evicted == 0  # pages go with the inode, not the dentry
+
+
+def test_evicting_an_inode_evicts_its_page_cache_and_counts_it():
+    zone, caches, fs = make_fs("disk")
+    icache = caches["ext4_inode_cache"]
+    fid = fs.create(70)
+    allocated = zone.nr_allocated_pages
+    f = fs.files[fid]
+    assert fs.reclaimable(icache, f.inode)  # its dentry is unused: alias pruning
+    evicted = icache.evict(f.inode)
+    assert evicted == 70 and fs.stats.page_cache_evicted == 70
+    assert icache.stats.page_cache_evicted == 70
+    assert fs.stats.dentries_evicted == 1 and fs.stats.inodes_evicted == 1
+    assert zone.nr_allocated_pages == allocated - 70
+    assert caches["radix_tree_node"].nr_live == 0
+    assert fid in fs.files and fs.files[fid].linked  # the file still exists on disk
+    assert fs.open(fid) and fs.stats.lookups == 1
+    zone.check()
+
+
+def test_deleting_a_file_truncates_and_does_not_count_as_eviction():
+    zone, caches, fs = make_fs("tmpfs", rcu=True)
+    allocated = zone.nr_allocated_pages
+    fid = fs.create(5)
+    fs.unlink(fid)
+    assert fid not in fs.files
+    assert fs.stats.page_cache_truncated == 5 and fs.stats.page_cache_evicted == 0
+    # dentry and inode wait for RCU; the pages went at once.
+    assert caches["dentry"].nr_rcu_pending == 1
+    assert caches["shmem_inode_cache"].nr_rcu_pending == 1
+    caches.rcu_advance(10.0)
+    caches["dentry"].flush_cpu_slabs()
+    caches["shmem_inode_cache"].flush_cpu_slabs()
+    caches["radix_tree_node"].flush_cpu_slabs()
+    assert caches["dentry"].nr_inuse == 0
+    assert zone.nr_allocated_pages == allocated + sum(c.nr_pages for c in caches)
+
+
+def test_an_open_deleted_file_lives_until_its_last_close():
+    zone, caches, fs = make_fs("disk")
+    fid = fs.create(1, keep_open=True)
+    fs.unlink(fid)
+    assert fid in fs.files and caches["dentry"].nr_live == 1
+    fs.close(fid)
+    assert fid not in fs.files and caches["dentry"].nr_live == 0
+
+
+def test_super_block_shrinker_prunes_dentries_first_then_inodes():
+    zone, caches, fs = make_fs("disk")
+    for _ in range(200):
+        fs.create(1)
+    res = fs.shrink(nr_to_scan=1000)
+    # The dentries went in the first batches; their inodes joined the inode LRU and
+    # were pruned in the later ones, with their page cache.
+    assert fs.stats.dentries_evicted == 200
+    assert fs.stats.inodes_evicted == res.freed - 200
+    assert res.page_cache_evicted == fs.stats.inodes_evicted
+    zone.check()
+
+
+def test_failed_create_leaves_nothing_allocated():
+    zone, caches, fs = make_fs("disk", nr_pages=1 << 10)
+    created = 0
+    while fs.create(8) is not None:
+        created += 1
+    assert created > 0 and fs.stats.create_failed >= 1
+    live = caches["dentry"].nr_live
+    assert live == created == caches["ext4_inode_cache"].nr_live
+    caches.check()
+    zone.check()
+
+
+def test_bad_fs_type_is_a_clear_error():
+    zone = Zone(1 << 10)
+    caches = SlabCaches(zone)
+    with pytest.raises(ValueError, match="expected fs one of tmpfs, disk, got 'ext9'"):
+        FileSystem(zone, caches.create("dentry", 192), caches.create("inode_cache", 600),
+                   fs="ext9")
