@@ -61,8 +61,9 @@ import heapq
 import math
 from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -75,6 +76,9 @@ from sim.migratetype import (
     MIGRATE_TYPES,
     MIGRATE_UNMOVABLE,
 )
+
+if TYPE_CHECKING:
+    from sim.compaction import CaptureControl
 
 PAGE_ALLOC_COSTLY_ORDER = 3
 # mm/Kconfig: PCP_BATCH_SCALE_MAX default 5.
@@ -1377,3 +1381,223 @@ class Zone:
             raise BuddyCorrupt(f"{seen[PG_PCP]} pcp pages in page state, {pcp_total} on lists")
         if seen[PG_BUDDY] + seen[PG_PCP] + seen[PG_ALLOC] != n:
             raise BuddyCorrupt("free + per-CPU + allocated != total")
+
+    # ---- compaction support (mm/compaction.c, mm/migrate.c)
+    #
+    # What sim/compaction.py needs from the zone, and nothing else calls: the
+    # allocator's own paths above are unchanged by this section. The scanners read the
+    # page state directly (page_state_arrays); every change goes through a method here.
+
+    def page_state_arrays(self) -> tuple[bytearray, array]:
+        """The per-pfn state bytes and owner tags, for the compaction scanners.
+
+        Read-only by contract: a scanner walks millions of pfns, and a method call per
+        pfn would cost more than the walk. Changes go through the methods below.
+        """
+        return self._state, self._owner
+
+    def free_area_empty(self, order: int, mt: int) -> bool:
+        """``free_area_empty(&zone->free_area[order], mt)``"""
+        return not self._nr_free_mt[order * MIGRATE_TYPES + mt]
+
+    def find_suitable_fallback(self, order: int, mt: int, claimable: bool) -> int:
+        """``find_suitable_fallback``: -2 too small to claim, -1 none, else the type."""
+        return self._find_suitable_fallback(order, mt, claimable)
+
+    def isolate_free_page(self, pfn: int) -> int:
+        """``__isolate_free_page``: take the free block at ``pfn`` off its list.
+
+        Returns the pages isolated, or 0 when the zone would fall to the min watermark
+        (compaction obeys watermarks as if it allocated the block). The block becomes
+        an allocated block with owner OWNER_NONE until compaction hands it to a
+        migrated page or frees it. A block of at least half a pageblock turns every
+        mergeable pageblock it touches MOVABLE, moving the block's other free pages.
+        """
+        st = self._state[pfn]
+        if st & PG_KIND != PG_BUDDY:
+            raise ValueError(f"pfn {pfn} is not the head of a free block (state {st:#x})")
+        order = st & PG_ORDER
+        shift = self.pageblock_order
+        mt = self._pageblock_mt[pfn >> shift]
+        if mt != MIGRATE_ISOLATE and not self.zone_watermark_ok(
+            0, self._watermark[WMARK_MIN] + (1 << order), 0
+        ):
+            return 0
+        self._del_from_free_list(pfn, order, mt)
+        self._state[pfn] = PG_ALLOC | order
+        self._owner[pfn] = OWNER_NONE
+        if order >= shift - 1:
+            pb = self.pageblock_nr_pages
+            for page in range(pfn, pfn + (1 << order) - 1, pb):
+                block_mt = self._pageblock_mt[page >> shift]
+                start = page & ~(pb - 1)
+                # migratetype_is_mergeable, and prep_move_freepages_block's refusal of
+                # a pageblock that straddles the zone end.
+                if block_mt < MIGRATE_PCPTYPES and start + pb <= self.nr_pages:
+                    self._move_freepages_block(start, block_mt, MIGRATE_MOVABLE)
+                    self._set_pageblock_range(start, 0, MIGRATE_MOVABLE)
+        return 1 << order
+
+    def split_isolated_page(self, pfn: int, order: int, new_order: int) -> list[int]:
+        """Split an isolated block as ``compaction_alloc`` does: keep the lowest
+        ``2**new_order`` pages at ``pfn``; return the upper halves, largest first
+        (pfn + 2**(order-1) at order-1, ..., pfn + 2**new_order at new_order)."""
+        if self._state[pfn] != PG_ALLOC | order or self._owner[pfn] != OWNER_NONE:
+            raise ValueError(f"pfn {pfn} is not an isolated free block of order {order}")
+        pieces = []
+        for k in range(order - 1, new_order - 1, -1):
+            piece = pfn + (1 << k)
+            self._state[piece] = PG_ALLOC | k
+            self._owner[piece] = OWNER_NONE
+            pieces.append(piece)
+        self._state[pfn] = PG_ALLOC | new_order
+        return pieces
+
+    def migrate_page(self, src: int, dst: int, cpu: int) -> None:
+        """Move an allocated block's contents and owner to an isolated block.
+
+        mm/migrate.c ``migrate_folio_move`` then ``migrate_folio_done``: the source is
+        released with ``folio_put``, i.e. freed on ``cpu``'s per-CPU list like any
+        other free (``free_frozen_pages``), not merged at once.
+
+        ``zone.on_migrate(src, dst, order)``, if the engine set it, is called before the
+        source is freed: whoever tracks the block by pfn (rmap, in the kernel) follows it.
+        """
+        st = self._state[src]
+        order = st & PG_ORDER
+        if st & PG_KIND != PG_ALLOC:
+            raise ValueError(f"migration source pfn {src} is not allocated (state {st:#x})")
+        if self._state[dst] != PG_ALLOC | order or self._owner[dst] != OWNER_NONE:
+            raise ValueError(
+                f"migration target pfn {dst} is not an isolated block of order {order}"
+            )
+        self._owner[dst] = self._owner[src]
+        on_migrate = getattr(self, "on_migrate", None)
+        if on_migrate is not None:
+            on_migrate(src, dst, order)
+        self.free(src, order, cpu)
+
+    @property
+    def _skip_bits(self) -> bytearray:
+        # PB_compact_skip of every pageblock, created on first use so that a zone that
+        # is never compacted carries nothing.
+        bits = self.__dict__.get("_pageblock_skip_bits")
+        if bits is None:
+            bits = self._pageblock_skip_bits = bytearray(self.nr_pageblocks)
+        return bits
+
+    def pageblock_skip(self, pfn: int) -> bool:
+        """``get_pageblock_skip``"""
+        return bool(self._skip_bits[pfn >> self.pageblock_order])
+
+    def set_pageblock_skip(self, pfn: int) -> None:
+        self._skip_bits[pfn >> self.pageblock_order] = 1
+
+    def clear_pageblock_skip(self, pfn: int) -> None:
+        self._skip_bits[pfn >> self.pageblock_order] = 0
+
+    def free_list_iter(self, order: int, mt: int, reverse: bool = False) -> Iterator[int]:
+        """The pfns of one free list, head first (or tail first), read lazily.
+
+        The next link is read before a pfn is yielded, so the caller may move that pfn
+        (``move_freelist_head``/``_tail``) and stop, as the fast compaction searches do.
+        """
+        s = self._sentinel + order * MIGRATE_TYPES + mt
+        links = self._prev if reverse else self._next
+        pfn = links[s]
+        while pfn != s:
+            after = links[pfn]
+            yield pfn
+            pfn = after
+
+    def _rotate_free_list(self, order: int, mt: int, before: int, after: int) -> None:
+        # Re-link the list's sentinel between ``before`` and ``after``: a rotation of
+        # the circular list, which is what list_cut_* + list_splice_tail amount to.
+        s = self._sentinel + order * MIGRATE_TYPES + mt
+        nxt, prv = self._next, self._prev
+        n, p = nxt[s], prv[s]
+        nxt[p] = n
+        prv[n] = p
+        nxt[before] = s
+        prv[s] = before
+        nxt[s] = after
+        prv[after] = s
+
+    def move_freelist_head(self, order: int, mt: int, pfn: int) -> None:
+        """mm/compaction.c ``move_freelist_head``: make ``pfn`` the list head; the
+        entries before it go to the tail, in order."""
+        if self._state[pfn] != PG_BUDDY | order:
+            raise ValueError(f"pfn {pfn} is not on a free list of order {order}")
+        self._rotate_free_list(order, mt, self._prev[pfn], pfn)
+
+    def move_freelist_tail(self, order: int, mt: int, pfn: int) -> None:
+        """mm/compaction.c ``move_freelist_tail``: make ``pfn`` the list tail."""
+        if self._state[pfn] != PG_BUDDY | order:
+            raise ValueError(f"pfn {pfn} is not on a free list of order {order}")
+        self._rotate_free_list(order, mt, pfn, self._next[pfn])
+
+    def set_capture_control(self, capc: CaptureControl | None) -> None:
+        """Install ``current->capture_control`` for a direct compaction, or remove it.
+
+        While installed, every ``__free_one_page`` of this zone runs the capturing
+        variant below. It is an instance attribute shadowing the method, so that the
+        allocator's ordinary frees pay nothing for compaction_capture.
+        """
+        if capc is None:
+            self.__dict__.pop("_free_one_page", None)
+            self._capc = None
+        else:
+            self._capc = capc
+            self._free_one_page = self._free_one_page_capturing
+
+    def _free_one_page_capturing(self, pfn: int, order: int, mt: int, to_tail: bool) -> None:
+        """``__free_one_page`` with ``compaction_capture``, checked at every order.
+
+        task_capc(): only until one page is captured. compaction_capture(): the order
+        must be the request's, not an isolated block, and a block below pageblock order
+        in a MOVABLE pageblock is taken only for a MOVABLE request.
+        """
+        capc = self._capc
+        if capc is None or capc.page is not None:
+            Zone._free_one_page(self, pfn, order, mt, to_tail)
+            return
+        state = self._state
+        pb_mt = self._pageblock_mt
+        shift = self.pageblock_order
+        max_order = self.max_order
+        nr_pages = self.nr_pages
+        state[pfn] = PG_TAIL
+        buddy_pfn = pfn
+        while order < max_order:
+            if (
+                order == capc.order
+                and mt != MIGRATE_ISOLATE
+                and not (
+                    order < shift and mt == MIGRATE_MOVABLE
+                    and capc.migratetype != MIGRATE_MOVABLE
+                )
+            ):
+                capc.page = pfn
+                state[pfn] = PG_ALLOC | order
+                self._owner[pfn] = capc.owner
+                return
+            buddy_pfn = pfn ^ (1 << order)
+            if buddy_pfn >= nr_pages or state[buddy_pfn] != PG_BUDDY | order:
+                break
+            buddy_mt = mt
+            if order >= shift:
+                buddy_mt = pb_mt[buddy_pfn >> shift]
+                if buddy_mt != mt and (
+                    mt >= MIGRATE_PCPTYPES or buddy_mt >= MIGRATE_PCPTYPES
+                ):
+                    break
+            self._del_from_free_list(buddy_pfn, order, buddy_mt)
+            if buddy_mt != mt:
+                self._set_pageblock_range(buddy_pfn, 0, mt)
+            pfn &= buddy_pfn
+            order += 1
+        if not to_tail and order < max_order - 1:
+            higher = buddy_pfn & pfn
+            higher_buddy = higher ^ (1 << (order + 1))
+            to_tail = higher_buddy < nr_pages and state[higher_buddy] == PG_BUDDY | (order + 1)
+        self._add_to_free_list(pfn, order, mt, to_tail)
