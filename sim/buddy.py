@@ -335,6 +335,8 @@ class Zone:
         self.nr_free = [0] * (max_order + 1)  # free_area[order].nr_free
         self._nr_free_mt = [0] * nr_lists  # blocks per (order, migratetype)
         self.nr_free_pages = 0  # NR_FREE_PAGES: buddy pages only, not pcp pages
+        self.nr_alloc_calls = 0  # alloc() and free() calls: the simulator's "alloc_ops"
+        self.nr_free_calls = 0
         self.nr_free_highatomic = 0
         self._watermark_boost = 0
         self.stats = BuddyStats()
@@ -343,6 +345,8 @@ class Zone:
         self._boosted = self._below_high = self._reclaim_active = False
         # Called as wakeup_kswapd(order) when rmqueue finds ZONE_BOOSTED_WATERMARK.
         self.on_wakeup_kswapd: Callable[[int], None] | None = None
+        # Called as on_migrate(old_pfn, new_pfn, order) when compaction moves a block.
+        self.on_migrate: Callable[[int, int, int], None] | None = None
 
         self.min_free_kbytes = 0
         self._watermark = [0, 0, 0, 0]  # min, low, high, promo
@@ -1089,6 +1093,7 @@ class Zone:
         Returns the head pfn, or None when the watermark or the free lists refuse. The
         slow path (kswapd, compaction, reclaim) is the caller's.
         """
+        self.nr_alloc_calls += 1
         if (
             not order
             and self._fast_ok
@@ -1161,6 +1166,7 @@ class Zone:
         bypassing the per-CPU lists, as ``__free_pages_core`` and page isolation do.
         """
         # The owner tag of a free block is stale and never read: alloc sets it.
+        self.nr_free_calls += 1
         state = self._state
         try:
             bad = pfn < 0 or state[pfn] != PG_ALLOC | order
@@ -1514,6 +1520,8 @@ class Zone:
         # Re-link the list's sentinel between ``before`` and ``after``: a rotation of
         # the circular list, which is what list_cut_* + list_splice_tail amount to.
         s = self._sentinel + order * MIGRATE_TYPES + mt
+        if before == s or after == s:
+            return  # already the head (or the tail): list_is_first/list_is_last
         nxt, prv = self._next, self._prev
         n, p = nxt[s], prv[s]
         nxt[p] = n

@@ -78,9 +78,139 @@ def cmd_extfrag(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- fragsim run / validate / plot ---------------------------------------------------
+
+
+def _add(subparsers, name: str, help_text: str, description: str, example: str):
+    return subparsers.add_parser(
+        name, help=help_text, description=description, epilog=f"Example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_run(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add(
+        subparsers, "run", "run an experiment (every variant x seed) and write its results",
+        "Run one experiment from a YAML config. With variants: (e.g. defrag off/on) each\n"
+        "variant runs with every seed and the plots compare them. Writes config.yaml,\n"
+        "timeseries.csv, summary.json, final/{buddyinfo,pagetypeinfo,slabinfo}, memory\n"
+        "maps and PNG plots to results/<name>/ (or --out), atomically.",
+        "fragsim run configs/quickstart.yaml --set duration=30s --seeds 3",
+    )
+    parser.add_argument("config", metavar="CONFIG", help="an experiment YAML file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config key, e.g. "
+                        "caches.dentry.mobility=move (repeatable)")
+    parser.add_argument("--out", help="the run directory (default results/<name>)")
+    parser.add_argument("--seed", type=int, help="the first seed (default: the config's)")
+    parser.add_argument("--seeds", type=int, help="replicates per variant (default: the config's)")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNGs")
+    parser.set_defaults(run=cmd_run)
+
+
+def _progress_factory():
+    """A tqdm bar in simulated seconds per variant x seed, only on a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    def factory(duration: float, label: str):
+        bar = tqdm(total=round(duration, 3), desc=label, unit="sim s", leave=False,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} sim s "
+                   "[{elapsed}<{remaining}]")
+
+        def update(t: float) -> None:
+            bar.n = round(t, 3)
+            bar.refresh()
+            if t >= duration:
+                bar.close()
+
+        return update
+
+    return factory
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sim.runner import run_experiment
+    from workloads.base import WorkloadError
+
+    if args.seeds is not None and args.seeds < 1:
+        raise FragsimError(f"--seeds: expected a number of at least 1, got {args.seeds}")
+    try:
+        out = run_experiment(args.config, args.overrides, args.out, args.seed, args.seeds,
+                             _progress_factory(), plots=not args.no_plots)
+    except WorkloadError as e:
+        _print_error(str(e))
+        return 1
+    print(f"results in {out}/")
+    _print_headline(out)
+    return 0
+
+
+def _print_headline(out) -> None:
+    import json
+
+    summary = json.loads((out / "summary.json").read_text())
+    for variant, data in summary["variants"].items():
+        mean, ci = data["mean"], data["ci95"]
+        parts = []
+        for key, label in (("avail9_time_avg", "time-avg avail[9]"),
+                           ("thp_success_rate", "THP success")):
+            if key in mean:
+                half = ci.get(key)
+                spread = f" +/- {half:.3g}" if half == half and half is not None else ""
+                parts.append(f"{label} {mean[key]:.3g}{spread}")
+        parts.append(f"{data['n']} seed(s)")
+        print(f"  {variant}: " + ", ".join(parts))
+
+
+def add_validate(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add(
+        subparsers, "validate", "check a config and print its resolved form",
+        "Validate a config (units, keys, ranges, workload parameters) and print it fully\n"
+        "resolved, as a run would record it.",
+        "fragsim validate configs/quickstart.yaml --set machine.memory=2GiB",
+    )
+    parser.add_argument("config", metavar="CONFIG")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE")
+    parser.set_defaults(run=cmd_validate)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from sim.runner import validate
+
+    sys.stdout.write(validate(args.config, args.overrides))
+    return 0
+
+
+def add_plot(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add(
+        subparsers, "plot", "redraw the plots of a run directory from its files",
+        "Redraw every plot of a run directory from its timeseries.csv and memory maps.",
+        "fragsim plot results/quickstart",
+    )
+    parser.add_argument("directory", metavar="DIR")
+    parser.set_defaults(run=cmd_plot)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sim.plots import plot_run
+
+    path = Path(args.directory)
+    if not (path / "timeseries.csv").is_file():
+        raise FragsimError(f"{path}: expected a run directory with timeseries.csv, got none")
+    for drawn in plot_run(path):
+        print(drawn)
+    return 0
+
+
 # --- wiring ---------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_extfrag]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_run, add_validate, add_plot, add_extfrag]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Discrete-event simulator of Linux physical memory fragmentation.",
         epilog=(
             "Example:\n"
-            f"  {PROG} extfrag tests/data/compaction/gupta-12g-keep1of4/2-freed.buddyinfo\n\n"
+            f"  {PROG} run configs/quickstart.yaml\n\n"
             f"Run '{PROG} COMMAND --help' for a command's options and an example."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -61,15 +61,96 @@ class BuddyConfig(Section):
     percpu_pagelist_high_fraction: int = Field(0, ge=0)
 
 
+class SlabConfig(Section):
+    """Settings shared by every slab cache (mm/slub.c, fs/dcache.c)."""
+
+    rcu_grace: Duration = Field(0.1, description="call_rcu grace period; the real trace shows "
+                                "45-150 ms between an unlink and its rcu_do_batch frees")
+    vfs_cache_pressure: int = Field(100, ge=0, le=10000)
+
+
+class CacheConfig(Section):
+    """One slab cache, keyed by its name under ``caches:``. Unset fields are derived
+    (calculate_order from ``size``; flags from the well-known-caches table)."""
+
+    size: Size | None = Field(None, description="slot size in bytes, as slabinfo's objsize")
+    objects_per_slab: int | None = Field(None, ge=1, le=32767)
+    order: int | None = Field(None, ge=0, le=10)
+    mobility: str = Field("none", description="none, free, move, or module:Class")
+    rcu_free: bool | None = None
+    min_partial: int | None = Field(None, ge=0, le=1000)
+    cpu_partial_slabs: int | None = Field(None, ge=0, le=10000)
+
+
+class DefragSection(Section):
+    """The slab defragmenter (sim/defrag.py) and what triggers it."""
+
+    enabled: bool = False
+    used_ratio: int = Field(30, ge=0, le=100)
+    max_partial: int = Field(20, ge=0, le=100000)
+    max_slabs_per_pass: int = Field(0, ge=0)
+    pinned_policy: Literal["skip", "refuse"] = "skip"
+    rcu_wait: bool = False
+    batch: int = Field(16, ge=1, le=100000)
+    cost_get: Duration = 50e-9
+    cost_free: Duration = 2e-6
+    cost_move: Duration = 1e-6
+    after_shrink: bool = Field(True, description="a pass at the end of each shrinker run")
+    interval: Duration | None = Field(None, description="a periodic pass")
+    on_failure: bool = Field(False, description="a pass on a high-order allocation failure")
+    failure_min_order: int = Field(1, ge=1, le=20)
+    at: list[Duration] = Field(default_factory=list, description="passes at given times")
+
+
+class CompactionSection(Section):
+    """Compaction (sim/compaction.py): kcompactd, direct compaction and their costs."""
+
+    enabled: bool = Field(True, description="kcompactd and direct compaction")
+    proactiveness: int = Field(20, ge=0, le=100)
+    extfrag_threshold: int = Field(500, ge=0, le=1000)
+    slab_movable: bool = Field(False, description="compaction vacates slab pages of "
+                               "caches with a mobility, through the defragmenter")
+    migrate_scan_cost: Duration = 10e-9
+    free_scan_cost: Duration = 10e-9
+    isolate_cost: Duration = 100e-9
+    migrate_cost: Duration = 2.3e-6
+
+
+class ReclaimSection(Section):
+    """kswapd and direct reclaim (sim/vmscan.py)."""
+
+    kswapd: bool = True
+    scan_cost: Duration = Field(200e-9, description="per LRU page scanned")
+    evict_cost: Duration = Field(1e-6, description="per page-cache page evicted")
+    slab_scan_cost: Duration = Field(100e-9, description="per slab object scanned")
+
+
+class WorkloadSpec(Section):
+    """One workload: ``kind`` picks the class; the other keys are its parameters,
+    checked against that class's schema after this first pass."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str
+
+
 class ExperimentConfig(Section):
     """One experiment: the machine, its allocator, what runs on it, for how long."""
 
     name: str = "experiment"
     seed: int = Field(1, ge=0)
+    seeds: int = Field(1, ge=1, le=10000, description="replicates: seed, seed+1, ...")
     duration: Duration = 60.0
     sample_every: Duration = Field(1.0, gt=0)
+    pageblock_sample_every: Duration | None = Field(
+        None, description="mixed-pageblock sampling period (default 10 x sample_every)")
     machine: MachineConfig = Field(default_factory=MachineConfig)
     buddy: BuddyConfig = Field(default_factory=BuddyConfig)
+    slab: SlabConfig = Field(default_factory=SlabConfig)
+    caches: dict[str, CacheConfig] = Field(default_factory=dict)
+    defrag: DefragSection = Field(default_factory=DefragSection)
+    compaction: CompactionSection = Field(default_factory=CompactionSection)
+    reclaim: ReclaimSection = Field(default_factory=ReclaimSection)
+    workloads: list[WorkloadSpec] = Field(default_factory=list)
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
@@ -110,16 +191,33 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_override(data: dict[str, Any], path: list[str], value: Any, source: str) -> None:
-    node = data
-    for i, part in enumerate(path[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            where = ".".join(path[: i + 1])
-            raise FragsimError(f"{source}: {where}: expected a section, got {child!r}")
-        node = child
-    node[path[-1]] = value
+    """Set ``a.b.c`` (a list item by index: ``workloads.0.rate``), creating sections."""
+    node: Any = data
+    for i, part in enumerate(path):
+        where = ".".join(path[: i + 1])
+        last = i == len(path) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise FragsimError(
+                    f"{source}: {where}: expected an index from 0 to {len(node) - 1}, "
+                    f"got {part!r}")
+            key: Any = int(part)
+        elif isinstance(node, dict):
+            key = part
+            if not last and node.get(part) is None:
+                node[part] = {}
+        else:
+            raise FragsimError(f"{source}: {'.'.join(path[:i])}: expected a section, "
+                               f"got {_short(node)}")
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load_config(
@@ -161,7 +259,29 @@ def validate_config(
     except ValidationError as e:
         raise FragsimError(_one_line(e, source, origins)) from None
     _check_consistency(config, source)
+    _check_workloads(config, source, origins)
     return config
+
+
+def _check_workloads(
+    config: ExperimentConfig, source: str, origins: dict[tuple[str, ...], str]
+) -> None:
+    """Validate each workload's parameters against its class's schema, in place."""
+    from workloads import resolve_kind  # workloads import the engine; import late
+
+    for i, spec in enumerate(config.workloads):
+        try:
+            cls = resolve_kind(spec.kind)
+        except ValueError as e:
+            where = origins.get(("workloads", str(i), "kind"), source)
+            raise FragsimError(f"{where}: workloads.{i}.kind: {e}") from None
+        params = spec.model_dump(exclude={"kind"})
+        try:
+            validated = cls.Params.model_validate(params)
+        except ValidationError as e:
+            prefix = ("workloads", str(i))
+            raise FragsimError(_one_line(e, source, origins, prefix, cls.Params)) from None
+        object.__setattr__(spec, "__pydantic_extra__", validated.model_dump(mode="json"))
 
 
 def _check_consistency(config: ExperimentConfig, source: str) -> None:
@@ -203,48 +323,74 @@ def to_yaml(config: ExperimentConfig) -> str:
 # ------------------------------------------------------------------ error messages
 
 
-def _one_line(error: ValidationError, source: str, origins: dict[tuple[str, ...], str]) -> str:
+def _one_line(
+    error: ValidationError,
+    source: str,
+    origins: dict[tuple[str, ...], str],
+    prefix: tuple[str, ...] = (),
+    root: type[BaseModel] | None = None,
+) -> str:
+    root = root or ExperimentConfig
     first = error.errors(include_url=False)[0]
     loc = tuple(str(part) for part in first["loc"])
-    key = ".".join(loc)
-    where = origins.get(loc, source)
+    key = ".".join(prefix + loc)
+    where = origins.get(prefix + loc, source)
     kind = first["type"]
     got = first.get("input")
     if kind == "extra_forbidden":
-        hint = _did_you_mean(loc)
+        hint = _did_you_mean(root, loc)
         return f"{where}: {key}: unknown key{hint}"
     if kind == "missing":
         return f"{where}: {key}: expected a value, got nothing"
-    return f"{where}: {key}: {_expected(first, loc)}, got {got!r}"
+    return f"{where}: {key}: {_expected(root, first, loc)}, got {got!r}"
 
 
-def _field_info(loc: tuple[str, ...]):
-    model: type[BaseModel] | None = ExperimentConfig
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):  # dict[str, Model], list[Model], X | None
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _field_info(root: type[BaseModel], loc: tuple[str, ...]):
+    model: type[BaseModel] | None = root
     info = None
+    skip_key = False
     for part in loc:
+        if skip_key:  # the key of a dict or the index of a list
+            skip_key = False
+            continue
         if model is None or part not in model.model_fields:
             return None
         info = model.model_fields[part]
-        annotation = info.annotation
-        model = annotation if isinstance(annotation, type) and issubclass(
-            annotation, BaseModel) else None
+        origin = getattr(info.annotation, "__origin__", None)
+        skip_key = origin in (dict, list)
+        model = _model_of(info.annotation)
     return info
 
 
-def _did_you_mean(loc: tuple[str, ...]) -> str:
-    parent = _field_info(loc[:-1]) if len(loc) > 1 else None
-    model = ExperimentConfig if len(loc) == 1 else (parent.annotation if parent else None)
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+def _did_you_mean(root: type[BaseModel], loc: tuple[str, ...]) -> str:
+    if len(loc) == 1:
+        model: type[BaseModel] | None = root
+    else:
+        parent = _field_info(root, loc[:-1])
+        model = _model_of(parent.annotation) if parent else None
+        if model is None and len(loc) > 2:  # inside a dict entry or a list item
+            parent = _field_info(root, loc[:-2])
+            model = _model_of(parent.annotation) if parent else None
+    if model is None:
         return ""
     close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _expected(error: dict, loc: tuple[str, ...]) -> str:
+def _expected(root: type[BaseModel], error: dict, loc: tuple[str, ...]) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        info = _field_info(loc)
+        info = _field_info(root, loc)
         low = high = None
         for meta in info.metadata if info else ():
             if isinstance(meta, Ge | Gt):

@@ -101,3 +101,18 @@ def gfp_migratetype(gfp: int) -> int:
 
 def gfpflags_allow_blocking(gfp: int) -> bool:
     return bool(gfp & __GFP_DIRECT_RECLAIM)
+
+
+# Python mangles ``__NAME`` inside class bodies, so code in classes uses these aliases:
+# GFPF_IO is __GFP_IO, GFPF_KSWAPD_RECLAIM is __GFP_KSWAPD_RECLAIM, and so on.
+GFPF_MOVABLE = __GFP_MOVABLE
+GFPF_RECLAIMABLE = __GFP_RECLAIMABLE
+GFPF_HIGH = __GFP_HIGH
+GFPF_DIRECT_RECLAIM = __GFP_DIRECT_RECLAIM
+GFPF_KSWAPD_RECLAIM = __GFP_KSWAPD_RECLAIM
+GFPF_RECLAIM = __GFP_RECLAIM
+GFPF_NOWARN = __GFP_NOWARN
+GFPF_NORETRY = __GFP_NORETRY
+GFPF_RETRY_MAYFAIL = __GFP_RETRY_MAYFAIL
+GFPF_NOMEMALLOC = __GFP_NOMEMALLOC
+GFPF_COMP = __GFP_COMP

@@ -321,11 +321,14 @@ class FileSystem:
         self.stats.page_cache_evicted += evicted
         return evicted
 
-    def migrate_page(self, old_pfn: int, new_pfn: int) -> None:
-        """Re-point a page-cache page that compaction moved."""
-        f = self._page_file.pop(old_pfn)
+    def migrate_page(self, old_pfn: int, new_pfn: int) -> bool:
+        """Re-point a page-cache page that compaction moved; False if not ours."""
+        f = self._page_file.pop(old_pfn, None)
+        if f is None:
+            return False
         f.pages[f.pages.index(old_pfn)] = new_pfn
         self._page_file[new_pfn] = f
+        return True
 
     # ------------------------------------------------------------------ ObjectOwner
 

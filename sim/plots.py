@@ -160,9 +160,11 @@ def _memmap_image(data: dict) -> np.ndarray:
 
 
 def plot_memmap(run_dir: Path, runs: dict | None = None) -> Path | None:
-    files = [(label, run_dir / "memmap" / f"{name}.npz")
-             for label, name in (("start", "start"), ("end", "end"))]
-    files = [(label, f) for label, f in files if f.exists()]
+    folder = run_dir / "memmap"
+    ends = sorted(folder.glob("end*.npz")) if folder.is_dir() else []
+    start = folder / "start.npz"
+    files = ([("start", start)] if start.exists() else []) + [
+        ("end" if p.stem == "end" else f"end, {p.stem[4:]}", p) for p in ends]
     if not files:
         return None
     fig, axes = plt.subplots(1, len(files), figsize=(4.2 * len(files) + 1.5, 4.4), dpi=DPI,
@@ -173,7 +175,7 @@ def plot_memmap(run_dir: Path, runs: dict | None = None) -> Path | None:
         ax.imshow(_memmap_image(data), interpolation="nearest", aspect="equal")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{label}: {data['title']}" if "title" in data else label)
+        ax.set_title(f"{label}: {data['title']}" if "title" in data else label, fontsize="medium")
     handles = [plt.Rectangle((0, 0), 1, 1, color=MIGRATETYPE_COLOURS[m])
                for m in (0, 1, 2)]
     handles.append(plt.Rectangle((0, 0), 1, 1, color="#333333"))

@@ -63,6 +63,7 @@ class Result:
     series: dict[tuple[str, str], np.ndarray]
     summary: dict[str, Any] = field(default_factory=dict)
     final: dict[str, str] = field(default_factory=dict)  # file name -> kernel-format text
+    memmap: dict[str, dict] = field(default_factory=dict)  # "start"/"end" -> pageblock arrays
 
     def get(self, metric: str, key: str = "") -> np.ndarray:
         return self.series[(metric, key)]

@@ -14,6 +14,7 @@ back as the newest (``folio_putback_lru`` after migration).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,8 +32,9 @@ class FileLru:
     """Page-cache pages, oldest first, with a referenced bit per page."""
 
     def __init__(self, evict: Callable[[int, int], None]) -> None:
-        # pfn -> owner id, in insertion order (dicts keep it): the first key is the oldest.
-        self._pages: dict[int, int] = {}
+        # pfn -> owner id, oldest first. An OrderedDict, not a dict: popping the oldest
+        # of a plain dict leaves dummies that every later next(iter()) walks over.
+        self._pages: OrderedDict[int, int] = OrderedDict()
         self._referenced: set[int] = set()
         self._evict = evict
         self.stats = ReclaimStats()
@@ -78,8 +80,7 @@ class FileLru:
         limit = 2 * len(pages) if max_scan is None else max_scan
         evicted = scanned = 0
         while evicted < nr_to_reclaim and scanned < limit and pages:
-            pfn = next(iter(pages))
-            owner = pages.pop(pfn)
+            pfn, owner = pages.popitem(last=False)
             scanned += 1
             if pfn in referenced:
                 referenced.discard(pfn)

@@ -520,3 +520,17 @@ def test_migration_tells_the_zone_hook_where_each_block_went():
     after = allocated_blocks(zone)
     for old, new, order in moves:
         assert after[new] == (order, owners_before[old])
+
+
+def test_moving_the_tail_to_the_tail_or_the_head_to_the_head_changes_nothing():
+    # mm/compaction.c move_freelist_{head,tail} do nothing for list_is_first/last.
+    from sim.buddy import Zone
+
+    zone = Zone(4096, pcp=False)
+    blocks = zone.free_blocks(10, 1)
+    zone.move_freelist_tail(10, 1, blocks[-1])
+    zone.move_freelist_head(10, 1, blocks[0])
+    assert zone.free_blocks(10, 1) == blocks
+    zone.move_freelist_tail(10, 1, blocks[0])
+    assert zone.free_blocks(10, 1) == blocks[1:] + blocks[:1]
+    zone.check()

@@ -108,3 +108,23 @@ def test_variants_give_one_config_each(tmp_path):
 def test_a_bad_variant_value_names_the_variant(tmp_path):
     with pytest.raises(FragsimError, match=r"variants.on: machine.cpus: expected a number"):
         validate_config({"variants": {"on": {"machine.cpus": -1}}}, "x.yaml", variant="on")
+
+
+def test_set_reaches_into_lists_by_index(tmp_path):
+    path = write(tmp_path, "workloads:\n  - {kind: thp_probe, gfp: direct}\n")
+    cfg = load_config(path, ["workloads.0.gfp=light"])
+    assert cfg.workloads[0].model_extra["gfp"] == "light"
+    assert one_line_error(path, ["workloads.3.gfp=light"]) == (
+        "--set workloads.3.gfp=light: workloads.3: expected an index from 0 to 0, got '3'")
+
+
+def test_workload_parameters_are_checked_against_their_kind(tmp_path):
+    path = write(tmp_path, "workloads:\n  - {kind: thp_probe, intervall: 1s}\n")
+    assert one_line_error(path) == (
+        f"{path}: workloads.0.intervall: unknown key; did you mean 'interval'?")
+    path = write(tmp_path, "workloads:\n  - {kind: thp_prob}\n")
+    assert "workloads.0.kind: expected one of" in one_line_error(path)
+    assert "did you mean 'thp_probe'" in one_line_error(path)
+    path = write(tmp_path, "workloads:\n  - {kind: slab_churn, cache: dentry, rate: -5}\n")
+    assert one_line_error(path) == (
+        f"{path}: workloads.0.rate: expected a number of at least 0, got -5")

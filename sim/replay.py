@@ -1,0 +1,851 @@
+"""Replay an ftrace kmem trace against the simulated zone and slab caches.
+
+Synchronous and engine-independent: :class:`Replayer` applies
+:class:`~sim.ftrace.TraceEvent` records to a :class:`~sim.buddy.Zone` and
+:class:`~sim.slab.SlabCaches`; the engine wraps it in a SimPy process (see
+:meth:`Replayer.events_until`). What each event does, with the kernel source it follows:
+
+- ``kmem_cache_alloc`` / ``kmem_cache_free``: an object of the cache named by ``name=``
+  (``kmem_cache_alloc`` without ``name=``, as before 6.18: the one cache of slabinfo with
+  that ``bytes_alloc`` = ``s->size``, else a cache ``size-N``). A cache slabinfo did not
+  list is created with ``calculate_order`` geometry and the flags table's page type.
+- ``kmalloc`` is routed as mm/slab_common.c ``kmalloc_slab`` / ``kmalloc_type`` (6.18)
+  route it: ``__GFP_DMA`` -> ``dma-kmalloc-N``, else ``__GFP_RECLAIMABLE`` ->
+  ``kmalloc-rcl-N``, else ``accounted=true`` (``__GFP_ACCOUNT``) -> ``kmalloc-cg-N``,
+  else ``kmalloc-N``, where N is ``bytes_alloc`` (the cache's object size; 1k, 2k, 4k, 8k
+  for the page-sized ones). Above KMALLOC_MAX_CACHE_SIZE (8 KiB with SLUB)
+  ``__kmalloc_large_node`` takes ``get_order(size)`` pages straight from the page
+  allocator, ``gfp | __GFP_COMP``. That allocation also shows as an ``mm_page_alloc``
+  event just before the ``kmalloc`` one (and its free as ``mm_page_free`` after the
+  ``kfree``): when the trace has it, the ``kmalloc`` adopts that page instead of taking a
+  second one; a trace without page events gets the page here.
+- Objects are paired by the hashed ``ptr``. A free of a pointer the replay never saw
+  allocated is an object from before the trace: an **unknown free**. It is counted and
+  takes a random object of the same cache from the initial population
+  (sim/snapshot.py); a ``kfree`` names no cache, so its unknown frees are only counted.
+  ``kfree(NULL)`` is counted apart.
+- Page events: a ``mm_page_alloc`` whose gfp carries SLUB's ``__GFP_NOWARN |
+  __GFP_NORETRY | __GFP_COMP`` (mm/slub.c ``allocate_slab``) **and** a migratetype other
+  than MOVABLE is a slab page: not replayed, since the slab model allocates its own.
+  Readahead pages carry the same flags but are MOVABLE. Every other page is allocated
+  through ``page_allocator`` and paired by pfn; a free of a pfn never seen allocated is
+  an unknown page free (counted, nothing freed). Slab pages are attributed to the cache
+  of the next allocation on the same CPU whose slab order and page type match, so that
+  a cache's simulated ``slabs_allocated`` can be set against the kernel's own.
+  ``mm_page_free_batched`` repeats an ``mm_page_free`` of the same page
+  (``free_unref_folios`` calls ``free_pages_prepare``, which traces ``mm_page_free``):
+  it frees only a page still allocated, and the ``mm_page_free`` after it is then
+  skipped.
+- Time: a trace timestamp ``ts`` is simulated time ``start + (ts - first_ts) / speed``.
+  RCU callbacks of the caches (moved objects' ghosts, SLAB_TYPESAFE_BY_RCU slab pages,
+  and frees queued in ``rcu_frees="queue"`` mode) run every ``rcu_tick`` of simulated
+  time.
+
+Departures, and why:
+
+- **RCU frees are applied at the trace's time** (``rcu_frees="trace"``, the default).
+  The ``kmem_cache_free`` of a dentry or an inode is traced when the RCU callback runs
+  (the real trace shows ``call_site=rcu_do_batch`` 45-150 ms after the unlink), so it
+  is already delayed by a grace period; queueing it through ``free_rcu`` again would
+  delay it twice. ``rcu_frees="queue"`` does that anyway (``free_rcu`` with the event's
+  time as ``now``), for comparison with the synthetic workloads.
+- **Holding.** Every object of a replayed cache is held by the trace until the trace
+  frees it: the cache's owner (sim/slab.py's ObjectOwner) is a :class:`TraceHolder`
+  whose ``reclaimable()`` is False, so the shrinker and free-mode defragmentation never
+  evict one; ``move`` may relocate it, and object ids survive ``move_object``, so the
+  trace's free finds it at its new place. (The owner, not ``get_ref``, because it costs
+  nothing per allocation; the effect on ``reclaimable`` is the same.) A cache that
+  already has an owner keeps it.
+- A trace CPU beyond the simulated ones is folded onto them (``cpu % cpus``).
+- A ``kmem_cache_alloc`` of a pointer that is still live (its free was not traced) frees
+  the old object first, and counts it.
+- The trace's own slab pages and the simulated ones are different pages: the simulated
+  caches allocate where the simulated allocator puts them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.buddy import OWNER_MOVABLE, OWNER_RECLAIMABLE, OWNER_UNMOVABLE, BadFree, Zone
+from sim.errors import FragsimError
+from sim.ftrace import (
+    EV_CACHE_ALLOC,
+    EV_CACHE_FREE,
+    EV_KFREE,
+    EV_KMALLOC,
+    EV_PAGE_ALLOC,
+    EV_PAGE_FREE,
+    EV_PAGE_FREE_BATCHED,
+    KIND_NAMES,
+    ParseStats,
+    TraceEvent,
+    TraceReader,
+)
+from sim.gfp import (
+    __GFP_ACCOUNT,
+    __GFP_COMP,
+    __GFP_DMA,
+    __GFP_NORETRY,
+    __GFP_NOWARN,
+    __GFP_RECLAIMABLE,
+    gfp_migratetype,
+)
+from sim.migratetype import MIGRATE_MOVABLE, MIGRATETYPE_NAMES
+from sim.procfs import (
+    Pagetypeinfo,
+    SlabinfoEntry,
+    ZoneFree,
+    parse_buddyinfo,
+    parse_pagetypeinfo,
+    parse_slabinfo,
+    parse_zoneinfo,
+)
+from sim.slab import BadSlabFree, SlabCache, SlabCaches, get_order
+from sim.snapshot import InitialPopulation, pick_zone, populate_from_slabinfo, synthesize_zone
+
+# SLUB: KMALLOC_SHIFT_HIGH = PAGE_SHIFT + 1, KMALLOC_MAX_CACHE_SIZE = 1 << that (4 KiB pages).
+KMALLOC_MAX_CACHE_SIZE = 8192
+# mm/slub.c allocate_slab: alloc_gfp = (flags | __GFP_NOWARN | __GFP_NORETRY) & ~__GFP_NOFAIL,
+# and slab folios are always compound.
+SLAB_GFP_SIGNATURE = __GFP_NOWARN | __GFP_NORETRY | __GFP_COMP
+NULL_PTR = "0000000000000000"
+RCU_FREES = ("trace", "queue")
+_OWNER_OF_MT = (OWNER_UNMOVABLE, OWNER_MOVABLE, OWNER_RECLAIMABLE)
+
+# page_allocator(order, gfp, cpu, owner) -> pfn or None: Machine.alloc_pages' signature.
+PageAlloc = Callable[[int, int, int, "int | None"], "int | None"]
+# page_free(pfn, order, cpu): Machine.free_pages'.
+PageFree = Callable[[int, int, int], None]
+
+
+def kmalloc_size_name(size: int) -> str:
+    """kmalloc_info[] names: 8 .. 512, then 1k, 2k, 4k, 8k (include/linux/slab.h)."""
+    return f"{size // 1024}k" if size >= 1024 and not size % 1024 else str(size)
+
+
+def kmalloc_cache_name(bytes_alloc: int, gfp: int, accounted: bool) -> str:
+    """The kmalloc cache ``kmalloc_slab`` picks: ``kmalloc_type`` (DMA, then RECLAIM, then
+    CGROUP for accounted allocations, else NORMAL) and the size of ``bytes_alloc``."""
+    size = kmalloc_size_name(bytes_alloc)
+    if gfp & __GFP_DMA:
+        return f"dma-kmalloc-{size}"
+    if gfp & __GFP_RECLAIMABLE:
+        return f"kmalloc-rcl-{size}"
+    if accounted or gfp & __GFP_ACCOUNT:
+        return f"kmalloc-cg-{size}"
+    return f"kmalloc-{size}"
+
+
+def is_slab_page(gfp: int, migratetype: int) -> bool:
+    """SLUB's gfp signature on a non-MOVABLE page (see the module docstring)."""
+    return (gfp & SLAB_GFP_SIGNATURE) == SLAB_GFP_SIGNATURE and migratetype != MIGRATE_MOVABLE
+
+
+class TraceHolder:
+    """The owner of replayed caches' objects: the trace holds every one of them until it
+    frees it, so none is reclaimable (sim/slab.py ObjectOwner)."""
+
+    def reclaimable(self, cache: SlabCache, oid: int) -> bool:
+        return False
+
+    def evict(self, cache: SlabCache, oid: int, cpu: int) -> int:
+        raise ValueError(f"{cache.name}: object {oid} is held by the trace; it cannot be "
+                         "evicted")
+
+
+@dataclass
+class ReplayStats:
+    """Counters of one replay. Page events are counted both ways: ``slab_page_allocs``
+    (not replayed) and ``page_allocs`` (replayed)."""
+
+    events: int = 0
+    per_kind: list[int] = field(default_factory=lambda: [0] * len(KIND_NAMES))
+    first_ts: float | None = None  # trace clock
+    last_ts: float | None = None
+    unknown_frees: int = 0  # taken from the initial population
+    unknown_frees_unmatched: int = 0  # cache unknown (kfree) or its population used up
+    kfree_null: int = 0
+    reallocs: int = 0  # allocation of a pointer still live: its free was missing
+    object_alloc_failures: int = 0  # the simulated caches found no memory
+    bad_frees: int = 0  # a free the slab model refused (double free)
+    slab_page_allocs: int = 0
+    slab_page_frees: int = 0
+    slab_pages_by_type: dict[str, int] = field(default_factory=dict)  # "order-2 Unmovable"
+    slab_pages_unattributed: int = 0
+    page_allocs: int = 0  # replayed
+    page_frees: int = 0  # replayed
+    page_alloc_failures: int = 0  # the simulated zone refused a replayed page
+    page_reallocs: int = 0  # allocation of a pfn still allocated: its free was missing
+    unknown_page_frees: int = 0
+    trace_page_alloc_failures: int = 0  # mm_page_alloc events of a failed allocation
+    page_free_batched: int = 0
+    page_free_duplicates: int = 0  # mm_page_free after mm_page_free_batched of a page
+    large_kmallocs: int = 0
+    large_kmallocs_adopted: int = 0  # took the mm_page_alloc before them
+    large_kfrees: int = 0
+    rcu_queued: int = 0
+    pages_migrated: int = 0  # replayed pages moved by compaction (migrate_page)
+    caches_created: list[str] = field(default_factory=list)
+
+    @property
+    def span_s(self) -> float:
+        if self.first_ts is None or self.last_ts is None:
+            return 0.0
+        return self.last_ts - self.first_ts
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "per_kind"}
+        d["per_kind"] = dict(zip(KIND_NAMES, self.per_kind, strict=True))
+        d["span_s"] = self.span_s
+        return d
+
+
+@dataclass
+class CacheReplayStats:
+    """One cache over the replay (slabinfo-style numbers are read from the cache)."""
+
+    name: str
+    allocs: int
+    frees: int
+    unknown_frees: int
+    slabs_allocated: int  # SlabStats.alloc_slab during the replay
+    slabs_freed: int  # SlabStats.free_slab during the replay
+    trace_slab_pages: int  # the kernel's slab page allocations attributed to this cache
+    initial_objects: int
+    live_objects: int  # allocated and not dying
+    nr_slabs: int
+    active_objs: int  # get_slabinfo's
+    num_objs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Replayer:
+    """Apply trace events to a zone and its slab caches.
+
+    ``population`` is the initial population (sim/snapshot.populate_from_slabinfo) that
+    unknown frees draw from. ``speed`` scales time: simulated = start + (ts - first) /
+    speed. ``page_allocator(order, gfp, cpu, owner)`` and ``page_free(pfn, order, cpu)``
+    default to the zone's fast path (``Zone.alloc`` / ``Zone.free``); the engine passes
+    ``Machine.alloc_pages`` / ``free_pages`` for the slow path.
+
+    In a SimPy process, with ``tick`` seconds per event::
+
+        replayer.feed(TraceReader(path))
+        while (t := replayer.next_time()) is not None:
+            yield env.timeout(max(t - env.now, tick))
+            replayer.events_until(env.now)
+    """
+
+    def __init__(
+        self,
+        zone: Zone,
+        caches: SlabCaches,
+        *,
+        population: InitialPopulation | None = None,
+        speed: float = 1.0,
+        start: float = 0.0,
+        rcu_frees: str = "trace",
+        rcu_tick: float = 0.01,
+        seed: int = 0,
+        page_allocator: PageAlloc | None = None,
+        page_free: PageFree | None = None,
+        hold: bool = True,
+    ) -> None:
+        if not speed > 0 or not math.isfinite(speed):
+            raise FragsimError(f"replay: speed: expected a number above 0, got {speed}")
+        if rcu_frees not in RCU_FREES:
+            raise FragsimError(f"replay: rcu_frees: expected {' or '.join(RCU_FREES)}, got "
+                               f"{rcu_frees!r}")
+        if not rcu_tick > 0:
+            raise FragsimError(f"replay: rcu_tick: expected a time above 0, got {rcu_tick}")
+        self.zone = zone
+        self.caches = caches
+        self.speed = speed
+        self.start = start
+        self.now = start
+        self.rcu_frees = rcu_frees
+        self.rcu_tick = rcu_tick
+        self.rng = random.Random(seed)
+        self.hold = hold
+        self.holder = TraceHolder()
+        self.page_alloc: PageAlloc = page_allocator or self._zone_alloc
+        self.page_free: PageFree = page_free or zone.free
+        self.stats = ReplayStats()
+        self.t0: float | None = None
+        self.ncpu = zone.cpus
+
+        # ptr -> (cache, oid); kernel pfn -> (sim pfn, order); sim pfn -> kernel pfn.
+        self.objects: dict[str, tuple[SlabCache, int]] = {}
+        self.pages: dict[int, tuple[int, int]] = {}
+        self._kernel_pfn: dict[int, int] = {}
+        self.slab_pages: dict[int, int] = {}  # kernel pfn -> order of trace slab pages
+        self._batched_freed: set[int] = set()
+        # Large kmallocs: ptr -> (kernel pfn or -1, sim pfn, order).
+        self.large: dict[str, tuple[int, int, int]] = {}
+        self._last_page: dict[int, tuple[int, int, int]] = {}  # trace cpu -> (pfn, order, gfp)
+        self._adopted: set[int] = set()
+        # Slab page attribution: trace cpu -> [(order, mt)] waiting for the next alloc.
+        self._pending_slab: dict[int, list[tuple[int, int]]] = {}
+        self.trace_slab_pages: dict[str, int] = {}
+        self.unknown_frees_by_cache: dict[str, int] = {}
+
+        self._initial: dict[str, list[int]] = {}
+        if population is not None:
+            self._initial = {name: list(oids) for name, oids in population.objects.items()}
+        self._initial_count = {name: len(v) for name, v in self._initial.items()}
+        self._cache_of: dict[str, SlabCache] = {}
+        self._kmalloc_route: dict[tuple[int, int, bool], SlabCache | None] = {}
+        self._by_size: dict[int, SlabCache] = {}
+        self._base: dict[str, tuple[int, int, int, int]] = {}
+        for cache in caches:
+            self._adopt_cache(cache)
+
+        self._source: Iterator[TraceEvent] | None = None
+        self._peek: TraceEvent | None = None
+        self._next_tick = start + rcu_tick
+
+    # ------------------------------------------------------------------ set-up
+
+    def _adopt_cache(self, cache: SlabCache) -> None:
+        self._cache_of[cache.name] = cache
+        st = cache.stats
+        self._base[cache.name] = (st.alloc_slab, st.free_slab, cache.nr_allocs, cache.nr_frees)
+        if self.hold and cache.owner is None:
+            cache.owner = self.holder
+
+    def _zone_alloc(self, order: int, gfp: int, cpu: int, owner: int | None) -> int | None:
+        return self.zone.alloc(order, gfp_migratetype(gfp), cpu, owner)
+
+    def cache_named(self, name: str, size: int = 0) -> SlabCache:
+        """The cache called ``name``, created (``calculate_order`` geometry for ``size``,
+        the flags table's page type) if neither slabinfo nor the trace made it yet."""
+        cache = self._cache_of.get(name)
+        if cache is not None:
+            return cache
+        try:
+            cache = self.caches[name]
+        except KeyError:
+            if size < 1:
+                raise FragsimError(f"replay: cache {name!r} is not in the slabinfo and the "
+                                   "trace gives no object size for it") from None
+            cache = self.caches.create(name, size)
+            self.stats.caches_created.append(name)
+        self._adopt_cache(cache)
+        return cache
+
+    def _cache_for_size(self, size: int) -> SlabCache:
+        """``kmem_cache_alloc`` without ``name=`` (kernels before 6.18): the only
+        non-kmalloc cache with ``s->size == size``, else a cache "size-N"."""
+        cache = self._by_size.get(size)
+        if cache is None:
+            matches = [c for c in self.caches if c.size == size
+                       and not c.name.startswith(("kmalloc-", "dma-kmalloc-"))]
+            cache = matches[0] if len(matches) == 1 else self.cache_named(f"size-{size}", size)
+            self._by_size[size] = cache
+            self._adopt_cache(cache)
+        return cache
+
+    def _kmalloc_cache(self, bytes_alloc: int, gfp: int, accounted: bool) -> SlabCache | None:
+        key = (bytes_alloc, gfp, accounted)
+        if key in self._kmalloc_route:
+            return self._kmalloc_route[key]
+        cache = None
+        if bytes_alloc <= KMALLOC_MAX_CACHE_SIZE:
+            cache = self.cache_named(kmalloc_cache_name(bytes_alloc, gfp, accounted),
+                                     bytes_alloc)
+        self._kmalloc_route[key] = cache
+        return cache
+
+    # ------------------------------------------------------------------ time
+
+    def sim_time(self, ts: float) -> float:
+        """Simulated time of a trace timestamp."""
+        if self.t0 is None:
+            self.t0 = ts
+        return self.start + (ts - self.t0) / self.speed
+
+    def feed(self, events: Iterable[TraceEvent]) -> None:
+        """Set the events to replay (a TraceReader streams them)."""
+        self._source = iter(events)
+        self._peek = None
+
+    def next_time(self) -> float | None:
+        """Simulated time of the next event, or None when the trace is done."""
+        if self._peek is None:
+            if self._source is None:
+                return None
+            ev = next(self._source, None)
+            if ev is None:
+                self._source = None
+                return None
+            self._peek = ev
+        return self.sim_time(self._peek[0])
+
+    def events_until(self, until: float) -> int:
+        """Apply every fed event due at or before simulated time ``until``; returns how
+        many. The first event due later is kept for the next call."""
+        if self._source is None and self._peek is None:
+            return 0
+        it: Iterator[TraceEvent] = self._source if self._source is not None else iter(())
+        if self._peek is not None:
+            it = itertools.chain((self._peek,), it)
+            self._peek = None
+        done, ended = self._run(it, until)
+        if ended:
+            self._source = None
+        return done
+
+    def run(self) -> ReplayStats:
+        """Apply every fed event."""
+        self.events_until(math.inf)
+        self.advance(self.now)
+        return self.stats
+
+    def apply(self, ev: TraceEvent) -> None:
+        """Apply one event now (whatever its time)."""
+        self._run(iter((ev,)), math.inf)
+
+    def advance(self, now: float) -> None:
+        """Run the RCU callbacks due by ``now`` (simulated time)."""
+        if now > self.now:
+            self.now = now
+        self.caches.rcu_advance(self.now)
+        self._next_tick = self.now + self.rcu_tick
+
+    # ------------------------------------------------------------------ the loop
+
+    def _run(self, events: Iterator[TraceEvent], until: float) -> tuple[int, bool]:
+        """The hot loop: returns (events applied, whether the iterator ran out)."""
+        stats = self.stats
+        per_kind = stats.per_kind
+        objects = self.objects
+        pages = self.pages
+        kernel_pfn = self._kernel_pfn
+        slab_pages = self.slab_pages
+        cache_of = self._cache_of
+        pending = self._pending_slab
+        page_alloc = self.page_alloc
+        page_free = self.page_free
+        ncpu = self.ncpu
+        queue_rcu = self.rcu_frees == "queue"
+        start = self.start
+        inv_speed = 1.0 / self.speed
+        next_tick = self._next_tick
+        t0 = self.t0
+        now = self.now
+        done = 0
+        ended = True
+        last = 0.0
+        for ev in events:
+            ts = ev[0]
+            if t0 is None:
+                t0 = self.t0 = ts
+            t = start + (ts - t0) * inv_speed
+            if t > until:
+                self._peek = ev
+                ended = False
+                break
+            now = t
+            last = ts
+            if now >= next_tick:
+                self.now = now
+                self.caches.rcu_advance(now)
+                next_tick = now + self.rcu_tick
+            kind = ev[2]
+            cpu = ev[1]
+            if cpu >= ncpu:
+                cpu %= ncpu
+            done += 1
+            per_kind[kind] += 1
+            if kind == EV_CACHE_ALLOC:
+                cache = cache_of.get(ev[5])  # type: ignore[arg-type]
+                if cache is None:
+                    cache = (self.cache_named(ev[5], ev[7]) if ev[5] is not None
+                             else self._cache_for_size(ev[7]))
+                if pending:
+                    self._attribute(ev[1], cache)
+                oid = cache.alloc(cpu)
+                if oid is None:
+                    stats.object_alloc_failures += 1
+                    continue
+                entry = (cache, oid)
+                if objects.setdefault(ev[3], entry) is not entry:
+                    self._realloc(ev[3], entry, cpu)
+            elif kind == EV_CACHE_FREE:
+                entry = objects.pop(ev[3], None)
+                if entry is None:
+                    self._unknown_free(ev[5], cpu)
+                    continue
+                cache, oid = entry
+                try:
+                    if queue_rcu and cache.rcu_free:
+                        cache.free_rcu(oid, cpu, now)
+                        stats.rcu_queued += 1
+                    else:
+                        cache.free(oid, cpu)
+                except BadSlabFree:
+                    stats.bad_frees += 1
+            elif kind == EV_PAGE_ALLOC:
+                gfp = ev[8]
+                pfn = ev[4]
+                order = ev[9]
+                mt = ev[10]
+                if ev[3] == "null":
+                    stats.trace_page_alloc_failures += 1
+                elif (gfp & SLAB_GFP_SIGNATURE) == SLAB_GFP_SIGNATURE and mt != MIGRATE_MOVABLE:
+                    # A slab page: the slab model allocates its own.
+                    stats.slab_page_allocs += 1
+                    slab_pages[pfn] = order
+                    lst = pending.get(ev[1])
+                    if lst is None:
+                        pending[ev[1]] = [(order, mt)]
+                    else:
+                        lst.append((order, mt))
+                else:
+                    if pfn in pages:
+                        stats.page_reallocs += 1
+                        self._free_page(pfn, cpu)
+                    sim = page_alloc(order, gfp, cpu, _OWNER_OF_MT[mt] if mt < 3 else None)
+                    if sim is None:
+                        stats.page_alloc_failures += 1
+                        continue
+                    stats.page_allocs += 1
+                    pages[pfn] = (sim, order)
+                    kernel_pfn[sim] = pfn
+                    self._last_page[ev[1]] = (pfn, order, gfp)
+            elif kind == EV_PAGE_FREE:
+                pfn = ev[4]
+                entry_p = pages.pop(pfn, None)
+                if entry_p is not None:
+                    sim, order = entry_p
+                    del kernel_pfn[sim]
+                    self._adopted.discard(pfn)
+                    page_free(sim, order, cpu)
+                    stats.page_frees += 1
+                elif slab_pages.pop(pfn, None) is not None:
+                    stats.slab_page_frees += 1
+                elif self._batched_freed and pfn in self._batched_freed:
+                    self._batched_freed.discard(pfn)
+                    stats.page_free_duplicates += 1
+                else:
+                    stats.unknown_page_frees += 1
+            elif kind == EV_KMALLOC:
+                self._kmalloc(ev, cpu)
+            elif kind == EV_KFREE:
+                entry = objects.pop(ev[3], None)
+                if entry is None:
+                    self._kfree_other(ev[3], cpu)
+                    continue
+                cache, oid = entry
+                try:
+                    if queue_rcu and cache.rcu_free:
+                        cache.free_rcu(oid, cpu, now)
+                        stats.rcu_queued += 1
+                    else:
+                        cache.free(oid, cpu)
+                except BadSlabFree:
+                    stats.bad_frees += 1
+            elif kind == EV_PAGE_FREE_BATCHED:
+                stats.page_free_batched += 1
+                if ev[4] in pages:
+                    self._free_page(ev[4], cpu)
+                    self._batched_freed.add(ev[4])
+        stats.events += done
+        self._next_tick = next_tick
+        if done:
+            stats.first_ts = self.t0
+            stats.last_ts = last
+            if now > self.now:
+                self.now = now
+        return done, ended
+
+    # ------------------------------------------------------------------ slow paths
+
+    def _realloc(self, ptr: str, entry: tuple[SlabCache, int], cpu: int) -> None:
+        """An allocation of a pointer still live: the kernel freed it untraced."""
+        self.stats.reallocs += 1
+        old_cache, old_oid = self.objects[ptr]
+        try:
+            old_cache.free(old_oid, cpu)
+        except BadSlabFree:
+            self.stats.bad_frees += 1
+        self.objects[ptr] = entry
+
+    def _unknown_free(self, name: str | None, cpu: int) -> None:
+        """A free of an object from before the trace: take one from the population."""
+        stats = self.stats
+        pool = self._initial.get(name) if name is not None else None
+        if not pool:
+            stats.unknown_frees_unmatched += 1
+            return
+        i = self.rng.randrange(len(pool))
+        pool[i], pool[-1] = pool[-1], pool[i]
+        oid = pool.pop()
+        cache = self.cache_named(name)  # type: ignore[arg-type]
+        stats.unknown_frees += 1
+        self.unknown_frees_by_cache[name] = self.unknown_frees_by_cache.get(name, 0) + 1  # type: ignore[index]
+        try:
+            if self.rcu_frees == "queue" and cache.rcu_free:
+                cache.free_rcu(oid, cpu, self.now)
+                stats.rcu_queued += 1
+            else:
+                cache.free(oid, cpu)
+        except BadSlabFree:
+            stats.bad_frees += 1
+
+    def _kfree_other(self, ptr: str, cpu: int) -> None:
+        """kfree of no traced object: NULL, a large kmalloc, or one from before."""
+        stats = self.stats
+        if ptr == NULL_PTR:
+            stats.kfree_null += 1
+            return
+        big = self.large.pop(ptr, None)
+        if big is None:
+            stats.unknown_frees_unmatched += 1
+            return
+        stats.large_kfrees += 1
+        kernel, sim, order = big
+        if kernel < 0:
+            self.page_free(sim, order, cpu)
+        # An adopted page is freed by the mm_page_free that follows the kfree.
+
+    def _kmalloc(self, ev: TraceEvent, cpu: int) -> None:
+        stats = self.stats
+        cache = self._kmalloc_cache(ev[7], ev[8], ev[11])
+        if cache is not None:
+            if self._pending_slab:
+                self._attribute(ev[1], cache)
+            oid = cache.alloc(cpu)
+            if oid is None:
+                stats.object_alloc_failures += 1
+                return
+            entry = (cache, oid)
+            if self.objects.setdefault(ev[3], entry) is not entry:
+                self._realloc(ev[3], entry, cpu)
+            return
+        # __kmalloc_large_node: get_order(size) pages, gfp | __GFP_COMP.
+        stats.large_kmallocs += 1
+        order = get_order(ev[7], self.zone.page_size)
+        last = self._last_page.get(ev[1])
+        if (last is not None and last[1] == order and last[0] in self.pages
+                and last[0] not in self._adopted and last[2] & __GFP_COMP):
+            self._adopted.add(last[0])
+            stats.large_kmallocs_adopted += 1
+            sim, _ = self.pages[last[0]]
+            self.large[ev[3]] = (last[0], sim, order)
+            return
+        gfp = ev[8] | __GFP_COMP
+        sim = self.page_alloc(order, gfp, cpu, _OWNER_OF_MT[gfp_migratetype(gfp)])
+        if sim is None:
+            stats.page_alloc_failures += 1
+            return
+        self.large[ev[3]] = (-1, sim, order)
+
+    def _free_page(self, pfn: int, cpu: int) -> None:
+        sim, order = self.pages.pop(pfn)
+        del self._kernel_pfn[sim]
+        self._adopted.discard(pfn)
+        try:
+            self.page_free(sim, order, cpu)
+        except BadFree:
+            self.stats.bad_frees += 1
+            return
+        self.stats.page_frees += 1
+
+    def _attribute(self, trace_cpu: int, cache: SlabCache) -> None:
+        """Give waiting slab pages of this CPU to ``cache`` if its slabs are of that
+        order (or its fallback order) and page type."""
+        lst = self._pending_slab.get(trace_cpu)
+        if not lst:
+            return
+        keep = []
+        for order, mt in lst:
+            if mt == cache.migratetype and order in (cache.order, cache.min_order):
+                self.trace_slab_pages[cache.name] = self.trace_slab_pages.get(cache.name, 0) + 1
+                key = f"order-{order} {MIGRATETYPE_NAMES[mt]}"
+                by_type = self.stats.slab_pages_by_type
+                by_type[key] = by_type.get(key, 0) + 1
+            else:
+                keep.append((order, mt))
+        if len(keep) > 8:  # pages no allocation claimed
+            self.stats.slab_pages_unattributed += len(keep) - 8
+            keep = keep[-8:]
+        if keep:
+            self._pending_slab[trace_cpu] = keep
+        else:
+            del self._pending_slab[trace_cpu]
+
+    # ------------------------------------------------------------------ engine hooks
+
+    def migrate_page(self, old: int, new: int, order: int) -> bool:
+        """Compaction moved the simulated block ``old`` to ``new``
+        (``zone.on_migrate``): follow it if it is one of the trace's pages."""
+        kernel = self._kernel_pfn.pop(old, None)
+        if kernel is None:
+            return False
+        self._kernel_pfn[new] = kernel
+        self.pages[kernel] = (new, order)
+        for ptr, (k, sim, o) in list(self.large.items()):
+            if sim == old:
+                self.large[ptr] = (k, new, o)
+        self.stats.pages_migrated += 1
+        return True
+
+    # ------------------------------------------------------------------ results
+
+    def held_objects(self, cache: SlabCache) -> int:
+        """Objects of ``cache`` the trace holds (allocated in the trace, not freed)."""
+        return sum(1 for c, _ in self.objects.values() if c is cache)
+
+    def cache_stats(self) -> dict[str, CacheReplayStats]:
+        """Per cache: what the replay did to it, and how it stands now."""
+        out = {}
+        for cache in self.caches:
+            base = self._base.get(cache.name, (0, 0, 0, 0))
+            st = cache.stats
+            entry = cache.slabinfo_entry()
+            out[cache.name] = CacheReplayStats(
+                name=cache.name,
+                allocs=cache.nr_allocs - base[2],
+                frees=cache.nr_frees - base[3],
+                unknown_frees=self.unknown_frees_by_cache.get(cache.name, 0),
+                slabs_allocated=st.alloc_slab - base[0],
+                slabs_freed=st.free_slab - base[1],
+                trace_slab_pages=self.trace_slab_pages.get(cache.name, 0),
+                initial_objects=self._initial_count.get(cache.name, 0),
+                live_objects=cache.nr_live,
+                nr_slabs=cache.nr_slabs,
+                active_objs=entry.active_objs,
+                num_objs=entry.num_objs,
+            )
+        return out
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass
+class ReplayResult:
+    """What :func:`replay_file` built and did."""
+
+    zone: Zone
+    caches: SlabCaches
+    replayer: Replayer
+    population: InitialPopulation | None
+    parse: ParseStats
+    wall_s: float  # parse + replay, set-up excluded
+    setup_s: float
+
+    @property
+    def stats(self) -> ReplayStats:
+        return self.replayer.stats
+
+    @property
+    def realtime_factor(self) -> float:
+        """Trace span / wall time: above 1 is faster than real time."""
+        return self.parse.span_s / self.wall_s if self.wall_s > 0 else math.inf
+
+    def summary(self) -> dict[str, Any]:
+        """The ``trace.*`` and per-cache numbers of the issue's summary.json."""
+        return {
+            "trace": {
+                "events": self.parse.events,
+                "bad_lines": self.parse.bad_lines,
+                "first_bad_lines": self.parse.as_dict()["first_bad_lines"],
+                "unknown_frees": self.stats.unknown_frees,
+                "span_s": self.parse.span_s,
+                "complete": self.parse.complete,
+                "error": self.parse.error,
+                "replay": self.stats.as_dict(),
+            },
+            "wall_s": self.wall_s,
+            "caches": {name: c.as_dict() for name, c in self.replayer.cache_stats().items()},
+        }
+
+
+def _read(source: str | os.PathLike[str] | None) -> tuple[str, str] | None:
+    if source is None:
+        return None
+    name = os.fspath(source)
+    try:
+        with open(name, encoding="utf-8", errors="replace") as f:
+            return f.read(), name
+    except OSError as err:
+        raise FragsimError(f"{name}: cannot read: {err.strerror}") from None
+
+
+def replay_file(
+    path: str | os.PathLike[str],
+    *,
+    slabinfo: str | os.PathLike[str] | list[SlabinfoEntry] | None = None,
+    buddyinfo: str | os.PathLike[str] | list[ZoneFree] | None = None,
+    pagetypeinfo: str | os.PathLike[str] | Pagetypeinfo | None = None,
+    zoneinfo: str | os.PathLike[str] | None = None,
+    zone_name: str | None = None,
+    nr_pages: int | None = None,
+    speed: float = 1.0,
+    occupancy: str = "even",
+    rcu_frees: str = "trace",
+    seed: int = 0,
+    zone_options: dict[str, Any] | None = None,
+) -> ReplayResult:
+    """Build the machine from snapshots, then stream and replay the trace at ``path``.
+
+    Without ``buddyinfo`` the zone is an empty one of ``nr_pages`` (default 1 GiB of
+    4 KiB pages); without ``slabinfo`` caches are made as the trace names them.
+    """
+    t_setup = time.perf_counter()
+    options = dict(zone_options or {})
+    entries = slabinfo if isinstance(slabinfo, list) else None
+    if entries is None and slabinfo is not None:
+        text, name = _read(slabinfo)  # type: ignore[misc]
+        entries = parse_slabinfo(text, name)
+    filler = None
+    if buddyinfo is not None:
+        if isinstance(buddyinfo, list):
+            rows = buddyinfo
+        else:
+            text, name = _read(buddyinfo)  # type: ignore[misc]
+            rows = parse_buddyinfo(text, name)
+        ptinfo = pagetypeinfo if isinstance(pagetypeinfo, Pagetypeinfo) else None
+        if ptinfo is None and pagetypeinfo is not None:
+            text, name = _read(pagetypeinfo)  # type: ignore[misc, arg-type]
+            ptinfo = parse_pagetypeinfo(text, name)
+        managed = None
+        if zoneinfo is not None:
+            text, name = _read(zoneinfo)  # type: ignore[misc]
+            managed = {z.zone: z.managed for z in parse_zoneinfo(text, name)}
+        snap = pick_zone(rows, ptinfo, zone_name, managed_pages=managed)
+        zone, filler = synthesize_zone(snap.nr_free, nr_pages or snap.nr_pages,
+                                       free_by_type=snap.free_by_type,
+                                       pageblock_counts=snap.pageblock_counts, **options)
+    else:
+        zone = Zone(nr_pages or (1 << 18), **options)
+    clock_box: list[Replayer] = []
+    caches = SlabCaches(zone, clock=lambda: clock_box[0].now if clock_box else 0.0)
+    population = None
+    if entries is not None:
+        population = populate_from_slabinfo(caches, entries, occupancy, filler=filler)
+    if filler is not None:
+        filler.finish()
+    replayer = Replayer(zone, caches, population=population, speed=speed,
+                        rcu_frees=rcu_frees, seed=seed)
+    clock_box.append(replayer)
+    setup_s = time.perf_counter() - t_setup
+
+    reader = TraceReader(path)
+    t0 = time.perf_counter()
+    replayer.feed(reader)
+    replayer.run()
+    wall = time.perf_counter() - t0
+    return ReplayResult(zone, caches, replayer, population, reader.stats, wall, setup_s)

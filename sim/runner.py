@@ -1,0 +1,280 @@
+"""Run experiments: a config -> machines -> samples -> results files.
+
+``run(config)`` is the Python API: one variant and seed in, one ``Result`` out (time
+series as numpy arrays, ``.to_csv()``). ``run_experiment`` runs every variant x seed
+and writes the run directory (sim/results.py) atomically. A run is a pure function of
+its resolved config and seed: the same config and seed give identical results.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sim import __version__, metrics
+from sim.config import ExperimentConfig, load_config, resolve_variants, to_yaml
+from sim.machine import Machine
+from sim.procfs import buddyinfo_of, format_buddyinfo, format_pagetypeinfo, pagetypeinfo_of
+from sim.results import Recorder, Result, RunDirectory, write_atomic, write_json, write_timeseries
+from workloads import resolve_kind
+
+MEMMAP_FIELDS = ("migratetype", "free_pages", "pcp_pages", "movable_pages", "pinned_pages",
+                 "unmovable_pages", "slab_pages")
+
+
+def build_workloads(machine: Machine) -> list:
+    workloads = []
+    for i, spec in enumerate(machine.config.workloads):
+        cls = resolve_kind(spec.kind)
+        params = cls.Params.model_validate(spec.model_extra or {})
+        workloads.append(cls(machine, params, i))
+    return workloads
+
+
+def _memmap(machine: Machine, title: str) -> dict[str, np.ndarray]:
+    stats = machine.zone.pageblock_stats()
+    data = {name: getattr(stats, name) for name in MEMMAP_FIELDS}
+    data["pageblock_nr_pages"] = np.asarray(machine.zone.pageblock_nr_pages)
+    data["title"] = np.asarray(title)
+    return data
+
+
+def run(config: ExperimentConfig | str | Path, seed: int | None = None,
+        variant: str | None = None, progress: Callable[[float], None] | None = None) -> Result:
+    """Run one variant (default: the first) with one seed (default: the config's)."""
+    if not isinstance(config, ExperimentConfig):
+        configs = resolve_variants(config)
+        name = variant or next(iter(configs))
+        config, variant = configs[name], name
+    return run_machine(config, config.seed if seed is None else seed, variant or "default",
+                       progress)
+
+
+def run_machine(config: ExperimentConfig, seed: int, variant: str,
+                progress: Callable[[float], None] | None = None) -> Result:
+    started = time.perf_counter()
+    machine = Machine(config, seed, variant)
+    workloads = build_workloads(machine)
+    for workload in workloads:
+        machine.add_sample_hook(workload.samples)
+    machine.start(workloads)
+    memmap_start = _memmap(machine, "t = 0")
+    recorder = Recorder()
+    until = config.duration
+    every = config.sample_every
+    pb_every = config.pageblock_sample_every or 10 * every
+    next_pb = 0.0
+    pb_values: dict = {}
+    t = 0.0
+    while True:
+        if t >= next_pb - 1e-9:
+            pb_values = machine.pageblock_snapshot()
+            next_pb += pb_every
+        values = machine.snapshot()
+        values.update(pb_values)
+        recorder.sample(t, values)
+        if progress is not None:
+            progress(t)
+        if t >= until - 1e-9:
+            break
+        t = min(until, t + every)
+        machine.env.run(until=t)
+    wall = time.perf_counter() - started
+    result = Result(variant, seed, np.asarray(recorder.times), recorder.series())
+    result.summary = summarize(machine, workloads, result, wall)
+    result.final = {
+        "buddyinfo": format_buddyinfo([buddyinfo_of(machine.zone)]),
+        "pagetypeinfo": format_pagetypeinfo(pagetypeinfo_of(machine.zone)),
+        "slabinfo": machine.caches.format_slabinfo(),
+    }
+    result.memmap = {"start": memmap_start, "end": _memmap(machine, f"t = {until:g} s")}
+    return result
+
+
+def _time_average(times: np.ndarray, values: np.ndarray) -> float:
+    if len(times) < 2:
+        return float(values[-1]) if len(values) else math.nan
+    return float(np.trapezoid(values, times) / (times[-1] - times[0]))
+
+
+def summarize(machine: Machine, workloads: list, result: Result, wall: float) -> dict[str, Any]:
+    zone = machine.zone
+    buddy_calls = zone.nr_alloc_calls + zone.nr_free_calls
+    slab_ops = sum(c.nr_allocs + c.nr_frees for c in machine.caches)
+    avail9 = result.series.get(("avail", str(zone.pageblock_order)))
+    thp = [w for w in _flatten(workloads) if w.kind == "thp_probe"]
+    attempts = sum(w.attempts for w in thp)
+    summary: dict[str, Any] = {
+        "variant": result.variant,
+        "seed": result.seed,
+        "wall_s": wall,
+        "sim_time_s": machine.env.now,
+        "events": machine.env.events_processed,
+        "alloc_ops": buddy_calls,
+        "ops_per_s": buddy_calls / wall if wall else math.nan,
+        "slab_ops": slab_ops,
+        "slab_ops_per_s": slab_ops / wall if wall else math.nan,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "avail": {str(o): metrics.avail(zone.nr_free, o) for o in range(zone.max_order + 1)},
+        f"avail{zone.pageblock_order}_time_avg": (
+            _time_average(result.times, avail9) if avail9 is not None else math.nan),
+        "thp_success_rate": (sum(w.successes for w in thp) / attempts) if attempts else math.nan,
+        "thp_attempts": attempts,
+        "buddy": zone.stats.as_dict(),
+        "engine": machine.stats.as_dict(),
+        "compaction": machine.compactor.stats.as_dict(),
+        "defrag": machine.defrag.stats.as_dict(),
+        "shrinker": {
+            "runs": machine.stats.shrinker_runs,
+            "objects_freed": machine.stats.shrinker_freed,
+            "objects_scanned": machine.stats.shrinker_scanned,
+        },
+        "evictions": {
+            "slab_objects": sum(c.stats.objects_evicted for c in machine.caches),
+            "page_cache_pages": machine.lru.stats.evicted
+            + sum(c.stats.page_cache_evicted for c in machine.caches),
+        },
+        "caches": {c.name: {"active_objs": c.slabinfo_entry().active_objs,
+                            "num_slabs": c.nr_slabs, "pages": c.nr_pages,
+                            "slabs_allocated": c.stats.alloc_slab,
+                            "slabs_freed": c.stats.free_slab}
+                   for c in machine.caches},
+        "workloads": {w.name: w.summary() for w in workloads},
+    }
+    if machine.defrag.notes:
+        summary["notes"] = list(dict.fromkeys(machine.defrag.notes))
+    return summary
+
+
+def _flatten(workloads: list) -> list:
+    out = []
+    for w in workloads:
+        out.append(w)
+        out.extend(_flatten(getattr(w, "children", [])))
+    return out
+
+
+# ------------------------------------------------------------------ experiments
+
+
+# Two-sided 95 % Student t quantiles for 1..30 degrees of freedom.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_975(df: int) -> float:
+    """The 97.5 % quantile of Student's t (a 95 % two-sided interval)."""
+    if df < 1:
+        return math.nan
+    return _T975[df - 1] if df <= len(_T975) else 1.96 + 2.4 / df
+
+
+def _numeric_leaves(summary: dict, prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            out[name] = float(value)
+        elif isinstance(value, dict) and key not in ("workloads", "caches"):
+            out.update(_numeric_leaves(value, name + "."))
+    return out
+
+
+def aggregate(per_seed: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean and a 95 % confidence half-width (Student t) of every numeric summary field."""
+    leaves = [_numeric_leaves(s) for s in per_seed]
+    keys = [k for k in leaves[0] if k not in ("seed",)]
+    mean, ci = {}, {}
+    n = len(leaves)
+    for key in keys:
+        values = [leaf[key] for leaf in leaves if key in leaf and not math.isnan(leaf[key])]
+        if not values:
+            continue
+        mean[key] = statistics.fmean(values)
+        ci[key] = (t_975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+                   if len(values) > 1 else math.nan)
+    return {"n": n, "mean": mean, "ci95": ci}
+
+
+def run_experiment(
+    config_path: str | Path,
+    overrides: list[str] | None = None,
+    out: str | Path | None = None,
+    seed: int | None = None,
+    seeds: int | None = None,
+    progress_factory: Callable[[float, str], Callable[[float], None]] | None = None,
+    plots: bool = True,
+) -> Path:
+    """Every variant x seed of a config; writes and returns the run directory."""
+    overrides = list(overrides or [])
+    configs = resolve_variants(config_path, overrides)
+    first = next(iter(configs.values()))
+    out_dir = Path(out) if out is not None else Path("results") / first.name
+    base_seed = first.seed if seed is None else seed
+    n_seeds = seeds or first.seeds
+    results: list[Result] = []
+    for variant, config in configs.items():
+        for k in range(n_seeds):
+            progress = progress_factory(config.duration, f"{variant} seed {base_seed + k}") \
+                if progress_factory else None
+            results.append(run_machine(config, base_seed + k, variant, progress))
+    with RunDirectory(out_dir) as run_dir:
+        path = run_dir.path
+        resolved = {"fragsim_version": __version__,
+                    "seeds": [base_seed + k for k in range(n_seeds)],
+                    "variants": {v: _config_dict(c) for v, c in configs.items()}}
+        write_atomic(path / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+        write_timeseries(path / "timeseries.csv", results)
+        by_variant: dict[str, list[dict]] = {}
+        for r in results:
+            by_variant.setdefault(r.variant, []).append(r.summary)
+        write_json(path / "summary.json", {
+            "fragsim_version": __version__,
+            "name": first.name,
+            "complete": True,
+            "variants": {v: {"runs": runs, **aggregate(runs)} for v, runs in by_variant.items()},
+        })
+        # final/ and the memory maps come from each variant's first seed.
+        firsts: dict[str, Result] = {}
+        for r in results:
+            firsts.setdefault(r.variant, r)
+        (path / "memmap").mkdir()
+        for i, (variant, r) in enumerate(firsts.items()):
+            sub = path / "final" if len(firsts) == 1 else path / "final" / variant
+            for name, text in r.final.items():
+                write_atomic(sub / name, text)
+            if i == 0:
+                np.savez_compressed(path / "memmap" / "start.npz", **r.memmap["start"])
+            end = "end" if len(firsts) == 1 else f"end-{variant}"
+            np.savez_compressed(path / "memmap" / f"{end}.npz", **r.memmap["end"])
+        if plots:
+            from sim.plots import plot_run
+
+            plot_run(path)
+    return out_dir
+
+
+def _config_dict(config: ExperimentConfig) -> dict:
+    return yaml.safe_load(to_yaml(config))
+
+
+def validate(config_path: str | Path, overrides: list[str] | None = None) -> str:
+    """The resolved config (every variant) as YAML."""
+    configs = resolve_variants(config_path, overrides or [])
+    if list(configs) == ["default"]:
+        return to_yaml(configs["default"])
+    return yaml.safe_dump({v: _config_dict(c) for v, c in configs.items()}, sort_keys=False)
+
+
+__all__ = ["run", "run_experiment", "run_machine", "validate", "load_config"]

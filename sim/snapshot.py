@@ -1,0 +1,587 @@
+"""Initial machine state from /proc snapshots: a zone from buddyinfo (and pagetypeinfo),
+slab caches and their objects from slabinfo.
+
+**Zone: exactly buddyinfo's free lists** (:func:`synthesize_zone`, :func:`zone_from_buddyinfo`).
+buddyinfo says how many free blocks of each order a zone has (mm/vmstat.c
+``frag_show_print``), not where they are. The synthesized layout holds exactly those
+counts, and when pagetypeinfo is given, exactly its per-migratetype counts (its
+``>100000`` caps derived from buddyinfo by ``derive_capped_counts``) and its pageblock
+counts per migratetype. The choices, in order:
+
+- Pageblocks are laid out by type in runs: UNMOVABLE first (lowest pfns), then
+  RECLAIMABLE, then MOVABLE, then the rarer types. Without pagetypeinfo every pageblock is
+  MOVABLE and every free block is on a MOVABLE list.
+- Each type's free blocks are placed inside that type's run, from the largest order down,
+  best fit, lowest pfns first. A free block never has a free buddy of the same order
+  (``__free_one_page`` would have merged them): placing a block of order o inside a
+  larger hole leaves its buddy marked "must keep an allocated page", so that buddy only
+  ever holds smaller free blocks; across the boundary of two runs the later of two
+  buddy holes is marked the same way.
+- Everything else is allocated **filler**: owned by pageblock type (OWNER_UNMOVABLE in
+  UNMOVABLE blocks, OWNER_RECLAIMABLE in RECLAIMABLE blocks, OWNER_MOVABLE, i.e. LRU
+  memory that compaction may migrate, in MOVABLE ones). The kernel's per-CPU lists are
+  empty, since buddyinfo does not count their pages.
+- The slab pages of a slabinfo population come out of the filler of the right pageblock
+  type (:class:`FillerPool`), so that populating the caches leaves the free lists
+  exactly as buddyinfo says. The kernel's real slab pages were somewhere in that
+  memory too.
+
+The zone is built through the allocator's own calls (everything allocated, split, and the
+chosen blocks freed with ``Zone.free``), so a layout mistake would show as a merge and a
+wrong count; ``zone.check()`` and the counts are verified before returning. The one
+exception: pageblock migratetypes are written directly, because sim/buddy.py has no
+``set_pageblock_migratetype`` (the kernel's name for it) yet.
+
+**Slab caches: slabinfo's geometry and population** (:func:`populate_from_slabinfo`).
+Each row gives a cache (``SlabGeometry.from_slabinfo``; page type and RCU freeing from
+sim/slab.py's flags table) and ``num_slabs`` slabs holding ``active_objs`` objects. The
+per-slab occupancy assumed:
+
+- ``even`` (default): the ``num_objs - active_objs`` free slots are spread as evenly as
+  slabinfo allows: every slab has ``floor`` or ``ceil`` of ``free / num_slabs`` free
+  slots. Slabs with a free slot are on the node partial list, the others full; no CPU
+  slab, no per-CPU partial list. Then ``get_slabinfo`` of the simulated cache prints
+  slabinfo's own row: active = total - free slots on node-partial slabs.
+- ``packed``: the free slots are packed into as few slabs as possible (the last ones);
+  empty slabs beyond ``min_partial`` are given back, as ``__put_partials`` would.
+
+Either way ``active_objs`` counts more objects than are really live: ``get_slabinfo``
+counts the free slots of per-CPU slabs as active. The simulated cache therefore starts
+with ``active_objs`` objects, which is an upper bound. Those objects are the **initial
+population**: a trace free of an object the trace never allocated takes one of them
+(sim/replay.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sim.buddy import (
+    ALLOC_NO_WATERMARKS,
+    OWNER_MOVABLE,
+    OWNER_NONE,
+    OWNER_RECLAIMABLE,
+    OWNER_UNMOVABLE,
+    BuddyStats,
+    Zone,
+)
+from sim.errors import FragsimError
+from sim.migratetype import (
+    MIGRATE_HIGHATOMIC,
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_TYPES,
+    MIGRATE_UNMOVABLE,
+    MIGRATETYPE_NAMES,
+)
+from sim.procfs import Pagetypeinfo, SlabinfoEntry, ZoneFree, derive_capped_counts
+from sim.slab import SlabCache, SlabCaches, SlabGeometry
+
+OCCUPANCY_POLICIES = ("even", "packed")
+
+# Pageblock runs from the lowest pfn: the types the kernel groups away from movable
+# memory first.
+_RUN_ORDER = (MIGRATE_UNMOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC,
+              MIGRATE_ISOLATE)
+_FILLER_OWNER = {
+    MIGRATE_UNMOVABLE: OWNER_UNMOVABLE,
+    MIGRATE_MOVABLE: OWNER_MOVABLE,
+    MIGRATE_RECLAIMABLE: OWNER_RECLAIMABLE,
+    MIGRATE_HIGHATOMIC: OWNER_UNMOVABLE,
+    MIGRATE_ISOLATE: OWNER_UNMOVABLE,
+}
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@dataclass
+class _Holes:
+    """Unassigned aligned blocks of one pageblock type, by order. A "flagged" hole must
+    keep at least one allocated page: it is the buddy of a free block (or of a hole that
+    may become one), so it may hold smaller free blocks but never be free whole."""
+
+    free: list[list[int]]
+    flagged: list[list[int]]
+
+    @classmethod
+    def empty(cls, max_order: int) -> _Holes:
+        return cls([[] for _ in range(max_order + 1)], [[] for _ in range(max_order + 1)])
+
+
+@dataclass
+class ZoneLayout:
+    """A planned zone: free blocks (pfn, order, migratetype), filler blocks (pfn, order),
+    and the migratetype of every pageblock."""
+
+    nr_pages: int
+    pageblock_types: list[int]
+    free_blocks: list[tuple[int, int, int]]
+    filler_blocks: list[tuple[int, int]]
+
+
+def _decompose(start: int, end: int, max_order: int) -> list[tuple[int, int]]:
+    """[start, end) as the largest aligned blocks of at most max_order, in pfn order."""
+    blocks = []
+    pfn = start
+    while pfn < end:
+        order = max_order
+        while order and (pfn & ((1 << order) - 1) or pfn + (1 << order) > end):
+            order -= 1
+        blocks.append((pfn, order))
+        pfn += 1 << order
+    return blocks
+
+
+def plan_layout(nr_pages: int, free_by_type: Sequence[Sequence[int]],
+                pageblock_types: Sequence[int], *, max_order: int = 10,
+                pageblock_order: int = 9) -> ZoneLayout:
+    """Place ``free_by_type[mt][order]`` free blocks in pageblocks of type mt.
+
+    ``pageblock_types`` gives each pageblock's migratetype. Raises FragsimError when a
+    type's pageblocks cannot hold its free blocks.
+    """
+    nr_pb = len(pageblock_types)
+    pb_pages = 1 << pageblock_order
+    holes = [_Holes.empty(max_order) for _ in range(MIGRATE_TYPES)]
+    # Runs of equal type, decomposed into aligned holes.
+    b = 0
+    runs: list[tuple[int, int, int]] = []
+    while b < nr_pb:
+        e = b
+        while e < nr_pb and pageblock_types[e] == pageblock_types[b]:
+            e += 1
+        runs.append((b * pb_pages, min(e * pb_pages, nr_pages), pageblock_types[b]))
+        b = e
+    hole_at: dict[int, tuple[int, int]] = {}  # pfn -> (order, type), for the buddy rule
+    ordered: list[tuple[int, int, int]] = []
+    for start, end, mt in runs:
+        for pfn, order in _decompose(start, end, max_order):
+            hole_at[pfn] = (order, mt)
+            ordered.append((pfn, order, mt))
+    for pfn, order, mt in ordered:
+        buddy = pfn ^ (1 << order)
+        flag = buddy < pfn and hole_at.get(buddy, (-1, -1))[0] == order and order < max_order
+        (holes[mt].flagged if flag else holes[mt].free)[order].append(pfn)
+    for mt in range(MIGRATE_TYPES):
+        for lst in (*holes[mt].free, *holes[mt].flagged):
+            lst.reverse()  # pop() takes the lowest pfn
+
+    free_blocks: list[tuple[int, int, int]] = []
+    for mt in range(MIGRATE_TYPES):
+        counts = free_by_type[mt] if mt < len(free_by_type) else ()
+        h = holes[mt]
+        for order in range(len(counts) - 1, -1, -1):
+            for _ in range(counts[order]):
+                if order > max_order:
+                    raise FragsimError(f"expected orders 0..{max_order}, got a free block of "
+                                       f"order {order}")
+                if h.free[order]:
+                    free_blocks.append((h.free[order].pop(), order, mt))
+                    continue
+                # Split the smallest larger hole; a flagged one first at equal order, as
+                # it must keep an allocated page anyway.
+                for k in range(order + 1, max_order + 1):
+                    if h.flagged[k]:
+                        pfn = h.flagged[k].pop()
+                        break
+                    if h.free[k]:
+                        pfn = h.free[k].pop()
+                        break
+                else:
+                    raise FragsimError(
+                        f"cannot place the free blocks: the {MIGRATETYPE_NAMES[mt]} "
+                        f"pageblocks hold no room for another order-{order} block "
+                        f"(pagetypeinfo and buddyinfo disagree, or the zone is too small)"
+                    )
+                # The block's buddy keeps an allocated page (and carries on the
+                # obligation of a flagged hole); the larger pieces may be free whole.
+                free_blocks.append((pfn, order, mt))
+                h.flagged[order].append(pfn + (1 << order))
+                for j in range(order + 1, k):
+                    h.free[j].append(pfn + (1 << j))
+    filler = [(pfn, order) for mt in range(MIGRATE_TYPES)
+              for lists in (holes[mt].free, holes[mt].flagged)
+              for order, lst in enumerate(lists) for pfn in lst]
+    filler.sort()
+    free_blocks.sort()
+    return ZoneLayout(nr_pages, list(pageblock_types), free_blocks, filler)
+
+
+def _pageblock_types(nr_pageblocks: int, counts: Sequence[int] | None) -> list[int]:
+    """Runs by type in _RUN_ORDER; counts are scaled to the zone's pageblocks if they
+    do not sum to it, and MOVABLE takes the remainder."""
+    if counts is None:
+        return [MIGRATE_MOVABLE] * nr_pageblocks
+    counts = list(counts) + [0] * (MIGRATE_TYPES - len(counts))
+    total = sum(counts)
+    if total != nr_pageblocks and total:
+        counts = [c * nr_pageblocks // total for c in counts]
+    counts[MIGRATE_MOVABLE] += nr_pageblocks - sum(counts)
+    types: list[int] = []
+    for mt in _RUN_ORDER:
+        types += [mt] * counts[mt]
+    return types
+
+
+# --------------------------------------------------------------------------- the zone
+
+
+class FillerPool:
+    """The allocated filler of a synthesized zone, by pageblock type; a page allocator
+    (sim/slab.py's PageAllocator signature) that hands it out, so that slab pages of
+    the initial population come from memory buddyinfo already counted as used."""
+
+    def __init__(self, zone: Zone, blocks: Iterable[tuple[int, int]]) -> None:
+        self.zone = zone
+        self.by_type: list[list[list[int]]] = [
+            [[] for _ in range(zone.max_order + 1)] for _ in range(MIGRATE_TYPES)
+        ]
+        for pfn, order in sorted(blocks, reverse=True):
+            self.by_type[zone.pageblock_migratetype(pfn)][order].append(pfn)
+        self.handed_out = 0  # blocks given to slab caches
+        self.fallbacks = 0  # of those, from a pageblock of another type
+        self.from_free_lists = 0  # filler ran out: taken from the free lists instead
+        self.finished = False
+
+    def take(self, order: int, migratetype: int) -> int | None:
+        """An allocated block of ``order`` (split from a larger filler block if need
+        be), from a pageblock of ``migratetype`` if any, else of another type."""
+        for mt in (migratetype, *[m for m in _RUN_ORDER if m != migratetype]):
+            lists = self.by_type[mt]
+            for k in range(order, len(lists)):
+                if lists[k]:
+                    pfn = lists[k].pop()
+                    for piece, j in zip(self.zone.split_isolated_page(pfn, k, order),
+                                        range(k - 1, order - 1, -1), strict=True):
+                        lists[j].append(piece)
+                    if mt != migratetype:
+                        self.fallbacks += 1
+                    self.handed_out += 1
+                    return pfn
+        return None
+
+    def page_allocator(self, order: int, migratetype: int, cpu: int, owner: int,
+                       alloc_flags: int, noretry: bool) -> int | None:
+        """``PageAllocator`` for SlabCache: filler first, then the zone as usual."""
+        pfn = self.take(order, migratetype) if not self.finished else None
+        if pfn is None:
+            self.from_free_lists += 1
+            return self.zone.alloc(order, migratetype, cpu, owner, alloc_flags)
+        self.zone.set_owner(pfn, owner)
+        return pfn
+
+    def finish(self) -> None:
+        """Give the remaining filler its owner by pageblock type; no more handing out."""
+        if self.finished:
+            return
+        for mt, lists in enumerate(self.by_type):
+            owner = _FILLER_OWNER[mt]
+            for lst in lists:
+                for pfn in lst:
+                    self.zone.set_owner(pfn, owner)
+        self.finished = True
+
+    @property
+    def nr_pages(self) -> int:
+        return sum(len(lst) << order for lists in self.by_type
+                   for order, lst in enumerate(lists))
+
+
+def _allocate_everything(zone: Zone) -> list[tuple[int, int]]:
+    """Take every free block of a fresh zone as an allocated OWNER_NONE block (the boot
+    layout), smallest blocks first while the watermark lets ``isolate_free_page`` take
+    them, the rest with ALLOC_NO_WATERMARKS."""
+    taken = []
+    for order in range(zone.max_order + 1):
+        for mt in range(MIGRATE_TYPES):
+            for pfn in zone.free_blocks(order, mt):
+                if zone.isolate_free_page(pfn):
+                    taken.append((pfn, order))
+    while zone.nr_free_pages or zone.pcp_pages:
+        zone.drain_all_pages()
+        order = max(o for o in range(zone.max_order + 1) if zone.nr_free[o])
+        pfn = zone.alloc(order, MIGRATE_MOVABLE, 0, OWNER_NONE, ALLOC_NO_WATERMARKS)
+        if pfn is None:
+            raise AssertionError(f"cannot allocate a free order-{order} block")
+        taken.append((pfn, order))
+    # A per-CPU list refilled by the last allocations holds blocks we took above.
+    if zone.pcp_pages:
+        raise AssertionError("per-CPU lists still hold pages")
+    return taken
+
+
+def _split_to(zone: Zone, pfn: int, order: int, want: dict[int, int]) -> None:
+    """Split the allocated block (pfn, order) until every piece is a block of ``want``."""
+    stack = [(pfn, order)]
+    while stack:
+        pfn, order = stack.pop()
+        if want.get(pfn) == order:
+            continue
+        if order == 0:
+            raise AssertionError(f"layout has no block at pfn {pfn}")
+        (upper,) = zone.split_isolated_page(pfn, order, order - 1)
+        stack.append((upper, order - 1))
+        stack.append((pfn, order - 1))
+
+
+def synthesize_zone(
+    nr_free: Sequence[int],
+    nr_pages: int | None = None,
+    *,
+    free_by_type: Sequence[Sequence[int | None]] | None = None,
+    pageblock_counts: Sequence[int] | None = None,
+    **zone_options: object,
+) -> tuple[Zone, FillerPool]:
+    """A Zone whose free lists hold exactly ``nr_free[order]`` blocks, and its filler.
+
+    ``free_by_type[mt][order]`` (pagetypeinfo's free counts; None for ">100000") and
+    ``pageblock_counts[mt]`` (its "Number of blocks type" row) make the per-type counts
+    exact too. ``nr_pages`` defaults to the pageblocks counted, or else to twice the free
+    pages, rounded up to a whole largest block. ``zone_options`` go to Zone. Call
+    ``filler.finish()`` (or use :func:`zone_from_buddyinfo`) once slab caches took their
+    pages.
+    """
+    nr_free = list(nr_free)
+    max_order = int(zone_options.get("max_order", len(nr_free) - 1))  # type: ignore[arg-type]
+    zone_options["max_order"] = max_order
+    pageblock_order = int(zone_options.get("pageblock_order", 9))  # type: ignore[arg-type]
+    if len(nr_free) != max_order + 1:
+        raise FragsimError(f"buddyinfo: expected {max_order + 1} free counts (orders 0.."
+                           f"{max_order}), got {len(nr_free)}")
+    free_pages = sum(n << o for o, n in enumerate(nr_free))
+    if nr_pages is None:
+        if pageblock_counts is not None and sum(pageblock_counts):
+            nr_pages = sum(pageblock_counts) << pageblock_order
+        else:
+            block = 1 << max_order
+            nr_pages = max(block, -(-2 * free_pages // block) * block)
+    if free_pages > nr_pages:
+        raise FragsimError(f"buddyinfo: {free_pages} free pages do not fit in a zone of "
+                           f"{nr_pages} pages")
+    zone = Zone(nr_pages, **zone_options)  # type: ignore[arg-type]
+    if free_by_type is not None:
+        by_type = derive_capped_counts(free_by_type, nr_free)
+        sums = [sum(by_type[mt][o] for mt in range(len(by_type))) for o in range(len(nr_free))]
+        if sums != nr_free:
+            raise FragsimError(f"pagetypeinfo and buddyinfo disagree: per-order free blocks "
+                               f"{sums} in pagetypeinfo, {nr_free} in buddyinfo")
+    else:
+        by_type = [[0] * len(nr_free) for _ in range(MIGRATE_TYPES)]
+        by_type[MIGRATE_MOVABLE] = list(nr_free)
+    if not zone.grouping_by_mobility:
+        # One list per order, every pageblock UNMOVABLE.
+        by_type = [[0] * len(nr_free) for _ in range(MIGRATE_TYPES)]
+        by_type[MIGRATE_UNMOVABLE] = list(nr_free)
+        types = [MIGRATE_UNMOVABLE] * zone.nr_pageblocks
+    else:
+        types = _pageblock_types(zone.nr_pageblocks, pageblock_counts)
+        # A type with free blocks needs pageblocks of its own.
+        for mt, counts in enumerate(by_type):
+            need = sum(n << o for o, n in enumerate(counts))
+            have = types.count(mt) << pageblock_order
+            if need > have:
+                raise FragsimError(
+                    f"pagetypeinfo: {need} free {MIGRATETYPE_NAMES[mt]} pages do not fit in "
+                    f"{types.count(mt)} {MIGRATETYPE_NAMES[mt]} pageblocks"
+                )
+    layout = plan_layout(nr_pages, by_type, types, max_order=max_order,
+                         pageblock_order=pageblock_order)
+
+    want = {pfn: order for pfn, order, _ in layout.free_blocks}
+    want.update(layout.filler_blocks)
+    for pfn, order in _allocate_everything(zone):
+        _split_to(zone, pfn, order, want)
+    # No public set_pageblock_migratetype in sim/buddy.py yet: every block is allocated
+    # now, so no free list depends on these bytes while they change.
+    pb_mt = zone._pageblock_mt  # noqa: SLF001
+    for block, mt in enumerate(layout.pageblock_types):
+        pb_mt[block] = mt
+    for pfn, order, _ in layout.free_blocks:
+        zone.free(pfn, order, 0, to_tail=True)
+    # The allocations above were bookkeeping, not workload: forget their side effects.
+    zone.stats = BuddyStats()
+    zone.zone_below_high = False
+    zone.zone_boosted_watermark = False
+    zone.watermark_boost = 0
+
+    if list(zone.nr_free) != nr_free:
+        raise AssertionError(f"synthesized zone has nr_free {zone.nr_free}, wanted {nr_free}")
+    got = zone.nr_free_by_type()
+    for mt in range(len(by_type)):
+        if got[mt] != list(by_type[mt]):
+            raise AssertionError(f"synthesized zone has {got[mt]} free blocks of type {mt}, "
+                                 f"wanted {by_type[mt]}")
+    zone.check()
+    return zone, FillerPool(zone, layout.filler_blocks)
+
+
+def zone_from_buddyinfo(
+    nr_free: Sequence[int],
+    nr_pages: int | None = None,
+    *,
+    free_by_type: Sequence[Sequence[int | None]] | None = None,
+    pageblock_counts: Sequence[int] | None = None,
+    **zone_options: object,
+) -> Zone:
+    """A Zone with exactly buddyinfo's free block counts (see :func:`synthesize_zone`);
+    the filler is owned by pageblock type."""
+    zone, filler = synthesize_zone(nr_free, nr_pages, free_by_type=free_by_type,
+                                   pageblock_counts=pageblock_counts, **zone_options)
+    filler.finish()
+    return zone
+
+
+@dataclass
+class ZoneSnapshot:
+    """The rows of one zone picked out of buddyinfo / pagetypeinfo / zoneinfo."""
+
+    name: str
+    nr_free: list[int]
+    free_by_type: list[list[int | None]] | None = None
+    pageblock_counts: list[int] | None = None
+    nr_pages: int | None = None  # zoneinfo's managed pages
+
+
+def pick_zone(buddyinfo: Sequence[ZoneFree], pagetypeinfo: Pagetypeinfo | None = None,
+              zone: str | None = None, node: int = 0,
+              managed_pages: dict[str, int] | None = None) -> ZoneSnapshot:
+    """One zone's rows. By default "Normal" (where GFP_KERNEL and movable allocations go
+    first), else the last zone listed."""
+    rows = [z for z in buddyinfo if z.node == node]
+    if not rows:
+        raise FragsimError(f"buddyinfo: expected a zone of node {node}, got none")
+    if zone is None:
+        names = [z.zone for z in rows]
+        zone = "Normal" if "Normal" in names else names[-1]
+    row = next((z for z in rows if z.zone == zone), None)
+    if row is None:
+        raise FragsimError(f"buddyinfo: expected zone {zone!r} of node {node}, got "
+                           f"{', '.join(z.zone for z in rows)}")
+    snap = ZoneSnapshot(zone, list(row.nr_free))
+    if pagetypeinfo is not None:
+        key = (node, zone)
+        if key in pagetypeinfo.free:
+            snap.free_by_type = [list(c) for c in pagetypeinfo.free[key]]
+            snap.pageblock_counts = list(pagetypeinfo.blocks[key])
+    if managed_pages and zone in managed_pages:
+        snap.nr_pages = managed_pages[zone]
+    return snap
+
+
+# --------------------------------------------------------------------------- slab caches
+
+
+@dataclass
+class InitialPopulation:
+    """Objects created from slabinfo, per cache: the objects that were live before the
+    trace began (or, for ``active_objs`` above the true count, free per-CPU slots)."""
+
+    objects: dict[str, list[int]] = field(default_factory=dict)
+    policy: str = "even"
+
+    def count(self, name: str) -> int:
+        return len(self.objects.get(name, ()))
+
+    @property
+    def total(self) -> int:
+        return sum(len(v) for v in self.objects.values())
+
+
+def _free_counts(nr_slabs: int, per_slab: int, free: int, policy: str) -> list[int]:
+    """Free slots per slab (in allocation order) under an occupancy policy."""
+    if policy == "even":
+        base, extra = divmod(free, nr_slabs)
+        return [base + (1 if i < extra else 0) for i in range(nr_slabs)]
+    counts = [0] * nr_slabs
+    i = nr_slabs - 1
+    while free > 0:
+        counts[i] = min(per_slab, free)
+        free -= counts[i]
+        i -= 1
+    return counts
+
+
+def populate_from_slabinfo(
+    caches: SlabCaches,
+    entries: Iterable[SlabinfoEntry],
+    occupancy_policy: str = "even",
+    *,
+    filler: FillerPool | None = None,
+    cpu: int = 0,
+    source: str = "slabinfo",
+    flags: Callable[[str], int | None] | None = None,
+) -> InitialPopulation:
+    """Create every cache of a slabinfo and fill it with ``active_objs`` objects in
+    ``num_slabs`` slabs (see the module docstring for the occupancy policies).
+
+    Slab pages come from ``filler`` when given (a synthesized zone's), else from the
+    zone's free lists. ``flags(name)`` may override the flags table for a cache. A cache
+    that already exists keeps its geometry and receives the objects.
+    """
+    if occupancy_policy not in OCCUPANCY_POLICIES:
+        raise FragsimError(f"{source}: expected an occupancy policy "
+                           f"{' or '.join(OCCUPANCY_POLICIES)}, got {occupancy_policy!r}")
+    population = InitialPopulation(policy=occupancy_policy)
+    for entry in entries:
+        if entry.active_objs > entry.num_objs:
+            raise FragsimError(f"{source}: {entry.name}: expected active_objs <= num_objs, "
+                               f"got {entry.active_objs} > {entry.num_objs}")
+        try:
+            cache: SlabCache | None = caches[entry.name]
+        except KeyError:
+            cache = None
+        if cache is None:
+            try:
+                geometry = SlabGeometry.from_slabinfo(entry, caches.zone.page_size)
+            except ValueError as err:
+                raise FragsimError(f"{source}: {err}") from None
+            options: dict[str, object] = {}
+            if flags is not None and (f := flags(entry.name)) is not None:
+                options["flags"] = f
+            cache = caches.create(entry.name, geometry=geometry, **options)
+        population.objects[entry.name] = _fill(cache, entry, occupancy_policy, filler, cpu)
+    return population
+
+
+def _fill(cache: SlabCache, entry: SlabinfoEntry, policy: str, filler: FillerPool | None,
+          cpu: int) -> list[int]:
+    nr_slabs = entry.num_slabs
+    if not nr_slabs:
+        return []
+    per_slab = cache.objects_per_slab
+    total = nr_slabs * per_slab
+    # Slots beyond num_objs (slabs that the kernel allocated at the fallback order) are
+    # counted as free ones.
+    free = total - entry.active_objs
+    saved = cache.page_allocator
+    if filler is not None:
+        cache.page_allocator = filler.page_allocator
+    try:
+        oids = []
+        for _ in range(total):
+            oid = cache.alloc(cpu)
+            if oid is None:
+                raise FragsimError(
+                    f"slabinfo: {entry.name}: no memory for its {nr_slabs} slabs in the "
+                    f"simulated zone"
+                )
+            oids.append(oid)
+    finally:
+        cache.page_allocator = saved
+    cache.flush_cpu_slabs(cpu)  # every slab full, on no list
+    by_slab: dict[int, list[int]] = {}
+    for oid in oids:
+        by_slab.setdefault(id(cache.slab_of(oid)), []).append(oid)
+    slabs = list(by_slab.values())
+    keep: list[int] = []
+    for objs, nfree in zip(slabs, _free_counts(len(slabs), per_slab, free, policy),
+                           strict=True):
+        split = len(objs) - nfree
+        keep += objs[:split]
+        for oid in reversed(objs[split:]):
+            cache.free(oid, cpu)
+    cache.flush_cpu_slabs(cpu)  # per-CPU partial slabs to the node partial list
+    return keep

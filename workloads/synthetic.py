@@ -1,0 +1,499 @@
+"""Synthetic clients of the allocators: slab objects, kernel pages, anonymous memory,
+page cache, the THP probe, the "free K-1 of K" fragmenter and manual compaction.
+
+Each is a SimPy process with its own random stream; operations due within one tick
+run in one event (workloads/base.py). Page allocations go through
+``Machine.alloc_pages`` (fast path, then the slow path with kswapd, direct compaction
+and direct reclaim); GFP flags are the ones the kernel uses for such memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from sim.buddy import OWNER_MOVABLE, OWNER_PINNED, OWNER_UNMOVABLE
+from sim.config import Duration, Size
+from sim.gfp import (
+    __GFP_NORETRY,
+    __GFP_NOWARN,
+    GFP_HIGHUSER_MOVABLE,
+    GFP_KERNEL,
+    GFP_TRANSHUGE,
+    GFP_TRANSHUGE_LIGHT,
+)
+from workloads.base import Lifetime, PageSet, Workload, WorkloadParams
+
+# mm/readahead.c readahead_gfp_mask: the mapping's mask plus __GFP_NORETRY | __GFP_NOWARN.
+GFP_READAHEAD = GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN
+
+
+class SlabChurn(Workload):
+    """Objects of one slab cache: Poisson or burst arrivals, lifetimes from a
+    distribution. ``unused_share`` of them sit unused on the cache's LRU (reclaimable by
+    the shrinker and by free-mode defrag, like the dentries of closed files)."""
+
+    kind = "slab_churn"
+
+    class Params(WorkloadParams):
+        cache: str
+        size: Size | None = Field(None, description="slot size if the cache is new")
+        rate: float = Field(1000.0, ge=0, description="objects per second")
+        arrival: Literal["poisson", "bursts"] = "poisson"
+        burst_size: int = Field(1000, ge=1)
+        burst_every: Duration = 1.0
+        lifetime: Lifetime = Field(default_factory=Lifetime)
+        max_objects: int | None = Field(None, ge=0)
+        unused_share: float = Field(0.0, ge=0, le=1)
+
+    def __init__(self, machine, params, index=0) -> None:
+        super().__init__(machine, params, index)
+        self.live: dict[int, int] = {}  # oid -> generation
+        self._gen = 0
+        self.allocated = self.freed = self.failed = self.evicted = 0
+
+    # ObjectOwner: the cache asks us before evicting an unused object.
+    def reclaimable(self, cache, oid: int) -> bool:
+        return oid in self.live and cache.default_reclaimable(oid)
+
+    def evict(self, cache, oid: int, cpu: int) -> int:
+        self.live.pop(oid, None)
+        self.evicted += 1
+        return cache.default_evict(oid, cpu)
+
+    def run(self):
+        p = self.params
+        cache = self.machine.cache(p.cache, p.size)
+        if p.unused_share > 0:
+            if cache.owner is not None and cache.owner is not self:
+                raise ValueError(f"cache {p.cache} already has an owner of unused objects")
+            cache.owner = self
+        self.cache = cache
+        env = self.env
+        next_burst = env.now
+        while True:
+            now = env.now
+            for oid, gen in self.pop_expired(now):
+                if self.live.get(oid) == gen:
+                    del self.live[oid]
+                    if cache.is_allocated(oid) and cache.nr_lru and oid in cache._lru:
+                        cache.lru_del(oid)
+                    cache.free(oid, self.cpu())
+                    self.freed += 1
+            if self.active():
+                if p.arrival == "poisson":
+                    n = self.arrivals(p.rate, p.tick)
+                else:
+                    n = 0
+                    while next_burst <= now:
+                        n += p.burst_size
+                        next_burst += p.burst_every
+                if p.max_objects is not None:
+                    n = min(n, max(0, p.max_objects - len(self.live)))
+                if n:
+                    self._allocate(n)
+            elif not self._expiry:
+                return
+            yield env.timeout(p.tick)
+
+    def _allocate(self, n: int) -> None:
+        p = self.params
+        cache = self.cache
+        lifetimes = p.lifetime.sample(self.rng, n)
+        unused = self.rng.random(n) < p.unused_share if p.unused_share else None
+        now = self.env.now
+        for i in range(n):
+            oid = cache.alloc(self.cpu())
+            if oid is None:
+                self.failed += 1
+                continue
+            self._gen += 1
+            self.live[oid] = self._gen
+            self.allocated += 1
+            if unused is not None and unused[i]:
+                cache.lru_add(oid)
+            self.expire_at(now + lifetimes[i], (oid, self._gen))
+
+    def summary(self) -> dict[str, Any]:
+        return {"allocated": self.allocated, "freed": self.freed, "failed": self.failed,
+                "evicted": self.evicted, "live": len(self.live)}
+
+
+class KernelAlloc(Workload):
+    """Unmovable kernel pages (network buffers, page tables): orders 0..3 with weights,
+    GFP_KERNEL, lifetimes from a distribution. For kmalloc objects use ``slab_churn`` on a
+    ``kmalloc-N`` cache."""
+
+    kind = "kernel_alloc"
+
+    class Params(WorkloadParams):
+        rate: float = Field(100.0, ge=0, description="allocations per second")
+        orders: dict[int, float] = Field(default_factory=lambda: {0: 1.0})
+        lifetime: Lifetime = Field(default_factory=Lifetime)
+        gfp: Literal["kernel", "atomic", "nowait"] = "kernel"
+
+        @model_validator(mode="after")
+        def _orders(self):
+            if not self.orders or any(not 0 <= o <= 10 or w < 0 for o, w in self.orders.items()):
+                raise ValueError("expected orders as {order 0-10: weight >= 0}")
+            if sum(self.orders.values()) <= 0:
+                raise ValueError("expected at least one order with a positive weight")
+            return self
+
+    def __init__(self, machine, params, index=0) -> None:
+        super().__init__(machine, params, index)
+        from sim.gfp import GFP_ATOMIC, GFP_NOWAIT
+
+        self.gfp = {"kernel": GFP_KERNEL, "atomic": GFP_ATOMIC, "nowait": GFP_NOWAIT}[params.gfp]
+        orders = sorted(params.orders)
+        weights = np.array([params.orders[o] for o in orders], dtype=float)
+        self._orders = orders
+        self._weights = weights / weights.sum()
+        self.allocated = self.failed = self.freed = 0
+        self.held_pages = 0
+
+    def run(self):
+        p = self.params
+        m = self.machine
+        env = self.env
+        while True:
+            now = env.now
+            for pfn, order in self.pop_expired(now):
+                m.free_pages(pfn, order, self.cpu())
+                self.freed += 1
+                self.held_pages -= 1 << order
+            if self.active():
+                n = self.arrivals(p.rate, p.tick)
+                if n:
+                    orders = self.rng.choice(self._orders, size=n, p=self._weights)
+                    lifetimes = p.lifetime.sample(self.rng, n)
+                    for order, life in zip(orders, lifetimes, strict=True):
+                        order = int(order)
+                        pfn = m.alloc_pages(order, self.gfp, self.cpu(), OWNER_UNMOVABLE)
+                        if pfn is None:
+                            self.failed += 1
+                            continue
+                        self.allocated += 1
+                        self.held_pages += 1 << order
+                        self.expire_at(now + life, (pfn, order))
+            elif not self._expiry:
+                return
+            yield env.timeout(p.tick)
+
+    def summary(self) -> dict[str, Any]:
+        return {"allocated": self.allocated, "failed": self.failed, "freed": self.freed,
+                "held_pages": self.held_pages}
+
+
+class Anon(Workload):
+    """Movable user memory: grows to ``size`` at ``grow_rate``, then replaces pages at
+    ``churn_rate``; ``pinned_share`` of its pages carry long-term GUP pins (on the LRU,
+    never migrated). At ``shrink_at`` it frees down to ``shrink_to``."""
+
+    kind = "anon"
+
+    class Params(WorkloadParams):
+        size: Size = Field(256 << 20, description="resident size to grow to")
+        grow_rate: Size = Field(1 << 30, description="bytes per second while growing")
+        churn_rate: Size = Field(0, description="bytes per second replaced once grown")
+        pinned_share: float = Field(0.0, ge=0, le=1)
+        shrink_at: Duration | None = None
+        shrink_to: Size = 0
+        free_at_stop: bool = True
+
+    def __init__(self, machine, params, index=0) -> None:
+        super().__init__(machine, params, index)
+        self.pages = PageSet(machine.zone.nr_pages)
+        self.page_size = machine.zone.page_size
+        self.failed = self.allocated = 0
+        self._carry = 0.0
+
+    def migrate_page(self, old: int, new: int, order: int) -> None:
+        self.pages.migrate(old, new)
+
+    def _alloc(self, n: int) -> None:
+        m = self.machine
+        pinned = self.params.pinned_share
+        for _ in range(n):
+            owner = OWNER_PINNED if pinned and self.rng.random() < pinned else OWNER_MOVABLE
+            pfn = m.alloc_pages(0, GFP_HIGHUSER_MOVABLE, self.cpu(), owner)
+            if pfn is None:
+                self.failed += 1
+                return
+            self.pages.add(pfn)
+            self.allocated += 1
+
+    def _free(self, n: int) -> None:
+        m = self.machine
+        for _ in range(min(n, len(self.pages))):
+            m.free_pages(self.pages.pop_random(self.rng), 0, self.cpu())
+
+    def _quota(self, rate_bytes: float) -> int:
+        self._carry += rate_bytes * self.params.tick / self.page_size
+        n = int(self._carry)
+        self._carry -= n
+        return n
+
+    def run(self):
+        p = self.params
+        env = self.env
+        target = p.size // self.page_size
+        shrunk = False
+        while self.active():
+            if p.shrink_at is not None and not shrunk and env.now >= p.shrink_at:
+                self._free(len(self.pages) - p.shrink_to // self.page_size)
+                target = p.shrink_to // self.page_size
+                shrunk = True
+            if len(self.pages) < target:
+                self._alloc(min(self._quota(p.grow_rate), target - len(self.pages)))
+            elif p.churn_rate:
+                n = self._quota(p.churn_rate)
+                self._free(n)
+                self._alloc(n)
+            yield env.timeout(p.tick)
+        if p.free_at_stop:
+            self._free(len(self.pages))
+
+    def summary(self) -> dict[str, Any]:
+        return {"resident_pages": len(self.pages), "allocated": self.allocated,
+                "failed": self.failed}
+
+
+class PageCache(Workload):
+    """Streaming reads: new page-cache pages at ``rate`` (readahead GFP flags), a
+    ``reread`` share of reads hitting cached pages instead (``folio_mark_accessed``).
+    Pages leave only through reclaim: kswapd and direct reclaim evict them."""
+
+    kind = "page_cache"
+
+    class Params(WorkloadParams):
+        rate: Size = Field(64 << 20, description="bytes read per second")
+        reread: float = Field(0.1, ge=0, le=1)
+        limit: Size | None = Field(None, description="stop growing the cache at this size")
+
+    def __init__(self, machine, params, index=0) -> None:
+        super().__init__(machine, params, index)
+        self.pages = PageSet(machine.zone.nr_pages)
+        self.owner_id = machine.register_lru_owner(self._evicted)
+        self.read = self.failed = self.evicted = self.hits = 0
+        self._carry = 0.0
+
+    def _evicted(self, pfn: int) -> None:
+        self.pages.remove(pfn)
+        self.evicted += 1
+        self.machine.free_pages(pfn, 0, 0)
+
+    def migrate_page(self, old: int, new: int, order: int) -> None:
+        self.pages.migrate(old, new)
+
+    def run(self):
+        p = self.params
+        m = self.machine
+        env = self.env
+        page_size = m.zone.page_size
+        limit = None if p.limit is None else p.limit // page_size
+        while self.active():
+            self._carry += p.rate * p.tick / page_size
+            n = int(self._carry)
+            self._carry -= n
+            hits = int(self.rng.binomial(n, p.reread)) if n and len(self.pages) else 0
+            for _ in range(hits):
+                m.lru.mark_accessed(self.pages.choice(self.rng))
+            self.hits += hits
+            for _ in range(n - hits):
+                if limit is not None and len(self.pages) >= limit:
+                    break
+                pfn = m.alloc_pages(0, GFP_READAHEAD, self.cpu(), OWNER_MOVABLE)
+                if pfn is None:
+                    self.failed += 1
+                    continue
+                self.pages.add(pfn)
+                m.lru.add(pfn, self.owner_id)
+                self.read += 1
+            yield env.timeout(p.tick)
+
+    def summary(self) -> dict[str, Any]:
+        return {"cached_pages": len(self.pages), "read": self.read, "hits": self.hits,
+                "evicted": self.evicted, "failed": self.failed}
+
+
+class ThpProbe(Workload):
+    """Every ``interval``, try one order-N allocation through the real path; hold it for
+    ``hold``, then free it. ``gfp: light`` is THP's default ``madvise`` mode outside
+    madvised regions (GFP_TRANSHUGE_LIGHT: no direct compaction, no kswapd wake);
+    ``direct`` is a madvised region or ``always`` (GFP_TRANSHUGE: direct reclaim and
+    compaction). The headline measure of availability."""
+
+    kind = "thp_probe"
+
+    class Params(WorkloadParams):
+        interval: Duration = 1.0
+        order: int = Field(9, ge=1, le=20)
+        hold: Duration = 0.5
+        gfp: Literal["light", "direct"] = "light"
+        window: int = Field(30, ge=1, description="attempts in the trailing success rate")
+
+    def __init__(self, machine, params, index=0) -> None:
+        super().__init__(machine, params, index)
+        self.attempts = self.successes = self.compacted = 0
+        self.recent: list[int] = []
+        self.held = PageSet(machine.zone.nr_pages)
+
+    def migrate_page(self, old: int, new: int, order: int) -> None:
+        self.held.migrate(old, new)
+
+    def run(self):
+        p = self.params
+        m = self.machine
+        env = self.env
+        gfp = GFP_TRANSHUGE_LIGHT if p.gfp == "light" else GFP_TRANSHUGE
+        while self.active():
+            for pfn in self.pop_expired(env.now):
+                if pfn in self.held:
+                    self.held.remove(pfn)
+                    m.free_pages(pfn, p.order, self.cpu())
+            before = m.compactor.stats.successes
+            pfn = m.alloc_pages(p.order, gfp, self.cpu(), OWNER_MOVABLE)
+            self.attempts += 1
+            ok = pfn is not None
+            self.successes += ok
+            self.compacted += m.compactor.stats.successes > before
+            self.recent.append(int(ok))
+            if len(self.recent) > p.window:
+                self.recent.pop(0)
+            if ok:
+                self.held.add(pfn)
+                self.expire_at(env.now + p.hold, pfn)
+            yield env.timeout(p.interval)
+        for pfn in list(self.held.pfns):
+            self.held.remove(pfn)
+            m.free_pages(pfn, p.order, self.cpu())
+
+    def samples(self, values: dict) -> None:
+        if self.recent:
+            values[("thp_success_rate", "")] = sum(self.recent) / len(self.recent)
+            values[("thp_success_cumulative", "")] = self.successes / self.attempts
+            values[("thp_attempts", "")] = self.attempts
+
+    def summary(self) -> dict[str, Any]:
+        rate = self.successes / self.attempts if self.attempts else float("nan")
+        return {"attempts": self.attempts, "successes": self.successes,
+                "success_rate": rate, "needed_compaction": self.compacted}
+
+
+class Fragment(Workload):
+    """The anchor recipe: fill memory with movable pages, then free K-1 of every K
+    (Gupta's proactive-compaction test). ``unmovable_share`` of the fill are order-0
+    GFP_KERNEL pages and ``slab_share`` are objects of ``slab_cache``: their placement
+    comes from the allocator's own fallback rules, never from chosen pfns."""
+
+    kind = "fragment"
+
+    class Params(WorkloadParams):
+        fill: Size | float = Field(0.75, description="bytes, or a share of memory (0-1)")
+        fill_rate: Size = Field(4 << 30, description="bytes per second while filling")
+        keep_one_in: int = Field(4, ge=1)
+        free_at: Duration | None = Field(None, description="default: as soon as filled")
+        unmovable_share: float = Field(0.0, ge=0, le=1)
+        slab_share: float = Field(0.0, ge=0, le=1)
+        slab_cache: str = "dentry"
+        slab_size: Size | None = None
+
+    def __init__(self, machine, params, index=0) -> None:
+        super().__init__(machine, params, index)
+        from array import array
+
+        # Every allocation in order: its kind (0 movable, 1 unmovable, 2 slab) and its
+        # pfn or object id; rev maps a movable page's pfn to its slot, for migration.
+        self.kinds = bytearray()
+        self.handles = array("q")
+        self.rev = array("i", [-1]) * machine.zone.nr_pages
+        self.failed = self.freed = 0
+        self._carry = 0.0
+
+    def migrate_page(self, old: int, new: int, order: int) -> None:
+        slot = self.rev[old]
+        if slot >= 0:
+            self.handles[slot] = new
+            self.rev[new] = slot
+            self.rev[old] = -1
+
+    def run(self):
+        p = self.params
+        m = self.machine
+        env = self.env
+        page_size = m.zone.page_size
+        fill = p.fill if isinstance(p.fill, int) and p.fill > 1 else int(
+            float(p.fill) * m.zone.nr_pages * page_size)
+        target = fill // page_size
+        cache = m.cache(p.slab_cache, p.slab_size) if p.slab_share else None
+        done = 0
+        while done < target:
+            self._carry += p.fill_rate * p.tick / page_size
+            n = min(int(self._carry), target - done)
+            self._carry -= n
+            for r in self.rng.random(n):
+                cpu = self.cpu()
+                if r < p.unmovable_share:
+                    kind, handle = 1, m.alloc_pages(0, GFP_KERNEL, cpu, OWNER_UNMOVABLE)
+                elif cache is not None and r < p.unmovable_share + p.slab_share:
+                    kind, handle = 2, cache.alloc(cpu)
+                else:
+                    kind, handle = 0, m.alloc_pages(0, GFP_HIGHUSER_MOVABLE, cpu, OWNER_MOVABLE)
+                if handle is None:
+                    self.failed += 1
+                    continue
+                if kind == 0:
+                    self.rev[handle] = len(self.handles)
+                self.kinds.append(kind)
+                self.handles.append(handle)
+            done += n
+            yield env.timeout(p.tick)
+        if p.free_at is not None and env.now < p.free_at:
+            yield env.timeout(p.free_at - env.now)
+        k = p.keep_one_in
+        for slot, (kind, handle) in enumerate(zip(self.kinds, self.handles, strict=True)):
+            if slot % k == 0:
+                continue  # keep one of every K, in allocation (virtual address) order
+            cpu = self.cpu()
+            if kind == 2:
+                cache.free(handle, cpu)
+            else:
+                if kind == 0:
+                    self.rev[handle] = -1
+                m.free_pages(handle, 0, cpu)
+            self.freed += 1
+
+    def summary(self) -> dict[str, Any]:
+        return {"allocated": len(self.handles), "freed": self.freed, "failed": self.failed}
+
+
+class CompactMemory(Workload):
+    """``echo 1 > /proc/sys/vm/compact_memory`` at the given times."""
+
+    kind = "compact_memory"
+
+    class Params(WorkloadParams):
+        at: list[Duration] = Field(default_factory=lambda: [0.0])
+
+    def __init__(self, machine, params, index=0) -> None:
+        super().__init__(machine, params, index)
+        self.runs: list[dict[str, Any]] = []
+
+    def run(self):
+        env = self.env
+        for when in sorted(self.params.at):
+            if when > env.now:
+                yield env.timeout(when - env.now)
+            comp = self.machine.compactor
+            before = comp.stats.time_s
+            result = comp.compact_memory(self.cpu())
+            cost = comp.stats.time_s - before
+            self.runs.append({"at": env.now, "result": result.name, "time_s": cost})
+            if cost > 0:
+                yield env.timeout(cost)
+
+    def summary(self) -> dict[str, Any]:
+        return {"runs": self.runs}
