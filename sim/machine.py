@@ -73,6 +73,13 @@ from sim.objects import FileSystem
 from sim.slab import SlabCache, SlabCaches, SlabGeometry
 from sim.vmscan import SWAP_CLUSTER_MAX, FileLru
 
+# Slot sizes (slabinfo objsize) of well-known caches on the real 6.18 x86-64 kernel of
+# the shared data (tests/data/kmem-traces/tmpfs-churn-20k-keep10/before.slabinfo).
+KNOWN_CACHE_SIZES = {
+    "dentry": 192, "shmem_inode_cache": 752, "ext4_inode_cache": 1128, "xfs_inode": 1024,
+    "inode_cache": 624, "radix_tree_node": 584, "buffer_head": 104, "filp": 192,
+}
+
 MAX_RECLAIM_RETRIES = 16
 DEF_PRIORITY = 12
 VMSTAT_INTERVAL = 1.0
@@ -203,6 +210,7 @@ class Machine:
             return self.caches[name]
         spec = self.config.caches.get(name)
         size = spec.size if spec is not None and spec.size else size
+        size = size or KNOWN_CACHE_SIZES.get(name) or _kmalloc_size(name)
         options: dict[str, Any] = {}
         geometry = None
         if spec is not None:
@@ -225,12 +233,11 @@ class Machine:
 
     def filesystem(self, fs: str, *, inode_cache: str | None = None) -> FileSystem:
         """A file system on the shared dentry cache (created on first use)."""
-        dentry = self.cache("dentry", 192)
+        dentry = self.cache("dentry")
         if inode_cache is None:
             inode_cache = "shmem_inode_cache" if fs == "tmpfs" else "ext4_inode_cache"
-        inode_size = {"shmem_inode_cache": 768, "ext4_inode_cache": 1176}.get(inode_cache, 1024)
-        inodes = self.cache(inode_cache, inode_size)
-        xa = self.cache("radix_tree_node", 576)
+        inodes = self.cache(inode_cache)
+        xa = self.cache("radix_tree_node")
         fsys = FileSystem(self.zone, dentry, inodes, xa, fs=fs,
                           vfs_cache_pressure=self.config.slab.vfs_cache_pressure)
         self.filesystems.append(fsys)
@@ -578,6 +585,16 @@ class Machine:
     @staticmethod
     def low_watermark_pages(zone: Zone) -> int:
         return zone.wmark_pages(WMARK_LOW)
+
+
+def _kmalloc_size(name: str) -> int | None:
+    """The slot size in a kmalloc cache's name: kmalloc-256, kmalloc-rcl-96, kmalloc-cg-8k."""
+    if not name.startswith("kmalloc-"):
+        return None
+    tail = name.rsplit("-", 1)[-1]
+    scale = 1024 if tail.endswith("k") else 1
+    digits = tail.rstrip("k")
+    return int(digits) * scale if digits.isdigit() else None
 
 
 def explicit_geometry(size: int, objects_per_slab: int | None, order: int | None,

@@ -16,7 +16,6 @@ def test_readme_python_examples_run():
 def test_readme_opens_with_the_install_and_test_commands():
     text = README.read_text()
     commands = re.search(r"```sh\n(.*?)```", text, flags=re.S).group(1).splitlines()
-    assert commands[0].endswith("fragsim extfrag tests/data/compaction/gupta-12g-keep1of4/"
-                                "2-freed.buddyinfo")
-    assert (README.parent / "tests/data/compaction/gupta-12g-keep1of4/2-freed.buddyinfo").exists()
+    assert commands[0].endswith("pip install -e . && fragsim run configs/quickstart.yaml")
+    assert (README.parent / "configs/quickstart.yaml").exists()
     assert commands[1].endswith("pip install -e '.[test]' && python -m pytest")
