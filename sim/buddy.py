@@ -147,6 +147,24 @@ FREE_LIST_ORDERS = ("lifo", "fifo", "address")
 RMQUEUE_NORMAL, RMQUEUE_CLAIM, RMQUEUE_STEAL = 0, 2, 3
 
 
+class _ZoneFlag:
+    """A ``zone->flags`` bit as a boolean attribute; setting it refreshes the zone's
+    fast-path flag (``Zone._refresh_fast_ok``)."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attr = "_" + name
+
+    def __get__(self, zone, owner=None):
+        return self if zone is None else getattr(zone, self.attr)
+
+    def __set__(self, zone, value: bool) -> None:
+        setattr(zone, self.attr, value)
+        zone._refresh_fast_ok()
+
+
 class BadFree(ValueError):
     """A free of something that is not an allocated block of that order."""
 
@@ -342,7 +360,8 @@ class Zone:
         self.stats = BuddyStats()
 
         # zone->flags
-        self._boosted = self._below_high = self._reclaim_active = False
+        self._zone_boosted_watermark = self._zone_below_high = False
+        self._zone_reclaim_active = False
         # Called as wakeup_kswapd(order) when rmqueue finds ZONE_BOOSTED_WATERMARK.
         self.on_wakeup_kswapd: Callable[[int], None] | None = None
         # Called as on_migrate(old_pfn, new_pfn, order) when compaction moves a block.
@@ -417,42 +436,18 @@ class Zone:
         # The order-0 fast path of alloc() compares against this one number.
         self._high_mark = self._watermark[WMARK_HIGH] + value
 
-    # zone->flags. Each setter refreshes ``_fast_ok``, the one flag the unrolled
-    # paths of alloc() and free() test.
-
-    @property
-    def zone_boosted_watermark(self) -> bool:
-        """ZONE_BOOSTED_WATERMARK: a fallback boosted the watermark; wake kswapd."""
-        return self._boosted
-
-    @zone_boosted_watermark.setter
-    def zone_boosted_watermark(self, value: bool) -> None:
-        self._boosted = value
-        self._refresh_fast_ok()
-
-    @property
-    def zone_below_high(self) -> bool:
-        """ZONE_BELOW_HIGH: an allocation found the zone below the high watermark."""
-        return self._below_high
-
-    @zone_below_high.setter
-    def zone_below_high(self, value: bool) -> None:
-        self._below_high = value
-        self._refresh_fast_ok()
-
-    @property
-    def zone_reclaim_active(self) -> bool:
-        """ZONE_RECLAIM_ACTIVE: set by the engine's kswapd while it reclaims."""
-        return self._reclaim_active
-
-    @zone_reclaim_active.setter
-    def zone_reclaim_active(self, value: bool) -> None:
-        self._reclaim_active = value
-        self._refresh_fast_ok()
+    # zone->flags. Setting one refreshes ``_fast_ok``, the one flag the unrolled paths
+    # of alloc() and free() test.
+    zone_boosted_watermark = _ZoneFlag(
+        "ZONE_BOOSTED_WATERMARK: a fallback boosted the watermark; wake kswapd.")
+    zone_below_high = _ZoneFlag(
+        "ZONE_BELOW_HIGH: an allocation found the zone below the high watermark.")
+    zone_reclaim_active = _ZoneFlag(
+        "ZONE_RECLAIM_ACTIVE: set by the engine's kswapd while it reclaims.")
 
     def _refresh_fast_ok(self) -> None:
         self._fast_ok = self._fast_alloc and not (
-            self._boosted or self._below_high or self._reclaim_active
+            self._zone_boosted_watermark or self._zone_below_high or self._zone_reclaim_active
         )
 
     @property
