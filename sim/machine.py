@@ -232,10 +232,16 @@ class Machine:
         return cache
 
     def filesystem(self, fs: str, *, inode_cache: str | None = None) -> FileSystem:
-        """A file system on the shared dentry cache (created on first use)."""
+        """The file system of type ``fs`` on the shared dentry cache, created on first
+        use; later workloads on the same type and inode cache share it. Its super block
+        shrinker counts the caches' whole LRUs, so a second FileSystem on the same caches
+        would scan them twice per shrinker round."""
         dentry = self.cache("dentry")
         if inode_cache is None:
             inode_cache = "shmem_inode_cache" if fs == "tmpfs" else "ext4_inode_cache"
+        for fsys in self.filesystems:
+            if fsys.fs == fs and fsys.icache.name == inode_cache:
+                return fsys
         inodes = self.cache(inode_cache)
         xa = self.cache("radix_tree_node")
         fsys = FileSystem(self.zone, dentry, inodes, xa, fs=fs,
@@ -559,8 +565,14 @@ class Machine:
 
     def pageblock_snapshot(self) -> dict[tuple[str, str], float]:
         stats = self.zone.pageblock_stats()
+        block_mt = stats.migratetype
+        if not self.zone.grouping_by_mobility:
+            # page_group_by_mobility_disabled: every block is typed UNMOVABLE, yet every
+            # block is where movable pages go; one holding a non-movable page is just
+            # as mixed (compaction cannot empty it), so count it as MOVABLE would be.
+            block_mt = np.full_like(block_mt, MIGRATE_MOVABLE)
         return {("mixed_pageblocks", ""): metrics.mixed_pageblocks(
-            stats.migratetype, stats.nonmovable_pages)}
+            block_mt, stats.nonmovable_pages)}
 
     # ------------------------------------------------------------------ running
 

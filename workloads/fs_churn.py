@@ -39,6 +39,7 @@ class FsChurn(Workload):
         self.fsys = None
         self.created = self.deleted = self.failed = 0
         self.files: list[int] = []
+        self.dirs: list[int] = []
 
     def run(self):
         p = self.params
@@ -55,8 +56,12 @@ class FsChurn(Workload):
             carry -= n
             for j in range(i, i + n):
                 cpu = self.cpu()
-                if p.dir_size and j % p.dir_size == 0 and fsys.create(0, cpu) is None:
-                    self.failed += 1
+                if p.dir_size and j % p.dir_size == 0:
+                    dir_fid = fsys.create(0, cpu)
+                    if dir_fid is None:
+                        self.failed += 1
+                    else:
+                        self.dirs.append(dir_fid)
                 nr_pages = -(-int(sizes[j]) // page_size)
                 fid = fsys.create(nr_pages, cpu, keep_open=bool(opened[j]))
                 if fid is None:
@@ -82,6 +87,10 @@ class FsChurn(Workload):
     def summary(self) -> dict[str, Any]:
         out = {"created": self.created, "deleted": self.deleted, "failed": self.failed}
         if self.fsys is not None:
-            out["live_files"] = self.fsys.live_files
+            # This workload's files and directories still linked; the fs_* counters are
+            # the file system's, which later fs_churn workloads of the same type share.
+            files = self.fsys.files
+            out["live_files"] = sum(1 for fid in self.files if fid in files and files[fid].linked)
+            out["live_dirs"] = sum(1 for fid in self.dirs if fid in files and files[fid].linked)
             out.update({f"fs_{k}": v for k, v in self.fsys.stats.as_dict().items()})
         return out
