@@ -47,6 +47,7 @@ from sim.buddy import (
     ALLOC_NON_BLOCK,
     ALLOC_WMARK_LOW,
     ALLOC_WMARK_MIN,
+    OWNER_MOVABLE,
     PAGE_ALLOC_COSTLY_ORDER,
     WMARK_HIGH,
     WMARK_LOW,
@@ -56,6 +57,7 @@ from sim.compaction import CompactionCosts, Compactor, CompactResult
 from sim.config import ExperimentConfig
 from sim.defrag import DefragConfig, Defragmenter
 from sim.gfp import (
+    GFP_HIGHUSER_MOVABLE,
     GFP_KERNEL,
     GFPF_DIRECT_RECLAIM,
     GFPF_HIGH,
@@ -245,11 +247,17 @@ class Machine:
         inodes = self.cache(inode_cache)
         xa = self.cache("radix_tree_node")
         fsys = FileSystem(self.zone, dentry, inodes, xa, fs=fs,
-                          vfs_cache_pressure=self.config.slab.vfs_cache_pressure)
+                          vfs_cache_pressure=self.config.slab.vfs_cache_pressure,
+                          alloc_page=self._page_cache_page)
         self.filesystems.append(fsys)
         # The super block shrinker scans these; the per-cache shrinker must not again.
         self._fs_caches.update((dentry.name, inodes.name))
         return fsys
+
+    def _page_cache_page(self, cpu: int) -> int | None:
+        """A file's page-cache page (``filemap_alloc_folio`` with the mapping's
+        GFP_HIGHUSER_MOVABLE), through the full allocation path."""
+        return self.alloc_pages(0, GFP_HIGHUSER_MOVABLE, cpu, OWNER_MOVABLE)
 
     def register_lru_owner(self, evict: Callable[[int], None]) -> int:
         """An owner of page-cache pages on the file LRU; ``evict(pfn)`` drops one."""

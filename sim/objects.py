@@ -29,6 +29,7 @@ data or writeback; a read of an evicted page is not modelled (evictions are coun
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from sim.buddy import OWNER_MOVABLE, Zone
@@ -116,10 +117,15 @@ class FileSystem:
 
     def __init__(self, zone: Zone, dentry_cache: SlabCache, inode_cache: SlabCache,
                  xa_cache: SlabCache | None = None, *, fs: str = "disk",
-                 vfs_cache_pressure: int = 100) -> None:
+                 vfs_cache_pressure: int = 100,
+                 alloc_page: Callable[[int], int | None] | None = None) -> None:
         if fs not in FS_TYPES:
             raise ValueError(f"expected fs one of {', '.join(FS_TYPES)}, got {fs!r}")
         self.zone = zone
+        # alloc_page(cpu) -> pfn: a page-cache page. The engine passes its full
+        # allocation path (slow path, kswapd); alone, the zone's fast path is used.
+        self.alloc_page = alloc_page or (
+            lambda cpu: zone.alloc(0, MIGRATE_MOVABLE, cpu, OWNER_MOVABLE))
         self.fs = fs
         self.dcache = dentry_cache
         self.icache = inode_cache
@@ -147,9 +153,8 @@ class FileSystem:
         if not self._instantiate(f, cpu):
             self.stats.create_failed += 1
             return None
-        zone = self.zone
         for _ in range(nr_pages):
-            pfn = zone.alloc(0, MIGRATE_MOVABLE, cpu, OWNER_MOVABLE)
+            pfn = self.alloc_page(cpu)
             if pfn is None:
                 self._rollback(f, cpu)
                 return None
