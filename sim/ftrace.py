@@ -1,53 +1,71 @@
 """A streaming reader of ftrace kmem events, as ``/sys/kernel/tracing/trace`` prints them.
 
-The events and their TP_printk formats come from include/trace/events/kmem.h:
+The events and their TP_printk formats come from include/trace/events/kmem.h (6.18):
 
 - ``kmem_cache_alloc``: ``call_site=%pS ptr=%p name=%s bytes_req=%zu bytes_alloc=%zu
-  gfp_flags=%s node=%d accounted=%s`` (6.18; ``bytes_alloc`` is the cache's ``s->size``).
-- ``kmalloc``: the same without ``name=``.
-- ``kmem_cache_free``: ``call_site=%pS ptr=%p name=%s``; ``kfree``: ``call_site=%pS ptr=%p``.
+  gfp_flags=%s node=%d accounted=%s`` (``bytes_alloc`` is the cache's ``s->size``);
+- ``kmalloc``: the same without ``name=``;
+- ``kmem_cache_free``: ``call_site=%pS ptr=%p name=%s``; ``kfree``: ``call_site=%pS ptr=%p``;
 - ``mm_page_alloc``: ``page=%p pfn=0x%lx order=%d migratetype=%d gfp_flags=%s`` (a failed
-  allocation prints a NULL page and pfn 0).
+  allocation prints a NULL page and pfn 0);
 - ``mm_page_free``: ``page=%p pfn=0x%lx order=%d``; ``mm_page_free_batched``:
   ``page=%p pfn=0x%lx order=0``.
 
-Older kernels print the same events differently, and all of these are read:
+Older kernels printed the same events differently; all of these are read:
 
 - before 5.5, ``call_site=%lx`` (a bare hex address, no symbol);
-- before 5.9 or so, ``pfn=%lu`` (decimal): a pfn starting ``0x`` is read as hex, any other
-  as decimal;
+- older ``pfn=%lu`` (decimal): a pfn starting ``0x`` is read as hex, any other as decimal;
 - before 6.1, separate ``kmem_cache_alloc_node`` / ``kmalloc_node`` events with ``node=``;
   before 5.19 no ``accounted=``; before 6.18 no ``name=`` on ``kmem_cache_alloc`` (and
-  before 5.12 none on ``kmem_cache_free`` either): the name is then None and the
-  replay finds the cache from the object size (sim/replay.py);
-- before 4.15, ``mm_page_free_batched`` carried ``cold=%d``.
+  before 5.12 none on ``kmem_cache_free``): the name is then None, and sim/replay.py
+  finds the cache from the object size;
+- before 4.15, ``mm_page_free_batched`` carried ``cold=%d``;
+- gfp flag names that 6.18 dropped (``__GFP_WAIT``, ``GFP_TEMPORARY``, ...) are mapped to
+  their 6.18 meaning (OLD_GFP_NAMES); names unknown to both are recorded in
+  ``stats.unknown_gfp`` and ignored.
 
-A call site printed with a module (``func+0x10/0x20 [xfs]``) holds a space; fields are
-found from ``ptr=`` / ``page=`` on, so it does not matter.
+A call site printed with a module (``func+0x10/0x20 [xfs]``) holds a space, and a task
+name may hold spaces: such lines take the careful path, which finds the fields by name.
 
 Records are :class:`TraceEvent` tuples. Every other line is accounted for in
 :class:`ParseStats`: comments and the header (``#``), blank lines, events of other
-tracepoints, and garbled lines (counted, the first ten kept with their line numbers; a
-garbled line never stops the stream). A gzip file is recognised by its magic bytes, not
-its name. A truncated or corrupt gzip stream ends the stream with ``stats.error`` set
-(the events before it are kept). A file with no kmem event at all, or an empty one, is a
-one-line :class:`~sim.errors.FragsimError`, raised when the stream ends.
+tracepoints, and garbled lines, which are counted (the first ten kept with their line
+numbers) and never stop the stream. A gzip, xz or bzip2 file is recognised by its magic
+bytes, not its name. A truncated or corrupt compressed stream ends the stream with
+``stats.error`` set; the events before it are kept. A file with no kmem event at all, or
+an empty one, is a one-line :class:`~sim.errors.FragsimError`, raised when the stream
+ends.
 
-Speed: one ``str.find`` pair locates the event name, ``str.split`` the fields, and the
-6.18 layouts are read at fixed positions after a prefix check; any other layout goes
-through a generic ``key=value`` loop. Distinct gfp strings are parsed once
-(``parse_gfp``) and cached, as are cache names (interned) and CPU fields.
+Speed (the replay must outrun the kernel that recorded the trace): the file is read a
+quarter MiB at a time and split into lines in one call. A line is split once, into its
+head, call site, ``ptr=``/``pfn=`` and the rest (its tail), and the tails, which repeat
+(54 distinct ones for the real trace's 308 000 cache events), are parsed once by field
+name and cached; so are cache names (interned) and CPU fields. :meth:`TraceReader.batches`
+yields lists of plain tuples, and on Linux with two CPUs or more it parses in a forked
+child process that sends marshalled batches through a pipe, so that parsing and replaying
+run side by side.
 """
 
 from __future__ import annotations
 
+import bz2
+import codecs
+import contextlib
+import gc
 import gzip
 import io
+import lzma
+import marshal
+import multiprocessing
 import os
+import pickle
 import sys
 import zlib
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from operator import itemgetter
 from typing import IO, NamedTuple
 
 from sim.errors import FragsimError
@@ -78,6 +96,9 @@ EVENT_KINDS: dict[str, int] = {
     "mm_page_free_batched": EV_PAGE_FREE_BATCHED,
 }
 
+_MAX_TAILS = 100_000  # distinct tails cached per event kind
+_KIND_OF = itemgetter(2)
+_TS_OF = itemgetter(0)
 _NULL_PAGE = "page=0000000000000000"  # %p of NULL on 64-bit: a failed mm_page_alloc
 
 # The same, as split() sees it in a line's head: "kmalloc:".
@@ -155,9 +176,10 @@ class ParseStats:
     first_bad: list[BadLine] = field(default_factory=list)
     per_kind: list[int] = field(default_factory=lambda: [0] * len(KIND_NAMES))
     unknown_gfp: set[str] = field(default_factory=set)  # flag names parse_gfp did not know
-    first_ts: float | None = None
+    first_ts: float | None = None  # the earliest and latest event timestamps
     last_ts: float | None = None
     error: str | None = None  # why the stream ended early (truncated gzip, ...)
+    parallel: bool = False  # parsed in a child process
 
     @property
     def span_s(self) -> float:
@@ -195,6 +217,7 @@ class ParseStats:
             "span_s": self.span_s,
             "complete": self.complete,
             "error": self.error,
+            "parallel": self.parallel,
         }
 
 
@@ -203,12 +226,15 @@ class _BadLine(Exception):
 
 
 class TraceStream:
-    """A trace file opened as text lines, gunzipped when its first two bytes are gzip's
-    magic (whatever its name). ``path`` may be ``"-"`` (standard input) or a binary file
-    object. Undecodable bytes become U+FFFD, so such a line is counted as garbled."""
+    """A trace file read as lists of text lines, decompressed when its first bytes are
+    the magic of gzip, xz or bzip2 (whatever its name). ``path`` may be ``"-"``
+    (standard input) or a binary file object. Undecodable bytes become U+FFFD, so such a
+    line is counted as garbled; a line ending in ``\\r\\n`` is read like one ending in ``\\n``.
 
-    # TextIOWrapper reads 8 KiB at a time by default; larger reads are a third faster
-    # through GzipFile.
+    Reading a quarter MiB at a time, then decoding and splitting it in one call each, is
+    about twice as fast as iterating over a TextIOWrapper line by line.
+    """
+
     CHUNK = 1 << 18
 
     def __init__(self, path: str | os.PathLike[str] | IO[bytes]) -> None:
@@ -225,20 +251,44 @@ class TraceStream:
         else:
             raw = path
         buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
-        stream: IO[bytes] = buffered
-        if buffered.peek(2)[:2] == b"\x1f\x8b":
-            stream = gzip.GzipFile(fileobj=buffered)
-        self.text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="\n")
-        self.text._CHUNK_SIZE = self.CHUNK  # type: ignore[attr-defined]
+        self._stream: IO[bytes] = buffered
+        magic = buffered.peek(6)[:6]
+        self.compression = None
+        if magic[:2] == b"\x1f\x8b":
+            self.compression = "gzip"
+            self._stream = gzip.GzipFile(fileobj=buffered)
+        elif magic == b"\xfd7zXZ\x00":
+            self.compression = "xz"
+            self._stream = lzma.LZMAFile(buffered)  # noqa: SIM115 - closed in close()
+        elif magic[:3] == b"BZh":
+            self.compression = "bzip2"
+            self._stream = bz2.BZ2File(buffered)  # noqa: SIM115 - closed in close()
+
+    def chunks(self) -> Iterator[list[str]]:
+        """Lists of lines (without their newline), in file order."""
+        read = self._stream.read
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+        rest = ""
+        while True:
+            data = read(self.CHUNK)
+            if not data:
+                break
+            lines = (rest + decode(data)).split("\n")
+            rest = lines.pop()
+            if lines:
+                yield lines
+        rest += decode(b"", final=True)
+        if rest:
+            yield [rest]
 
     def close(self) -> None:
-        self.text.close()
+        self._stream.close()
         if self._raw is not None:
             self._raw.close()
 
 
 class TraceReader:
-    """Iterate over the kmem events of an ftrace text file, plain or gzip, streaming.
+    """Iterate over the kmem events of an ftrace text file, plain or compressed, streaming.
 
     >>> reader = TraceReader("trace.txt.gz")      # doctest: +SKIP
     >>> for ev in reader: ...                     # doctest: +SKIP
@@ -246,13 +296,16 @@ class TraceReader:
     """
 
     def __init__(self, path: str | os.PathLike[str] | IO[bytes], source: str | None = None,
-                 *, gfp_cache: dict[str, int] | None = None) -> None:
+                 *, gfp_cache: dict[str, int] | None = None,
+                 parallel: bool | None = None) -> None:
         self.path = path
+        self.parallel = parallel
         if source is None:
             source = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "<trace>"
         self.stats = ParseStats(source)
         self._gfp_cache: dict[str, int] = {} if gfp_cache is None else gfp_cache
         self._names: dict[str, str] = {}
+        self._tails: list[dict[str, tuple | None]] = [{} for _ in KIND_NAMES]
         self._cpus: dict[str, int] = {}
         self._used = False
 
@@ -282,134 +335,231 @@ class TraceReader:
 
     # ------------------------------------------------------------------ iteration
 
-    def __iter__(self) -> Iterator[TraceEvent]:
-        if self._used:
-            raise RuntimeError("a TraceReader streams its file once; make a new one")
-        self._used = True
+    def _parse_batches(self) -> Iterator[list[tuple]]:
+        """The parser: lists of plain tuples laid out as TraceEvent, one list per chunk
+        of lines read.
+
+        A line is split into its head (task-pid, [cpu], irq flags, "ts:", "event:"), the
+        call site (or page=), ``ptr=`` (or ``pfn=``) and the rest, its **tail**. Tails
+        repeat (the real trace has 54 distinct ones for its 308 000 cache events: one
+        per cache, gfp string and size), so each distinct tail is parsed once, by name
+        (``_tail``), and cached. Any other shape of line goes through the careful
+        helpers."""
         stats = self.stats
         stream = TraceStream(self.path)
         kinds = _HEAD_KINDS
         per_kind = stats.per_kind
         cpus = self._cpus
-        gfp_cache = self._gfp_cache
-        names = self._names
-        new = _new_event
-        cls = TraceEvent
+        tails = self._tails
+        tail_of = self._tail
         lineno = 0
-        first_ts = None
-        ts = last_ts = 0.0
         try:
-            for line in stream.text:
-                lineno += 1
-                try:
-                    # "  comm-pid  [001] .....  4728.514174: kmalloc: call_site=... ptr=..."
-                    # t[0:5] is the head: task-pid, [cpu], irq flags, "ts:", "event:".
-                    t = line.split()
-                    kind = kinds.get(t[4]) if len(t) > 5 else None
-                    cpu = cpus.get(t[1]) if kind is not None else None
-                    if cpu is None:
-                        # A comment, a blank line, another event, a task name with spaces,
-                        # no irq-info column, or a garbled line: the careful path.
-                        head = self._head(line)
-                        if head is None:
+            for chunk in stream.chunks():
+                out: list[tuple] = []
+                add = out.append
+                for line in chunk:
+                    lineno += 1
+                    try:
+                        # "  comm-pid  [001] .....  4728.514174: kmalloc: call_site=... ptr=..."
+                        t = line.split(None, 7)
+                        try:
+                            kind = kinds.get(t[4])
+                            cpu = cpus.get(t[1])
+                            key = t[6]
+                        except IndexError:
+                            kind = None
+                        if kind is None or cpu is None:
+                            # A comment, a blank line, another event, a task name with
+                            # spaces, no irq-info column, or a garbled line.
+                            head = self._head(line)
+                            if head is None:
+                                continue
+                            cpu, ts, kind, rest = head
+                            add(self._careful(rest.split(), kind, ts, cpu))
                             continue
-                        cpu, ts, kind, rest = head
-                        t = ["", "", "", "", "", *rest.split()]
-                    else:
                         ts = float(t[3][:-1])
-                    n = len(t)
-                    if kind == EV_CACHE_ALLOC:
-                        # 6.18: call_site ptr name bytes_req bytes_alloc gfp_flags node acc
-                        ptr = t[6]
-                        if n == 13 and ptr[:4] == "ptr=":
-                            name = names.get(t[7])
-                            if name is None:
-                                name = self._name(t[7])
-                            g = gfp_cache.get(t[10])
-                            if g is None:
-                                g = self._gfp_field(t[10])
-                            ev = new(cls, (ts, cpu, 0, ptr[4:], -1, name, int(t[8][10:]),
-                                           int(t[9][12:]), g, 0, 0, t[12] == "accounted=true"))
+                        if kind < 4:
+                            ptr = key[4:]
+                            if key[:4] != "ptr=" or not ptr:
+                                v = None  # a module in the call site, or garbled
+                            elif len(t) == 8:
+                                v = tails[kind].get(t[7])
+                                if v is None:
+                                    v = tail_of(kind, t[7])
+                            elif kind == 3:  # kfree: ptr is the last field
+                                add((ts, cpu, 3, ptr, -1, None, 0, 0, 0, 0, 0, False))
+                                continue
+                            else:
+                                v = None
+                            if v is None:
+                                add(self._careful(line.split()[5:], kind, ts, cpu))
+                            else:
+                                # (name, bytes_req, bytes_alloc, gfp, accounted)
+                                add((ts, cpu, kind, ptr, -1, v[0], v[1], v[2], v[3], 0, 0,
+                                     v[4]))
                         else:
-                            ev = self._alloc_event(t[5:], kind, ts, cpu)
-                    elif kind == EV_CACHE_FREE:
-                        ptr = t[6]
-                        if n == 8 and ptr[:4] == "ptr=":
-                            name = names.get(t[7])
-                            if name is None:
-                                name = self._name(t[7])
-                            ev = new(cls, (ts, cpu, 1, ptr[4:], -1, name, 0, 0, 0, 0, 0, False))
-                        else:
-                            ev = self._free_event(t[5:], kind, ts, cpu)
-                    elif kind == EV_PAGE_ALLOC:
-                        # 6.18: page pfn order migratetype gfp_flags
-                        pfn = t[6]
-                        if (n == 10 and pfn[:6] == "pfn=0x" and t[5] != _NULL_PAGE
-                                and t[8][:12] == "migratetype="):
-                            g = gfp_cache.get(t[9])
-                            if g is None:
-                                g = self._gfp_field(t[9])
-                            ev = new(cls, (ts, cpu, 4, "", int(pfn[6:], 16), None, 0, 0, g,
-                                           int(t[7][6:]), int(t[8][12:]), False))
-                        else:
-                            ev = self._page_event(t[5:], kind, ts, cpu)
-                    elif kind == EV_PAGE_FREE:
-                        pfn = t[6]
-                        if n == 8 and pfn[:6] == "pfn=0x" and t[7][:6] == "order=":
-                            ev = new(cls, (ts, cpu, 5, "", int(pfn[6:], 16), None, 0, 0, 0,
-                                           int(t[7][6:]), 0, False))
-                        else:
-                            ev = self._page_event(t[5:], kind, ts, cpu)
-                    elif kind == EV_KFREE:
-                        ptr = t[6]
-                        if n == 7 and ptr[:4] == "ptr=":
-                            ev = new(cls, (ts, cpu, 3, ptr[4:], -1, None, 0, 0, 0, 0, 0, False))
-                        else:
-                            ev = self._free_event(t[5:], kind, ts, cpu)
-                    elif kind == EV_KMALLOC:
-                        # 6.18: call_site ptr bytes_req bytes_alloc gfp_flags node accounted
-                        ptr = t[6]
-                        if n == 12 and ptr[:4] == "ptr=" and t[7][:10] == "bytes_req=":
-                            g = gfp_cache.get(t[9])
-                            if g is None:
-                                g = self._gfp_field(t[9])
-                            ev = new(cls, (ts, cpu, 2, ptr[4:], -1, None, int(t[7][10:]),
-                                           int(t[8][12:]), g, 0, 0, t[11] == "accounted=true"))
-                        else:
-                            ev = self._alloc_event(t[5:], kind, ts, cpu)
-                    else:
-                        ev = self._page_event(t[5:], kind, ts, cpu)
-                except _BadLine as err:
-                    self._bad(lineno, str(err), line)
-                    continue
-                except (ValueError, IndexError, KeyError) as err:
-                    self._bad(lineno, f"unreadable field ({type(err).__name__}: {err})", line)
-                    continue
-                if first_ts is None:
-                    first_ts = stats.first_ts = ts
-                last_ts = ts
-                per_kind[kind] += 1
-                yield ev
-        except (EOFError, zlib.error, OSError) as err:
-            # A truncated or corrupt gzip stream: keep what was read, say why it stopped.
+                            v = None
+                            if key[:6] == "pfn=0x" and len(t) == 8 and t[5] != _NULL_PAGE:
+                                v = tails[kind].get(t[7])
+                                if v is None:
+                                    v = tail_of(kind, t[7])
+                            if v is None:
+                                add(self._careful(line.split()[5:], kind, ts, cpu))
+                            else:
+                                # (order, migratetype, gfp)
+                                add((ts, cpu, kind, "", int(key[6:], 16), None, 0, 0, v[2],
+                                     v[0], v[1], False))
+                    except _BadLine as err:
+                        self._bad(lineno, str(err), line)
+                    except (ValueError, IndexError, KeyError) as err:
+                        self._bad(lineno, f"unreadable field ({type(err).__name__}: {err})",
+                                  line)
+                if out:
+                    # ftrace's merged output is in time order; min/max cost little anyway.
+                    lo = min(map(_TS_OF, out))
+                    hi = max(map(_TS_OF, out))
+                    if stats.first_ts is None or lo < stats.first_ts:
+                        stats.first_ts = lo
+                    if stats.last_ts is None or hi > stats.last_ts:
+                        stats.last_ts = hi
+                    for kind, count in Counter(map(_KIND_OF, out)).items():
+                        per_kind[kind] += count
+                    yield out
+        except (EOFError, zlib.error, lzma.LZMAError, OSError) as err:
+            # A truncated or corrupt compressed stream: keep what was read, say why.
             stats.error = (f"{stats.source}: the trace ends early after line {lineno} "
                            f"({type(err).__name__}: {err})")
         finally:
             stream.close()
             stats.lines = lineno
             stats.events = sum(per_kind)
-            if first_ts is not None:
-                stats.last_ts = last_ts
-        if not stats.events:
-            if stats.error:
-                raise FragsimError(stats.error)
-            if not lineno:
-                raise FragsimError(f"{stats.source}: expected an ftrace kmem trace, got an "
-                                   "empty file")
-            raise FragsimError(
-                f"{stats.source}: expected kmem events (kmem_cache_alloc, kmem_cache_free, "
-                f"kmalloc, kfree, mm_page_alloc, mm_page_free), got none in {lineno} lines"
-            )
+
+    def _tail(self, kind: int, tail: str) -> tuple | None:
+        """The fields after ``ptr=`` (object events) or ``pfn=`` (page events), parsed by
+        name and cached; None when the tail is not one of the expected shapes (the line
+        then takes the careful path)."""
+        kv = _key_values(tail.split())
+        if "ptr" in kv or "pfn" in kv:
+            return None  # the fields did not start where expected
+        try:
+            if kind < 4:
+                if kind in (EV_CACHE_FREE, EV_KFREE):
+                    if set(kv) - {"name"}:
+                        return None
+                    value: tuple = (self._cache_name(kv["name"]) if "name" in kv else None,
+                                    0, 0, 0, False)
+                else:
+                    name = kv.get("name")
+                    accounted = kv.get("accounted", "false")
+                    if accounted not in ("true", "false"):
+                        raise _BadLine(f"expected accounted=true|false, got {accounted!r}")
+                    value = (self._cache_name(name) if name and kind == EV_CACHE_ALLOC else None,
+                             int(kv["bytes_req"]), int(kv["bytes_alloc"]),
+                             self.gfp(kv["gfp_flags"]), accounted == "true")
+            elif kind == EV_PAGE_ALLOC:
+                value = (int(kv["order"]), int(kv["migratetype"]), self.gfp(kv["gfp_flags"]))
+            else:
+                value = (int(kv.get("order", "0")), 0, 0)
+        except KeyError:
+            return None
+        cache = self._tails[kind]
+        if len(cache) < _MAX_TAILS:
+            cache[tail] = value
+        return value
+
+    def _cache_name(self, text: str) -> str:
+        name = self._names.get(text)
+        if name is None:
+            if not text:
+                raise _BadLine("empty name=")
+            name = self._names[text] = sys.intern(text)
+        return name
+
+    def _careful(self, t: list[str], kind: int, ts: float, cpu: int) -> tuple:
+        """Any layout: the fields found by name (t: the fields after the event name)."""
+        if kind in (EV_CACHE_ALLOC, EV_KMALLOC):
+            return self._alloc_event(t, kind, ts, cpu)
+        if kind in (EV_CACHE_FREE, EV_KFREE):
+            return self._free_event(t, kind, ts, cpu)
+        return self._page_event(t, kind, ts, cpu)
+
+    def _check_events(self) -> None:
+        stats = self.stats
+        if stats.events:
+            return
+        if stats.error:
+            raise FragsimError(stats.error)
+        if not stats.lines:
+            raise FragsimError(f"{stats.source}: expected an ftrace kmem trace, got an empty "
+                               "file")
+        raise FragsimError(
+            f"{stats.source}: expected kmem events (kmem_cache_alloc, kmem_cache_free, "
+            f"kmalloc, kfree, mm_page_alloc, mm_page_free), got none in {stats.lines} lines"
+        )
+
+    def batches(self) -> Generator[list[tuple], None, None]:
+        """The events as lists of plain tuples laid out as TraceEvent (the fast way to
+        consume a trace). Parsed in a child process when ``parallel`` is True, or when it
+        is None (the default), the path is a file and this process may use two CPUs on
+        Linux: the parent then only unpacks them. The events are the same either way."""
+        if self._used:
+            raise RuntimeError("a TraceReader streams its file once; make a new one")
+        self._used = True
+        if self._parallel():
+            yield from self._child_batches()
+            self.stats.parallel = True
+        else:
+            yield from self._parse_batches()
+        self._check_events()
+
+    def __iter__(self) -> Iterator[TraceEvent]:
+        new = _new_event
+        cls = TraceEvent
+        for batch in self.batches():
+            for ev in batch:
+                yield new(cls, ev)
+
+    def _parallel(self) -> bool:
+        """Parse in a child process? By default when the trace is a file and this process
+        may run on two CPUs or more. (On a machine whose CPUs are all busy, the two
+        processes share one and the pipe only adds work: pass ``parallel=False``.)"""
+        if self.parallel is not None:
+            return self.parallel and _can_fork()
+        if not isinstance(self.path, (str, os.PathLike)) or os.fspath(self.path) == "-":
+            return False
+        return len(os.sched_getaffinity(0)) > 1 and _can_fork()
+
+    def _child_batches(self) -> Iterator[list[tuple]]:
+        ctx = multiprocessing.get_context("fork")
+        receiver, sender = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_parse_in_child, args=(self, sender, receiver),
+                           daemon=True, name="fragsim-trace-parser")
+        proc.start()
+        sender.close()
+        loads = marshal.loads
+        try:
+            while True:
+                try:
+                    msg = receiver.recv_bytes()
+                except EOFError:
+                    raise RuntimeError(f"{self.stats.source}: the trace parser process died "
+                                       f"(exit status {proc.exitcode})") from None
+                if msg[0] != 0x80:
+                    yield loads(msg)
+                    continue
+                what, value = pickle.loads(msg)
+                if what == "stats":
+                    self.stats = value
+                    return
+                if what == "error":
+                    raise FragsimError(value)
+                raise RuntimeError(f"{self.stats.source}: the trace parser failed: {value}")
+        finally:
+            receiver.close()
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
 
     def _bad(self, lineno: int, reason: str, line: str) -> None:
         stats = self.stats
@@ -461,20 +611,6 @@ class TraceReader:
             self._cpus[f"[{cpu_text}]"] = cpu
         return cpu, ts, kind, line[p2 + 2:]
 
-    def _gfp_field(self, token: str) -> int:
-        """The flags of a ``gfp_flags=...`` token, cached by the whole token."""
-        if token[:10] != "gfp_flags=":
-            raise _BadLine(f"expected gfp_flags=, got {token!r}")
-        value = self._gfp_cache[token] = self.gfp(token[10:])
-        return value
-
-    def _name(self, token: str) -> str:
-        """The cache name of a ``name=...`` token, interned and cached by the token."""
-        if token[:5] != "name=" or len(token) == 5:
-            raise _BadLine(f"expected name=NAME, got {token!r}")
-        name = self._names[token] = sys.intern(token[5:])
-        return name
-
     @staticmethod
     def _ptr_index(t: list[str]) -> int:
         """Where ``ptr=`` is: 1, or later when the call site names a module."""
@@ -485,34 +621,29 @@ class TraceReader:
                 return i
         raise _BadLine("expected ptr=")
 
-    def _alloc_event(self, t: list[str], kind: int, ts: float, cpu: int) -> TraceEvent:
+    def _alloc_event(self, t: list[str], kind: int, ts: float, cpu: int) -> tuple:
         """kmalloc, and kmem_cache_alloc in any layout but 6.18's: key=value after ptr=."""
         i = self._ptr_index(t)
         kv = _key_values(t[i + 1:])
         name = kv.get("name")
-        if kind == EV_CACHE_ALLOC and name is not None:
-            name = self._names.get("name=" + name) or self._name("name=" + name)
-        else:
-            name = None
-        gfp = self._gfp_cache.get("gfp_flags=" + kv["gfp_flags"])
-        if gfp is None:
-            gfp = self._gfp_field("gfp_flags=" + kv["gfp_flags"])
+        name = self._cache_name(name) if kind == EV_CACHE_ALLOC and name is not None else None
+        gfp = self.gfp(kv["gfp_flags"])
         accounted = kv.get("accounted", "false")
         if accounted not in ("true", "false"):
             raise _BadLine(f"expected accounted=true|false, got {accounted!r}")
-        return _new_event(TraceEvent, (ts, cpu, kind, t[i][4:], -1, name, int(kv["bytes_req"]),
-                                       int(kv["bytes_alloc"]), gfp, 0, 0, accounted == "true"))
+        return (ts, cpu, kind, t[i][4:], -1, name, int(kv["bytes_req"]),
+                int(kv["bytes_alloc"]), gfp, 0, 0, accounted == "true")
 
-    def _free_event(self, t: list[str], kind: int, ts: float, cpu: int) -> TraceEvent:
+    def _free_event(self, t: list[str], kind: int, ts: float, cpu: int) -> tuple:
         i = self._ptr_index(t)
         name = None
         if kind == EV_CACHE_FREE:
             value = _key_values(t[i + 1:]).get("name")
             if value is not None:
-                name = self._names.get("name=" + value) or self._name("name=" + value)
-        return _new_event(TraceEvent, (ts, cpu, kind, t[i][4:], -1, name, 0, 0, 0, 0, 0, False))
+                name = self._cache_name(value)
+        return (ts, cpu, kind, t[i][4:], -1, name, 0, 0, 0, 0, 0, False)
 
-    def _page_event(self, t: list[str], kind: int, ts: float, cpu: int) -> TraceEvent:
+    def _page_event(self, t: list[str], kind: int, ts: float, cpu: int) -> tuple:
         """mm_page_alloc / mm_page_free / mm_page_free_batched, recent or old layout."""
         kv = _key_values(t)
         page = kv.get("page")
@@ -524,14 +655,43 @@ class TraceReader:
         # A failed allocation prints a NULL page (and pfn 0): "null" marks it.
         ptr = "null" if page.strip("0") in ("", "(null)") else ""
         if kind != EV_PAGE_ALLOC:
-            return _new_event(TraceEvent, (ts, cpu, kind, ptr, pfn, None, 0, 0, 0, order, 0,
-                                           False))
-        g = "gfp_flags=" + kv["gfp_flags"]
-        gfp = self._gfp_cache.get(g)
-        if gfp is None:
-            gfp = self._gfp_field(g)
-        return _new_event(TraceEvent, (ts, cpu, kind, ptr, pfn, None, 0, 0, gfp, order,
-                                       int(kv["migratetype"]), False))
+            return (ts, cpu, kind, ptr, pfn, None, 0, 0, 0, order, 0, False)
+        gfp = self.gfp(kv["gfp_flags"])
+        return (ts, cpu, kind, ptr, pfn, None, 0, 0, gfp, order, int(kv["migratetype"]),
+                False)
+
+
+def _can_fork() -> bool:
+    return sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _parse_in_child(reader: TraceReader, conn: Connection, parent_end: Connection) -> None:
+    """The child's side of ``TraceReader.batches``: parse and send marshalled batches,
+    then a pickled ("stats", ParseStats) or ("error"/"crash", message). A pickle starts
+    with byte 0x80, a marshalled list never does."""
+    # The fork copied the parent's reading end: close it, or a parent that stops reading
+    # would leave this process blocked on a pipe that still has a reader.
+    parent_end.close()
+    # Parsing makes no reference cycles; a collection would walk (and copy-on-write
+    # fault in) the whole inherited heap of the parent.
+    gc.freeze()
+    gc.disable()
+    try:
+        dumps = marshal.dumps
+        send = conn.send_bytes
+        for batch in reader._parse_batches():
+            send(dumps(batch))
+        send(pickle.dumps(("stats", reader.stats)))
+    except FragsimError as err:
+        with contextlib.suppress(OSError):
+            conn.send_bytes(pickle.dumps(("error", str(err))))
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass  # the parent stopped reading
+    except BaseException as err:  # noqa: BLE001 - reported to the parent, which raises
+        with contextlib.suppress(OSError):
+            conn.send_bytes(pickle.dumps(("crash", f"{type(err).__name__}: {err}")))
+    finally:
+        conn.close()
 
 
 def _key_values(toks: list[str]) -> dict[str, str]:

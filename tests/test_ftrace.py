@@ -1,0 +1,346 @@
+"""sim.ftrace reads the kmem events of include/trace/events/kmem.h as ftrace prints them,
+in 6.18's format and in the older ones, streaming, and survives bad input."""
+
+import gzip
+import io
+import lzma
+from pathlib import Path
+
+import pytest
+
+from sim.errors import FragsimError
+from sim.ftrace import (
+    EV_CACHE_ALLOC,
+    EV_CACHE_FREE,
+    EV_KFREE,
+    EV_KMALLOC,
+    EV_PAGE_ALLOC,
+    EV_PAGE_FREE,
+    EV_PAGE_FREE_BATCHED,
+    KIND_NAMES,
+    MAX_BAD_LINES_KEPT,
+    TraceEvent,
+    TraceReader,
+    read_trace,
+)
+from sim.gfp import (
+    __GFP_COMP,
+    __GFP_DIRECT_RECLAIM,
+    __GFP_NOWARN,
+    __GFP_ZERO,
+    GFP_HIGHUSER_MOVABLE,
+    GFP_KERNEL,
+    GFP_NOWAIT,
+    parse_gfp,
+)
+
+DATA = Path(__file__).parent / "data" / "kmem-traces"
+SLICE = DATA / "slice.txt.gz"
+FULL = (Path(__file__).parent.parent / "configs" / "examples" / "tmpfs-churn-20k-keep10"
+        / "trace.txt.xz")
+
+HEADER = """# tracer: nop
+#
+# entries-in-buffer/entries-written: 6/6   #P:2
+#
+#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION
+#              | |         |   |||||     |         |
+"""
+
+# One line of each event, exactly as the 6.18 kernel of the shared trace printed them.
+LINES_618 = {
+    EV_CACHE_ALLOC: " python3-2864    [001] .....  4728.651575: kmem_cache_alloc: "
+    "call_site=shmem_alloc_inode+0x1d/0x40 ptr=00000000a947897d name=shmem_inode_cache "
+    "bytes_req=744 bytes_alloc=752 gfp_flags=GFP_KERNEL node=-1 accounted=true",
+    EV_CACHE_FREE: " python3-2864    [001] ..s.1  4729.171517: kmem_cache_free: "
+    "call_site=rcu_do_batch+0x1b7/0x530 ptr=000000003ed4c6e9 name=dentry",
+    EV_KMALLOC: " python3-2864    [001] .....  4728.651569: kmalloc: "
+    "call_site=alloc_slab_obj_exts+0x58/0x110 ptr=000000000ade4787 bytes_req=168 "
+    "bytes_alloc=192 gfp_flags=GFP_KERNEL|__GFP_ZERO|__GFP_COMP node=0 accounted=false",
+    EV_KFREE: " python3-2864    [001] .....  4728.516526: kfree: "
+    "call_site=load_elf_binary+0x1bc/0x18a0 ptr=0000000011ecd33d",
+    EV_PAGE_ALLOC: " python3-2864    [001] .....  4728.651568: mm_page_alloc: "
+    "page=000000005bb9316b pfn=0x118538 order=2 migratetype=0 "
+    "gfp_flags=__GFP_IO|__GFP_FS|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|__GFP_NOMEMALLOC",
+    EV_PAGE_FREE: " python3-2864    [001] ...1.  4728.516140: mm_page_free: "
+    "page=00000000d5b86ab7 pfn=0x109e97 order=0",
+}
+
+
+def write(tmp_path: Path, text: str, name: str = "trace.txt", compress=None) -> Path:
+    path = tmp_path / name
+    data = text.encode()
+    path.write_bytes(compress(data) if compress else data)
+    return path
+
+
+def naive_counts(lines: list[str]) -> list[int]:
+    """Per kind, the lines whose event field names it (a grep, not the parser)."""
+    counts = [0] * len(KIND_NAMES)
+    for line in lines:
+        for kind, name in enumerate(KIND_NAMES):
+            if f" {name}: " in line:
+                counts[kind] += 1
+    return counts
+
+
+# ------------------------------------------------------------------ the 6.18 format
+
+
+def test_every_618_event_is_read_field_by_field(tmp_path):
+    path = write(tmp_path, HEADER + "\n".join(LINES_618.values()) + "\n")
+    events, stats = read_trace(path)
+    assert stats.bad_lines == 0 and stats.comments == 6 and stats.events == 6
+    by_kind = {ev.kind: ev for ev in events}
+    assert by_kind[EV_CACHE_ALLOC] == TraceEvent(
+        4728.651575, 1, EV_CACHE_ALLOC, "00000000a947897d", -1, "shmem_inode_cache", 744, 752,
+        GFP_KERNEL, 0, 0, True)
+    assert by_kind[EV_CACHE_FREE] == TraceEvent(
+        4729.171517, 1, EV_CACHE_FREE, "000000003ed4c6e9", -1, "dentry", 0, 0, 0, 0, 0, False)
+    assert by_kind[EV_KMALLOC] == TraceEvent(
+        4728.651569, 1, EV_KMALLOC, "000000000ade4787", -1, None, 168, 192,
+        GFP_KERNEL | __GFP_ZERO | __GFP_COMP, 0, 0, False)
+    assert by_kind[EV_KFREE].ptr == "0000000011ecd33d"
+    page = by_kind[EV_PAGE_ALLOC]
+    assert (page.pfn, page.order, page.migratetype, page.ptr) == (0x118538, 2, 0, "")
+    assert page.gfp == parse_gfp(
+        "__GFP_IO|__GFP_FS|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|__GFP_NOMEMALLOC")
+    free = by_kind[EV_PAGE_FREE]
+    assert (free.pfn, free.order, free.cpu, free.ts) == (0x109e97, 0, 1, 4728.516140)
+    assert stats.span_s == pytest.approx(4729.171517 - 4728.516140)  # latest - earliest
+
+
+def test_the_real_slice_parses_completely_and_matches_a_grep():
+    raw = gzip.decompress(SLICE.read_bytes()).decode()
+    lines = raw.splitlines()
+    events, stats = read_trace(SLICE)
+    assert stats.bad_lines == 0
+    assert stats.comments == sum(1 for line in lines if line.startswith("#"))
+    assert stats.per_kind == naive_counts(lines)
+    assert len(events) == stats.events == sum(stats.per_kind)
+    assert all(stats.per_kind[k] for k in range(EV_PAGE_FREE + 1))
+    first = events[0]
+    assert (first.ts, first.cpu, first.kind, first.ptr, first.name) == (
+        4728.514174, 0, EV_CACHE_FREE, "00000000ce724b47", "lsm_file_cache")
+    # Timestamps never go back in ftrace's merged output.
+    assert all(a.ts <= b.ts for a, b in zip(events, events[1:], strict=False))
+
+
+def test_gfp_strings_are_parsed_once_and_agree_with_parse_gfp():
+    gfp_cache: dict[str, int] = {}
+    reader = TraceReader(SLICE, gfp_cache=gfp_cache, parallel=False)
+    events = list(reader)
+    assert 1 <= len(gfp_cache) < 40  # distinct strings, not one per event
+    for token, value in gfp_cache.items():
+        assert value == parse_gfp(token.removeprefix("gfp_flags="))
+    assert any(ev.gfp == GFP_HIGHUSER_MOVABLE | __GFP_COMP for ev in events)
+    # 6.18's GFP_NOWAIT includes __GFP_NOWARN: the maple_node slab pages' signature.
+    assert GFP_NOWAIT & __GFP_NOWARN
+
+
+def test_names_are_interned_so_equal_names_are_one_object():
+    events, _ = read_trace(SLICE)
+    dentries = [ev.name for ev in events if ev.name == "dentry"]
+    assert len(dentries) > 2 and all(n is dentries[0] for n in dentries)
+
+
+# ------------------------------------------------------------------ older formats
+
+
+OLD_LINES = [
+    # 4.x: hex call_site, no name=, no accounted=, decimal pfn, *_node events, cold=.
+    "          bash-1234  [002] ....  512.000001: kmem_cache_alloc: call_site=ffffffff811c9d3e "
+    "ptr=ffff88003ab2c000 bytes_req=192 bytes_alloc=192 gfp_flags=GFP_KERNEL",
+    "          bash-1234  [002] ....  512.000002: kmem_cache_alloc_node: "
+    "call_site=ffffffff811c9d3e ptr=ffff88003ab2c0c0 bytes_req=192 bytes_alloc=192 "
+    "gfp_flags=GFP_KERNEL|__GFP_ZERO node=0",
+    "          bash-1234  [002] ....  512.000003: kmalloc_node: call_site=ffffffff81234567 "
+    "ptr=ffff88003ab2d000 bytes_req=100 bytes_alloc=128 gfp_flags=GFP_KERNEL node=-1",
+    "          bash-1234  [002] ....  512.000004: kmem_cache_free: call_site=ffffffff811c9e00 "
+    "ptr=ffff88003ab2c000",
+    "          bash-1234  [002] ....  512.000005: mm_page_alloc: page=ffffea0000d8f000 "
+    "pfn=3554240 order=0 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE|__GFP_COLD",
+    "          bash-1234  [002] ....  512.000006: mm_page_free: page=ffffea0000d8f000 "
+    "pfn=3554240 order=0",
+    "          bash-1234  [002] ....  512.000007: mm_page_free_batched: page=ffffea0000d8f040 "
+    "pfn=3554241 order=0 cold=1",
+    # 5.x-6.17: kmem_cache_alloc without name=, with accounted=.
+    "       python3-99    [000] .....  600.000001: kmem_cache_alloc: "
+    "call_site=__d_alloc+0x2d/0x230 ptr=00000000e79d1f8a bytes_req=192 bytes_alloc=192 "
+    "gfp_flags=GFP_KERNEL node=-1 accounted=true",
+    # A module call site, a task name with spaces, no irq-info column, __GFP_WAIT.
+    "   kworker/u8:1-77   [001] .....  600.000002: kmem_cache_alloc: "
+    "call_site=xfs_inode_alloc+0x1d/0x90 [xfs] ptr=00000000aaaa0001 name=xfs_inode "
+    "bytes_req=960 bytes_alloc=1024 gfp_flags=GFP_KERNEL node=-1 accounted=true",
+    "   Web Content-4242  [001] .....  600.000003: kfree: call_site=kvfree+0x2b/0x40 "
+    "ptr=00000000bbbb0002",
+    "          bash-1234  [003]  600.000004: kmalloc: call_site=ffffffff81234567 "
+    "ptr=ffff88003ab2e000 bytes_req=64 bytes_alloc=64 gfp_flags=__GFP_WAIT|__GFP_IO|__GFP_FS",
+    # 6.18 failed allocation: NULL page.
+    "       python3-99    [000] .....  600.000005: mm_page_alloc: page=0000000000000000 "
+    "pfn=0x0 order=9 migratetype=1 gfp_flags=GFP_TRANSHUGE_LIGHT",
+]
+
+
+def test_old_tp_printk_formats_are_read(tmp_path):
+    path = write(tmp_path, "\n".join(OLD_LINES) + "\n")
+    events, stats = read_trace(path)
+    assert stats.bad_lines == 0, stats.bad_line_report()
+    assert [ev.kind for ev in events] == [
+        EV_CACHE_ALLOC, EV_CACHE_ALLOC, EV_KMALLOC, EV_CACHE_FREE, EV_PAGE_ALLOC, EV_PAGE_FREE,
+        EV_PAGE_FREE_BATCHED, EV_CACHE_ALLOC, EV_CACHE_ALLOC, EV_KFREE, EV_KMALLOC,
+        EV_PAGE_ALLOC]
+    e = events
+    assert (e[0].ptr, e[0].name, e[0].bytes_alloc, e[0].accounted) == (
+        "ffff88003ab2c000", None, 192, False)
+    assert e[1].gfp == GFP_KERNEL | __GFP_ZERO and e[1].cpu == 2
+    assert (e[2].bytes_req, e[2].bytes_alloc) == (100, 128)
+    assert e[3].name is None
+    assert (e[4].pfn, e[4].migratetype) == (3554240, 1)  # decimal pfn
+    assert e[4].gfp == GFP_HIGHUSER_MOVABLE  # __GFP_COLD has no 6.18 meaning
+    assert (e[5].pfn, e[6].pfn, e[6].order) == (3554240, 3554241, 0)
+    assert (e[7].name, e[7].accounted) == (None, True)
+    assert (e[8].name, e[8].ptr, e[8].bytes_alloc) == ("xfs_inode", "00000000aaaa0001", 1024)
+    assert (e[9].ptr, e[9].cpu) == ("00000000bbbb0002", 1)
+    assert e[10].gfp == __GFP_DIRECT_RECLAIM | parse_gfp("__GFP_IO|__GFP_FS")
+    assert e[10].cpu == 3 and e[10].ts == 600.000004
+    assert e[11].ptr == "null"  # a failed allocation
+
+
+def test_unknown_gfp_flag_names_are_recorded_not_fatal(tmp_path):
+    line = LINES_618[EV_KMALLOC].replace("GFP_KERNEL|", "GFP_KERNEL|__GFP_FUTURE|0x8000000|")
+    events, stats = read_trace(write(tmp_path, line + "\n"))
+    assert stats.bad_lines == 0 and stats.unknown_gfp == {"__GFP_FUTURE", "0x8000000"}
+    assert events[0].gfp == GFP_KERNEL | __GFP_ZERO | __GFP_COMP
+
+
+def test_other_tracepoints_are_counted_not_garbled(tmp_path):
+    text = (HEADER + "  <idle>-0  [000] d.h1.  10.000001: sched_switch: prev_comm=swapper\n"
+            + LINES_618[EV_KFREE] + "\n")
+    _, stats = read_trace(write(tmp_path, text))
+    assert (stats.other_events, stats.bad_lines, stats.events) == (1, 0, 1)
+
+
+def test_crlf_line_endings(tmp_path):
+    path = write(tmp_path, "\r\n".join(LINES_618.values()) + "\r\n")
+    events, stats = read_trace(path)
+    assert stats.bad_lines == 0 and len(events) == 6
+    assert {ev.name for ev in events} >= {"dentry", "shmem_inode_cache"}
+
+
+# ------------------------------------------------------------------ files and streams
+
+
+@pytest.mark.parametrize("name", ["trace.txt", "trace.gz", "trace.dat"])
+def test_gzip_is_recognised_by_its_magic_bytes_not_its_name(tmp_path, name):
+    text = HEADER + "\n".join(LINES_618.values()) + "\n"
+    gz = write(tmp_path, text, name, gzip.compress)
+    assert read_trace(gz)[1].events == 6
+    plain = write(tmp_path, text, "plain-" + name + ".gz")
+    assert read_trace(plain)[1].events == 6
+
+
+def test_xz_and_file_objects_are_read(tmp_path):
+    text = "\n".join(LINES_618.values()) + "\n"
+    assert read_trace(write(tmp_path, text, "t.xz", lzma.compress))[1].events == 6
+    events, stats = read_trace(io.BytesIO(gzip.compress(text.encode())))
+    assert stats.events == 6 and stats.source == "<trace>"
+
+
+def test_the_parallel_parser_gives_the_same_events_and_stats():
+    serial = TraceReader(SLICE, parallel=False)
+    events = list(serial)
+    parallel = TraceReader(SLICE, parallel=True)
+    assert list(parallel) == events
+    assert parallel.stats.parallel and not serial.stats.parallel
+    parallel.stats.parallel = False
+    assert parallel.stats.as_dict() == serial.stats.as_dict()
+
+
+def test_stopping_early_ends_the_parser_process():
+    reader = TraceReader(SLICE, parallel=True)
+    it = iter(reader)
+    first = [next(it) for _ in range(10)]
+    it.close()  # a consumer that stops: the child must not hang
+    assert len(first) == 10
+
+
+def test_a_reader_streams_once():
+    reader = TraceReader(SLICE, parallel=False)
+    list(reader)
+    with pytest.raises(RuntimeError):
+        list(reader)
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_garbled_lines_are_counted_with_line_numbers_and_never_stop_parsing(tmp_path):
+    good = list(LINES_618.values())
+    garbage = [
+        "this is not ftrace output",
+        " python3-2864    [001] .....  4728.5: kmem_cache_alloc: call_site=x ptr=1 name=dentry "
+        "bytes_req=abc bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1 accounted=true",
+        " python3-2864    [0x1] .....  4728.6: kfree: call_site=x ptr=00000000bbbb0002",
+        " python3-2864    [001] .....  4728.7: mm_page_free: page=1 pfn=zz order=0",
+        " python3-2864    [001] .....  4728.8: kmem_cache_free: call_site=x name=dentry",
+    ] * 3  # 15 garbled lines: the first 10 are kept
+    lines = [good[0], *garbage[:7], *good[1:4], *garbage[7:], *good[4:]]
+    events, stats = read_trace(write(tmp_path, "\n".join(lines) + "\n"))
+    assert stats.events == 6 and len(events) == 6
+    assert stats.bad_lines == 15
+    assert len(stats.first_bad) == MAX_BAD_LINES_KEPT
+    expected = [n for n, line in enumerate(lines, 1) if line in garbage][:MAX_BAD_LINES_KEPT]
+    assert [b.lineno for b in stats.first_bad] == expected
+    report = stats.bad_line_report()
+    assert "15 garbled line(s)" in report and f"line {expected[0]}:" in report
+
+
+def test_a_truncated_gzip_ends_the_stream_with_an_error_not_a_crash(tmp_path):
+    data = SLICE.read_bytes()
+    path = tmp_path / "cut.txt.gz"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    events, stats = read_trace(path)
+    full, _ = read_trace(SLICE)
+    assert 0 < len(events) < len(full)
+    assert events == full[: len(events)]
+    assert not stats.complete and "ends early" in stats.error
+    assert "\n" not in stats.error
+
+
+def test_a_truncated_gzip_before_any_event_is_a_one_line_error(tmp_path):
+    path = tmp_path / "cut.gz"
+    path.write_bytes(SLICE.read_bytes()[:40])
+    with pytest.raises(FragsimError) as err:
+        read_trace(path)
+    assert "ends early" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_empty_file_is_a_one_line_error(tmp_path):
+    for path in (write(tmp_path, ""), write(tmp_path, "", "e.gz", gzip.compress)):
+        with pytest.raises(FragsimError, match="got an empty file") as err:
+            read_trace(path)
+        assert "\n" not in str(err.value)
+
+
+def test_a_file_without_kmem_events_is_a_one_line_error(tmp_path):
+    text = HEADER + "  <idle>-0  [000] d.h1.  10.000001: sched_switch: prev_comm=swapper\n"
+    with pytest.raises(FragsimError, match=r"got none in 7 lines") as err:
+        read_trace(write(tmp_path, text))
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_file_is_a_one_line_error(tmp_path):
+    with pytest.raises(FragsimError, match="cannot open"):
+        read_trace(tmp_path / "nope.gz")
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="the shipped full trace is missing")
+def test_the_full_shipped_trace_reads_without_a_bad_line():
+    reader = TraceReader(FULL)
+    n = sum(len(batch) for batch in reader.batches())
+    stats = reader.stats
+    assert n == stats.events == 372008  # the trace header: entries-written 372008
+    assert stats.bad_lines == 0 and stats.complete
+    assert stats.per_kind == [170396, 137544, 3652, 5781, 29786, 24849, 0]
+    assert stats.span_s == pytest.approx(0.770218)
