@@ -186,8 +186,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def add_plot(subparsers: argparse._SubParsersAction) -> None:
     parser = _add(
-        subparsers, "plot", "redraw the plots of a run directory from its files",
-        "Redraw every plot of a run directory from its timeseries.csv and memory maps.",
+        subparsers, "plot", "redraw the plots of a run, sweep or capacity directory",
+        "Redraw every plot of a run directory from its timeseries.csv and memory maps, of\n"
+        "a sweep directory from sweep.json, sweep.csv and points/, or capacity.png from\n"
+        "capacity.json.",
         "fragsim plot results/quickstart",
     )
     parser.add_argument("directory", metavar="DIR")
@@ -197,20 +199,228 @@ def add_plot(subparsers: argparse._SubParsersAction) -> None:
 def cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sim.plots import plot_run
+    from sim.plots import plot_capacity, plot_run, plot_sweep
 
     path = Path(args.directory)
-    if not (path / "timeseries.csv").is_file():
-        raise FragsimError(f"{path}: expected a run directory with timeseries.csv, got none")
-    for drawn in plot_run(path):
-        print(drawn)
+    if (path / "sweep.json").is_file() and (path / "sweep.csv").is_file():
+        drawn = plot_sweep(path)
+    elif (path / "capacity.json").is_file():
+        drawn = [p for p in [plot_capacity(path)] if p is not None]
+    elif (path / "timeseries.csv").is_file():
+        drawn = plot_run(path)
+    else:
+        raise FragsimError(f"{path}: expected a run directory with timeseries.csv (or a sweep "
+                           "with sweep.json, or capacity.json), got none")
+    for figure in drawn:
+        print(figure)
+    return 0
+
+
+# --- fragsim sweep / capacity ---------------------------------------------------------
+
+
+def _add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, metavar="N",
+                        help="parallel runs (default: the number of CPUs; 1 runs in-process)")
+    parser.add_argument("--executor", choices=("local", "dask"), default="local",
+                        help="local process pool (default) or dask.distributed "
+                        "(pip install 'fragsim[cluster]')")
+    parser.add_argument("--scheduler", metavar="ADDR",
+                        help="a dask scheduler, e.g. tcp://10.0.0.5:8786 (default with "
+                        "--executor dask: a LocalCluster of --jobs workers)")
+
+
+def add_sweep(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add(
+        subparsers, "sweep", "run a parameter sweep (a sweep: section) and compare the points",
+        "Run every point x seed of an experiment's sweep: section (grid: cartesian, zip:\n"
+        "paired lists, points: explicit; seeds: replicates), each variant of the\n"
+        "experiment at every point. Each point x seed is a run directory under points/;\n"
+        "a rerun skips finished points (resume after an interruption); a point that\n"
+        "crashes goes to failures.json and the others finish (exit status 1). Writes\n"
+        "sweep.csv (a row per point x seed x variant), sweep.json and comparative plots.",
+        "fragsim sweep configs/sweeps/used_ratio_x_mobility.yaml --jobs 2",
+    )
+    parser.add_argument("config", metavar="CONFIG", help="an experiment YAML with sweep:")
+    parser.add_argument("--out", help="the sweep directory (default results/<name>)")
+    _add_executor_arguments(parser)
+    parser.add_argument("--seeds", type=int, help="replicates per point (default: sweep.seeds)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a key at every point (repeatable)")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNGs")
+    parser.set_defaults(run=cmd_sweep)
+
+
+def _sweep_progress_factory():
+    """A tqdm bar of points x seeds done, with an ETA, only on a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    tqdm.monitor_interval = 0  # no monitor thread: the process pool forks
+
+    def factory(to_run: int, skipped: int):
+        if skipped:
+            print(f"resuming: {skipped} point x seed run(s) finished before", file=sys.stderr)
+        bar = tqdm(total=to_run, desc="sweep", unit="run", leave=False,
+                   bar_format="{desc}: {n}/{total} points x seeds |{bar}| "
+                   "[{elapsed}<{remaining}]{postfix}")
+        failed = 0
+
+        def update(outcome) -> None:
+            nonlocal failed
+            if not outcome.ok:
+                failed += 1
+                bar.set_postfix_str(f"{failed} failed", refresh=False)
+            bar.update(1)
+            if bar.n >= to_run:
+                bar.close()
+
+        return update
+
+    return factory
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sim.sweep import run_sweep
+
+    try:
+        report = run_sweep(args.config, args.overrides, args.out, args.jobs, args.executor,
+                           args.scheduler, args.seeds, _sweep_progress_factory(),
+                           plots=not args.no_plots)
+    except KeyboardInterrupt:
+        _print_error("interrupted: finished points are kept; run the same command again "
+                     "to resume")
+        return 130
+    print(f"{report.total} point x seed runs: {report.ran} ran, {report.skipped} finished "
+          f"before, {len(report.failures)} failed ({report.wall_s:.1f} s)")
+    print(f"results in {report.out}/ (sweep.csv, {len(report.plots)} plots)")
+    if report.failures:
+        for failure in report.failures:
+            _print_error(f"point {failure['point']} seed {failure['seed']} failed: "
+                         f"{failure['error']}")
+        _print_error(f"{len(report.failures)} run(s) failed; details in "
+                     f"{report.out}/failures.json; a rerun retries them")
+        return 1
+    return 0
+
+
+def add_capacity(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add(
+        subparsers, "capacity", "find the smallest value of a key that meets a target",
+        "Find the smallest value of --vary (e.g. machine.memory) in --range that meets\n"
+        "--target (a summary metric, mean over seeds), for each compared setting (the\n"
+        "experiment's variants x --compare values). Brackets first (LO must fail, HI must\n"
+        "pass, else it says so), then bisects to --step. Warns when pass/fail is not\n"
+        "monotone on the probes run or when seeds disagree at a probe. Prints a table and\n"
+        "the difference between settings; writes capacity.json and capacity.png. The\n"
+        "options may also come from a capacity: section of the config. Exit status 1\n"
+        "when a setting's answer lies outside the range.",
+        'fragsim capacity configs/capacity/thp_memory.yaml --vary machine.memory '
+        '--range 96MiB..512MiB --step 16MiB --target "thp_success_rate>=0.9" '
+        '--compare defrag.enabled=false,true --seeds 3',
+    )
+    parser.add_argument("config", metavar="CONFIG", help="an experiment YAML")
+    parser.add_argument("--vary", metavar="KEY", help="the key to size, e.g. machine.memory")
+    parser.add_argument("--range", dest="range_text", metavar="LO..HI",
+                        help="e.g. 256MiB..4GiB")
+    parser.add_argument("--target", metavar='"METRIC OP VALUE"',
+                        help="e.g. thp_success_rate>=0.9 (OP: >=, >, <=, <)")
+    parser.add_argument("--compare", action="append", default=[], metavar="KEY=V1,V2",
+                        help="settings to compare, e.g. defrag.enabled=false,true (repeatable)")
+    parser.add_argument("--seeds", type=int, metavar="K", help="seeds per probe")
+    parser.add_argument("--step", metavar="S", help="the resolution, e.g. 64MiB "
+                        "(default: a sixteenth of the range)")
+    parser.add_argument("--out", help="where to write (default results/<name>-capacity)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config key (repeatable)")
+    _add_executor_arguments(parser)
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG")
+    parser.set_defaults(run=cmd_capacity)
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from sim.capacity import format_report, run_capacity
+
+    bars = []
+    factory = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        tqdm.monitor_interval = 0  # no monitor thread: the process pool forks
+
+        def factory(most: int):
+            bars.append(tqdm(total=most, desc="capacity probes (at most)", unit="run",
+                             leave=False))
+            return bars[0].update
+
+    try:
+        result = run_capacity(args.config, args.vary, args.range_text, args.target,
+                              args.compare, args.seeds, args.step, args.overrides, args.out,
+                              args.jobs, args.executor, args.scheduler, plots=not args.no_plots,
+                              progress_factory=factory)
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+    finally:
+        for bar in bars:
+            bar.close()
+    print(format_report(result))
+    written = "capacity.json" + (", capacity.png" if result.plot else "")
+    print(f"results in {result.out}/ ({written})")
+    return 0 if all(a.status == "found" for a in result.answers) else 1
+
+
+# --- fragsim replay -------------------------------------------------------------------
+
+REPLAY_EXAMPLE = "configs/examples/tmpfs-churn-20k-keep10"
+
+
+def add_replay(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add(
+        subparsers, "replay", "replay an ftrace kmem trace on a machine built from /proc snapshots",
+        "Replay kmem_cache_alloc/free, kmalloc/kfree and mm_page_alloc/free events of an\n"
+        "ftrace text trace (plain, .gz or .xz) on slab caches built from a slabinfo and a\n"
+        "zone built from a buddyinfo (with pagetypeinfo/zoneinfo when given). Writes the\n"
+        "fragsim run layout; --set defrag.enabled=true --set caches.NAME.mobility=free|move\n"
+        "adds one defragmentation pass after the trace, to show what it would have done.",
+        f"fragsim replay {REPLAY_EXAMPLE}/trace.txt.xz --slabinfo {REPLAY_EXAMPLE}/before.slabinfo"
+        f" --buddyinfo {REPLAY_EXAMPLE}/before.buddyinfo --set defrag.enabled=true "
+        "--set caches.dentry.mobility=move",
+    )
+    parser.add_argument("trace", metavar="TRACE")
+    for name in ("slabinfo", "buddyinfo", "pagetypeinfo", "zoneinfo"):
+        parser.add_argument(f"--{name}", help=f"a /proc/{name} captured before the trace")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="defrag.* and caches.NAME.mobility keys")
+    parser.add_argument("--speed", type=float, default=1.0, help="time scale (default 1)")
+    parser.add_argument("--out", help="the run directory (default results/replay-<trace>)")
+    parser.add_argument("--no-plots", action="store_true")
+    parser.set_defaults(run=cmd_replay)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from sim.runner import run_replay
+
+    out, summary = run_replay(
+        args.trace, slabinfo=args.slabinfo, buddyinfo=args.buddyinfo,
+        pagetypeinfo=args.pagetypeinfo, zoneinfo=args.zoneinfo, overrides=args.overrides,
+        out=args.out, speed=args.speed, plots=not args.no_plots)
+    trace = summary["trace"]
+    print(f"results in {out}/")
+    print(f"  {trace['events']} events over {trace['span_s']:.3g} s of trace in "
+          f"{summary['wall_s']:.3g} s ({summary['realtime_factor']:.2f}x real time); "
+          f"{trace['bad_lines']} bad lines, {trace['unknown_frees']} unknown frees")
+    if not summary["complete"]:
+        print(f"  incomplete: {trace['error']}")
+        return 1
     return 0
 
 
 # --- wiring ---------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_run, add_validate, add_plot, add_extfrag]
+    add_run, add_replay, add_sweep, add_capacity, add_validate, add_plot, add_extfrag]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -232,6 +232,10 @@ def validate_config(
     raw: dict[str, Any], source: str, overrides: Sequence[str] = (), variant: str | None = None
 ) -> ExperimentConfig:
     data = copy.deepcopy(raw)
+    # A sweep or capacity file is also a plain experiment: fragsim sweep / capacity read
+    # those sections; run and validate use the rest.
+    data.pop("sweep", None)
+    data.pop("capacity", None)
     origins: dict[tuple[str, ...], str] = {}
     if variant is not None:
         variants = data.get("variants") or {}

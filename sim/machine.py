@@ -127,6 +127,41 @@ class CountingEnvironment(simpy.Environment):
         super().step()
 
 
+def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
+    """The sampled zone metrics: buddyinfo, avail, the vmstat indices, pageblock types."""
+    nr_free = zone.nr_free
+    values: dict[tuple[str, str], float] = {}
+    for order in range(zone.max_order + 1):
+        key = str(order)
+        values[("nr_free", key)] = nr_free[order]
+        values[("avail", key)] = metrics.avail(nr_free, order)
+        values[("unusable_index", key)] = metrics.unusable_index(nr_free, order)
+    pbo = str(zone.pageblock_order)
+    values[("fragmentation_index", pbo)] = metrics.fragmentation_index(
+        nr_free, zone.pageblock_order)
+    values[("fragmentation_score", "")] = metrics.extfrag_for_order(
+        nr_free, zone.pageblock_order)
+    values[("free_pages", "")] = zone.nr_free_pages
+    values[("pcp_pages", "")] = zone.pcp_pages
+    values[("watermark_boost", "")] = zone.watermark_boost
+    for name, count in zip(("Unmovable", "Movable", "Reclaimable"),
+                           zone.pageblock_counts(), strict=False):
+        values[("pageblocks", name)] = count
+    return values
+
+
+def cache_metrics(caches: SlabCaches) -> dict[tuple[str, str], float]:
+    """Per slab cache: live objects, slabs, pages and occupancy."""
+    values: dict[tuple[str, str], float] = {}
+    for cache in caches:
+        if cache.nr_slabs or cache.nr_allocs:
+            values[("slab_objects", cache.name)] = cache.nr_live
+            values[("slab_slabs", cache.name)] = cache.nr_slabs
+            values[("slab_pages", cache.name)] = cache.nr_pages
+            values[("slab_occupancy", cache.name)] = cache.occupancy()
+    return values
+
+
 def build_zone(config: ExperimentConfig) -> Zone:
     m, b = config.machine, config.buddy
     return Zone(
@@ -538,30 +573,8 @@ class Machine:
     def snapshot(self) -> dict[tuple[str, str], float]:
         """The sampled metrics, named as everywhere else (see sim/metrics.py)."""
         zone = self.zone
-        nr_free = zone.nr_free
-        values: dict[tuple[str, str], float] = {}
-        for order in range(zone.max_order + 1):
-            key = str(order)
-            values[("nr_free", key)] = nr_free[order]
-            values[("avail", key)] = metrics.avail(nr_free, order)
-            values[("unusable_index", key)] = metrics.unusable_index(nr_free, order)
-        pbo = str(zone.pageblock_order)
-        values[("fragmentation_index", pbo)] = metrics.fragmentation_index(
-            nr_free, zone.pageblock_order)
-        values[("fragmentation_score", "")] = metrics.extfrag_for_order(
-            nr_free, zone.pageblock_order)
-        values[("free_pages", "")] = zone.nr_free_pages
-        values[("pcp_pages", "")] = zone.pcp_pages
-        values[("watermark_boost", "")] = zone.watermark_boost
-        for name, count in zip(("Unmovable", "Movable", "Reclaimable"),
-                               zone.pageblock_counts(), strict=False):
-            values[("pageblocks", name)] = count
-        for cache in self.caches:
-            if cache.nr_slabs or cache.nr_allocs:
-                values[("slab_objects", cache.name)] = cache.nr_live
-                values[("slab_slabs", cache.name)] = cache.nr_slabs
-                values[("slab_pages", cache.name)] = cache.nr_pages
-                values[("slab_occupancy", cache.name)] = cache.occupancy()
+        values = zone_metrics(zone)
+        values.update(cache_metrics(self.caches))
         values[("page_cache_pages", "")] = len(self.lru)
         values[("compact_migrated", "")] = self.compactor.stats.migrated
         values[("defrag_pages_returned", "")] = self.defrag.stats.pages_returned

@@ -1,0 +1,954 @@
+"""Parameter sweeps: one experiment YAML with a ``sweep:`` section, many run directories.
+
+A sweep, as desmod's factors do it, is a set of *points* (each a few ``key.path: value``
+changes to the experiment) times ``seeds`` replicates:
+
+```yaml
+sweep:
+  grid:                 # cartesian product
+    defrag.used_ratio: [10, 30, 50]
+  zip:                  # paired lists of equal length, one more axis of the product
+    caches.dentry.mobility: [free, move]
+    caches.shmem_inode_cache.mobility: [free, move]
+  # points: [{machine.memory: 256MiB}, {machine.memory: 1GiB, buddy.pcp: false}]
+  seeds: 3              # replicates per point (default: the experiment's seeds:)
+  seed_mode: common     # common: replicate k runs seed+k at every point (paired)
+  metrics: [thp_success_rate, avail9_time_avg]   # what the plots show
+```
+
+``grid`` and ``zip`` combine (grid x zip rows); ``points`` stands alone. Every key path
+is checked against the experiment schema through ``validate_config``, so an unknown key
+is the house one-line error with a did-you-mean. The experiment's own ``variants:``
+multiply with the points: every point runs every variant, and a key may not be both
+swept and set by a variant (the sweep would silently override the variant).
+
+Seeds. With ``seed_mode: common`` (the default) replicate k of every point runs with
+``seed + k``, as ``fragsim run`` does: points are compared on common random numbers,
+which removes the workload's noise from differences between points, and any point can
+be reproduced with ``fragsim run --set ... --seed``. ``seed_mode: distinct`` derives a
+different seed for every point x replicate from a hash of the point's parameters.
+
+Each point x seed is one unit of work: it runs every variant and writes
+``points/<index>-<hash>-s<seed>/`` in the ``fragsim run`` layout (config.yaml,
+timeseries.csv, summary.json, final/, memmap/), assembled under a partial name and
+renamed into place. A rerun skips a point whose summary.json is complete and whose
+resolved config is unchanged, so an interrupted sweep resumes. A point that raises is
+recorded in ``failures.json`` (its parameters, seed, the error on one line and the
+traceback); the others finish. ``sweep.csv`` has one row per point x seed x variant:
+the swept parameters (resolved: sizes in bytes, durations in seconds), then every
+numeric summary field flattened as sim.runner does (``thp_success_rate``,
+``avail9_time_avg``, ``evictions.slab_objects``, ``wall_s``...).
+
+Executors: ``local`` is a ``ProcessPoolExecutor`` (``jobs == 1`` runs in this process);
+``dask`` sends the same work to ``dask.distributed.Client(ADDR)`` or to a LocalCluster.
+Workers return the files' contents and this process writes them, so dask workers need
+fragsim installed but not a shared file system.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import csv
+import hashlib
+import io
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sim import __version__
+from sim.config import (
+    ExperimentConfig,
+    _one_line,
+    apply_override,
+    load_yaml,
+    parse_override,
+    to_yaml,
+    validate_config,
+)
+from sim.errors import FragsimError
+from sim.results import TIMESERIES_COLUMNS, RunDirectory, write_atomic, write_json
+
+SWEEP_KEY = "sweep"
+DEFAULT_METRICS = ("thp_success_rate", "avail9_time_avg")
+# Columns whose values depend on the machine the run happened on, not on the model.
+TIMING_COLUMNS = ("wall_s", "ops_per_s", "slab_ops_per_s", "peak_rss_bytes")
+CONNECT_TIMEOUT_S = 5.0
+CLUSTER_EXTRA = "pip install 'fragsim[cluster]'"
+
+
+# ------------------------------------------------------------------ the sweep: section
+
+
+class SweepSection(BaseModel):
+    """The ``sweep:`` section of an experiment YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+    grid: dict[str, list[Any]] | None = Field(None, description="KEY.PATH: [values], cartesian")
+    zip: dict[str, list[Any]] | None = Field(None, description="KEY.PATH: [values], paired")
+    points: list[dict[str, Any]] | None = Field(None, description="[{KEY.PATH: value}, ...]")
+    seeds: int | None = Field(None, ge=1, le=10000, description="replicates per point")
+    seed_mode: Literal["common", "distinct"] = "common"
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One axis of a sweep: a grid key, the whole zip (keys varied together) or a points key."""
+
+    name: str
+    keys: tuple[str, ...]
+    section: str
+
+
+@dataclass
+class Point:
+    """One combination of swept values (given as in the YAML, and resolved)."""
+
+    index: int
+    id: str
+    params: dict[str, Any]
+    resolved: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One point x seed: everything a worker needs, picklable (no open files, no models)."""
+
+    run_id: str
+    point_id: str
+    index: int
+    params: dict[str, Any]
+    seed: int
+    replicate: int
+    raw: dict[str, Any]  # the experiment with the point applied, without sweep:
+    overrides: tuple[str, ...]  # --set, applied after the point and the variant
+    source: str
+    variants: tuple[str, ...]  # () when the experiment has no variants:
+    config_hash: str
+
+
+@dataclass
+class RunOutcome:
+    """What a worker sends back: the files of the run directory, or the error."""
+
+    task: RunTask
+    files: dict[str, str | bytes] | None = None
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+    traceback: str | None = None
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class SweepPlan:
+    """A validated sweep: its points, the runs they need, and where they go."""
+
+    name: str
+    source: str
+    out: Path
+    overrides: list[str]
+    spec: SweepSection
+    factors: list[Factor]
+    points: list[Point]
+    variants: tuple[str, ...]
+    replicates: int
+    tasks: list[RunTask]
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did: counts, failures and the files it wrote."""
+
+    out: Path
+    total: int
+    skipped: int
+    ran: int
+    failures: list[dict[str, Any]]
+    csv_path: Path
+    plots: list[Path] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def _error(source: str, key: str, expected: str, got: str) -> FragsimError:
+    """The house one-liner; ``got`` is already worded (use ``repr`` for a value)."""
+    return FragsimError(f"{source}: {key}: expected {expected}, got {got}")
+
+
+def parse_sweep(raw: Any, source: str) -> SweepSection:
+    """Validate a ``sweep:`` mapping: its types with pydantic, then its shape."""
+    if not isinstance(raw, dict):
+        raise _error(source, SWEEP_KEY, "a mapping with grid:, zip: or points:", repr(raw))
+    try:
+        spec = SweepSection.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "list_type":
+            raise _error(source, f"{SWEEP_KEY}.{loc}", "a list of values",
+                         repr(first["input"])) from None
+        if first["type"] == "dict_type":
+            raise _error(source, f"{SWEEP_KEY}.{loc}", "a mapping of KEY.PATH: value",
+                         repr(first["input"])) from None
+        raise FragsimError(_one_line(e, source, {}, (SWEEP_KEY,), SweepSection)) from None
+    for section in ("grid", "zip"):
+        mapping = getattr(spec, section)
+        if mapping is None:
+            continue
+        if not mapping:
+            raise _error(source, f"{SWEEP_KEY}.{section}",
+                         "at least one KEY.PATH: [values]", f"an empty {section}")
+        for key, values in mapping.items():
+            _check_key_syntax(key, source, f"{SWEEP_KEY}.{section}")
+            if not values:
+                raise _error(source, f"{SWEEP_KEY}.{section}.{key}",
+                             "a non-empty list of values", repr(values))
+    if spec.zip:
+        lengths = {key: len(values) for key, values in spec.zip.items()}
+        first_key, n = next(iter(lengths.items()))
+        for key, length in lengths.items():
+            if length != n:
+                raise _error(source, f"{SWEEP_KEY}.zip.{key}",
+                             f"{n} values, as many as {first_key}", f"{length}")
+    if spec.grid and spec.zip:
+        both = sorted(set(spec.grid) & set(spec.zip))
+        if both:
+            raise _error(source, f"{SWEEP_KEY}.zip.{both[0]}",
+                         "each key in grid: or zip:, not both", "it in both")
+    if spec.points is not None:
+        if spec.grid is not None or spec.zip is not None:
+            other = "grid" if spec.grid is not None else "zip"
+            raise _error(source, f"{SWEEP_KEY}.points",
+                         "points: alone, or grid:/zip: without points:", f"points: with {other}:")
+        if not spec.points:
+            raise _error(source, f"{SWEEP_KEY}.points", "a non-empty list of points",
+                         repr(spec.points))
+        for i, point in enumerate(spec.points):
+            for key in point:
+                _check_key_syntax(key, source, f"{SWEEP_KEY}.points.{i}")
+    if spec.grid is None and spec.zip is None and spec.points is None:
+        raise _error(source, SWEEP_KEY, "grid:, zip: or points:", "none of them")
+    return spec
+
+
+def _check_key_syntax(key: str, source: str, where: str) -> None:
+    if not key or any(not part for part in str(key).split(".")):
+        raise _error(source, f"{where}.{key}", "a KEY.PATH such as defrag.used_ratio",
+                     repr(key))
+
+
+def factors_of(spec: SweepSection) -> list[Factor]:
+    """The sweep's axes, in the order points vary (first slowest)."""
+    if spec.points is not None:
+        keys = list(dict.fromkeys(k for point in spec.points for k in point))
+        return [Factor(key, (key,), "points") for key in keys]
+    factors = [Factor(key, (key,), "grid") for key in spec.grid or {}]
+    if spec.zip:
+        keys = tuple(spec.zip)
+        factors.append(Factor(" / ".join(keys), keys, "zip"))
+    return factors
+
+
+def expand(spec: SweepSection) -> list[dict[str, Any]]:
+    """The points of a sweep, each a {key.path: value} mapping, in a stable order.
+
+    ``grid`` keys vary as ``itertools.product`` does (the first slowest); the ``zip``
+    rows are the innermost axis. ``points`` are taken as written.
+    """
+    if spec.points is not None:
+        return [dict(point) for point in spec.points]
+    grid = spec.grid or {}
+    zip_rows: list[tuple] = list(zip(*(spec.zip or {}).values(), strict=True)) or [()]
+    zip_keys = list(spec.zip or {})
+    points = []
+    for values in itertools.product(*grid.values()):
+        for row in zip_rows:
+            point = dict(zip(grid, values, strict=True))
+            point.update(zip(zip_keys, row, strict=True))
+            points.append(point)
+    return points
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """A short, stable hash of a point's parameters (as given), for its directory name."""
+    text = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def point_id(index: int, params: dict[str, Any], width: int = 4) -> str:
+    return f"{index:0{width}d}-{params_hash(params)}"
+
+
+def derive_seeds(base_seed: int, replicates: int, mode: str, params: dict[str, Any]) -> list[int]:
+    """The seeds of one point's replicates.
+
+    ``common``: ``base_seed + k``, the same at every point. ``distinct``: 31-bit seeds
+    from a hash of (base seed, the point's parameters, k); distinct between replicates
+    and, but for a hash collision, between points.
+    """
+    if mode == "common":
+        return [base_seed + k for k in range(replicates)]
+    seeds: list[int] = []
+    key = json.dumps(params, sort_keys=True, default=str)
+    for k in range(replicates):
+        salt = 0
+        while True:
+            digest = hashlib.sha256(f"{base_seed}|{key}|{k}|{salt}".encode()).digest()
+            seed = int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+            if seed not in seeds:
+                break
+            salt += 1
+        seeds.append(seed)
+    return seeds
+
+
+# ------------------------------------------------------------------ planning
+
+
+def _lookup(data: Any, path: Sequence[str]) -> Any:
+    node = data
+    for part in path:
+        if isinstance(node, list):
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node[part]
+        else:
+            raise KeyError(part)
+    return node
+
+
+def _apply_params(raw: dict[str, Any], params: dict[str, Any], source: str) -> dict[str, Any]:
+    data = copy.deepcopy(raw)
+    for key, value in params.items():
+        apply_override(data, str(key).split("."), copy.deepcopy(value), source)
+    return data
+
+
+def _overlaps(a: str, b: str) -> bool:
+    pa, pb = a.split("."), b.split(".")
+    n = min(len(pa), len(pb))
+    return pa[:n] == pb[:n]
+
+
+def _config_hash(configs: dict[str, ExperimentConfig], seed: int) -> str:
+    text = json.dumps({"seed": seed, "variants": {v: to_yaml(c) for v, c in configs.items()}},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan_sweep(config_path: str | Path, overrides: Sequence[str] = (),
+               out: str | Path | None = None, seeds: int | None = None) -> SweepPlan:
+    """Read and validate a sweep: every point x variant through ``validate_config``.
+
+    A point's values are applied to the YAML first, then a variant's changes, then
+    ``--set`` (as ``fragsim run`` orders them); a key both swept and set by a variant or
+    by ``--set`` is an error, since one would silently undo the other.
+    """
+    source = str(config_path)
+    raw = load_yaml(config_path)
+    if SWEEP_KEY not in raw:
+        raise _error(source, SWEEP_KEY, "a sweep: section with grid:, zip: or points:",
+                     "none")
+    spec = parse_sweep(raw.pop(SWEEP_KEY), source)
+    if seeds is not None:
+        if seeds < 1:
+            raise FragsimError(f"--seeds: expected a number of at least 1, got {seeds}")
+        spec.seeds = seeds
+    overrides = tuple(overrides)
+    raw_variants = raw.get("variants") or {}
+    variants = tuple(raw_variants) if isinstance(raw_variants, dict) else ()
+    # The base experiment first, with the house messages for --set and variants.
+    base = {v: validate_config(raw, source, overrides, v) for v in variants} if variants \
+        else {"default": validate_config(raw, source, overrides)}
+    first = next(iter(base.values()))
+    setters = [(f"variants.{name}.{changed}", str(changed))
+               for name, changes in raw_variants.items() for changed in (changes or {})]
+    setters += [(f"--set {text}", ".".join(parse_override(text)[0])) for text in overrides]
+    # Each swept key, with each of its values, on its own: the error names the section.
+    if spec.points is not None:
+        singles = [(f"{SWEEP_KEY}.points.{i}", k, v)
+                   for i, point in enumerate(spec.points) for k, v in point.items()]
+    else:
+        singles = [(f"{SWEEP_KEY}.{section}", k, v)
+                   for section in ("grid", "zip")
+                   for k, values in (getattr(spec, section) or {}).items() for v in values]
+    checked: set[tuple[str, str]] = set()
+    for where, key, value in singles:
+        for setter, changed in setters:
+            if _overlaps(str(key), changed):
+                raise _error(source, f"{where}.{key}",
+                             "a key that no variant or --set also sets", f"it set by {setter}")
+        marker = (key, json.dumps(value, sort_keys=True, default=str))
+        if marker in checked:
+            continue
+        checked.add(marker)
+        data = _apply_params(raw, {key: value}, f"{source}: {where}")
+        validate_config(data, f"{source}: {where}", overrides)
+    # Every point x variant, whole.
+    params_list = expand(spec)
+    width = max(4, len(str(len(params_list) - 1)))
+    replicates = spec.seeds or first.seeds
+    points: list[Point] = []
+    tasks: list[RunTask] = []
+    for index, params in enumerate(params_list):
+        pid = point_id(index, params, width)
+        where = f"{source}: sweep point {pid} ({_params_text(params)})"
+        data = _apply_params(raw, params, where)
+        configs = {v: validate_config(data, where, overrides, v) for v in variants} \
+            if variants else {"default": validate_config(data, where, overrides)}
+        config = next(iter(configs.values()))
+        dumped = config.model_dump(mode="json")
+        resolved = {}
+        for key in params:
+            try:
+                resolved[key] = _lookup(dumped, str(key).split("."))
+            except (KeyError, IndexError, ValueError):
+                resolved[key] = params[key]
+        points.append(Point(index, pid, params, resolved))
+        for k, seed in enumerate(derive_seeds(config.seed, replicates, spec.seed_mode, params)):
+            tasks.append(RunTask(
+                run_id=f"{pid}-s{seed}", point_id=pid, index=index, params=params, seed=seed,
+                replicate=k, raw=data, overrides=overrides, source=where, variants=variants,
+                config_hash=_config_hash(configs, seed)))
+    out_dir = Path(out) if out is not None else Path("results") / first.name
+    return SweepPlan(first.name, source, out_dir, list(overrides), spec, factors_of(spec),
+                     points, variants, replicates, tasks)
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "the base experiment"
+
+
+# ------------------------------------------------------------------ one point x seed (worker)
+
+
+def run_point(task: RunTask) -> RunOutcome:
+    """Run every variant of one point with one seed; return the run directory's files.
+
+    Runs in a worker process (or a dask worker): it writes nothing itself. Any exception
+    becomes a failed outcome with the error on one line and the traceback.
+    """
+    from sim.runner import run_machine
+
+    started = time.perf_counter()
+    try:
+        names = task.variants or ("default",)
+        configs = {v: validate_config(task.raw, task.source, task.overrides,
+                                      v if task.variants else None) for v in names}
+        results = [run_machine(config, task.seed, variant) for variant, config in configs.items()]
+        files = _run_files(task, configs, results)
+        summary = _run_summary(task, configs, results)
+        return RunOutcome(task, files, summary, wall_s=time.perf_counter() - started)
+    except Exception as err:  # a crashing point must not stop the sweep
+        message = " ".join(f"{type(err).__name__}: {err}".split())
+        return RunOutcome(task, error=message, traceback=traceback.format_exc(),
+                          wall_s=time.perf_counter() - started)
+
+
+def _run_files(task: RunTask, configs: dict[str, ExperimentConfig],
+               results: list) -> dict[str, str | bytes]:
+    """The fragsim run layout, as {relative path: content} (summary.json apart)."""
+    resolved = {"fragsim_version": __version__, "seeds": [task.seed],
+                "sweep_point": {"id": task.point_id, "params": task.params},
+                "variants": {v: yaml.safe_load(to_yaml(c)) for v, c in configs.items()}}
+    files: dict[str, str | bytes] = {
+        "config.yaml": yaml.safe_dump(resolved, sort_keys=False, default_flow_style=False)}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TIMESERIES_COLUMNS)
+    for result in results:
+        writer.writerows(result.rows())
+    files["timeseries.csv"] = buffer.getvalue()
+    single = len(results) == 1
+    for i, result in enumerate(results):
+        sub = "final" if single else f"final/{result.variant}"
+        for name, text in result.final.items():
+            files[f"{sub}/{name}"] = text
+        if i == 0:
+            files["memmap/start.npz"] = _npz(result.memmap["start"])
+        files["memmap/end.npz" if single else f"memmap/end-{result.variant}.npz"] = \
+            _npz(result.memmap["end"])
+    return files
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _run_summary(task: RunTask, configs: dict[str, ExperimentConfig],
+                 results: list) -> dict[str, Any]:
+    from sim.runner import aggregate
+
+    first = next(iter(configs.values()))
+    return {
+        "fragsim_version": __version__,
+        "name": first.name,
+        "complete": True,
+        "sweep": {"point": task.point_id, "index": task.index, "params": task.params,
+                  "seed": task.seed, "replicate": task.replicate,
+                  "config_hash": task.config_hash},
+        "variants": {r.variant: {"runs": [r.summary], **aggregate([r.summary])}
+                     for r in results},
+    }
+
+
+# ------------------------------------------------------------------ executors
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C goes to the whole process group: the parent handles it, workers carry on
+    # until the parent cancels them, so no worker prints a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Executor:
+    """Runs a function over items, yielding ``(index, result, error)`` as each finishes."""
+
+    def map_unordered(self, fn: Callable[[Any], Any],
+                      items: Sequence[Any]) -> Iterator[tuple[int, Any, BaseException | None]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release workers."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+
+class LocalExecutor(Executor):
+    """A process pool of ``jobs`` workers (forked where the OS allows: no re-imports);
+    ``jobs == 1`` runs everything in this process.
+
+    At most ``jobs`` items are in flight. A worker that dies (killed for memory, a
+    segfault) breaks a ``ProcessPoolExecutor`` and fails everything in it, so the items
+    that were in flight are run again one at a time in a fresh pool: the one that kills
+    its worker again is reported with the error, the others finish.
+    """
+
+    def __init__(self, jobs: int | None = None) -> None:
+        self.jobs = jobs or default_jobs()
+        if self.jobs < 1:
+            raise FragsimError(f"--jobs: expected a number of at least 1, got {self.jobs}")
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context,
+                                             initializer=_ignore_sigint)
+        return self._pool
+
+    def map_unordered(self, fn, items):
+        if self.jobs == 1:
+            for i, item in enumerate(items):
+                try:
+                    result = fn(item)
+                except Exception as err:
+                    yield i, None, err
+                else:
+                    yield i, result, None
+            return
+        queue = collections.deque(enumerate(items))
+        suspects: collections.deque = collections.deque()
+        window: dict = {}
+        try:
+            while queue or suspects:
+                isolating = bool(suspects)
+                source, limit = (suspects, 1) if isolating else (queue, self.jobs)
+                pool = self._get_pool()
+                crash: BaseException | None = None
+                lost = []
+                while (source or window) and crash is None:
+                    while source and len(window) < limit:
+                        i, item = source.popleft()
+                        try:
+                            window[pool.submit(fn, item)] = (i, item)
+                        except BrokenProcessPool as err:  # broke since the last wait
+                            source.appendleft((i, item))
+                            crash = err
+                            break
+                    if crash is not None:
+                        break
+                    done, _ = wait(window, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        i, item = window.pop(future)
+                        error = future.exception()
+                        if isinstance(error, BrokenProcessPool):
+                            crash = error
+                            lost.append((i, item))
+                        else:
+                            yield i, None if error else future.result(), error
+                if crash is None:
+                    continue
+                lost.extend(window.values())  # in flight in the broken pool too
+                window.clear()
+                self._terminate()
+                if isolating and lost:  # alone in its pool: this one killed its worker
+                    for i, _item in lost:
+                        yield i, None, crash
+                else:
+                    suspects.extend(sorted(lost))
+        except BaseException:
+            for future in window:
+                future.cancel()
+            self._terminate()
+            raise
+
+    def _terminate(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor(Executor):
+    """The same work on a dask.distributed cluster: ``Client(scheduler)``, or a
+    LocalCluster of ``jobs`` single-threaded worker processes when no address is given.
+
+    Connecting gives up after ``connect_timeout`` seconds with a one-line error.
+    """
+
+    def __init__(self, scheduler: str | None = None, jobs: int | None = None,
+                 connect_timeout: float = CONNECT_TIMEOUT_S,
+                 cluster_options: dict[str, Any] | None = None) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError as err:
+            raise FragsimError(
+                f"--executor dask: expected dask.distributed to be installed, got "
+                f"{type(err).__name__}: {err}; install it with {CLUSTER_EXTRA}") from None
+        self.cluster = None
+        if scheduler:
+            try:
+                self.client = Client(scheduler, timeout=connect_timeout,
+                                     set_as_default=False)
+            except Exception as err:  # OSError on timeout, ValueError on a bad address
+                detail = " ".join(str(err).split()) or type(err).__name__
+                raise FragsimError(
+                    f"--scheduler {scheduler}: expected a reachable dask scheduler, got no "
+                    f"connection within {connect_timeout:g} s ({detail})") from None
+        else:
+            import logging
+
+            options = {"n_workers": jobs or default_jobs(), "threads_per_worker": 1,
+                       "processes": True, "dashboard_address": None,
+                       "silence_logs": logging.ERROR}
+            options.update(cluster_options or {})
+            self.cluster = LocalCluster(**options)
+            self.client = Client(self.cluster, set_as_default=False)
+
+    def map_unordered(self, fn, items):
+        from dask.distributed import as_completed as dask_as_completed
+
+        futures = [self.client.submit(fn, item, pure=False) for item in items]
+        index = {future.key: i for i, future in enumerate(futures)}
+        try:
+            with self.client.as_current():
+                for future in dask_as_completed(futures):
+                    i = index[future.key]
+                    if future.status == "error":
+                        yield i, None, future.exception()
+                    else:
+                        yield i, future.result(), None
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def open_executor(executor: str = "local", jobs: int | None = None, scheduler: str | None = None,
+                  connect_timeout: float = CONNECT_TIMEOUT_S,
+                  cluster_options: dict[str, Any] | None = None) -> Executor:
+    """``local`` or ``dask``; a one-line error for anything else."""
+    if jobs is not None and jobs < 1:
+        raise FragsimError(f"--jobs: expected a number of at least 1, got {jobs}")
+    if executor == "local":
+        if scheduler:
+            raise FragsimError(f"--scheduler {scheduler}: expected --executor dask with it, "
+                               "got --executor local")
+        return LocalExecutor(jobs)
+    if executor == "dask":
+        return DaskExecutor(scheduler, jobs, connect_timeout, cluster_options)
+    raise FragsimError(f"--executor: expected local or dask, got {executor!r}")
+
+
+# ------------------------------------------------------------------ the sweep
+
+
+def _finished(run_dir: Path, config_hash: str) -> bool:
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(summary.get("complete")) and \
+        summary.get("sweep", {}).get("config_hash") == config_hash
+
+
+def _remove_stale_partials(points_dir: Path) -> None:
+    """Partial run directories of a sweep that was killed (its pid is gone)."""
+    if not points_dir.is_dir():
+        return
+    for path in points_dir.glob(".*.partial-*"):
+        match = re.search(r"\.partial-(\d+)$", path.name)
+        if not match:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
+def _commit(points_dir: Path, outcome: RunOutcome) -> None:
+    with RunDirectory(points_dir / outcome.task.run_id) as run_dir:
+        for relative, content in (outcome.files or {}).items():
+            target = run_dir.path / relative
+            if isinstance(content, bytes):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+            else:
+                write_atomic(target, content)
+        write_json(run_dir.path / "summary.json", outcome.summary)
+
+
+def _failure_record(outcome: RunOutcome) -> dict[str, Any]:
+    task = outcome.task
+    return {"point": task.point_id, "run": task.run_id, "params": task.params,
+            "seed": task.seed, "replicate": task.replicate, "error": outcome.error,
+            "traceback": outcome.traceback}
+
+
+def run_sweep(
+    config_path: str | Path,
+    overrides: Sequence[str] = (),
+    out: str | Path | None = None,
+    jobs: int | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    seeds: int | None = None,
+    progress_factory: Callable[[int, int], Callable[[RunOutcome], None]] | None = None,
+    plots: bool = True,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
+    cluster_options: dict[str, Any] | None = None,
+) -> SweepReport:
+    """Run (or resume) a sweep and write its directory; returns what it did.
+
+    ``progress_factory(to_run, skipped)`` returns a callback called after each point x
+    seed. Failures do not raise: they are in ``report.failures`` and failures.json.
+    """
+    started = time.perf_counter()
+    plan = plan_sweep(config_path, overrides, out, seeds)
+    out_dir = plan.out
+    points_dir = out_dir / "points"
+    points_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(points_dir)
+    todo = [t for t in plan.tasks if not _finished(points_dir / t.run_id, t.config_hash)]
+    skipped = len(plan.tasks) - len(todo)
+    write_manifest(plan, out_dir, complete=False)
+    failures: list[dict[str, Any]] = []
+    callback = progress_factory(len(todo), skipped) if progress_factory else None
+    ran = 0
+    try:
+        if todo:
+            with open_executor(executor, jobs, scheduler, connect_timeout,
+                               cluster_options) as pool:
+                for i, outcome, error in pool.map_unordered(run_point, todo):
+                    if error is not None:  # the worker itself died (not the model)
+                        outcome = RunOutcome(todo[i], error=" ".join(
+                            f"the worker running this point died: {type(error).__name__}: "
+                            f"{error}".split()), traceback="".join(
+                            traceback.format_exception(error)))
+                    if outcome.ok:
+                        _commit(points_dir, outcome)
+                    else:
+                        failures.append(_failure_record(outcome))
+                    ran += 1
+                    if callback is not None:
+                        callback(outcome)
+    finally:
+        failures.sort(key=lambda f: (f["point"], f["replicate"]))
+        failures_path = out_dir / "failures.json"
+        if failures:
+            write_json(failures_path, failures)
+        elif ran == len(todo):
+            failures_path.unlink(missing_ok=True)
+        csv_path = write_sweep_csv(plan, out_dir)
+        write_manifest(plan, out_dir, complete=not failures and ran == len(todo))
+    report = SweepReport(out_dir, len(plan.tasks), skipped, ran, failures, csv_path)
+    if plots:
+        from sim.plots import plot_sweep
+
+        report.plots = plot_sweep(out_dir)
+    report.wall_s = time.perf_counter() - started
+    return report
+
+
+def write_manifest(plan: SweepPlan, out_dir: Path, complete: bool) -> None:
+    """sweep.json: what the sweep is (factors, points, runs), for the plots and for people."""
+    write_json(out_dir / "sweep.json", {
+        "fragsim_version": __version__,
+        "name": plan.name,
+        "config": plan.source,
+        "overrides": plan.overrides,
+        "complete": complete,
+        "seeds": plan.replicates,
+        "seed_mode": plan.spec.seed_mode,
+        "variants": list(plan.variants) or ["default"],
+        "factors": [{"name": f.name, "keys": list(f.keys), "section": f.section}
+                    for f in plan.factors],
+        "parameters": parameter_keys(plan),
+        "metrics": plan.spec.metrics,
+        "points": [{"id": p.id, "index": p.index, "params": p.params, "resolved": p.resolved,
+                    "runs": [{"id": t.run_id, "seed": t.seed, "replicate": t.replicate}
+                             for t in plan.tasks if t.point_id == p.id]}
+                   for p in plan.points],
+    })
+
+
+def parameter_keys(plan: SweepPlan) -> list[str]:
+    return list(dict.fromkeys(k for f in plan.factors for k in f.keys))
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def flatten_summary(summary: dict[str, Any]) -> dict[str, float]:
+    """Every numeric field of a run's summary, as dotted names.
+
+    First the fields sim.runner aggregates (same names: ``thp_success_rate``,
+    ``evictions.slab_objects``), then what it leaves out: per-cache figures
+    (``caches.dentry.num_slabs``) and per-workload ones, list items by index
+    (``workloads.compact_memory-1.runs.0.avail9_after``).
+    """
+    from sim.runner import _numeric_leaves  # the flattening summary.json's means use
+
+    out = _numeric_leaves(summary)
+    out.pop("seed", None)
+
+    def walk(value: Any, name: str) -> None:
+        if isinstance(value, bool):
+            return
+        if isinstance(value, int | float):
+            out[name] = float(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{name}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{name}.{i}")
+
+    for section in ("caches", "workloads"):
+        walk(summary.get(section, {}), section)
+    return out
+
+
+def write_sweep_csv(plan: SweepPlan, out_dir: Path) -> Path:
+    """sweep.csv from the finished run directories: point x seed x variant rows."""
+    params = parameter_keys(plan)
+    by_point = {p.id: p for p in plan.points}
+    rows: list[dict[str, str]] = []
+    metrics: dict[str, None] = {}
+    for task in plan.tasks:
+        path = out_dir / "points" / task.run_id / "summary.json"
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not summary.get("complete"):
+            continue
+        point = by_point[task.point_id]
+        for variant, data in summary.get("variants", {}).items():
+            for run in data.get("runs", []):
+                row = {"point": task.point_id, "variant": variant, "seed": str(task.seed)}
+                for key in params:
+                    row[key] = _csv_value(point.resolved.get(key, point.params.get(key)))
+                for name, value in flatten_summary(run).items():
+                    metrics.setdefault(name)
+                    row[name] = _csv_value(value)
+                rows.append(row)
+    header = ["point", "variant", "seed", *params, *metrics]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    path = out_dir / "sweep.csv"
+    write_atomic(path, buffer.getvalue())
+    return path
+
+
+def read_sweep_csv(path: str | Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def as_number(text: str) -> float:
+    """A sweep.csv cell as a float (NaN when empty or not a number)."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+__all__ = ["SweepSection", "plan_sweep", "run_sweep", "run_point", "expand", "derive_seeds",
+           "open_executor", "LocalExecutor", "DaskExecutor", "read_sweep_csv"]
