@@ -73,7 +73,8 @@ def test_free_mode_frees_nothing_on_tmpfs_and_move_reaches_the_minimum(runs):
 def test_a_truncated_trace_writes_results_marked_incomplete(tmp_path):
     import lzma
 
-    text = lzma.open(EXAMPLE / "trace.txt.xz", "rt").read()
+    with lzma.open(EXAMPLE / "trace.txt.xz", "rt") as f:
+        text = f.read()
     cut = tmp_path / "cut.txt.gz"
     with gzip.open(cut, "wt") as f:
         f.write(text)
