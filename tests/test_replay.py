@@ -375,8 +375,7 @@ def trace_counts(name: str, text: str) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def real():
-    if not TRACE.exists():
-        pytest.skip("configs/examples/tmpfs-churn-20k-keep10/trace.txt.xz is missing")
+    assert TRACE.exists(), "configs/examples/tmpfs-churn-20k-keep10/trace.txt.xz is missing"
     result = replay_file(TRACE, slabinfo=EXAMPLE / "before.slabinfo",
                          buddyinfo=EXAMPLE / "before.buddyinfo",
                          pagetypeinfo=EXAMPLE / "before.pagetypeinfo")
