@@ -196,6 +196,7 @@ class Machine:
         self.zone.on_wakeup_kswapd = self.wakeup_kswapd
         self.caches = SlabCaches(self.zone, page_allocator=self._slab_page_allocator,
                                  rcu_grace=config.slab.rcu_grace, clock=self._now)
+        self.caches.create = self._created(self.caches.create)  # type: ignore[method-assign]
         self.lru = FileLru(self._evict_lru_page)
         self._lru_owners: list[Callable[[int], None]] = []
         self.filesystems: list[FileSystem] = []
@@ -263,10 +264,20 @@ class Machine:
         if size is None and geometry is None:
             raise ValueError(f"caches.{name}: expected a size (no workload gave one)")
         options["vfs_cache_pressure"] = self.config.slab.vfs_cache_pressure
-        cache = self.caches.create(name, size, geometry=geometry, **options)
-        if self.config.defrag.enabled and spec is not None and spec.mobility != "none":
-            self.defrag.set_mobility(name, _load_mobility(spec.mobility))
-        return cache
+        return self.caches.create(name, size, geometry=geometry, **options)
+
+    def _created(self, create: Callable[..., SlabCache]) -> Callable[..., SlabCache]:
+        """Wrap ``SlabCaches.create`` so that every cache, whoever creates it (a
+        workload, the trace replayer, a slabinfo import), gets its configured mobility."""
+
+        def create_with_mobility(name: str, *args: Any, **kwargs: Any) -> SlabCache:
+            cache = create(name, *args, **kwargs)
+            spec = self.config.caches.get(name)
+            if self.config.defrag.enabled and spec is not None and spec.mobility != "none":
+                self.defrag.set_mobility(name, _load_mobility(spec.mobility))
+            return cache
+
+        return create_with_mobility
 
     def filesystem(self, fs: str, *, inode_cache: str | None = None) -> FileSystem:
         """The file system of type ``fs`` on the shared dentry cache, created on first

@@ -20,6 +20,7 @@ BUILTIN = {
     "compact_memory": "workloads.synthetic:CompactMemory",
     "fs_churn": "workloads.fs_churn:FsChurn",
     "phases": "workloads.phases:Phases",
+    "trace": "workloads.trace:TraceReplay",
 }
 
 
