@@ -366,6 +366,7 @@ class Zone:
         self.on_wakeup_kswapd: Callable[[int], None] | None = None
         # Called as on_migrate(old_pfn, new_pfn, order) when compaction moves a block.
         self.on_migrate: Callable[[int, int, int], None] | None = None
+        self._capc: CaptureControl | None = None  # compaction's capture_control
 
         self.min_free_kbytes = 0
         self._watermark = [0, 0, 0, 0]  # min, low, high, promo
@@ -1046,9 +1047,14 @@ class Zone:
         shift = self.pageblock_order
         max_order = self.max_order
         nr_pages = self.nr_pages
+        capc = self._capc
+        if capc is not None and capc.page is not None:
+            capc = None  # task_capc(): only until one page is captured
         state[pfn] = PG_TAIL
         buddy_pfn = pfn
         while order < max_order:
+            if capc is not None and self._capture(capc, pfn, order, mt):
+                return
             buddy_pfn = pfn ^ (1 << order)
             if buddy_pfn >= nr_pages or state[buddy_pfn] != PG_BUDDY | order:
                 break
@@ -1540,67 +1546,21 @@ class Zone:
         self._rotate_free_list(order, mt, pfn, self._next[pfn])
 
     def set_capture_control(self, capc: CaptureControl | None) -> None:
-        """Install ``current->capture_control`` for a direct compaction, or remove it.
+        """Install ``current->capture_control`` for a direct compaction, or remove it:
+        while installed, ``__free_one_page`` offers each merged block to it."""
+        self._capc = capc
 
-        While installed, every ``__free_one_page`` of this zone runs the capturing
-        variant below. It is an instance attribute shadowing the method, so that the
-        allocator's ordinary frees pay nothing for compaction_capture.
-        """
-        if capc is None:
-            self.__dict__.pop("_free_one_page", None)
-            self._capc = None
-        else:
-            self._capc = capc
-            self._free_one_page = self._free_one_page_capturing
+    def _capture(self, capc: CaptureControl, pfn: int, order: int, mt: int) -> bool:
+        """``compaction_capture``: take the block for the compacting allocation? The
+        order must be the request's, not an isolated block, and a block below pageblock
+        order in a MOVABLE pageblock goes only to a MOVABLE request."""
+        if order != capc.order or mt == MIGRATE_ISOLATE or (
+            order < self.pageblock_order and mt == MIGRATE_MOVABLE
+            and capc.migratetype != MIGRATE_MOVABLE
+        ):
+            return False
+        capc.page = pfn
+        self._state[pfn] = PG_ALLOC | order
+        self._owner[pfn] = capc.owner
+        return True
 
-    def _free_one_page_capturing(self, pfn: int, order: int, mt: int, to_tail: bool) -> None:
-        """``__free_one_page`` with ``compaction_capture``, checked at every order.
-
-        task_capc(): only until one page is captured. compaction_capture(): the order
-        must be the request's, not an isolated block, and a block below pageblock order
-        in a MOVABLE pageblock is taken only for a MOVABLE request.
-        """
-        capc = self._capc
-        if capc is None or capc.page is not None:
-            Zone._free_one_page(self, pfn, order, mt, to_tail)
-            return
-        state = self._state
-        pb_mt = self._pageblock_mt
-        shift = self.pageblock_order
-        max_order = self.max_order
-        nr_pages = self.nr_pages
-        state[pfn] = PG_TAIL
-        buddy_pfn = pfn
-        while order < max_order:
-            if (
-                order == capc.order
-                and mt != MIGRATE_ISOLATE
-                and not (
-                    order < shift and mt == MIGRATE_MOVABLE
-                    and capc.migratetype != MIGRATE_MOVABLE
-                )
-            ):
-                capc.page = pfn
-                state[pfn] = PG_ALLOC | order
-                self._owner[pfn] = capc.owner
-                return
-            buddy_pfn = pfn ^ (1 << order)
-            if buddy_pfn >= nr_pages or state[buddy_pfn] != PG_BUDDY | order:
-                break
-            buddy_mt = mt
-            if order >= shift:
-                buddy_mt = pb_mt[buddy_pfn >> shift]
-                if buddy_mt != mt and (
-                    mt >= MIGRATE_PCPTYPES or buddy_mt >= MIGRATE_PCPTYPES
-                ):
-                    break
-            self._del_from_free_list(buddy_pfn, order, buddy_mt)
-            if buddy_mt != mt:
-                self._set_pageblock_range(buddy_pfn, 0, mt)
-            pfn &= buddy_pfn
-            order += 1
-        if not to_tail and order < max_order - 1:
-            higher = buddy_pfn & pfn
-            higher_buddy = higher ^ (1 << (order + 1))
-            to_tail = higher_buddy < nr_pages and state[higher_buddy] == PG_BUDDY | (order + 1)
-        self._add_to_free_list(pfn, order, mt, to_tail)
