@@ -81,6 +81,13 @@ def cmd_extfrag(args: argparse.Namespace) -> int:
 # --- fragsim run / validate / plot ---------------------------------------------------
 
 
+def _add_set(parser: argparse.ArgumentParser,
+             help_text: str = "override a config key, e.g. caches.dentry.mobility=move "
+             "(repeatable)") -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help=help_text)
+
+
 def _add(subparsers, name: str, help_text: str, description: str, example: str):
     return subparsers.add_parser(
         name, help=help_text, description=description, epilog=f"Example:\n  {example}",
@@ -98,9 +105,7 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
         "fragsim run configs/quickstart.yaml --set duration=30s --seeds 3",
     )
     parser.add_argument("config", metavar="CONFIG", help="an experiment YAML file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config key, e.g. "
-                        "caches.dentry.mobility=move (repeatable)")
+    _add_set(parser)
     parser.add_argument("--out", help="the run directory (default results/<name>)")
     parser.add_argument("--seed", type=int, help="the first seed (default: the config's)")
     parser.add_argument("--seeds", type=int, help="replicates per variant (default: the config's)")
@@ -172,8 +177,7 @@ def add_validate(subparsers: argparse._SubParsersAction) -> None:
         "fragsim validate configs/quickstart.yaml --set machine.memory=2GiB",
     )
     parser.add_argument("config", metavar="CONFIG")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE")
+    _add_set(parser)
     parser.set_defaults(run=cmd_validate)
 
 
@@ -245,8 +249,7 @@ def add_sweep(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="the sweep directory (default results/<name>)")
     _add_executor_arguments(parser)
     parser.add_argument("--seeds", type=int, help="replicates per point (default: sweep.seeds)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a key at every point (repeatable)")
+    _add_set(parser, "override a key at every point (repeatable)")
     parser.add_argument("--no-plots", action="store_true", help="write no PNGs")
     parser.set_defaults(run=cmd_sweep)
 
@@ -332,8 +335,7 @@ def add_capacity(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--step", metavar="S", help="the resolution, e.g. 64MiB "
                         "(default: a sixteenth of the range)")
     parser.add_argument("--out", help="where to write (default results/<name>-capacity)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config key (repeatable)")
+    _add_set(parser, "override a config key (repeatable)")
     _add_executor_arguments(parser)
     parser.add_argument("--no-plots", action="store_true", help="write no PNG")
     parser.set_defaults(run=cmd_capacity)
@@ -391,8 +393,7 @@ def add_replay(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("trace", metavar="TRACE")
     for name in ("slabinfo", "buddyinfo", "pagetypeinfo", "zoneinfo"):
         parser.add_argument(f"--{name}", help=f"a /proc/{name} captured before the trace")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="defrag.* and caches.NAME.mobility keys")
+    _add_set(parser, "defrag.* and caches.NAME.mobility keys")
     parser.add_argument("--speed", type=float, default=1.0, help="time scale (default 1)")
     parser.add_argument("--out", help="the run directory (default results/replay-<trace>)")
     parser.add_argument("--no-plots", action="store_true")
