@@ -92,8 +92,6 @@ RCU_TICK = 0.01
 class MachineStats:
     """Counters of the engine's own paths (the allocators keep theirs)."""
 
-    page_allocs: int = 0  # alloc_pages calls
-    page_frees: int = 0
     alloc_failures: int = 0  # requests that failed after the slow path
     slowpath: int = 0
     direct_reclaim: int = 0
@@ -194,6 +192,8 @@ class Machine:
         self.stats = MachineStats()
         self.zone = build_zone(config)
         self.zone.on_wakeup_kswapd = self.wakeup_kswapd
+        self.free_pages = self.zone.free  # type: ignore[method-assign]
+        self._gfp_fast: dict[int, tuple[int, int]] = {}
         self.caches = SlabCaches(self.zone, page_allocator=self._slab_page_allocator,
                                  rcu_grace=config.slab.rcu_grace, clock=self._now)
         self.caches.create = self._created(self.caches.create)  # type: ignore[method-assign]
@@ -333,10 +333,14 @@ class Machine:
     def alloc_pages(self, order: int, gfp: int = GFP_KERNEL, cpu: int = 0,
                     owner: int | None = None) -> int | None:
         """``__alloc_pages``: the fast path, then the slow path; the head pfn or None."""
-        self.stats.page_allocs += 1
-        mt = gfp_migratetype(gfp)
-        flags = ALLOC_WMARK_LOW | (ALLOC_KSWAPD if gfp & GFPF_KSWAPD_RECLAIM else 0)
-        pfn = self.zone.alloc(order, mt, cpu, owner, flags)
+        fast = self._gfp_fast.get(gfp)
+        if fast is None:
+            # The fast path's migratetype and alloc_flags depend on the gfp mask alone.
+            fast = self._gfp_fast[gfp] = (
+                gfp_migratetype(gfp),
+                ALLOC_WMARK_LOW | (ALLOC_KSWAPD if gfp & GFPF_KSWAPD_RECLAIM else 0))
+        mt = fast[0]
+        pfn = self.zone.alloc(order, mt, cpu, owner, fast[1])
         if pfn is None:
             pfn = self._alloc_slowpath(order, gfp, mt, cpu, owner)
             if pfn is None:
@@ -357,7 +361,8 @@ class Machine:
         return self.alloc_pages(order, gfp, cpu, owner)
 
     def free_pages(self, pfn: int, order: int, cpu: int = 0) -> None:
-        self.stats.page_frees += 1
+        """``__free_pages``: the zone's free (replaced in __init__ by the bound method
+        itself, to save a call per free)."""
         self.zone.free(pfn, order, cpu)
 
     @property

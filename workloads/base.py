@@ -9,6 +9,7 @@ allows). ``tick: 0`` gives one event per operation.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 from typing import Any, Literal
@@ -68,25 +69,29 @@ class Workload:
         self.index = index
         self.name = params.name or f"{self.kind}-{index}"
         self.rng = machine.rng(self.name)
-        self._next_cpu = index % machine.zone.cpus
+        self.cpu = self._cpu_chooser(index)
         self._expiry: list[tuple[float, int, Any]] = []
         self._seq = itertools.count()
         self.process: simpy.Process | None = None
 
     # ------------------------------------------------------------------ helpers
 
-    def cpu(self) -> int:
+    def _cpu_chooser(self, index: int):
+        """``self.cpu()``: the CPU of the next operation (called once per operation, so
+        it is a bound C iterator for round robin rather than a Python method)."""
         choice = self.params.cpu
         ncpu = self.machine.zone.cpus
         if choice == "round_robin":
-            cpu = self._next_cpu
-            self._next_cpu = (cpu + 1) % ncpu
-            return cpu
+            first = index % ncpu
+            return functools.partial(next, itertools.cycle(
+                [(first + i) % ncpu for i in range(ncpu)]))
         if choice == "random":
-            return int(self.rng.integers(ncpu))
+            return lambda: int(self.rng.integers(ncpu))
         if not 0 <= choice < ncpu:
-            raise ValueError(f"cpu: expected 0 to {ncpu - 1}, got {choice}")
-        return choice
+            def bad_cpu() -> int:
+                raise ValueError(f"cpu: expected 0 to {ncpu - 1}, got {choice}")
+            return bad_cpu
+        return lambda: choice
 
     def active(self) -> bool:
         stop = self.params.stop

@@ -215,16 +215,21 @@ class Anon(Workload):
         self.pages.migrate(old, new)
 
     def _alloc(self, n: int) -> None:
-        m = self.machine
+        alloc = self.machine.alloc_pages
+        cpu = self.cpu
         pinned = self.params.pinned_share
+        rng_random = self.rng.random
+        add = self.pages.add
+        done = 0
         for _ in range(n):
-            owner = OWNER_PINNED if pinned and self.rng.random() < pinned else OWNER_MOVABLE
-            pfn = m.alloc_pages(0, GFP_HIGHUSER_MOVABLE, self.cpu(), owner)
+            owner = OWNER_PINNED if pinned and rng_random() < pinned else OWNER_MOVABLE
+            pfn = alloc(0, GFP_HIGHUSER_MOVABLE, cpu(), owner)
             if pfn is None:
                 self.failed += 1
-                return
-            self.pages.add(pfn)
-            self.allocated += 1
+                break
+            add(pfn)
+            done += 1
+        self.allocated += done
 
     def _free(self, n: int) -> None:
         m = self.machine
@@ -303,15 +308,17 @@ class PageCache(Workload):
             for _ in range(hits):
                 m.lru.mark_accessed(self.pages.choice(self.rng))
             self.hits += hits
+            alloc, cpu, add, lru_add = m.alloc_pages, self.cpu, self.pages.add, m.lru.add
+            owner_id = self.owner_id
             for _ in range(n - hits):
                 if limit is not None and len(self.pages) >= limit:
                     break
-                pfn = m.alloc_pages(0, GFP_READAHEAD, self.cpu(), OWNER_MOVABLE)
+                pfn = alloc(0, GFP_READAHEAD, cpu(), OWNER_MOVABLE)
                 if pfn is None:
                     self.failed += 1
                     continue
-                self.pages.add(pfn)
-                m.lru.add(pfn, self.owner_id)
+                add(pfn)
+                lru_add(pfn, owner_id)
                 self.read += 1
             yield env.timeout(p.tick)
 
