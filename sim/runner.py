@@ -131,7 +131,13 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
         "buddy": zone.stats.as_dict(),
         "engine": machine.stats.as_dict(),
         "compaction": machine.compactor.stats.as_dict(),
-        "defrag": machine.defrag.stats.as_dict(),
+        "defrag": {
+            **machine.defrag.stats.as_dict(),
+            # Slabs a pass left non-empty and that emptied later (mostly when the RCU
+            # grace period freed the old copies of moved or evicted objects): an upper
+            # bound on what the pass returned after it ended.
+            "pages_returned_later": sum(c.stats.defragged_pages_freed for c in machine.caches),
+        },
         "shrinker": {
             "runs": machine.stats.shrinker_runs,
             "objects_freed": machine.stats.shrinker_freed,

@@ -359,6 +359,7 @@ class Slab:
     cpu: int = 0  # owning CPU while W_CPU or W_CPU_PARTIAL
     free: list[int] = field(default_factory=list)  # free slot numbers; pop() is the next
     slot_obj: list[int] = field(default_factory=list)  # object id per slot, -1 if free
+    defragged: bool = False  # unfrozen non-empty by the defragmenter
 
     @property
     def pages(self) -> int:
@@ -373,6 +374,7 @@ class SlabStats:
     order_fallback: int = 0  # ORDER_FALLBACK
     alloc_failed: int = 0  # no object: both page allocations failed
     free_slab: int = 0  # FREE_SLAB: slabs given back
+    defragged_pages_freed: int = 0  # pages of slabs the defragmenter left non-empty, freed later
     pages_allocated: int = 0
     pages_freed: int = 0
     cpu_partial_drain: int = 0  # CPU_PARTIAL_DRAIN
@@ -779,6 +781,8 @@ class SlabCache:
         self.total_objects -= slab.objects
         self.nr_pages -= 1 << slab.order
         self.stats.free_slab += 1
+        if slab.defragged:
+            self.stats.defragged_pages_freed += 1 << slab.order
         if self.typesafe_by_rcu:
             self._rcu_pages.append((self.clock(), slab.pfn, slab.order, cpu))
         else:
@@ -1051,6 +1055,7 @@ class SlabCache:
             pages = 1 << slab.order
             self._discard_slab(slab, cpu)
             return pages
+        slab.defragged = True  # its freed-later pages are counted apart (RCU ghosts)
         if slab.free:
             self._add_partial(slab, tail=True)
         else:

@@ -634,3 +634,18 @@ def test_sim_run_picks_a_variant_by_name():
     assert baseline.variant == "baseline"
     moved = result.summary["caches"]["dentry"]["num_slabs"]
     assert moved < baseline.summary["caches"]["dentry"]["num_slabs"] / 2
+
+
+def test_slabs_a_move_pass_empties_after_the_rcu_grace_period_are_counted():
+    # tmpfs churn, move what-if: the pass moves live objects out of sparse slabs; the
+    # slabs empty only when RCU frees the old copies, after the pass has ended.
+    from sim.config import load_config
+    from sim.runner import run_machine
+
+    config = load_config("configs/tmpfs_churn.yaml", ["duration=3s"], variant="defrag-move")
+    summary = run_machine(config, 1, "defrag-move").summary
+    later = summary["defrag"]["pages_returned_later"]
+    freed = summary["caches"]["dentry"]["slabs_freed"]
+    assert summary["defrag"]["objects_moved"] > 0
+    assert later > 10 * max(1, summary["defrag"]["pages_returned"])
+    assert later <= freed + 4 * summary["caches"]["shmem_inode_cache"]["slabs_freed"]
