@@ -1,0 +1,161 @@
+"""The benchmark suite in one command: every DESIGN.md performance figure, side by side.
+
+    python bench/run.py            # full: medians of 5 (sweep: 3), ~6 min on 2 cores
+    python bench/run.py --quick    # smaller sizes, medians of 3, ~1 min
+
+Prints a table and writes bench/results.json (git-ignored). Ratios are measured in
+this one process: the plain Python buddy reference runs on the same machine, in the
+same interpreter, right before what it is compared with, so machine noise cancels.
+
+- bare allocator: sim.buddy.Zone vs the reference buddy loop (bench_buddy.py);
+- end to end: configs/bench.yaml, buddy ops per wall second as a ratio to the same
+  reference rate;
+- replay: events/s and real-time factor on the shipped real trace;
+- memory: bytes per page of a 64 GiB zone (16 Mi pages), in a fresh interpreter;
+- sweep scaling: --jobs 2 vs --jobs 1 on 8 short points (bench_sweep.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import bench_buddy  # noqa: E402
+import bench_sweep  # noqa: E402
+
+GiB = 1 << 30
+TARGETS = {"bare_ratio": 1.0, "end_to_end_ratio": 0.5, "replay_realtime": 1.0,
+           "bytes_per_page": 16.0, "sweep_speedup": 1.7}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def bare(memory_gib: int, ops: int, repeat: int) -> dict:
+    nr_pages = memory_gib * GiB // 4096
+    seq, prefill, slots = bench_buddy.make_ops(nr_pages, ops)
+    ref, sim = [], []
+    for _ in range(repeat):
+        ref.append(ops / bench_buddy.run_reference(nr_pages, seq, prefill, slots))
+        sim.append(ops / bench_buddy.run_fragsim(nr_pages, seq, prefill, slots)[0])
+    ratios = [s / r for s, r in zip(sim, ref, strict=True)]
+    return {"reference_ops_per_s": statistics.median(ref),
+            "fragsim_ops_per_s": statistics.median(sim), "ratio": statistics.median(ratios)}
+
+
+def end_to_end(reference_ops_per_s: float, duration: str, repeat: int) -> dict:
+    from sim.config import load_config
+    from sim.runner import run_machine
+
+    rates, slab_rates, ops = [], [], 0
+    for _ in range(repeat):
+        config = load_config(REPO / "configs" / "bench.yaml", [f"duration={duration}"])
+        summary = run_machine(config, config.seed, "default").summary
+        rates.append(summary["ops_per_s"])
+        slab_rates.append(summary["slab_ops_per_s"])
+        ops = summary["alloc_ops"]
+    rate = statistics.median(rates)
+    return {"alloc_ops": ops, "ops_per_s": rate, "slab_ops_per_s": statistics.median(slab_rates),
+            "ratio": rate / reference_ops_per_s}
+
+
+def replay(repeat: int) -> dict:
+    from sim.replay import replay_file
+
+    example = REPO / "configs" / "examples" / "tmpfs-churn-20k-keep10"
+    walls, result = [], None
+    for _ in range(repeat):
+        result = replay_file(example / "trace.txt.xz", slabinfo=example / "before.slabinfo",
+                             buddyinfo=example / "before.buddyinfo")
+        walls.append(result.wall_s)
+    wall = statistics.median(walls)
+    return {"events": result.parse.events, "span_s": result.parse.span_s,
+            "events_per_s": result.parse.events / wall,
+            "realtime_factor": result.parse.span_s / wall}
+
+
+def sweep(repeat: int, duration: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        config = bench_sweep.write_config(folder, 8, duration)
+        one = [bench_sweep.one_sweep(config, folder, 1)[0] for _ in range(repeat)]
+        two = [bench_sweep.one_sweep(config, folder, 2)[0] for _ in range(repeat)]
+    return {"jobs1_s": statistics.median(one), "jobs2_s": statistics.median(two),
+            "speedup": statistics.median(one) / statistics.median(two)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, medians of 3")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    repeat = 3 if quick else 5
+    started = time.perf_counter()
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(),
+                    "python": platform.python_version()},
+        "quick": quick,
+        "targets": TARGETS,
+    }
+    print("bare allocator ...", file=sys.stderr)
+    results["bare"] = bare(1 if quick else 16, 200_000 if quick else 2_000_000, repeat)
+    print("end to end ...", file=sys.stderr)
+    results["end_to_end"] = end_to_end(results["bare"]["reference_ops_per_s"],
+                                       "5s" if quick else "30s", 1 if quick else 3)
+    print("replay ...", file=sys.stderr)
+    results["replay"] = replay(repeat)
+    print("memory ...", file=sys.stderr)
+    per_page, stored = bench_buddy.bytes_per_page(16 << 20)
+    results["memory"] = {"rss_bytes_per_page": per_page, "stored_bytes_per_page": stored}
+    print("sweep scaling ...", file=sys.stderr)
+    results["sweep"] = sweep(1 if quick else 3, "1s" if quick else "4s")
+    results["wall_s"] = time.perf_counter() - started
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+    b, e, r, m, s = (results[k] for k in ("bare", "end_to_end", "replay", "memory", "sweep"))
+    rows = [
+        ("bare allocator vs reference", f"{b['fragsim_ops_per_s'] / 1e6:.2f} M vs "
+         f"{b['reference_ops_per_s'] / 1e6:.2f} M ops/s", f"{b['ratio']:.2f}x", ">= 1.0x"),
+        ("end to end, configs/bench.yaml", f"{e['ops_per_s'] / 1e6:.2f} M buddy ops/s, "
+         f"{e['slab_ops_per_s'] / 1e6:.2f} M slab ops/s", f"{e['ratio']:.2f}x", ">= 0.5x"),
+        ("replay, shared trace", f"{r['events_per_s'] / 1e3:.0f} k events/s",
+         f"{r['realtime_factor']:.2f}x real time", ">= 1x"),
+        ("memory, 64 GiB zone", f"{m['rss_bytes_per_page']:.1f} B/page RSS",
+         f"{m['stored_bytes_per_page']:.1f} B/page", "<= 16"),
+        ("sweep --jobs 2 vs 1", f"{s['jobs1_s']:.2f} s vs {s['jobs2_s']:.2f} s",
+         f"{s['speedup']:.2f}x", ">= 1.7x"),
+    ]
+    mach = results["machine"]
+    print(f"{results['date']}, {mach['cpus']} CPUs ({mach['cpu_model']}), Python "
+          f"{mach['python']}; medians of {repeat}{' (quick)' if quick else ''}")
+    print(f"| {'figure':<32} | {'measured':<40} | {'value':<18} | target |")
+    print(f"|{'-' * 34}|{'-' * 42}|{'-' * 20}|--------|")
+    for name, measured, value, target in rows:
+        print(f"| {name:<32} | {measured:<40} | {value:<18} | {target} |")
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
