@@ -792,9 +792,6 @@ class Zone:
         for pcp in self.pcp:
             pcp.set_limits(*limits)
 
-    def pcp_allowed_order(self, order: int) -> bool:
-        return order <= PAGE_ALLOC_COSTLY_ORDER or (self.thp and order == self.pageblock_order)
-
     def _order_to_pindex(self, mt: int, order: int) -> int:
         if order > PAGE_ALLOC_COSTLY_ORDER:
             return NR_LOWORDER_PCP_LISTS + (mt == MIGRATE_MOVABLE)

@@ -424,6 +424,4 @@ def _expected(root: type[BaseModel], error: dict, loc: tuple[str, ...]) -> str:
     return f"expected {error['msg'][0].lower()}{error['msg'][1:]}"
 
 
-def machine_pages(config: ExperimentConfig) -> int:
-    return config.machine.memory // config.machine.page_size
 

@@ -50,7 +50,6 @@ from sim.buddy import (
     OWNER_MOVABLE,
     PAGE_ALLOC_COSTLY_ORDER,
     WMARK_HIGH,
-    WMARK_LOW,
     Zone,
 )
 from sim.compaction import CompactionCosts, Compactor, CompactResult
@@ -230,7 +229,7 @@ class Machine:
         self._kcompactd_order = -1
         self._kcompactd_event = self.env.event()
         self._sample_hooks: list[Callable[[dict], None]] = []
-        self._failures_by_order = [0] * (self.zone.max_order + 1)
+        self.failures_by_order = [0] * (self.zone.max_order + 1)
 
     # ------------------------------------------------------------------ helpers
 
@@ -345,7 +344,7 @@ class Machine:
             pfn = self._alloc_slowpath(order, gfp, mt, cpu, owner)
             if pfn is None:
                 self.stats.alloc_failures += 1
-                self._failures_by_order[order] += 1
+                self.failures_by_order[order] += 1
                 if order >= self.config.defrag.failure_min_order and self._defrag_on_failure:
                     self.defrag.on_alloc_failure(order)
         return pfn
@@ -630,10 +629,6 @@ class Machine:
                 self.defrag.schedule(d.at)
         for workload in workloads:
             workload.start()
-
-    @staticmethod
-    def low_watermark_pages(zone: Zone) -> int:
-        return zone.wmark_pages(WMARK_LOW)
 
 
 def _kmalloc_size(name: str) -> int | None:

@@ -130,6 +130,9 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
         "thp_attempts": attempts,
         "buddy": zone.stats.as_dict(),
         "engine": machine.stats.as_dict(),
+        # order-N allocation failures after the slow path, by order (DESIGN "Metrics")
+        "alloc_failures_by_order": {str(o): n for o, n in
+                                    enumerate(machine.failures_by_order) if n},
         "compaction": machine.compactor.stats.as_dict(),
         "defrag": {
             **machine.defrag.stats.as_dict(),
