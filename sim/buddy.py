@@ -61,7 +61,7 @@ import heapq
 import math
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
@@ -124,6 +124,10 @@ OWNER_RECLAIMABLE = 3
 OWNER_PINNED = 4  # movable memory held by a long-term GUP pin: on the LRU, not migratable
 OWNER_SLAB = 16
 OWNER_SLAB_MAX = 0xFFFF
+
+# pageblock_stats' page categories
+_PB_FREE, _PB_PCP, _PB_MOVABLE, _PB_PINNED, _PB_UNMOVABLE, _PB_SLAB, _PB_OTHER = range(7)
+_PB_CATEGORIES = 7
 
 DEFAULT_OWNER = {
     MIGRATE_UNMOVABLE: OWNER_UNMOVABLE,
@@ -434,8 +438,7 @@ class Zone:
     @watermark_boost.setter
     def watermark_boost(self, value: int) -> None:
         self._watermark_boost = value
-        # The order-0 fast path of alloc() compares against this one number.
-        self._high_mark = self._watermark[WMARK_HIGH] + value
+        self._refresh_alloc_mark()
 
     # zone->flags. Setting one refreshes ``_fast_ok``, the one flag the unrolled paths
     # of alloc() and free() test.
@@ -450,6 +453,22 @@ class Zone:
         self._fast_ok = self._fast_alloc and not (
             self._zone_boosted_watermark or self._zone_below_high or self._zone_reclaim_active
         )
+        self._refresh_alloc_mark()
+
+    def _refresh_alloc_mark(self) -> None:
+        """The one number the order-0 fast path of alloc() compares NR_FREE_PAGES with.
+
+        ``_alloc`` takes an order-0 page from a non-empty pcp list with no other effect
+        when the zone passes the high watermark (or, once ZONE_BELOW_HIGH is set, the
+        low one: ALLOC_WMARK_LOW) plus the boost, and no kswapd wake is pending.
+        ``free - min(free, highatomic) > mark`` is ``free > mark + highatomic``.
+        """
+        if not self._fast_alloc or self._zone_boosted_watermark:
+            self._alloc_mark = 1 << 62  # never: the general path
+            return
+        which = WMARK_LOW if self._zone_below_high else WMARK_HIGH
+        self._alloc_mark = (self._watermark[which] + self._watermark_boost
+                            + self.nr_free_highatomic)
 
     @property
     def nr_allocated_pages(self) -> int:
@@ -1094,14 +1113,13 @@ class Zone:
         self.nr_alloc_calls += 1
         if (
             not order
-            and self._fast_ok
             and alloc_flags == _FAST_ALLOC_FLAGS
-            and self.nr_free_pages > self._high_mark
+            and self.nr_free_pages > self._alloc_mark
             and 0 <= migratetype <= 2  # a pcp migratetype
         ):
-            # The common case, unrolled: an order-0 request that passes the high
-            # watermark (so ZONE_BELOW_HIGH stays clear), with no kswapd wake
-            # pending, finds its pcp list non-empty. Same effect as the general path.
+            # The common case, unrolled: an order-0 request that passes the watermark
+            # (see _refresh_alloc_mark), with no kswapd wake pending, finds its pcp
+            # list non-empty. Same effect as the general path.
             pcp = self.pcp[cpu]
             lst = pcp.lists[migratetype]
             if lst:
@@ -1201,6 +1219,93 @@ class Zone:
         else:
             self._free_one_page(pfn, order, mt, to_tail)
 
+    def alloc_batch(
+        self,
+        n: int,
+        migratetype: int,
+        cpu: Callable[[], int],
+        owner: int | None,
+        alloc_flags: int,
+        out: list[int],
+        owner_of: Callable[[], int] | None = None,
+    ) -> tuple[int, int | None] | None:
+        """``n`` order-0 ``alloc`` calls in a row, without a Python call per page.
+
+        Page i is ``alloc(0, migratetype, c, o, alloc_flags)`` with ``o = owner_of()``
+        (or ``owner``) then ``c = cpu()``, drawn in that order, and its pfn is appended
+        to ``out``. The first refusal stops the batch: it returns that page's
+        ``(cpu, owner)`` so the caller can run the slow path for it; None when all
+        ``n`` were served. Call for call the same effects as the loop (the engine's
+        bulk-versus-per-page test holds it to that); there are no callbacks to the
+        caller except ``on_wakeup_kswapd``, which only wakes a daemon.
+        """
+        state = self._state
+        owners = self._owner
+        pcps = self.pcp
+        append = out.append
+        pcp_type = 0 <= migratetype < MIGRATE_PCPTYPES
+        fast_flags = alloc_flags == _FAST_ALLOC_FLAGS and pcp_type
+        default_owner = _DEFAULT_OWNER[migratetype] if pcp_type else 0
+        fast = fast_flags and self.nr_free_pages > self._alloc_mark
+        done = 0
+        for _ in range(n):
+            o = owner if owner_of is None else owner_of()
+            c = cpu()
+            if fast:
+                pcp = pcps[c]
+                lst = pcp.lists[migratetype]
+                if lst:
+                    # alloc()'s unrolled order-0 path, inline.
+                    pcp.free_count >>= 1
+                    pcp.count -= 1
+                    pfn = lst.pop()
+                    state[pfn] = PG_ALLOC
+                    owners[pfn] = default_owner if o is None else o
+                    append(pfn)
+                    done += 1
+                    continue
+            self.nr_alloc_calls += done + 1
+            done = 0
+            pfn = self._alloc(0, migratetype, c, o, alloc_flags)
+            if pfn is None:
+                return c, o
+            append(pfn)
+            # _alloc may have moved the free count, the boost or a zone flag.
+            fast = fast_flags and self.nr_free_pages > self._alloc_mark
+        self.nr_alloc_calls += done
+        return None
+
+    def free_batch(self, pfns: Iterable[int], order: int, cpu: Callable[[], int]) -> None:
+        """``free(pfn, order, cpu())`` for each pfn in turn, without a call per page
+        while the order-0 per-CPU fast path applies (same effects as the loop)."""
+        state = self._state
+        pb_mt = self._pageblock_mt
+        shift = self.pageblock_order
+        pcps = self.pcp
+        free = self.free
+        done = 0
+        for pfn in pfns:
+            c = cpu()
+            if not order and self._fast_ok and 0 <= pfn < self.nr_pages and state[pfn] == PG_ALLOC:
+                mt = pb_mt[pfn >> shift]
+                if mt <= 2:
+                    # free()'s unrolled order-0 path, inline.
+                    pcp = pcps[c]
+                    count = pcp.count + 1
+                    if count < pcp.high:
+                        pcp.alloc_factor >>= 1
+                        state[pfn] = PG_PCP
+                        pcp.lists[mt].append(pfn)
+                        pcp.count = count
+                        if pcp.flags:
+                            pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
+                        if pcp.free_count < pcp.free_count_max:
+                            pcp.free_count += 1
+                        done += 1
+                        continue
+            free(pfn, order, c)
+        self.nr_free_calls += done
+
     def _describe_bad_free(self, pfn: int, order: int) -> str:
         if not 0 <= pfn < self.nr_pages:
             return f"free of pfn {pfn} order {order}: outside the zone (0..{self.nr_pages - 1})"
@@ -1273,35 +1378,44 @@ class Zone:
         """Page counts per pageblock, computed vectorised from the page state."""
         state = np.frombuffer(self._state, dtype=np.uint8)
         owner = np.frombuffer(self._owner, dtype=np.uint16)
-        heads = np.flatnonzero(state & PG_KIND)
-        kinds = state[heads] & PG_KIND
-        orders = (state[heads] & PG_ORDER).astype(np.int64)
-        owners = owner[heads]
+        heads = np.flatnonzero(state)  # PG_TAIL is 0: every other state is a head
+        head_state = state[heads]
         nblocks = self.nr_pageblocks
         shift = self.pageblock_order
-
-        def per_block(mask: np.ndarray) -> np.ndarray:
-            h = heads[mask]
-            o = orders[mask]
-            out = np.zeros(nblocks, dtype=np.int64)
-            small = o < shift
-            np.add.at(out, h[small] >> shift, 1 << o[small])
-            for pfn, order in zip(h[~small], o[~small], strict=True):
-                first = pfn >> shift
-                out[first:first + (1 << (order - shift))] += 1 << shift
-            return out
-
-        alloc = kinds == PG_ALLOC
+        # One category per head from a table over (kind, owner class), then one bincount
+        # over (block, category); blocks of pageblock order and above are few and added
+        # by hand.
+        lut = np.full((4, OWNER_SLAB + 1), _PB_OTHER, dtype=np.int64)
+        lut[PG_BUDDY >> 6, :] = _PB_FREE
+        lut[PG_PCP >> 6, :] = _PB_PCP
+        lut[PG_ALLOC >> 6, OWNER_MOVABLE] = _PB_MOVABLE
+        lut[PG_ALLOC >> 6, OWNER_PINNED] = _PB_PINNED
+        lut[PG_ALLOC >> 6, OWNER_UNMOVABLE] = _PB_UNMOVABLE
+        lut[PG_ALLOC >> 6, OWNER_RECLAIMABLE] = _PB_UNMOVABLE
+        lut[PG_ALLOC >> 6, OWNER_SLAB] = _PB_SLAB
+        cat = lut[head_state >> 6, np.minimum(owner[heads], OWNER_SLAB)]
+        orders = head_state & PG_ORDER
+        index = (heads >> shift) * _PB_CATEGORIES + cat
+        counts = np.bincount(index[orders == 0], minlength=nblocks * _PB_CATEGORIES)
+        small = (orders > 0) & (orders < shift)
+        if small.any():
+            counts += np.bincount(
+                index[small], weights=np.left_shift(1, orders[small].astype(np.int64)),
+                minlength=nblocks * _PB_CATEGORIES).astype(np.int64)
+        counts = counts.reshape(nblocks, _PB_CATEGORIES)
+        large = orders >= shift
+        for pfn, order, c in zip(heads[large].tolist(), orders[large].tolist(),
+                                 cat[large].tolist(), strict=True):
+            first = pfn >> shift
+            counts[first:first + (1 << (order - shift)), c] += 1 << shift
         return PageblockStats(
             migratetype=np.frombuffer(self._pageblock_mt, dtype=np.uint8).copy(),
-            free_pages=per_block(kinds == PG_BUDDY),
-            pcp_pages=per_block(kinds == PG_PCP),
-            movable_pages=per_block(alloc & (owners == OWNER_MOVABLE)),
-            pinned_pages=per_block(alloc & (owners == OWNER_PINNED)),
-            unmovable_pages=per_block(
-                alloc & ((owners == OWNER_UNMOVABLE) | (owners == OWNER_RECLAIMABLE))
-            ),
-            slab_pages=per_block(alloc & (owners >= OWNER_SLAB)),
+            free_pages=counts[:, _PB_FREE].copy(),
+            pcp_pages=counts[:, _PB_PCP].copy(),
+            movable_pages=counts[:, _PB_MOVABLE].copy(),
+            pinned_pages=counts[:, _PB_PINNED].copy(),
+            unmovable_pages=counts[:, _PB_UNMOVABLE].copy(),
+            slab_pages=counts[:, _PB_SLAB].copy(),
         )
 
     # ------------------------------------------------------------------ check()

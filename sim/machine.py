@@ -183,8 +183,11 @@ class Machine:
     """One machine: zone, slab caches, daemons and workloads in a SimPy environment."""
 
     def __init__(self, config: ExperimentConfig, seed: int | None = None,
-                 variant: str = "default") -> None:
+                 variant: str = "default", batched: bool = True) -> None:
         self.config = config
+        # Workloads take runs of pages in one call (alloc_pages_batch); False makes
+        # them go page by page, the reference the batched run must equal exactly.
+        self.batched = batched
         self.seed = config.seed if seed is None else seed
         self.variant = variant
         self.env = CountingEnvironment()
@@ -329,25 +332,72 @@ class Machine:
 
     # ------------------------------------------------------------------ page allocator
 
-    def alloc_pages(self, order: int, gfp: int = GFP_KERNEL, cpu: int = 0,
-                    owner: int | None = None) -> int | None:
-        """``__alloc_pages``: the fast path, then the slow path; the head pfn or None."""
+    def _fast_params(self, gfp: int) -> tuple[int, int]:
+        """The fast path's migratetype and alloc_flags, which depend on the gfp mask alone."""
         fast = self._gfp_fast.get(gfp)
         if fast is None:
-            # The fast path's migratetype and alloc_flags depend on the gfp mask alone.
             fast = self._gfp_fast[gfp] = (
                 gfp_migratetype(gfp),
                 ALLOC_WMARK_LOW | (ALLOC_KSWAPD if gfp & GFPF_KSWAPD_RECLAIM else 0))
-        mt = fast[0]
-        pfn = self.zone.alloc(order, mt, cpu, owner, fast[1])
+        return fast
+
+    def alloc_pages(self, order: int, gfp: int = GFP_KERNEL, cpu: int = 0,
+                    owner: int | None = None) -> int | None:
+        """``__alloc_pages``: the fast path, then the slow path; the head pfn or None."""
+        fast = self._gfp_fast.get(gfp) or self._fast_params(gfp)
+        pfn = self.zone.alloc(order, fast[0], cpu, owner, fast[1])
         if pfn is None:
-            pfn = self._alloc_slowpath(order, gfp, mt, cpu, owner)
-            if pfn is None:
-                self.stats.alloc_failures += 1
-                self.failures_by_order[order] += 1
-                if order >= self.config.defrag.failure_min_order and self._defrag_on_failure:
-                    self.defrag.on_alloc_failure(order)
+            pfn = self.alloc_pages_refused(order, gfp, cpu, owner)
         return pfn
+
+    def alloc_pages_refused(self, order: int, gfp: int, cpu: int,
+                            owner: int | None) -> int | None:
+        """The rest of ``alloc_pages`` once the zone's fast path said no: the slow
+        path, and the failure accounting if that fails too."""
+        pfn = self._alloc_slowpath(order, gfp, self._fast_params(gfp)[0], cpu, owner)
+        if pfn is None:
+            self.stats.alloc_failures += 1
+            self.failures_by_order[order] += 1
+            if order >= self.config.defrag.failure_min_order and self._defrag_on_failure:
+                self.defrag.on_alloc_failure(order)
+        return pfn
+
+    def alloc_pages_batch(self, n: int, gfp: int, cpu: Callable[[], int],
+                          owner: int | None, out: list[int],
+                          owner_of: Callable[[], int] | None = None,
+                          ) -> tuple[int, int | None] | None:
+        """Order-0 pages as ``alloc_pages(0, gfp, cpu(), owner)`` calls in a row take
+        them, while the zone serves them without the slow path.
+
+        Appends the pfns to ``out``. Returns None when it stopped without a refusal
+        (all ``n`` done, or, when the machine is not ``batched``, after one page), or
+        the ``(cpu, owner)`` of the page the zone refused: the caller takes ``out``'s
+        pages in hand first (the slow path can reclaim or migrate pages it holds), then
+        finishes that page with ``alloc_pages_refused(0, gfp, cpu, owner)``. ``owner_of``,
+        when given, draws each page's owner before its CPU.
+        """
+        mt, flags = self._gfp_fast.get(gfp) or self._fast_params(gfp)
+        if self.batched:
+            return self.zone.alloc_batch(n, mt, cpu, owner, flags, out, owner_of)
+        # One page through the per-call path: the reference the batch must equal.
+        if n <= 0:
+            return None
+        o = owner if owner_of is None else owner_of()
+        c = cpu()
+        pfn = self.zone.alloc(0, mt, c, o, flags)
+        if pfn is None:
+            return c, o
+        out.append(pfn)
+        return None
+
+    def free_pages_batch(self, pfns: list[int], order: int, cpu: Callable[[], int]) -> None:
+        """``free_pages(pfn, order, cpu())`` for each pfn in turn."""
+        if self.batched:
+            self.zone.free_batch(pfns, order, cpu)
+            return
+        free = self.zone.free
+        for pfn in pfns:
+            free(pfn, order, cpu())
 
     def _slab_page_allocator(self, order: int, mt: int, cpu: int, owner: int,
                              alloc_flags: int, noretry: bool) -> int | None:

@@ -59,9 +59,10 @@ def run(config: ExperimentConfig | str | Path, seed: int | None = None,
 
 
 def run_machine(config: ExperimentConfig, seed: int, variant: str,
-                progress: Callable[[float], None] | None = None) -> Result:
+                progress: Callable[[float], None] | None = None,
+                batched: bool = True) -> Result:
     started = time.perf_counter()
-    machine = Machine(config, seed, variant)
+    machine = Machine(config, seed, variant, batched=batched)
     workloads = build_workloads(machine)
     for workload in workloads:
         machine.add_sample_hook(workload.samples)

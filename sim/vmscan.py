@@ -14,6 +14,7 @@ back as the newest (``folio_putback_lru`` after migration).
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,16 @@ class FileLru:
         """``folio_add_lru``: a new page-cache page, the newest on the list."""
         self._pages[pfn] = owner
         self._referenced.discard(pfn)
+
+    def add_many(self, pfns: list[int], owner: int) -> None:
+        """``add`` each of these new pages in turn (none of them is on the list)."""
+        self._pages.update(zip(pfns, itertools.repeat(owner)))
+        self._referenced.difference_update(pfns)
+
+    def mark_accessed_many(self, pfns: list[int]) -> None:
+        """``mark_accessed`` each pfn in turn."""
+        pages = self._pages
+        self._referenced.update([pfn for pfn in pfns if pfn in pages])
 
     def mark_accessed(self, pfn: int) -> None:
         """``folio_mark_accessed``: the page was read again."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import operator
 from typing import Any, Literal
 
 import numpy as np
@@ -19,6 +20,8 @@ import simpy
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.config import Duration
+
+_when = operator.itemgetter(0)
 
 
 class WorkloadError(RuntimeError):
@@ -70,8 +73,17 @@ class Workload:
         self.name = params.name or f"{self.kind}-{index}"
         self.rng = machine.rng(self.name)
         self.cpu = self._cpu_chooser(index)
-        self._expiry: list[tuple[float, int, Any]] = []
-        self._seq = itertools.count()
+        # A random CPU choice draws from self.rng: batched code must then keep its
+        # draws interleaved with the workload's other draws, page by page.
+        self.cpu_draws_rng = params.cpu == "random"
+        # Items due at a time, in buckets of one tick: bucket k holds the items with
+        # int(when / width) == k as (when, item) in the order added, and a small heap
+        # holds the bucket numbers. Division by a positive width is monotonic, so every
+        # bucket below now's holds only due items, and now's bucket is split by a
+        # stable sort: the order of a (when, sequence) heap, at list-append cost.
+        self._expiry: list[int] = []
+        self._expiring: dict[int, list[tuple[float, Any]]] = {}
+        self._expiry_width = params.tick if params.tick > 0 else 1e-3
         self.process: simpy.Process | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -99,17 +111,43 @@ class Workload:
 
     def expire_at(self, when: float, item: Any) -> None:
         if when != np.inf:
-            heapq.heappush(self._expiry, (when, next(self._seq), item))
+            when = float(when)
+            k = int(when / self._expiry_width)
+            bucket = self._expiring.get(k)
+            if bucket is None:
+                self._expiring[k] = [(when, item)]
+                heapq.heappush(self._expiry, k)
+            else:
+                bucket.append((when, item))
 
     def pop_expired(self, now: float) -> list[Any]:
-        out = []
+        """The items due at or before ``now``, earliest first, ties in the order added."""
         heap = self._expiry
-        while heap and heap[0][0] <= now:
-            out.append(heapq.heappop(heap)[2])
+        k_now = int(now / self._expiry_width)
+        if not heap or heap[0] > k_now:
+            return []
+        out: list[Any] = []
+        expiring = self._expiring
+        while heap and heap[0] <= k_now:
+            k = heapq.heappop(heap)
+            bucket = expiring.pop(k)
+            bucket.sort(key=_when)
+            if k < k_now or bucket[-1][0] <= now:
+                out.extend([item for _, item in bucket])
+                continue
+            due = 0
+            while bucket[due][0] <= now:
+                due += 1
+            out.extend([item for _, item in bucket[:due]])
+            expiring[k] = bucket[due:]
+            heapq.heappush(heap, k)
+            break
         return out
 
     def next_expiry(self) -> float:
-        return self._expiry[0][0] if self._expiry else np.inf
+        if not self._expiry:
+            return np.inf
+        return min(when for when, _ in self._expiring[self._expiry[0]])
 
     def arrivals(self, rate: float, dt: float) -> int:
         """Poisson arrivals in ``dt`` seconds at ``rate`` per second."""
@@ -167,6 +205,15 @@ class PageSet:
         self.where[pfn] = len(self.pfns)
         self.pfns.append(pfn)
 
+    def add_many(self, pfns: list[int]) -> None:
+        """``add`` each pfn in turn."""
+        where = self.where
+        i = len(self.pfns)
+        self.pfns.extend(pfns)
+        for pfn in pfns:
+            where[pfn] = i
+            i += 1
+
     def remove(self, pfn: int) -> None:
         i = self.where[pfn]
         last = self.pfns.pop()
@@ -179,6 +226,31 @@ class PageSet:
         pfn = self.pfns[int(rng.integers(len(self.pfns)))]
         self.remove(pfn)
         return pfn
+
+    def pop_random_many(self, rng: np.random.Generator, n: int) -> list[int]:
+        """``n`` calls of ``pop_random`` in a row: the same draws (numpy gives a vector of
+        bounded integers the values the scalar calls give), in one call."""
+        size = len(self.pfns)
+        if n <= 0:
+            return []
+        picks = rng.integers(0, np.arange(size, size - n, -1)).tolist()
+        pfns, where = self.pfns, self.where
+        out = []
+        for i in picks:
+            pfn = pfns[i]
+            last = pfns.pop()
+            if last != pfn:
+                pfns[i] = last
+                where[last] = i
+            where[pfn] = -1
+            out.append(pfn)
+        return out
+
+    def choice_many(self, rng: np.random.Generator, n: int) -> list[int]:
+        """``n`` calls of ``choice`` in a row (the set does not change in between)."""
+        if n <= 0:
+            return []
+        return [self.pfns[i] for i in rng.integers(len(self.pfns), size=n).tolist()]
 
     def choice(self, rng: np.random.Generator) -> int:
         return self.pfns[int(rng.integers(len(self.pfns)))]

@@ -76,13 +76,15 @@ class SlabChurn(Workload):
         next_burst = env.now
         while True:
             now = env.now
+            live, cpu, freed = self.live, self.cpu, 0
             for oid, gen in self.pop_expired(now):
-                if self.live.get(oid) == gen:
-                    del self.live[oid]
-                    if cache.is_allocated(oid) and cache.nr_lru and oid in cache._lru:
+                if live.get(oid) == gen:
+                    del live[oid]
+                    if cache.nr_lru and cache.is_allocated(oid) and oid in cache._lru:
                         cache.lru_del(oid)
-                    cache.free(oid, self.cpu())
-                    self.freed += 1
+                    cache.free(oid, cpu())
+                    freed += 1
+            self.freed += freed
             if self.active():
                 if p.arrival == "poisson":
                     n = self.arrivals(p.rate, p.tick)
@@ -102,20 +104,23 @@ class SlabChurn(Workload):
     def _allocate(self, n: int) -> None:
         p = self.params
         cache = self.cache
-        lifetimes = p.lifetime.sample(self.rng, n)
+        lifetimes = p.lifetime.sample(self.rng, n).tolist()
         unused = self.rng.random(n) < p.unused_share if p.unused_share else None
         now = self.env.now
+        alloc, cpu, live, expire_at = cache.alloc, self.cpu, self.live, self.expire_at
+        gen = self._gen
         for i in range(n):
-            oid = cache.alloc(self.cpu())
+            oid = alloc(cpu())
             if oid is None:
                 self.failed += 1
                 continue
-            self._gen += 1
-            self.live[oid] = self._gen
+            gen += 1
+            live[oid] = gen
             self.allocated += 1
             if unused is not None and unused[i]:
                 cache.lru_add(oid)
-            self.expire_at(now + lifetimes[i], (oid, self._gen))
+            expire_at(now + lifetimes[i], (oid, gen))
+        self._gen = gen
 
     def summary(self) -> dict[str, Any]:
         return {"allocated": self.allocated, "freed": self.freed, "failed": self.failed,
@@ -169,7 +174,7 @@ class KernelAlloc(Workload):
                 n = self.arrivals(p.rate, p.tick)
                 if n:
                     orders = self.rng.choice(self._orders, size=n, p=self._weights)
-                    lifetimes = p.lifetime.sample(self.rng, n)
+                    lifetimes = p.lifetime.sample(self.rng, n).tolist()
                     for order, life in zip(orders, lifetimes, strict=True):
                         order = int(order)
                         pfn = m.alloc_pages(order, self.gfp, self.cpu(), OWNER_UNMOVABLE)
@@ -215,25 +220,39 @@ class Anon(Workload):
         self.pages.migrate(old, new)
 
     def _alloc(self, n: int) -> None:
-        alloc = self.machine.alloc_pages
-        cpu = self.cpu
+        m = self.machine
         pinned = self.params.pinned_share
-        rng_random = self.rng.random
-        add = self.pages.add
-        done = 0
-        for _ in range(n):
-            owner = OWNER_PINNED if pinned and rng_random() < pinned else OWNER_MOVABLE
-            pfn = alloc(0, GFP_HIGHUSER_MOVABLE, cpu(), owner)
-            if pfn is None:
-                self.failed += 1
-                break
-            add(pfn)
-            done += 1
-        self.allocated += done
+        owner_of = None
+        if pinned:
+            rng_random = self.rng.random
+
+            def owner_of() -> int:
+                return OWNER_PINNED if rng_random() < pinned else OWNER_MOVABLE
+
+        remaining = n
+        while remaining > 0:
+            got: list[int] = []
+            refused = m.alloc_pages_batch(remaining, GFP_HIGHUSER_MOVABLE, self.cpu,
+                                          OWNER_MOVABLE, got, owner_of)
+            self.pages.add_many(got)
+            self.allocated += len(got)
+            remaining -= len(got)
+            if refused is not None:
+                pfn = m.alloc_pages_refused(0, GFP_HIGHUSER_MOVABLE, *refused)
+                if pfn is None:
+                    self.failed += 1
+                    return
+                self.pages.add(pfn)
+                self.allocated += 1
+                remaining -= 1
 
     def _free(self, n: int) -> None:
         m = self.machine
-        for _ in range(min(n, len(self.pages))):
+        n = min(n, len(self.pages))
+        if m.batched and not self.cpu_draws_rng:
+            m.free_pages_batch(self.pages.pop_random_many(self.rng, n), 0, self.cpu)
+            return
+        for _ in range(n):
             m.free_pages(self.pages.pop_random(self.rng), 0, self.cpu())
 
     def _quota(self, rate_bytes: float) -> int:
@@ -305,22 +324,39 @@ class PageCache(Workload):
             n = int(self._carry)
             self._carry -= n
             hits = int(self.rng.binomial(n, p.reread)) if n and len(self.pages) else 0
-            for _ in range(hits):
-                m.lru.mark_accessed(self.pages.choice(self.rng))
+            if m.batched:
+                m.lru.mark_accessed_many(self.pages.choice_many(self.rng, hits))
+            else:
+                for _ in range(hits):
+                    m.lru.mark_accessed(self.pages.choice(self.rng))
             self.hits += hits
-            alloc, cpu, add, lru_add = m.alloc_pages, self.cpu, self.pages.add, m.lru.add
-            owner_id = self.owner_id
-            for _ in range(n - hits):
-                if limit is not None and len(self.pages) >= limit:
-                    break
-                pfn = alloc(0, GFP_READAHEAD, cpu(), OWNER_MOVABLE)
+            self._read(n - hits, limit)
+            yield env.timeout(p.tick)
+
+    def _read(self, n: int, limit: int | None) -> None:
+        """``n`` new page-cache pages, each on the LRU, up to ``limit`` cached pages."""
+        m = self.machine
+        pages, lru, owner_id = self.pages, m.lru, self.owner_id
+        remaining = n
+        while remaining > 0:
+            chunk = remaining if limit is None else min(remaining, limit - len(pages))
+            if chunk <= 0:
+                return
+            got: list[int] = []
+            refused = m.alloc_pages_batch(chunk, GFP_READAHEAD, self.cpu, OWNER_MOVABLE, got)
+            pages.add_many(got)
+            lru.add_many(got, owner_id)
+            self.read += len(got)
+            remaining -= len(got)
+            if refused is not None:
+                remaining -= 1
+                pfn = m.alloc_pages_refused(0, GFP_READAHEAD, *refused)
                 if pfn is None:
                     self.failed += 1
                     continue
-                add(pfn)
-                lru_add(pfn, owner_id)
+                pages.add(pfn)
+                lru.add(pfn, owner_id)
                 self.read += 1
-            yield env.timeout(p.tick)
 
     def summary(self) -> dict[str, Any]:
         return {"cached_pages": len(self.pages), "read": self.read, "hits": self.hits,
