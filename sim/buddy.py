@@ -904,9 +904,8 @@ class Zone:
         pcp_state = PG_PCP | order
         step = 1 << order
         end = block + (taken << order)
-        for pfn in range(block, end, step):
-            state[pfn] = pcp_state
-            got.append(pfn)
+        state[block:end:step] = bytes((pcp_state,)) * taken
+        got.extend(range(block, end, step))
         pfn = end
         block_end = block + (1 << k)
         while pfn < block_end:
@@ -1198,7 +1197,8 @@ class Zone:
             pcp = self.pcp[cpu]
             count = pcp.count + 1
             if count < pcp.high:
-                pcp.alloc_factor >>= 1
+                if pcp.alloc_factor:
+                    pcp.alloc_factor >>= 1
                 state[pfn] = PG_PCP
                 pcp.lists[mt].append(pfn)
                 pcp.count = count

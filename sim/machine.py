@@ -199,8 +199,10 @@ class Machine:
         self.caches = SlabCaches(self.zone, page_allocator=self._slab_page_allocator,
                                  rcu_grace=config.slab.rcu_grace, clock=self._now)
         self.caches.create = self._created(self.caches.create)  # type: ignore[method-assign]
-        self.lru = FileLru(self._evict_lru_page)
+        self.lru = FileLru(self._evict_lru_page,
+                           self._evict_lru_pages if batched else None)
         self._lru_owners: list[Callable[[int], None]] = []
+        self._lru_batch_owners: list[Callable[[list[int]], None] | None] = []
         self.filesystems: list[FileSystem] = []
         self._fs_caches: set[str] = set()
         self.workloads: list = []
@@ -307,13 +309,36 @@ class Machine:
         GFP_HIGHUSER_MOVABLE), through the full allocation path."""
         return self.alloc_pages(0, GFP_HIGHUSER_MOVABLE, cpu, OWNER_MOVABLE)
 
-    def register_lru_owner(self, evict: Callable[[int], None]) -> int:
-        """An owner of page-cache pages on the file LRU; ``evict(pfn)`` drops one."""
+    def register_lru_owner(self, evict: Callable[[int], None],
+                           evict_many: Callable[[list[int]], None] | None = None) -> int:
+        """An owner of page-cache pages on the file LRU; ``evict(pfn)`` drops one and
+        ``evict_many(pfns)``, if given, drops several in turn. Neither may change the
+        LRU: a reclaim pass hands over its victims when its scan is done."""
         self._lru_owners.append(evict)
+        self._lru_batch_owners.append(evict_many)
         return len(self._lru_owners) - 1
 
     def _evict_lru_page(self, pfn: int, owner: int) -> None:
         self._lru_owners[owner](pfn)
+
+    def _evict_lru_pages(self, pfns: list[int], owners: list[int]) -> None:
+        """A reclaim pass's victims, in scan order: each run of one owner's pages in
+        one call when the owner takes several."""
+        start = 0
+        n = len(pfns)
+        while start < n:
+            owner = owners[start]
+            end = start + 1
+            while end < n and owners[end] == owner:
+                end += 1
+            evict_many = self._lru_batch_owners[owner]
+            if evict_many is not None:
+                evict_many(pfns[start:end])
+            else:
+                evict = self._lru_owners[owner]
+                for pfn in pfns[start:end]:
+                    evict(pfn)
+            start = end
 
     def _on_migrate(self, old: int, new: int, order: int) -> None:
         """Compaction moved a movable block: tell whoever tracks it by pfn."""

@@ -32,12 +32,16 @@ class ReclaimStats:
 class FileLru:
     """Page-cache pages, oldest first, with a referenced bit per page."""
 
-    def __init__(self, evict: Callable[[int, int], None]) -> None:
+    def __init__(self, evict: Callable[[int, int], None],
+                 evict_many: Callable[[list[int], list[int]], None] | None = None) -> None:
         # pfn -> owner id, oldest first. An OrderedDict, not a dict: popping the oldest
         # of a plain dict leaves dummies that every later next(iter()) walks over.
         self._pages: OrderedDict[int, int] = OrderedDict()
         self._referenced: set[int] = set()
         self._evict = evict
+        # evict_many(pfns, owners): a pass's victims at once, after its scan (the
+        # callbacks do not touch the LRU, so this is the same as one call each).
+        self._evict_many = evict_many
         self.stats = ReclaimStats()
 
     def __len__(self) -> int:
@@ -89,17 +93,26 @@ class FileLru:
         pages = self._pages
         referenced = self._referenced
         limit = 2 * len(pages) if max_scan is None else max_scan
-        evicted = scanned = 0
+        evicted = scanned = rotated = 0
+        victims: list[int] = []
+        owners: list[int] = []
         while evicted < nr_to_reclaim and scanned < limit and pages:
             pfn, owner = pages.popitem(last=False)
             scanned += 1
             if pfn in referenced:
                 referenced.discard(pfn)
                 pages[pfn] = owner
-                self.stats.rotated += 1
+                rotated += 1
                 continue
             evicted += 1
-            self._evict(pfn, owner)
+            if self._evict_many is None:
+                self._evict(pfn, owner)
+            else:
+                victims.append(pfn)
+                owners.append(owner)
+        if victims:
+            self._evict_many(victims, owners)
+        self.stats.rotated += rotated
         self.stats.scanned += scanned
         self.stats.evicted += evicted
         return evicted

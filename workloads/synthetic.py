@@ -9,6 +9,7 @@ and direct reclaim); GFP flags are the ones the kernel uses for such memory.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ from workloads.base import Lifetime, PageSet, Workload, WorkloadParams
 
 # mm/readahead.c readahead_gfp_mask: the mapping's mask plus __GFP_NORETRY | __GFP_NOWARN.
 GFP_READAHEAD = GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN
+_CPU0 = itertools.repeat(0).__next__  # reclaim frees on CPU 0
 
 
 class SlabChurn(Workload):
@@ -301,7 +303,7 @@ class PageCache(Workload):
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
         self.pages = PageSet(machine.zone.nr_pages)
-        self.owner_id = machine.register_lru_owner(self._evicted)
+        self.owner_id = machine.register_lru_owner(self._evicted, self._evicted_many)
         self.read = self.failed = self.evicted = self.hits = 0
         self._carry = 0.0
 
@@ -309,6 +311,13 @@ class PageCache(Workload):
         self.pages.remove(pfn)
         self.evicted += 1
         self.machine.free_pages(pfn, 0, 0)
+
+    def _evicted_many(self, pfns: list[int]) -> None:
+        remove = self.pages.remove
+        for pfn in pfns:
+            remove(pfn)
+        self.evicted += len(pfns)
+        self.machine.free_pages_batch(pfns, 0, _CPU0)
 
     def migrate_page(self, old: int, new: int, order: int) -> None:
         self.pages.migrate(old, new)
