@@ -1340,6 +1340,25 @@ class Zone:
         """``get_pfnblock_migratetype``"""
         return self._pageblock_mt[pfn >> self.pageblock_order]
 
+    def set_pageblock_migratetype(self, pfn: int, mt: int) -> None:
+        """``set_pageblock_migratetype`` for the pageblock holding ``pfn``.
+
+        As in the kernel, this sets the type bits only; the pageblock must hold no free
+        buddy block then (free lists are per type), which is checked here.
+        """
+        if not 0 <= mt < MIGRATE_TYPES:
+            raise ValueError(f"expected a migratetype below {MIGRATE_TYPES}, got {mt}")
+        shift = self.pageblock_order
+        start = pfn >> shift << shift
+        first = start >> self.max_order << self.max_order  # a free block may start there
+        end = min(start + self.pageblock_nr_pages, self.nr_pages)
+        seg = np.frombuffer(self._state, dtype=np.uint8, count=end - first, offset=first)
+        for head in (np.flatnonzero((seg & PG_KIND) == PG_BUDDY) + first).tolist():
+            if head + (1 << (self._state[head] & PG_ORDER)) > start:
+                raise ValueError(f"pageblock at pfn {start} holds the free block at pfn "
+                                 f"{head}: move its free pages first")
+        self._pageblock_mt[start >> shift] = mt
+
     def nr_free_by_type(self) -> list[list[int]]:
         """Free blocks per migratetype per order, as /proc/pagetypeinfo counts them."""
         n = MIGRATE_TYPES

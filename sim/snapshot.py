@@ -394,11 +394,9 @@ def synthesize_zone(
     want.update(layout.filler_blocks)
     for pfn, order in _allocate_everything(zone):
         _split_to(zone, pfn, order, want)
-    # No public set_pageblock_migratetype in sim/buddy.py yet: every block is allocated
-    # now, so no free list depends on these bytes while they change.
-    pb_mt = zone._pageblock_mt  # noqa: SLF001
+    # Every block is allocated now, so no free list depends on the types as they change.
     for block, mt in enumerate(layout.pageblock_types):
-        pb_mt[block] = mt
+        zone.set_pageblock_migratetype(block << pageblock_order, mt)
     for pfn, order, _ in layout.free_blocks:
         zone.free(pfn, order, 0, to_tail=True)
     # The allocations above were bookkeeping, not workload: forget their side effects.

@@ -477,3 +477,20 @@ def test_random_operations_keep_every_invariant_and_free_all_restores_boot_layou
     zone.check()
     assert zone.nr_free == boot_layout(nr_pages)
     assert zone.nr_free_pages == nr_pages
+
+
+def test_set_pageblock_migratetype_retypes_only_blocks_without_free_pages():
+    zone = Zone(16384, cpus=1, pcp=False)
+    # Free at boot: every pageblock lies inside a free max-order block.
+    with pytest.raises(ValueError, match="free block at pfn 0"):
+        zone.set_pageblock_migratetype(600, MIGRATE_UNMOVABLE)
+    held = [zone.alloc(9, MIGRATE_MOVABLE) for _ in range(2)]
+    assert held == [0, 512]
+    zone.set_pageblock_migratetype(600, MIGRATE_UNMOVABLE)
+    assert zone.pageblock_migratetype(512) == MIGRATE_UNMOVABLE
+    assert zone.pageblock_migratetype(0) == MIGRATE_MOVABLE
+    zone.free(512, 9)  # the block goes back on the list of its new type
+    assert zone.nr_free_by_type()[MIGRATE_UNMOVABLE][9] == 1
+    zone.check()
+    with pytest.raises(ValueError, match="expected a migratetype"):
+        zone.set_pageblock_migratetype(0, 99)
