@@ -26,8 +26,16 @@ What runs, and the kernel code each part stands for:
 Time: direct reclaim and direct compaction run at once in simulated time, inside the
 allocating workload's step; their cost is added up as stall time rather than slept.
 kswapd, kcompactd and the defragmenter sleep for their costs, so other processes run
-meanwhile. Page-cache pages of ``sim.objects.FileSystem`` files are taken with the
-zone's fast path only (the FileSystem allocates them itself).
+meanwhile. Page-cache pages of ``sim.objects.FileSystem`` files go through the full
+``alloc_pages`` path too.
+
+Batching, an implementation detail with no effect on results: workloads take runs of
+order-0 pages with ``alloc_pages_batch`` (the zone's per-CPU fast path inlined, see
+``Zone.alloc_batch``) and free them with ``free_pages_batch``; a run stops at the
+first page the fast path refuses, and the caller takes the pages so far in hand before
+that page's slow path can reclaim or migrate them. Reclaim hands its victims to their
+owners a run at a time. ``Machine(batched=False)`` does everything page by page; the
+tests hold the two to identical results (tests/test_batching.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,14 @@ A workload is a SimPy process with its own random stream (``machine.rng(name)``)
 Operations due within one ``tick`` run in one SimPy event, in time order: that keeps
 the event count, and so the run time, proportional to simulated time rather than to
 the number of allocations (DESIGN.md: batch work per SimPy event where the model
-allows). ``tick: 0`` gives one event per operation.
+allows). ``tick: 0`` gives one event per operation. This one is a model choice: an
+operation runs up to a tick before its own time, and other processes see a tick's
+operations at once.
+
+Within an event, workloads hand the engine runs of pages (``Machine.alloc_pages_batch``,
+``free_pages_batch``) and draw vectors of random numbers where page-by-page code drew
+scalars (numpy gives the same values either way). That one changes nothing: a
+``Machine(batched=False)`` run is identical (tests/test_batching.py).
 """
 
 from __future__ import annotations
