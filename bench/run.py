@@ -10,7 +10,8 @@ same interpreter, right before what it is compared with, so machine noise cancel
 - bare allocator: sim.buddy.Zone vs the reference buddy loop (bench_buddy.py);
 - end to end: configs/bench.yaml, buddy ops per wall second as a ratio to the same
   reference rate;
-- replay: events/s and real-time factor on the shipped real trace;
+- replay: events/s and real-time factor on the real trace: ../shared's gzip copy when
+  it is there (the trace DESIGN.md names), else the repository's xz copy;
 - memory: bytes per page of a 64 GiB zone (16 Mi pages), in a fresh interpreter;
 - sweep scaling: --jobs 2 vs --jobs 1 on 8 short points (bench_sweep.py).
 """
@@ -32,6 +33,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import bench_buddy  # noqa: E402
+import bench_replay  # noqa: E402
 import bench_sweep  # noqa: E402
 
 GiB = 1 << 30
@@ -80,14 +82,18 @@ def end_to_end(reference_ops_per_s: float, duration: str, repeat: int) -> dict:
 def replay(repeat: int) -> dict:
     from sim.replay import replay_file
 
+    # The shared trace (gzip) when ../shared is there, else the repository's xz copy,
+    # which costs more to decompress.
     example = REPO / "configs" / "examples" / "tmpfs-churn-20k-keep10"
+    trace = bench_replay.default_trace()
     walls, result = [], None
     for _ in range(repeat):
-        result = replay_file(example / "trace.txt.xz", slabinfo=example / "before.slabinfo",
+        result = replay_file(trace, slabinfo=example / "before.slabinfo",
                              buddyinfo=example / "before.buddyinfo")
         walls.append(result.wall_s)
     wall = statistics.median(walls)
-    return {"events": result.parse.events, "span_s": result.parse.span_s,
+    return {"trace": os.path.relpath(trace, REPO), "events": result.parse.events,
+            "span_s": result.parse.span_s,
             "events_per_s": result.parse.events / wall,
             "realtime_factor": result.parse.span_s / wall}
 
