@@ -1067,6 +1067,8 @@ class Zone:
             capc = None  # task_capc(): only until one page is captured
         state[pfn] = PG_TAIL
         buddy_pfn = pfn
+        nxt, prv = self._next, self._prev
+        nr_free_mt, nr_free = self._nr_free_mt, self.nr_free
         while order < max_order:
             if capc is not None and self._capture(capc, pfn, order, mt):
                 return
@@ -1080,7 +1082,15 @@ class Zone:
                     mt >= MIGRATE_PCPTYPES or buddy_mt >= MIGRATE_PCPTYPES
                 ):
                     break  # no merging across isolated or highatomic blocks
-            self._del_from_free_list(buddy_pfn, order, buddy_mt)
+            # _del_from_free_list(buddy_pfn, order, buddy_mt), inline
+            n = nxt[buddy_pfn]
+            p = prv[buddy_pfn]
+            nxt[p] = n
+            prv[n] = p
+            state[buddy_pfn] = PG_TAIL
+            nr_free_mt[order * MIGRATE_TYPES + buddy_mt] -= 1
+            nr_free[order] -= 1
+            self.nr_free_pages -= 1 << order
             if buddy_mt != mt:
                 # set_pageblock_migratetype(buddy): match the buddy's type so that a
                 # later expand() puts the pieces on the right lists.
