@@ -32,7 +32,9 @@ Records are :class:`TraceEvent` tuples. Every other line is accounted for in
 tracepoints, and garbled lines, which are counted (the first ten kept with their line
 numbers) and never stop the stream. A gzip, xz or bzip2 file is recognised by its magic
 bytes, not its name. A truncated or corrupt compressed stream ends the stream with
-``stats.error`` set; the events before it are kept. A file with no kmem event at all, or
+``stats.error`` set; the events before it are kept, down to the last complete line that
+could be decompressed (gzip is read with zlib directly for that; concatenated members
+are one stream). A file with no kmem event at all, or
 an empty one, is a one-line :class:`~sim.errors.FragsimError`, raised when the stream
 ends.
 
@@ -52,7 +54,6 @@ import bz2
 import codecs
 import contextlib
 import gc
-import gzip
 import io
 import lzma
 import marshal
@@ -256,7 +257,7 @@ class TraceStream:
         self.compression = None
         if magic[:2] == b"\x1f\x8b":
             self.compression = "gzip"
-            self._stream = gzip.GzipFile(fileobj=buffered)
+            self._stream = _GzipReader(buffered)  # type: ignore[assignment]
         elif magic == b"\xfd7zXZ\x00":
             self.compression = "xz"
             self._stream = lzma.LZMAFile(buffered)  # noqa: SIM115 - closed in close()
@@ -285,6 +286,49 @@ class TraceStream:
         self._stream.close()
         if self._raw is not None:
             self._raw.close()
+
+
+class _GzipReader:
+    """gzip members read with zlib, so that a truncated or corrupt file gives every
+    byte that could be decompressed before it raises (``gzip.GzipFile.read`` drops
+    the data of the call that meets the end)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._inflate = zlib.decompressobj(wbits=31)
+        self._buf = b""
+        self._error: Exception | None = None
+        self._done = False
+
+    def _fill(self, size: int) -> None:
+        while len(self._buf) < size and not self._done:
+            data = self._raw.read(1 << 16)
+            if not data:
+                self._done = True
+                if not self._inflate.eof:
+                    self._error = EOFError(
+                        "Compressed file ended before the end-of-stream marker was reached")
+                return
+            try:
+                self._buf += self._inflate.decompress(data)
+                while self._inflate.eof and self._inflate.unused_data:
+                    # Another gzip member follows (concatenated .gz files).
+                    rest = self._inflate.unused_data
+                    self._inflate = zlib.decompressobj(wbits=31)
+                    self._buf += self._inflate.decompress(rest)
+            except zlib.error as err:
+                self._done = True
+                self._error = err
+
+    def read(self, size: int) -> bytes:
+        self._fill(size)
+        if not self._buf and self._error is not None:
+            raise self._error
+        out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+    def close(self) -> None:
+        self._buf = b""
 
 
 class TraceReader:

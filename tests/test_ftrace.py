@@ -4,6 +4,7 @@ in 6.18's format and in the older ones, streaming, and survives bad input."""
 import gzip
 import io
 import lzma
+import zlib
 from pathlib import Path
 
 import pytest
@@ -306,6 +307,33 @@ def test_a_truncated_gzip_ends_the_stream_with_an_error_not_a_crash(tmp_path):
     assert events == full[: len(events)]
     assert not stats.complete and "ends early" in stats.error
     assert "\n" not in stats.error
+
+
+@pytest.mark.parametrize("keep", [0.2, 0.5, 0.9, 0.999])
+def test_a_truncated_gzip_keeps_every_line_that_could_be_decompressed(tmp_path, keep):
+    """All complete lines zlib can get out of the truncated bytes are read, up to the
+    cut: none of the last decompression block is lost."""
+    text = gzip.decompress(SLICE.read_bytes())
+    packed = gzip.compress(text, compresslevel=6)
+    cut = packed[: int(len(packed) * keep)]
+    readable = zlib.decompressobj(wbits=31).decompress(cut)
+    prefix = readable[: readable.rindex(b"\n") + 1]
+    path = tmp_path / "cut.gz"
+    path.write_bytes(cut)
+    events, stats = read_trace(path)
+    expected, _ = read_trace(write(tmp_path, prefix.decode(), "prefix.txt"))
+    assert events == expected
+    assert len(events) > 0 and stats.error and "ends early" in stats.error
+
+
+def test_concatenated_gzip_members_read_as_one_trace(tmp_path):
+    text = gzip.decompress(SLICE.read_bytes())
+    half = text.index(b"\n", len(text) // 2) + 1
+    path = tmp_path / "two.gz"
+    path.write_bytes(gzip.compress(text[:half]) + gzip.compress(text[half:]))
+    events, stats = read_trace(path)
+    assert events == read_trace(SLICE)[0]
+    assert stats.complete and stats.error is None
 
 
 def test_a_truncated_gzip_before_any_event_is_a_one_line_error(tmp_path):
