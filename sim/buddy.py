@@ -48,6 +48,12 @@ Where this departs from the kernel, and why:
   ``fifo`` always adds at the tail, ``address`` always hands out the lowest pfn.
 - ``grouping_by_mobility: false`` is ``page_group_by_mobility_disabled``: every
   request and every pageblock is UNMOVABLE, so there is one list per order.
+- When ``__free_one_page`` merges a buddy of another migratetype, the kernel retypes
+  the buddy's first pageblock (``set_pageblock_migratetype(buddy, ...)``); this retypes
+  every pageblock of the buddy. With x86's pageblock_order = MAX_PAGE_ORDER - 1 (6.18's
+  default) the buddy is one pageblock and the two are the same; with a smaller
+  pageblock_order the kernel's later ``expand()`` would put pieces on a list that
+  disagrees with their pageblock (it warns), and this model's lists would break.
 
 The allocator is plain synchronous Python; it knows nothing of SimPy. The engine
 calls ``alloc`` (``get_page_from_freelist`` for this zone) and handles the slow path.
@@ -1093,8 +1099,9 @@ class Zone:
             self.nr_free_pages -= 1 << order
             if buddy_mt != mt:
                 # set_pageblock_migratetype(buddy): match the buddy's type so that a
-                # later expand() puts the pieces on the right lists.
-                self._set_pageblock_range(buddy_pfn, 0, mt)
+                # later expand() puts the pieces on the right lists. Every pageblock
+                # of the buddy (see the module docstring).
+                self._set_pageblock_range(buddy_pfn, order, mt)
             pfn &= buddy_pfn
             order += 1
         if not to_tail and order < max_order - 1:

@@ -444,16 +444,22 @@ ops = st.lists(
     pcp=st.booleans(),
     grouping=st.booleans(),
     order_mode=st.sampled_from(["lifo", "fifo", "address"]),
+    # (max_order, pageblock_order): x86's, and pageblocks smaller than half the
+    # largest block, where a merged buddy spans several pageblocks.
+    geometry=st.sampled_from([(10, 9), (10, 9), (8, 6), (8, 4)]),
     steps=ops,
 )
 def test_random_operations_keep_every_invariant_and_free_all_restores_boot_layout(
-    nr_pages, cpus, pcp, grouping, order_mode, steps
+    nr_pages, cpus, pcp, grouping, order_mode, geometry, steps
 ):
+    max_order, pageblock_order = geometry
     zone = Zone(nr_pages, cpus=cpus, pcp=pcp, grouping_by_mobility=grouping,
-                free_list_order=order_mode)
+                free_list_order=order_mode, max_order=max_order,
+                pageblock_order=pageblock_order)
     live: list[tuple[int, int]] = []
     for i, (op, order, mt, cpu, nowm, pick) in enumerate(steps):
         cpu %= cpus
+        order = min(order, max_order)
         if op == "alloc":
             flags = NOWM if nowm else ALLOC_KSWAPD | 1
             pfn = zone.alloc(order, mt, cpu=cpu, alloc_flags=flags)
@@ -475,7 +481,7 @@ def test_random_operations_keep_every_invariant_and_free_all_restores_boot_layou
         zone.free(pfn, order)
     zone.drain_all_pages()
     zone.check()
-    assert zone.nr_free == boot_layout(nr_pages)
+    assert zone.nr_free == boot_layout(nr_pages, max_order)
     assert zone.nr_free_pages == nr_pages
 
 
@@ -494,3 +500,26 @@ def test_set_pageblock_migratetype_retypes_only_blocks_without_free_pages():
     zone.check()
     with pytest.raises(ValueError, match="expected a migratetype"):
         zone.set_pageblock_migratetype(0, 99)
+
+
+def test_merging_a_buddy_of_another_type_retypes_every_pageblock_it_spans():
+    """With pageblocks smaller than half the largest block, a merged buddy can span
+    several pageblocks: all of them take the freed block's type, so the lists and the
+    pageblock types still agree after later splits."""
+    zone = Zone(256, cpus=1, pcp=False, max_order=8, pageblock_order=4,
+                min_free_kbytes=128, watermark_boost_factor=0)
+    low = zone.alloc(5, MIGRATE_MOVABLE, alloc_flags=NOWM)
+    high = zone.alloc(5, MIGRATE_MOVABLE, alloc_flags=NOWM)
+    assert (low, high) == (0, 32)
+    for pfn in (32, 48):  # the two pageblocks of the second block
+        zone.set_pageblock_migratetype(pfn, MIGRATE_UNMOVABLE)
+    zone.free(high, 5)  # onto the UNMOVABLE order-5 list
+    assert zone.nr_free_by_type()[MIGRATE_UNMOVABLE][5] == 1
+    zone.free(low, 5)  # merges with it, then on up to one order-8 block
+    assert zone.nr_free == boot_layout(256, 8)
+    assert [zone.pageblock_migratetype(pfn) for pfn in range(0, 256, 16)] == (
+        [MIGRATE_MOVABLE] * 16)
+    zone.check()
+    pieces = [zone.alloc(0, MIGRATE_MOVABLE, alloc_flags=NOWM) for _ in range(64)]
+    assert None not in pieces
+    zone.check()
