@@ -1264,33 +1264,35 @@ class Zone:
         fast_flags = alloc_flags == _FAST_ALLOC_FLAGS and pcp_type
         default_owner = _DEFAULT_OWNER[migratetype] if pcp_type else 0
         fast = fast_flags and self.nr_free_pages > self._alloc_mark
-        done = 0
-        for _ in range(n):
-            o = owner if owner_of is None else owner_of()
-            c = cpu()
-            if fast:
-                pcp = pcps[c]
-                lst = pcp.lists[migratetype]
-                if lst:
-                    # alloc()'s unrolled order-0 path, inline.
-                    pcp.free_count >>= 1
-                    pcp.count -= 1
-                    pfn = lst.pop()
-                    state[pfn] = PG_ALLOC
-                    owners[pfn] = default_owner if o is None else o
-                    append(pfn)
-                    done += 1
-                    continue
-            self.nr_alloc_calls += done + 1
-            done = 0
-            pfn = self._alloc(0, migratetype, c, o, alloc_flags)
-            if pfn is None:
-                return c, o
-            append(pfn)
-            # _alloc may have moved the free count, the boost or a zone flag.
-            fast = fast_flags and self.nr_free_pages > self._alloc_mark
-        self.nr_alloc_calls += done
-        return None
+        done = 0  # fast-path pages not yet counted in nr_alloc_calls
+        try:
+            for _ in range(n):
+                o = owner if owner_of is None else owner_of()
+                c = cpu()
+                if fast:
+                    pcp = pcps[c]
+                    lst = pcp.lists[migratetype]
+                    if lst:
+                        # alloc()'s unrolled order-0 path, inline.
+                        pcp.free_count >>= 1
+                        pcp.count -= 1
+                        pfn = lst.pop()
+                        state[pfn] = PG_ALLOC
+                        owners[pfn] = default_owner if o is None else o
+                        append(pfn)
+                        done += 1
+                        continue
+                self.nr_alloc_calls += done
+                done = 0
+                pfn = self.alloc(0, migratetype, c, o, alloc_flags)
+                if pfn is None:
+                    return c, o
+                append(pfn)
+                # alloc may have moved the free count, the boost or a zone flag.
+                fast = fast_flags and self.nr_free_pages > self._alloc_mark
+            return None
+        finally:
+            self.nr_alloc_calls += done
 
     def free_batch(self, pfns: Iterable[int], order: int, cpu: Callable[[], int]) -> None:
         """``free(pfn, order, cpu())`` for each pfn in turn, without a call per page
@@ -1300,28 +1302,32 @@ class Zone:
         shift = self.pageblock_order
         pcps = self.pcp
         free = self.free
-        done = 0
-        for pfn in pfns:
-            c = cpu()
-            if not order and self._fast_ok and 0 <= pfn < self.nr_pages and state[pfn] == PG_ALLOC:
-                mt = pb_mt[pfn >> shift]
-                if mt <= 2:
-                    # free()'s unrolled order-0 path, inline.
-                    pcp = pcps[c]
-                    count = pcp.count + 1
-                    if count < pcp.high:
-                        pcp.alloc_factor >>= 1
-                        state[pfn] = PG_PCP
-                        pcp.lists[mt].append(pfn)
-                        pcp.count = count
-                        if pcp.flags:
-                            pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
-                        if pcp.free_count < pcp.free_count_max:
-                            pcp.free_count += 1
-                        done += 1
-                        continue
-            free(pfn, order, c)
-        self.nr_free_calls += done
+        done = 0  # fast-path frees, counted in nr_free_calls at the end
+        try:
+            for pfn in pfns:
+                c = cpu()
+                if (not order and self._fast_ok and 0 <= pfn < self.nr_pages
+                        and state[pfn] == PG_ALLOC):
+                    mt = pb_mt[pfn >> shift]
+                    if mt <= 2:
+                        # free()'s unrolled order-0 path, inline.
+                        pcp = pcps[c]
+                        count = pcp.count + 1
+                        if count < pcp.high:
+                            if pcp.alloc_factor:
+                                pcp.alloc_factor >>= 1
+                            state[pfn] = PG_PCP
+                            pcp.lists[mt].append(pfn)
+                            pcp.count = count
+                            if pcp.flags:
+                                pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
+                            if pcp.free_count < pcp.free_count_max:
+                                pcp.free_count += 1
+                            done += 1
+                            continue
+                free(pfn, order, c)
+        finally:
+            self.nr_free_calls += done
 
     def _describe_bad_free(self, pfn: int, order: int) -> str:
         if not 0 <= pfn < self.nr_pages:

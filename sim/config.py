@@ -395,17 +395,19 @@ def _expected(root: type[BaseModel], error: dict, loc: tuple[str, ...]) -> str:
     ctx = error.get("ctx") or {}
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         info = _field_info(root, loc)
-        low = high = None
+        low = high = None  # (bound, inclusive)
         for meta in info.metadata if info else ():
             if isinstance(meta, Ge | Gt):
-                low = meta.ge if isinstance(meta, Ge) else meta.gt
+                low = (meta.ge, True) if isinstance(meta, Ge) else (meta.gt, False)
             if isinstance(meta, Le | Lt):
-                high = meta.le if isinstance(meta, Le) else meta.lt
+                high = (meta.le, True) if isinstance(meta, Le) else (meta.lt, False)
+        lows = None if low is None else ("of at least " if low[1] else "above ") + str(low[0])
+        highs = None if high is None else ("of at most " if high[1] else "below ") + str(high[0])
         if low is not None and high is not None:
-            return f"expected a number from {low} to {high}"
-        if low is not None:
-            return f"expected a number of at least {low}"
-        return f"expected a number of at most {high}"
+            if low[1] and high[1]:
+                return f"expected a number from {low[0]} to {high[0]}"
+            return f"expected a number {lows.removeprefix('of ')} and {highs.removeprefix('of ')}"
+        return f"expected a number {lows or highs}"
     if kind == "literal_error":
         return f"expected one of {ctx.get('expected', '')}".replace("'", "")
     if kind in ("int_parsing", "int_type", "int_from_float"):

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from sim.buddy import ALLOC_KSWAPD, ALLOC_WMARK_LOW, Zone
 from sim.config import load_config, validate_config
+from sim.errors import FragsimError
 from sim.gfp import GFP_HIGHUSER_MOVABLE
 from sim.machine import Machine
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
@@ -223,11 +224,12 @@ class _Probe(Workload):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    tick=st.sampled_from([0.0, 0.001, 0.01, 0.1, 0.3]),
+    tick=st.sampled_from([1e-6, 0.001, 0.01, 0.1, 0.3]),
     steps=st.lists(
         st.tuples(
             st.lists(st.one_of(st.floats(0, 5, allow_nan=False),
-                               st.sampled_from([0.0, 0.01, 0.1, 1.0, math.inf])),
+                               st.sampled_from([0.0, 0.01, 0.1, 1.0, 1e307, math.inf,
+                                                -math.inf])),
                      max_size=12),
             st.floats(0, 1, allow_nan=False)),
         min_size=1, max_size=25),
@@ -254,3 +256,31 @@ def test_expiry_queue_pops_in_time_then_insertion_order(tick, steps):
         assert probe.pop_expired(now) == expected
         assert probe.next_expiry() == (heap[0][0] if heap else math.inf)
         assert bool(probe._expiry) == bool(heap)
+
+
+def test_a_tick_of_zero_is_a_one_line_config_error():
+    """Every rate-driven workload does its work per tick: with no tick it would never
+    advance simulated time."""
+    with pytest.raises(FragsimError) as err:
+        validate_config({"workloads": [{"kind": "anon", "tick": 0}]}, "x.yaml")
+    assert "tick" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_zone_batches_count_their_calls_even_when_a_page_raises():
+    from sim.buddy import BadFree
+
+    zones = [Zone(4096, cpus=1) for _ in range(2)]
+    pfns = [zone.alloc(0, MIGRATE_MOVABLE) for zone in zones]
+    assert pfns[0] == pfns[1]
+    with pytest.raises(BadFree):
+        zones[0].free_batch([pfns[0], pfns[0]], 0, lambda: 0)  # the second is a double free
+    with pytest.raises(BadFree):
+        for pfn in (pfns[1], pfns[1]):
+            zones[1].free(pfn, 0, 0)
+    assert zones[0].nr_free_calls == zones[1].nr_free_calls == 2
+
+    cpu_then_fail = iter([0]).__next__  # StopIteration on the second page
+    got: list[int] = []
+    with pytest.raises(StopIteration):
+        zones[0].alloc_batch(2, MIGRATE_MOVABLE, cpu_then_fail, None, zone_fast_flags(), got)
+    assert len(got) == 1 and zones[0].nr_alloc_calls == 2  # the first alloc, and this one

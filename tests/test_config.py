@@ -128,3 +128,9 @@ def test_workload_parameters_are_checked_against_their_kind(tmp_path):
     path = write(tmp_path, "workloads:\n  - {kind: slab_churn, cache: dentry, rate: -5}\n")
     assert one_line_error(path) == (
         f"{path}: workloads.0.rate: expected a number of at least 0, got -5")
+
+
+def test_strict_bounds_are_worded_as_strict(tmp_path):
+    with pytest.raises(FragsimError) as err:
+        validate_config({"sample_every": 0}, "x.yaml")
+    assert str(err.value) == "x.yaml: sample_every: expected a number above 0, got 0.0"

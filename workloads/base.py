@@ -4,9 +4,9 @@ A workload is a SimPy process with its own random stream (``machine.rng(name)``)
 Operations due within one ``tick`` run in one SimPy event, in time order: that keeps
 the event count, and so the run time, proportional to simulated time rather than to
 the number of allocations (DESIGN.md: batch work per SimPy event where the model
-allows). ``tick: 0`` gives one event per operation. This one is a model choice: an
-operation runs up to a tick before its own time, and other processes see a tick's
-operations at once.
+allows). This one is a model choice: an operation runs up to a tick before its own
+time, and other processes see a tick's operations at once; a smaller tick interleaves
+workloads more finely, at the cost of more events.
 
 Within an event, workloads hand the engine runs of pages (``Machine.alloc_pages_batch``,
 ``free_pages_batch``) and draw vectors of random numbers where page-by-page code drew
@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sim.config import Duration
 
 _when = operator.itemgetter(0)
+_FAR = 1 << 62  # expiry buckets beyond this many ticks are one bucket
 
 
 class WorkloadError(RuntimeError):
@@ -63,7 +64,8 @@ class WorkloadParams(BaseModel):
     start: Duration = 0.0
     stop: Duration | None = Field(None, description="stop creating work at this time")
     cpu: Literal["round_robin", "random"] | int = "round_robin"
-    tick: Duration = Field(0.01, description="operations due within a tick share an event")
+    tick: Duration = Field(0.01, gt=0,
+                           description="operations due within a tick share an event")
 
 
 class Workload:
@@ -90,7 +92,7 @@ class Workload:
         # stable sort: the order of a (when, sequence) heap, at list-append cost.
         self._expiry: list[int] = []
         self._expiring: dict[int, list[tuple[float, Any]]] = {}
-        self._expiry_width = params.tick if params.tick > 0 else 1e-3
+        self._expiry_width = params.tick
         self.process: simpy.Process | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -119,7 +121,10 @@ class Workload:
     def expire_at(self, when: float, item: Any) -> None:
         if when != np.inf:
             when = float(when)
-            k = int(when / self._expiry_width)
+            q = when / self._expiry_width
+            # int() truncates, which never decreases as q grows; far-off (or -inf)
+            # times share an end bucket rather than overflow.
+            k = int(q) if -_FAR < q < _FAR else (_FAR if q > 0 else -_FAR)
             bucket = self._expiring.get(k)
             if bucket is None:
                 self._expiring[k] = [(when, item)]
@@ -130,7 +135,8 @@ class Workload:
     def pop_expired(self, now: float) -> list[Any]:
         """The items due at or before ``now``, earliest first, ties in the order added."""
         heap = self._expiry
-        k_now = int(now / self._expiry_width)
+        q = now / self._expiry_width
+        k_now = int(q) if -_FAR < q < _FAR else (_FAR if q > 0 else -_FAR)
         if not heap or heap[0] > k_now:
             return []
         out: list[Any] = []
