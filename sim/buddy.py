@@ -1246,14 +1246,15 @@ class Zone:
         out: list[int],
         owner_of: Callable[[], int] | None = None,
     ) -> tuple[int, int | None] | None:
-        """``n`` order-0 ``alloc`` calls in a row, without a Python call per page.
+        """``n`` order-0 ``alloc`` calls in a row, with no call per page while the
+        per-CPU fast path serves them.
 
         Page i is ``alloc(0, migratetype, c, o, alloc_flags)`` with ``o = owner_of()``
         (or ``owner``) then ``c = cpu()``, drawn in that order, and its pfn is appended
         to ``out``. The first refusal stops the batch: it returns that page's
         ``(cpu, owner)`` so the caller can run the slow path for it; None when all
-        ``n`` were served. Call for call the same effects as the loop (the engine's
-        bulk-versus-per-page test holds it to that); there are no callbacks to the
+        ``n`` were served. Call for call the same effects as the loop
+        (tests/test_batching.py holds it to that); there are no callbacks to the
         caller except ``on_wakeup_kswapd``, which only wakes a daemon.
         """
         state = self._state
