@@ -208,7 +208,8 @@ class Machine:
                                  rcu_grace=config.slab.rcu_grace, clock=self._now)
         self.caches.create = self._created(self.caches.create)  # type: ignore[method-assign]
         self.lru = FileLru(self._evict_lru_page,
-                           self._evict_lru_pages if batched else None)
+                           self._evict_lru_pages if batched else None,
+                           nr_pages=self.zone.nr_pages)
         self._lru_owners: list[Callable[[int], None]] = []
         self._lru_batch_owners: list[Callable[[list[int]], None] | None] = []
         self.filesystems: list[FileSystem] = []

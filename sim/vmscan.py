@@ -14,10 +14,11 @@ back as the newest (``folio_putback_lru`` after migration).
 
 from __future__ import annotations
 
-import itertools
-from collections import OrderedDict
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 SWAP_CLUSTER_MAX = 32
 
@@ -30,59 +31,122 @@ class ReclaimStats:
 
 
 class FileLru:
-    """Page-cache pages, oldest first, with a referenced bit per page."""
+    """Page-cache pages, oldest first, with a referenced bit per page.
+
+    Kept as a queue of pfns in the order they became newest, plus per-pfn arrays over
+    the zone: the queue index of the pfn's live entry (-1 when not on the list), its
+    owner and its referenced bit. Removing a page only clears its index; the scan
+    skips queue entries that are no longer live, and the queue is compacted once
+    mostly stale. Adds and accesses of a run of pages are then a few numpy calls. The
+    order is an ordered dict's: a page added again while on the list keeps its place.
+    """
+
+    COMPACT_AFTER = 4096  # consumed queue entries before a compaction is considered
 
     def __init__(self, evict: Callable[[int, int], None],
-                 evict_many: Callable[[list[int], list[int]], None] | None = None) -> None:
-        # pfn -> owner id, oldest first. An OrderedDict, not a dict: popping the oldest
-        # of a plain dict leaves dummies that every later next(iter()) walks over.
-        self._pages: OrderedDict[int, int] = OrderedDict()
-        self._referenced: set[int] = set()
+                 evict_many: Callable[[list[int], list[int]], None] | None = None,
+                 nr_pages: int = 0) -> None:
         self._evict = evict
         # evict_many(pfns, owners): a pass's victims at once, after its scan (the
         # callbacks do not touch the LRU, so this is the same as one call each).
         self._evict_many = evict_many
         self.stats = ReclaimStats()
+        self._queue = array("i")
+        self._head = 0  # queue entries before this one are consumed
+        self._count = 0
+        self._size = 0  # pfns covered by the arrays below, grown on demand
+        self._pos = array("i")
+        self._owner = array("h")
+        self._ref = bytearray()
+        self._pos_np = self._owner_np = self._ref_np = np.zeros(0, dtype=np.int32)
+        self._nr_pages = nr_pages  # the zone's size: the arrays' size at the first add
+
+    def _grow(self, size: int) -> None:
+        """Cover pfns below ``size``: at once the zone, when it was given."""
+        size = max(size, 2 * self._size, self._nr_pages)
+        extra = size - self._size
+        # Drop the numpy views first: an array with exported buffers cannot grow.
+        self._pos_np = self._owner_np = self._ref_np = np.zeros(0, dtype=np.int32)
+        self._pos.extend(array("i", [-1]) * extra)
+        self._owner.extend(array("h", [0]) * extra)
+        self._ref.extend(bytes(extra))
+        self._size = size
+        self._pos_np = np.frombuffer(self._pos, dtype=np.int32)
+        self._owner_np = np.frombuffer(self._owner, dtype=np.int16)
+        self._ref_np = np.frombuffer(self._ref, dtype=np.uint8)
 
     def __len__(self) -> int:
-        return len(self._pages)
+        return self._count
 
     def __contains__(self, pfn: int) -> bool:
-        return pfn in self._pages
+        return 0 <= pfn < self._size and self._pos[pfn] >= 0
+
+    def _append(self, pfn: int) -> None:
+        self._pos[pfn] = len(self._queue)
+        self._queue.append(pfn)
 
     def add(self, pfn: int, owner: int) -> None:
         """``folio_add_lru``: a new page-cache page, the newest on the list."""
-        self._pages[pfn] = owner
-        self._referenced.discard(pfn)
+        if pfn >= self._size:
+            self._grow(pfn + 1)
+        if self._pos[pfn] < 0:
+            self._append(pfn)
+            self._count += 1
+        self._owner[pfn] = owner
+        self._ref[pfn] = 0
 
     def add_many(self, pfns: list[int], owner: int) -> None:
-        """``add`` each of these new pages in turn (none of them is on the list)."""
-        self._pages.update(zip(pfns, itertools.repeat(owner)))
-        self._referenced.difference_update(pfns)
+        """``add`` each of these pages in turn."""
+        if not pfns:
+            return
+        p = np.asarray(pfns, dtype=np.int64)
+        if int(p.max()) >= self._size:
+            self._grow(int(p.max()) + 1)
+        new = p[self._pos_np[p] < 0]
+        if len(np.unique(new)) != len(new):  # a pfn twice: only its first add appends
+            for pfn in pfns:
+                self.add(pfn, owner)
+            return
+        self._pos_np[new] = np.arange(len(self._queue), len(self._queue) + len(new))
+        self._queue.frombytes(new.astype(np.int32).tobytes())
+        self._count += len(new)
+        self._owner_np[p] = owner
+        self._ref_np[p] = 0
 
     def mark_accessed_many(self, pfns: list[int]) -> None:
         """``mark_accessed`` each pfn in turn."""
-        pages = self._pages
-        self._referenced.update([pfn for pfn in pfns if pfn in pages])
+        if not pfns:
+            return
+        p = np.asarray(pfns, dtype=np.int64)
+        p = p[(p >= 0) & (p < self._size)]
+        self._ref_np[p[self._pos_np[p] >= 0]] = 1
 
     def mark_accessed(self, pfn: int) -> None:
         """``folio_mark_accessed``: the page was read again."""
-        if pfn in self._pages:
-            self._referenced.add(pfn)
+        if pfn in self:
+            self._ref[pfn] = 1
 
     def remove(self, pfn: int) -> int:
         """The owner drops the page itself (truncation, unlink); returns its owner id."""
-        self._referenced.discard(pfn)
-        return self._pages.pop(pfn)
+        if pfn not in self:
+            raise KeyError(pfn)
+        self._pos[pfn] = -1
+        self._ref[pfn] = 0
+        self._count -= 1
+        return self._owner[pfn]
 
     def migrate(self, old_pfn: int, new_pfn: int) -> None:
         """Compaction moved the page: same owner, new pfn, put back as the newest."""
-        owner = self._pages.pop(old_pfn)
-        referenced = old_pfn in self._referenced
-        self._referenced.discard(old_pfn)
-        self._pages[new_pfn] = owner
+        referenced = old_pfn in self and self._ref[old_pfn]
+        owner = self.remove(old_pfn)
+        if new_pfn >= self._size:
+            self._grow(new_pfn + 1)
+        if self._pos[new_pfn] < 0:
+            self._append(new_pfn)
+            self._count += 1
+        self._owner[new_pfn] = owner
         if referenced:
-            self._referenced.add(new_pfn)
+            self._ref[new_pfn] = 1
 
     def shrink(self, nr_to_reclaim: int, max_scan: int | None = None) -> int:
         """Scan from the oldest end, evicting unreferenced pages; returns pages evicted.
@@ -90,29 +154,49 @@ class FileLru:
         A referenced page loses its bit and goes to the newest end. At most ``max_scan``
         pages are looked at (default: twice the list, so every page is seen twice).
         """
-        pages = self._pages
-        referenced = self._referenced
-        limit = 2 * len(pages) if max_scan is None else max_scan
+        queue, pos, ref, owners = self._queue, self._pos, self._ref, self._owner
+        limit = 2 * self._count if max_scan is None else max_scan
         evicted = scanned = rotated = 0
+        head = self._head
         victims: list[int] = []
-        owners: list[int] = []
-        while evicted < nr_to_reclaim and scanned < limit and pages:
-            pfn, owner = pages.popitem(last=False)
+        victim_owners: list[int] = []
+        while evicted < nr_to_reclaim and scanned < limit and self._count:
+            pfn = queue[head]
+            while pos[pfn] != head:  # a page that left the list or moved up
+                head += 1
+                pfn = queue[head]
+            head += 1
             scanned += 1
-            if pfn in referenced:
-                referenced.discard(pfn)
-                pages[pfn] = owner
+            if ref[pfn]:
+                ref[pfn] = 0
+                pos[pfn] = len(queue)
+                queue.append(pfn)
                 rotated += 1
                 continue
+            pos[pfn] = -1
+            self._count -= 1
             evicted += 1
             if self._evict_many is None:
-                self._evict(pfn, owner)
+                self._evict(pfn, owners[pfn])
             else:
                 victims.append(pfn)
-                owners.append(owner)
+                victim_owners.append(owners[pfn])
+        self._head = head
+        if head > self.COMPACT_AFTER and head > len(queue) // 2:
+            self._compact()
         if victims:
-            self._evict_many(victims, owners)
+            self._evict_many(victims, victim_owners)
         self.stats.rotated += rotated
         self.stats.scanned += scanned
         self.stats.evicted += evicted
         return evicted
+
+    def _compact(self) -> None:
+        """Drop consumed and stale queue entries; live entries keep their order."""
+        q = np.frombuffer(self._queue, dtype=np.int32)[self._head:].copy()
+        live = q[self._pos_np[q] == np.arange(self._head, self._head + len(q))]
+        self._pos_np[live] = np.arange(len(live))
+        queue = array("i")
+        queue.frombytes(live.tobytes())
+        self._queue = queue
+        self._head = 0

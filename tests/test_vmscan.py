@@ -1,5 +1,11 @@
 """The file LRU: age order, second chance, eviction through the owner, migration."""
 
+from collections import OrderedDict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from sim.gfp import (
     __GFP_DIRECT_RECLAIM,
     __GFP_RECLAIMABLE,
@@ -11,7 +17,7 @@ from sim.gfp import (
     parse_gfp,
 )
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
-from sim.vmscan import FileLru
+from sim.vmscan import FileLru, ReclaimStats
 
 
 def make_lru():
@@ -65,3 +71,135 @@ def test_gfp_strings_from_the_real_trace_parse():
     assert parse_gfp("GFP_KERNEL") == GFP_KERNEL and parse_gfp("0x0") == 0
     assert not GFP_TRANSHUGE_LIGHT & __GFP_DIRECT_RECLAIM and GFP_TRANSHUGE & __GFP_DIRECT_RECLAIM
     assert gfp_migratetype(GFP_HIGHUSER_MOVABLE) == MIGRATE_MOVABLE
+
+
+# ------------------------------------------------------------------ against a reference
+
+
+class OrderedDictLru:
+    """The LRU as an OrderedDict of pfn -> owner and a set of referenced pfns: the
+    plain statement of the semantics the queue-and-arrays FileLru must keep."""
+
+    def __init__(self, evict):
+        self.pages: OrderedDict[int, int] = OrderedDict()
+        self.referenced: set[int] = set()
+        self.evict = evict
+        self.stats = ReclaimStats()
+
+    def add(self, pfn, owner):
+        self.pages[pfn] = owner
+        self.referenced.discard(pfn)
+
+    def mark_accessed(self, pfn):
+        if pfn in self.pages:
+            self.referenced.add(pfn)
+
+    def remove(self, pfn):
+        self.referenced.discard(pfn)
+        return self.pages.pop(pfn)
+
+    def migrate(self, old, new):
+        owner = self.pages.pop(old)
+        referenced = old in self.referenced
+        self.referenced.discard(old)
+        self.pages[new] = owner
+        if referenced:
+            self.referenced.add(new)
+
+    def shrink(self, nr_to_reclaim, max_scan=None):
+        limit = 2 * len(self.pages) if max_scan is None else max_scan
+        evicted = scanned = 0
+        while evicted < nr_to_reclaim and scanned < limit and self.pages:
+            pfn, owner = self.pages.popitem(last=False)
+            scanned += 1
+            if pfn in self.referenced:
+                self.referenced.discard(pfn)
+                self.pages[pfn] = owner
+                self.stats.rotated += 1
+                continue
+            evicted += 1
+            self.evict(pfn, owner)
+        self.stats.scanned += scanned
+        self.stats.evicted += evicted
+        return evicted
+
+
+pfn_st = st.integers(0, 40)
+lru_ops = st.lists(st.one_of(
+    st.tuples(st.just("add"), pfn_st, st.integers(0, 3)),
+    st.tuples(st.just("add_many"), st.lists(pfn_st, max_size=8), st.integers(0, 3)),
+    st.tuples(st.just("add_many"), st.lists(pfn_st, min_size=4, max_size=16), st.integers(0, 3)),
+    st.tuples(st.just("access"), pfn_st),
+    st.tuples(st.just("access_many"), st.lists(pfn_st, max_size=8)),
+    st.tuples(st.just("remove"), pfn_st),
+    st.tuples(st.just("migrate"), pfn_st, pfn_st),
+    st.tuples(st.just("shrink"), st.integers(0, 12), st.one_of(st.none(), st.integers(0, 20))),
+), min_size=10, max_size=120)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=lru_ops, batched=st.booleans(), zone_sized=st.booleans())
+def test_file_lru_behaves_as_an_ordered_dict_with_a_referenced_set(ops, batched, zone_sized):
+    got, want = [], []
+    lru = FileLru(lambda pfn, owner: got.append((pfn, owner)),
+                  (lambda pfns, owners: got.extend(zip(pfns, owners, strict=True)))
+                  if batched else None, nr_pages=41 if zone_sized else 0)
+    lru.COMPACT_AFTER = 2  # compact often
+    ref = OrderedDictLru(lambda pfn, owner: want.append((pfn, owner)))
+    for op in ops:
+        if op[0] == "add":
+            lru.add(op[1], op[2])
+            ref.add(op[1], op[2])
+        elif op[0] == "add_many":
+            lru.add_many(op[1], op[2])
+            for pfn in op[1]:
+                ref.add(pfn, op[2])
+        elif op[0] == "access":
+            lru.mark_accessed(op[1])
+            ref.mark_accessed(op[1])
+        elif op[0] == "access_many":
+            lru.mark_accessed_many(op[1])
+            for pfn in op[1]:
+                ref.mark_accessed(pfn)
+        elif op[0] == "remove":
+            if op[1] in ref.pages:
+                assert lru.remove(op[1]) == ref.remove(op[1])
+            else:
+                with pytest.raises(KeyError):
+                    lru.remove(op[1])
+        elif op[0] == "migrate":
+            if op[1] in ref.pages:
+                lru.migrate(op[1], op[2])
+                ref.migrate(op[1], op[2])
+            else:
+                with pytest.raises(KeyError):
+                    lru.migrate(op[1], op[2])
+        else:
+            assert lru.shrink(op[1], op[2]) == ref.shrink(op[1], op[2])
+            assert got == want
+        assert len(lru) == len(ref.pages)
+        assert [pfn for pfn in range(-1, 45) if pfn in lru] == sorted(ref.pages)
+        assert lru.stats == ref.stats
+    # Drain both: the whole remaining order, with owners, must agree.
+    lru.shrink(10**6, 10**6)
+    ref.shrink(10**6, 10**6)
+    assert got == want
+
+
+def test_compaction_keeps_the_order_of_the_pages_left():
+    got, want = [], []
+    lru = FileLru(lambda pfn, owner: got.append((pfn, owner)))
+    lru.COMPACT_AFTER = 2
+    ref = OrderedDictLru(lambda pfn, owner: want.append((pfn, owner)))
+    for both in (lru, ref):
+        for pfn in range(20):
+            both.add(pfn, pfn % 4)
+        for pfn in range(0, 20, 3):
+            both.mark_accessed(pfn)
+        both.remove(7)
+        both.shrink(8)  # consumes over half the queue: a compaction follows
+    assert lru._head == 0 and len(lru._queue) == len(lru)  # it compacted
+    for both in (lru, ref):
+        both.add(7, 1)
+        both.shrink(100)
+    assert got == want and len(got) == 20
