@@ -29,7 +29,7 @@ from sim.gfp import GFP_HIGHUSER_MOVABLE
 from sim.machine import Machine
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 from sim.runner import run_machine
-from workloads.base import Workload
+from workloads.base import PageSet, Workload
 
 PRESSURE = """
 name: batching
@@ -284,3 +284,23 @@ def test_zone_batches_count_their_calls_even_when_a_page_raises():
     with pytest.raises(StopIteration):
         zones[0].alloc_batch(2, MIGRATE_MOVABLE, cpu_then_fail, None, zone_fast_flags(), got)
     assert len(got) == 1 and zones[0].nr_alloc_calls == 2  # the first alloc, and this one
+
+
+@settings(max_examples=50, deadline=None)
+@given(runs=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), max_size=12),
+       seed=st.integers(0, 100))
+def test_page_set_runs_equal_single_calls(runs, seed):
+    """add_many / pop_random_many / choice_many against add / pop_random / choice."""
+    one, many = PageSet(4096), PageSet(4096)
+    rngs = [np.random.default_rng(seed), np.random.default_rng(seed)]
+    fresh = iter(np.random.default_rng(seed + 1).permutation(4096).tolist())
+    for n_add, n_pop in runs:
+        pfns = [next(fresh) for _ in range(n_add)]
+        for pfn in pfns:
+            one.add(pfn)
+        many.add_many(pfns)
+        k = min(n_pop, len(one))
+        assert [one.pop_random(rngs[0]) for _ in range(k)] == many.pop_random_many(rngs[1], k)
+        if len(one):
+            assert [one.choice(rngs[0]) for _ in range(3)] == many.choice_many(rngs[1], 3)
+        assert one.pfns == many.pfns and one.where == many.where

@@ -207,6 +207,7 @@ class PageSet:
 
         self.pfns = array("i")
         self.where = array("i", [-1]) * nr_pages
+        self._where_np = np.frombuffer(self.where, dtype=np.int32)  # never resized
 
     def __len__(self) -> int:
         return len(self.pfns)
@@ -219,13 +220,13 @@ class PageSet:
         self.pfns.append(pfn)
 
     def add_many(self, pfns: list[int]) -> None:
-        """``add`` each pfn in turn."""
-        where = self.where
+        """``add`` each pfn in turn (distinct pfns, none of them in the set yet)."""
+        if not pfns:
+            return
         i = len(self.pfns)
-        self.pfns.extend(pfns)
-        for pfn in pfns:
-            where[pfn] = i
-            i += 1
+        p = np.asarray(pfns, dtype=np.int32)
+        self.pfns.frombytes(p.tobytes())
+        self._where_np[p] = np.arange(i, i + len(p), dtype=np.int32)
 
     def remove(self, pfn: int) -> None:
         i = self.where[pfn]
