@@ -103,11 +103,14 @@ class FileLru:
         if int(p.max()) >= self._size:
             self._grow(int(p.max()) + 1)
         new = p[self._pos_np[p] < 0]
-        if len(np.unique(new)) != len(new):  # a pfn twice: only its first add appends
+        where = np.arange(len(self._queue), len(self._queue) + len(new), dtype=np.int32)
+        self._pos_np[new] = where
+        if not np.array_equal(self._pos_np[new], where):
+            # A pfn twice in the run: only its first add appends. Undo, go one by one.
+            self._pos_np[new] = -1
             for pfn in pfns:
                 self.add(pfn, owner)
             return
-        self._pos_np[new] = np.arange(len(self._queue), len(self._queue) + len(new))
         self._queue.frombytes(new.astype(np.int32).tobytes())
         self._count += len(new)
         self._owner_np[p] = owner

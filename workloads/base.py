@@ -20,6 +20,7 @@ import functools
 import heapq
 import itertools
 import operator
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
@@ -30,6 +31,7 @@ from sim.config import Duration
 
 _when = operator.itemgetter(0)
 _FAR = 1 << 62  # expiry buckets beyond this many ticks are one bucket
+_INF = float("inf")
 
 
 class WorkloadError(RuntimeError):
@@ -119,16 +121,25 @@ class Workload:
         return stop is None or self.env.now < stop
 
     def expire_at(self, when: float, item: Any) -> None:
-        if when != np.inf:
-            when = float(when)
-            q = when / self._expiry_width
+        """``item`` is due at ``when`` (never, when that is infinite)."""
+        self.expire_many((when,), (item,))
+
+    def expire_many(self, whens: Iterable[float], items: Iterable[Any]) -> None:
+        """``expire_at`` for each (when, item) pair in turn."""
+        width = self._expiry_width
+        expiring = self._expiring
+        heap = self._expiry
+        for when, item in zip(whens, items, strict=True):
+            if when == _INF:
+                continue
+            q = when / width
             # int() truncates, which never decreases as q grows; far-off (or -inf)
             # times share an end bucket rather than overflow.
             k = int(q) if -_FAR < q < _FAR else (_FAR if q > 0 else -_FAR)
-            bucket = self._expiring.get(k)
+            bucket = expiring.get(k)
             if bucket is None:
-                self._expiring[k] = [(when, item)]
-                heapq.heappush(self._expiry, k)
+                expiring[k] = [(when, item)]
+                heapq.heappush(heap, k)
             else:
                 bucket.append((when, item))
 

@@ -109,8 +109,10 @@ class SlabChurn(Workload):
         lifetimes = p.lifetime.sample(self.rng, n).tolist()
         unused = self.rng.random(n) < p.unused_share if p.unused_share else None
         now = self.env.now
-        alloc, cpu, live, expire_at = cache.alloc, self.cpu, self.live, self.expire_at
+        alloc, cpu, live = cache.alloc, self.cpu, self.live
         gen = self._gen
+        whens: list[float] = []
+        items: list[tuple[int, int]] = []
         for i in range(n):
             oid = alloc(cpu())
             if oid is None:
@@ -118,11 +120,14 @@ class SlabChurn(Workload):
                 continue
             gen += 1
             live[oid] = gen
-            self.allocated += 1
             if unused is not None and unused[i]:
                 cache.lru_add(oid)
-            expire_at(now + lifetimes[i], (oid, gen))
+            whens.append(now + lifetimes[i])
+            items.append((oid, gen))
+        self.allocated += len(items)
         self._gen = gen
+        # Nothing reads the expiry queue before the next tick: queue them at once.
+        self.expire_many(whens, items)
 
     def summary(self) -> dict[str, Any]:
         return {"allocated": self.allocated, "freed": self.freed, "failed": self.failed,
