@@ -1421,14 +1421,12 @@ class Zone:
         """Page counts per pageblock, computed vectorised from the page state."""
         state = np.frombuffer(self._state, dtype=np.uint8)
         owner = np.frombuffer(self._owner, dtype=np.uint16)
-        heads = np.flatnonzero(state)  # PG_TAIL is 0: every other state is a head
-        head_state = state[heads]
         nblocks = self.nr_pageblocks
         shift = self.pageblock_order
-        # One category per head from a table over (kind, owner class), then one bincount
-        # over (block, category); blocks of pageblock order and above are few and added
-        # by hand.
-        lut = np.full((4, OWNER_SLAB + 1), _PB_OTHER, dtype=np.int64)
+        # A category per page from a table over (kind, owner class): a head counts
+        # once where it stands (tails are "other"), then heads of larger blocks add
+        # the rest of their pages.
+        lut = np.full((4, OWNER_SLAB + 1), _PB_OTHER, dtype=np.uint8)
         lut[PG_BUDDY >> 6, :] = _PB_FREE
         lut[PG_PCP >> 6, :] = _PB_PCP
         lut[PG_ALLOC >> 6, OWNER_MOVABLE] = _PB_MOVABLE
@@ -1436,21 +1434,29 @@ class Zone:
         lut[PG_ALLOC >> 6, OWNER_UNMOVABLE] = _PB_UNMOVABLE
         lut[PG_ALLOC >> 6, OWNER_RECLAIMABLE] = _PB_UNMOVABLE
         lut[PG_ALLOC >> 6, OWNER_SLAB] = _PB_SLAB
-        cat = lut[head_state >> 6, np.minimum(owner[heads], OWNER_SLAB)]
-        orders = head_state & PG_ORDER
-        index = (heads >> shift) * _PB_CATEGORIES + cat
-        counts = np.bincount(index[orders == 0], minlength=nblocks * _PB_CATEGORIES)
-        small = (orders > 0) & (orders < shift)
+        code = (state >> 6) * np.uint8(OWNER_SLAB + 1)
+        code += np.minimum(owner, OWNER_SLAB).astype(np.uint8)
+        cat = np.full(nblocks << shift, _PB_OTHER, dtype=np.uint8)
+        cat[:len(state)] = lut.ravel()[code]
+        per_page = cat.reshape(nblocks, 1 << shift)
+        counts = np.zeros((nblocks, _PB_CATEGORIES), dtype=np.int64)
+        for c in range(_PB_OTHER):
+            counts[:, c] = np.count_nonzero(per_page == c, axis=1)
+        heads = np.flatnonzero(state & PG_ORDER)  # heads of blocks above order 0
+        orders = (state[heads] & PG_ORDER).astype(np.int64)
+        head_cat = cat[heads]
+        small = orders < shift
         if small.any():
             counts += np.bincount(
-                index[small], weights=np.left_shift(1, orders[small].astype(np.int64)),
-                minlength=nblocks * _PB_CATEGORIES).astype(np.int64)
-        counts = counts.reshape(nblocks, _PB_CATEGORIES)
-        large = orders >= shift
-        for pfn, order, c in zip(heads[large].tolist(), orders[large].tolist(),
-                                 cat[large].tolist(), strict=True):
+                (heads[small] >> shift) * _PB_CATEGORIES + head_cat[small],
+                weights=np.left_shift(1, orders[small]) - 1,
+                minlength=nblocks * _PB_CATEGORIES,
+            ).astype(np.int64).reshape(nblocks, _PB_CATEGORIES)
+        for pfn, order, c in zip(heads[~small].tolist(), orders[~small].tolist(),
+                                 head_cat[~small].tolist(), strict=True):
             first = pfn >> shift
             counts[first:first + (1 << (order - shift)), c] += 1 << shift
+            counts[first, c] -= 1  # the head, counted above
         return PageblockStats(
             migratetype=np.frombuffer(self._pageblock_mt, dtype=np.uint8).copy(),
             free_pages=counts[:, _PB_FREE].copy(),

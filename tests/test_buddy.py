@@ -17,6 +17,9 @@ from sim.buddy import (
     ALLOC_KSWAPD,
     ALLOC_NO_WATERMARKS,
     OWNER_MOVABLE,
+    OWNER_PINNED,
+    OWNER_RECLAIMABLE,
+    OWNER_SLAB,
     OWNER_UNMOVABLE,
     BadFree,
     BuddyStats,
@@ -405,6 +408,44 @@ def test_high_order_watermark_needs_a_free_block_of_that_order():
 # --------------------------------------------------------------------------- metrics
 
 
+PB_FIELDS = ("free_pages", "pcp_pages", "movable_pages", "pinned_pages",
+             "unmovable_pages", "slab_pages")
+
+
+def pageblock_stats_lists(zone):
+    stats = zone.pageblock_stats()
+    return {name: getattr(stats, name).tolist() for name in PB_FIELDS}
+
+
+def brute_pageblock_stats(zone):
+    """pageblock_stats the slow way: walk the heads, give each page of a block to
+    the pageblock it lies in."""
+    state, owner = zone.page_state_arrays()
+    counts = {name: [0] * zone.nr_pageblocks for name in PB_FIELDS}
+    for pfn in range(zone.nr_pages):
+        st = state[pfn]
+        if not st:
+            continue  # a tail
+        kind, order, who = st & 0xC0, st & 0x3F, owner[pfn]
+        if kind == 0x40:
+            name = "free_pages"
+        elif kind == 0xC0:
+            name = "pcp_pages"
+        elif who == OWNER_MOVABLE:
+            name = "movable_pages"
+        elif who == OWNER_PINNED:
+            name = "pinned_pages"
+        elif who in (OWNER_UNMOVABLE, OWNER_RECLAIMABLE):
+            name = "unmovable_pages"
+        elif who >= OWNER_SLAB:
+            name = "slab_pages"
+        else:
+            continue
+        for page in range(pfn, pfn + (1 << order)):
+            counts[name][page >> zone.pageblock_order] += 1
+    return counts
+
+
 def test_pageblock_stats_account_every_page():
     zone = Zone(4096 + 100, cpus=2)
     live = [(zone.alloc(0, M, cpu=0), 0) for _ in range(300)]
@@ -466,6 +507,8 @@ def test_random_operations_keep_every_invariant_and_free_all_restores_boot_layou
             if pfn is not None:
                 assert pfn % (1 << order) == 0
                 live.append((pfn, order))
+                if pick % 5 == 0:  # owners beyond the migratetype's default
+                    zone.set_owner(pfn, (OWNER_PINNED, OWNER_SLAB + pick % 9, 5)[pick % 3])
         elif op == "free" and live:
             pfn, order = live.pop(pick % len(live))
             zone.free(pfn, order, cpu=cpu)
@@ -476,6 +519,7 @@ def test_random_operations_keep_every_invariant_and_free_all_restores_boot_layou
         if i % 50 == 0:
             zone.check()
     zone.check()
+    assert pageblock_stats_lists(zone) == brute_pageblock_stats(zone)
     assert zone.nr_allocated_pages == sum(1 << order for _, order in live)
     for pfn, order in live:
         zone.free(pfn, order)
