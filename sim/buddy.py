@@ -1265,35 +1265,35 @@ class Zone:
         fast_flags = alloc_flags == _FAST_ALLOC_FLAGS and pcp_type
         default_owner = _DEFAULT_OWNER[migratetype] if pcp_type else 0
         fast = fast_flags and self.nr_free_pages > self._alloc_mark
-        done = 0  # fast-path pages not yet counted in nr_alloc_calls
+        lists = [pcp.lists[migratetype] for pcp in pcps] if pcp_type else []
+        start = len(out)
+        by_alloc = 0  # pages from alloc(), which counts its own calls
         try:
             for _ in range(n):
                 o = owner if owner_of is None else owner_of()
                 c = cpu()
                 if fast:
-                    pcp = pcps[c]
-                    lst = pcp.lists[migratetype]
+                    lst = lists[c]
                     if lst:
                         # alloc()'s unrolled order-0 path, inline.
+                        pcp = pcps[c]
                         pcp.free_count >>= 1
                         pcp.count -= 1
                         pfn = lst.pop()
                         state[pfn] = PG_ALLOC
                         owners[pfn] = default_owner if o is None else o
                         append(pfn)
-                        done += 1
                         continue
-                self.nr_alloc_calls += done
-                done = 0
                 pfn = self.alloc(0, migratetype, c, o, alloc_flags)
                 if pfn is None:
                     return c, o
                 append(pfn)
+                by_alloc += 1
                 # alloc may have moved the free count, the boost or a zone flag.
                 fast = fast_flags and self.nr_free_pages > self._alloc_mark
             return None
         finally:
-            self.nr_alloc_calls += done
+            self.nr_alloc_calls += len(out) - start - by_alloc
 
     def free_batch(self, pfns: Iterable[int], order: int, cpu: Callable[[], int]) -> None:
         """``free(pfn, order, cpu())`` for each pfn in turn, without a call per page
