@@ -81,18 +81,19 @@ class FileLru:
     def __contains__(self, pfn: int) -> bool:
         return 0 <= pfn < self._size and self._pos[pfn] >= 0
 
-    def _append(self, pfn: int) -> None:
-        self._pos[pfn] = len(self._queue)
-        self._queue.append(pfn)
-
-    def add(self, pfn: int, owner: int) -> None:
-        """``folio_add_lru``: a new page-cache page, the newest on the list."""
+    def _put(self, pfn: int, owner: int) -> None:
+        """``pfn`` on the list with ``owner``: the newest, unless it is there already."""
         if pfn >= self._size:
             self._grow(pfn + 1)
         if self._pos[pfn] < 0:
-            self._append(pfn)
+            self._pos[pfn] = len(self._queue)
+            self._queue.append(pfn)
             self._count += 1
         self._owner[pfn] = owner
+
+    def add(self, pfn: int, owner: int) -> None:
+        """``folio_add_lru``: a new page-cache page, the newest on the list."""
+        self._put(pfn, owner)
         self._ref[pfn] = 0
 
     def add_many(self, pfns: list[int], owner: int) -> None:
@@ -141,13 +142,7 @@ class FileLru:
     def migrate(self, old_pfn: int, new_pfn: int) -> None:
         """Compaction moved the page: same owner, new pfn, put back as the newest."""
         referenced = old_pfn in self and self._ref[old_pfn]
-        owner = self.remove(old_pfn)
-        if new_pfn >= self._size:
-            self._grow(new_pfn + 1)
-        if self._pos[new_pfn] < 0:
-            self._append(new_pfn)
-            self._count += 1
-        self._owner[new_pfn] = owner
+        self._put(new_pfn, self.remove(old_pfn))
         if referenced:
             self._ref[new_pfn] = 1
 
