@@ -285,6 +285,15 @@ def _check_workloads(
         except ValidationError as e:
             prefix = ("workloads", str(i))
             raise FragsimError(_one_line(e, source, origins, prefix, cls.Params)) from None
+        # A block order the zone cannot hold would fail at its first allocation.
+        max_order = config.machine.max_order
+        for key in ("order", "orders"):
+            value = getattr(validated, key, None)
+            top = max(value, default=None) if isinstance(value, dict) else value
+            if isinstance(top, int) and top > max_order:
+                where = origins.get(("workloads", str(i), key), source)
+                raise FragsimError(f"{where}: workloads.{i}.{key}: expected orders up to "
+                                   f"machine.max_order ({max_order}), got {top}")
         object.__setattr__(spec, "__pydantic_extra__", validated.model_dump(mode="json"))
 
 

@@ -134,3 +134,14 @@ def test_strict_bounds_are_worded_as_strict(tmp_path):
     with pytest.raises(FragsimError) as err:
         validate_config({"sample_every": 0}, "x.yaml")
     assert str(err.value) == "x.yaml: sample_every: expected a number above 0, got 0.0"
+
+
+def test_a_workload_order_above_max_order_is_a_one_line_error():
+    raw = {"machine": {"max_order": 8, "pageblock_order": 6},
+           "workloads": [{"kind": "kernel_alloc", "orders": {0: 1.0, 9: 1.0}}]}
+    with pytest.raises(FragsimError) as err:
+        validate_config(raw, "x.yaml")
+    assert str(err.value) == ("x.yaml: workloads.0.orders: expected orders up to "
+                              "machine.max_order (8), got 9")
+    raw["workloads"] = [{"kind": "thp_probe", "order": 6}]
+    assert validate_config(raw, "x.yaml").workloads[0].model_extra["order"] == 6
