@@ -8,6 +8,11 @@ functions of its state; `sim.procfs` reads and writes the kernel's text formats;
 
 __version__ = "0.1.0"
 
+from sim import native as _native  # noqa: E402  (before any compiled module loads)
+
+# Whether the mypyc-compiled build of sim.native.NATIVE_MODULES runs, and why.
+NATIVE, NATIVE_REASON = _native.select()
+
 
 def run(config, seed=None, variant=None, progress=None):
     """Run one variant (default: the first) of a config with one seed; see sim.runner.run.

@@ -69,7 +69,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
@@ -82,103 +82,98 @@ from sim.migratetype import (
     MIGRATE_TYPES,
     MIGRATE_UNMOVABLE,
 )
+from sim.native import mypyc_attr
 
 if TYPE_CHECKING:
     from sim.compaction import CaptureControl
 
-PAGE_ALLOC_COSTLY_ORDER = 3
+PAGE_ALLOC_COSTLY_ORDER: Final = 3
 # mm/Kconfig: PCP_BATCH_SCALE_MAX default 5.
-CONFIG_PCP_BATCH_SCALE_MAX = 5
-MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
-NR_LOWORDER_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
-NR_PCP_THP = 2
-NR_PCP_LISTS = NR_LOWORDER_PCP_LISTS + NR_PCP_THP
+CONFIG_PCP_BATCH_SCALE_MAX: Final = 5
+MIN_PERCPU_PAGELIST_HIGH_FRACTION: Final = 8
+NR_LOWORDER_PCP_LISTS: Final = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
+NR_PCP_THP: Final = 2
+NR_PCP_LISTS: Final = NR_LOWORDER_PCP_LISTS + NR_PCP_THP
 
 # pcp->flags
-PCPF_PREV_FREE_HIGH_ORDER = 1 << 0
-PCPF_FREE_HIGH_BATCH = 1 << 1
+PCPF_PREV_FREE_HIGH_ORDER: Final = 1 << 0
+PCPF_FREE_HIGH_BATCH: Final = 1 << 1
 
 # alloc_flags, mm/internal.h
-ALLOC_WMARK_MIN = 0
-ALLOC_WMARK_LOW = 1
-ALLOC_WMARK_HIGH = 2
-ALLOC_NO_WATERMARKS = 0x04
-ALLOC_WMARK_MASK = ALLOC_NO_WATERMARKS - 1
-ALLOC_OOM = 0x08
-ALLOC_NON_BLOCK = 0x10
-ALLOC_MIN_RESERVE = 0x20
-ALLOC_NOFRAGMENT = 0x100
-ALLOC_HIGHATOMIC = 0x200
-ALLOC_KSWAPD = 0x800
-ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
+ALLOC_WMARK_MIN: Final = 0
+ALLOC_WMARK_LOW: Final = 1
+ALLOC_WMARK_HIGH: Final = 2
+ALLOC_NO_WATERMARKS: Final = 0x04
+ALLOC_WMARK_MASK: Final = ALLOC_NO_WATERMARKS - 1
+ALLOC_OOM: Final = 0x08
+ALLOC_NON_BLOCK: Final = 0x10
+ALLOC_MIN_RESERVE: Final = 0x20
+ALLOC_NOFRAGMENT: Final = 0x100
+ALLOC_HIGHATOMIC: Final = 0x200
+ALLOC_KSWAPD: Final = 0x800
+ALLOC_RESERVES: Final = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
 
-WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
+WMARK_MIN: Final = 0
+WMARK_LOW: Final = 1
+WMARK_HIGH: Final = 2
 
 # The state byte of a pfn: the kind of block it heads, and the block's order.
-PG_TAIL = 0x00  # inside a block whose head is at a lower pfn
-PG_BUDDY = 0x40  # head of a free block on a buddy free list (PageBuddy)
-PG_ALLOC = 0x80  # head of an allocated block
-PG_PCP = 0xC0  # head of a free block on a per-CPU list
-PG_KIND = 0xC0
-PG_ORDER = 0x3F
+PG_TAIL: Final = 0x00  # inside a block whose head is at a lower pfn
+PG_BUDDY: Final = 0x40  # head of a free block on a buddy free list (PageBuddy)
+PG_ALLOC: Final = 0x80  # head of an allocated block
+PG_PCP: Final = 0xC0  # head of a free block on a per-CPU list
+PG_KIND: Final = 0xC0
+PG_ORDER: Final = 0x3F
 
 # Owner tags of allocated blocks. A slab page is OWNER_SLAB + the cache's id.
-OWNER_NONE = 0
-OWNER_MOVABLE = 1  # on the LRU: anonymous or page-cache memory, migratable
-OWNER_UNMOVABLE = 2
-OWNER_RECLAIMABLE = 3
-OWNER_PINNED = 4  # movable memory held by a long-term GUP pin: on the LRU, not migratable
-OWNER_SLAB = 16
-OWNER_SLAB_MAX = 0xFFFF
+OWNER_NONE: Final = 0
+OWNER_MOVABLE: Final = 1  # on the LRU: anonymous or page-cache memory, migratable
+OWNER_UNMOVABLE: Final = 2
+OWNER_RECLAIMABLE: Final = 3
+OWNER_PINNED: Final = 4  # movable memory held by a long-term GUP pin: on the LRU, not migratable
+OWNER_SLAB: Final = 16
+OWNER_SLAB_MAX: Final = 0xFFFF
 
 # pageblock_stats' page categories
-_PB_FREE, _PB_PCP, _PB_MOVABLE, _PB_PINNED, _PB_UNMOVABLE, _PB_SLAB, _PB_OTHER = range(7)
-_PB_CATEGORIES = 7
+_PB_FREE: Final = 0
+_PB_PCP: Final = 1
+_PB_MOVABLE: Final = 2
+_PB_PINNED: Final = 3
+_PB_UNMOVABLE: Final = 4
+_PB_SLAB: Final = 5
+_PB_OTHER: Final = 6
+_PB_CATEGORIES: Final = 7
 
 DEFAULT_OWNER = {
     MIGRATE_UNMOVABLE: OWNER_UNMOVABLE,
     MIGRATE_MOVABLE: OWNER_MOVABLE,
     MIGRATE_RECLAIMABLE: OWNER_RECLAIMABLE,
 }
-_DEFAULT_OWNER = tuple(DEFAULT_OWNER[mt] for mt in range(MIGRATE_PCPTYPES))
+_DEFAULT_OWNER: Final = tuple(DEFAULT_OWNER[mt] for mt in range(MIGRATE_PCPTYPES))
 # The alloc_flags of the kernel's fast path for GFP_KERNEL-like requests.
-_FAST_ALLOC_FLAGS = ALLOC_WMARK_LOW | ALLOC_KSWAPD
+_FAST_ALLOC_FLAGS: Final = ALLOC_WMARK_LOW | ALLOC_KSWAPD
 
 # mm/page_alloc.c fallbacks[]
-FALLBACKS = {
+FALLBACKS: Final = {
     MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
     MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),
     MIGRATE_RECLAIMABLE: (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE),
 }
 
-FREE_LIST_ORDERS = ("lifo", "fifo", "address")
+FREE_LIST_ORDERS: Final = ("lifo", "fifo", "address")
 
 # rmqueue_mode
-RMQUEUE_NORMAL, RMQUEUE_CLAIM, RMQUEUE_STEAL = 0, 2, 3
+RMQUEUE_NORMAL: Final = 0
+RMQUEUE_CLAIM: Final = 2
+RMQUEUE_STEAL: Final = 3
 
 
-class _ZoneFlag:
-    """A ``zone->flags`` bit as a boolean attribute; setting it refreshes the zone's
-    fast-path flag (``Zone._refresh_fast_ok``)."""
-
-    def __init__(self, doc: str) -> None:
-        self.__doc__ = doc
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.attr = "_" + name
-
-    def __get__(self, zone, owner=None):
-        return self if zone is None else getattr(zone, self.attr)
-
-    def __set__(self, zone, value: bool) -> None:
-        setattr(zone, self.attr, value)
-        zone._refresh_fast_ok()
-
-
+@mypyc_attr(native_class=False)  # a subclass of a builtin type
 class BadFree(ValueError):
     """A free of something that is not an allocated block of that order."""
 
 
+@mypyc_attr(native_class=False)  # a subclass of a builtin type
 class BuddyCorrupt(AssertionError):
     """``Zone.check()`` found a broken invariant."""
 
@@ -377,6 +372,7 @@ class Zone:
         # Called as on_migrate(old_pfn, new_pfn, order) when compaction moves a block.
         self.on_migrate: Callable[[int, int, int], None] | None = None
         self._capc: CaptureControl | None = None  # compaction's capture_control
+        self._pageblock_skip_bits: bytearray | None = None  # see _skip_bits
 
         self.min_free_kbytes = 0
         self._watermark = [0, 0, 0, 0]  # min, low, high, promo
@@ -448,12 +444,35 @@ class Zone:
 
     # zone->flags. Setting one refreshes ``_fast_ok``, the one flag the unrolled paths
     # of alloc() and free() test.
-    zone_boosted_watermark = _ZoneFlag(
-        "ZONE_BOOSTED_WATERMARK: a fallback boosted the watermark; wake kswapd.")
-    zone_below_high = _ZoneFlag(
-        "ZONE_BELOW_HIGH: an allocation found the zone below the high watermark.")
-    zone_reclaim_active = _ZoneFlag(
-        "ZONE_RECLAIM_ACTIVE: set by the engine's kswapd while it reclaims.")
+    @property
+    def zone_boosted_watermark(self) -> bool:
+        """ZONE_BOOSTED_WATERMARK: a fallback boosted the watermark; wake kswapd."""
+        return self._zone_boosted_watermark
+
+    @zone_boosted_watermark.setter
+    def zone_boosted_watermark(self, value: bool) -> None:
+        self._zone_boosted_watermark = value
+        self._refresh_fast_ok()
+
+    @property
+    def zone_below_high(self) -> bool:
+        """ZONE_BELOW_HIGH: an allocation found the zone below the high watermark."""
+        return self._zone_below_high
+
+    @zone_below_high.setter
+    def zone_below_high(self, value: bool) -> None:
+        self._zone_below_high = value
+        self._refresh_fast_ok()
+
+    @property
+    def zone_reclaim_active(self) -> bool:
+        """ZONE_RECLAIM_ACTIVE: set by the engine's kswapd while it reclaims."""
+        return self._zone_reclaim_active
+
+    @zone_reclaim_active.setter
+    def zone_reclaim_active(self, value: bool) -> None:
+        self._zone_reclaim_active = value
+        self._refresh_fast_ok()
 
     def _refresh_fast_ok(self) -> None:
         self._fast_ok = self._fast_alloc and not (
@@ -1393,7 +1412,7 @@ class Zone:
     def pageblock_counts(self) -> list[int]:
         """Pageblocks per migratetype ("Number of blocks type" in pagetypeinfo)."""
         counts = [0] * MIGRATE_TYPES
-        for mt in self._pageblock_mt:
+        for mt in list(self._pageblock_mt):  # (mypyc cannot iterate a bytearray)
             counts[mt] += 1
         return counts
 
@@ -1648,7 +1667,7 @@ class Zone:
     def _skip_bits(self) -> bytearray:
         # PB_compact_skip of every pageblock, created on first use so that a zone that
         # is never compacted carries nothing.
-        bits = self.__dict__.get("_pageblock_skip_bits")
+        bits = self._pageblock_skip_bits
         if bits is None:
             bits = self._pageblock_skip_bits = bytearray(self.nr_pageblocks)
         return bits

@@ -206,7 +206,7 @@ class Machine:
         self._gfp_fast: dict[int, tuple[int, int]] = {}
         self.caches = SlabCaches(self.zone, page_allocator=self._slab_page_allocator,
                                  rcu_grace=config.slab.rcu_grace, clock=self._now)
-        self.caches.create = self._created(self.caches.create)  # type: ignore[method-assign]
+        self.caches.on_create = self._created
         self.lru = FileLru(self._evict_lru_page,
                            self._evict_lru_pages if batched else None,
                            nr_pages=self.zone.nr_pages)
@@ -279,18 +279,12 @@ class Machine:
         options["vfs_cache_pressure"] = self.config.slab.vfs_cache_pressure
         return self.caches.create(name, size, geometry=geometry, **options)
 
-    def _created(self, create: Callable[..., SlabCache]) -> Callable[..., SlabCache]:
-        """Wrap ``SlabCaches.create`` so that every cache, whoever creates it (a
-        workload, the trace replayer, a slabinfo import), gets its configured mobility."""
-
-        def create_with_mobility(name: str, *args: Any, **kwargs: Any) -> SlabCache:
-            cache = create(name, *args, **kwargs)
-            spec = self.config.caches.get(name)
-            if self.config.defrag.enabled and spec is not None and spec.mobility != "none":
-                self.defrag.set_mobility(name, _load_mobility(spec.mobility))
-            return cache
-
-        return create_with_mobility
+    def _created(self, cache: SlabCache) -> None:
+        """Every cache, whoever creates it (a workload, the trace replayer, a slabinfo
+        import), gets its configured mobility."""
+        spec = self.config.caches.get(cache.name)
+        if self.config.defrag.enabled and spec is not None and spec.mobility != "none":
+            self.defrag.set_mobility(cache.name, _load_mobility(spec.mobility))
 
     def filesystem(self, fs: str, *, inode_cache: str | None = None) -> FileSystem:
         """The file system of type ``fs`` on the shared dentry cache, created on first
@@ -729,6 +723,7 @@ def explicit_geometry(size: int, objects_per_slab: int | None, order: int | None
                       page_size: int) -> SlabGeometry:
     """A geometry from ``caches:`` keys: the missing one of objects/order is derived."""
     if order is None:
+        assert objects_per_slab is not None  # the config asks for one of the two
         order = 0
         while (page_size << order) // size < objects_per_slab:
             order += 1

@@ -6,14 +6,16 @@ pagetypeinfo lists exactly Unmovable, Movable, Reclaimable, HighAtomic, Isolate.
 (With CONFIG_CMA, MIGRATE_CMA would sit before MIGRATE_ISOLATE.)
 """
 
-MIGRATE_UNMOVABLE = 0
-MIGRATE_MOVABLE = 1
-MIGRATE_RECLAIMABLE = 2
+from typing import Final
+
+MIGRATE_UNMOVABLE: Final = 0
+MIGRATE_MOVABLE: Final = 1
+MIGRATE_RECLAIMABLE: Final = 2
 # The per-CPU page lists keep one list per type below this one.
-MIGRATE_PCPTYPES = 3
-MIGRATE_HIGHATOMIC = MIGRATE_PCPTYPES
-MIGRATE_ISOLATE = 4
-MIGRATE_TYPES = 5
+MIGRATE_PCPTYPES: Final = 3
+MIGRATE_HIGHATOMIC: Final = MIGRATE_PCPTYPES
+MIGRATE_ISOLATE: Final = 4
+MIGRATE_TYPES: Final = 5
 
 # mm/vmstat.c migratetype_names[], as printed by /proc/pagetypeinfo.
-MIGRATETYPE_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
+MIGRATETYPE_NAMES: Final = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import Final
 
 from sim.buddy import OWNER_MOVABLE, Zone
 from sim.migratetype import MIGRATE_MOVABLE
@@ -42,9 +43,9 @@ from sim.slab import (
     do_shrink_slab,
 )
 
-XA_CHUNK_SHIFT = 6
-XA_CHUNK_SIZE = 1 << XA_CHUNK_SHIFT
-FS_TYPES = ("tmpfs", "disk")
+XA_CHUNK_SHIFT: Final = 6
+XA_CHUNK_SIZE: Final = 1 << XA_CHUNK_SHIFT
+FS_TYPES: Final = ("tmpfs", "disk")
 
 
 def xa_nodes_for(nr_pages: int) -> int:
@@ -194,10 +195,11 @@ class FileSystem:
         if i >= 0:
             self.icache.lru_del(i)  # iget: a cached, unused inode is in use again
         else:
-            i = self.icache.alloc(cpu)
-            if i is None:
+            new = self.icache.alloc(cpu)
+            if new is None:
                 self.dcache.free(d, cpu)
                 return False
+            i = new
             self.icache.set_published(i, False)
             self._by_inode[i] = f
             self._inode_owner.by_oid[i] = self

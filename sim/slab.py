@@ -69,7 +69,7 @@ import math
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import Protocol
+from typing import Final, Protocol
 
 from sim.buddy import (
     ALLOC_KSWAPD,
@@ -80,28 +80,29 @@ from sim.buddy import (
     Zone,
 )
 from sim.migratetype import MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+from sim.native import mypyc_attr
 from sim.procfs import SlabinfoEntry, format_slabinfo
 
-PAGE_SIZE = 4096
-MAX_PAGE_ORDER = 10
-MAX_OBJS_PER_PAGE = 32767  # slab->objects is 15 bits
-MIN_PARTIAL = 5
-MAX_PARTIAL = 10
-SLUB_MAX_ORDER = PAGE_ALLOC_COSTLY_ORDER  # slub_max_order default
-SHRINK_BATCH = 128
-DEFAULT_SEEKS = 2
+PAGE_SIZE: Final = 4096
+MAX_PAGE_ORDER: Final = 10
+MAX_OBJS_PER_PAGE: Final = 32767  # slab->objects is 15 bits
+MIN_PARTIAL: Final = 5
+MAX_PARTIAL: Final = 10
+SLUB_MAX_ORDER: Final = PAGE_ALLOC_COSTLY_ORDER  # slub_max_order default
+SHRINK_BATCH: Final = 128
+DEFAULT_SEEKS: Final = 2
 # The real tmpfs trace frees dentries and inodes from rcu_do_batch 45-150 ms after the
 # unlink; 100 ms is the middle of that range.
-DEFAULT_RCU_GRACE = 0.1
+DEFAULT_RCU_GRACE: Final = 0.1
 
 # Cache flags (include/linux/slab.h). Only the names are the kernel's; the bit values are
 # local (6.18 numbers them through an enum that depends on the config).
-SLAB_HWCACHE_ALIGN = 1 << 0
-SLAB_CACHE_DMA = 1 << 1
-SLAB_PANIC = 1 << 2
-SLAB_TYPESAFE_BY_RCU = 1 << 3
-SLAB_ACCOUNT = 1 << 4
-SLAB_RECLAIM_ACCOUNT = 1 << 5
+SLAB_HWCACHE_ALIGN: Final = 1 << 0
+SLAB_CACHE_DMA: Final = 1 << 1
+SLAB_PANIC: Final = 1 << 2
+SLAB_TYPESAFE_BY_RCU: Final = 1 << 3
+SLAB_ACCOUNT: Final = 1 << 4
+SLAB_RECLAIM_ACCOUNT: Final = 1 << 5
 
 # Well-known caches: their kmem_cache_create flags, and whether their objects are freed
 # through call_rcu (slabinfo carries neither). Verified against kernel sources:
@@ -321,28 +322,30 @@ class SlabGeometry:
 # --------------------------------------------------------------------------- slabs
 
 # Where a slab is (the kernel's frozen bit, PG_workingset and the list it is on).
-W_CPU = 0  # a CPU's active slab: frozen, on no list
-W_CPU_PARTIAL = 1  # on a CPU partial list: not frozen, exempt from list management
-W_NODE_PARTIAL = 2  # on the node partial list
-W_FULL = 3  # no free object, on no list
-W_FROZEN = 4  # frozen by the defragmenter: serves no allocation, objects only leave
-W_FREED = 5  # given back to the page allocator
-WHERE_NAMES = ("cpu", "cpu_partial", "node_partial", "full", "frozen", "freed")
+W_CPU: Final = 0  # a CPU's active slab: frozen, on no list
+W_CPU_PARTIAL: Final = 1  # on a CPU partial list: not frozen, exempt from list management
+W_NODE_PARTIAL: Final = 2  # on the node partial list
+W_FULL: Final = 3  # no free object, on no list
+W_FROZEN: Final = 4  # frozen by the defragmenter: serves no allocation, objects only leave
+W_FREED: Final = 5  # given back to the page allocator
+WHERE_NAMES: Final = ("cpu", "cpu_partial", "node_partial", "full", "frozen", "freed")
 
 # Object flag bits (one byte per object id).
-F_LRU = 0x01  # on the cache's LRU list (unused)
-F_REFERENCED = 0x02  # DCACHE_REFERENCED / I_REFERENCED: second chance in the shrinker
-F_UNPUBLISHED = 0x04  # allocated but not yet reachable (not in the tree / hash)
-F_RCU = 0x08  # freed through call_rcu, waiting for the grace period
-F_HELD = 0x10  # pinned by a defragmenter get()
-F_DEFERRED = 0x20  # freed while held: applied when the hold is dropped
-F_GHOST = 0x40  # the old copy of a moved object, waiting for an RCU grace period
+F_LRU: Final = 0x01  # on the cache's LRU list (unused)
+F_REFERENCED: Final = 0x02  # DCACHE_REFERENCED / I_REFERENCED: second chance in the shrinker
+F_UNPUBLISHED: Final = 0x04  # allocated but not yet reachable (not in the tree / hash)
+F_RCU: Final = 0x08  # freed through call_rcu, waiting for the grace period
+F_HELD: Final = 0x10  # pinned by a defragmenter get()
+F_DEFERRED: Final = 0x20  # freed while held: applied when the hold is dropped
+F_GHOST: Final = 0x40  # the old copy of a moved object, waiting for an RCU grace period
 
 
+@mypyc_attr(native_class=False)  # a subclass of a builtin type
 class BadSlabFree(ValueError):
     """A free of an object id that is not allocated in this cache."""
 
 
+@mypyc_attr(native_class=False)  # a subclass of a builtin type
 class SlabCorrupt(AssertionError):
     """``SlabCache.check()`` found a broken invariant."""
 
@@ -830,7 +833,9 @@ class SlabCache:
                 self.nr_deferred += 1
                 self.stats.frees_deferred += 1
                 continue
-            self._free_object(obj_slab[oid], oid, cpu)
+            slab = obj_slab[oid]
+            assert slab is not None  # a live object has a slab
+            self._free_object(slab, oid, cpu)
         self.stats.rcu_applied += done
         pages = self._rcu_pages
         while pages and pages[0][0] + grace <= now:
@@ -1086,7 +1091,9 @@ class SlabCache:
             self.nr_deferred -= 1
             if fl & F_LRU:
                 del self._lru[oid]
-            self._free_object(self._obj_slab[oid], oid, cpu)
+            slab = self._obj_slab[oid]
+            assert slab is not None  # a live object has a slab
+            self._free_object(slab, oid, cpu)
             return True
         return False
 
@@ -1247,6 +1254,8 @@ class SlabCaches:
         self.clock = clock or _zero_clock
         self._by_name: dict[str, SlabCache] = {}
         self._by_id: list[SlabCache] = []
+        # Called with every new cache, whoever creates it (the engine sets its mobility).
+        self.on_create: Callable[[SlabCache], None] | None = None
 
     def create(self, name: str, size: int | None = None, *,
                geometry: SlabGeometry | None = None, **options: object) -> SlabCache:
@@ -1265,6 +1274,8 @@ class SlabCaches:
                           **options)  # type: ignore[arg-type]
         self._by_name[name] = cache
         self._by_id.append(cache)
+        if self.on_create is not None:
+            self.on_create(cache)
         return cache
 
     def create_from_slabinfo(self, entries: Iterable[SlabinfoEntry]) -> list[SlabCache]:

@@ -17,10 +17,11 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
-SWAP_CLUSTER_MAX = 32
+SWAP_CLUSTER_MAX: Final = 32
 
 
 @dataclass
@@ -183,6 +184,7 @@ class FileLru:
         if head > self.COMPACT_AFTER and head > len(queue) // 2:
             self._compact()
         if victims:
+            assert self._evict_many is not None  # victims are only kept for it
             self._evict_many(victims, victim_owners)
         self.stats.rotated += rotated
         self.stats.scanned += scanned

@@ -1,0 +1,103 @@
+"""The compiled (mypyc) build and the pure-Python source: which one runs, and that they agree.
+
+.ci/run runs the whole suite twice: once on the compiled build, which it requires
+(FRAGSIM_REQUIRE_NATIVE=1), and once with FRAGSIM_PURE_PYTHON=1.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sim
+import sim.buddy
+import sim.objects
+import sim.slab
+import sim.vmscan
+from sim import native
+from sim.config import load_config
+from sim.runner import run_machine
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_record(path: Path, digests: dict[str, str]) -> Path:
+    path.write_text(json.dumps({"mypy": "9.9", "modules": digests}))
+    return path
+
+
+def true_digests() -> dict[str, str]:
+    return {m: hashlib.sha256(native.source_path(m).read_bytes()).hexdigest()
+            for m in native.NATIVE_MODULES}
+
+
+def test_a_record_matching_every_source_selects_the_compiled_build(tmp_path):
+    record = write_record(tmp_path / "r.json", true_digests())
+    assert native.choose({}, record) == (True, "compiled with mypyc 9.9")
+
+
+def test_the_environment_variable_selects_pure_python(tmp_path):
+    record = write_record(tmp_path / "r.json", true_digests())
+    assert native.choose({native.PURE_ENV: "1"}, record)[0] is False
+    assert native.choose({native.PURE_ENV: "0"}, record)[0] is True
+
+
+def test_no_record_or_a_broken_one_selects_pure_python(tmp_path):
+    assert native.choose({}, tmp_path / "missing.json") == (
+        False, "not compiled (no build record)")
+    (tmp_path / "bad.json").write_text("{not json")
+    assert native.choose({}, tmp_path / "bad.json")[0] is False
+
+
+def test_an_edited_source_is_never_shadowed_by_its_stale_build(tmp_path):
+    digests = true_digests()
+    digests["sim.slab"] = "0" * 64  # as if sim/slab.py changed after the compile
+    compiled, why = native.choose({}, write_record(tmp_path / "r.json", digests))
+    assert compiled is False
+    assert why.startswith("sim/slab.py changed since it was compiled")
+
+
+def test_the_running_modules_are_the_build_that_was_selected():
+    loaded = native.loaded_compiled()
+    assert set(loaded) == set(native.NATIVE_MODULES)
+    assert set(loaded.values()) == {sim.NATIVE}, (sim.NATIVE_REASON, loaded)
+    if os.environ.get("FRAGSIM_REQUIRE_NATIVE") == "1":
+        assert sim.NATIVE, sim.NATIVE_REASON
+
+
+def _short_run() -> dict:
+    config = load_config(REPO / "configs" / "quickstart.yaml",
+                         ["duration=2s", "machine.memory=96MiB", "workloads.0.files=15000"],
+                         variant="defrag-on")
+    result = run_machine(config, 3, "defrag-on")
+    summary = {k: v for k, v in result.summary.items()
+               if k not in ("wall_s", "ops_per_s", "slab_ops_per_s", "peak_rss_bytes")}
+    return {"summary": summary, "final": result.final, "memmap": result.memmap}
+
+
+CHILD = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import sim
+from test_native import _short_run
+print(json.dumps({{"native": sim.NATIVE, "run": _short_run()}}, sort_keys=True, default=str))
+"""
+
+
+def test_compiled_and_pure_python_runs_are_identical():
+    """The other build runs the same seeded scenario in a child process."""
+    env = dict(os.environ)
+    if sim.NATIVE:
+        env[native.PURE_ENV] = "1"
+    else:
+        env.pop(native.PURE_ENV, None)  # the compiled build, if this install has one
+    out = subprocess.run([sys.executable, "-c", CHILD.format(tests=str(REPO / "tests"))],
+                         env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    child = json.loads(out.stdout)
+    if sim.NATIVE:
+        assert child["native"] is False
+    here = json.loads(json.dumps(_short_run(), sort_keys=True, default=str))
+    assert child["run"]["summary"]["alloc_ops"] > 10_000
+    assert child["run"] == here
