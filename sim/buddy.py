@@ -69,7 +69,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -350,7 +350,8 @@ class Zone:
         # memmap_init makes every pageblock MOVABLE; with grouping disabled
         # set_pageblock_migratetype turns that into UNMOVABLE.
         boot_mt = MIGRATE_MOVABLE if grouping_by_mobility else MIGRATE_UNMOVABLE
-        self._pageblock_mt = bytearray([boot_mt]) * self.nr_pageblocks
+        # A list, not a bytearray: compiled, a list is indexed without boxing the index.
+        self._pageblock_mt: list[int] = [boot_mt] * self.nr_pageblocks
         self._addr_heaps: list[list[int]] | None = (
             [[] for _ in range(nr_lists)] if free_list_order == "address" else None
         )
@@ -1219,8 +1220,11 @@ class Zone:
         # The owner tag of a free block is stale and never read: alloc sets it.
         self.nr_free_calls += 1
         state = self._state
+        # One int object for the indexing and the list below. (Compiled, pfn is a
+        # machine integer: each use as an index or a list item would box it anew.)
+        page: Any = pfn
         try:
-            bad = pfn < 0 or state[pfn] != PG_ALLOC | order
+            bad = pfn < 0 or state[page] != PG_ALLOC | order
         except IndexError:
             bad = True
         if bad:
@@ -1235,8 +1239,8 @@ class Zone:
             if count < pcp.high:
                 if pcp.alloc_factor:
                     pcp.alloc_factor >>= 1
-                state[pfn] = PG_PCP
-                pcp.lists[mt].append(pfn)
+                state[page] = PG_PCP
+                pcp.lists[mt].append(page)
                 pcp.count = count
                 if pcp.flags:
                     pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
@@ -1412,7 +1416,7 @@ class Zone:
     def pageblock_counts(self) -> list[int]:
         """Pageblocks per migratetype ("Number of blocks type" in pagetypeinfo)."""
         counts = [0] * MIGRATE_TYPES
-        for mt in list(self._pageblock_mt):  # (mypyc cannot iterate a bytearray)
+        for mt in self._pageblock_mt:
             counts[mt] += 1
         return counts
 
@@ -1433,7 +1437,7 @@ class Zone:
             + self._prev.itemsize * len(self._prev)
             + len(self._state)
             + self._owner.itemsize * len(self._owner)
-            + len(self._pageblock_mt)
+            + 8 * len(self._pageblock_mt)  # pointers to the cached small ints
         )
 
     def pageblock_stats(self) -> PageblockStats:
@@ -1477,7 +1481,7 @@ class Zone:
             counts[first:first + (1 << (order - shift)), c] += 1 << shift
             counts[first, c] -= 1  # the head, counted above
         return PageblockStats(
-            migratetype=np.frombuffer(self._pageblock_mt, dtype=np.uint8).copy(),
+            migratetype=np.array(self._pageblock_mt, dtype=np.uint8),
             free_pages=counts[:, _PB_FREE].copy(),
             pcp_pages=counts[:, _PB_PCP].copy(),
             movable_pages=counts[:, _PB_MOVABLE].copy(),

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 
 # The modules on the allocator's per-operation paths (bench/ and a profile of
 # configs/bench.yaml). Order does not matter.
-NATIVE_MODULES = ("sim.buddy", "sim.slab", "sim.objects", "sim.vmscan")
+NATIVE_MODULES = ("sim.buddy", "sim.slab", "sim.objects", "sim.vmscan", "workloads.expiry",
+                  "workloads.pageset")
 RECORD = "_native_build.json"
 PURE_ENV = "FRAGSIM_PURE_PYTHON"
 

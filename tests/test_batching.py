@@ -258,6 +258,23 @@ def test_expiry_queue_pops_in_time_then_insertion_order(tick, steps):
         assert bool(probe._expiry) == bool(heap)
 
 
+def test_expiry_queue_runs_match_single_pushes_and_refuse_unequal_lengths():
+    from workloads.expiry import ExpiryQueue
+
+    whens = [0.5, 0.25, math.inf, 0.25, 2.0, 0.26, -1.0]
+    one, many = ExpiryQueue(0.1), ExpiryQueue(0.1)
+    for i, when in enumerate(whens):
+        one.push_many((when,), (i,))
+    many.push_many(whens, list(range(len(whens))))
+    for now in (0.0, 0.25, 0.3, 1.0, 5.0):
+        assert one.pop_due(now) == many.pop_due(now)
+    assert not many and many.next_due() == math.inf
+    with pytest.raises(ValueError, match="as many times as items"):
+        many.push_many([1.0, 2.0], [1])
+    with pytest.raises(ValueError, match="width above 0"):
+        ExpiryQueue(0.0)
+
+
 def test_a_tick_of_zero_is_a_one_line_config_error():
     """Every rate-driven workload does its work per tick: with no tick it would never
     advance simulated time."""

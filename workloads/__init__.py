@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 import importlib
 
+import sim  # noqa: F401  (chooses the compiled or pure build before a module below loads)
+
 BUILTIN = {
     "slab_churn": "workloads.synthetic:SlabChurn",
     "kernel_alloc": "workloads.synthetic:KernelAlloc",

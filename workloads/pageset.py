@@ -1,0 +1,92 @@
+"""The pfns of the blocks a workload holds (a simulator structure, not a kernel one).
+
+Compiled by mypyc with the allocator's hot modules (sim/native.py).
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+
+
+class PageSet:
+    """Pfns of blocks a workload holds: O(1) add, remove, random choice and migration.
+
+    Backed by two ``array('i')``: the pfns, and a pfn -> index map over the zone (4 bytes
+    a page, once per workload), so millions of pages cost no Python objects.
+    """
+
+    def __init__(self, nr_pages: int) -> None:
+        self.pfns = array("i")
+        self.where = array("i", [-1]) * nr_pages
+        self._where_np = np.frombuffer(self.where, dtype=np.int32)  # never resized
+
+    def __len__(self) -> int:
+        return len(self.pfns)
+
+    def __contains__(self, pfn: int) -> bool:
+        return self.where[pfn] >= 0
+
+    def add(self, pfn: int) -> None:
+        self.where[pfn] = len(self.pfns)
+        self.pfns.append(pfn)
+
+    def add_many(self, pfns: list[int]) -> None:
+        """``add`` each pfn in turn (distinct pfns, none of them in the set yet)."""
+        if not pfns:
+            return
+        i = len(self.pfns)
+        p = np.asarray(pfns, dtype=np.int32)
+        self.pfns.frombytes(p.tobytes())
+        self._where_np[p] = np.arange(i, i + len(p), dtype=np.int32)
+
+    def remove(self, pfn: int) -> None:
+        i = self.where[pfn]
+        last = self.pfns.pop()
+        if last != pfn:
+            self.pfns[i] = last
+            self.where[last] = i
+        self.where[pfn] = -1
+
+    def pop_random(self, rng: np.random.Generator) -> int:
+        pfn = self.pfns[int(rng.integers(len(self.pfns)))]
+        self.remove(pfn)
+        return pfn
+
+    def pop_random_many(self, rng: np.random.Generator, n: int) -> list[int]:
+        """``n`` calls of ``pop_random`` in a row: the same draws (numpy gives a vector of
+        bounded integers the values the scalar calls give), in one call."""
+        size = len(self.pfns)
+        if n <= 0:
+            return []
+        picks = rng.integers(0, np.arange(size, size - n, -1)).tolist()
+        pfns, where = self.pfns, self.where
+        out = []
+        for i in picks:
+            pfn = pfns[i]
+            last = pfns.pop()
+            if last != pfn:
+                pfns[i] = last
+                where[last] = i
+            where[pfn] = -1
+            out.append(pfn)
+        return out
+
+    def choice_many(self, rng: np.random.Generator, n: int) -> list[int]:
+        """``n`` calls of ``choice`` in a row (the set does not change in between)."""
+        if n <= 0:
+            return []
+        return [self.pfns[i] for i in rng.integers(len(self.pfns), size=n).tolist()]
+
+    def choice(self, rng: np.random.Generator) -> int:
+        return self.pfns[int(rng.integers(len(self.pfns)))]
+
+    def migrate(self, old: int, new: int) -> bool:
+        i = self.where[old]
+        if i < 0:
+            return False
+        self.pfns[i] = new
+        self.where[new] = i
+        self.where[old] = -1
+        return True
