@@ -2,6 +2,7 @@
 
     python bench/run.py            # full: medians of 5 (sweep: 3), ~6 min on 2 cores
     python bench/run.py --quick    # smaller sizes, medians of 3, ~1 min
+    FRAGSIM_PURE_PYTHON=1 python bench/run.py   # the same on the pure-Python source
 
 Prints a table and writes bench/results.json (git-ignored). Ratios are measured in
 this one process: the plain Python buddy reference runs on the same machine, in the
@@ -117,10 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     repeat = 3 if quick else 5
     started = time.perf_counter()
+    import sim
+
     results: dict = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(),
                     "python": platform.python_version()},
+        "build": sim.NATIVE_REASON,  # the mypyc build, or pure Python (sim/native.py)
         "quick": quick,
         "targets": TARGETS,
     }
@@ -154,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     mach = results["machine"]
     print(f"{results['date']}, {mach['cpus']} CPUs ({mach['cpu_model']}), Python "
-          f"{mach['python']}; medians of {repeat}{' (quick)' if quick else ''}")
+          f"{mach['python']}; medians of {repeat}{' (quick)' if quick else ''}; "
+          f"build: {results['build']}")
     print(f"| {'figure':<32} | {'measured':<40} | {'value':<18} | target |")
     print(f"|{'-' * 34}|{'-' * 42}|{'-' * 20}|--------|")
     for name, measured, value, target in rows:

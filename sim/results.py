@@ -102,8 +102,13 @@ def write_atomic(path: str | Path, text: str) -> None:
         raise
 
 
+def json_text(data: Any) -> str:
+    """The JSON text ``write_json`` writes."""
+    return json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    write_atomic(path, json_text(data))
 
 
 def _json_default(value: Any) -> Any:

@@ -84,7 +84,7 @@ from sim.config import (
     validate_config,
 )
 from sim.errors import FragsimError
-from sim.results import TIMESERIES_COLUMNS, RunDirectory, write_atomic, write_json
+from sim.results import TIMESERIES_COLUMNS, RunDirectory, json_text, write_atomic, write_json
 
 SWEEP_KEY = "sweep"
 DEFAULT_METRICS = ("thp_success_rate", "avail9_time_avg")
@@ -460,6 +460,7 @@ def run_point(task: RunTask) -> RunOutcome:
         results = [run_machine(config, task.seed, variant) for variant, config in configs.items()]
         files = _run_files(task, configs, results)
         summary = _run_summary(task, configs, results)
+        files["summary.json"] = json_text(summary)  # rendered here, in parallel
         return RunOutcome(task, files, summary, wall_s=time.perf_counter() - started)
     except Exception as err:  # a crashing point must not stop the sweep
         message = " ".join(f"{type(err).__name__}: {err}".split())
@@ -472,7 +473,7 @@ def _run_files(task: RunTask, configs: dict[str, ExperimentConfig],
     """The fragsim run layout, as {relative path: content} (summary.json apart)."""
     resolved = {"fragsim_version": __version__, "seeds": [task.seed],
                 "sweep_point": {"id": task.point_id, "params": task.params},
-                "variants": {v: yaml.safe_load(to_yaml(c)) for v, c in configs.items()}}
+                "variants": {v: c.model_dump(mode="json") for v, c in configs.items()}}
     files: dict[str, str | bytes] = {
         "config.yaml": yaml.safe_dump(resolved, sort_keys=False, default_flow_style=False)}
     buffer = io.StringIO()
@@ -758,7 +759,6 @@ def _commit(points_dir: Path, outcome: RunOutcome) -> None:
                 target.write_bytes(content)
             else:
                 write_atomic(target, content)
-        write_json(run_dir.path / "summary.json", outcome.summary)
 
 
 def _failure_record(outcome: RunOutcome) -> dict[str, Any]:
