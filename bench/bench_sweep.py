@@ -79,13 +79,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=8)
     parser.add_argument("--duration", default="4s", help="simulated time per point")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 s of simulated time a point")
-    args = parser.parse_args()
+    parser.add_argument("--json", type=Path, help="also write the medians to this file")
+    args = parser.parse_args(argv)
     duration = "1s" if args.quick else args.duration
     print(f"machine: {default_jobs()} CPUs usable ({os.cpu_count()} online), {cpu_model()}, "
           f"Python {platform.python_version()}")
@@ -114,6 +115,11 @@ def main() -> None:
         print(f"{jobs} | {wall:.2f} ({min(walls):.2f}..{max(walls):.2f}) | {per_run:.3f} | "
               f"{overhead * 1000:.0f} | {base / wall:.2f}x")
     print("\ntarget: --jobs 2 >= 1.7x --jobs 1 on 2 cores (DESIGN.md, Performance targets)")
+    if args.json:
+        one = statistics.median(w for w, _, _ in results[1])
+        two = statistics.median(w for w, _, _ in results[2])
+        args.json.write_text(json.dumps({"jobs1_s": one, "jobs2_s": two,
+                                         "speedup": one / two}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ same interpreter, right before what it is compared with, so machine noise cancel
 - replay: events/s and real-time factor on the real trace: ../shared's gzip copy when
   it is there (the trace DESIGN.md names), else the repository's xz copy;
 - memory: bytes per page of a 64 GiB zone (16 Mi pages), in a fresh interpreter;
-- sweep scaling: --jobs 2 vs --jobs 1 on 8 short points (bench_sweep.py).
+- sweep scaling: --jobs 2 vs --jobs 1 on 8 short points (bench_sweep.py, in a fresh
+  interpreter).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +37,6 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import bench_buddy  # noqa: E402
 import bench_replay  # noqa: E402
-import bench_sweep  # noqa: E402
 
 GiB = 1 << 30
 TARGETS = {"bare_ratio": 1.0, "end_to_end_ratio": 0.5, "replay_realtime": 1.0,
@@ -100,13 +101,14 @@ def replay(repeat: int) -> dict:
 
 
 def sweep(repeat: int, duration: str) -> dict:
+    """bench_sweep.py in a fresh interpreter, as a user's ``fragsim sweep`` starts: this
+    process's heap, grown by the runs above, would make every fork of the pool dearer."""
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        config = bench_sweep.write_config(folder, 8, duration)
-        one = [bench_sweep.one_sweep(config, folder, 1)[0] for _ in range(repeat)]
-        two = [bench_sweep.one_sweep(config, folder, 2)[0] for _ in range(repeat)]
-    return {"jobs1_s": statistics.median(one), "jobs2_s": statistics.median(two),
-            "speedup": statistics.median(one) / statistics.median(two)}
+        out = Path(tmp) / "sweep.json"
+        subprocess.run([sys.executable, str(REPO / "bench" / "bench_sweep.py"),
+                        "--repeats", str(repeat), "--duration", duration, "--json", str(out)],
+                       check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,6 +50,7 @@ from __future__ import annotations
 import collections
 import copy
 import csv
+import gc
 import hashlib
 import io
 import itertools
@@ -570,7 +571,13 @@ class LocalExecutor(Executor):
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            fork = "fork" in methods
+            if fork:
+                # The workers share this process's heap copy-on-write: a collection in a
+                # worker would scan (and so copy) all of it. Frozen objects are never
+                # scanned; measured, a worker's first point took 2.5x as long without.
+                gc.freeze()
+            context = multiprocessing.get_context("fork" if fork else None)
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context,
                                              initializer=_ignore_sigint)
         return self._pool
@@ -635,6 +642,7 @@ class LocalExecutor(Executor):
         pool, self._pool = self._pool, None
         if pool is None:
             return
+        gc.unfreeze()
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
@@ -645,6 +653,7 @@ class LocalExecutor(Executor):
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+            gc.unfreeze()
 
 
 class DaskExecutor(Executor):
