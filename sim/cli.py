@@ -167,6 +167,10 @@ def _print_headline(out) -> None:
                 parts.append(f"{label} {mean[key]:.3g}{spread}")
         parts.append(f"{data['n']} seed(s)")
         print(f"  {variant}: " + ", ".join(parts))
+        errors = [e for run in data["runs"] for e in run.get("defrag", {}).get("errors", [])]
+        if errors:  # a user's mobility callback raised: the run went on without it
+            print(f"  {variant}: warning: {len(errors)} defrag callback error(s), first: "
+                  f"{errors[0]} (summary.json: defrag.errors)", file=sys.stderr)
 
 
 def add_validate(subparsers: argparse._SubParsersAction) -> None:

@@ -166,6 +166,9 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
             # grace period freed the old copies of moved or evicted objects): an upper
             # bound on what the pass returned after it ended.
             "pages_returned_later": sum(c.stats.defragged_pages_freed for c in machine.caches),
+            # The first of the errors user mobility callbacks raised (callback_errors
+            # counts them all): the run goes on without the failed call.
+            "errors": [str(e) for e in machine.defrag.errors[:10]],
         },
         "shrinker": {
             "runs": machine.stats.shrinker_runs,

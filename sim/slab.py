@@ -922,7 +922,8 @@ class SlabCache:
         if self._flags[oid] & (F_RCU | F_DEFERRED | F_GHOST | F_UNPUBLISHED):
             return False
         if self.owner is not None:
-            return self.owner.reclaimable(self, oid)
+            # bool(): a user's owner may answer with any truth value (np.bool_, 1).
+            return bool(self.owner.reclaimable(self, oid))
         return self.default_reclaimable(oid)
 
     def default_reclaimable(self, oid: int) -> bool:

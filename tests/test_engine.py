@@ -649,3 +649,35 @@ def test_slabs_a_move_pass_empties_after_the_rcu_grace_period_are_counted():
     assert summary["defrag"]["objects_moved"] > 0
     assert later > 10 * max(1, summary["defrag"]["pages_returned"])
     assert later <= freed + 4 * summary["caches"]["shmem_inode_cache"]["slabs_freed"]
+
+
+MOBILITY_PLUGIN = '''
+class Broken:
+    """A user's get/reclaim pair whose get() raises."""
+
+    def get(self, cache, objects):
+        raise RuntimeError("plugin broke")
+
+    def reclaim(self, cache, objects, private):
+        return None
+'''
+
+
+def test_errors_of_a_users_mobility_callbacks_are_summarised_and_warned_about(
+        tmp_path, monkeypatch, capsys):
+    (tmp_path / "mobility_plugin.py").write_text(MOBILITY_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mobility_plugin", raising=False)
+    out = tmp_path / "out"
+    assert main(["run", "configs/quickstart.yaml", "--out", str(out), "--no-plots",
+                 "--seeds", "1", "--set", "duration=3s", "--set", "machine.memory=96MiB",
+                 "--set", "workloads.0.files=20000",
+                 "--set", "caches.dentry.mobility=mobility_plugin:Broken"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    run = summary["variants"]["defrag-on"]["runs"][0]["defrag"]
+    assert run["callback_errors"] > 0
+    assert run["errors"][0].endswith("RuntimeError: plugin broke")
+    assert len(run["errors"]) <= 10
+    err = capsys.readouterr().err
+    assert "defrag-on: warning:" in err and "plugin broke" in err
+    assert "defrag-off: warning" not in err
