@@ -345,8 +345,15 @@ class Zone:
         self._next.extend(links)
         self._prev = array("i", [0]) * nr_pages
         self._prev.extend(links)
-        self._state = bytearray(nr_pages)
-        self._owner = array("H", [0]) * nr_pages
+        # Page state and owner tag interleaved, 4 bytes a page (state, pad, owner): the
+        # two views below are strided over one buffer, so that an allocation's state and
+        # owner writes land in one cache line. On a 16 GiB zone, two separate arrays
+        # cost a cache and TLB miss each per allocation (bench/bench_buddy.py: 0.85x the
+        # reference instead of 1.0x).
+        self._page_buf = bytearray(4 * nr_pages)
+        page_view = memoryview(self._page_buf)
+        self._state: memoryview = page_view[0::4]
+        self._owner: memoryview = page_view.cast("H")[1::2]
         # memmap_init makes every pageblock MOVABLE; with grouping disabled
         # set_pageblock_migratetype turns that into UNMOVABLE.
         boot_mt = MIGRATE_MOVABLE if grouping_by_mobility else MIGRATE_UNMOVABLE
@@ -1399,7 +1406,7 @@ class Zone:
         start = pfn >> shift << shift
         first = start >> self.max_order << self.max_order  # a free block may start there
         end = min(start + self.pageblock_nr_pages, self.nr_pages)
-        seg = np.frombuffer(self._state, dtype=np.uint8, count=end - first, offset=first)
+        seg = np.asarray(self._state[first:end])
         for head in (np.flatnonzero((seg & PG_KIND) == PG_BUDDY) + first).tolist():
             if head + (1 << (self._state[head] & PG_ORDER)) > start:
                 raise ValueError(f"pageblock at pfn {start} holds the free block at pfn "
@@ -1435,15 +1442,14 @@ class Zone:
         return (
             self._next.itemsize * len(self._next)
             + self._prev.itemsize * len(self._prev)
-            + len(self._state)
-            + self._owner.itemsize * len(self._owner)
+            + len(self._page_buf)  # state and owner tags
             + 8 * len(self._pageblock_mt)  # pointers to the cached small ints
         )
 
     def pageblock_stats(self) -> PageblockStats:
         """Page counts per pageblock, computed vectorised from the page state."""
-        state = np.frombuffer(self._state, dtype=np.uint8)
-        owner = np.frombuffer(self._owner, dtype=np.uint16)
+        state = np.asarray(self._state)
+        owner = np.asarray(self._owner)
         nblocks = self.nr_pageblocks
         shift = self.pageblock_order
         # A category per page from a table over (kind, owner class): a head counts
@@ -1517,7 +1523,7 @@ class Zone:
             size = 1 << order
             if order > self.max_order or pfn & (size - 1) or pfn + size > n:
                 raise BuddyCorrupt(f"block at pfn {pfn} order {order} is misaligned or out of zone")
-            if size > 1 and state.count(PG_TAIL, pfn + 1, pfn + size) != size - 1:
+            if size > 1 and bytes(state[pfn + 1:pfn + size]).count(PG_TAIL) != size - 1:
                 raise BuddyCorrupt(f"block at pfn {pfn} order {order} overlaps another block")
             seen[kind] += size
             if kind == PG_BUDDY:
@@ -1578,7 +1584,7 @@ class Zone:
     # allocator's own paths above are unchanged by this section. The scanners read the
     # page state directly (page_state_arrays); every change goes through a method here.
 
-    def page_state_arrays(self) -> tuple[bytearray, array]:
+    def page_state_arrays(self) -> tuple[memoryview, memoryview]:
         """The per-pfn state bytes and owner tags, for the compaction scanners.
 
         Read-only by contract: a scanner walks millions of pfns, and a method call per
