@@ -1,6 +1,6 @@
 """The benchmark suite in one command: every DESIGN.md performance figure, side by side.
 
-    python bench/run.py            # full: medians of 5 (sweep: 3), ~6 min on 2 cores
+    python bench/run.py            # full: medians of 5 (end to end: 3), ~3 min on 2 cores
     python bench/run.py --quick    # smaller sizes, medians of 3, ~1 min
     FRAGSIM_PURE_PYTHON=1 python bench/run.py   # the same on the pure-Python source
 
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     per_page, stored = bench_buddy.bytes_per_page(16 << 20)
     results["memory"] = {"rss_bytes_per_page": per_page, "stored_bytes_per_page": stored}
     print("sweep scaling ...", file=sys.stderr)
-    results["sweep"] = sweep(1 if quick else 3, "1s" if quick else "4s")
+    results["sweep"] = sweep(1 if quick else 5, "1s" if quick else "4s")
     results["wall_s"] = time.perf_counter() - started
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -57,8 +57,9 @@ Where this departs from the kernel, and why:
 
 The allocator is plain synchronous Python; it knows nothing of SimPy. The engine
 calls ``alloc`` (``get_page_from_freelist`` for this zone) and handles the slow path.
-Storage is intrusive: next/prev ``array('i')`` links per pfn, a state byte and a
-2-byte owner per pfn (11 bytes per page), plus one byte per pageblock.
+Storage is intrusive: next/prev ``array('i')`` links per pfn, and a state byte and a
+2-byte owner tag per pfn interleaved in one 4-byte slot (12 bytes per page), plus a
+list entry per pageblock. Compiled with mypyc by default (sim/native.py).
 """
 
 from __future__ import annotations
