@@ -106,20 +106,18 @@ def main(argv: list[str] | None = None) -> None:
               "speedup")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
-    base = statistics.median(w for w, _, _ in results[1])
+    median = {jobs: statistics.median(w for w, _, _ in rows) for jobs, rows in results.items()}
     for jobs, rows in results.items():
         walls = [w for w, _, _ in rows]
-        wall = statistics.median(walls)
+        wall = median[jobs]
         per_run = statistics.median(s / n for _, s, n in rows)
         overhead = statistics.median((jobs * w - s) / n for w, s, n in rows)
         print(f"{jobs} | {wall:.2f} ({min(walls):.2f}..{max(walls):.2f}) | {per_run:.3f} | "
-              f"{overhead * 1000:.0f} | {base / wall:.2f}x")
+              f"{overhead * 1000:.0f} | {median[1] / wall:.2f}x")
     print("\ntarget: --jobs 2 >= 1.7x --jobs 1 on 2 cores (DESIGN.md, Performance targets)")
     if args.json:
-        one = statistics.median(w for w, _, _ in results[1])
-        two = statistics.median(w for w, _, _ in results[2])
-        args.json.write_text(json.dumps({"jobs1_s": one, "jobs2_s": two,
-                                         "speedup": one / two}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"jobs1_s": median[1], "jobs2_s": median[2],
+                                         "speedup": median[1] / median[2]}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

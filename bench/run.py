@@ -38,6 +38,8 @@ sys.path.insert(0, str(REPO / "bench"))
 import bench_buddy  # noqa: E402
 import bench_replay  # noqa: E402
 
+import sim  # noqa: E402
+
 GiB = 1 << 30
 TARGETS = {"bare_ratio": 1.0, "end_to_end_ratio": 0.5, "replay_realtime": 1.0,
            "bytes_per_page": 16.0, "sweep_speedup": 1.7}
@@ -120,8 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     repeat = 3 if quick else 5
     started = time.perf_counter()
-    import sim
-
     results: dict = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(),

@@ -37,6 +37,7 @@ NATIVE_MODULES = ("sim.buddy", "sim.slab", "sim.objects", "sim.vmscan", "workloa
                   "workloads.pageset")
 RECORD = "_native_build.json"
 PURE_ENV = "FRAGSIM_PURE_PYTHON"
+STALE = "changed since it was compiled"  # in the reason: select() warns
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,8 +75,8 @@ def choose(environ: os._Environ | dict = os.environ, record_path: Path | None = 
         except OSError:
             same = False
         if not same:
-            return False, (f"{source_path(module).relative_to(ROOT)} changed since it was "
-                           f"compiled: pure Python until `pip install -e .` compiles it again")
+            return False, (f"{source_path(module).relative_to(ROOT)} {STALE}: pure Python "
+                           f"until `pip install -e .` compiles it again")
     return True, f"compiled with mypyc {record.get('mypy', '?')}"
 
 
@@ -94,7 +95,7 @@ def select() -> tuple[bool, str]:
     if not compiled:
         if not any(isinstance(f, _SourceFinder) for f in sys.meta_path):
             sys.meta_path.insert(0, _SourceFinder())
-        if "changed since" in why and not os.environ.get("_FRAGSIM_WARNED"):
+        if STALE in why and not os.environ.get("_FRAGSIM_WARNED"):
             print(f"fragsim: {why}", file=sys.stderr)
             os.environ["_FRAGSIM_WARNED"] = "1"  # once, not again in every worker
     return compiled, why

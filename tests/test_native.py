@@ -16,6 +16,8 @@ import sim.buddy
 import sim.objects
 import sim.slab
 import sim.vmscan
+import workloads.expiry  # noqa: F401  (every NATIVE_MODULES entry is loaded)
+import workloads.pageset  # noqa: F401
 from sim import native
 from sim.config import load_config
 from sim.runner import run_machine
