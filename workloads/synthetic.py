@@ -27,6 +27,7 @@ from sim.gfp import (
 )
 from sim.metrics import avail, unusable_index
 from workloads.base import Lifetime, PageSet, Workload, WorkloadParams
+from workloads.objloop import LiveObjects
 
 # mm/readahead.c readahead_gfp_mask: the mapping's mask plus __GFP_NORETRY | __GFP_NOWARN.
 GFP_READAHEAD = GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN
@@ -53,8 +54,7 @@ class SlabChurn(Workload):
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
-        self.live: dict[int, int] = {}  # oid -> generation
-        self._gen = 0
+        self.live = LiveObjects()
         self.allocated = self.freed = self.failed = self.evicted = 0
 
     # ObjectOwner: the cache asks us before evicting an unused object.
@@ -62,7 +62,7 @@ class SlabChurn(Workload):
         return oid in self.live and cache.default_reclaimable(oid)
 
     def evict(self, cache, oid: int, cpu: int) -> int:
-        self.live.pop(oid, None)
+        self.live.discard(oid)
         self.evicted += 1
         return cache.default_evict(oid, cpu)
 
@@ -78,15 +78,7 @@ class SlabChurn(Workload):
         next_burst = env.now
         while True:
             now = env.now
-            live, cpu, freed = self.live, self.cpu, 0
-            for oid, gen in self.pop_expired(now):
-                if live.get(oid) == gen:
-                    del live[oid]
-                    if cache.nr_lru and cache.is_allocated(oid) and oid in cache._lru:
-                        cache.lru_del(oid)
-                    cache.free(oid, cpu())
-                    freed += 1
-            self.freed += freed
+            self.freed += self.live.free_due(cache, self.pop_expired(now), self.cpu)
             if self.active():
                 if p.arrival == "poisson":
                     n = self.arrivals(p.rate, p.tick)
@@ -109,23 +101,12 @@ class SlabChurn(Workload):
         lifetimes = p.lifetime.sample(self.rng, n).tolist()
         unused = self.rng.random(n) < p.unused_share if p.unused_share else None
         now = self.env.now
-        alloc, cpu, live = cache.alloc, self.cpu, self.live
-        gen = self._gen
         whens: list[float] = []
-        items: list[tuple[int, int]] = []
-        for i in range(n):
-            oid = alloc(cpu())
-            if oid is None:
-                self.failed += 1
-                continue
-            gen += 1
-            live[oid] = gen
-            if unused is not None and unused[i]:
-                cache.lru_add(oid)
-            whens.append(now + lifetimes[i])
-            items.append((oid, gen))
+        items: list[int] = []
+        self.live.alloc_many(cache, n, self.cpu, now, lifetimes,
+                             None if unused is None else unused.tolist(), whens, items)
         self.allocated += len(items)
-        self._gen = gen
+        self.failed += n - len(items)
         # Nothing reads the expiry queue before the next tick: queue them at once.
         self.expire_many(whens, items)
 
@@ -180,10 +161,9 @@ class KernelAlloc(Workload):
             if self.active():
                 n = self.arrivals(p.rate, p.tick)
                 if n:
-                    orders = self.rng.choice(self._orders, size=n, p=self._weights)
+                    orders = self.rng.choice(self._orders, size=n, p=self._weights).tolist()
                     lifetimes = p.lifetime.sample(self.rng, n).tolist()
                     for order, life in zip(orders, lifetimes, strict=True):
-                        order = int(order)
                         pfn = m.alloc_pages(order, self.gfp, self.cpu(), OWNER_UNMOVABLE)
                         if pfn is None:
                             self.failed += 1
