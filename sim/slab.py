@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
@@ -361,7 +362,8 @@ class Slab:
     where: int = W_FULL
     cpu: int = 0  # owning CPU while W_CPU or W_CPU_PARTIAL
     free: list[int] = field(default_factory=list)  # free slot numbers; pop() is the next
-    slot_obj: list[int] = field(default_factory=list)  # object id per slot, -1 if free
+    # object id per slot, -1 if free (an array: a freed slot drops no int object)
+    slot_obj: array[int] = field(default_factory=lambda: array("i"))
     defragged: bool = False  # unfrozen non-empty by the defragmenter
 
     @property
@@ -634,7 +636,7 @@ class SlabCache:
                 return None
             self.stats.order_fallback += 1
         slab = Slab(pfn, order, objects, free=list(range(objects - 1, -1, -1)),
-                    slot_obj=[-1] * objects)
+                    slot_obj=array("i", [-1]) * objects)
         self._slab_at[pfn] = slab
         self.nr_slabs += 1
         self.total_objects += objects
