@@ -321,3 +321,55 @@ def test_page_set_runs_equal_single_calls(runs, seed):
         if len(one):
             assert [one.choice(rngs[0]) for _ in range(3)] == many.choice_many(rngs[1], 3)
         assert one.pfns == many.pfns and one.where == many.where
+
+
+@settings(max_examples=30, deadline=None)
+@given(orders=st.dictionaries(st.integers(0, 10), st.floats(0, 5, allow_nan=False),
+                              min_size=1, max_size=5).filter(lambda d: sum(d.values()) > 0),
+       sizes=st.lists(st.integers(0, 300), min_size=1, max_size=5), seed=st.integers(0, 99))
+def test_kernel_alloc_draws_the_orders_generator_choice_draws(orders, sizes, seed):
+    """draw_orders keeps Generator.choice(orders, n, p=weights)'s draws, without its
+    per-call validation."""
+    from workloads.synthetic import KernelAlloc
+
+    config = validate_config({}, "test", ["machine.memory=16MiB"])
+    work = KernelAlloc(Machine(config, 1), KernelAlloc.Params(orders=orders))
+    work.rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)
+    keys = sorted(orders)
+    weights = np.array([orders[o] for o in keys], dtype=float)
+    for n in sizes:
+        expected = rng.choice(keys, size=n, p=weights / weights.sum()).tolist()
+        assert work.draw_orders(n) == expected
+    assert work.rng.random() == rng.random()  # as many draws taken
+
+
+def test_live_objects_free_only_the_generation_they_queued():
+    """slab_churn's compiled loops: an object evicted and its id reused by a later
+    allocation is not freed by the first allocation's expiry."""
+    from sim.slab import SlabCache, SlabGeometry
+    from workloads.objloop import GEN_SHIFT, LiveObjects
+
+    zone = Zone(1024, cpus=1)
+    cache = SlabCache("test", SlabGeometry.derived(256, 1), zone)
+    live = LiveObjects()
+    whens: list[float] = []
+    items: list[int] = []
+    live.alloc_many(cache, 3, lambda: 0, 1.0, [1.0, 2.0, 3.0], [False, True, False],
+                    whens, items)
+    assert whens == [2.0, 3.0, 4.0] and len(live) == 3 and cache.nr_lru == 1
+    oids = [item & ((1 << GEN_SHIFT) - 1) for item in items]
+    assert [item >> GEN_SHIFT for item in items] == [1, 2, 3]
+    # The cache evicts the second object; its id comes back for the next allocation.
+    live.discard(oids[1])
+    cache.evict(oids[1])
+    assert oids[1] not in live and len(live) == 2
+    again: list[int] = []
+    live.alloc_many(cache, 1, lambda: 0, 1.5, [9.0], None, [], again)
+    assert again[0] & ((1 << GEN_SHIFT) - 1) == oids[1] and again[0] >> GEN_SHIFT == 4
+    # All three first expiries come due: the reused id stays allocated.
+    assert live.free_due(cache, items, lambda: 0) == 2
+    assert len(live) == 1 and oids[1] in live and cache.is_allocated(oids[1])
+    assert cache.nr_lru == 0 and cache.nr_inuse == 1
+    assert live.free_due(cache, again, lambda: 0) == 1 and len(live) == 0
+    cache.check()

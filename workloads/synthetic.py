@@ -143,10 +143,18 @@ class KernelAlloc(Workload):
         self.gfp = {"kernel": GFP_KERNEL, "atomic": GFP_ATOMIC, "nowait": GFP_NOWAIT}[params.gfp]
         orders = sorted(params.orders)
         weights = np.array([params.orders[o] for o in orders], dtype=float)
-        self._orders = orders
+        self._orders = np.array(orders)
         self._weights = weights / weights.sum()
+        # Generator.choice(orders, n, p=weights) draws ``random(n)`` and looks them up
+        # in this table; done here once rather than validated again every tick.
+        self._cdf = self._weights.cumsum()
+        self._cdf /= self._cdf[-1]
         self.allocated = self.failed = self.freed = 0
         self.held_pages = 0
+
+    def draw_orders(self, n: int) -> list[int]:
+        """``n`` orders by weight: ``rng.choice(orders, n, p=weights)``'s draws."""
+        return self._orders[self._cdf.searchsorted(self.rng.random(n), side="right")].tolist()
 
     def run(self):
         p = self.params
@@ -161,7 +169,7 @@ class KernelAlloc(Workload):
             if self.active():
                 n = self.arrivals(p.rate, p.tick)
                 if n:
-                    orders = self.rng.choice(self._orders, size=n, p=self._weights).tolist()
+                    orders = self.draw_orders(n)
                     lifetimes = p.lifetime.sample(self.rng, n).tolist()
                     for order, life in zip(orders, lifetimes, strict=True):
                         pfn = m.alloc_pages(order, self.gfp, self.cpu(), OWNER_UNMOVABLE)
