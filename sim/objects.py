@@ -30,7 +30,7 @@ data or writeback; a read of an evicted page is not modelled (evictions are coun
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Final
 
 from sim.buddy import OWNER_MOVABLE, Zone
@@ -75,18 +75,30 @@ class FsStats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-@dataclass(slots=True)
 class File:
-    """One file: its in-memory objects (-1 when not cached) and state."""
+    """One file: its in-memory objects (-1 when not cached) and state.
 
-    fid: int
-    nr_pages: int
-    dentry: int = -1
-    inode: int = -1
-    pages: list[int] = field(default_factory=list)
-    xa_nodes: list[int] = field(default_factory=list)
-    open_count: int = 0
-    linked: bool = True
+    A plain class rather than a dataclass: mypyc compiles this ``__init__``, where a
+    dataclass's would be generated, interpreted code (one call per file created).
+    """
+
+    __slots__ = ("fid", "nr_pages", "dentry", "inode", "pages", "xa_nodes", "open_count",
+                 "linked")
+
+    def __init__(self, fid: int, nr_pages: int) -> None:
+        self.fid = fid
+        self.nr_pages = nr_pages
+        self.dentry = -1
+        self.inode = -1
+        self.pages: list[int] = []
+        self.xa_nodes: list[int] = []
+        self.open_count = 0
+        self.linked = True
+
+    def __repr__(self) -> str:
+        return (f"File(fid={self.fid}, nr_pages={self.nr_pages}, dentry={self.dentry}, "
+                f"inode={self.inode}, pages={self.pages}, xa_nodes={self.xa_nodes}, "
+                f"open_count={self.open_count}, linked={self.linked})")
 
 
 class CacheOwners:

@@ -351,20 +351,32 @@ class SlabCorrupt(AssertionError):
     """``SlabCache.check()`` found a broken invariant."""
 
 
-@dataclass(slots=True, eq=False)
 class Slab:
-    """``struct slab``: one slab page (block of 2**order pages) of a cache."""
+    """``struct slab``: one slab page (block of 2**order pages) of a cache.
 
-    pfn: int
-    order: int
-    objects: int
-    inuse: int = 0
-    where: int = W_FULL
-    cpu: int = 0  # owning CPU while W_CPU or W_CPU_PARTIAL
-    free: list[int] = field(default_factory=list)  # free slot numbers; pop() is the next
-    # object id per slot, -1 if free (an array: a freed slot drops no int object)
-    slot_obj: array[int] = field(default_factory=lambda: array("i"))
-    defragged: bool = False  # unfrozen non-empty by the defragmenter
+    A plain class rather than a dataclass: mypyc compiles this ``__init__``, where a
+    dataclass's would be generated, interpreted code (one call per slab created).
+    """
+
+    __slots__ = ("pfn", "order", "objects", "inuse", "where", "cpu", "free", "slot_obj",
+                 "defragged")
+
+    def __init__(self, pfn: int, order: int, objects: int) -> None:
+        self.pfn = pfn
+        self.order = order
+        self.objects = objects
+        self.inuse = 0
+        self.where = W_FULL
+        self.cpu = 0  # owning CPU while W_CPU or W_CPU_PARTIAL
+        # Free slot numbers, pop() is the next; all of them, lowest on top, at first.
+        self.free: list[int] = list(range(objects - 1, -1, -1))
+        # Object id per slot, -1 if free (an array: a freed slot drops no int object).
+        self.slot_obj = array("i", [-1]) * objects
+        self.defragged = False  # unfrozen non-empty by the defragmenter
+
+    def __repr__(self) -> str:
+        return (f"Slab(pfn={self.pfn}, order={self.order}, objects={self.objects}, "
+                f"inuse={self.inuse}, where={WHERE_NAMES[self.where]}, cpu={self.cpu})")
 
     @property
     def pages(self) -> int:
@@ -635,8 +647,7 @@ class SlabCache:
                 self.stats.alloc_failed += 1
                 return None
             self.stats.order_fallback += 1
-        slab = Slab(pfn, order, objects, free=list(range(objects - 1, -1, -1)),
-                    slot_obj=array("i", [-1]) * objects)
+        slab = Slab(pfn, order, objects)
         self._slab_at[pfn] = slab
         self.nr_slabs += 1
         self.total_objects += objects

@@ -307,7 +307,8 @@ def test_zone_batches_count_their_calls_even_when_a_page_raises():
 @given(runs=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), max_size=12),
        seed=st.integers(0, 100))
 def test_page_set_runs_equal_single_calls(runs, seed):
-    """add_many / pop_random_many / choice_many against add / pop_random / choice."""
+    """add_many / pop_random_many / choice_many / remove_many against add / pop_random /
+    choice / remove."""
     one, many = PageSet(4096), PageSet(4096)
     rngs = [np.random.default_rng(seed), np.random.default_rng(seed)]
     fresh = iter(np.random.default_rng(seed + 1).permutation(4096).tolist())
@@ -320,6 +321,10 @@ def test_page_set_runs_equal_single_calls(runs, seed):
         assert [one.pop_random(rngs[0]) for _ in range(k)] == many.pop_random_many(rngs[1], k)
         if len(one):
             assert [one.choice(rngs[0]) for _ in range(3)] == many.choice_many(rngs[1], 3)
+        gone = one.pfns.tolist()[::3]  # evictions: a run of pfns removed by value
+        for pfn in gone:
+            one.remove(pfn)
+        many.remove_many(gone)
         assert one.pfns == many.pfns and one.where == many.where
 
 

@@ -2,7 +2,9 @@
 
 Items are kept in buckets of one tick: bucket k holds the items with
 int(when / width) == k as (when, item) in the order added, and a small heap holds the
-bucket numbers. Division by a positive width is monotonic, so every bucket below now's
+bucket numbers. A bucket lives in slot k % RING_SLOTS of a ring of lists when that slot
+is free (nearly always: a run's lifetimes rarely span thousands of ticks), else in a
+dict; the ring spares each push a dict lookup. Division by a positive width is monotonic, so every bucket below now's
 holds only due items, and now's bucket is split by a stable sort: the order of a
 (when, sequence) heap, at list-append cost. (A simulator structure, not a kernel one.)
 Compiled by mypyc with the allocator's hot modules (sim/native.py).
@@ -18,12 +20,18 @@ from typing import Any, Final
 _when = operator.itemgetter(0)
 _FAR: Final = 1 << 62  # expiry buckets beyond this many ticks are one bucket
 _INF: Final = float("inf")
+RING_SLOTS: Final = 4096  # a power of two
+_RING_MASK: Final = RING_SLOTS - 1
+_NO_BUCKET: Final = _FAR + 1  # a ring slot that holds no bucket
+
+
+_FAR_F: Final = float(_FAR)
 
 
 def _bucket(q: float) -> int:
     # int() truncates, which never decreases as q grows; far-off (or -inf) times
     # share an end bucket rather than overflow.
-    if -_FAR < q < _FAR:
+    if -_FAR_F < q < _FAR_F:
         return int(q)
     return _FAR if q > 0 else -_FAR
 
@@ -35,11 +43,33 @@ class ExpiryQueue:
         if not width > 0:
             raise ValueError(f"expected a bucket width above 0, got {width}")
         self.width = width
-        self._heap: list[int] = []
-        self._buckets: dict[int, list[tuple[float, Any]]] = {}
+        self._heap: list[int] = []  # the numbers of the buckets that hold items
+        self._ring_k: list[int] = [_NO_BUCKET] * RING_SLOTS
+        self._free_slot: list[tuple[float, Any]] = []  # what a free slot holds (never filled)
+        self._ring = [self._free_slot] * RING_SLOTS
+        self._buckets: dict[int, list[tuple[float, Any]]] = {}  # those not in the ring
 
     def __bool__(self) -> bool:
         return bool(self._heap)
+
+    def _new_bucket(self, k: int, bucket: list[tuple[float, Any]]) -> None:
+        heapq.heappush(self._heap, k)
+        slot = k & _RING_MASK
+        if self._ring_k[slot] == _NO_BUCKET:
+            self._ring_k[slot] = k
+            self._ring[slot] = bucket
+        else:
+            self._buckets[k] = bucket
+
+    def _take_bucket(self, k: int) -> list[tuple[float, Any]]:
+        """Bucket ``k``, out of the queue (its number already off the heap)."""
+        slot = k & _RING_MASK
+        if self._ring_k[slot] == k:
+            self._ring_k[slot] = _NO_BUCKET
+            bucket = self._ring[slot]
+            self._ring[slot] = self._free_slot
+            return bucket
+        return self._buckets.pop(k)
 
     def push_many(self, whens: Sequence[float], items: Sequence[Any]) -> None:
         """Each (when, item) pair in turn; an infinite time is never due."""
@@ -47,17 +77,20 @@ class ExpiryQueue:
             raise ValueError(f"expected as many times as items, got {len(whens)} "
                              f"and {len(items)}")
         width = self.width
-        buckets = self._buckets
-        heap = self._heap
+        ring_k = self._ring_k
+        ring = self._ring
         for i in range(len(whens)):
             when = whens[i]
             if when == _INF:
                 continue
             k = _bucket(when / width)
-            bucket = buckets.get(k)
+            slot = k & _RING_MASK
+            if ring_k[slot] == k:
+                ring[slot].append((when, items[i]))
+                continue
+            bucket = self._buckets.get(k)
             if bucket is None:
-                buckets[k] = [(when, items[i])]
-                heapq.heappush(heap, k)
+                self._new_bucket(k, [(when, items[i])])
             else:
                 bucket.append((when, items[i]))
 
@@ -66,12 +99,9 @@ class ExpiryQueue:
         heap = self._heap
         k_now = _bucket(now / self.width)
         out: list[Any] = []
-        if not heap or heap[0] > k_now:
-            return out
-        buckets = self._buckets
         while heap and heap[0] <= k_now:
             k = heapq.heappop(heap)
-            bucket = buckets.pop(k)
+            bucket = self._take_bucket(k)
             bucket.sort(key=_when)
             if k < k_now or bucket[-1][0] <= now:
                 for entry in bucket:
@@ -81,8 +111,7 @@ class ExpiryQueue:
             while bucket[due][0] <= now:
                 out.append(bucket[due][1])
                 due += 1
-            buckets[k] = bucket[due:]
-            heapq.heappush(heap, k)
+            self._new_bucket(k, bucket[due:] if due else bucket)
             break
         return out
 
@@ -90,4 +119,7 @@ class ExpiryQueue:
         """The earliest time queued (infinity when empty)."""
         if not self._heap:
             return _INF
-        return min([entry[0] for entry in self._buckets[self._heap[0]]])
+        k = self._heap[0]
+        slot = k & _RING_MASK
+        bucket = self._ring[slot] if self._ring_k[slot] == k else self._buckets[k]
+        return min([entry[0] for entry in bucket])

@@ -46,8 +46,8 @@ class FsChurn(Workload):
         env = self.env
         fsys = self.fsys = self.machine.filesystem(p.fs, inode_cache=p.inode_cache)
         page_size = self.machine.zone.page_size
-        sizes = self.rng.integers(0, p.max_bytes + 1, p.files)
-        opened = self.rng.random(p.files) < p.open_share
+        sizes = self.rng.integers(0, p.max_bytes + 1, p.files).tolist()
+        opened = (self.rng.random(p.files) < p.open_share).tolist()
         carry = 0.0
         i = 0
         while i < p.files:
@@ -62,8 +62,8 @@ class FsChurn(Workload):
                         self.failed += 1
                     else:
                         self.dirs.append(dir_fid)
-                nr_pages = -(-int(sizes[j]) // page_size)
-                fid = fsys.create(nr_pages, cpu, keep_open=bool(opened[j]))
+                nr_pages = -(-sizes[j] // page_size)
+                fid = fsys.create(nr_pages, cpu, keep_open=opened[j])
                 if fid is None:
                     self.failed += 1
                     continue
@@ -78,7 +78,7 @@ class FsChurn(Workload):
             carry += p.delete_rate * p.tick
             n = min(int(carry), len(doomed) - k)
             carry -= n
-            for idx in doomed[k:k + n]:
+            for idx in doomed[k:k + n].tolist():
                 fsys.unlink(self.files[idx], self.cpu())
                 self.deleted += 1
             k += n

@@ -49,6 +49,11 @@ class PageSet:
             self.where[last] = i
         self.where[pfn] = -1
 
+    def remove_many(self, pfns: list[int]) -> None:
+        """``remove`` each pfn in turn."""
+        for pfn in pfns:
+            self.remove(pfn)
+
     def pop_random(self, rng: np.random.Generator) -> int:
         pfn = self.pfns[int(rng.integers(len(self.pfns)))]
         self.remove(pfn)

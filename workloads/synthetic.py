@@ -306,9 +306,7 @@ class PageCache(Workload):
         self.machine.free_pages(pfn, 0, 0)
 
     def _evicted_many(self, pfns: list[int]) -> None:
-        remove = self.pages.remove
-        for pfn in pfns:
-            remove(pfn)
+        self.pages.remove_many(pfns)
         self.evicted += len(pfns)
         self.machine.free_pages_batch(pfns, 0, _CPU0)
 
