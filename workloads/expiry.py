@@ -2,11 +2,13 @@
 
 Items are kept in buckets of one tick: bucket k holds the items with
 int(when / width) == k as (when, item) in the order added, and a small heap holds the
-bucket numbers. A bucket lives in slot k % RING_SLOTS of a ring of lists when that slot
-is free (nearly always: a run's lifetimes rarely span thousands of ticks), else in a
-dict; the ring spares each push a dict lookup. Division by a positive width is monotonic, so every bucket below now's
+bucket numbers. Division by a positive width is monotonic, so every bucket below now's
 holds only due items, and now's bucket is split by a stable sort: the order of a
 (when, sequence) heap, at list-append cost. (A simulator structure, not a kernel one.)
+
+A bucket lives in slot k % RING_SLOTS of a ring of lists when that slot is free (nearly
+always: lifetimes rarely span thousands of ticks), else in a dict; the ring spares each
+push a dict lookup.
 Compiled by mypyc with the allocator's hot modules (sim/native.py).
 """
 
