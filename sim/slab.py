@@ -358,8 +358,8 @@ class Slab:
     dataclass's would be generated, interpreted code (one call per slab created).
     """
 
-    __slots__ = ("pfn", "order", "objects", "inuse", "where", "cpu", "free", "slot_obj",
-                 "defragged")
+    __slots__ = ("pfn", "order", "objects", "inuse", "where", "cpu", "free_slots", "nr_free",
+                 "slot_obj", "defragged")
 
     def __init__(self, pfn: int, order: int, objects: int) -> None:
         self.pfn = pfn
@@ -368,8 +368,11 @@ class Slab:
         self.inuse = 0
         self.where = W_FULL
         self.cpu = 0  # owning CPU while W_CPU or W_CPU_PARTIAL
-        # Free slot numbers, pop() is the next; all of them, lowest on top, at first.
-        self.free: list[int] = list(range(objects - 1, -1, -1))
+        # The free slot numbers: a stack in free_slots[:nr_free] (the top is the next
+        # one handed out), all of them, lowest on top, at first. A list of fixed length
+        # with a count, not one that grows and shrinks: no reallocation per object.
+        self.free_slots: list[int] = list(range(objects - 1, -1, -1))
+        self.nr_free = objects
         # Object id per slot, -1 if free (an array: a freed slot drops no int object).
         self.slot_obj = array("i", [-1]) * objects
         self.defragged = False  # unfrozen non-empty by the defragmenter
@@ -381,6 +384,21 @@ class Slab:
     @property
     def pages(self) -> int:
         return 1 << self.order
+
+    @property
+    def free(self) -> list[int]:
+        """The free slot numbers, the next one handed out last."""
+        return self.free_slots[:self.nr_free]
+
+    def pop_free(self) -> int:
+        n = self.nr_free - 1
+        self.nr_free = n
+        return self.free_slots[n]
+
+    def push_free(self, slot: int) -> None:
+        n = self.nr_free
+        self.free_slots[n] = slot
+        self.nr_free = n + 1
 
 
 @dataclass
@@ -570,11 +588,13 @@ class SlabCache:
     def alloc(self, cpu: int = 0) -> int | None:
         """``slab_alloc_node``: an object from this CPU's slab, else the slow path."""
         slab = self._cpu_slab[cpu]
-        if slab is None or not slab.free:
+        if slab is None or not slab.nr_free:
             slab = self._alloc_slowpath(cpu)
             if slab is None:
                 return None
-        slot = slab.free.pop()
+        n = slab.nr_free - 1  # slab.pop_free(), inlined
+        slab.nr_free = n
+        slot = slab.free_slots[n]
         slab.inuse += 1
         free_ids = self._free_ids
         if free_ids:
@@ -685,7 +705,9 @@ class SlabCache:
         self.nr_inuse -= 1
         self.nr_frees += 1
         slab.slot_obj[slot] = -1
-        slab.free.append(slot)
+        n = slab.nr_free  # slab.push_free(slot), inlined
+        slab.free_slots[n] = slot
+        slab.nr_free = n + 1
         inuse = slab.inuse - 1
         slab.inuse = inuse
         where = slab.where
@@ -739,7 +761,7 @@ class SlabCache:
 
     def _release_slot(self, slab: Slab, slot: int, cpu: int) -> None:
         slab.slot_obj[slot] = -1
-        slab.free.append(slot)
+        slab.push_free(slot)
         slab.inuse -= 1
         self._after_free(slab, cpu)
 
@@ -820,7 +842,7 @@ class SlabCache:
     def _deactivate_slab(self, slab: Slab, cpu: int) -> None:
         if not slab.inuse and len(self._node_partial) >= self.min_partial:
             self._discard_slab(slab, cpu)
-        elif slab.free:
+        elif slab.nr_free:
             self._add_partial(slab, tail=False)
         else:
             slab.where = W_FULL
@@ -1075,7 +1097,7 @@ class SlabCache:
             self._discard_slab(slab, cpu)
             return pages
         slab.defragged = True  # its freed-later pages are counted apart (RCU ghosts)
-        if slab.free:
+        if slab.nr_free:
             self._add_partial(slab, tail=True)
         else:
             slab.where = W_FULL
@@ -1122,13 +1144,13 @@ class SlabCache:
         if src is None or self._flags[oid] & (F_RCU | F_DEFERRED | F_GHOST):
             raise ValueError(f"{self.name}: object {oid} is not a live object")
         dst = self._cpu_slab[cpu]
-        if dst is None or not dst.free:
+        if dst is None or not dst.nr_free:
             dst = self._alloc_slowpath(cpu)
             if dst is None:
                 return False
         if dst is src:
             return False
-        new_slot = dst.free.pop()
+        new_slot = dst.pop_free()
         dst.inuse += 1
         dst.slot_obj[new_slot] = oid
         old_slot = self._obj_slot[oid]
@@ -1208,7 +1230,8 @@ class SlabCache:
             if zone.owner_of(pfn) != self.owner_tag:
                 raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} has owner {zone.owner_of(pfn)}")
             occupied = [o for o in slab.slot_obj if o >= 0]
-            if len(occupied) != slab.inuse or len(slab.free) != slab.objects - slab.inuse:
+            if (len(occupied) != slab.inuse or slab.nr_free != slab.objects - slab.inuse
+                    or len(slab.free_slots) != slab.objects):
                 raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} miscounts its objects")
             if sorted(slab.free) != [i for i, o in enumerate(slab.slot_obj) if o < 0]:
                 raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} free slots disagree")
@@ -1225,13 +1248,13 @@ class SlabCache:
                 raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} is marked cpu slab")
             if slab.where == W_CPU_PARTIAL and slab not in self._cpu_partial[slab.cpu]:
                 raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} is marked cpu partial")
-            if slab.where == W_FULL and slab.free:
+            if slab.where == W_FULL and slab.nr_free:
                 raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} is 'full' with free slots")
             inuse += slab.inuse
             objects += slab.objects
             pages += slab.pages
         for slab in self._node_partial:
-            if slab.where != W_NODE_PARTIAL or not slab.free:
+            if slab.where != W_NODE_PARTIAL or not slab.nr_free:
                 raise SlabCorrupt(f"{self.name}: node partial list holds a slab that is "
                                   f"{WHERE_NAMES[slab.where]} with {len(slab.free)} free")
         if inuse != self.nr_inuse or objects != self.total_objects or pages != self.nr_pages:
