@@ -171,6 +171,8 @@ class KernelAlloc(Workload):
                 if n:
                     orders = self.draw_orders(n)
                     lifetimes = p.lifetime.sample(self.rng, n).tolist()
+                    whens: list[float] = []
+                    items: list[tuple[int, int]] = []
                     for order, life in zip(orders, lifetimes, strict=True):
                         pfn = m.alloc_pages(order, self.gfp, self.cpu(), OWNER_UNMOVABLE)
                         if pfn is None:
@@ -178,7 +180,10 @@ class KernelAlloc(Workload):
                             continue
                         self.allocated += 1
                         self.held_pages += 1 << order
-                        self.expire_at(now + life, (pfn, order))
+                        whens.append(now + life)
+                        items.append((pfn, order))
+                    # Nothing reads the expiry queue before the next tick: queue them at once.
+                    self.expire_many(whens, items)
             elif not self._expiry:
                 return
             yield env.timeout(p.tick)
