@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Final
+from typing import Any, Final
 
 from sim.buddy import OWNER_MOVABLE, Zone
 from sim.migratetype import MIGRATE_MOVABLE
@@ -101,12 +101,48 @@ class File:
                 f"open_count={self.open_count}, linked={self.linked})")
 
 
+class ByOid:
+    """What each object id of a cache stands for (a file, or the file system that
+    holds it), or None: a list indexed by id, as ids are dense (``SlabCache`` reuses
+    freed ones), so a lookup costs no hashing and no int object."""
+
+    __slots__ = ("_of",)
+
+    def __init__(self) -> None:
+        self._of: list[Any] = []
+
+    def get(self, oid: int) -> Any:
+        of = self._of
+        return of[oid] if 0 <= oid < len(of) else None
+
+    def __getitem__(self, oid: int) -> Any:
+        value = self.get(oid)
+        if value is None:
+            raise KeyError(oid)
+        return value
+
+    def __setitem__(self, oid: int, value: Any) -> None:
+        of = self._of
+        if oid >= len(of):
+            of.extend([None] * (oid + 1 - len(of)))
+        of[oid] = value
+
+    def __delitem__(self, oid: int) -> None:
+        if self.get(oid) is None:
+            raise KeyError(oid)
+        self._of[oid] = None
+
+    def discard(self, oid: int) -> None:
+        if 0 <= oid < len(self._of):
+            self._of[oid] = None
+
+
 class CacheOwners:
     """The owner (``sim.slab.ObjectOwner``) of one cache shared by several file systems:
     dispatches by object id; objects of no file system get the cache's default rules."""
 
     def __init__(self) -> None:
-        self.by_oid: dict[int, FileSystem] = {}
+        self.by_oid = ByOid()  # object id -> FileSystem
 
     def reclaimable(self, cache: SlabCache, oid: int) -> bool:
         fs = self.by_oid.get(oid)
@@ -149,8 +185,8 @@ class FileSystem:
         self._dentry_owner = _owners(dentry_cache)
         self._inode_owner = _owners(inode_cache)
         self._xa_owner = _owners(xa_cache) if xa_cache is not None else None
-        self._by_dentry: dict[int, File] = {}
-        self._by_inode: dict[int, File] = {}
+        self._by_dentry = ByOid()  # dentry id -> File
+        self._by_inode = ByOid()  # inode id -> File
         self._page_file: dict[int, File] = {}  # pfn -> file, for page migration
         self.nr_deferred = 0  # the super block shrinker's nr_deferred
         self.stats = FsStats()
@@ -325,13 +361,13 @@ class FileSystem:
         return pages
 
     def _forget_dentry(self, f: File) -> None:
-        self._by_dentry.pop(f.dentry, None)
-        self._dentry_owner.by_oid.pop(f.dentry, None)
+        self._by_dentry.discard(f.dentry)
+        self._dentry_owner.by_oid.discard(f.dentry)
         f.dentry = -1
 
     def _forget_inode(self, f: File) -> None:
-        self._by_inode.pop(f.inode, None)
-        self._inode_owner.by_oid.pop(f.inode, None)
+        self._by_inode.discard(f.inode)
+        self._inode_owner.by_oid.discard(f.inode)
         f.inode = -1
 
     def _evict_inode(self, f: File, cpu: int) -> int:
