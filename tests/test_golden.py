@@ -21,3 +21,26 @@ def test_a_seeded_short_quickstart_run_ends_exactly_as_pinned():
     assert caches == {"dentry": (32, 415), "ext4_inode_cache": (41, 286),
                       "radix_tree_node": (42, 239)}
     assert (summary["alloc_ops"], summary["slab_ops"]) == (68219, 93786)
+
+
+def test_a_seeded_run_of_every_client_under_pressure_ends_exactly_as_pinned(tmp_path):
+    """The quickstart has no slab_churn: this pins tests/test_batching.py's pressure
+    scenario too (slab objects evicted by the shrinker and reused, kernel pages of
+    orders 0-3, random CPUs, direct reclaim and compaction). The numbers are those of
+    the code before slab_churn's loops were compiled (workloads/objloop.py)."""
+    from test_batching import PRESSURE
+
+    path = tmp_path / "pressure.yaml"
+    path.write_text(PRESSURE)
+    config = load_config(path)
+    summary = run_machine(config, config.seed, "default").summary
+    assert summary["avail"] == {
+        "0": 1878, "1": 857, "2": 324, "3": 149, "4": 73, "5": 31, "6": 6,
+        "7": 0, "8": 0, "9": 0, "10": 0}
+    caches = {name: (c["num_slabs"], c["active_objs"]) for name, c in summary["caches"].items()}
+    assert caches == {"kmalloc-192": (242, 5062)}
+    assert (summary["alloc_ops"], summary["slab_ops"]) == (186232, 55127)
+    assert summary["workloads"]["slab_churn-5"] == {
+        "allocated": 30089, "freed": 23772, "failed": 0, "evicted": 1266, "live": 5051}
+    assert summary["workloads"]["kernel_alloc-4"] == {
+        "allocated": 3013, "failed": 0, "freed": 2092, "held_pages": 1895}

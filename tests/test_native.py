@@ -17,6 +17,7 @@ import sim.objects
 import sim.slab
 import sim.vmscan
 import workloads.expiry  # noqa: F401  (every NATIVE_MODULES entry is loaded)
+import workloads.objloop  # noqa: F401
 import workloads.pageset  # noqa: F401
 from sim import native
 from sim.config import load_config
