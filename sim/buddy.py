@@ -1291,7 +1291,6 @@ class Zone:
         state = self._state
         owners = self._owner
         pcps = self.pcp
-        append = out.append
         pcp_type = 0 <= migratetype < MIGRATE_PCPTYPES
         fast_flags = alloc_flags == _FAST_ALLOC_FLAGS and pcp_type
         default_owner = _DEFAULT_OWNER[migratetype] if pcp_type else 0
@@ -1313,12 +1312,12 @@ class Zone:
                         pfn = lst.pop()
                         state[pfn] = PG_ALLOC
                         owners[pfn] = default_owner if o is None else o
-                        append(pfn)
+                        out.append(pfn)
                         continue
                 pfn = self.alloc(0, migratetype, c, o, alloc_flags)
                 if pfn is None:
                     return c, o
-                append(pfn)
+                out.append(pfn)
                 by_alloc += 1
                 # alloc may have moved the free count, the boost or a zone flag.
                 fast = fast_flags and self.nr_free_pages > self._alloc_mark
@@ -1333,7 +1332,6 @@ class Zone:
         pb_mt = self._pageblock_mt
         shift = self.pageblock_order
         pcps = self.pcp
-        free = self.free
         done = 0  # fast-path frees, counted in nr_free_calls at the end
         try:
             for pfn in pfns:
@@ -1357,7 +1355,7 @@ class Zone:
                                 pcp.free_count += 1
                             done += 1
                             continue
-                free(pfn, order, c)
+                self.free(pfn, order, c)
         finally:
             self.nr_free_calls += done
 

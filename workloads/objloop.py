@@ -53,11 +53,10 @@ class LiveObjects:
         the cache's LRU where ``unused`` says so, and appends its expiry time to
         ``whens`` and its queue item to ``items`` (the failures are ``n`` less the
         items appended)."""
-        alloc = cache.alloc
         gens = self._gen
         gen = start = self.last_gen
         for i in range(n):
-            oid = alloc(cpu())
+            oid = cache.alloc(cpu())
             if oid is None:
                 continue
             if oid > OID_MASK:
