@@ -102,8 +102,9 @@ class FileLru:
         if not pfns:
             return
         p = np.asarray(pfns, dtype=np.int64)
-        if int(p.max()) >= self._size:
-            self._grow(int(p.max()) + 1)
+        top = int(p.max())
+        if top >= self._size:
+            self._grow(top + 1)
         new = p[self._pos_np[p] < 0]
         where = np.arange(len(self._queue), len(self._queue) + len(new), dtype=np.int32)
         self._pos_np[new] = where
