@@ -122,6 +122,8 @@ class ByOid:
         return value
 
     def __setitem__(self, oid: int, value: Any) -> None:
+        if oid < 0:
+            raise ValueError(f"expected an object id >= 0, got {oid}")
         of = self._of
         if oid >= len(of):
             of.extend([None] * (oid + 1 - len(of)))

@@ -378,3 +378,21 @@ def test_live_objects_free_only_the_generation_they_queued():
     assert cache.nr_lru == 0 and cache.nr_inuse == 1
     assert live.free_due(cache, again, lambda: 0) == 1 and len(live) == 0
     cache.check()
+
+
+def test_expiry_queue_buckets_that_share_a_ring_slot_keep_their_order():
+    """Buckets k and k + RING_SLOTS share a slot: the later one goes to the dict, a
+    partly due bucket is put back, and negative times work like any other."""
+    from workloads.expiry import RING_SLOTS, ExpiryQueue
+
+    q = ExpiryQueue(1.0)
+    far = float(RING_SLOTS)
+    times = [0.5, far + 0.5, far + 0.7, -2.5, 2 * far + 0.1, far + 0.2, -far - 0.5]
+    q.push_many(times, list(range(len(times))))
+    assert q.next_due() == -far - 0.5
+    assert q.pop_due(-1.0) == [6, 3]
+    assert q.pop_due(far + 0.6) == [0, 5, 1]
+    assert q.next_due() == far + 0.7 and q
+    q.push_many([far + 0.65], [7])  # into the bucket put back
+    assert q.pop_due(2 * far) == [7, 2]
+    assert q.pop_due(math.inf) == [4] and not q and q.next_due() == math.inf

@@ -145,3 +145,14 @@ def test_a_workload_order_above_max_order_is_a_one_line_error():
                               "machine.max_order (8), got 9")
     raw["workloads"] = [{"kind": "thp_probe", "order": 6}]
     assert validate_config(raw, "x.yaml").workloads[0].model_extra["order"] == 6
+
+
+@pytest.mark.parametrize("orders", [{0: float("inf"), 3: 1.0}, {0: 1e308, 1: 1e308},
+                                    {0: 0.0}, {0: -1.0}])
+def test_kernel_alloc_weights_must_be_finite_with_a_positive_finite_sum(orders):
+    """Generator.choice used to refuse such weights on the first tick; draw_orders
+    would draw order 0 forever, so the config refuses them."""
+    with pytest.raises(FragsimError) as err:
+        validate_config({"workloads": [{"kind": "kernel_alloc", "orders": orders}]}, "x.yaml")
+    assert str(err.value).startswith("x.yaml: workloads.0: expected ")
+    assert "finite" in str(err.value)

@@ -1,4 +1,4 @@
-"""A golden run: the exact outcome of one short seeded run, pinned.
+"""Golden runs: the exact outcomes of two short seeded runs, pinned.
 
 Any change to the allocators, daemons or workloads that changes behaviour changes
 these numbers, so a faster path that is not equivalent fails here. When a change is
@@ -9,6 +9,51 @@ from sim.config import load_config
 from sim.runner import run_machine
 
 OVERRIDES = ["duration=3s", "machine.memory=128MiB", "workloads.0.files=20000"]
+
+# Every client under memory pressure: a copy of tests/test_batching.py's scenario, kept
+# here so that a change there does not move these pins.
+PRESSURE = """
+name: golden-pressure
+seed: 3
+duration: 6s
+sample_every: 500ms
+machine: {memory: 96MiB, cpus: 3}
+workloads:
+  - kind: anon
+    size: 40MiB
+    grow_rate: 64MiB
+    churn_rate: 8MiB
+    pinned_share: 0.2
+    shrink_at: 5s
+    shrink_to: 16MiB
+  - kind: anon
+    name: anon-random-cpu
+    cpu: random
+    size: 8MiB
+    grow_rate: 16MiB
+    churn_rate: 4MiB
+  - kind: page_cache
+    rate: 48MiB
+    reread: 0.3
+    cpu: random
+  - kind: page_cache
+    name: capped-cache
+    rate: 8MiB
+    limit: 6MiB
+  - kind: kernel_alloc
+    rate: 500
+    orders: {0: 0.7, 1: 0.1, 2: 0.1, 3: 0.1}
+    lifetime: {dist: exponential, mean: 2s}
+  - kind: slab_churn
+    cache: kmalloc-192
+    rate: 5000
+    unused_share: 0.3
+    lifetime: {dist: exponential, mean: 1s}
+  - kind: thp_probe
+    interval: 50ms
+    hold: 1s
+    gfp: direct
+"""
 
 
 def test_a_seeded_short_quickstart_run_ends_exactly_as_pinned():
@@ -24,12 +69,10 @@ def test_a_seeded_short_quickstart_run_ends_exactly_as_pinned():
 
 
 def test_a_seeded_run_of_every_client_under_pressure_ends_exactly_as_pinned(tmp_path):
-    """The quickstart has no slab_churn: this pins tests/test_batching.py's pressure
-    scenario too (slab objects evicted by the shrinker and reused, kernel pages of
-    orders 0-3, random CPUs, direct reclaim and compaction). The numbers are those of
-    the code before slab_churn's loops were compiled (workloads/objloop.py)."""
-    from test_batching import PRESSURE
-
+    """The quickstart has no slab_churn: this pins a run of every client under
+    pressure (slab objects evicted by the shrinker and their ids reused, kernel pages
+    of orders 0-3, random CPUs, direct reclaim and compaction). The numbers are those
+    of the code before slab_churn's loops were compiled (workloads/objloop.py)."""
     path = tmp_path / "pressure.yaml"
     path.write_text(PRESSURE)
     config = load_config(path)

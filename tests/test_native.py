@@ -9,7 +9,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+from test_golden import PRESSURE
 
 import sim
 import sim.buddy
@@ -70,14 +73,25 @@ def test_the_running_modules_are_the_build_that_was_selected():
         assert sim.NATIVE, sim.NATIVE_REASON
 
 
-def _short_run() -> dict:
-    config = load_config(REPO / "configs" / "quickstart.yaml",
-                         ["duration=2s", "machine.memory=96MiB", "workloads.0.files=15000"],
-                         variant="defrag-on")
-    result = run_machine(config, 3, "defrag-on")
+def _outcome(result) -> dict:
     summary = {k: v for k, v in result.summary.items()
                if k not in ("wall_s", "ops_per_s", "slab_ops_per_s", "peak_rss_bytes")}
     return {"summary": summary, "final": result.final, "memmap": result.memmap}
+
+
+def _short_run() -> dict:
+    """The quickstart (file systems, page cache, kernel pages, defragmentation) and the
+    golden pressure scenario (slab_churn with evictions, anon, random CPUs)."""
+    config = load_config(REPO / "configs" / "quickstart.yaml",
+                         ["duration=2s", "machine.memory=96MiB", "workloads.0.files=15000"],
+                         variant="defrag-on")
+    runs = {"quickstart": _outcome(run_machine(config, 3, "defrag-on"))}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pressure.yaml"
+        path.write_text(PRESSURE)
+        config = load_config(path, ["duration=3s"])
+        runs["pressure"] = _outcome(run_machine(config, config.seed, "default"))
+    return runs
 
 
 CHILD = """
@@ -102,5 +116,6 @@ def test_compiled_and_pure_python_runs_are_identical():
     if sim.NATIVE:
         assert child["native"] is False
     here = json.loads(json.dumps(_short_run(), sort_keys=True, default=str))
-    assert child["run"]["summary"]["alloc_ops"] > 10_000
+    assert child["run"]["quickstart"]["summary"]["alloc_ops"] > 10_000
+    assert child["run"]["pressure"]["summary"]["workloads"]["slab_churn-5"]["evicted"] > 0
     assert child["run"] == here

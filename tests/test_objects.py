@@ -142,3 +142,24 @@ def test_bad_fs_type_is_a_clear_error():
     with pytest.raises(ValueError, match="expected fs one of tmpfs, disk, got 'ext9'"):
         FileSystem(zone, caches.create("dentry", 192), caches.create("inode_cache", 600),
                    fs="ext9")
+
+
+def test_by_oid_maps_ids_like_a_dict_of_ids_at_or_above_zero():
+    from sim.objects import ByOid
+
+    m = ByOid()
+    assert m.get(5) is None and m.get(-1) is None
+    m[5] = "five"
+    m[2] = "two"
+    assert (m.get(5), m[2], m.get(3), m.get(6)) == ("five", "two", None, None)
+    del m[5]
+    assert m.get(5) is None
+    with pytest.raises(KeyError):
+        del m[5]
+    with pytest.raises(KeyError):
+        m[3]
+    m.discard(2)
+    m.discard(99)  # nothing there: no error, as dict.pop(k, None)
+    assert m.get(2) is None
+    with pytest.raises(ValueError):
+        m[-1] = "minus one"

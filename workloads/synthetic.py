@@ -10,6 +10,7 @@ and direct reclaim); GFP flags are the ones the kernel uses for such memory.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -130,10 +131,12 @@ class KernelAlloc(Workload):
 
         @model_validator(mode="after")
         def _orders(self):
-            if not self.orders or any(not 0 <= o <= 10 or w < 0 for o, w in self.orders.items()):
-                raise ValueError("expected orders as {order 0-10: weight >= 0}")
-            if sum(self.orders.values()) <= 0:
-                raise ValueError("expected at least one order with a positive weight")
+            if not self.orders or any(not 0 <= o <= 10 or not 0 <= w < math.inf
+                                      for o, w in self.orders.items()):
+                raise ValueError("expected orders as {order 0-10: finite weight >= 0}")
+            total = sum(self.orders.values())
+            if not 0 < total < math.inf:
+                raise ValueError("expected weights with a positive, finite sum")
             return self
 
     def __init__(self, machine, params, index=0) -> None:
