@@ -22,6 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+# Every client under memory pressure: the scenario tests/test_golden.py pins.
+from test_golden import PRESSURE
+
 from sim.buddy import ALLOC_KSWAPD, ALLOC_WMARK_LOW, Zone
 from sim.config import load_config, validate_config
 from sim.errors import FragsimError
@@ -30,49 +33,6 @@ from sim.machine import Machine
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 from sim.runner import run_machine
 from workloads.base import PageSet, Workload
-
-PRESSURE = """
-name: batching
-seed: 3
-duration: 6s
-sample_every: 500ms
-machine: {memory: 96MiB, cpus: 3}
-workloads:
-  - kind: anon
-    size: 40MiB
-    grow_rate: 64MiB
-    churn_rate: 8MiB
-    pinned_share: 0.2
-    shrink_at: 5s
-    shrink_to: 16MiB
-  - kind: anon
-    name: anon-random-cpu
-    cpu: random
-    size: 8MiB
-    grow_rate: 16MiB
-    churn_rate: 4MiB
-  - kind: page_cache
-    rate: 48MiB
-    reread: 0.3
-    cpu: random
-  - kind: page_cache
-    name: capped-cache
-    rate: 8MiB
-    limit: 6MiB
-  - kind: kernel_alloc
-    rate: 500
-    orders: {0: 0.7, 1: 0.1, 2: 0.1, 3: 0.1}
-    lifetime: {dist: exponential, mean: 2s}
-  - kind: slab_churn
-    cache: kmalloc-192
-    rate: 5000
-    unused_share: 0.3
-    lifetime: {dist: exponential, mean: 1s}
-  - kind: thp_probe
-    interval: 50ms
-    hold: 1s
-    gfp: direct
-"""
 
 # Wall-clock figures differ between any two runs.
 WALL_KEYS = {"wall_s", "ops_per_s", "slab_ops_per_s", "peak_rss_bytes"}

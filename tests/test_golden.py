@@ -10,8 +10,8 @@ from sim.runner import run_machine
 
 OVERRIDES = ["duration=3s", "machine.memory=128MiB", "workloads.0.files=20000"]
 
-# Every client under memory pressure: a copy of tests/test_batching.py's scenario, kept
-# here so that a change there does not move these pins.
+# Every client under memory pressure (tests/test_batching.py runs it batched and page by
+# page, tests/test_native.py compiled and pure): a change here moves the pins below.
 PRESSURE = """
 name: golden-pressure
 seed: 3
