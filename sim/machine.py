@@ -58,6 +58,7 @@ from sim.buddy import (
     OWNER_MOVABLE,
     PAGE_ALLOC_COSTLY_ORDER,
     WMARK_HIGH,
+    PageblockStats,
     Zone,
 )
 from sim.compaction import CompactionCosts, Compactor, CompactResult
@@ -677,8 +678,11 @@ class Machine:
             hook(values)
         return values
 
-    def pageblock_snapshot(self) -> dict[tuple[str, str], float]:
-        stats = self.zone.pageblock_stats()
+    def pageblock_snapshot(self, stats: PageblockStats | None = None
+                           ) -> dict[tuple[str, str], float]:
+        """The pageblock metrics, from ``stats`` when given (the zone's stats now)."""
+        if stats is None:
+            stats = self.zone.pageblock_stats()
         block_mt = stats.migratetype
         if not self.zone.grouping_by_mobility:
             # page_group_by_mobility_disabled: every block is typed UNMOVABLE, yet every

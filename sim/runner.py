@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 
 from sim import __version__, metrics
+from sim.buddy import PageblockStats
 from sim.config import ExperimentConfig, load_config, resolve_variants, to_yaml
 from sim.machine import Machine
 from sim.procfs import buddyinfo_of, format_buddyinfo, format_pagetypeinfo, pagetypeinfo_of
@@ -41,8 +42,7 @@ def build_workloads(machine: Machine) -> list:
     return workloads
 
 
-def _memmap(machine: Machine, title: str) -> dict[str, np.ndarray]:
-    stats = machine.zone.pageblock_stats()
+def _memmap(stats: PageblockStats, machine: Machine, title: str) -> dict[str, np.ndarray]:
     data = {name: getattr(stats, name) for name in MEMMAP_FIELDS}
     data["pageblock_nr_pages"] = np.asarray(machine.zone.pageblock_nr_pages)
     data["title"] = np.asarray(title)
@@ -92,7 +92,11 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
     for workload in workloads:
         machine.add_sample_hook(workload.samples)
     machine.start(workloads)
-    memmap_start = _memmap(machine, "t = 0")
+    # The pageblock sample at t = 0 and the start memory map read the same state, as
+    # do a last sample at the end and the end map: one pageblock_stats each.
+    stats = machine.zone.pageblock_stats()
+    stats_t = 0.0
+    memmap_start = _memmap(stats, machine, "t = 0")
     recorder = Recorder()
     until = config.duration
     every = config.sample_every
@@ -102,7 +106,9 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
     t = 0.0
     while True:
         if t >= next_pb - 1e-9:
-            pb_values = machine.pageblock_snapshot()
+            if stats_t != t:
+                stats, stats_t = machine.zone.pageblock_stats(), t
+            pb_values = machine.pageblock_snapshot(stats)
             next_pb += pb_every
         values = machine.snapshot()
         values.update(pb_values)
@@ -121,7 +127,9 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
         "pagetypeinfo": format_pagetypeinfo(pagetypeinfo_of(machine.zone)),
         "slabinfo": machine.caches.format_slabinfo(),
     }
-    result.memmap = {"start": memmap_start, "end": _memmap(machine, f"t = {until:g} s")}
+    if stats_t != t:
+        stats = machine.zone.pageblock_stats()
+    result.memmap = {"start": memmap_start, "end": _memmap(stats, machine, f"t = {until:g} s")}
     return result
 
 
