@@ -6,8 +6,14 @@ Compiled by mypyc with the allocator's hot modules (sim/native.py).
 from __future__ import annotations
 
 from array import array
+from typing import Final
 
 import numpy as np
+
+# Runs of at least this many removals go through numpy when they are independent (see
+# PageSet._independent): one gather and scatter, whose random reads overlap, where a
+# loop waits on each. Shorter runs are cheaper one by one.
+_VECTOR_MIN: Final = 16
 
 
 class PageSet:
@@ -51,6 +57,12 @@ class PageSet:
 
     def remove_many(self, pfns: list[int]) -> None:
         """``remove`` each pfn in turn."""
+        keep = len(self.pfns) - len(pfns)
+        if len(pfns) >= _VECTOR_MIN and min(pfns) >= 0 and max(pfns) < len(self.where):
+            positions = self._where_np[np.asarray(pfns, dtype=np.int64)]
+            if self._independent(positions, keep):
+                self._swap_out(positions, keep)
+                return
         for pfn in pfns:
             self.remove(pfn)
 
@@ -65,10 +77,12 @@ class PageSet:
         size = len(self.pfns)
         if n <= 0:
             return []
-        picks = rng.integers(0, np.arange(size, size - n, -1)).tolist()
+        draws = rng.integers(0, np.arange(size, size - n, -1))
+        if n >= _VECTOR_MIN and self._independent(draws, size - n):
+            return self._swap_out(draws, size - n)
         pfns, where = self.pfns, self.where
         out = []
-        for i in picks:
+        for i in draws.tolist():
             pfn = pfns[i]
             last = pfns.pop()
             if last != pfn:
@@ -78,11 +92,37 @@ class PageSet:
             out.append(pfn)
         return out
 
+    @staticmethod
+    def _independent(positions: np.ndarray, keep: int) -> bool:
+        """Whether removing the entries at ``positions`` in turn, each by a swap with
+        the last entry, never touches an entry an earlier removal moved: true when
+        they are distinct and all below ``keep`` (the size after), so every last
+        entry comes from the untouched end."""
+        return bool(positions.min() >= 0 and positions.max() < keep
+                    and len(np.unique(positions)) == len(positions))
+
+    def _swap_out(self, positions: np.ndarray, keep: int) -> list[int]:
+        """The removals ``_independent`` allows, at once: the pfns removed, in turn."""
+        out = self._swap_moves(positions, keep)
+        del self.pfns[keep:]  # (the numpy views of it are gone)
+        return out
+
+    def _swap_moves(self, positions: np.ndarray, keep: int) -> list[int]:
+        pfns = np.frombuffer(self.pfns, dtype=np.int32)
+        out = pfns[positions]  # a copy
+        last = pfns[keep:][::-1].copy()  # removal j swaps in the entry at size - 1 - j
+        pfns[positions] = last
+        self._where_np[last] = positions
+        self._where_np[out] = -1
+        return out.tolist()
+
     def choice_many(self, rng: np.random.Generator, n: int) -> list[int]:
         """``n`` calls of ``choice`` in a row (the set does not change in between)."""
         if n <= 0:
             return []
-        return [self.pfns[i] for i in rng.integers(len(self.pfns), size=n).tolist()]
+        picks = rng.integers(len(self.pfns), size=n)
+        # One numpy gather: the random reads overlap, where a loop waits on each.
+        return np.frombuffer(self.pfns, dtype=np.int32)[picks].tolist()
 
     def choice(self, rng: np.random.Generator) -> int:
         return self.pfns[int(rng.integers(len(self.pfns)))]
