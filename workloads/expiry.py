@@ -1,10 +1,11 @@
 """The queue of a workload's items (objects, pages, files) due to be freed at a time.
 
 Items are kept in buckets of one tick: bucket k holds the items with
-int(when / width) == k as (when, item) in the order added, and a small heap holds the
-bucket numbers. Division by a positive width is monotonic, so every bucket below now's
-holds only due items, and now's bucket is split by a stable sort: the order of a
-(when, sequence) heap, at list-append cost. (A simulator structure, not a kernel one.)
+int(when / width) == k, in the order added, as two lists (their times and the items:
+no tuple per item), and a small heap holds the bucket numbers. Division by a positive
+width is monotonic, so every bucket below now's holds only due items, and now's bucket
+is split by a stable sort on time: the order of a (when, sequence) heap, at
+list-append cost. (A simulator structure, not a kernel one.)
 
 A bucket lives in slot k % RING_SLOTS of a ring of lists when that slot is free (nearly
 always: lifetimes rarely span thousands of ticks), else in a dict; the ring spares each
@@ -15,11 +16,9 @@ Compiled by mypyc with the allocator's hot modules (sim/native.py).
 from __future__ import annotations
 
 import heapq
-import operator
 from collections.abc import Sequence
 from typing import Any, Final
 
-_when = operator.itemgetter(0)
 _FAR: Final = 1 << 62  # expiry buckets beyond this many ticks are one bucket
 _INF: Final = float("inf")
 RING_SLOTS: Final = 4096  # a power of two
@@ -47,29 +46,33 @@ class ExpiryQueue:
         self.width = width
         self._heap: list[int] = []  # the numbers of the buckets that hold items
         self._ring_k: list[int] = [_NO_BUCKET] * RING_SLOTS
-        self._free_slot: list[tuple[float, Any]] = []  # what a free slot holds (never filled)
-        self._ring = [self._free_slot] * RING_SLOTS
-        self._buckets: dict[int, list[tuple[float, Any]]] = {}  # those not in the ring
+        self._free_slot: list[Any] = []  # what a free slot holds (never filled)
+        self._ring_when: list[list[float]] = [self._free_slot] * RING_SLOTS
+        self._ring_item: list[list[Any]] = [self._free_slot] * RING_SLOTS
+        # Those not in the ring: bucket number -> (times, items).
+        self._buckets: dict[int, tuple[list[float], list[Any]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._heap)
 
-    def _new_bucket(self, k: int, bucket: list[tuple[float, Any]]) -> None:
+    def _new_bucket(self, k: int, whens: list[float], items: list[Any]) -> None:
         heapq.heappush(self._heap, k)
         slot = k & _RING_MASK
         if self._ring_k[slot] == _NO_BUCKET:
             self._ring_k[slot] = k
-            self._ring[slot] = bucket
+            self._ring_when[slot] = whens
+            self._ring_item[slot] = items
         else:
-            self._buckets[k] = bucket
+            self._buckets[k] = (whens, items)
 
-    def _take_bucket(self, k: int) -> list[tuple[float, Any]]:
+    def _take_bucket(self, k: int) -> tuple[list[float], list[Any]]:
         """Bucket ``k``, out of the queue (its number already off the heap)."""
         slot = k & _RING_MASK
         if self._ring_k[slot] == k:
             self._ring_k[slot] = _NO_BUCKET
-            bucket = self._ring[slot]
-            self._ring[slot] = self._free_slot
+            bucket = (self._ring_when[slot], self._ring_item[slot])
+            self._ring_when[slot] = self._free_slot
+            self._ring_item[slot] = self._free_slot
             return bucket
         return self._buckets.pop(k)
 
@@ -80,7 +83,8 @@ class ExpiryQueue:
                              f"and {len(items)}")
         width = self.width
         ring_k = self._ring_k
-        ring = self._ring
+        ring_when = self._ring_when
+        ring_item = self._ring_item
         for i in range(len(whens)):
             when = whens[i]
             if when == _INF:
@@ -88,13 +92,15 @@ class ExpiryQueue:
             k = _bucket(when / width)
             slot = k & _RING_MASK
             if ring_k[slot] == k:
-                ring[slot].append((when, items[i]))
+                ring_when[slot].append(when)
+                ring_item[slot].append(items[i])
                 continue
             bucket = self._buckets.get(k)
             if bucket is None:
-                self._new_bucket(k, [(when, items[i])])
+                self._new_bucket(k, [when], [items[i]])
             else:
-                bucket.append((when, items[i]))
+                bucket[0].append(when)
+                bucket[1].append(items[i])
 
     def pop_due(self, now: float) -> list[Any]:
         """The items due at or before ``now``, earliest first, ties in the order added."""
@@ -103,17 +109,19 @@ class ExpiryQueue:
         out: list[Any] = []
         while heap and heap[0] <= k_now:
             k = heapq.heappop(heap)
-            bucket = self._take_bucket(k)
-            bucket.sort(key=_when)
-            if k < k_now or bucket[-1][0] <= now:
-                for entry in bucket:
-                    out.append(entry[1])
+            whens, items = self._take_bucket(k)
+            # Positions by time, ties in the order added (the sort is stable).
+            order = sorted(range(len(whens)), key=whens.__getitem__)
+            if k < k_now or whens[order[-1]] <= now:
+                for j in order:
+                    out.append(items[j])
                 continue
             due = 0
-            while bucket[due][0] <= now:
-                out.append(bucket[due][1])
+            while whens[order[due]] <= now:
+                out.append(items[order[due]])
                 due += 1
-            self._new_bucket(k, bucket[due:] if due else bucket)
+            rest = order[due:]
+            self._new_bucket(k, [whens[j] for j in rest], [items[j] for j in rest])
             break
         return out
 
@@ -123,5 +131,4 @@ class ExpiryQueue:
             return _INF
         k = self._heap[0]
         slot = k & _RING_MASK
-        bucket = self._ring[slot] if self._ring_k[slot] == k else self._buckets[k]
-        return min([entry[0] for entry in bucket])
+        return min(self._ring_when[slot] if self._ring_k[slot] == k else self._buckets[k][0])
