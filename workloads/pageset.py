@@ -98,8 +98,9 @@ class PageSet:
         the last entry, never touches an entry an earlier removal moved: true when
         they are distinct and all below ``keep`` (the size after), so every last
         entry comes from the untouched end."""
-        return bool(positions.min() >= 0 and positions.max() < keep
-                    and len(np.unique(positions)) == len(positions))
+        ordered = np.sort(positions)
+        return bool(ordered[0] >= 0 and ordered[-1] < keep
+                    and not (ordered[1:] == ordered[:-1]).any())
 
     def _swap_out(self, positions: np.ndarray, keep: int) -> list[int]:
         """The removals ``_independent`` allows, at once: the pfns removed, in turn."""
