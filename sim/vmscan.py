@@ -158,6 +158,8 @@ class FileLru:
         limit = 2 * self._count if max_scan is None else max_scan
         evicted = scanned = rotated = 0
         head = self._head
+        if nr_to_reclaim >= 16 and self._size:
+            self._prefetch(head, 2 * nr_to_reclaim)
         victims: list[int] = []
         victim_owners: list[int] = []
         while evicted < nr_to_reclaim and scanned < limit and self._count:
@@ -191,6 +193,17 @@ class FileLru:
         self.stats.scanned += scanned
         self.stats.evicted += evicted
         return evicted
+
+    def _prefetch(self, start: int, n: int) -> None:
+        """Read the per-pfn entries of the ``n`` queue entries from ``start`` at once,
+        and drop what was read: only a speed-up, with no effect on any result. One
+        numpy gather per array issues the random reads together, where the scan would
+        wait on each in turn (cache and TLB misses, on a large zone)."""
+        pfns = np.frombuffer(self._queue, dtype=np.int32)[start:start + n]
+        if len(pfns):
+            self._pos_np.take(pfns, mode="clip")
+            self._ref_np.take(pfns, mode="clip")
+            self._owner_np.take(pfns, mode="clip")
 
     def _compact(self) -> None:
         """Drop consumed and stale queue entries; live entries keep their order."""
