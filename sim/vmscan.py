@@ -22,6 +22,9 @@ from typing import Final
 import numpy as np
 
 SWAP_CLUSTER_MAX: Final = 32
+# A scan for at least this many pages reads its first queue entries' per-pfn state in
+# one gather first (FileLru._prefetch).
+_PREFETCH_MIN: Final = 16
 
 
 @dataclass
@@ -158,7 +161,7 @@ class FileLru:
         limit = 2 * self._count if max_scan is None else max_scan
         evicted = scanned = rotated = 0
         head = self._head
-        if nr_to_reclaim >= 16 and self._size:
+        if nr_to_reclaim >= _PREFETCH_MIN and self._size:
             self._prefetch(head, 2 * nr_to_reclaim)
         victims: list[int] = []
         victim_owners: list[int] = []

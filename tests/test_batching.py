@@ -256,6 +256,16 @@ def test_zone_batches_count_their_calls_even_when_a_page_raises():
             zones[1].free(pfn, 0, 0)
     assert zones[0].nr_free_calls == zones[1].nr_free_calls == 2
 
+    # A long run reads its pages' state ahead (Zone._prefetch_page_state); a pfn it
+    # cannot read is still reported by the loop, as a single free reports it.
+    for bad in (-1, 1 << 70, 4096):
+        zone = Zone(4096, cpus=1)
+        run = [zone.alloc(0, MIGRATE_MOVABLE) for _ in range(20)]
+        with pytest.raises(BadFree):
+            zone.free_batch(run[:10] + [bad] + run[10:], 0, lambda: 0)
+        assert zone.nr_free_calls == 11
+        zone.check()
+
     cpu_then_fail = iter([0]).__next__  # StopIteration on the second page
     got: list[int] = []
     with pytest.raises(StopIteration):
