@@ -1335,8 +1335,8 @@ class Zone:
         Only a speed-up, with no effect on any result: one numpy gather issues the
         random reads together, where the loop that follows would wait on each in turn
         (a cache and TLB miss per page on a large zone, where the pfns come in random
-        order). bench/bench_buddy.py-style runs on 16 GiB: 305 ns a free without it,
-        175 ns with it."""
+        order). In a loop that frees random runs of 164 pages on a 16 GiB zone and
+        allocates them again: 305 ns a free without it, 180 ns with it."""
         try:
             index = np.asarray(pfns, dtype=np.intp)
         except (OverflowError, TypeError, ValueError):
