@@ -1493,19 +1493,15 @@ class Zone:
         kind = state >> 6
         code = kind * np.uint8(OWNER_SLAB + 1)
         code += owner  # the table's flat index
-        # Pages per (pageblock, category), by an equality pass per table entry (or
-        # kind) of the category: cheaper than gathering a category for every page.
-        alloc = (PG_ALLOC >> 6) * (OWNER_SLAB + 1)
+        # Pages per (pageblock, category), by an equality pass per kind (free, pcp)
+        # or per allocated entry of the table: cheaper than gathering a category for
+        # every page.
+        passes = [(_PB_FREE, kind, PG_BUDDY >> 6), (_PB_PCP, kind, PG_PCP >> 6)]
+        alloc_row = lut[PG_ALLOC >> 6].tolist()
+        passes += [(c, code, (PG_ALLOC >> 6) * (OWNER_SLAB + 1) + o)
+                   for o, c in enumerate(alloc_row) if c != _PB_OTHER]
         counts = np.zeros((nblocks, _PB_CATEGORIES), dtype=np.int64)
-        for c, values, value in (
-            (_PB_FREE, kind, PG_BUDDY >> 6),
-            (_PB_PCP, kind, PG_PCP >> 6),
-            (_PB_MOVABLE, code, alloc + OWNER_MOVABLE),
-            (_PB_PINNED, code, alloc + OWNER_PINNED),
-            (_PB_UNMOVABLE, code, alloc + OWNER_UNMOVABLE),
-            (_PB_UNMOVABLE, code, alloc + OWNER_RECLAIMABLE),
-            (_PB_SLAB, code, alloc + OWNER_SLAB),
-        ):
+        for c, values, value in passes:
             per_page = (values == value).reshape(nblocks, 1 << shift)
             counts[:, c] += per_page.sum(axis=1, dtype=np.int32)
         heads = np.flatnonzero((state & PG_ORDER) != 0)  # heads of blocks above order 0
