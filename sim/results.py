@@ -7,12 +7,18 @@ formats). Plots read these files and nothing else, so old runs can be redrawn.
 
 Every file is written to a temporary name and renamed into place, and a run directory
 is assembled under ``.NAME.partial-PID`` and renamed at the end: an interrupted run
-never leaves a file or a directory that looks complete.
+never leaves a file or a directory that looks complete. A run directory carries a
+marker (``.fragsim-result``); fragsim replaces an existing directory only when it
+carries it (``check_output``), holds a lock beside it while it writes, and restores the
+previous result if a kill came between its two final renames (``recover_leftovers``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
+import glob
 import io
 import json
 import os
@@ -25,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sim.errors import FragsimError
 
 TIMESERIES_COLUMNS = ("time", "variant", "seed", "metric", "key", "value")
 
@@ -92,6 +100,7 @@ def write_atomic(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -100,6 +109,12 @@ def write_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def json_text(data: Any) -> str:
@@ -121,41 +136,186 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+MARKER = ".fragsim-result"  # written first into every directory fragsim assembles
+# What fragsim itself writes into a run directory, to recognise results written before
+# the marker existed (fragsim 0.1.0 until this change): nothing else may be in them.
+_LEGACY_ENTRIES = frozenset({"config.yaml", "timeseries.csv", "summary.json", "final",
+                             "memmap"})
+
+
+class OutputInUse(FragsimError):
+    """Another fragsim process is writing the same output directory."""
+
+
+def is_fragsim_result(path: Path) -> bool:
+    """Whether ``path`` is a directory fragsim wrote (its marker, or a marker-less result
+    of an earlier version holding nothing but what fragsim writes)."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    if (path / MARKER).is_file():
+        return True
+    try:
+        names = [entry.name for entry in path.iterdir()]
+        with open(path / "config.yaml", encoding="utf-8") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return (first.startswith("fragsim_version:") and "summary.json" in names
+            and all(n in _LEGACY_ENTRIES or n.endswith(".png") for n in names))
+
+
+def check_output(final: str | Path) -> Path:
+    """Refuse an output path that fragsim may not replace; returns it as a Path.
+
+    fragsim replaces a directory only when it is one of its own results (or empty); it
+    never replaces a file, a symbolic link or a directory it did not write.
+    """
+    final = Path(final)
+    if final.is_symlink():
+        raise FragsimError(f"{final}: is a symbolic link; fragsim writes its results only "
+                           "to a new directory or over one of its own results")
+    if final.exists() and not final.is_dir():
+        raise FragsimError(f"{final}: is a file, not a result directory; choose another --out")
+    if final.is_dir() and any(final.iterdir()) and not is_fragsim_result(final):
+        raise FragsimError(
+            f"{final}: exists and is not a fragsim result (no {MARKER} marker); fragsim "
+            "replaces only its own results: choose another --out or move it away")
+    return final
+
+
+def _lock_path(final: Path) -> Path:
+    return final.parent / f".{final.name}.lock"
+
+
+def _acquire_lock(final: Path) -> int:
+    """An exclusive flock on ``.NAME.lock`` beside the output, or OutputInUse.
+
+    The lock file is removed on release; a process that locked a file someone removed
+    meanwhile tries again, so two processes never both believe they hold it.
+    """
+    path = _lock_path(final)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise OutputInUse(f"{final}: another fragsim process (pid {holder}) is writing "
+                              "this directory; wait for it or choose another --out") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)  # removed by its last holder between our open and our lock
+
+
+def _release_lock(final: Path, fd: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _lock_path(final).unlink()
+    os.close(fd)
+
+
+def recover_leftovers(final: Path) -> list[str]:
+    """Put right what a killed fragsim left beside ``final``; call with the lock held.
+
+    ``.NAME.old-PID`` is the previous result, renamed aside just before the new one was
+    renamed into place: if the kill came between the two renames, ``final`` is missing
+    and the old result is restored; otherwise it is deleted. ``.NAME.partial-PID`` is a
+    run that never finished: deleted. Only directories carrying fragsim's marker are
+    touched. Returns what was done, one line each.
+    """
+    done: list[str] = []
+    parent, name = final.parent, final.name
+    if not parent.is_dir():
+        return done
+    olds = sorted(parent.glob(f".{glob.escape(name)}.old-*"),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in olds:
+        if not is_fragsim_result(old):
+            continue
+        if not final.exists():
+            os.replace(old, final)
+            done.append(f"{final}: restored the previous result from {old.name}")
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for partial in parent.glob(f".{glob.escape(name)}.partial-*"):
+        if partial.is_dir() and not partial.is_symlink() and (
+                (partial / MARKER).is_file() or not any(partial.iterdir())):
+            shutil.rmtree(partial, ignore_errors=True)
+    return done
+
+
 class RunDirectory:
     """Assemble a run directory under a partial name; ``commit()`` renames it into place.
 
-    Used as a context manager: leaving it by an exception (Ctrl-C included) removes the
-    partial directory, so nothing incomplete is left behind.
+    Created before a run starts, it refuses an output fragsim may not replace
+    (``check_output``) and takes a lock on it, so a second run to the same directory
+    refuses rather than racing; it puts right what a killed run left
+    (``recover_leftovers``). Used as a context manager: leaving it by an exception
+    (Ctrl-C included) removes the partial directory, so nothing incomplete is left
+    behind, and the previous result, if any, stays as it was.
     """
 
-    def __init__(self, final: str | Path) -> None:
+    def __init__(self, final: str | Path, kind: str = "run") -> None:
         self.final = Path(final)
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.path = self.final.parent / f".{self.final.name}.partial-{os.getpid()}"
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        self.path.mkdir()
+        check_output(self.final)
+        self._lock: int | None = _acquire_lock(self.final)
+        try:
+            self.recovered = recover_leftovers(self.final)
+            check_output(self.final)  # a restored result is ours; anything else was refused
+            self.path = self.final.parent / f".{self.final.name}.partial-{os.getpid()}"
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.path.mkdir()
+            write_atomic(self.path / MARKER, json_text(
+                {"fragsim_version": _version(), "kind": kind}))
+        except BaseException:
+            self.release()
+            raise
 
     def __enter__(self) -> RunDirectory:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            if exc_type is None:
+                self.commit()
+            else:
+                shutil.rmtree(self.path, ignore_errors=True)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            _release_lock(self.final, self._lock)
+            self._lock = None
 
     def commit(self) -> Path:
         if not self.path.exists():
             return self.final
         if self.final.exists():
+            check_output(self.final)
             old = self.final.parent / f".{self.final.name}.old-{os.getpid()}"
             os.replace(self.final, old)
-            os.replace(self.path, self.final)
+            os.replace(self.path, self.final)  # a kill before this: recover_leftovers
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(self.path, self.final)
         return self.final
+
+
+def _version() -> str:
+    from sim import __version__
+
+    return __version__
 
 
 def write_timeseries(path: str | Path, results: Iterable[Result]) -> None:

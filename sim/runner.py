@@ -270,12 +270,14 @@ def run_experiment(
     base_seed = first.seed if seed is None else seed
     n_seeds = seeds or first.seeds
     results: list[Result] = []
-    for variant, config in configs.items():
-        for k in range(n_seeds):
-            progress = progress_factory(config.duration, f"{variant} seed {base_seed + k}") \
-                if progress_factory else None
-            results.append(run_machine(config, base_seed + k, variant, progress))
+    # The output is checked and locked before the first run, and stays as it was
+    # until the new result is complete.
     with RunDirectory(out_dir) as run_dir:
+        for variant, config in configs.items():
+            for k in range(n_seeds):
+                progress = progress_factory(config.duration, f"{variant} seed {base_seed + k}") \
+                    if progress_factory else None
+                results.append(run_machine(config, base_seed + k, variant, progress))
         path = run_dir.path
         resolved = {"fragsim_version": __version__,
                     "seeds": [base_seed + k for k in range(n_seeds)],
