@@ -29,14 +29,40 @@ name may hold spaces: such lines take the careful path, which finds the fields b
 
 Records are :class:`TraceEvent` tuples. Every other line is accounted for in
 :class:`ParseStats`: comments and the header (``#``), blank lines, events of other
-tracepoints, and garbled lines, which are counted (the first ten kept with their line
-numbers) and never stop the stream. A gzip, xz or bzip2 file is recognised by its magic
-bytes, not its name. A truncated or corrupt compressed stream ends the stream with
-``stats.error`` set; the events before it are kept, down to the last complete line that
-could be decompressed (gzip is read with zlib directly for that; concatenated members
-are one stream). A file with no kmem event at all, or
-an empty one, is a one-line :class:`~sim.errors.FragsimError`, raised when the stream
-ends.
+tracepoints, and bad lines, which are counted by kind (the first ten kept with their line
+numbers) and never stop the stream.
+
+Bad lines: a kmem event is replayed only if nothing in it contradicts the kernel, so that
+a damaged trace gives a count of bad lines rather than silently wrong numbers:
+
+- ``garbled``: a line that cannot be read;
+- ``timestamp``: not finite, negative, or more than TS_BACKWARDS_TOLERANCE (1 ms) before
+  the latest timestamp so far. The ``trace`` file merges the per-CPU buffers in
+  timestamp order, so a real trace never goes back; the tolerance admits the small
+  disorder of a trace read from ``trace_pipe`` while CPUs' clocks drift, and such an
+  event is replayed in file order (at the time already reached). A bigger jump back (per
+  CPU files concatenated, a corrupt timestamp) is no trace order: those lines are bad
+  (after a corrupt timestamp far ahead, every line until the trace catches up is);
+- ``size``: ``bytes_alloc`` outside 1 .. 2^22 (the largest kmalloc, MAX_PAGE_ORDER 10),
+  ``bytes_req`` negative or above ``bytes_alloc``, or a ``kmem_cache_alloc`` whose
+  ``bytes_alloc`` is not its cache's ``s->size`` (from slabinfo when the replay gives
+  them, :meth:`TraceReader.expect_cache_sizes`, else from the cache's first allocation);
+- ``order``: an order outside 0 .. MAX_PAGE_ORDER, a negative pfn, or a migratetype
+  outside 0 .. 5;
+- ``duplicate_free``: a ``kmem_cache_free`` / ``kfree`` of a pointer already freed and not
+  allocated since (freed by the trace, or freed once as an object from before the
+  trace); ``kfree(NULL)`` is never one;
+- ``free_of_bad_alloc``: a free of the pointer a bad allocation line returned.
+
+A free of a pointer the trace never saw is not a bad line: it is an object allocated
+before the trace began (sim/replay.py's unknown free).
+
+A gzip, xz or bzip2 file is recognised by its magic bytes, not its name. A truncated or
+corrupt compressed stream ends the stream with ``stats.error`` set; the events before it
+are kept, down to the last complete line that could be decompressed (gzip is read with
+zlib directly for that; concatenated members are one stream). A file with no kmem event
+at all, or an empty one, is a one-line :class:`~sim.errors.FragsimError`, raised when the
+stream ends.
 
 Speed (the replay must outrun the kernel that recorded the trace): the file is read a
 quarter MiB at a time and split into lines in one call. A line is split once, into its
@@ -108,6 +134,14 @@ _HEAD_KINDS = {f"{name}:": kind for name, kind in EVENT_KINDS.items()}
 MAX_BAD_LINES_KEPT = 10
 _SHOWN_LINE_CHARS = 100
 
+# What a kmem event may hold (see "Bad lines" in the module docstring).
+MAX_PAGE_ORDER = 10
+MAX_ALLOC_BYTES = 1 << (MAX_PAGE_ORDER + 12)  # the largest kmalloc: an order-10 block
+MAX_MIGRATETYPE = 5  # 6.18 MIGRATE_TYPES with CMA and memory isolation, minus one
+TS_BACKWARDS_TOLERANCE = 0.001  # seconds an event may be printed before the latest one
+NULL_PTR = "0000000000000000"
+_INF = float("inf")
+
 # gfp names that older kernels printed and 6.18 no longer has (include/linux/gfp_types.h
 # history): their nearest 6.18 meaning, or 0 where the bit has no effect on placement.
 OLD_GFP_NAMES: dict[str, int] = {
@@ -175,6 +209,8 @@ class ParseStats:
     other_events: int = 0  # well-formed lines of other tracepoints
     bad_lines: int = 0
     first_bad: list[BadLine] = field(default_factory=list)
+    # garbled, timestamp, size, order, duplicate_free, free_of_bad_alloc -> count
+    bad_by_kind: dict[str, int] = field(default_factory=dict)
     per_kind: list[int] = field(default_factory=lambda: [0] * len(KIND_NAMES))
     unknown_gfp: set[str] = field(default_factory=set)  # flag names parse_gfp did not know
     first_ts: float | None = None  # the earliest and latest event timestamps
@@ -197,10 +233,11 @@ class ParseStats:
         """The garbled lines, one per line: the count, then the first ten."""
         if not self.bad_lines:
             return ""
-        head = f"{self.source}: {self.bad_lines} garbled line(s) skipped"
+        head = f"{self.source}: {self.bad_lines} bad line(s) skipped"
         if self.bad_lines > len(self.first_bad):
             head += f" (first {len(self.first_bad)} shown)"
-        return "\n".join([head, *(f"{self.source}:{b}" for b in self.first_bad)])
+        return "\n".join([head, *(f"{self.source}:{b.lineno}: {b.reason}: {b.text!r}"
+                                 for b in self.first_bad)])
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -210,6 +247,7 @@ class ParseStats:
             "comments": self.comments,
             "other_events": self.other_events,
             "bad_lines": self.bad_lines,
+            "bad_lines_by_kind": dict(sorted(self.bad_by_kind.items())),
             "first_bad_lines": [
                 {"line": b.lineno, "reason": b.reason, "text": b.text} for b in self.first_bad
             ],
@@ -223,7 +261,12 @@ class ParseStats:
 
 
 class _BadLine(Exception):
-    """A line that cannot be read; the message is the reason."""
+    """A line that cannot be read or replayed; the message is the reason, ``kind`` what
+    ParseStats.bad_by_kind counts it as."""
+
+    def __init__(self, reason: str, kind: str = "garbled") -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 class TraceStream:
@@ -351,7 +394,19 @@ class TraceReader:
         self._names: dict[str, str] = {}
         self._tails: list[dict[str, tuple | None]] = [{} for _ in KIND_NAMES]
         self._cpus: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}  # cache name -> bytes_alloc (s->size)
+        self._ptrs: dict[str, int] = {}
+        self._bad_allocs: dict[str, int] = {}  # ptr -> line of its bad allocation
         self._used = False
+
+    def expect_cache_sizes(self, sizes: dict[str, int]) -> None:
+        """The object size (``s->size``, slabinfo's objsize) of caches the replay
+        knows: a ``kmem_cache_alloc`` of one with another ``bytes_alloc`` is a bad line.
+        A cache not given takes the size of its first allocation. Call before
+        iterating."""
+        if self._used:
+            raise RuntimeError("expect_cache_sizes: the trace is already being read")
+        self._sizes.update(sizes)
 
     # ------------------------------------------------------------------ fields
 
@@ -397,12 +452,20 @@ class TraceReader:
         tails = self._tails
         tail_of = self._tail
         lineno = 0
+        # Timestamps: the latest so far, and how far back the next one may be.
+        top = -_INF
+        floor = 0.0
+        inf = _INF
+        # ptr -> line of its allocation (> 0) or of its free (< 0).
+        ptrs = self._ptrs
+        bad_allocs = self._bad_allocs
         try:
             for chunk in stream.chunks():
                 out: list[tuple] = []
                 add = out.append
                 for line in chunk:
                     lineno += 1
+                    kind = None
                     try:
                         # "  comm-pid  [001] .....  4728.514174: kmalloc: call_site=... ptr=..."
                         t = line.split(None, 7)
@@ -419,10 +482,9 @@ class TraceReader:
                             if head is None:
                                 continue
                             cpu, ts, kind, rest = head
-                            add(self._careful(rest.split(), kind, ts, cpu))
-                            continue
-                        ts = float(t[3][:-1])
-                        if kind < 4:
+                            ev = self._careful(rest.split(), kind, ts, cpu)
+                        elif kind < 4:
+                            ts = float(t[3][:-1])
                             ptr = key[4:]
                             if key[:4] != "ptr=" or not ptr:
                                 v = None  # a module in the call site, or garbled
@@ -431,33 +493,72 @@ class TraceReader:
                                 if v is None:
                                     v = tail_of(kind, t[7])
                             elif kind == 3:  # kfree: ptr is the last field
-                                add((ts, cpu, 3, ptr, -1, None, 0, 0, 0, 0, 0, False))
-                                continue
+                                v = _KFREE_TAIL
                             else:
                                 v = None
                             if v is None:
-                                add(self._careful(line.split()[5:], kind, ts, cpu))
+                                ev = self._careful(line.split()[5:], kind, ts, cpu)
                             else:
                                 # (name, bytes_req, bytes_alloc, gfp, accounted)
-                                add((ts, cpu, kind, ptr, -1, v[0], v[1], v[2], v[3], 0, 0,
-                                     v[4]))
+                                ev = (ts, cpu, kind, ptr, -1, v[0], v[1], v[2], v[3], 0, 0,
+                                      v[4])
                         else:
+                            ts = float(t[3][:-1])
                             v = None
                             if key[:6] == "pfn=0x" and len(t) == 8 and t[5] != _NULL_PAGE:
                                 v = tails[kind].get(t[7])
                                 if v is None:
                                     v = tail_of(kind, t[7])
                             if v is None:
-                                add(self._careful(line.split()[5:], kind, ts, cpu))
+                                ev = self._careful(line.split()[5:], kind, ts, cpu)
                             else:
                                 # (order, migratetype, gfp)
-                                add((ts, cpu, kind, "", int(key[6:], 16), None, 0, 0, v[2],
-                                     v[0], v[1], False))
+                                ev = (ts, cpu, kind, "", int(key[6:], 16), None, 0, 0, v[2],
+                                      v[0], v[1], False)
+                        # Time: finite, not negative, and never more than the tolerance
+                        # before the latest event (NaN fails every comparison).
+                        if ts >= floor:
+                            if ts > top:
+                                if ts == inf:
+                                    raise _BadLine("timestamp inf: expected a finite time",
+                                                   "timestamp")
+                                top = ts
+                                floor = ts - TS_BACKWARDS_TOLERANCE
+                        else:
+                            raise _BadLine(_ts_reason(ts, top), "timestamp")
+                        if kind < 4:
+                            # Pairing by ptr: +line of the allocation, -line of the free.
+                            ptr = ev[3]
+                            if kind == 0 or kind == 2:
+                                if ptr != NULL_PTR:
+                                    ptrs[ptr] = lineno
+                            else:
+                                seen = ptrs.get(ptr)
+                                if seen is not None:
+                                    if seen < 0:
+                                        raise _BadLine(
+                                            f"duplicated free of ptr={ptr}: freed at line "
+                                            f"{-seen} and not allocated since",
+                                            "duplicate_free")
+                                    ptrs[ptr] = -lineno
+                                elif ptr != NULL_PTR:
+                                    if bad_allocs and ptr in bad_allocs:
+                                        raise _BadLine(
+                                            f"free of ptr={ptr}, whose allocation was the bad "
+                                            f"line {bad_allocs[ptr]}", "free_of_bad_alloc")
+                                    # An object from before the trace: a second free of
+                                    # it is a duplicate too.
+                                    ptrs[ptr] = -lineno
+                        add(ev)
                     except _BadLine as err:
-                        self._bad(lineno, str(err), line)
+                        self._bad(lineno, str(err), line, err.kind)
+                        if kind == 0 or kind == 2:
+                            self._bad_alloc(line, lineno)
                     except (ValueError, IndexError, KeyError) as err:
                         self._bad(lineno, f"unreadable field ({type(err).__name__}: {err})",
                                   line)
+                        if kind == 0 or kind == 2:
+                            self._bad_alloc(line, lineno)
                 if out:
                     # ftrace's merged output is in time order; min/max cost little anyway.
                     lo = min(map(_TS_OF, out))
@@ -500,10 +601,13 @@ class TraceReader:
                     value = (self._cache_name(name) if name and kind == EV_CACHE_ALLOC else None,
                              int(kv["bytes_req"]), int(kv["bytes_alloc"]),
                              self.gfp(kv["gfp_flags"]), accounted == "true")
+                    self._check_alloc(value[0], value[1], value[2])
             elif kind == EV_PAGE_ALLOC:
                 value = (int(kv["order"]), int(kv["migratetype"]), self.gfp(kv["gfp_flags"]))
+                self._check_page(0, value[0], value[1])
             else:
                 value = (int(kv.get("order", "0")), 0, 0)
+                self._check_page(0, value[0], 0)
         except KeyError:
             return None
         cache = self._tails[kind]
@@ -605,14 +709,50 @@ class TraceReader:
                 proc.terminate()
                 proc.join()
 
-    def _bad(self, lineno: int, reason: str, line: str) -> None:
+    def _bad(self, lineno: int, reason: str, line: str, kind: str = "garbled") -> None:
         stats = self.stats
         stats.bad_lines += 1
+        stats.bad_by_kind[kind] = stats.bad_by_kind.get(kind, 0) + 1
         if len(stats.first_bad) < MAX_BAD_LINES_KEPT:
             text = line.rstrip("\n")
             if len(text) > _SHOWN_LINE_CHARS:
                 text = text[:_SHOWN_LINE_CHARS] + "..."
             stats.first_bad.append(BadLine(lineno, reason, text))
+
+    def _bad_alloc(self, line: str, lineno: int) -> None:
+        """An allocation line was bad: remember its ptr, so that its free is one too
+        (rather than an unknown free that takes an object from the initial population)."""
+        i = line.find(" ptr=")
+        if i < 0:
+            return
+        j = line.find(" ", i + 5)
+        ptr = line[i + 5:j] if j >= 0 else line[i + 5:]
+        if ptr and ptr != NULL_PTR:
+            self._bad_allocs[ptr] = lineno
+            self._ptrs.pop(ptr, None)
+
+    def _check_alloc(self, name: str | None, req: int, size: int) -> None:
+        """bytes_req and bytes_alloc of an allocation; the cache's size for a named one."""
+        if not 1 <= size <= MAX_ALLOC_BYTES:
+            raise _BadLine(f"bytes_alloc={size}: expected 1 to {MAX_ALLOC_BYTES}", "size")
+        if not 0 <= req <= size:
+            raise _BadLine(f"bytes_req={req}: expected 0 to bytes_alloc ({size})", "size")
+        if name is not None:
+            want = self._sizes.setdefault(name, size)
+            if want != size:
+                raise _BadLine(f"name={name} bytes_alloc={size}: expected the cache's object "
+                               f"size, {want}", "size")
+
+    @staticmethod
+    def _check_page(pfn: int, order: int, migratetype: int) -> None:
+        if not 0 <= order <= MAX_PAGE_ORDER:
+            raise _BadLine(f"order={order}: expected 0 to {MAX_PAGE_ORDER} (MAX_PAGE_ORDER)",
+                           "order")
+        if pfn < 0:
+            raise _BadLine(f"pfn={pfn}: expected a page frame number >= 0", "order")
+        if not 0 <= migratetype <= MAX_MIGRATETYPE:
+            raise _BadLine(f"migratetype={migratetype}: expected 0 to {MAX_MIGRATETYPE}",
+                           "order")
 
     def _head(self, line: str) -> tuple[int, float, int, str] | None:
         """The careful reading of a line's head: (cpu, ts, kind, fields) of a kmem event,
@@ -675,8 +815,10 @@ class TraceReader:
         accounted = kv.get("accounted", "false")
         if accounted not in ("true", "false"):
             raise _BadLine(f"expected accounted=true|false, got {accounted!r}")
-        return (ts, cpu, kind, t[i][4:], -1, name, int(kv["bytes_req"]),
-                int(kv["bytes_alloc"]), gfp, 0, 0, accounted == "true")
+        req = int(kv["bytes_req"])
+        size = int(kv["bytes_alloc"])
+        self._check_alloc(name, req, size)
+        return (ts, cpu, kind, t[i][4:], -1, name, req, size, gfp, 0, 0, accounted == "true")
 
     def _free_event(self, t: list[str], kind: int, ts: float, cpu: int) -> tuple:
         i = self._ptr_index(t)
@@ -696,6 +838,8 @@ class TraceReader:
             raise _BadLine("expected page= pfn=")
         pfn = int(pfn_text, 16) if pfn_text[:2] == "0x" else int(pfn_text)
         order = int(kv.get("order", "0"))
+        mt = int(kv["migratetype"]) if kind == EV_PAGE_ALLOC and "migratetype" in kv else 0
+        self._check_page(pfn, order, mt)
         # A failed allocation prints a NULL page (and pfn 0): "null" marks it.
         ptr = "null" if page.strip("0") in ("", "(null)") else ""
         if kind != EV_PAGE_ALLOC:
@@ -703,6 +847,19 @@ class TraceReader:
         gfp = self.gfp(kv["gfp_flags"])
         return (ts, cpu, kind, ptr, pfn, None, 0, 0, gfp, order, int(kv["migratetype"]),
                 False)
+
+
+_KFREE_TAIL = (None, 0, 0, 0, False)
+
+
+def _ts_reason(ts: float, top: float) -> str:
+    """Why a timestamp is bad (see "Bad lines" in the module docstring)."""
+    if ts != ts:
+        return "timestamp nan: expected a finite time"
+    if ts < 0:
+        return f"timestamp {ts}: expected a time >= 0"
+    return (f"timestamp {ts:.6f}: goes back {top - ts:.6f} s after {top:.6f}; expected at "
+            f"most {TS_BACKWARDS_TOLERANCE} s back")
 
 
 def _can_fork() -> bool:

@@ -392,7 +392,8 @@ _SLABINFO_ROW = (
 
 
 def parse_slabinfo(text: str, source: str = "<slabinfo>") -> list[SlabinfoEntry]:
-    """Parse /proc/slabinfo version 2.1; another version is an error."""
+    """Parse /proc/slabinfo version 2.1; another version is an error, and so is a row
+    that contradicts itself (more objects than its slabs hold)."""
     lines = _numbered_lines(text)
     if not lines:
         raise _empty(source, "'slabinfo - version: 2.1'")
@@ -411,6 +412,15 @@ def parse_slabinfo(text: str, source: str = "<slabinfo>") -> list[SlabinfoEntry]
         entry = _parse_slabinfo_row(line)
         if entry is None:
             raise _bad_line(source, lineno, _SLABINFO_ROW, line)
+        # SLUB's get_slabinfo: num_objs sums the slabs' objects (objperslab at most each,
+        # fewer in a fallback-order slab), and active_objs is num_objs less the free ones.
+        capacity = entry.num_slabs * entry.objperslab
+        if entry.active_objs > capacity or entry.num_objs > capacity:
+            what = "active_objs" if entry.active_objs > capacity else "num_objs"
+            raise FragsimError(
+                f"{source}:{lineno}: {entry.name}: expected {what} <= num_slabs x objperslab "
+                f"({entry.num_slabs} x {entry.objperslab} = {capacity}), got "
+                f"{getattr(entry, what)}")
         entries.append(entry)
     return entries
 

@@ -23,7 +23,12 @@ Synchronous and engine-independent: :class:`Replayer` applies
   allocated is an object from before the trace: an **unknown free**. It is counted and
   takes a random object of the same cache from the initial population
   (sim/snapshot.py); a ``kfree`` names no cache, so its unknown frees are only counted.
-  ``kfree(NULL)`` is counted apart.
+  ``kfree(NULL)`` is counted apart. A free of a pointer already freed and not allocated
+  since is not an unknown free: sim/ftrace.py drops it as a bad line (``duplicate_free``,
+  with its line number), and checks every event's sizes, order and time the same way
+  (its "Bad lines"), each ``kmem_cache_alloc``'s size against its cache's. An object
+  the simulated caches could not allocate (``object_alloc_failures``) is remembered, so
+  that its free frees nothing (``frees_of_failed_allocs``).
 - Page events: a ``mm_page_alloc`` whose gfp carries SLUB's ``__GFP_NOWARN |
   __GFP_NORETRY | __GFP_COMP`` (mm/slub.c ``allocate_slab``) **and** a migratetype other
   than MOVABLE is a slab page: not replayed, since the slab model allocates its own.
@@ -168,6 +173,7 @@ class ReplayStats:
     kfree_null: int = 0
     reallocs: int = 0  # allocation of a pointer still live: its free was missing
     object_alloc_failures: int = 0  # the simulated caches found no memory
+    frees_of_failed_allocs: int = 0  # the free of an object that object_alloc_failures lost
     bad_frees: int = 0  # a free the slab model refused (double free)
     slab_page_allocs: int = 0
     slab_page_frees: int = 0
@@ -278,6 +284,7 @@ class Replayer:
 
         # ptr -> (cache, oid); kernel pfn -> (sim pfn, order); sim pfn -> kernel pfn.
         self.objects: dict[str, tuple[SlabCache, int]] = {}
+        self._failed: set[str] = set()  # ptrs whose allocation the simulation could not make
         self.pages: dict[int, tuple[int, int]] = {}
         self._kernel_pfn: dict[int, int] = {}
         self.slab_pages: dict[int, int] = {}  # kernel pfn -> order of trace slab pages
@@ -374,6 +381,8 @@ class Replayer:
         (``TraceReader.batches``), the fast way."""
         self.close()
         if isinstance(events, TraceReader):
+            # A kmem_cache_alloc of a known cache with another size is a bad line.
+            events.expect_cache_sizes({cache.name: cache.size for cache in self.caches})
             self._batches = events.batches()
             self._source = itertools.chain.from_iterable(self._batches)
         else:
@@ -504,7 +513,7 @@ class Replayer:
                     self._attribute(ev[1], cache)
                 oid = cache.alloc(cpu)
                 if oid is None:
-                    stats.object_alloc_failures += 1
+                    self._alloc_failed(ev[3], cpu)
                     continue
                 entry = (cache, oid)
                 if objects.setdefault(ev[3], entry) is not entry:
@@ -512,7 +521,11 @@ class Replayer:
             elif kind == 1:  # EV_CACHE_FREE
                 entry = objects.pop(ev[3], None)
                 if entry is None:
-                    self._unknown_free(ev[5], cpu, start + (ts - t0) * inv_speed)
+                    if self._failed and ev[3] in self._failed:
+                        self._failed.discard(ev[3])
+                        stats.frees_of_failed_allocs += 1
+                    else:
+                        self._unknown_free(ev[5], cpu, start + (ts - t0) * inv_speed)
                     continue
                 cache, oid = entry
                 try:
@@ -609,6 +622,22 @@ class Replayer:
             self.stats.bad_frees += 1
         self.objects[ptr] = entry
 
+    def _alloc_failed(self, ptr: str, cpu: int) -> None:
+        """The simulated cache found no memory for an object the kernel allocated: its
+        free will free nothing (rather than an object from the initial population)."""
+        self.stats.object_alloc_failures += 1
+        old = self.objects.pop(ptr, None)
+        if old is not None:  # a live pointer allocated again: its free was missing
+            self._realloc_free(old, cpu)
+        self._failed.add(ptr)
+
+    def _realloc_free(self, old: tuple[SlabCache, int], cpu: int) -> None:
+        self.stats.reallocs += 1
+        try:
+            old[0].free(old[1], cpu)
+        except BadSlabFree:
+            self.stats.bad_frees += 1
+
     def _unknown_free(self, name: str | None, cpu: int, now: float) -> None:
         """A free of an object from before the trace: take one from the population."""
         stats = self.stats
@@ -639,7 +668,11 @@ class Replayer:
             return
         big = self.large.pop(ptr, None)
         if big is None:
-            stats.unknown_frees_unmatched += 1
+            if self._failed and ptr in self._failed:
+                self._failed.discard(ptr)
+                stats.frees_of_failed_allocs += 1
+            else:
+                stats.unknown_frees_unmatched += 1
             return
         stats.large_kfrees += 1
         kernel, sim, order = big
@@ -655,7 +688,7 @@ class Replayer:
                 self._attribute(ev[1], cache)
             oid = cache.alloc(cpu)
             if oid is None:
-                stats.object_alloc_failures += 1
+                self._alloc_failed(ev[3], cpu)
                 return
             entry = (cache, oid)
             if self.objects.setdefault(ev[3], entry) is not entry:
@@ -676,6 +709,7 @@ class Replayer:
         sim = self.page_alloc(order, gfp, cpu, _OWNER_OF_MT[gfp_migratetype(gfp)])
         if sim is None:
             stats.page_alloc_failures += 1
+            self._failed.add(ev[3])  # its kfree frees nothing
             return
         self.large[ev[3]] = (-1, sim, order)
 
@@ -789,6 +823,7 @@ class ReplayResult:
             "trace": {
                 "events": self.parse.events,
                 "bad_lines": self.parse.bad_lines,
+                "bad_lines_by_kind": dict(sorted(self.parse.bad_by_kind.items())),
                 "first_bad_lines": self.parse.as_dict()["first_bad_lines"],
                 "unknown_frees": self.stats.unknown_frees,
                 "span_s": self.parse.span_s,

@@ -66,6 +66,8 @@ LINES_618 = {
     EV_PAGE_FREE: " python3-2864    [001] ...1.  4728.516140: mm_page_free: "
     "page=00000000d5b86ab7 pfn=0x109e97 order=0",
 }
+# The same in time order, as a trace prints them (a line is bad if its time goes back).
+ORDERED_618 = sorted(LINES_618.values(), key=lambda line: float(line.split(":")[0].split()[-1]))
 
 
 def write(tmp_path: Path, text: str, name: str = "trace.txt", compress=None) -> Path:
@@ -89,7 +91,7 @@ def naive_counts(lines: list[str]) -> list[int]:
 
 
 def test_every_618_event_is_read_field_by_field(tmp_path):
-    path = write(tmp_path, HEADER + "\n".join(LINES_618.values()) + "\n")
+    path = write(tmp_path, HEADER + "\n".join(ORDERED_618) + "\n")
     events, stats = read_trace(path)
     assert stats.bad_lines == 0 and stats.comments == 6 and stats.events == 6
     by_kind = {ev.kind: ev for ev in events}
@@ -223,7 +225,7 @@ def test_other_tracepoints_are_counted_not_garbled(tmp_path):
 
 
 def test_crlf_line_endings(tmp_path):
-    path = write(tmp_path, "\r\n".join(LINES_618.values()) + "\r\n")
+    path = write(tmp_path, "\r\n".join(ORDERED_618) + "\r\n")
     events, stats = read_trace(path)
     assert stats.bad_lines == 0 and len(events) == 6
     assert {ev.name for ev in events} >= {"dentry", "shmem_inode_cache"}
@@ -234,7 +236,7 @@ def test_crlf_line_endings(tmp_path):
 
 @pytest.mark.parametrize("name", ["trace.txt", "trace.gz", "trace.dat"])
 def test_gzip_is_recognised_by_its_magic_bytes_not_its_name(tmp_path, name):
-    text = HEADER + "\n".join(LINES_618.values()) + "\n"
+    text = HEADER + "\n".join(ORDERED_618) + "\n"
     gz = write(tmp_path, text, name, gzip.compress)
     assert read_trace(gz)[1].events == 6
     plain = write(tmp_path, text, "plain-" + name + ".gz")
@@ -242,7 +244,7 @@ def test_gzip_is_recognised_by_its_magic_bytes_not_its_name(tmp_path, name):
 
 
 def test_xz_and_file_objects_are_read(tmp_path):
-    text = "\n".join(LINES_618.values()) + "\n"
+    text = "\n".join(ORDERED_618) + "\n"
     assert read_trace(write(tmp_path, text, "t.xz", lzma.compress))[1].events == 6
     events, stats = read_trace(io.BytesIO(gzip.compress(text.encode())))
     assert stats.events == 6 and stats.source == "<trace>"
@@ -277,7 +279,7 @@ def test_a_reader_streams_once():
 
 
 def test_garbled_lines_are_counted_with_line_numbers_and_never_stop_parsing(tmp_path):
-    good = list(LINES_618.values())
+    good = list(ORDERED_618)
     garbage = [
         "this is not ftrace output",
         " python3-2864    [001] .....  4728.5: kmem_cache_alloc: call_site=x ptr=1 name=dentry "
@@ -294,7 +296,7 @@ def test_garbled_lines_are_counted_with_line_numbers_and_never_stop_parsing(tmp_
     expected = [n for n, line in enumerate(lines, 1) if line in garbage][:MAX_BAD_LINES_KEPT]
     assert [b.lineno for b in stats.first_bad] == expected
     report = stats.bad_line_report()
-    assert "15 garbled line(s)" in report and f"line {expected[0]}:" in report
+    assert "15 bad line(s)" in report and f"trace.txt:{expected[0]}: " in report
 
 
 def test_a_truncated_gzip_ends_the_stream_with_an_error_not_a_crash(tmp_path):
@@ -372,3 +374,147 @@ def test_the_full_shipped_trace_reads_without_a_bad_line():
     assert stats.bad_lines == 0 and stats.complete
     assert stats.per_kind == [170396, 137544, 3652, 5781, 29786, 24849, 0]
     assert stats.span_s == pytest.approx(0.770218)
+
+
+# ------------------------------------------------------------------ lines that cannot be replayed
+
+
+def cache_alloc(ts, ptr, name="dentry", req=192, size=192, site="d_alloc+0x1/0x2"):
+    return (f" python3-2864    [001] .....  {ts}: kmem_cache_alloc: call_site={site} "
+            f"ptr={ptr} name={name} bytes_req={req} bytes_alloc={size} gfp_flags=GFP_KERNEL "
+            "node=-1 accounted=false")
+
+
+def cache_free(ts, ptr, name="dentry"):
+    return (f" python3-2864    [001] ..s.1  {ts}: kmem_cache_free: call_site=rcu_do_batch+0x1/0x2"
+            f" ptr={ptr} name={name}")
+
+
+def kmalloc(ts, ptr, req=100, size=128):
+    return (f" python3-2864    [000] .....  {ts}: kmalloc: call_site=f+0x1/0x2 ptr={ptr} "
+            f"bytes_req={req} bytes_alloc={size} gfp_flags=GFP_KERNEL node=0 accounted=false")
+
+
+def kfree(ts, ptr):
+    return f" python3-2864    [000] .....  {ts}: kfree: call_site=f+0x1/0x2 ptr={ptr}"
+
+
+def page_alloc(ts, pfn=0x1000, order=0, mt=1):
+    return (f" python3-2864    [000] .....  {ts}: mm_page_alloc: page=00000000aa pfn={pfn:#x} "
+            f"order={order} migratetype={mt} gfp_flags=GFP_HIGHUSER_MOVABLE")
+
+
+def page_free(ts, pfn=0x1000, order=0):
+    return (f" python3-2864    [000] .....  {ts}: mm_page_free: page=00000000aa pfn={pfn:#x} "
+            f"order={order}")
+
+
+def parse_lines(tmp_path, lines, parallel=False, sizes=None):
+    reader = TraceReader(write(tmp_path, "\n".join(lines) + "\n"), parallel=parallel)
+    if sizes:
+        reader.expect_cache_sizes(sizes)
+    events = list(reader)
+    return events, reader.stats
+
+
+def bad_lines(stats):
+    return [(b.lineno, b.reason.split(":")[0].split()[0]) for b in stats.first_bad]
+
+
+def test_timestamps_must_be_finite_not_negative_and_not_go_back(tmp_path):
+    lines = [
+        cache_alloc("10.000000", "p1"),
+        cache_alloc("nan", "p2"),  # 2
+        cache_alloc("inf", "p3"),  # 3
+        cache_alloc("-1.000000", "p4"),  # 4
+        cache_alloc("10.000500", "p5"),
+        cache_alloc("10.000100", "p6"),  # 0.4 ms back: within the tolerance, kept
+        cache_alloc("9.900000", "p7"),  # 7: 100 ms back
+        cache_alloc("10.000600", "p8"),
+    ]
+    events, stats = parse_lines(tmp_path, lines)
+    assert [ev.ptr for ev in events] == ["p1", "p5", "p6", "p8"]
+    assert stats.bad_lines == 4 and stats.bad_by_kind == {"timestamp": 4}
+    assert [b.lineno for b in stats.first_bad] == [2, 3, 4, 7]
+    assert "nan" in stats.first_bad[0].reason and "inf" in stats.first_bad[1].reason
+    assert "goes back 0.100500 s" in stats.first_bad[3].reason
+    assert (stats.first_ts, stats.last_ts) == (10.0, 10.0006)  # never inf
+    # The frees of the rejected allocations are rejected too, not unknown frees.
+    _, stats = parse_lines(tmp_path, [*lines, cache_free("10.1", "p2"), cache_free("10.2", "p9")])
+    assert stats.bad_by_kind == {"timestamp": 4, "free_of_bad_alloc": 1}
+    assert stats.first_bad[-1].lineno == 9 and "bad line 2" in stats.first_bad[-1].reason
+
+
+@pytest.mark.parametrize("line, kind, reason", [
+    (cache_alloc("1.0", "p", size=0), "size", "bytes_alloc=0"),
+    (cache_alloc("1.0", "p", size=(4 << 20) + 1), "size", "bytes_alloc=4194305"),
+    (cache_alloc("1.0", "p", req=-8), "size", "bytes_req=-8"),
+    (cache_alloc("1.0", "p", req=200, size=192), "size", "bytes_req=200"),
+    (kmalloc("1.0", "p", req=-1, size=-64), "size", "bytes_alloc=-64"),
+    (kmalloc("1.0", "p", req=5 << 20, size=8 << 20), "size", "bytes_alloc=8388608"),
+    # A module in the call site: the careful path checks the same.
+    (cache_alloc("1.0", "p", size=0, site="f+0x1/0x2 [xfs]"), "size", "bytes_alloc=0"),
+    (page_alloc("1.0", order=11), "order", "order=11"),
+    (page_alloc("1.0", order=-1), "order", "order=-1"),
+    (page_alloc("1.0", mt=9), "order", "migratetype=9"),
+    (page_free("1.0", order=12), "order", "order=12"),
+    (page_free("1.0", order=11).replace("pfn=0x1000", "pfn=-5"), "order", "order=11"),
+    (page_free("1.0").replace("pfn=0x1000", "pfn=-5"), "order", "pfn=-5"),
+])
+def test_impossible_sizes_and_orders_are_bad_lines(tmp_path, line, kind, reason):
+    good = kfree("0.5", "0000000000000000")
+    events, stats = parse_lines(tmp_path, [good, line, good])
+    assert len(events) == 2 and stats.bad_lines == 1 and stats.bad_by_kind == {kind: 1}
+    assert stats.first_bad[0].lineno == 2 and reason in stats.first_bad[0].reason
+
+
+def test_a_cache_keeps_one_object_size(tmp_path):
+    lines = [cache_alloc("1.0", "p1"), cache_alloc("1.1", "p2", req=256, size=256),
+             cache_alloc("1.2", "p3", name="foo", req=40, size=48),
+             cache_alloc("1.3", "p4", name="foo", req=40, size=64)]
+    events, stats = parse_lines(tmp_path, lines)
+    assert [ev.ptr for ev in events] == ["p1", "p3"]  # the size of its first allocation
+    assert [b.lineno for b in stats.first_bad] == [2, 4]
+    assert "expected the cache's object size, 192" in stats.first_bad[0].reason
+    # The slabinfo's size wins over the first allocation's.
+    events, stats = parse_lines(tmp_path, lines, parallel=True, sizes={"dentry": 256})
+    assert [ev.ptr for ev in events] == ["p2", "p3"]
+    assert [b.lineno for b in stats.first_bad] == [1, 4]
+
+
+def test_a_duplicated_free_is_a_bad_line_with_its_number(tmp_path):
+    lines = [
+        cache_alloc("1.0", "p1"),
+        cache_free("1.1", "p1"),
+        cache_free("1.2", "p1"),  # 3: freed at line 2
+        kmalloc("1.3", "k1"),
+        kfree("1.4", "k1"),
+        kfree("1.5", "k1"),  # 6: freed at line 5
+        cache_free("1.6", "k1"),  # 7: another kind of free of the same pointer
+        cache_alloc("1.7", "p1"),  # allocated again: its next free is good
+        cache_free("1.8", "p1"),
+        kfree("1.9", "0000000000000000"),  # kfree(NULL), twice: fine
+        kfree("2.0", "0000000000000000"),
+        cache_free("2.1", "old"),  # an object from before the trace: an unknown free
+        cache_free("2.2", "old"),  # 13: and then a duplicate
+    ]
+    for parallel in (False, True):
+        events, stats = parse_lines(tmp_path, lines, parallel=parallel)
+        assert stats.bad_lines == 4 and stats.bad_by_kind == {"duplicate_free": 4}
+        assert [b.lineno for b in stats.first_bad] == [3, 6, 7, 13]
+        assert "duplicated free of ptr=p1: freed at line 2" in stats.first_bad[0].reason
+        assert len(events) == len(lines) - 4
+
+
+def test_only_the_first_ten_bad_lines_are_kept_but_all_are_counted(tmp_path):
+    lines = [cache_alloc("1.0", "p"), cache_free("1.0", "p")]
+    lines += [cache_free(f"{1 + i / 100:.2f}", "p") for i in range(25)]
+    _, stats = parse_lines(tmp_path, lines, parallel=True)
+    assert stats.bad_lines == 25 and len(stats.first_bad) == MAX_BAD_LINES_KEPT
+    assert [b.lineno for b in stats.first_bad] == list(range(3, 13))
+    assert stats.as_dict()["bad_lines_by_kind"] == {"duplicate_free": 25}
+    report = stats.bad_line_report().splitlines()
+    assert "25 bad line(s) skipped (first 10 shown)" in report[0]
+    assert report[1].startswith(f"{stats.source}:3: duplicated free of ptr=p: freed at line 2 "
+                                "and not allocated since: ' python3-2864")
+    assert len(report) == 11

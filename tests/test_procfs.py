@@ -300,6 +300,28 @@ def test_malformed_slabinfo_row_names_file_and_line_number():
         parse_slabinfo("".join(lines), "s")
 
 
+@pytest.mark.parametrize("counts, message", [
+    # active_objs num_objs ... active_slabs num_slabs: 2 slabs of 21 objects hold 42.
+    (("43", "42", "2", "2"), "active_objs <= num_slabs x objperslab (2 x 21 = 42), got 43"),
+    (("40", "63", "2", "2"), "num_objs <= num_slabs x objperslab (2 x 21 = 42), got 63"),
+    (("10", "21", "0", "0"), "active_objs <= num_slabs x objperslab (0 x 21 = 0), got 10"),
+])
+def test_a_slabinfo_row_that_contradicts_itself_is_an_error_naming_the_line(counts, message):
+    active, num, active_slabs, slabs = counts
+    text = ("slabinfo - version: 2.1\n"
+            "# name            <active_objs> <num_objs> ...\n"
+            "kmalloc-64            42     42     64   64    1 : tunables    0    0    0 : "
+            "slabdata      1      1      0\n"
+            f"dentry             {active} {num}    192   21    1 : tunables    0    0    0 : "
+            f"slabdata {active_slabs} {slabs}      0\n")
+    with pytest.raises(FragsimError) as excinfo:
+        parse_slabinfo(text, "s")
+    assert str(excinfo.value) == f"s:4: dentry: expected {message}"
+    # Fewer objects than the slabs hold (fallback-order slabs) are not a contradiction.
+    fine = text.replace(f"{active} {num} ", "30 40 ").replace(f"{active_slabs} {slabs} ", "2 2 ")
+    assert parse_slabinfo(fine, "s")[1].num_objs == 40
+
+
 def test_zoneinfo_line_before_any_zone_is_an_error():
     with pytest.raises(FragsimError, match=r"^z:1: expected a zone header"):
         parse_zoneinfo("  pages free     3840\n", "z")

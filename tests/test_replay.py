@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import simpy
+from trace_helpers import dentry_alloc, dentry_free
 
 from sim.buddy import OWNER_MOVABLE, Zone
 from sim.defrag import DefragConfig, Defragmenter
@@ -480,3 +481,56 @@ def test_snapshots_of_another_version_or_missing_are_one_line_errors(tmp_path):
 def test_population_objects_are_not_traced_pointers():
     population = InitialPopulation({"dentry": [1, 2, 3]})
     assert population.total == 3 and population.count("inode_cache") == 0
+
+
+# ------------------------------------------------------------------ bad lines, not wrong numbers
+
+
+def write_trace(tmp_path, lines):
+    path = tmp_path / "trace.txt"
+    path.write_text("\n".join(lines) + "\n")
+    slabinfo = tmp_path / "before.slabinfo"
+    slabinfo.write_text(SMALL_SLABINFO)
+    return path, slabinfo
+
+
+def test_duplicated_frees_are_bad_lines_and_take_nothing_from_the_population(tmp_path):
+    # Issue 16: 3 321 duplicated frees took filp's objects from the initial population.
+    lines = [dentry_alloc(1.0, "p1"), dentry_free(1.1, "p1")]
+    lines += [dentry_free(1.2 + i / 1000, "p1") for i in range(30)]
+    lines += [dentry_free(2.0, "old1")]  # an object from before the trace: taken
+    path, slabinfo = write_trace(tmp_path, lines)
+    result = replay_file(path, slabinfo=slabinfo, nr_pages=1 << 14)
+    assert result.stats.unknown_frees == 1
+    assert result.caches["dentry"].nr_live == 42 - 1
+    trace = result.summary()["trace"]
+    assert trace["bad_lines"] == 30 and trace["bad_lines_by_kind"] == {"duplicate_free": 30}
+    assert [b["line"] for b in trace["first_bad_lines"]] == list(range(3, 13))
+    assert "freed at line 2" in trace["first_bad_lines"][0]["reason"]
+
+
+def test_an_allocation_of_another_size_than_the_slabinfos_is_a_bad_line(tmp_path):
+    lines = [dentry_alloc(1.0, "p1", size=256), dentry_alloc(1.1, "p2"),
+             dentry_free(1.2, "p1"), dentry_free(1.3, "p2")]
+    path, slabinfo = write_trace(tmp_path, lines)
+    result = replay_file(path, slabinfo=slabinfo, nr_pages=1 << 14)
+    assert result.parse.bad_by_kind == {"size": 1, "free_of_bad_alloc": 1}
+    assert [b.lineno for b in result.parse.first_bad] == [1, 3]
+    assert "expected the cache's object size, 192" in result.parse.first_bad[0].reason
+    assert result.stats.unknown_frees == 0 and result.caches["dentry"].nr_live == 42
+
+
+def test_the_free_of_an_object_the_simulation_could_not_allocate_frees_nothing():
+    zone, caches, population = machine(SMALL_SLABINFO, pages=1 << 12)
+    while zone.alloc(0, MIGRATE_UNMOVABLE, alloc_flags=0) is not None:
+        pass  # no page left for a new dentry slab (both slabs are full)
+    rep = Replayer(zone, caches, population=population)
+    rep.feed([alloc("p1", "dentry"), free("p1", "dentry"),
+              ev(EV_KMALLOC, ptr="big", req=20000, alloc=20480, gfp=GFP_KERNEL),
+              ev(EV_KFREE, ptr="big")])
+    rep.run()
+    st = rep.stats
+    assert st.object_alloc_failures == 1 and st.page_alloc_failures == 1
+    assert st.frees_of_failed_allocs == 2
+    assert st.unknown_frees == st.unknown_frees_unmatched == 0
+    assert caches["dentry"].nr_live == 42

@@ -5,6 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
+from trace_helpers import dentry_alloc as alloc
+from trace_helpers import dentry_free as free
+from trace_helpers import trace_line as line
 
 from sim.cli import main
 from sim.procfs import parse_slabinfo
@@ -86,3 +89,118 @@ def test_a_truncated_trace_writes_results_marked_incomplete(tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["complete"] is False and summary["trace"]["error"]
     assert summary["trace"]["events"] > 0
+
+
+# ------------------------------------------------------------------ bad input
+
+
+SMALL_SLABINFO = (
+    "slabinfo - version: 2.1\n"
+    "dentry                42     42    192   21    1 : tunables    0    0    0 : slabdata"
+    "      2      2      0\n"
+)
+
+
+def small_replay(tmp_path, lines, *extra, slabinfo=SMALL_SLABINFO):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    trace = tmp_path / "trace.txt"
+    trace.write_text("\n".join(lines) + "\n")
+    (tmp_path / "before.slabinfo").write_text(slabinfo)
+    out = tmp_path / "out"
+    code = main(["replay", str(trace), "--slabinfo", str(tmp_path / "before.slabinfo"),
+                 "--out", str(out), "--no-plots", *extra])
+    return code, trace, out
+
+
+BAD_TRACE = [
+    alloc("1.000000", "p1"),
+    alloc("nan", "p2"),  # 2
+    alloc("inf", "p3"),  # 3
+    "this is not ftrace output",  # 4
+    alloc("1.000100", "p4", size=1 << 30),  # 5
+    line("1.000200", "mm_page_alloc", "page=00000000aa pfn=0x1000 order=11 migratetype=1 "
+         "gfp_flags=GFP_HIGHUSER_MOVABLE"),  # 6
+    free("1.000300", "p1"),
+    free("1.000400", "p1"),  # 8
+    alloc("0.500000", "p5"),  # 9: half a second back
+    free("1.000500", "p4"),  # 10: its allocation was bad
+    free("1.000600", "p1"),  # 11
+    free("1.000700", "p1"),  # 12
+    alloc("1.000800", "p6"),
+    alloc("-1.000000", "p7"),  # 14: the 11th, not shown
+]
+
+
+def test_bad_lines_go_to_stderr_and_summary_json_and_exit_1(tmp_path, capsys):
+    code, trace, out = small_replay(tmp_path, BAD_TRACE)
+    assert code == 1
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    assert err[0].startswith(f"fragsim: {trace}: 11 bad line(s) skipped (")
+    assert "3 duplicate_free" in err[0] and "4 timestamp" in err[0]
+    assert err[0].endswith("(first 10 shown)")
+    assert len(err) == 11 and "Traceback" not in captured.err
+    assert [int(e.split(":")[2]) for e in err[1:]] == [2, 3, 4, 5, 6, 8, 9, 10, 11, 12]
+    assert "duplicated free of ptr=p1: freed at line 7" in err[6]
+    assert "11 bad lines" in captured.out
+    summary = json.loads((out / "summary.json").read_text())
+    t = summary["trace"]
+    assert t["bad_lines"] == 11 and t["events"] == 3  # allocs of p1 and p6, free of p1
+    assert t["bad_lines_by_kind"] == {"duplicate_free": 3, "free_of_bad_alloc": 1,
+                                      "garbled": 1, "order": 1, "size": 1, "timestamp": 4}
+    assert [b["line"] for b in t["first_bad_lines"]] == [2, 3, 4, 5, 6, 8, 9, 10, 11, 12]
+    assert t["unknown_frees"] == 0 and t["span_s"] == pytest.approx(0.0008)
+    series = (out / "timeseries.csv").read_text()
+    assert "inf" not in series and "nan" not in series.lower()
+
+
+def test_a_clean_small_trace_exits_0_with_nothing_on_stderr(tmp_path, capsys):
+    code, _, out = small_replay(tmp_path, [alloc("1.0", "p1"), free("1.1", "p1")])
+    assert code == 0 and capsys.readouterr().err == ""
+    assert json.loads((out / "summary.json").read_text())["trace"]["bad_lines"] == 0
+
+
+@pytest.mark.parametrize("setting", [
+    "duration=10s", "machine.cpus=4", "buddy.pcp=false", "defrag.interval=1s",
+    "caches.dentry.size=256", "workloads.0.kind=anon"])
+def test_replay_refuses_a_key_it_would_ignore(tmp_path, capsys, setting):
+    code, _, out = small_replay(tmp_path, [alloc("1.0", "p1")], "--set", setting)
+    err = capsys.readouterr().err.splitlines()
+    key = setting.partition("=")[0]
+    assert code == 2 and not out.exists()
+    assert len(err) == 1 and err[0].startswith(f"fragsim: error: --set {setting}: {key}: ")
+
+
+def test_a_mobility_needs_defrag_and_a_cache_that_exists(tmp_path, capsys):
+    code, _, _ = small_replay(tmp_path, [alloc("1.0", "p1")],
+                              "--set", "caches.dentry.mobility=move")
+    err = capsys.readouterr().err
+    assert code == 2 and "caches.dentry.mobility: expected --set defrag.enabled=true" in err
+    code, _, _ = small_replay(tmp_path, [alloc("1.0", "p1")], "--set", "defrag.enabled=true",
+                              "--set", "caches.dentryy.mobility=move")
+    err = capsys.readouterr().err
+    assert code == 2 and "caches.dentryy: expected a cache of the slabinfo or the trace" in err
+
+
+def free_pages(out):
+    buddy = (out / "final" / "buddyinfo").read_text().split()
+    return sum(int(n) << order for order, n in enumerate(buddy[4:]))
+
+
+def test_replay_applies_machine_memory(tmp_path):
+    lines = [alloc("1.0", "p1"), free("1.1", "p1")]
+    code, _, out = small_replay(tmp_path / "a", lines, "--set", "machine.memory=64MiB")
+    assert code == 0 and 15000 < free_pages(out) <= 64 << 8
+    code, _, out = small_replay(tmp_path / "b", lines, "--set", "machine.memory=2GiB")
+    assert code == 0 and free_pages(out) > 1 << 18  # more than the default 1 GiB holds
+    config = (out / "config.yaml").read_text()
+    assert "machine.memory=2GiB" in config
+
+
+def test_a_slabinfo_row_that_contradicts_itself_is_an_error_naming_the_line(tmp_path, capsys):
+    bad = SMALL_SLABINFO.replace("42     42", "50     42")  # 50 objects in 2 x 21 slots
+    code, _, out = small_replay(tmp_path, [alloc("1.0", "p1")], slabinfo=bad)
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and not out.exists() and len(err) == 1
+    assert err[0] == (f"fragsim: error: {tmp_path / 'before.slabinfo'}:2: dentry: expected "
+                      "active_objs <= num_slabs x objperslab (2 x 21 = 42), got 50")
