@@ -8,12 +8,26 @@ to 3000, got 0``. Unknown keys are errors with a "did you mean" suggestion.
 value is read as YAML (``true``, ``130``, ``16GiB``). ``variants:`` maps a variant
 name to overrides of the same dotted form, and ``resolve_variants`` gives one
 validated config per variant.
+
+Precedence: a variant's own keys win over the rest of the file, and ``--set`` wins over
+both (the user typed it last). When a ``--set`` changes a key that a variant sets, the
+variant no longer is what its name says: ``resolve_variants`` prints one warning line
+and renames it ``NAME[KEY=VALUE]`` (``defrag-free[caches.dentry.mobility=move]``), so
+that results never carry the old name for a different experiment.
+
+A resolved config reads back: ``fragsim validate`` prints, and a run records in
+``results/X/config.yaml``, a file of the form ``fragsim_version: V``, ``seeds: [S, ...]``
+(runs only), ``variants: {NAME: full config}``, which ``fragsim run`` accepts as it is.
+``fragsim_version`` is a record (another version: a one-line warning); a list of seeds
+fixes ``seed`` and ``seeds`` for every variant.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import importlib
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,8 +36,9 @@ import yaml
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from sim import __version__
 from sim.errors import FragsimError
-from sim.units import parse_duration, parse_size
+from sim.units import format_duration, parse_duration, parse_size
 
 Size = Annotated[int, BeforeValidator(parse_size)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -139,7 +154,10 @@ class ExperimentConfig(Section):
     name: str = "experiment"
     seed: int = Field(1, ge=0)
     seeds: int = Field(1, ge=1, le=10000, description="replicates: seed, seed+1, ...")
-    duration: Duration = 60.0
+    duration: Duration = Field(60.0, description="above 0 (a zero-length run is internal)")
+    measure_from: Duration = Field(
+        0.0, ge=0, description="warm-up: time averages and THP success count from here "
+        "(a run that ends before it is measured whole)")
     sample_every: Duration = Field(1.0, gt=0)
     pageblock_sample_every: Duration | None = Field(
         None, description="mixed-pageblock sampling period (default 10 x sample_every)")
@@ -157,24 +175,73 @@ class ExperimentConfig(Section):
 # ------------------------------------------------------------------ loading
 
 
+def warn(message: str) -> None:
+    """One warning line on stderr, in the CLI's form."""
+    print(f"fragsim: warning: {' '.join(message.splitlines())}", file=sys.stderr)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the
+    last one silently, so ``memory: 1GiB`` then ``memory: 4GiB`` would run 4 GiB)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise _DuplicateKey(key, seen[key], line)
+                    seen[key] = line
+                except TypeError:  # an unhashable key: construct_mapping says so
+                    continue
+        return super().construct_mapping(node, deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, line: int) -> None:
+        super().__init__(key, first, line)
+        self.key, self.first, self.line = key, first, line
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """The YAML mapping in a file, or a one-line FragsimError."""
+    """The YAML mapping in a file, or a one-line FragsimError.
+
+    Refused: an unreadable, binary or empty file, invalid YAML, a key given twice in a
+    mapping, and anything but a mapping at the top. ``fragsim_version`` (as a run's
+    ``config.yaml`` records it) of another version gives a one-line warning."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data_bytes = path.read_bytes()
     except OSError as e:
         raise FragsimError(f"{path}: cannot read: {e.strerror or e}") from e
     try:
-        data = yaml.safe_load(text)
+        text = data_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        raise FragsimError(f"{path}: expected a YAML text file, got binary data")
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except _DuplicateKey as e:
+        raise FragsimError(f"{path}:{e.line}: {e.key}: expected each key once in a mapping, "
+                           f"got it again (first on line {e.first})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise FragsimError(f"{path}{where}: expected valid YAML, got {problem}") from e
     if data is None:
-        data = {}
+        raise FragsimError(f"{path}: expected a mapping of keys, got an empty file")
     if not isinstance(data, dict):
         raise FragsimError(f"{path}: expected a mapping of keys, got {type(data).__name__}")
+    version = data.get("fragsim_version")
+    if version is not None and str(version) != __version__:
+        warn(f"{path}: fragsim_version: written by fragsim {version}, read by "
+             f"{__version__}: results may differ")
     return data
 
 
@@ -225,17 +292,27 @@ def load_config(
 ) -> ExperimentConfig:
     """Read, override and validate one config (or one of its variants)."""
     raw = load_yaml(path)
-    return validate_config(raw, str(path), overrides, variant)
+    return validate_config(raw, str(path), overrides, variant, check_length=True)
 
 
 def validate_config(
-    raw: dict[str, Any], source: str, overrides: Sequence[str] = (), variant: str | None = None
+    raw: dict[str, Any], source: str, overrides: Sequence[str] = (), variant: str | None = None,
+    *, check_names: bool = True, check_length: bool = False,
 ) -> ExperimentConfig:
+    """One validated config: ``raw`` with a variant's keys, then ``overrides``, applied.
+
+    ``check_names=False`` accepts ``caches:`` names fragsim does not know (fragsim
+    replay: its caches come from a slabinfo only read later). ``check_length=True``
+    (``load_config``, ``resolve_variants``: a file to run) refuses ``duration: 0`` and
+    a ``sample_every`` longer than the run; fragsim capacity makes zero-length runs of
+    its own to list the summary's metrics."""
     data = copy.deepcopy(raw)
     # A sweep or capacity file is also a plain experiment: fragsim sweep / capacity read
     # those sections; run and validate use the rest.
     data.pop("sweep", None)
     data.pop("capacity", None)
+    data.pop("fragsim_version", None)  # a record of who wrote the file (load_yaml warns)
+    seed_list = _seed_list(data.get("seeds"), source)
     origins: dict[tuple[str, ...], str] = {}
     if variant is not None:
         variants = data.get("variants") or {}
@@ -254,6 +331,8 @@ def validate_config(
             key_path = str(key).split(".")
             apply_override(data, key_path, value, f"{source}: variants.{variant}")
             origins[tuple(key_path)] = f"{source}: variants.{variant}"
+    if seed_list is not None:  # the seeds a run recorded, whatever its variants say
+        data["seed"], data["seeds"] = seed_list[0], len(seed_list)
     for text in overrides:
         key_path, value = parse_override(text)
         apply_override(data, key_path, value, f"--set {text}")
@@ -262,15 +341,43 @@ def validate_config(
         config = ExperimentConfig.model_validate(data)
     except ValidationError as e:
         raise FragsimError(_one_line(e, source, origins)) from None
-    _check_consistency(config, source)
+    _check_consistency(config, source, origins)
+    if check_length:
+        _check_length(config, source, origins)
     _check_workloads(config, source, origins)
+    _check_caches(config, source, origins, check_names)
     return config
+
+
+def _check_length(config: ExperimentConfig, source: str,
+                  origins: dict[tuple[str, ...], str]) -> None:
+    if config.duration <= 0:
+        raise FragsimError(f"{origins.get(('duration',), source)}: duration: expected a "
+                           f"duration above 0, got {format_duration(config.duration)}")
+    if config.sample_every > config.duration:
+        raise FragsimError(
+            f"{origins.get(('sample_every',), source)}: sample_every: expected at most the "
+            f"duration ({format_duration(config.duration)}), got "
+            f"{format_duration(config.sample_every)}")
+
+
+def _seed_list(value: Any, source: str) -> list[int] | None:
+    """``seeds: [1, 2, 3]`` (as a run records them) -> the list; None for a count."""
+    if not isinstance(value, list):
+        return None
+    if not value or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                            for v in value) or value != list(range(value[0],
+                                                                   value[0] + len(value))):
+        raise FragsimError(f"{source}: seeds: expected a number of replicates or a list of "
+                           f"consecutive seeds, got {_short(value)}")
+    return value
 
 
 def _check_workloads(
     config: ExperimentConfig, source: str, origins: dict[tuple[str, ...], str]
 ) -> None:
-    """Validate each workload's parameters against its class's schema, in place."""
+    """Validate each workload's parameters against its class's schema, in place, and
+    what the schema cannot see: a CPU or a block order the machine does not have."""
     from workloads import resolve_kind  # workloads import the engine; import late
 
     for i, spec in enumerate(config.workloads):
@@ -285,34 +392,163 @@ def _check_workloads(
         except ValidationError as e:
             prefix = ("workloads", str(i))
             raise FragsimError(_one_line(e, source, origins, prefix, cls.Params)) from None
-        # A block order the zone cannot hold would fail at its first allocation.
-        max_order = config.machine.max_order
-        for key in ("order", "orders"):
-            value = getattr(validated, key, None)
-            top = max(value, default=None) if isinstance(value, dict) else value
-            if isinstance(top, int) and top > max_order:
-                where = origins.get(("workloads", str(i), key), source)
-                raise FragsimError(f"{where}: workloads.{i}.{key}: expected orders up to "
-                                   f"machine.max_order ({max_order}), got {top}")
-        object.__setattr__(spec, "__pydantic_extra__", validated.model_dump(mode="json"))
+        dumped = validated.model_dump(mode="json")
+        for path, values in _workload_tree(("workloads", str(i)), dumped):
+            _check_machine_fits(config, path, values, origins, source)
+        object.__setattr__(spec, "__pydantic_extra__", dumped)
 
 
-def _check_consistency(config: ExperimentConfig, source: str) -> None:
+def _workload_tree(path: tuple[str, ...], params: dict[str, Any]):
+    """(key path, parameters) of a workload and of every workload nested in its
+    ``steps`` (the phases workload), as validated and dumped."""
+    yield path, params
+    for k, step in enumerate(params.get("steps") or ()):
+        for j, child in enumerate(step.get("workloads") or ()):
+            yield from _workload_tree(path + ("steps", str(k), "workloads", str(j)), child)
+
+
+def _check_machine_fits(config: ExperimentConfig, path: tuple[str, ...],
+                        params: dict[str, Any], origins: dict[tuple[str, ...], str],
+                        source: str) -> None:
+    name = ".".join(path)
+
+    def where(key: str) -> str:
+        return origins.get(path + (key,), origins.get(path[:2], source))
+
+    cpu = params.get("cpu")
+    cpus = config.machine.cpus
+    if isinstance(cpu, int) and not 0 <= cpu < cpus:
+        raise FragsimError(f"{where('cpu')}: {name}.cpu: expected a CPU from 0 to {cpus - 1} "
+                           f"(machine.cpus is {cpus}), got {cpu}")
+    # A block order the zone cannot hold would fail at its first allocation.
+    max_order = config.machine.max_order
+    for key in ("order", "orders"):
+        value = params.get(key)
+        top = max((int(o) for o in value), default=None) if isinstance(value, dict) else value
+        if isinstance(top, int) and not isinstance(top, bool) and top > max_order:
+            raise FragsimError(f"{where(key)}: {name}.{key}: expected orders up to "
+                               f"machine.max_order ({max_order}), got {top}")
+
+
+def known_cache_names() -> set[str]:
+    """Caches fragsim knows by name: their sizes or kmem_cache_create flags."""
+    from sim.machine import KNOWN_CACHE_SIZES
+    from sim.slab import CACHE_FLAGS, RCU_FREED_CACHES
+
+    return set(KNOWN_CACHE_SIZES) | set(CACHE_FLAGS) | set(RCU_FREED_CACHES)
+
+
+def _is_kmalloc_name(name: str) -> bool:
+    from sim.machine import _kmalloc_size
+
+    return _kmalloc_size(name.removeprefix("dma-")) is not None
+
+
+def _check_caches(config: ExperimentConfig, source: str,
+                  origins: dict[tuple[str, ...], str], check_names: bool) -> None:
+    """Each ``caches:`` entry names a cache that will exist, and has a mobility that
+    does: ``none``, ``free``, ``move``, or an importable ``module:Class``."""
+    from sim.defrag import MOBILITY_NAMES
+
+    known = known_cache_names()
+    sized = {name for name, spec in config.caches.items() if spec.size}
+    named_by_workloads: set[str] = set()
+    any_name = not check_names
+    for i, spec in enumerate(config.workloads):
+        for path, params in _workload_tree(("workloads", str(i)), spec.model_extra or {}):
+            kind = params.get("kind", spec.kind if len(path) == 2 else None)
+            if kind == "trace":
+                names = _slabinfo_names(params.get("slabinfo"))
+                any_name = any_name or names is None
+                named_by_workloads |= names or set()
+            for key in ("cache", "inode_cache"):
+                name = params.get(key)
+                if not isinstance(name, str):
+                    continue
+                named_by_workloads.add(name)
+                if (key == "cache" and not params.get("size") and name not in known
+                        and name not in sized and not _is_kmalloc_name(name)):
+                    where = origins.get(path[:2] + (key,), origins.get(path[:2], source))
+                    raise FragsimError(
+                        f"{where}: {'.'.join(path)}.{key}: expected a cache fragsim knows "
+                        f"or a size (here or under caches.{name}), got {name!r}"
+                        f"{_suggest(name, known)}")
+    for name, spec in config.caches.items():
+        where = origins.get(("caches", name), source)
+        if not (any_name or name in known or name in sized or name in named_by_workloads
+                or _is_kmalloc_name(name)):
+            raise FragsimError(
+                f"{where}: caches.{name}: expected a cache fragsim knows, one a workload "
+                f"names, or a size to declare it, got {name!r}"
+                f"{_suggest(name, known | named_by_workloads)}")
+        mobility = spec.mobility
+        where = origins.get(("caches", name, "mobility"), where)
+        if mobility in MOBILITY_NAMES:
+            continue
+        if ":" not in mobility:
+            raise FragsimError(
+                f"{where}: caches.{name}.mobility: expected one of "
+                f"{', '.join(MOBILITY_NAMES)} or module:Class, got {mobility!r}"
+                f"{_suggest(mobility, set(MOBILITY_NAMES))}")
+        module_name, _, attr = mobility.partition(":")
+        try:
+            target = getattr(importlib.import_module(module_name), attr)
+        except Exception as e:  # noqa: BLE001 (a user's module may raise anything)
+            raise FragsimError(
+                f"{where}: caches.{name}.mobility: expected an importable module:Class, "
+                f"got {mobility!r} ({type(e).__name__}: {e})") from None
+        if not callable(target):
+            raise FragsimError(
+                f"{where}: caches.{name}.mobility: expected a class or factory for "
+                f"module:Class, got {mobility!r} (a {type(target).__name__})")
+
+
+def _suggest(name: str, choices: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _slabinfo_names(path: Any) -> set[str] | None:
+    """The cache names of a slabinfo file; None without one or when it cannot be read
+    (the trace workload says so when it runs)."""
+    if not isinstance(path, str):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return {line.split()[0] for line in lines
+            if line.strip() and not line.startswith(("#", "slabinfo"))}
+
+
+def _check_consistency(config: ExperimentConfig, source: str,
+                       origins: dict[tuple[str, ...], str] | None = None) -> None:
+    origins = origins or {}
+
+    def where(*key: str) -> str:
+        return origins.get(key, source)
+
     machine = config.machine
     if machine.page_size != 4096:
         raise FragsimError(
-            f"{source}: machine.page_size: expected 4KiB (the only size modelled), "
-            f"got {machine.page_size}"
+            f"{where('machine', 'page_size')}: machine.page_size: expected 4KiB (the only "
+            f"size modelled), got {machine.page_size}"
         )
     if machine.pageblock_order > machine.max_order:
         raise FragsimError(
-            f"{source}: machine.pageblock_order: expected at most max_order "
-            f"({machine.max_order}), got {machine.pageblock_order}"
+            f"{where('machine', 'pageblock_order')}: machine.pageblock_order: expected at "
+            f"most max_order ({machine.max_order}), got {machine.pageblock_order}"
+        )
+    if machine.memory % machine.page_size:
+        raise FragsimError(
+            f"{where('machine', 'memory')}: machine.memory: expected a multiple of the page "
+            f"size ({machine.page_size} bytes), got {machine.memory} bytes"
         )
     pages = machine.memory // machine.page_size
     if pages < 4 << machine.pageblock_order:
         raise FragsimError(
-            f"{source}: machine.memory: expected at least 4 pageblocks "
+            f"{where('machine', 'memory')}: machine.memory: expected at least 4 pageblocks "
             f"({4 << machine.pageblock_order} pages), got {machine.memory} bytes"
         )
 
@@ -320,17 +556,73 @@ def _check_consistency(config: ExperimentConfig, source: str) -> None:
 def resolve_variants(
     path: str | Path, overrides: Sequence[str] = ()
 ) -> dict[str, ExperimentConfig]:
-    """One validated config per variant, or {"default": config} without variants."""
+    """One validated config per variant, or {"default": config} without variants.
+
+    A variant's keys win over the rest of the file; ``--set`` wins over both. A
+    ``--set`` on a key the variants vary (one that some variant sets, to a value that
+    differs between variants) renames each variant whose value it changes
+    ``NAME[KEY=VALUE,...]``, with one warning line on stderr: that variant is no longer
+    what its name says. ``--set duration=10s`` on variants that all share the duration
+    renames nothing."""
     raw = load_yaml(path)
-    names = list((raw.get("variants") or {}).keys())
-    if not names:
-        return {"default": validate_config(raw, str(path), overrides)}
-    return {name: validate_config(raw, str(path), overrides, name) for name in names}
+    variants = raw.get("variants") or {}
+    if not isinstance(variants, dict) or not variants:
+        return {"default": validate_config(raw, str(path), overrides, check_length=True)}
+    configs = {name: validate_config(raw, str(path), overrides, name, check_length=True)
+               for name in variants}
+    renamed = _renamed_variants(raw, variants, overrides, str(path))
+    return {renamed.get(name, str(name)): config for name, config in configs.items()}
+
+
+def _renamed_variants(raw: dict[str, Any], variants: dict[str, Any],
+                      overrides: Sequence[str], source: str) -> dict[str, str]:
+    """New names of the variants whose varied keys ``overrides`` change (with a warning
+    line each), as ``resolve_variants`` describes."""
+    if not overrides:
+        return {}
+    resolved = {}  # each variant's raw data, its keys applied
+    for name, changes in variants.items():
+        data = copy.deepcopy(raw)
+        for key, value in changes.items():
+            apply_override(data, str(key).split("."), copy.deepcopy(value), source)
+        resolved[name] = data
+    varied = []
+    for key in dict.fromkeys(str(k) for changes in variants.values() for k in changes):
+        seen = [_lookup(data, key.split(".")) for data in resolved.values()]
+        if any(item != seen[0] for item in seen):
+            varied.append(key.split("."))
+    renamed: dict[str, str] = {}
+    for name, data in resolved.items():
+        changed = []
+        for text in overrides:
+            path, value = parse_override(text)
+            overlaps = any(k[:len(path)] == path[:len(k)] for k in varied)
+            if overlaps and _lookup(data, path) != (True, value):
+                changed.append(text)
+        if changed:
+            renamed[name] = f"{name}[{','.join(changed)}]"
+            warn(f"{source}: variants.{name}: --set {', --set '.join(changed)} changes a "
+                 f"key the variants vary, and --set wins; the variant runs as "
+                 f"{renamed[name]}")
+    return renamed
+
+
+def _lookup(node: Any, path: Sequence[str]) -> tuple[bool, Any]:
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False, None
+    return True, node
 
 
 def to_yaml(config: ExperimentConfig) -> str:
-    """The fully resolved config, as YAML a later run can read back."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The fully resolved config, as YAML a later run can read back (without
+    ``variants:``: a resolved config is one variant, already applied)."""
+    return yaml.safe_dump(config.model_dump(mode="json", exclude={"variants"}),
+                          sort_keys=False)
 
 
 # ------------------------------------------------------------------ error messages

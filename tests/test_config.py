@@ -1,7 +1,11 @@
 """Config loading: units, overrides, variants and one-line errors."""
 
-import pytest
+import json
 
+import pytest
+import yaml
+
+import sim
 from sim.config import load_config, resolve_variants, to_yaml, validate_config
 from sim.errors import FragsimError
 from sim.units import format_duration, format_size, parse_duration, parse_size
@@ -156,3 +160,250 @@ def test_kernel_alloc_weights_must_be_finite_with_a_positive_finite_sum(orders):
         validate_config({"workloads": [{"kind": "kernel_alloc", "orders": orders}]}, "x.yaml")
     assert str(err.value).startswith("x.yaml: workloads.0: expected ")
     assert "finite" in str(err.value)
+
+
+# ------------------------------------------------------------------ issue 16: configs say
+# what they mean or are refused; results reproduce from their own files
+
+
+def cli_error(capsys, *argv):
+    """Exit status and the one stderr line of ``fragsim ARGV``."""
+    from sim.cli import main
+
+    status = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return status, err.strip()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("caches:\n  dentri: {mobility: free}\n",
+     "caches.dentri: expected a cache fragsim knows, one a workload names, or a size to "
+     "declare it, got 'dentri'; did you mean 'dentry'?"),
+    ("caches:\n  dentry: {mobility: moev}\n",
+     "caches.dentry.mobility: expected one of none, free, move or module:Class, got 'moev'; "
+     "did you mean 'move'?"),
+    ("caches:\n  dentry: {mobility: 'no_such_module_x:Thing'}\n",
+     "caches.dentry.mobility: expected an importable module:Class, got "
+     "'no_such_module_x:Thing' (ModuleNotFoundError: No module named 'no_such_module_x')"),
+    ("caches:\n  dentry: {mobility: 'sim.defrag:MOBILITY_NAMES'}\n",
+     "caches.dentry.mobility: expected a class or factory for module:Class, got "
+     "'sim.defrag:MOBILITY_NAMES' (a tuple)"),
+    ("machine: {cpus: 2}\nworkloads:\n  - {kind: anon, cpu: 2}\n",
+     "workloads.0.cpu: expected a CPU from 0 to 1 (machine.cpus is 2), got 2"),
+    ("workloads:\n  - kind: phases\n    steps:\n      - duration: 1s\n"
+     "        workloads: [{kind: anon, cpu: 7}]\n",
+     "workloads.0.steps.0.workloads.0.cpu: expected a CPU from 0 to 1 (machine.cpus is 2), "
+     "got 7"),
+    ("machine: {memory: 1000000000}\n",
+     "machine.memory: expected a multiple of the page size (4096 bytes), got 1000000000 bytes"),
+    ("duration: 5s\nsample_every: 10s\n",
+     "sample_every: expected at most the duration (5s), got 10s"),
+    ("duration: 0\n", "duration: expected a duration above 0, got 0s"),
+    ("workloads:\n  - {kind: slab_churn, cache: dentri}\n",
+     "workloads.0.cache: expected a cache fragsim knows or a size (here or under "
+     "caches.dentri), got 'dentri'; did you mean 'dentry'?"),
+])
+def test_a_config_that_does_not_say_what_it_means_is_refused_by_validate_and_run(
+        tmp_path, capsys, text, expected):
+    path = write(tmp_path, text)
+    for command in ("validate", "run"):
+        status, err = cli_error(capsys, command, path, *(["--out", tmp_path / "r"]
+                                                          if command == "run" else []))
+        assert (status, err) == (2, f"fragsim: error: {path}: {expected}")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"", "expected a mapping of keys, got an empty file"),
+    (b"# only a comment\n", "expected a mapping of keys, got an empty file"),
+    (b"\x7fELF\x02\x01\x01\x00\x00\x00\xff\xfe", "expected a YAML text file, got binary data"),
+    (b"name: x\x00\n", "expected a YAML text file, got binary data"),
+])
+def test_an_empty_or_binary_file_is_one_line_and_exit_2(tmp_path, capsys, content, expected):
+    path = tmp_path / "x.yaml"
+    path.write_bytes(content)
+    assert cli_error(capsys, "validate", path) == (2, f"fragsim: error: {path}: {expected}")
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path, capsys):
+    path = write(tmp_path, "name: x\nmachine:\n  memory: 1GiB\n  cpus: 2\n  memory: 4GiB\n")
+    assert cli_error(capsys, "validate", path) == (
+        2, f"fragsim: error: {path}:5: memory: expected each key once in a mapping, got it "
+           "again (first on line 3)")
+    # The same key in two different mappings is fine, and so is a YAML merge key.
+    path = write(tmp_path, "base: &b {memory: 1GiB}\n")
+    assert load_yaml_ok(path)["base"] == {"memory": "1GiB"}
+    path = write(tmp_path, "a: &a {x: 1}\nb:\n  <<: *a\n  x: 2\n")
+    assert load_yaml_ok(path)["b"] == {"x": 2}
+
+
+def load_yaml_ok(path):
+    from sim.config import load_yaml
+
+    return load_yaml(path)
+
+
+def test_a_bad_mobility_from_set_names_the_set_in_replay_too(tmp_path, capsys):
+    status, err = cli_error(capsys, "replay", tmp_path / "none.txt", "--set",
+                            "caches.dentry.mobility=moev")
+    assert status == 2
+    assert err == ("fragsim: error: --set caches.dentry.mobility=moev: caches.dentry.mobility: "
+                   "expected one of none, free, move or module:Class, got 'moev'; did you "
+                   "mean 'move'?")
+
+
+def test_caches_may_name_what_workloads_create_or_declare_a_size():
+    validate_config({"caches": {"kmalloc-96": {"mobility": "free"},
+                                "my_cache": {"size": 100, "mobility": "move"},
+                                "proc_inode_cache": {}}}, "x.yaml")
+    config = validate_config({"caches": {"widget": {"mobility": "free"}},
+                              "workloads": [{"kind": "slab_churn", "cache": "widget",
+                                             "size": 128}]}, "x.yaml")
+    assert config.caches["widget"].mobility == "free"
+    # A plug-in mobility that imports is accepted at validate time.
+    config = validate_config(
+        {"caches": {"dentry": {"mobility": "sim.defrag:FreeMobility"}}}, "x.yaml")
+    assert config.caches["dentry"].mobility == "sim.defrag:FreeMobility"
+    # fragsim replay's caches come from a slabinfo: any name.
+    validate_config({}, "fragsim replay", ["caches.vm_area_struct.mobility=free"],
+                    check_names=False)
+
+
+TMPFS = """\
+name: t
+duration: 1s
+caches:
+  dentry: {mobility: free}
+variants:
+  baseline: {}
+  defrag-free: {defrag.enabled: true}
+  defrag-move: {defrag.enabled: true, caches.dentry.mobility: move}
+"""
+
+
+def test_set_on_a_key_the_variants_vary_renames_the_variants_it_changes(tmp_path, capsys):
+    path = write(tmp_path, TMPFS)
+    configs = resolve_variants(path, ["caches.dentry.mobility=move"])
+    renamed = "defrag-free[caches.dentry.mobility=move]"
+    assert list(configs) == ["baseline[caches.dentry.mobility=move]", renamed, "defrag-move"]
+    assert configs[renamed].caches["dentry"].mobility == "move"  # --set wins
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert err[1] == (f"fragsim: warning: {path}: variants.defrag-free: --set "
+                      "caches.dentry.mobility=move changes a key the variants vary, and --set "
+                      f"wins; the variant runs as {renamed}")
+    # A key the variants do not vary, or the value a variant already has: no renaming.
+    assert list(resolve_variants(path, ["duration=2s", "defrag.enabled=true"])) == [
+        "baseline[defrag.enabled=true]", "defrag-free", "defrag-move"]
+    assert list(resolve_variants(path, ["duration=2s"])) == [
+        "baseline", "defrag-free", "defrag-move"]
+
+
+def test_results_config_reruns_the_experiment(tmp_path, capsys):
+    from sim.cli import main
+
+    path = write(tmp_path, TMPFS.replace("duration: 1s", "duration: 500ms\nsample_every: 250ms\n"
+                                         "machine: {memory: 64MiB}\nworkloads:\n"
+                                         "  - {kind: fs_churn, files: 2000, create_rate: 20000}"))
+    assert main(["run", str(path), "--out", str(tmp_path / "a"), "--seeds", "2",
+                 "--no-plots", "--set", "machine.cpus=3"]) == 0
+    recorded = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert recorded["seeds"] == [1, 2]
+    assert main(["run", str(tmp_path / "a" / "config.yaml"), "--out", str(tmp_path / "b"),
+                 "--no-plots"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    again = yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())
+    assert again["seeds"] == recorded["seeds"] and list(again["variants"]) == [
+        "baseline", "defrag-free", "defrag-move"]
+    for data in (again, recorded):  # the count a variant carries: the list above fixes it
+        for variant in data["variants"].values():
+            variant.pop("seeds")
+    assert again == recorded and again["variants"]["baseline"]["machine"]["cpus"] == 3
+    assert ((tmp_path / "a" / "timeseries.csv").read_bytes()
+            == (tmp_path / "b" / "timeseries.csv").read_bytes())
+
+
+def test_another_fragsim_version_is_a_warning_not_an_error(tmp_path, capsys):
+    path = write(tmp_path, "fragsim_version: 0.0.1\nseeds: [4, 5, 6]\nduration: 2s\n")
+    config = load_config(path)
+    assert (config.seed, config.seeds) == (4, 3)
+    err = capsys.readouterr().err
+    assert err == (f"fragsim: warning: {path}: fragsim_version: written by fragsim 0.0.1, "
+                   f"read by {sim.__version__}: results may differ\n")
+    with pytest.raises(FragsimError, match=r"seeds: expected a number of replicates or a list "
+                                           r"of consecutive seeds, got \[1, 3\]"):
+        validate_config({"seeds": [1, 3]}, "x.yaml")
+
+
+@pytest.mark.parametrize("name", ["quickstart", "tmpfs_churn", "gupta"])
+def test_validate_output_is_a_config_that_resolves_to_the_same(tmp_path, capsys, name):
+    from sim.runner import validate
+
+    text = validate(f"configs/{name}.yaml", ["duration=3s"])
+    path = write(tmp_path, text)
+    assert validate(path) == text
+    original = resolve_variants(f"configs/{name}.yaml", ["duration=3s"])
+    again = resolve_variants(path)
+    assert list(again) == list(original)
+    assert all(to_yaml(again[v]) == to_yaml(original[v]) for v in original)
+
+
+def test_validate_then_run_works(tmp_path, capsys):
+    from sim.cli import main
+
+    assert main(["validate", "configs/quickstart.yaml", "--set", "duration=1s",
+                 "--set", "machine.memory=64MiB", "--set", "workloads.0.files=2000"]) == 0
+    path = write(tmp_path, capsys.readouterr().out)
+    assert main(["run", str(path), "--out", str(tmp_path / "r"), "--seeds", "1",
+                 "--no-plots"]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert list(summary["variants"]) == ["defrag-off", "defrag-on"]
+
+
+# ------------------------------------------------------------------ the memory estimate
+
+
+def test_the_memory_estimate_grows_by_page_and_by_page_holding_workload():
+    from sim.footprint import FIXED_BYTES, PER_PAGE_BYTES, estimate_bytes, per_page_bytes
+
+    bare = validate_config({"machine": {"memory": "1GiB"}}, "x.yaml")
+    assert estimate_bytes(bare) == FIXED_BYTES + (1 << 18) * PER_PAGE_BYTES
+    busy = validate_config({"machine": {"memory": "1GiB"}, "workloads": [
+        {"kind": "anon"}, {"kind": "fs_churn", "files": 1000}]}, "x.yaml")
+    assert per_page_bytes(busy) == PER_PAGE_BYTES + 8
+    assert estimate_bytes(busy) == FIXED_BYTES + (1 << 18) * (PER_PAGE_BYTES + 8) + 1000 * 1024
+
+
+def test_a_machine_too_large_for_this_computer_is_refused_with_the_estimate(tmp_path):
+    from sim.footprint import available_bytes, check_footprint
+
+    config = validate_config({"machine": {"memory": "1TiB"}}, "x.yaml")
+    with pytest.raises(FragsimError) as err:
+        check_footprint([config], "x.yaml", available=8 << 30)
+    assert str(err.value) == (
+        "x.yaml: machine.memory: expected a machine this computer can simulate (at most 90% "
+        "of the 8.0 GiB available), got 1TiB, estimated to need 16.2 GiB (64 B per page x "
+        "268435456 pages + fixed); FRAGSIM_SKIP_MEMORY_CHECK=1 runs it anyway")
+    check_footprint([validate_config({}, "x.yaml")], "x.yaml", available=8 << 30)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:  100 kB\nMemAvailable:    2048 kB\n")
+    cgroup = tmp_path / "cg"
+    cgroup.mkdir()
+    assert available_bytes(meminfo, cgroup) == 2 << 20
+    (cgroup / "memory.max").write_text("1048576\n")
+    (cgroup / "memory.current").write_text("524288\n")
+    assert available_bytes(meminfo, cgroup) == 1 << 19
+    assert available_bytes(tmp_path / "nope", cgroup) is None
+
+
+def test_fragsim_run_refuses_a_huge_machine_before_it_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FRAGSIM_SKIP_MEMORY_CHECK", raising=False)
+    monkeypatch.setattr("sim.footprint.available_bytes", lambda: 1 << 30)
+    path = write(tmp_path, "machine: {memory: 64GiB}\n")
+    status, err = cli_error(capsys, "run", path, "--out", tmp_path / "r")
+    assert status == 2
+    assert err.startswith(f"fragsim: error: {path}: machine.memory: expected a machine this "
+                          "computer can simulate")
+    assert "estimated to need 1.2 GiB (64 B per page x 16777216 pages + fixed)" in err
+    assert not (tmp_path / "r").exists()
