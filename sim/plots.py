@@ -1,22 +1,32 @@
 """Plots of a run directory, drawn from its files only (so old runs can be redrawn).
 
 One house style: white background, light grid, the same colour per variant in every
-figure, titles that say what is shown, axes with units. Each function takes the run
-directory and writes one PNG into it, returning its path (or None when the run has no
-data for that figure).
+figure, titles that say what is shown (the window, what a line and a band are), axes
+with units. A line drawn over another gets dashes and markers, so that equal lines
+stay visible. Each function takes the run directory and writes one PNG into it,
+returning its path (or None when the run has no data for that figure).
+
+The measured window: a run's ``measure_from`` (config.yaml) is where its summary's time
+averages and THP success start; the availability plot starts there (before it memory is
+still filling up), and the THP plot shades the warm-up. Without a warm-up, an
+availability curve whose first samples dwarf the rest gets a symlog axis, and says so.
 
 - ``availability.png``: order-N availability over time per variant, mean and a band
   (min..max) across seeds. The headline picture.
-- ``buddyinfo_heatmap.png``: free blocks per order over time (log colour), per variant.
-- ``memmap.png``: the physical memory map at the start and the end: one pixel per
-  pageblock, coloured by migratetype, dark where allocated, with slab pages marked.
-- ``slab_occupancy.png``: occupancy of each slab cache over time.
-- ``thp_success.png``: the THP probe's success rate over time.
+- ``buddyinfo_heatmap.png``: free blocks per order over time (log colour, one scale for
+  every panel), per variant, its first seed.
+- ``memmap.png``: the physical memory map at the start and the end: one cell per
+  pageblock, coloured by migratetype, pale when free and deep when allocated; a black
+  dot marks a pageblock holding slab pages.
+- ``slab_occupancy.png``: occupancy of the slab caches with the most slab pages.
+- ``thp_success.png``: the THP probe's success rate over its trailing window.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -24,9 +34,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from sim.results import read_timeseries  # noqa: E402
+from sim.stats import RATE_TRIALS, ci_band, mean_ci, minmax_band, rate_interval  # noqa: E402
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f")
@@ -34,6 +47,9 @@ MIGRATETYPE_COLOURS = {0: "#d62728", 1: "#2ca02c", 2: "#ff7f0e", 3: "#9467bd", 4
 MIGRATETYPE_LABELS = {0: "Unmovable", 1: "Movable", 2: "Reclaimable", 3: "HighAtomic",
                       4: "Isolate"}
 DPI = 110
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+TOP_CACHES = 6  # slab_occupancy.png shows the caches with the most slab pages
 
 
 def _new_figure(width: float = 7.5, height: float = 4.2):
@@ -49,6 +65,18 @@ def _style(ax) -> None:
         ax.spines[side].set_visible(False)
 
 
+def _line_style(i: int, n_points: int, n_lines: int = 2) -> dict:
+    """Line i of ``n_lines`` that may coincide: the first solid; later ones, drawn on
+    top, dashed and thinner with markers, staggered so that no two lines put a marker
+    on the same sample."""
+    if i == 0:
+        return {"linestyle": "-", "linewidth": 2.0}
+    step = max(n_lines, n_points // 8, 1)
+    return {"linestyle": LINESTYLES[i % len(LINESTYLES)] if i % len(LINESTYLES) else "--",
+            "linewidth": 1.4, "marker": MARKERS[(i - 1) % len(MARKERS)], "markersize": 4,
+            "markevery": ((i * step // max(1, n_lines)) % step, step)}
+
+
 def _time_axis(times: np.ndarray) -> tuple[np.ndarray, str]:
     """Times in the unit that reads best: s, min or h."""
     span = float(times.max()) if len(times) else 0.0
@@ -59,8 +87,15 @@ def _time_axis(times: np.ndarray) -> tuple[np.ndarray, str]:
     return times, "simulated time (s)"
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def _time_scale(times: np.ndarray) -> float:
+    """The divisor ``_time_axis`` uses for these times."""
+    span = float(times.max()) if len(times) else 0.0
+    return 3600.0 if span >= 3 * 3600 else 60.0 if span >= 3 * 60 else 1.0
+
+
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=DPI)
     plt.close(fig)
@@ -75,41 +110,129 @@ def _by_variant(runs: dict) -> dict[str, list[dict]]:
     return variants
 
 
+def _seeds_of(runs: dict) -> dict[str, list[int]]:
+    seeds: dict[str, list[int]] = {}
+    for variant, seed in sorted(runs):
+        seeds.setdefault(variant, []).append(seed)
+    return seeds
+
+
 def _band(per_seed: list[tuple[np.ndarray, np.ndarray]]):
     """Mean, min and max across seeds on the first seed's time axis."""
-    times = per_seed[0][0]
-    stacked = np.vstack([np.interp(times, t, v) for t, v in per_seed])
-    return times, stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
+    return minmax_band(per_seed)
 
 
 def _runs(run_dir: Path, runs: dict | None) -> dict:
     return read_timeseries(run_dir / "timeseries.csv") if runs is None else runs
 
 
+def _run_config(run_dir: Path) -> dict:
+    """config.yaml of a run ({} when absent or unreadable: plots still draw)."""
+    try:
+        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _variant_configs(config: dict) -> dict[str, dict]:
+    variants = config.get("variants")
+    if isinstance(variants, dict):
+        return {str(k): v for k, v in variants.items() if isinstance(v, dict)}
+    return {}
+
+
+def _measure_from(run_dir: Path) -> float:
+    """The run's warm-up (the largest of its variants' ``measure_from``), 0 if none."""
+    starts = []
+    for config in _variant_configs(_run_config(run_dir)).values():
+        start = float(config.get("measure_from") or 0.0)
+        duration = float(config.get("duration") or math.inf)
+        starts.append(start if start < duration else 0.0)  # as summarize measures
+    return max(starts, default=0.0)
+
+
+def _seed_text(seeds: list[int]) -> str:
+    n = len(seeds)
+    return f"seed {seeds[0]}" if n == 1 else f"{n} seeds"
+
+
+def _variant_label(variant: str, seeds: list[int]) -> str:
+    return variant if variant == "replay" else f"{variant} ({_seed_text(seeds)})"
+
+
+def _spread_text(seeds: dict[str, list[int]]) -> str:
+    """What a figure's line and band are."""
+    if all(len(s) == 1 for s in seeds.values()):
+        return "one run per variant" if len(seeds) > 1 else "one run"
+    return "line: mean across seeds, band: min..max across seeds"
+
+
+def _spike_dominates(times: np.ndarray, values: np.ndarray) -> bool:
+    """The run's peak is over 4x anything in its second half: the start (memory still
+    empty) would flatten the rest on a linear axis."""
+    finite = np.isfinite(values)
+    times, values = times[finite], values[finite]
+    if len(times) < 10:
+        return False
+    late = values[times >= times[0] + 0.5 * (times[-1] - times[0])]
+    return bool(len(late)) and float(values.max()) > 4 * max(1.0, float(late.max()))
+
+
+def _symlog(ax) -> None:
+    """A symlog y axis (linear below 1) ticked at 0, 1, 2, 5, 10, 20, 50... in plain
+    numbers."""
+    from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
+
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.yaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=1.0,
+                                                     subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_ylim(bottom=0)
+
+
 def plot_availability(run_dir: Path, runs: dict | None = None, order: int = 9) -> Path | None:
     runs = _runs(run_dir, runs)
     variants = _by_variant(runs)
+    seeds = _seeds_of(runs)
     key = ("avail", str(order))
-    if not any(key in s for seeds in variants.values() for s in seeds):
+    if not any(key in s for v in variants.values() for s in v):
         return None
+    start = _measure_from(run_dir)
     fig, ax = _new_figure()
-    for i, (variant, seeds) in enumerate(variants.items()):
-        per_seed = [s[key] for s in seeds if key in s]
+    spike = False
+    xlabel = "simulated time (s)"
+    for i, (variant, per_variant) in enumerate(variants.items()):
+        per_seed = [s[key] for s in per_variant if key in s]
         if not per_seed:
             continue
         times, mean, low, high = _band(per_seed)
+        if start > 0:  # the measured window only
+            keep = times >= start - 1e-9
+            times, mean, low, high = times[keep], mean[keep], low[keep], high[keep]
+        else:
+            spike |= _spike_dominates(times, mean)
         x, xlabel = _time_axis(times)
         colour = PALETTE[i % len(PALETTE)]
-        label = f"{variant} ({len(per_seed)} seed{'s' if len(per_seed) > 1 else ''})"
-        ax.plot(x, mean, color=colour, linewidth=1.8, label=label)
+        ax.plot(x, mean, color=colour, label=_variant_label(variant, seeds[variant]),
+                **_line_style(i, len(x), len(variants)))
         if len(per_seed) > 1:
-            ax.fill_between(x, low, high, color=colour, alpha=0.18, linewidth=0)
-        ax.set_xlabel(xlabel)
+            ax.fill_between(x, low, high, color=colour, alpha=0.15, linewidth=0)
+    ax.set_xlabel(xlabel)
     size = (4 << order) // 1024
     unit = f"{size} MiB" if size >= 1 else f"{4 << order} KiB"
-    ax.set_ylabel(f"order-{order} blocks that would succeed now")
-    ax.set_title(f"Order-{order} ({unit}) availability avail[{order}]: mean, range across seeds")
-    ax.set_ylim(bottom=0)
+    ylabel = f"free order-{order} blocks, avail[{order}]"
+    if spike:
+        _symlog(ax)
+        ylabel += "\n(symlog scale: linear below 1)"
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set_ylabel(ylabel)
+    window = (f"from t = {start:g} s (measure_from; the warm-up is not shown)" if start > 0
+              else "the whole run")
+    ax.set_title(f"Order-{order} ({unit}) availability avail[{order}], {window}\n"
+                 f"{_spread_text(seeds)}", fontsize="medium")
     ax.legend(frameon=False)
     return _save(fig, run_dir / "availability.png")
 
@@ -117,44 +240,60 @@ def plot_availability(run_dir: Path, runs: dict | None = None, order: int = 9) -
 def plot_buddyinfo_heatmap(run_dir: Path, runs: dict | None = None) -> Path | None:
     runs = _runs(run_dir, runs)
     variants = _by_variant(runs)
-    firsts = {v: seeds[0] for v, seeds in variants.items()
-              if any(m == "nr_free" for m, _ in seeds[0])}
+    seeds = _seeds_of(runs)
+    firsts = {v: per[0] for v, per in variants.items()
+              if any(m == "nr_free" for m, _ in per[0])}
     if not firsts:
         return None
-    fig, axes = plt.subplots(len(firsts), 1, figsize=(7.5, 2.4 * len(firsts) + 0.8), dpi=DPI,
-                             squeeze=False)
-    for ax, (variant, series) in zip(axes[:, 0], firsts.items(), strict=True):
+    grids = {}
+    for variant, series in firsts.items():
         orders = sorted(int(k) for m, k in series if m == "nr_free")
         times = series[("nr_free", str(orders[0]))][0]
-        grid = np.vstack([series[("nr_free", str(o))][1] for o in orders])
+        grids[variant] = (orders, times,
+                          np.vstack([series[("nr_free", str(o))][1] for o in orders]))
+    # One colour scale for every panel, so that the same colour is the same count.
+    top = max(1.0, max(float(np.nanmax(g)) for _, _, g in grids.values()))
+    norm = LogNorm(vmin=0.5, vmax=top)
+    start = _measure_from(run_dir)
+    fig, axes = plt.subplots(len(firsts), 1, figsize=(7.8, 2.3 * len(firsts) + 0.9), dpi=DPI,
+                             squeeze=False, sharex=True, layout="constrained")
+    mesh = None
+    for ax, (variant, (orders, times, grid)) in zip(axes[:, 0], grids.items(), strict=True):
         x, xlabel = _time_axis(times)
-        mesh = ax.pcolormesh(x, orders, np.maximum(grid, 0.5), shading="nearest",
-                             norm=LogNorm(vmin=0.5, vmax=max(1.0, float(grid.max()))),
+        mesh = ax.pcolormesh(x, orders, np.maximum(grid, 0.5), shading="nearest", norm=norm,
                              cmap="viridis")
+        if start > 0:
+            ax.axvline(start / _time_scale(times), color="white", linestyle="--",
+                       linewidth=1.2)
         ax.set_ylabel("order")
         ax.set_yticks(orders)
-        ax.set_title(f"Free blocks per order (buddyinfo) over time: {variant}")
-        ax.set_xlabel(xlabel)
-        fig.colorbar(mesh, ax=ax, label="free blocks")
-    return _save(fig, run_dir / "buddyinfo_heatmap.png")
+        ax.set_title(variant if variant == "replay" else f"{variant}, seed {seeds[variant][0]}",
+                     fontsize="medium")
+    axes[-1, 0].set_xlabel(xlabel)
+    fig.colorbar(mesh, ax=list(axes[:, 0]), label="free blocks (log scale; 0 drawn as 0.5)")
+    mark = f"; dashed: measure_from = {start:g} s" if start > 0 else ""
+    fig.suptitle(f"Free blocks per order over time (buddyinfo){mark}", fontsize="medium")
+    return _save(fig, run_dir / "buddyinfo_heatmap.png", tight=False)
+
+
+def _memmap_grid(n: int) -> tuple[int, int]:
+    """(rows, columns) of n pageblocks, twice as wide as high."""
+    width = max(1, int(math.ceil(math.sqrt(n * 2))))
+    return int(math.ceil(n / width)), width
 
 
 def _memmap_image(data: dict) -> np.ndarray:
-    """RGB per pageblock: migratetype hue, darker the fuller, slab pages marked black."""
+    """RGB per pageblock: the migratetype's hue, pale when free, deep when allocated."""
     mt = data["migratetype"]
     per_block = float(data["pageblock_nr_pages"])
     used = 1.0 - (data["free_pages"] + data["pcp_pages"]) / per_block
-    n = len(mt)
-    width = max(1, int(math.ceil(math.sqrt(n * 2))))
-    rows = int(math.ceil(n / width))
+    rows, width = _memmap_grid(len(mt))
     image = np.ones((rows * width, 3))
     for value, colour in MIGRATETYPE_COLOURS.items():
         rgb = np.array(matplotlib.colors.to_rgb(colour))
         sel = np.flatnonzero(mt == value)
-        strength = 0.2 + 0.8 * used[sel, None]  # empty blocks pale, full blocks deep
+        strength = 0.15 + 0.85 * used[sel, None]  # empty blocks pale, full blocks deep
         image[sel] = 1.0 - (1.0 - rgb) * strength
-    slab = np.flatnonzero(data["slab_pages"] > 0)
-    image[slab] = image[slab] * 0.35
     image = np.clip(image, 0, 1)
     return image.reshape(rows, width, 3)
 
@@ -163,76 +302,194 @@ def plot_memmap(run_dir: Path, runs: dict | None = None) -> Path | None:
     folder = run_dir / "memmap"
     ends = sorted(folder.glob("end*.npz")) if folder.is_dir() else []
     start = folder / "start.npz"
+    config = _run_config(run_dir)
+    seed_list = config.get("seeds")
+    seed = f"seed {seed_list[0]}" if isinstance(seed_list, list) and seed_list else None
+    variant_names = list(_variant_configs(config))
     files = ([("start", start)] if start.exists() else []) + [
         ("end" if p.stem == "end" else f"end, {p.stem[4:]}", p) for p in ends]
     if not files:
         return None
-    fig, axes = plt.subplots(1, len(files), figsize=(4.2 * len(files) + 1.5, 4.4), dpi=DPI,
-                             squeeze=False)
-    for ax, (label, path) in zip(axes[0], files, strict=True):
+    maps = []
+    for label, path in files:
         with np.load(path) as npz:
-            data = {k: npz[k] for k in npz.files}
+            maps.append((label, {k: npz[k] for k in npz.files}))
+    rows, width = _memmap_grid(len(maps[0][1]["migratetype"]))
+    panel_w = 4.4 if len(maps) > 1 else 6.0
+    panel_h = panel_w * rows / width
+    fig, axes = plt.subplots(1, len(maps), figsize=(panel_w * len(maps) + 0.4, panel_h + 1.2),
+                             dpi=DPI, squeeze=False, layout="constrained")
+    present = set()
+    for ax, (label, data) in zip(axes[0], maps, strict=True):
+        present |= {int(v) for v in np.unique(data["migratetype"])}
         ax.imshow(_memmap_image(data), interpolation="nearest", aspect="equal")
+        slab = np.flatnonzero(data["slab_pages"] > 0)
+        cell = panel_w * 72 / width  # points per pageblock
+        if len(slab):
+            ax.scatter(slab % width, slab // width, s=max(1.5, 0.3 * cell) ** 2, c="black",
+                       marker="o", linewidths=0)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{label}: {data['title']}" if "title" in data else label, fontsize="medium")
+        when = f": {data['title']}" if "title" in data else ""
+        if label == "start" and variant_names and len(ends) > 1:
+            label = f"start, {variant_names[0]}"
+        title = f"{label}{when}" + (f" ({seed})" if seed else "")
+        ax.set_title(title, fontsize="medium")
     handles = [plt.Rectangle((0, 0), 1, 1, color=MIGRATETYPE_COLOURS[m])
-               for m in (0, 1, 2)]
-    handles.append(plt.Rectangle((0, 0), 1, 1, color="#333333"))
-    fig.legend(handles, ["Unmovable", "Movable", "Reclaimable", "holds slab pages"],
-               loc="lower center", ncol=4, frameon=False)
-    fig.suptitle("Physical memory map: one pixel per pageblock, darker = fuller "
-                 "(row by row from pfn 0)")
-    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
-    tmp = run_dir / ".memmap.tmp.png"
-    fig.savefig(tmp, dpi=DPI)
-    plt.close(fig)
-    tmp.replace(run_dir / "memmap.png")
-    return run_dir / "memmap.png"
+               for m in sorted(present) if m in MIGRATETYPE_COLOURS]
+    labels = [MIGRATETYPE_LABELS[m] for m in sorted(present) if m in MIGRATETYPE_COLOURS]
+    handles.append(Line2D([], [], marker="o", color="black", linestyle="", markersize=5))
+    labels.append("holds slab pages")
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False,
+               fontsize="small")
+    nr_pages = int(maps[0][1]["pageblock_nr_pages"])
+    fig.suptitle(f"Physical memory map: one cell per pageblock ({nr_pages * 4 // 1024} MiB), "
+                 "row by row from pfn 0; pale = free, deep = allocated", fontsize="medium")
+    return _save(fig, run_dir / "memmap.png", tight=False)
 
 
-def _plot_keyed(run_dir: Path, runs: dict | None, metric: str, filename: str, title: str,
-                ylabel: str, ylim: tuple[float, float] | None = None) -> Path | None:
+def _top_keys(variants: dict[str, list[dict]], metric: str, rank_metric: str,
+              top: int) -> tuple[list[str], int]:
+    """The keys of ``metric`` with the largest peak of ``rank_metric`` (slab pages), at
+    most ``top`` of them, and how many there are in all."""
+    keys = sorted({k for per in variants.values() for s in per for m, k in s if m == metric})
+    if len(keys) <= top:
+        return keys, len(keys)
+    peak = {}
+    for key in keys:
+        values = [float(np.nanmax(s[(rank_metric, key)][1])) for per in variants.values()
+                  for s in per if (rank_metric, key) in s and np.isfinite(
+                      s[(rank_metric, key)][1]).any()]
+        peak[key] = max(values, default=0.0)
+    return sorted(keys, key=lambda k: -peak[k])[:top], len(keys)
+
+
+def plot_slab_occupancy(run_dir: Path, runs: dict | None = None) -> Path | None:
+    """Occupancy of the caches with the most slab pages: one panel per cache when
+    variants compare, else one line per cache."""
     runs = _runs(run_dir, runs)
     variants = _by_variant(runs)
-    keys = sorted({k for seeds in variants.values() for s in seeds for m, k in s
-                   if m == metric})
+    seeds = _seeds_of(runs)
+    keys, total = _top_keys(variants, "slab_occupancy", "slab_pages", TOP_CACHES)
     if not keys:
         return None
-    fig, ax = _new_figure()
-    styles = ("-", "--", ":", "-.")
-    for i, (variant, seeds) in enumerate(variants.items()):
-        for j, key in enumerate(keys):
-            per_seed = [s[(metric, key)] for s in seeds if (metric, key) in s]
+    panels = len(keys) if len(variants) > 1 else 1
+    cols = min(3, panels)
+    rows = int(math.ceil(panels / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols + 1.2 if cols > 1 else 7.5,
+                                                 3.0 * rows + 1.0), dpi=DPI, squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
+    xlabel = "simulated time (s)"
+    for j, key in enumerate(keys):
+        ax = axes.flat[j if panels > 1 else 0]
+        _style(ax)
+        for i, (variant, per_variant) in enumerate(variants.items()):
+            per_seed = [s[("slab_occupancy", key)] for s in per_variant
+                        if ("slab_occupancy", key) in s]
             if not per_seed:
                 continue
             times, mean, low, high = _band(per_seed)
             x, xlabel = _time_axis(times)
-            colour = PALETTE[(i if len(variants) > 1 else j) % len(PALETTE)]
-            label = variant if not key else f"{variant}: {key}" if len(variants) > 1 else key
-            ax.plot(x, mean, color=colour, linestyle=styles[j % len(styles)]
-                    if len(variants) > 1 else "-", linewidth=1.6, label=label)
+            line = i if panels > 1 else j
+            colour = PALETTE[line % len(PALETTE)]
+            label = _variant_label(variant, seeds[variant]) if panels > 1 else key
+            ax.plot(x, mean, color=colour, label=label,
+                    **_line_style(line, len(x), len(variants) if panels > 1 else len(keys)))
             if len(per_seed) > 1:
                 ax.fill_between(x, low, high, color=colour, alpha=0.15, linewidth=0)
-            ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
-    if ylim:
-        ax.set_ylim(*ylim)
-    ax.legend(frameon=False, fontsize="small")
-    return _save(fig, run_dir / filename)
+        if panels > 1:
+            ax.set_title(key, fontsize="medium")
+        ax.set_ylim(0, 1.05)
+    for ax in axes.flat[panels:]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("active / total objects")
+    which = (f"the {len(keys)} caches with the most slab pages, of {total}" if total > len(keys)
+             else f"{total} cache{'s' * (total > 1)}")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if panels > 1:
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels),
+                   frameon=False, fontsize="small")
+    else:
+        axes[0, 0].legend(frameon=False, fontsize="small", ncol=2 if len(keys) > 3 else 1)
+    fig.suptitle(f"Slab occupancy ({which})\n{_spread_text(seeds)}", fontsize="medium")
+    return _save(fig, run_dir / "slab_occupancy.png", tight=False)
 
 
-def plot_slab_occupancy(run_dir: Path, runs: dict | None = None) -> Path | None:
-    return _plot_keyed(run_dir, runs, "slab_occupancy", "slab_occupancy.png",
-                       "Slab occupancy per cache (active objects / total objects)",
-                       "occupancy", (0, 1.05))
+def _thp_window(run_dir: Path) -> str:
+    """The THP probe's trailing window in words: "the last 30 attempts (7.5 s)"."""
+    for config in _variant_configs(_run_config(run_dir)).values():
+        for spec in config.get("workloads") or []:
+            if isinstance(spec, dict) and spec.get("kind") == "thp_probe":
+                window, interval = spec.get("window", 30), spec.get("interval")
+                span = f" ({window * float(interval):g} s)" if interval else ""
+                return f"the last {window} attempts{span}"
+    return "a trailing window of attempts"
+
+
+def _summary_rates(run_dir: Path, key: str) -> dict[str, tuple[float, float, float]]:
+    """{variant: (mean, low, high)} of a rate from summary.json (NaN bounds when absent)."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for variant, data in (summary.get("variants") or {}).items():
+        mean = (data.get("mean") or {}).get(key)
+        if mean is None:
+            continue
+        low, high = (data.get("interval95") or {}).get(key, (math.nan, math.nan))
+        if low is None or high is None:
+            low = high = math.nan
+        out[variant] = (mean, low, high)
+    return out
 
 
 def plot_thp_success(run_dir: Path, runs: dict | None = None) -> Path | None:
-    return _plot_keyed(run_dir, runs, "thp_success_rate", "thp_success.png",
-                       "THP probe: share of huge-page attempts that succeeded (trailing window)",
-                       "success rate", (0, 1.05))
+    runs = _runs(run_dir, runs)
+    variants = _by_variant(runs)
+    seeds = _seeds_of(runs)
+    key = ("thp_success_rate", "")
+    if not any(key in s for per in variants.values() for s in per):
+        return None
+    start = _measure_from(run_dir)
+    measured = _summary_rates(run_dir, "thp_success_rate")
+    fig, ax = _new_figure(7.8, 4.6)
+    end = 0.0
+    scale = 1.0
+    for i, (variant, per_variant) in enumerate(variants.items()):
+        per_seed = [s[key] for s in per_variant if key in s]
+        if not per_seed:
+            continue
+        times, mean, low, high = _band(per_seed)
+        x, xlabel = _time_axis(times)
+        scale = _time_scale(times)
+        end = max(end, float(x[-1]))
+        colour = PALETTE[i % len(PALETTE)]
+        ax.plot(x, mean, color=colour, label=_variant_label(variant, seeds[variant]),
+                **_line_style(i, len(x), len(variants)))
+        if len(per_seed) > 1:
+            ax.fill_between(x, low, high, color=colour, alpha=0.13, linewidth=0)
+        ax.set_xlabel(xlabel)
+        if variant in measured:  # the summary's figure: every attempt from measure_from on
+            rate, lo, hi = measured[variant]
+            ci = f" (95 % CI {lo:.2f}-{hi:.2f})" if lo == lo else ""
+            ax.hlines(rate, start / scale, end, color=colour, linestyle=":", linewidth=1.6,
+                      label=f"{variant}: all attempts from t = {start:g} s: {rate:.2f}{ci}")
+    if start > 0:
+        ax.axvspan(0, start / scale, color="#eeeeee", zorder=0, linewidth=0)
+        ax.text(start / scale / 2, 1.0, "warm-up (not in the summary)", ha="center",
+                va="bottom", fontsize="small", color="#666666",
+                transform=ax.get_xaxis_transform())
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success rate")
+    ax.set_title(f"THP probe: share of huge-page attempts that succeeded, over "
+                 f"{_thp_window(run_dir)}\n{_spread_text(seeds)}; dotted: the summary's rate",
+                 fontsize="medium", pad=16 if start > 0 else 6)
+    ax.legend(frameon=True, framealpha=0.85, edgecolor="none", fontsize="small", loc="best")
+    return _save(fig, run_dir / "thp_success.png")
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
@@ -265,8 +522,14 @@ SWEEP_METRIC_LABELS = {
     "avail.9": "avail[9] at the end (free 2 MiB blocks)",
     "evictions.slab_objects": "slab objects evicted",
     "evictions.page_cache_pages": "page-cache pages evicted",
-    "defrag.pages_returned": "pages the defragmenter returned",
+    "defrag.pages_returned": "pages the defragmenter's passes returned",
+    "defrag.pages_returned_total": "pages the defragmenter returned (passes + later)",
+    "defrag.objects_moved": "objects the defragmenter moved",
+    "defrag.objects_evicted": "objects the defragmenter evicted",
+    "defrag.slabs_freed": "slabs the defragmenter freed",
+    "defrag.cpu_time": "defragmenter CPU time, simulated (s)",
     "compaction.migrated": "pages migrated by compaction",
+    "thp_attempts": "THP probe attempts",
     "buddy.extfrag_claim": "fallback claims of foreign pageblocks",
     "buddy.extfrag_steal": "fallback steals from foreign pageblocks",
     "engine.alloc_failures": "allocation failures",
@@ -279,6 +542,24 @@ SWEEP_TIMESERIES = ((("avail", "9"), "avail9",
                     (("thp_success_rate", ""), "thp_success_rate",
                      "THP probe success rate (trailing window)", "THP success rate"))
 MAX_PANELS = 12
+# Swept keys in words, with their units (a factor's name in sweep.json is its key).
+SWEEP_KEY_LABELS = {
+    "defrag.used_ratio": "defrag candidate threshold used_ratio (% of a slab in use)",
+    "defrag.enabled": "slab defragmentation",
+    "defrag.max_partial": "defrag max_partial (slabs)",
+    "machine.memory": "memory",
+    "machine.cpus": "CPUs",
+    "buddy.pcp": "per-CPU page lists",
+    "buddy.grouping_by_mobility": "grouping by mobility",
+    "buddy.watermark_scale_factor": "watermark_scale_factor (1/10000 of memory)",
+    "buddy.watermark_boost_factor": "watermark_boost_factor (1/10000 of the high mark)",
+    "compaction.enabled": "compaction",
+    "compaction.proactiveness": "compaction proactiveness (%)",
+    "compaction.extfrag_threshold": "extfrag_threshold (of 1000)",
+    "slab.vfs_cache_pressure": "vfs_cache_pressure (%)",
+}
+# Keys whose values are percentages (0..100): never on a log axis.
+PERCENT_KEYS = ("defrag.used_ratio", "compaction.proactiveness", "slab.vfs_cache_pressure")
 
 
 CACHE_FIELD_LABELS = {"num_slabs": "slabs", "active_objs": "active objects",
@@ -286,9 +567,25 @@ CACHE_FIELD_LABELS = {"num_slabs": "slabs", "active_objs": "active objects",
                       "slabs_freed": "slabs freed"}
 
 
+def _key_label(key: str) -> str:
+    """A swept key in words: ``defrag.used_ratio`` -> "defrag candidate threshold
+    used_ratio (% of a slab in use)"; ``caches.dentry.mobility`` -> "dentry mobility";
+    ``workloads.0.unmovable_share`` -> "workload 0 unmovable share"."""
+    if key in SWEEP_KEY_LABELS:
+        return SWEEP_KEY_LABELS[key]
+    parts = key.split(".")
+    if len(parts) == 3 and parts[0] == "caches":
+        return f"{parts[1]} {parts[2].replace('_', ' ')}"
+    if len(parts) == 3 and parts[0] == "workloads" and parts[1].isdigit():
+        return f"workload {parts[1]} {parts[2].replace('_', ' ')}"
+    if len(parts) == 2:
+        return f"{parts[0]} {parts[1].replace('_', ' ')}"
+    return key
+
+
 def _metric_label(metric: str) -> str:
     """A summary field as a person would name it: ``caches.dentry.num_slabs`` -> "dentry
-    slabs at the end"; unknown names are shown as they are."""
+    slabs at the end"; other dotted names in words ("defrag: slabs considered")."""
     if metric in SWEEP_METRIC_LABELS:
         return SWEEP_METRIC_LABELS[metric]
     parts = metric.split(".")
@@ -302,6 +599,9 @@ def _metric_label(metric: str) -> str:
                     if field.startswith("avail") else field[: -len(when) - 1]
                 run = f" (run {int(parts[3]) + 1})" if parts[3] != "0" else ""
                 return f"{what} {when} {parts[1].rsplit('-', 1)[0]}{run}"
+    if len(parts) == 2 and parts[0] in ("defrag", "compaction", "buddy", "engine", "shrinker",
+                                        "evictions"):
+        return f"{parts[0]}: {parts[1].replace('_', ' ')}"
     return metric
 
 
@@ -348,8 +648,10 @@ class _SweepLayout:
                 values[point["id"]] = resolved
                 labels[resolved] = " / ".join(texts)
             lasts = {k.split(".")[-1] for k in keys}
-            short = lasts.pop() if len(lasts) == 1 and len(keys) > 1 else factor["name"]
+            short = (f"cache {lasts.pop()}" if len(lasts) == 1 and len(keys) > 1
+                     else _key_label(keys[0]) if len(keys) == 1 else factor["name"])
             self.factors.append({"name": short, "keys": keys, "values": values,
+                                 "percent": len(keys) == 1 and keys[0] in PERCENT_KEYS,
                                  "labels": labels,
                                  "distinct": list(dict.fromkeys(values.values()))})
         varying = [f for f in self.factors if len(f["distinct"]) > 1]
@@ -378,15 +680,21 @@ class _SweepLayout:
 
 
 def _mean_ci(values: list[float]) -> tuple[float, float]:
-    from sim.runner import t_975
+    return mean_ci(values)
 
-    values = [v for v in values if v == v]
-    if not values:
-        return math.nan, math.nan
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, math.nan
-    return mean, t_975(len(values) - 1) * float(np.std(values, ddof=1)) / math.sqrt(len(values))
+
+def _metric_interval(metric: str, values: list[float],
+                     trials: list[float] | None = None) -> tuple[float, float, float]:
+    """(mean, below, above): the mean and the distances to its 95 % interval's ends
+    (0 without an interval); a rate's interval is Wilson's, inside [0, 1]."""
+    if metric in RATE_METRICS:
+        mean, low, high = rate_interval(values, trials)
+        if low != low:
+            return mean, 0.0, 0.0
+        return mean, max(0.0, mean - low), max(0.0, high - mean)
+    mean, ci = mean_ci(values)
+    ci = 0.0 if ci != ci else ci
+    return mean, ci, ci
 
 
 def _sweep_inputs(sweep_dir: Path) -> tuple[dict, list[dict]]:
@@ -412,20 +720,49 @@ def _cells(rows: list[dict], metric: str) -> dict[tuple[str, str], list[float]]:
     return cells
 
 
+def _trials(rows: list[dict], metric: str) -> dict[tuple[str, str], list[float]]:
+    """{(point, variant): a rate's trials per seed} (``thp_attempts`` for THP success),
+    where every row of the cell has both; {} for other metrics."""
+    trial_key = RATE_TRIALS.get(metric)
+    if metric not in RATE_METRICS or trial_key is None:
+        return {}
+    out: dict[tuple[str, str], list[float]] = {}
+    broken = set()
+    for row in rows:
+        cell = (row["point"], row["variant"])
+        try:
+            value, n = float(row.get(metric, "")), float(row.get(trial_key, ""))
+        except ValueError:
+            broken.add(cell)
+            continue
+        if value == value:
+            out.setdefault(cell, []).append(n)
+    return {cell: n for cell, n in out.items() if cell not in broken}
+
+
 def _x_axis(ax, layout: _SweepLayout, positions: dict) -> None:
     """Ticks at the swept values, labelled as the YAML wrote them (256MiB, not bytes)."""
     x = layout.x
     ticks = [positions[v] for v in x["distinct"]]
     labels = [x["labels"][v] for v in x["distinct"]]
+    log = _log_x(layout, ticks)
+    if log:
+        ax.set_xscale("log", base=2)
     if layout.numeric_x:
-        low, high = min(ticks), max(ticks)
-        if low > 0 and high / low >= 8:
-            ax.set_xscale("log", base=2)
         ax.minorticks_off()
     if len(ticks) <= 14:
         ax.set_xticks(ticks)
         ax.set_xticklabels(labels, rotation=30 if max(len(t) for t in labels) > 6 else 0)
-    ax.set_xlabel(x["name"] + ("" if layout.numeric_x else " (swept)"))
+    ax.set_xlabel(x["name"] + ("" if layout.numeric_x else " (swept)")
+                  + (" (log scale)" if log else ""))
+
+
+def _log_x(layout: _SweepLayout, ticks: list[float]) -> bool:
+    """A numeric x spanning 8x or more goes on a log axis, unless it is a percentage."""
+    if not layout.numeric_x or layout.x is None or layout.x.get("percent"):
+        return False
+    low, high = min(ticks), max(ticks)
+    return low > 0 and high / low >= 8
 
 
 def plot_sweep_metric(sweep_dir: Path, manifest: dict, rows: list[dict],
@@ -435,13 +772,15 @@ def plot_sweep_metric(sweep_dir: Path, manifest: dict, rows: list[dict],
     cells = _cells(rows, metric)
     if not any(v == v for values in cells.values() for v in values):
         return None
+    trials = _trials(rows, metric)
     fig, ax = _new_figure(8.2, 4.6)
     if layout.x is None:  # one point: the variants side by side
         xs = list(range(len(layout.variants)))
         for i, variant in enumerate(layout.variants):
-            values = next((v for (p, var), v in cells.items() if var == variant), [])
-            mean, ci = _mean_ci(values)
-            ax.errorbar([xs[i]], [mean], yerr=[0 if ci != ci else ci], fmt="o", ms=8,
+            cell = next(((p, var) for (p, var) in cells if var == variant), None)
+            values = cells.get(cell, []) if cell else []
+            mean, below, above = _metric_interval(metric, values, trials.get(cell))
+            ax.errorbar([xs[i]], [mean], yerr=[[below], [above]], fmt="o", ms=8,
                         capsize=5, color=PALETTE[i % len(PALETTE)])
         ax.set_xticks(xs)
         ax.set_xticklabels(layout.variants)
@@ -452,24 +791,26 @@ def plot_sweep_metric(sweep_dir: Path, manifest: dict, rows: list[dict],
         series: dict[tuple, list[tuple]] = {}
         for (point, variant), values in cells.items():
             key = layout.series_of(point, variant)
-            series.setdefault(key, []).append((positions[layout.x_of(point)], values))
+            series.setdefault(key, []).append((positions[layout.x_of(point)], values,
+                                               trials.get((point, variant))))
         n_series = len(series)
         # Spread the lines a little so that equal means do not hide each other's bars:
         # a share of the smallest gap between swept values (a factor on a log axis).
         ticks = sorted(positions.values())
-        log_x = layout.numeric_x and ticks[0] > 0 and ticks[-1] / ticks[0] >= 8
+        log_x = _log_x(layout, ticks)
         scaled = [math.log2(t) for t in ticks] if log_x else ticks
         gaps = [b - a for a, b in zip(scaled, scaled[1:], strict=False) if b > a]
         dodge = min(gaps or [1.0]) * min(0.06, 0.3 / max(1, n_series))
         for i, (key, entries) in enumerate(sorted(series.items(), key=lambda kv: str(kv[0]))):
             entries.sort(key=lambda e: e[0])
             offset = (i - (n_series - 1) / 2) * dodge
-            xs = [x * 2 ** offset if log_x else x + offset for x, _ in entries]
-            stats = [_mean_ci(values) for _, values in entries]
-            means = [m for m, _ in stats]
-            errors = [0.0 if c != c else c for _, c in stats]
+            xs = [x * 2 ** offset if log_x else x + offset for x, _, _ in entries]
+            stats = [_metric_interval(metric, values, n) for _, values, n in entries]
+            means = [m for m, _, _ in stats]
+            errors = [[b for _, b, _ in stats], [a for _, _, a in stats]]
             colour = PALETTE[i % len(PALETTE)]
-            ax.errorbar(xs, means, yerr=errors, color=colour, marker="o", ms=5, linewidth=1.8,
+            ax.errorbar(xs, means, yerr=errors, color=colour, marker=MARKERS[i % len(MARKERS)],
+                        ms=5, linewidth=1.8, linestyle=LINESTYLES[i % len(LINESTYLES)],
                         capsize=4, elinewidth=1.1, label=layout.series_label(key, names=False))
         _x_axis(ax, layout, positions)
         if n_series > 1:
@@ -482,6 +823,8 @@ def plot_sweep_metric(sweep_dir: Path, manifest: dict, rows: list[dict],
     ax.set_ylabel(label)
     what = f"vs {layout.x['name']}" if layout.x is not None else "per variant"
     band = f"mean and 95 % CI over {seeds} seeds" if seeds > 1 else "one seed"
+    if metric in RATE_METRICS and seeds > 1:
+        band = f"mean and 95 % Wilson interval over {seeds} seeds"
     ax.set_title(f"{_sentence(label)} {what}\n({band})", fontsize="medium")
     if metric in RATE_METRICS:
         ax.set_ylim(-0.03, 1.05)
@@ -514,10 +857,20 @@ def plot_sweep_heatmap(sweep_dir: Path, manifest: dict, rows: list[dict],
     if not len(finite):
         return None
     vmin, vmax = float(finite.min()), float(finite.max())
+    note = ""
     if metric in RATE_METRICS:
         vmin, vmax = 0.0, 1.0
-    if vmin == vmax:
-        vmin, vmax = vmin - 0.5, vmax + 0.5
+    elif vmax - vmin <= 0.01 * max(abs(vmin), abs(vmax)):
+        # Differences under 1 % would fill the whole colour scale: widen it (from 0 for
+        # a count) and say so, rather than paint noise as contrast.
+        spread = 100 * (vmax - vmin) / max(abs(vmin), abs(vmax)) if vmax != vmin else 0.0
+        note = (f"\n(every cell within {spread:.2g} % of the others: the colour scale is not "
+                "stretched over that range)")
+        if vmin >= 0:
+            vmin, vmax = 0.0, max(vmax, 1e-9) * 1.05
+        else:
+            pad = max(abs(vmin), abs(vmax)) * 0.05 or 0.5
+            vmin, vmax = vmin - pad, vmax + pad
     n = len(grids)
     width = min(5.5, 1.0 + 0.75 * len(xs))
     fig, axes = plt.subplots(1, n, figsize=(width * n + 1.6, 0.55 * len(ys) + 2.4), dpi=DPI,
@@ -530,7 +883,7 @@ def plot_sweep_heatmap(sweep_dir: Path, manifest: dict, rows: list[dict],
             if value != value:
                 continue
             shade = (value - vmin) / (vmax - vmin)
-            ax.text(c, r, f"{value:.3g}", ha="center", va="center", fontsize="small",
+            ax.text(c, r, _cell_text(value), ha="center", va="center", fontsize="small",
                     color="white" if shade < 0.6 else "#222222")
         ax.set_xticks(range(len(xs)))
         ax.set_xticklabels([xf["labels"][v] for v in xs],
@@ -548,7 +901,7 @@ def plot_sweep_heatmap(sweep_dir: Path, manifest: dict, rows: list[dict],
     seeds = manifest.get("seeds", 1)
     label = _metric_label(metric)
     fig.suptitle(f"{_sentence(label)}: mean of {seeds} "
-                 f"seed{'s' if seeds > 1 else ''}", fontsize="medium")
+                 f"seed{'s' if seeds > 1 else ''}{note}", fontsize="medium")
     path = sweep_dir / f"heatmap_{_slug(metric)}.png"
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=DPI)
@@ -557,17 +910,17 @@ def plot_sweep_heatmap(sweep_dir: Path, manifest: dict, rows: list[dict],
     return path
 
 
-def _ci_band(per_seed: list[tuple[np.ndarray, np.ndarray]]):
-    """Mean and a 95 % confidence band (Student t) across seeds, on the first seed's times."""
-    from sim.runner import t_975
+def _cell_text(value: float) -> str:
+    """A heatmap cell's number: 4 930, 13.2, 0.42."""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}".replace(",", "\u2009")
+    return f"{value:.3g}"
 
-    times = per_seed[0][0]
-    stacked = np.vstack([np.interp(times, t, v) for t, v in per_seed])
-    mean = stacked.mean(axis=0)
-    if len(per_seed) < 2:
-        return times, mean, mean, mean
-    half = t_975(len(per_seed) - 1) * stacked.std(axis=0, ddof=1) / math.sqrt(len(per_seed))
-    return times, mean, mean - half, mean + half
+
+def _ci_band(per_seed: list[tuple[np.ndarray, np.ndarray]], rate: bool = False):
+    """Mean and a 95 % confidence band (Student t) across seeds, on the first seed's
+    times; clipped to [0, 1] for a rate."""
+    return ci_band(per_seed, rate=rate)
 
 
 def plot_sweep_timeseries(sweep_dir: Path, manifest: dict, series_key: tuple[str, str],
@@ -603,16 +956,19 @@ def plot_sweep_timeseries(sweep_dir: Path, manifest: dict, series_key: tuple[str
     else:
         colours = [PALETTE[i % len(PALETTE)] for i in range(len(x_values))]
     handles = {}
+    spike = False
     xlabel = "simulated time (s)"
     for ax, policy in zip(axes.flat, policies, strict=False):
         _style(ax)
-        for colour, x in zip(colours, x_values, strict=True):
+        for k, (colour, x) in enumerate(zip(colours, x_values, strict=True)):
             per_seed = curves[policy].get(x)
             if not per_seed:
                 continue
-            times, mean, low, high = _ci_band(per_seed)
+            times, mean, low, high = _ci_band(per_seed,
+                                              rate=series_key[0] == "thp_success_rate")
             t, xlabel = _time_axis(times)
-            (line,) = ax.plot(t, mean, color=colour, linewidth=1.6)
+            (line,) = ax.plot(t, mean, color=colour, **_line_style(k, len(t), len(x_values)))
+            spike |= series_key[0] == "avail" and _spike_dominates(times, mean)
             if len(per_seed) > 1:
                 ax.fill_between(t, low, high, color=colour, alpha=0.15, linewidth=0)
             label = layout.x["labels"][x] if layout.x is not None else "mean"
@@ -623,18 +979,22 @@ def plot_sweep_timeseries(sweep_dir: Path, manifest: dict, series_key: tuple[str
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel(xlabel)
+    if spike:  # memory still empty at the start: a linear axis would flatten the rest
+        _symlog(axes[0, 0])
+        ylabel += "\n(symlog scale: linear below 1)"
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
     if series_key[0] == "thp_success_rate":
         axes[0, 0].set_ylim(-0.03, 1.05)
-    else:
+    elif not spike:
         axes[0, 0].set_ylim(bottom=0)
     seeds = manifest.get("seeds", 1)
     band = f"mean and 95 % band over {seeds} seeds" if seeds > 1 else "one seed"
     fig.suptitle(f"{_sentence(title)} over time ({band})", fontsize="medium")
     if layout.x is not None:
         fig.legend(list(handles.values()), list(handles), loc="center right", frameon=False,
-                   title=layout.x["name"], fontsize="small", title_fontsize="small")
+                   title=textwrap.fill(layout.x["name"], 22), fontsize="small",
+                   title_fontsize="small")
         fig.tight_layout(rect=(0, 0, 1 - 1.4 / width, 0.96))
     else:
         fig.tight_layout(rect=(0, 0, 1, 0.96))

@@ -171,3 +171,93 @@ def test_fragsim_run_refuses_an_out_it_did_not_write_and_replaces_its_own(tmp_pa
     assert main([*args, "--out", str(out), "--seed", "7"]) == 0
     assert (out / "summary.json").read_text() != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "run"]
+
+
+# ------------------------------------------------------------------ measure_from
+
+SMALL = """
+name: small
+seed: 1
+duration: 4s
+sample_every: 500ms
+machine: {memory: 64MiB, cpus: 2}
+workloads:
+  - {kind: thp_probe, interval: 100ms, hold: 50ms, gfp: light}
+"""
+
+
+def test_time_averages_count_from_measure_from():
+    import numpy as np
+
+    from sim.runner import _time_average
+
+    times = np.arange(0.0, 11.0)
+    values = np.where(times < 5, 100.0, 0.0)
+    assert _time_average(times, values) > 40
+    assert _time_average(times, values, 5.0) == 0.0
+    # from 4.5 s: 50 (interpolated) down to 0 at 5 s, then 0 to 10 s
+    assert _time_average(times, values, 4.5) == pytest.approx(0.5 * 50 * 0.5 / 5.5)
+
+
+def test_a_runs_thp_success_and_averages_start_at_measure_from(tmp_path):
+    from sim.config import load_config
+    from sim.runner import run_machine
+
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL)
+    whole = run_machine(load_config(path), 1, "default").summary
+    late = run_machine(load_config(path, ["measure_from=2s"]), 1, "default").summary
+    assert whole["measure_from_s"] == 0.0 and late["measure_from_s"] == 2.0
+    assert whole["thp_attempts"] == 40 and late["thp_attempts"] == 20
+    assert late["thp_successes"] <= late["thp_attempts"]
+    assert late["thp_success_rate"] == late["thp_successes"] / late["thp_attempts"]
+    # A shortened run of a config with a warm-up is measured whole (and says so).
+    short = run_machine(load_config(path, ["measure_from=10s"]), 1, "default").summary
+    assert short["measure_from_s"] == 0.0 and short["thp_attempts"] == 40
+
+
+def test_pages_returned_is_one_figure_with_its_parts(tmp_path):
+    from sim.config import load_config
+    from sim.runner import run_machine
+
+    config = load_config("configs/tmpfs_churn.yaml", ["duration=3s"], variant="defrag-move")
+    defrag = run_machine(config, 1, "defrag-move").summary["defrag"]
+    assert defrag["pages_returned_total"] == (defrag["pages_returned"]
+                                              + defrag["pages_returned_later"]) > 0
+
+
+def _headline_run(tmp_path, rates):
+    import json
+
+    import yaml
+
+    runs = [{"seed": s, "thp_success_rate": r, "thp_attempts": 80, "thp_successes": r * 80,
+             "measure_from_s": 10.0, "avail9_time_avg": 0.4 + s / 10,
+             "evictions": {"slab_objects": 1000 * s, "page_cache_pages": 50},
+             "defrag": {"pages_returned": 3, "pages_returned_later": 40 + s,
+                        "pages_returned_total": 43 + s, "errors": []},
+             "caches": {"dentry": {"num_slabs": 30 + s}}} for s, r in enumerate(rates, 1)]
+    from sim.stats import aggregate
+
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"variants": {"defrag-on": {"runs": runs, **aggregate(runs)}}}))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"seeds": [1, 2], "variants": {
+        "defrag-on": {"measure_from": 10.0, "duration": 30.0, "defrag": {"enabled": True},
+                      "caches": {"dentry": {"mobility": "free"}}}}}))
+    return tmp_path
+
+
+def test_the_headline_gives_a_rate_inside_0_1_and_the_slab_figures(tmp_path, capsys):
+    import re
+
+    from sim.cli import _print_headline
+
+    _print_headline(_headline_run(tmp_path, [0.713, 0.163]))
+    out = capsys.readouterr().out
+    assert "from t = 10 s on" in out
+    low, high = map(float, re.search(r"THP success 0\.44 \(95 % CI ([\d.]+)-([\d.]+)\)",
+                                     out).groups())
+    assert 0.0 <= low < 0.44 < high <= 1.0
+    assert "+/- 1." not in out.split("time-avg")[0]
+    assert "slabs at the end (median): dentry 31.5" in out
+    assert "pages the defragmenter returned 44.5" in out and "3 by its passes" in out
