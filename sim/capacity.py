@@ -43,7 +43,6 @@ import difflib
 import itertools
 import math
 import re
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,7 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sim import __version__
 from sim.config import _one_line, apply_override, load_yaml, parse_override, validate_config
 from sim.errors import FragsimError
-from sim.results import write_json
+from sim.results import output_directory, write_json
 from sim.units import SIZE_UNITS, TIME_UNITS, format_duration, parse_duration, parse_size
 
 CAPACITY_KEY = "capacity"
@@ -219,15 +218,9 @@ class SettingAnswer:
 
 
 def _mean_ci(values: list[float]) -> tuple[float, float]:
-    from sim.runner import t_975
+    from sim.stats import mean_ci
 
-    finite = [v for v in values if v == v]
-    if not finite:
-        return math.nan, math.nan
-    mean = statistics.fmean(finite)
-    if len(finite) < 2:
-        return mean, math.nan
-    return mean, t_975(len(finite) - 1) * statistics.stdev(finite) / math.sqrt(len(finite))
+    return mean_ci(values)
 
 
 def grid_values(lo: float, hi: float, step: float) -> list[float]:
@@ -631,10 +624,20 @@ def run_capacity(
 
     ``progress_factory(most_runs)`` returns a callback given the runs of each round.
     """
-    from sim.sweep import open_executor
-
     plan = plan_capacity(config_path, vary, range_text, target_text, compare, seeds, step_text,
                          overrides)
+    out_dir = Path(out) if out is not None else Path("results") / f"{plan['name']}-capacity"
+    with output_directory(out_dir, "capacity"):  # refused or locked before the search
+        return _run_capacity(plan, out_dir, jobs, executor, scheduler, evaluate, plots,
+                             progress_factory)
+
+
+def _run_capacity(plan: dict, out_dir: Path, jobs: int | None, executor: str,
+                  scheduler: str | None, evaluate: Evaluate | None, plots: bool,
+                  progress_factory: Callable[[int], Callable[[int], None]] | None,
+                  ) -> CapacityResult:
+    from sim.executors import open_executor
+
     labels = [s.label for s in plan["settings"]]
     args = (labels, plan["lo"], plan["hi"], plan["step"], plan["target"])
     on_round = None
@@ -654,7 +657,6 @@ def run_capacity(
         plan["seeds"], plan["settings"], answers,
         differences(answers, plan["step"], plan["kind"], plan["vary"]),
         warnings_of(answers, plan["vary"], plan["kind"], plan["target"]))
-    out_dir = Path(out) if out is not None else Path("results") / f"{plan['name']}-capacity"
     result.out = out_dir
     write_json(out_dir / "capacity.json", capacity_json(result, plan))
     if plots:

@@ -7,7 +7,10 @@ stderr and exits with status 2, without a traceback.
 """
 
 import argparse
+import errno
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 from sim import __version__
@@ -109,30 +112,44 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="the run directory (default results/<name>)")
     parser.add_argument("--seed", type=int, help="the first seed (default: the config's)")
     parser.add_argument("--seeds", type=int, help="replicates per variant (default: the config's)")
+    parser.add_argument("--jobs", "-j", type=int, default=1,
+                        help="runs at a time, in worker processes (default 1); results "
+                        "do not depend on it")
     parser.add_argument("--no-plots", action="store_true", help="write no PNGs")
     parser.set_defaults(run=cmd_run)
 
 
-def _progress_factory():
-    """A tqdm bar in simulated seconds per variant x seed, only on a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
+class _RunBar:
+    """One tqdm bar over every variant x seed of ``fragsim run``, in simulated seconds
+    summed over the runs (so the ETA counts what is left of all of them), labelled with
+    the run it last heard from: "run 3/10, defrag-on seed 2"."""
 
-    def factory(duration: float, label: str):
-        bar = tqdm(total=round(duration, 3), desc=label, unit="sim s", leave=False,
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} sim s "
-                   "[{elapsed}<{remaining}]")
+    def __init__(self) -> None:
+        from tqdm import tqdm
 
-        def update(t: float) -> None:
-            bar.n = round(t, 3)
-            bar.refresh()
-            if t >= duration:
-                bar.close()
+        tqdm.monitor_interval = 0  # no monitor thread: --jobs forks
+        self._tqdm = tqdm
+        self.bar = None
 
-        return update
+    def begin(self, runs: list[tuple[str, int, float]]) -> None:
+        self.runs = runs
+        self.reached = [0.0] * len(runs)
+        total = sum(duration for _, _, duration in runs)
+        self.bar = self._tqdm(total=round(total, 3), unit="sim s", leave=False, smoothing=0,
+                              bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                              "[{elapsed}<{remaining}]")
 
-    return factory
+    def update(self, index: int, t: float) -> None:
+        variant, seed, duration = self.runs[index]
+        self.reached[index] = min(max(self.reached[index], t), duration)
+        self.bar.set_description_str(
+            f"run {index + 1}/{len(self.runs)}, {variant} seed {seed}", refresh=False)
+        self.bar.n = round(sum(self.reached), 3)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -141,36 +158,151 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise FragsimError(f"--seeds: expected a number of at least 1, got {args.seeds}")
+    if args.jobs < 1:
+        raise FragsimError(f"--jobs: expected a number of at least 1, got {args.jobs}")
+    bar = _RunBar() if sys.stderr.isatty() else None
     try:
         out = run_experiment(args.config, args.overrides, args.out, args.seed, args.seeds,
-                             _progress_factory(), plots=not args.no_plots)
+                             bar, plots=not args.no_plots, jobs=args.jobs)
     except WorkloadError as e:
         _print_error(str(e))
         return 1
+    finally:
+        if bar is not None:
+            bar.close()
     print(f"results in {out}/")
     _print_headline(out)
     return 0
 
 
 def _print_headline(out) -> None:
+    """What the experiment is about, per variant: THP success and time-averaged avail[9]
+    from ``measure_from`` on, with 95 % intervals (a rate's inside [0, 1]); for slab
+    experiments the slab counts at the end and the pages the defragmenter returned. A
+    replay directory (summary.json without variants) prints its slab table."""
     import json
+    import math
+    import statistics
+    from pathlib import Path
 
+    import yaml
+
+    out = Path(out)
     summary = json.loads((out / "summary.json").read_text())
+    try:
+        config = yaml.safe_load((out / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        config = {}
+    if "variants" not in summary:
+        _print_replay_table(summary, config)
+        return
+
+    def number(value: float) -> str:
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+    def figure(data: dict, key: str) -> str | None:
+        mean = data["mean"].get(key)
+        if mean is None or mean != mean:
+            return None
+        low, high = data.get("interval95", {}).get(key, (math.nan, math.nan))
+        if key.endswith("_rate"):
+            spread = f" (95 % CI {low:.2f}-{high:.2f})" if low == low else ""
+            return f"{mean:.2f}{spread}"
+        half = data["ci95"].get(key)
+        spread = f" +/- {number(half)}" if half is not None and half == half else ""
+        return f"{number(mean)}{spread}"
+
+    variants = config.get("variants") or {}
+    starts = [run.get("measure_from_s") or 0 for data in summary["variants"].values()
+              for run in data.get("runs", [])]
+    asked = max((float((c or {}).get("measure_from") or 0) for c in variants.values()),
+                default=0.0)
+    if any(starts):
+        start = max(starts)
+        print(f"  from t = {start:g} s on (measure_from; the warm-up before it is left out "
+              f"of the averages and THP success):")
+    elif asked:  # a shortened run of a config with a warm-up
+        print(f"  over the whole run: it ends before measure_from ({asked:g} s)")
+    caches: list[str] = []
+    slab_experiment = False
+    for c in variants.values():
+        for name, spec in ((c or {}).get("caches") or {}).items():
+            if name not in caches:
+                caches.append(name)
+            slab_experiment |= (spec or {}).get("mobility", "none") != "none"
+        slab_experiment |= bool(((c or {}).get("defrag") or {}).get("enabled"))
     for variant, data in summary["variants"].items():
-        mean, ci = data["mean"], data["ci95"]
         parts = []
-        for key, label in (("avail9_time_avg", "time-avg avail[9]"),
-                           ("thp_success_rate", "THP success")):
-            if key in mean:
-                half = ci.get(key)
-                spread = f" +/- {half:.3g}" if half == half and half is not None else ""
-                parts.append(f"{label} {mean[key]:.3g}{spread}")
-        parts.append(f"{data['n']} seed(s)")
-        print(f"  {variant}: " + ", ".join(parts))
-        errors = [e for run in data["runs"] for e in run.get("defrag", {}).get("errors", [])]
+        for key, label in (("thp_success_rate", "THP success"),
+                           ("avail9_time_avg", "time-avg avail[9]")):
+            text = figure(data, key)
+            if text is not None:
+                parts.append(f"{label} {text}")
+        n = data["n"]
+        print(f"  {variant} ({n} seed{'s' * (n != 1)}): " + ", ".join(parts))
+        runs = data["runs"]
+        if slab_experiment and caches:
+            counts = []
+            for name in caches:
+                slabs = [r["caches"][name]["num_slabs"] for r in runs
+                         if name in r.get("caches", {})]
+                if slabs:
+                    counts.append(f"{name} {number(statistics.median(slabs))}")
+            if counts:
+                print(f"    slabs at the end (median): {', '.join(counts)}")
+        if slab_experiment:
+            extra = []
+            for key, label in (("evictions.slab_objects", "slab objects evicted"),
+                               ("evictions.page_cache_pages", "page-cache pages evicted")):
+                text = figure(data, key)
+                if text is not None:
+                    extra.append(f"{label} {text}")
+            defrag_on = bool(((variants.get(variant) or {}).get("defrag") or {}).get("enabled"))
+            total = figure(data, "defrag.pages_returned_total")
+            if defrag_on and total is not None:
+                during = data["mean"].get("defrag.pages_returned", math.nan)
+                later = data["mean"].get("defrag.pages_returned_later", math.nan)
+                print(f"    pages the defragmenter returned {total} ({number(during)} by its "
+                      f"passes + at most {number(later)} later)")
+            if extra:
+                print(f"    {'; '.join(extra)}")
+        errors = [e for run in runs for e in run.get("defrag", {}).get("errors", [])]
         if errors:  # a user's mobility callback raised: the run went on without it
             print(f"  {variant}: warning: {len(errors)} defrag callback error(s), first: "
                   f"{errors[0]} (summary.json: defrag.errors)", file=sys.stderr)
+
+
+def _print_replay_table(summary: dict, config: dict, top: int = 5) -> None:
+    """The README's replay table: slabs after the trace, after the defrag pass (when one
+    ran) and the minimum the live objects need (ceil(live / objects per slab)), for the
+    caches given a mobility, then the busiest by slabs allocated, ``top`` in all."""
+    caches = summary.get("caches") or {}
+    named = [n for n, spec in (config.get("caches") or {}).items()
+             if n in caches and (spec or {}).get("mobility", "none") != "none"]
+    busiest = sorted(caches, key=lambda n: -caches[n].get("slabs_allocated", 0))
+    names = (named + [n for n in busiest if n not in named])[:max(top, len(named))]
+    if not names:
+        return
+    defrag = "defrag" in summary
+    rows = [("cache", "slabs after the trace") + (("after defrag",) if defrag else ())
+            + ("minimum possible",)]
+    for name in names:
+        c = caches[name]
+        slabs = c.get("nr_slabs", 0)
+        per_slab = c.get("num_objs", 0) / slabs if slabs else 0
+        live = c.get("live_objects", c.get("active_objs", 0))  # the trace's net count
+        minimum = -(-live // round(per_slab)) if per_slab else 0
+        rows.append((name, f"{slabs}") + ((f"{c.get('num_slabs_final', slabs)}",) if defrag
+                                          else ()) + (f"{minimum}",))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+    if defrag:
+        d = summary["defrag"]
+        print(f"  the defrag pass: {d.get('objects_moved', 0)} objects moved, "
+              f"{d.get('objects_evicted', 0)} evicted, {d.get('pages_returned', 0)} pages "
+              f"returned")
 
 
 def add_validate(subparsers: argparse._SubParsersAction) -> None:
@@ -244,9 +376,12 @@ def add_sweep(subparsers: argparse._SubParsersAction) -> None:
         "Run every point x seed of an experiment's sweep: section (grid: cartesian, zip:\n"
         "paired lists, points: explicit; seeds: replicates), each variant of the\n"
         "experiment at every point. Each point x seed is a run directory under points/;\n"
-        "a rerun skips finished points (resume after an interruption); a point that\n"
-        "crashes goes to failures.json and the others finish (exit status 1). Writes\n"
-        "sweep.csv (a row per point x seed x variant), sweep.json and comparative plots.",
+        "a rerun skips finished points (resume after an interruption) and runs again,\n"
+        "saying how many, those made by another fragsim version or plug-in code; a\n"
+        "point that crashes goes to failures.json and the others finish (exit status\n"
+        "1). Writes sweep.csv (a row per point x seed x variant, with the version that\n"
+        "made it), sweep.json and comparative plots. SIGTERM or Ctrl-C stops the\n"
+        "workers too (exit status 143 or 130).",
         "fragsim sweep configs/sweeps/used_ratio_x_mobility.yaml --jobs 2",
     )
     parser.add_argument("config", metavar="CONFIG", help="an experiment YAML with sweep:")
@@ -289,16 +424,24 @@ def _sweep_progress_factory():
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    import signal as signals
+
     from sim.sweep import run_sweep
 
     try:
         report = run_sweep(args.config, args.overrides, args.out, args.jobs, args.executor,
                            args.scheduler, args.seeds, _sweep_progress_factory(),
-                           plots=not args.no_plots)
-    except KeyboardInterrupt:
-        _print_error("interrupted: finished points are kept; run the same command again "
-                     "to resume")
-        return 130
+                           plots=not args.no_plots,
+                           notify=lambda line: print(line, file=sys.stderr))
+    except KeyboardInterrupt as e:  # Ctrl-C; SIGTERM or SIGHUP (sim.executors.Interrupted)
+        signum = getattr(e, "signum", None)
+        if signum is None:  # SIGTERM outside the executor: main()'s Terminated
+            signum = signals.SIGTERM if type(e).__name__ == "Terminated" else signals.SIGINT
+        what = "interrupted" if signum == signals.SIGINT else \
+            f"terminated by {signals.Signals(signum).name}"
+        _print_error(f"{what}: its workers are stopped and finished points are kept; run "
+                     "the same command again to resume")
+        return 128 + signum
     print(f"{report.total} point x seed runs: {report.ran} ran, {report.skipped} finished "
           f"before, {len(report.failures)} failed ({report.wall_s:.1f} s)")
     print(f"results in {report.out}/ (sweep.csv, {len(report.plots)} plots)")
@@ -389,7 +532,13 @@ def add_replay(subparsers: argparse._SubParsersAction) -> None:
         "ftrace text trace (plain, .gz or .xz) on slab caches built from a slabinfo and a\n"
         "zone built from a buddyinfo (with pagetypeinfo/zoneinfo when given). Writes the\n"
         "fragsim run layout; --set defrag.enabled=true --set caches.NAME.mobility=free|move\n"
-        "adds one defragmentation pass after the trace, to show what it would have done.",
+        "adds one defragmentation pass after the trace, to show what it would have done;\n"
+        "--set machine.memory=SIZE sizes the zone (other keys are refused).\n"
+        "Lines that cannot be replayed as the kernel ran them (garbled, a timestamp that is\n"
+        "not finite or goes back, an impossible size or order, a duplicated free) are\n"
+        "skipped: the first ten are printed on stderr, all are counted in summary.json.\n"
+        "Exit status 1 when the trace had bad lines or ended early (results are written),\n"
+        "2 on bad input.",
         f"fragsim replay {REPLAY_EXAMPLE}/trace.txt.xz --slabinfo {REPLAY_EXAMPLE}/before.slabinfo"
         f" --buddyinfo {REPLAY_EXAMPLE}/before.buddyinfo --set defrag.enabled=true "
         "--set caches.dentry.mobility=move",
@@ -397,7 +546,7 @@ def add_replay(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("trace", metavar="TRACE")
     for name in ("slabinfo", "buddyinfo", "pagetypeinfo", "zoneinfo"):
         parser.add_argument(f"--{name}", help=f"a /proc/{name} captured before the trace")
-    _add_set(parser, "defrag.* and caches.NAME.mobility keys")
+    _add_set(parser, "defrag.*, caches.NAME.mobility and machine.memory keys")
     parser.add_argument("--speed", type=float, default=1.0, help="time scale (default 1)")
     parser.add_argument("--out", help="the run directory (default results/replay-<trace>)")
     parser.add_argument("--no-plots", action="store_true")
@@ -416,10 +565,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"  {trace['events']} events over {trace['span_s']:.3g} s of trace in "
           f"{summary['wall_s']:.3g} s ({summary['realtime_factor']:.2f}x real time); "
           f"{trace['bad_lines']} bad lines, {trace['unknown_frees']} unknown frees")
+    if trace["bad_lines"]:
+        # One line each on stderr, as a compiler prints them: FILE:LINE: REASON: 'TEXT'.
+        shown = trace["first_bad_lines"]
+        more = f" (first {len(shown)} shown)" if trace["bad_lines"] > len(shown) else ""
+        kinds = ", ".join(f"{n} {k}" for k, n in trace.get("bad_lines_by_kind", {}).items())
+        print(f"{PROG}: {args.trace}: {trace['bad_lines']} bad line(s) skipped ({kinds})"
+              f"{more}", file=sys.stderr)
+        for bad in shown:
+            print(f"{PROG}: {args.trace}:{bad['line']}: {bad['reason']}: {bad['text']!r}",
+                  file=sys.stderr)
     if not summary["complete"]:
         print(f"  incomplete: {trace['error']}")
         return 1
-    return 0
+    return 1 if trace["bad_lines"] else 0
 
 
 # --- wiring ---------------------------------------------------------------------------
@@ -446,21 +605,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_NO_SPACE = 3  # a result could not be written: the disk or the quota is full
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+EXIT_TERMINATED = 143  # SIGTERM
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input or usage)."""
+    """Run the CLI; returns the exit status: 0 ok, 1 a run or some sweep points failed,
+    2 bad input or usage, 3 no space left to write results, 130 Ctrl-C, 143 SIGTERM."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors: argparse has printed them
         return e.code if isinstance(e.code, int) else 2
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         return args.run(args)
     except FragsimError as e:
         _print_error(str(e))
         return e.exit_code
-    except OSError as e:  # a file a command opened itself, not through read_input
-        _print_error(f"{e.filename}: {e.strerror}" if e.filename else str(e))
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (_terminated)
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        _print_error(f"{what}: nothing incomplete was written; an earlier result in the "
+                     "same place is untouched")
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    except OSError as e:
+        message = f"{e.filename}: {e.strerror}" if e.filename else str(e)
+        if e.errno in NO_SPACE_ERRNOS:  # the machine's problem, not the input's
+            _print_error(f"{message} (nothing incomplete was kept)")
+            return EXIT_NO_SPACE
+        _print_error(message)  # a file a command opened itself, not through read_input
         return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so the same clean-up as Ctrl-C runs."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated()
 
 
 def _print_error(message: str) -> None:

@@ -312,6 +312,54 @@ class RunDirectory:
         return self.final
 
 
+# What an in-place output directory of each kind holds when an earlier version wrote it
+# (before the marker): a directory holding only these (and PNGs) is fragsim's.
+_LEGACY_KIND_ENTRIES = {
+    "sweep": frozenset({"sweep.json", "sweep.csv", "points", "failures.json", "plots"}),
+    "capacity": frozenset({"capacity.json"}),
+}
+
+
+@contextlib.contextmanager
+def output_directory(path: str | Path, kind: str) -> Iterator[Path]:
+    """A directory fragsim writes into in place, over several steps (a sweep, which
+    resumes; a capacity study): created when missing, or reused when it is one of
+    fragsim's of this ``kind`` (its marker) or empty. Anything else is refused, so a
+    user's directory is never written into; a lock beside it refuses a second writer.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise FragsimError(f"{path}: is a file or a symbolic link, not a {kind} directory; "
+                           "choose another --out")
+    marker = path / MARKER
+    if path.is_dir() and not marker.is_file():
+        names = [entry.name for entry in path.iterdir()]
+        legacy = _LEGACY_KIND_ENTRIES.get(kind, frozenset())
+        if names and not (any(n in legacy for n in names)
+                          and all(n in legacy or n.endswith(".png") for n in names)):
+            raise FragsimError(
+                f"{path}: exists and is not a fragsim {kind} directory (no {MARKER} "
+                "marker); fragsim writes only into its own: choose another --out or "
+                "move it away")
+    elif marker.is_file():
+        try:
+            found = json.loads(marker.read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            found = None
+        if found != kind:
+            raise FragsimError(f"{path}: is a fragsim {found or 'result'} directory, not a "
+                               f"{kind} directory; choose another --out")
+    lock = _acquire_lock(path)
+    try:
+        path.mkdir(exist_ok=True)
+        if not marker.is_file():
+            write_atomic(marker, json_text({"fragsim_version": _version(), "kind": kind}))
+        yield path
+    finally:
+        _release_lock(path, lock)
+
+
 def _version() -> str:
     from sim import __version__
 

@@ -9,14 +9,14 @@ its resolved config and seed: the same config and seed give identical results.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import math
 import resource
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import yaml
@@ -133,10 +133,39 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
     return result
 
 
-def _time_average(times: np.ndarray, values: np.ndarray) -> float:
+def _time_average(times: np.ndarray, values: np.ndarray, start: float = 0.0) -> float:
+    """The time average of a sampled series over [start, end] (trapezoids; the value at
+    ``start`` interpolated between samples)."""
+    if start > 0 and len(times) and start < times[-1]:
+        keep = times > start
+        value = float(np.interp(start, times, values))
+        times = np.concatenate(([start], times[keep]))
+        values = np.concatenate(([value], values[keep]))
+    elif start > 0 and len(times):
+        times, values = times[-1:], values[-1:]
     if len(times) < 2:
         return float(values[-1]) if len(values) else math.nan
     return float(np.trapezoid(values, times) / (times[-1] - times[0]))
+
+
+def _thp_counts(thp: list, result: Result, start: float) -> tuple[int, int]:
+    """THP probe (successes, attempts) from ``start`` on: the whole run's counters less
+    those sampled at ``start`` (the last sample at or before it; the thp_attempts and
+    thp_success_cumulative series). The series hold one probe: with several probes the
+    whole run's counts are returned."""
+    successes = sum(w.successes for w in thp)
+    attempts = sum(w.attempts for w in thp)
+    tried = result.series.get(("thp_attempts", ""))
+    share = result.series.get(("thp_success_cumulative", ""))
+    if start <= 0 or len(thp) != 1 or tried is None or share is None:
+        return successes, attempts
+    before = np.flatnonzero(result.times <= start + 1e-9)
+    if not len(before) or tried[before[-1]] != tried[before[-1]]:
+        return successes, attempts  # no attempt yet at start
+    i = before[-1]
+    tried_then = int(tried[i])
+    succeeded_then = int(round(float(share[i]) * tried_then))
+    return successes - succeeded_then, attempts - tried_then
 
 
 def summarize(machine: Machine, workloads: list, result: Result, wall: float) -> dict[str, Any]:
@@ -145,7 +174,12 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
     slab_ops = sum(c.nr_allocs + c.nr_frees for c in machine.caches)
     avail9 = result.series.get(("avail", str(zone.pageblock_order)))
     thp = [w for w in _flatten(workloads) if w.kind == "thp_probe"]
-    attempts = sum(w.attempts for w in thp)
+    # The warm-up before measure_from is left out; a run that ends before it (a
+    # shortened config) is measured whole.
+    start = machine.config.measure_from
+    start = start if start < machine.config.duration else 0.0
+    successes, attempts = _thp_counts(thp, result, start)
+    later = sum(c.stats.defragged_pages_freed for c in machine.caches)
     summary: dict[str, Any] = {
         "variant": result.variant,
         "seed": result.seed,
@@ -158,10 +192,12 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
         "slab_ops_per_s": slab_ops / wall if wall else math.nan,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "avail": {str(o): metrics.avail(zone.nr_free, o) for o in range(zone.max_order + 1)},
+        "measure_from_s": start,
         f"avail{zone.pageblock_order}_time_avg": (
-            _time_average(result.times, avail9) if avail9 is not None else math.nan),
-        "thp_success_rate": (sum(w.successes for w in thp) / attempts) if attempts else math.nan,
+            _time_average(result.times, avail9, start) if avail9 is not None else math.nan),
+        "thp_success_rate": successes / attempts if attempts else math.nan,
         "thp_attempts": attempts,
+        "thp_successes": successes,
         "buddy": zone.stats.as_dict(),
         "engine": machine.stats.as_dict(),
         # order-N allocation failures after the slow path, by order (DESIGN "Metrics")
@@ -173,7 +209,9 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
             # Slabs a pass left non-empty and that emptied later (mostly when the RCU
             # grace period freed the old copies of moved or evicted objects): an upper
             # bound on what the pass returned after it ended.
-            "pages_returned_later": sum(c.stats.defragged_pages_freed for c in machine.caches),
+            "pages_returned_later": later,
+            # One figure, its parts above: returned by the passes, and at most later.
+            "pages_returned_total": machine.defrag.stats.pages_returned + later,
             # The first of the errors user mobility callbacks raised (callback_errors
             # counts them all): the run goes on without the failed call.
             "errors": [str(e) for e in machine.defrag.errors[:10]],
@@ -211,46 +249,19 @@ def _flatten(workloads: list) -> list:
 # ------------------------------------------------------------------ experiments
 
 
-# Two-sided 95 % Student t quantiles for 1..30 degrees of freedom.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+# The statistics live in sim.stats; these names stay importable from here.
+from sim.stats import aggregate, t_975  # noqa: E402, F401
+from sim.stats import numeric_leaves as _numeric_leaves  # noqa: E402, F401
 
 
-def t_975(df: int) -> float:
-    """The 97.5 % quantile of Student's t (a 95 % two-sided interval)."""
-    if df < 1:
-        return math.nan
-    return _T975[df - 1] if df <= len(_T975) else 1.96 + 2.4 / df
+class Progress(Protocol):
+    """What ``run_experiment`` reports while it runs (the CLI draws one bar from it)."""
 
+    def begin(self, runs: list[tuple[str, int, float]]) -> None:
+        """The runs to come, in order: (variant, seed, simulated duration)."""
 
-def _numeric_leaves(summary: dict, prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in summary.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, int | float):
-            out[name] = float(value)
-        elif isinstance(value, dict) and key not in ("workloads", "caches"):
-            out.update(_numeric_leaves(value, name + "."))
-    return out
-
-
-def aggregate(per_seed: list[dict]) -> dict[str, dict[str, float]]:
-    """Mean and a 95 % confidence half-width (Student t) of every numeric summary field."""
-    leaves = [_numeric_leaves(s) for s in per_seed]
-    keys = [k for k in leaves[0] if k not in ("seed",)]
-    mean, ci = {}, {}
-    n = len(leaves)
-    for key in keys:
-        values = [leaf[key] for leaf in leaves if key in leaf and not math.isnan(leaf[key])]
-        if not values:
-            continue
-        mean[key] = statistics.fmean(values)
-        ci[key] = (t_975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-                   if len(values) > 1 else math.nan)
-    return {"n": n, "mean": mean, "ci95": ci}
+    def update(self, index: int, t: float) -> None:
+        """Run ``index`` has reached simulated time ``t``."""
 
 
 def run_experiment(
@@ -259,25 +270,30 @@ def run_experiment(
     out: str | Path | None = None,
     seed: int | None = None,
     seeds: int | None = None,
-    progress_factory: Callable[[float, str], Callable[[float], None]] | None = None,
+    progress: Progress | None = None,
     plots: bool = True,
+    jobs: int = 1,
 ) -> Path:
-    """Every variant x seed of a config; writes and returns the run directory."""
+    """Every variant x seed of a config, ``jobs`` at a time; writes and returns the run
+    directory. Results do not depend on ``jobs``: each run is a pure function of its
+    config and seed."""
     overrides = list(overrides or [])
     configs = resolve_variants(config_path, overrides)
+    from sim.footprint import check_footprint
+
+    check_footprint(configs.values(), str(config_path))  # before a MemoryError or the OOM killer
     first = next(iter(configs.values()))
     out_dir = Path(out) if out is not None else Path("results") / first.name
     base_seed = first.seed if seed is None else seed
     n_seeds = seeds or first.seeds
-    results: list[Result] = []
+    tasks = [(variant, config, base_seed + k)
+             for variant, config in configs.items() for k in range(n_seeds)]
     # The output is checked and locked before the first run, and stays as it was
     # until the new result is complete.
     with RunDirectory(out_dir) as run_dir:
-        for variant, config in configs.items():
-            for k in range(n_seeds):
-                progress = progress_factory(config.duration, f"{variant} seed {base_seed + k}") \
-                    if progress_factory else None
-                results.append(run_machine(config, base_seed + k, variant, progress))
+        if progress is not None:
+            progress.begin([(v, s, c.duration) for v, c, s in tasks])
+        results = _run_all(tasks, jobs, progress)
         path = run_dir.path
         resolved = {"fragsim_version": __version__,
                     "seeds": [base_seed + k for k in range(n_seeds)],
@@ -313,16 +329,43 @@ def run_experiment(
     return out_dir
 
 
+def _run_all(tasks: list[tuple[str, ExperimentConfig, int]], jobs: int,
+             progress: Progress | None) -> list[Result]:
+    """Run the tasks in order in this process, or in a pool of ``jobs`` workers."""
+    if jobs <= 1 or len(tasks) <= 1:
+        results = []
+        for i, (variant, config, seed) in enumerate(tasks):
+            update = functools.partial(progress.update, i) if progress is not None else None
+            results.append(run_machine(config, seed, variant, update))
+        return results
+    from sim import workers
+
+    with workers.Pool(min(jobs, len(tasks))) as pool:
+        return pool.map(_run_task, list(enumerate(tasks)),
+                        progress.update if progress is not None else None)
+
+
+def _run_task(item: tuple[int, tuple[str, ExperimentConfig, int]]) -> Result:
+    from sim import workers
+
+    index, (variant, config, seed) = item
+    return run_machine(config, seed, variant, functools.partial(workers.report, index))
+
+
 def _config_dict(config: ExperimentConfig) -> dict:
     return yaml.safe_load(to_yaml(config))
 
 
 def validate(config_path: str | Path, overrides: list[str] | None = None) -> str:
-    """The resolved config (every variant) as YAML."""
+    """The resolved config (every variant) as YAML that ``fragsim run`` reads back: the
+    config itself without variants, else ``variants:`` of full configs, as a run's
+    config.yaml records them (which adds the seeds run)."""
     configs = resolve_variants(config_path, overrides or [])
+    head = yaml.safe_dump({"fragsim_version": __version__}, sort_keys=False)
     if list(configs) == ["default"]:
-        return to_yaml(configs["default"])
-    return yaml.safe_dump({v: _config_dict(c) for v, c in configs.items()}, sort_keys=False)
+        return head + to_yaml(configs["default"])
+    return head + yaml.safe_dump({"variants": {v: _config_dict(c) for v, c in configs.items()}},
+                                 sort_keys=False)
 
 
 __all__ = ["run", "run_experiment", "run_machine", "validate", "load_config"]
@@ -350,8 +393,12 @@ def run_replay(
     ``caches.NAME.mobility`` keys: with ``defrag.enabled=true`` one defragmentation pass
     runs after the trace, on the state the trace left, to show what it would have done
     (free mode as the historical patches; ``move`` as the what-if); pending RCU frees
-    are applied first. A trace that ends early (truncated file) still writes results,
-    with ``complete: false`` in summary.json.
+    are applied first. ``machine.memory`` sizes the zone. Any other key, a defrag key
+    the single pass has no use for, a mobility without ``defrag.enabled=true`` or for a
+    cache neither the slabinfo nor the trace has, is a one-line error
+    (:func:`validate_config_for_replay`). A trace that ends early (truncated file) still
+    writes results, with ``complete: false`` in summary.json; its bad lines are counted
+    in ``trace.bad_lines`` / ``bad_lines_by_kind``, the first ten in ``first_bad_lines``.
     """
     import simpy
 
@@ -361,8 +408,11 @@ def run_replay(
     from sim.replay import ReplayResult, build_replay
 
     config = validate_config_for_replay(overrides or [])
+    # machine.memory sizes the zone (else buddyinfo's or zoneinfo's size, or 1 GiB).
+    memory_set = any(o.partition("=")[0].strip() == "machine.memory" for o in overrides or [])
+    nr_pages = config.machine.memory // config.machine.page_size if memory_set else None
     setup = build_replay(slabinfo=slabinfo, buddyinfo=buddyinfo, pagetypeinfo=pagetypeinfo,
-                         zoneinfo=zoneinfo, speed=speed)
+                         zoneinfo=zoneinfo, speed=speed, nr_pages=nr_pages)
     reader = TraceReader(trace)
     replayer = setup.replayer
     recorder = Recorder()
@@ -400,8 +450,16 @@ def run_replay(
             rcu_wait=d.rcu_wait, batch=d.batch, cost_get=d.cost_get, cost_free=d.cost_free,
             cost_move=d.cost_move))
         for name, spec in config.caches.items():
-            if name in setup.caches and spec.mobility != "none":
-                defrag.set_mobility(name, spec.mobility)
+            if spec.mobility == "none":
+                continue
+            if name not in setup.caches:
+                from sim.errors import FragsimError
+
+                known = ", ".join(sorted(c.name for c in setup.caches)[:5])
+                raise FragsimError(
+                    f"--set caches.{name}.mobility={spec.mobility}: caches.{name}: expected a "
+                    f"cache of the slabinfo or the trace ({known}, ...), got {name!r}")
+            defrag.set_mobility(name, spec.mobility)
         setup.caches.rcu_advance(math.inf)  # the RCU tail the trace did not see
         env.process(defrag.run_pass("after the trace"))
         env.run()
@@ -445,8 +503,40 @@ def _s(path: str | Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def validate_config_for_replay(overrides: list[str]) -> ExperimentConfig:
-    """The defrag and caches settings a replay takes, from ``--set`` overrides."""
-    from sim.config import validate_config
+# The defrag keys run_replay passes to its pass after the trace (the triggers, interval,
+# at, on_failure and after_shrink, have no meaning there).
+REPLAY_DEFRAG_KEYS = ("enabled", "used_ratio", "max_partial", "max_slabs_per_pass",
+                      "pinned_policy", "rcu_wait", "batch", "cost_get", "cost_free",
+                      "cost_move")
 
-    return validate_config({}, "fragsim replay", overrides)
+
+def validate_config_for_replay(overrides: list[str]) -> ExperimentConfig:
+    """The settings a replay takes, from ``--set`` overrides: ``machine.memory`` (the
+    zone's size), the ``defrag.*`` keys of REPLAY_DEFRAG_KEYS and
+    ``caches.NAME.mobility`` (with ``defrag.enabled=true``). Any other key is refused
+    with a one-line error naming it, never ignored."""
+    from sim.config import parse_override, validate_config
+    from sim.errors import FragsimError
+
+    mobility = []
+    for text in overrides:
+        path, _ = parse_override(text)
+        key = ".".join(path)
+        if (path == ["machine", "memory"]
+                or (len(path) == 2 and path[0] == "defrag" and path[1] in REPLAY_DEFRAG_KEYS)):
+            continue
+        if len(path) == 3 and path[0] == "caches" and path[2] == "mobility":
+            mobility.append((text, path[1]))
+            continue
+        raise FragsimError(
+            f"--set {text}: {key}: expected a key fragsim replay applies (machine.memory, "
+            f"defrag.{{{','.join(REPLAY_DEFRAG_KEYS)}}}, caches.NAME.mobility), got {key!r}")
+    config = validate_config({}, "fragsim replay", overrides, check_names=False)
+    if not config.defrag.enabled:
+        for text, name in mobility:
+            if config.caches[name].mobility != "none":
+                raise FragsimError(
+                    f"--set {text}: caches.{name}.mobility: expected --set "
+                    "defrag.enabled=true with it (the replay applies mobility in one "
+                    "defragmentation pass after the trace), got defrag.enabled=false")
+    return config

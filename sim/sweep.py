@@ -31,41 +31,61 @@ different seed for every point x replicate from a hash of the point's parameters
 Each point x seed is one unit of work: it runs every variant and writes
 ``points/<index>-<hash>-s<seed>/`` in the ``fragsim run`` layout (config.yaml,
 timeseries.csv, summary.json, final/, memmap/), assembled under a partial name and
-renamed into place. A rerun skips a point whose summary.json is complete and whose
-resolved config is unchanged, so an interrupted sweep resumes. A point that raises is
-recorded in ``failures.json`` (its parameters, seed, the error on one line and the
-traceback); the others finish. ``sweep.csv`` has one row per point x seed x variant:
-the swept parameters (resolved: sizes in bytes, durations in seconds), then every
-numeric summary field flattened as sim.runner does (``thp_success_rate``,
-``avail9_time_avg``, ``evictions.slab_objects``, ``wall_s``...).
+renamed into place. A point that raises is recorded in ``failures.json`` (its
+parameters, seed, the error on one line and the traceback); the others finish, and a
+later run that succeeds takes the point out of failures.json again. ``sweep.csv`` has
+one row per point x seed x variant: the swept parameters (resolved: sizes in bytes,
+durations in seconds), ``fragsim_version`` (and ``plugins`` when a point loads user
+code), then every numeric summary field flattened as sim.runner does
+(``thp_success_rate``, ``avail9_time_avg``, ``evictions.slab_objects``, ``wall_s``...).
 
-Executors: ``local`` is a ``ProcessPoolExecutor`` (``jobs == 1`` runs in this process);
-``dask`` sends the same work to ``dask.distributed.Client(ADDR)`` or to a LocalCluster.
-Workers return the files' contents and this process writes them, so dask workers need
-fragsim installed but not a shared file system.
+What produced a point. A run's identity is its resolved config and seed, the code
+that ran it and the plug-in code it loaded:
+
+- ``code_version()``: ``sim.__version__`` plus a digest of the model's source files
+  (``sim/*.py`` and ``workloads/*.py``, less the modules that never run inside a point:
+  the CLI, plots, the capacity search and the executors), e.g. ``0.1.0+src.1a2b3c4d5e6f``.
+  The version alone does not change while the model is edited in a development tree;
+  the digest does. It is of the source, not of the compiled build, because sim.native
+  runs a compiled module only when its source is the one compiled.
+- the sha256 of each plug-in module's source file: a workload ``kind:
+  mypkg.mymodule:MyWorkload`` or a cache ``mobility: mypkg.mymodule:MyMobility``
+  (only the module named; a helper module it imports is not followed).
+
+A rerun (resume) skips a run whose summary.json is complete and whose identity is the
+current one. A run made by another version, other plug-in code or another config is
+*stale*: its directory is moved to ``points/.superseded/`` (replacing what an earlier
+resume put there) and the run is done again, with a line saying how many and why.
+sweep.csv and the plots only ever hold runs of the current identity, so a sweep never
+mixes versions; a worker that reports other code than this process (a dask worker
+with another install) is a failed point, not a row.
+
+Executors (sim.executors): ``local`` is a ``ProcessPoolExecutor`` (``jobs == 1`` runs
+in this process); ``dask`` sends the same work to ``dask.distributed.Client(ADDR)`` or
+to a LocalCluster. Workers return the files' contents and this process writes them, so
+dask workers need fragsim installed but not a shared file system. SIGTERM, SIGHUP and
+Ctrl-C end a sweep with its workers (see sim.executors), and a kill -9 of the sweep
+takes its local workers with it.
 """
 
 from __future__ import annotations
 
-import collections
 import copy
 import csv
-import gc
+import functools
 import hashlib
+import importlib.util
 import io
 import itertools
 import json
 import math
-import multiprocessing
 import os
 import re
 import shutil
-import signal
+import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -85,14 +105,28 @@ from sim.config import (
     validate_config,
 )
 from sim.errors import FragsimError
-from sim.results import TIMESERIES_COLUMNS, RunDirectory, json_text, write_atomic, write_json
+from sim.executors import (  # noqa: F401  (re-exported: sim.sweep named them first)
+    CONNECT_TIMEOUT_S,
+    DaskExecutor,
+    Executor,
+    Interrupted,
+    LocalExecutor,
+    default_jobs,
+    open_executor,
+)
+from sim.results import (
+    TIMESERIES_COLUMNS,
+    RunDirectory,
+    json_text,
+    output_directory,
+    write_atomic,
+    write_json,
+)
 
 SWEEP_KEY = "sweep"
 DEFAULT_METRICS = ("thp_success_rate", "avail9_time_avg")
 # Columns whose values depend on the machine the run happened on, not on the model.
 TIMING_COLUMNS = ("wall_s", "ops_per_s", "slab_ops_per_s", "peak_rss_bytes")
-CONNECT_TIMEOUT_S = 5.0
-CLUSTER_EXTRA = "pip install 'fragsim[cluster]'"
 
 
 # ------------------------------------------------------------------ the sweep: section
@@ -145,6 +179,8 @@ class RunTask:
     source: str
     variants: tuple[str, ...]  # () when the experiment has no variants:
     config_hash: str
+    code: str = ""  # code_version() of the planning process
+    plugins: dict[str, str] = field(default_factory=dict)  # plug-in module: source digest
 
 
 @dataclass
@@ -191,6 +227,7 @@ class SweepReport:
     csv_path: Path
     plots: list[Path] = field(default_factory=list)
     wall_s: float = 0.0
+    stale: int = 0  # finished runs of another identity, run again
 
 
 def _error(source: str, key: str, expected: str, got: str) -> FragsimError:
@@ -359,6 +396,94 @@ def _config_hash(configs: dict[str, ExperimentConfig], seed: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# ------------------------------------------------------------------ what produced a run
+
+# The packages whose source is the model, and the modules of them that never run inside
+# a point (they present, search or dispatch): editing those reruns nothing.
+SOURCE_PACKAGES = ("sim", "workloads")
+NOT_IN_A_POINT = frozenset({"sim/__main__.py", "sim/cli.py", "sim/plots.py",
+                            "sim/capacity.py", "sim/executors.py"})
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+# Config keys whose ``module:Class`` value loads user code.
+PLUGIN_KEYS = ("kind", "mobility")
+
+
+def source_files(root: Path = SOURCE_ROOT) -> list[Path]:
+    """The source files whose digest enters ``code_version()``, in a stable order."""
+    files = []
+    for package in SOURCE_PACKAGES:
+        for path in sorted((root / package).glob("*.py")):
+            if path.relative_to(root).as_posix() not in NOT_IN_A_POINT:
+                files.append(path)
+    return files
+
+
+def source_digest(root: Path = SOURCE_ROOT) -> str:
+    """sha256 over the model's source files (names and contents); "" when none is found."""
+    digest = hashlib.sha256()
+    files = source_files(root)
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest() if files else ""
+
+
+@functools.cache
+def code_version() -> str:
+    """``sim.__version__`` plus 12 hex digits of ``source_digest()``: ``0.1.0+src.1a2b...``.
+
+    Computed once a process, at its first sweep: the code it has loaded by then is what
+    its runs use (a forked worker inherits the value with the code).
+    """
+    digest = source_digest()
+    return f"{__version__}+src.{digest[:12]}" if digest else __version__
+
+
+def plugin_modules(configs: dict[str, ExperimentConfig]) -> list[str]:
+    """The user modules a point loads: ``module`` of every ``kind:``/``mobility:``
+    ``module:Class`` value, in any variant, nested workloads (phases) included."""
+    found: dict[str, None] = {}
+
+    def walk(node: Any, key: str | None) -> None:
+        if isinstance(node, dict):
+            for k, value in node.items():
+                walk(value, str(k))
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, None)
+        elif isinstance(node, str) and key in PLUGIN_KEYS and ":" in node:
+            found.setdefault(node.partition(":")[0])
+
+    for config in configs.values():
+        walk(config.model_dump(mode="json"), None)
+    return sorted(found)
+
+
+def plugin_digests(modules: Sequence[str]) -> dict[str, str]:
+    """{module: 16 hex digits of the sha256 of its source file} (the file it was loaded
+    from when it is loaded; "unreadable" when there is no file to read)."""
+    out = {}
+    for name in modules:
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if path is None:
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                spec = None
+            path = spec.origin if spec is not None else None
+        try:
+            out[name] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        except (TypeError, OSError):
+            out[name] = "unreadable"
+    return out
+
+
+def plugins_text(plugins: dict[str, str]) -> str:
+    """``mod@digest`` joined by spaces: the ``plugins`` column of sweep.csv."""
+    return " ".join(f"{name}@{digest}" for name, digest in sorted(plugins.items()))
+
+
 def plan_sweep(config_path: str | Path, overrides: Sequence[str] = (),
                out: str | Path | None = None, seeds: int | None = None) -> SweepPlan:
     """Read and validate a sweep: every point x variant through ``validate_config``.
@@ -408,6 +533,7 @@ def plan_sweep(config_path: str | Path, overrides: Sequence[str] = (),
         data = _apply_params(raw, {key: value}, f"{source}: {where}")
         validate_config(data, f"{source}: {where}", overrides)
     # Every point x variant, whole.
+    code = code_version()
     params_list = expand(spec)
     width = max(4, len(str(len(params_list) - 1)))
     replicates = spec.seeds or first.seeds
@@ -428,11 +554,13 @@ def plan_sweep(config_path: str | Path, overrides: Sequence[str] = (),
             except (KeyError, IndexError, ValueError):
                 resolved[key] = params[key]
         points.append(Point(index, pid, params, resolved))
+        plugins = plugin_digests(plugin_modules(configs))
         for k, seed in enumerate(derive_seeds(config.seed, replicates, spec.seed_mode, params)):
             tasks.append(RunTask(
                 run_id=f"{pid}-s{seed}", point_id=pid, index=index, params=params, seed=seed,
                 replicate=k, raw=data, overrides=overrides, source=where, variants=variants,
-                config_hash=_config_hash(configs, seed)))
+                config_hash=_config_hash(configs, seed), code=code,
+                plugins=plugins))
     out_dir = Path(out) if out is not None else Path("results") / first.name
     return SweepPlan(first.name, source, out_dir, list(overrides), spec, factors_of(spec),
                      points, variants, replicates, tasks)
@@ -449,7 +577,9 @@ def run_point(task: RunTask) -> RunOutcome:
     """Run every variant of one point with one seed; return the run directory's files.
 
     Runs in a worker process (or a dask worker): it writes nothing itself. Any exception
-    becomes a failed outcome with the error on one line and the traceback.
+    becomes a failed outcome with the error on one line and the traceback. The summary
+    records what produced the run *here*: this process's ``code_version()`` and the
+    digests of the plug-in modules it loaded.
     """
     from sim.runner import run_machine
 
@@ -458,9 +588,10 @@ def run_point(task: RunTask) -> RunOutcome:
         names = task.variants or ("default",)
         configs = {v: validate_config(task.raw, task.source, task.overrides,
                                       v if task.variants else None) for v in names}
+        identity = {"code": code_version(), "plugins": plugin_digests(plugin_modules(configs))}
         results = [run_machine(config, task.seed, variant) for variant, config in configs.items()]
-        files = _run_files(task, configs, results)
-        summary = _run_summary(task, configs, results)
+        files = _run_files(task, configs, results, identity)
+        summary = _run_summary(task, configs, results, identity)
         files["summary.json"] = json_text(summary)  # rendered here, in parallel
         return RunOutcome(task, files, summary, wall_s=time.perf_counter() - started)
     except Exception as err:  # a crashing point must not stop the sweep
@@ -469,10 +600,11 @@ def run_point(task: RunTask) -> RunOutcome:
                           wall_s=time.perf_counter() - started)
 
 
-def _run_files(task: RunTask, configs: dict[str, ExperimentConfig],
-               results: list) -> dict[str, str | bytes]:
+def _run_files(task: RunTask, configs: dict[str, ExperimentConfig], results: list,
+               identity: dict[str, Any]) -> dict[str, str | bytes]:
     """The fragsim run layout, as {relative path: content} (summary.json apart)."""
-    resolved = {"fragsim_version": __version__, "seeds": [task.seed],
+    resolved = {"fragsim_version": __version__, "code_version": identity["code"],
+                "plugins": identity["plugins"], "seeds": [task.seed],
                 "sweep_point": {"id": task.point_id, "params": task.params},
                 "variants": {v: c.model_dump(mode="json") for v, c in configs.items()}}
     files: dict[str, str | bytes] = {
@@ -501,9 +633,9 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def _run_summary(task: RunTask, configs: dict[str, ExperimentConfig],
-                 results: list) -> dict[str, Any]:
-    from sim.runner import aggregate
+def _run_summary(task: RunTask, configs: dict[str, ExperimentConfig], results: list,
+                 identity: dict[str, Any]) -> dict[str, Any]:
+    from sim.stats import aggregate
 
     first = next(iter(configs.values()))
     return {
@@ -512,235 +644,89 @@ def _run_summary(task: RunTask, configs: dict[str, ExperimentConfig],
         "complete": True,
         "sweep": {"point": task.point_id, "index": task.index, "params": task.params,
                   "seed": task.seed, "replicate": task.replicate,
-                  "config_hash": task.config_hash},
+                  "config_hash": task.config_hash, "code": identity["code"],
+                  "plugins": identity["plugins"]},
         "variants": {r.variant: {"runs": [r.summary], **aggregate([r.summary])}
                      for r in results},
     }
 
 
-# ------------------------------------------------------------------ executors
-
-
-def default_jobs() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def _ignore_sigint() -> None:
-    # Ctrl-C goes to the whole process group: the parent handles it, workers carry on
-    # until the parent cancels them, so no worker prints a traceback of its own.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class Executor:
-    """Runs a function over items, yielding ``(index, result, error)`` as each finishes."""
-
-    def map_unordered(self, fn: Callable[[Any], Any],
-                      items: Sequence[Any]) -> Iterator[tuple[int, Any, BaseException | None]]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release workers."""
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.close()
-
-
-class LocalExecutor(Executor):
-    """A process pool of ``jobs`` workers (forked where the OS allows: no re-imports);
-    ``jobs == 1`` runs everything in this process.
-
-    At most ``jobs`` items are in flight. A worker that dies (killed for memory, a
-    segfault) breaks a ``ProcessPoolExecutor`` and fails everything in it, so the items
-    that were in flight are run again one at a time in a fresh pool: the one that kills
-    its worker again is reported with the error, the others finish.
-    """
-
-    def __init__(self, jobs: int | None = None) -> None:
-        self.jobs = jobs or default_jobs()
-        if self.jobs < 1:
-            raise FragsimError(f"--jobs: expected a number of at least 1, got {self.jobs}")
-        self._pool: ProcessPoolExecutor | None = None
-
-    def _get_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            methods = multiprocessing.get_all_start_methods()
-            fork = "fork" in methods
-            if fork:
-                # The workers share this process's heap copy-on-write: a collection in a
-                # worker would scan (and so copy) all of it. Frozen objects are never
-                # scanned; measured, a worker's first point took 2.5x as long without.
-                gc.freeze()
-            context = multiprocessing.get_context("fork" if fork else None)
-            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context,
-                                             initializer=_ignore_sigint)
-        return self._pool
-
-    def map_unordered(self, fn, items):
-        if self.jobs == 1:
-            for i, item in enumerate(items):
-                try:
-                    result = fn(item)
-                except Exception as err:
-                    yield i, None, err
-                else:
-                    yield i, result, None
-            return
-        queue = collections.deque(enumerate(items))
-        suspects: collections.deque = collections.deque()
-        window: dict = {}
-        try:
-            while queue or suspects:
-                isolating = bool(suspects)
-                source, limit = (suspects, 1) if isolating else (queue, self.jobs)
-                pool = self._get_pool()
-                crash: BaseException | None = None
-                lost = []
-                while (source or window) and crash is None:
-                    while source and len(window) < limit:
-                        i, item = source.popleft()
-                        try:
-                            window[pool.submit(fn, item)] = (i, item)
-                        except BrokenProcessPool as err:  # broke since the last wait
-                            source.appendleft((i, item))
-                            crash = err
-                            break
-                    if crash is not None:
-                        break
-                    done, _ = wait(window, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        i, item = window.pop(future)
-                        error = future.exception()
-                        if isinstance(error, BrokenProcessPool):
-                            crash = error
-                            lost.append((i, item))
-                        else:
-                            yield i, None if error else future.result(), error
-                if crash is None:
-                    continue
-                lost.extend(window.values())  # in flight in the broken pool too
-                window.clear()
-                self._terminate()
-                if isolating and lost:  # alone in its pool: this one killed its worker
-                    for i, _item in lost:
-                        yield i, None, crash
-                else:
-                    suspects.extend(sorted(lost))
-        except BaseException:
-            for future in window:
-                future.cancel()
-            self._terminate()
-            raise
-
-    def _terminate(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        gc.unfreeze()
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-
-    def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-            gc.unfreeze()
-
-
-class DaskExecutor(Executor):
-    """The same work on a dask.distributed cluster: ``Client(scheduler)``, or a
-    LocalCluster of ``jobs`` single-threaded worker processes when no address is given.
-
-    Connecting gives up after ``connect_timeout`` seconds with a one-line error.
-    """
-
-    def __init__(self, scheduler: str | None = None, jobs: int | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT_S,
-                 cluster_options: dict[str, Any] | None = None) -> None:
-        try:
-            from dask.distributed import Client, LocalCluster
-        except ImportError as err:
-            raise FragsimError(
-                f"--executor dask: expected dask.distributed to be installed, got "
-                f"{type(err).__name__}: {err}; install it with {CLUSTER_EXTRA}") from None
-        self.cluster = None
-        if scheduler:
-            try:
-                self.client = Client(scheduler, timeout=connect_timeout,
-                                     set_as_default=False)
-            except Exception as err:  # OSError on timeout, ValueError on a bad address
-                detail = " ".join(str(err).split()) or type(err).__name__
-                raise FragsimError(
-                    f"--scheduler {scheduler}: expected a reachable dask scheduler, got no "
-                    f"connection within {connect_timeout:g} s ({detail})") from None
-        else:
-            import logging
-
-            options = {"n_workers": jobs or default_jobs(), "threads_per_worker": 1,
-                       "processes": True, "dashboard_address": None,
-                       "silence_logs": logging.ERROR}
-            options.update(cluster_options or {})
-            self.cluster = LocalCluster(**options)
-            self.client = Client(self.cluster, set_as_default=False)
-
-    def map_unordered(self, fn, items):
-        from dask.distributed import as_completed as dask_as_completed
-
-        futures = [self.client.submit(fn, item, pure=False) for item in items]
-        index = {future.key: i for i, future in enumerate(futures)}
-        try:
-            with self.client.as_current():
-                for future in dask_as_completed(futures):
-                    i = index[future.key]
-                    if future.status == "error":
-                        yield i, None, future.exception()
-                    else:
-                        yield i, future.result(), None
-        except BaseException:
-            self.client.cancel(futures)
-            raise
-
-    def close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-
-def open_executor(executor: str = "local", jobs: int | None = None, scheduler: str | None = None,
-                  connect_timeout: float = CONNECT_TIMEOUT_S,
-                  cluster_options: dict[str, Any] | None = None) -> Executor:
-    """``local`` or ``dask``; a one-line error for anything else."""
-    if jobs is not None and jobs < 1:
-        raise FragsimError(f"--jobs: expected a number of at least 1, got {jobs}")
-    if executor == "local":
-        if scheduler:
-            raise FragsimError(f"--scheduler {scheduler}: expected --executor dask with it, "
-                               "got --executor local")
-        return LocalExecutor(jobs)
-    if executor == "dask":
-        return DaskExecutor(scheduler, jobs, connect_timeout, cluster_options)
-    raise FragsimError(f"--executor: expected local or dask, got {executor!r}")
-
-
 # ------------------------------------------------------------------ the sweep
 
 
-def _finished(run_dir: Path, config_hash: str) -> bool:
+SUPERSEDED = ".superseded"  # under points/: the directories of stale runs
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """A run's summary.json when it is complete, else None."""
     try:
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return bool(summary.get("complete")) and \
-        summary.get("sweep", {}).get("config_hash") == config_hash
+        return None
+    return summary if isinstance(summary, dict) and summary.get("complete") else None
+
+
+def _staleness(summary: dict[str, Any] | None, task: RunTask) -> str | None:
+    """Why a finished run is not the one ``task`` asks for: "missing", "config",
+    "version" or "plugin"; None when it is (same config and seed, code and plug-ins)."""
+    if summary is None:
+        return "missing"
+    made = summary.get("sweep")
+    if not isinstance(made, dict) or made.get("config_hash") != task.config_hash:
+        return "config"
+    if made.get("code") != task.code:  # absent: made before fragsim recorded it
+        return "version"
+    if (made.get("plugins") or {}) != task.plugins:
+        return "plugin"
+    return None
+
+
+def _finished(run_dir: Path, task: RunTask) -> bool:
+    return _staleness(_read_summary(run_dir), task) is None
+
+
+def _supersede(points_dir: Path, run_id: str) -> None:
+    """Move a stale run directory out of the sweep, to points/.superseded/<run>."""
+    target = points_dir / SUPERSEDED / run_id
+    target.parent.mkdir(exist_ok=True)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(points_dir / run_id, target)
+
+
+def _stale_notice(stale: dict[str, list[tuple[RunTask, dict[str, Any]]]], code: str,
+                  points_dir: Path) -> str:
+    """One line: how many finished runs are run again, and why."""
+    parts = []
+    if stale.get("version"):
+        made = sorted({str(s.get("sweep", {}).get("code") or s.get("fragsim_version") or "?")
+                       for _t, s in stale["version"]})
+        parts.append(f"{len(stale['version'])} made by fragsim {', '.join(made)} "
+                     f"(this is {code})")
+    if stale.get("plugin"):
+        changed = sorted({name for task, s in stale["plugin"]
+                          for name in set(task.plugins) | set(s["sweep"].get("plugins") or {})
+                          if task.plugins.get(name) != (s["sweep"].get("plugins") or {})
+                          .get(name)})
+        parts.append(f"{len(stale['plugin'])} made with other plug-in code "
+                     f"({', '.join(changed)})")
+    if stale.get("config"):
+        parts.append(f"{len(stale['config'])} made with another config")
+    total = sum(len(v) for v in stale.values())
+    return (f"rerunning {total} stale point x seed run(s): {'; '.join(parts)}; their "
+            f"directories moved to {points_dir / SUPERSEDED}/")
+
+
+def _identity_mismatch(outcome: RunOutcome) -> str | None:
+    """A worker that ran other code than this sweep's: why its result is refused."""
+    task, made = outcome.task, (outcome.summary or {}).get("sweep", {})
+    if made.get("code") != task.code:
+        return (f"the worker runs fragsim {made.get('code')}, expected {task.code} as this "
+                "sweep does: its result is not mixed in")
+    if (made.get("plugins") or {}) != task.plugins:
+        return (f"the worker loaded plug-in code {plugins_text(made.get('plugins') or {})}, "
+                f"expected {plugins_text(task.plugins)}: its result is not mixed in")
+    return None
 
 
 def _remove_stale_partials(points_dir: Path) -> None:
@@ -789,22 +775,50 @@ def run_sweep(
     plots: bool = True,
     connect_timeout: float = CONNECT_TIMEOUT_S,
     cluster_options: dict[str, Any] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> SweepReport:
     """Run (or resume) a sweep and write its directory; returns what it did.
 
     ``progress_factory(to_run, skipped)`` returns a callback called after each point x
     seed. Failures do not raise: they are in ``report.failures`` and failures.json.
+    ``notify`` is given one line when finished runs are stale and run again.
+    A stop signal (SIGTERM, Ctrl-C) raises ``sim.executors.Interrupted`` once the
+    workers are gone and sweep.csv, sweep.json and failures.json are written.
     """
     started = time.perf_counter()
     plan = plan_sweep(config_path, overrides, out, seeds)
+    with output_directory(plan.out, "sweep"):
+        return _run_sweep(plan, started, jobs, executor, scheduler, progress_factory, plots,
+                          connect_timeout, cluster_options, notify)
+
+
+def _run_sweep(plan: SweepPlan, started: float, jobs: int | None, executor: str,
+               scheduler: str | None,
+               progress_factory: Callable[[int, int], Callable[[RunOutcome], None]] | None,
+               plots: bool, connect_timeout: float, cluster_options: dict[str, Any] | None,
+               notify: Callable[[str], None] | None) -> SweepReport:
     out_dir = plan.out
     points_dir = out_dir / "points"
     points_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(points_dir)
-    todo = [t for t in plan.tasks if not _finished(points_dir / t.run_id, t.config_hash)]
+    todo: list[RunTask] = []
+    stale: dict[str, list[tuple[RunTask, dict[str, Any]]]] = {}
+    for task in plan.tasks:
+        summary = _read_summary(points_dir / task.run_id)
+        why = _staleness(summary, task)
+        if why is None:
+            continue
+        todo.append(task)
+        if summary is not None:  # finished, by other code or for another config
+            stale.setdefault(why, []).append((task, summary))
+            _supersede(points_dir, task.run_id)
     skipped = len(plan.tasks) - len(todo)
+    n_stale = sum(len(v) for v in stale.values())
+    if stale and notify is not None:
+        notify(_stale_notice(stale, code_version(), points_dir))
     write_manifest(plan, out_dir, complete=False)
     failures: list[dict[str, Any]] = []
+    returned: set[str] = set()  # runs that came back from a worker, this time
     callback = progress_factory(len(todo), skipped) if progress_factory else None
     ran = 0
     try:
@@ -817,23 +831,31 @@ def run_sweep(
                             f"the worker running this point died: {type(error).__name__}: "
                             f"{error}".split()), traceback="".join(
                             traceback.format_exception(error)))
+                    mismatch = _identity_mismatch(outcome) if outcome.ok else None
+                    if mismatch is not None:
+                        outcome = RunOutcome(outcome.task, error=mismatch,
+                                             wall_s=outcome.wall_s)
                     if outcome.ok:
                         _commit(points_dir, outcome)
                     else:
                         failures.append(_failure_record(outcome))
+                    returned.add(outcome.task.run_id)
                     ran += 1
                     if callback is not None:
                         callback(outcome)
     finally:
         failures.sort(key=lambda f: (f["point"], f["replicate"]))
         failures_path = out_dir / "failures.json"
-        if failures:
-            write_json(failures_path, failures)
-        elif ran == len(todo):
+        recorded = _earlier_failures(failures_path, plan, points_dir, returned) + failures
+        if recorded:
+            recorded.sort(key=lambda f: (str(f.get("point")), f.get("replicate") or 0))
+            write_json(failures_path, recorded)
+        else:
             failures_path.unlink(missing_ok=True)
         csv_path = write_sweep_csv(plan, out_dir)
-        write_manifest(plan, out_dir, complete=not failures and ran == len(todo))
-    report = SweepReport(out_dir, len(plan.tasks), skipped, ran, failures, csv_path)
+        write_manifest(plan, out_dir, complete=not recorded and ran == len(todo))
+    report = SweepReport(out_dir, len(plan.tasks), skipped, ran, failures, csv_path,
+                         stale=n_stale)
     if plots:
         from sim.plots import plot_sweep
 
@@ -842,10 +864,31 @@ def run_sweep(
     return report
 
 
+def _earlier_failures(path: Path, plan: SweepPlan, points_dir: Path,
+                      returned: set[str]) -> list[dict[str, Any]]:
+    """The records of failures.json still true: runs of this plan that did not come back
+    this time (an interrupted sweep) and are not finished. A run that has since
+    succeeded, failed again (its new record replaces it) or left the sweep is dropped."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    tasks = {t.run_id: t for t in plan.tasks}
+    return [record for record in earlier if isinstance(earlier, list)
+            and isinstance(record, dict) and record.get("run") in tasks
+            and record["run"] not in returned
+            and not _finished(points_dir / record["run"], tasks[record["run"]])]
+
+
 def write_manifest(plan: SweepPlan, out_dir: Path, complete: bool) -> None:
     """sweep.json: what the sweep is (factors, points, runs), for the plots and for people."""
+    plugins: dict[str, str] = {}
+    for task in plan.tasks:
+        plugins.update(task.plugins)
     write_json(out_dir / "sweep.json", {
         "fragsim_version": __version__,
+        "code_version": code_version(),
+        "plugins": plugins,
         "name": plan.name,
         "config": plan.source,
         "overrides": plan.overrides,
@@ -890,7 +933,7 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, float]:
     (``caches.dentry.num_slabs``) and per-workload ones, list items by index
     (``workloads.compact_memory-1.runs.0.avail9_after``).
     """
-    from sim.runner import _numeric_leaves  # the flattening summary.json's means use
+    from sim.stats import numeric_leaves as _numeric_leaves  # as summary.json's means
 
     out = _numeric_leaves(summary)
     out.pop("seed", None)
@@ -913,30 +956,38 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, float]:
 
 
 def write_sweep_csv(plan: SweepPlan, out_dir: Path) -> Path:
-    """sweep.csv from the finished run directories: point x seed x variant rows."""
+    """sweep.csv from the finished run directories: point x seed x variant rows.
+
+    Only runs of the plan's identity (config, seed, code version, plug-in code) are
+    rows; ``fragsim_version`` is the code version that made each, ``plugins`` (only when
+    a point loads user code) its plug-in modules' digests.
+    """
     params = parameter_keys(plan)
+    identity = ["fragsim_version"] + (["plugins"] if any(t.plugins for t in plan.tasks)
+                                      else [])
     by_point = {p.id: p for p in plan.points}
     rows: list[dict[str, str]] = []
     metrics: dict[str, None] = {}
     for task in plan.tasks:
-        path = out_dir / "points" / task.run_id / "summary.json"
-        try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not summary.get("complete"):
+        summary = _read_summary(out_dir / "points" / task.run_id)
+        if summary is None or _staleness(summary, task) is not None:
             continue
         point = by_point[task.point_id]
+        made = summary["sweep"]
         for variant, data in summary.get("variants", {}).items():
             for run in data.get("runs", []):
                 row = {"point": task.point_id, "variant": variant, "seed": str(task.seed)}
                 for key in params:
                     row[key] = _csv_value(point.resolved.get(key, point.params.get(key)))
+                row["fragsim_version"] = str(made["code"])
+                if "plugins" in identity:
+                    row["plugins"] = plugins_text(made.get("plugins") or {})
                 for name, value in flatten_summary(run).items():
                     metrics.setdefault(name)
                     row[name] = _csv_value(value)
                 rows.append(row)
-    header = ["point", "variant", "seed", *params, *metrics]
+    header = ["point", "variant", "seed", *params, *identity,
+              *(m for m in metrics if m not in identity)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n", restval="")
     writer.writeheader()
@@ -960,4 +1011,4 @@ def as_number(text: str) -> float:
 
 
 __all__ = ["SweepSection", "plan_sweep", "run_sweep", "run_point", "expand", "derive_seeds",
-           "open_executor", "LocalExecutor", "DaskExecutor", "read_sweep_csv"]
+           "open_executor", "LocalExecutor", "DaskExecutor", "read_sweep_csv", "code_version"]

@@ -7,11 +7,14 @@ Runs use small memories and short durations (``--set``) so the file stays fast.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -546,32 +549,136 @@ def _leftovers(out: Path) -> list[Path]:
     return [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
 
 
+class _InterruptAt:
+    """A progress listener that presses Ctrl-C at simulated time 0.5 s."""
+
+    def begin(self, runs):
+        self.runs = runs
+
+    def update(self, index, t):
+        if t >= 0.5:
+            raise KeyboardInterrupt
+
+
 def test_ctrl_c_from_the_progress_callback_leaves_no_results_directory(tmp_path):
     config = _write(tmp_path / "small.yaml", SMALL)
     out = tmp_path / "out"
-
-    def progress_factory(duration, label):
-        def update(t):
-            if t >= 0.5:
-                raise KeyboardInterrupt
-        return update
-
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(config, out=out, progress_factory=progress_factory, plots=False)
+        run_experiment(config, out=out, progress=_InterruptAt(), plots=False)
     assert not out.exists()
     assert not _leftovers(out)
 
 
-def test_ctrl_c_in_a_workload_keeps_the_previous_complete_run_untouched(tmp_path, plugin):
+def _previous_run(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A complete small run: its config, its directory and its summary.json text."""
     config = _write(tmp_path / "small.yaml", SMALL)
     out = tmp_path / "out"
     run_experiment(config, out=out, plots=False)
-    previous = (out / "summary.json").read_text()
+    return config, out, (out / "summary.json").read_text()
+
+
+def test_ctrl_c_in_a_workload_keeps_the_previous_complete_run_untouched(
+        tmp_path, plugin, capsys):
+    config, out, previous = _previous_run(tmp_path)
     interrupted = _write(tmp_path / "ctrl_c.yaml", SMALL + f"  - {{kind: '{plugin}:CtrlC'}}\n")
-    with pytest.raises(KeyboardInterrupt):
-        main(["run", str(interrupted), "--out", str(out), "--no-plots"])
+    assert main(["run", str(interrupted), "--out", str(out), "--no-plots"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fragsim: error: interrupted:")
     assert (out / "summary.json").read_text() == previous
     assert not _leftovers(out)
+
+
+def test_a_full_disk_names_the_path_exits_3_and_keeps_the_previous_run(
+        tmp_path, monkeypatch, capsys):
+    config, out, previous = _previous_run(tmp_path)
+
+    def full(path, results):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(sim.runner, "write_timeseries", full)
+    assert main(["run", str(config), "--out", str(out), "--no-plots"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "timeseries.csv: No space left on device" in err
+    assert (out / "summary.json").read_text() == previous
+    assert not _leftovers(out)
+
+
+def test_jobs_2_gives_the_files_jobs_1_gives(tmp_path):
+    config = _write(tmp_path / "two.yaml", SMALL + "seeds: 3\n    variants:\n"
+                    "      a: {}\n      b: {machine: {memory: 48MiB}}\n")
+    one, two = tmp_path / "one", tmp_path / "two"
+    seen = []
+
+    class Listener:
+        def begin(self, runs):
+            seen.append(runs)
+
+        def update(self, index, t):
+            seen.append((index, t))
+
+    run_experiment(config, out=one, plots=False)
+    run_experiment(config, out=two, plots=False, jobs=2, progress=Listener())
+    assert (one / "timeseries.csv").read_bytes() == (two / "timeseries.csv").read_bytes()
+    for name in ("buddyinfo", "slabinfo"):
+        assert (one / "final/a" / name).read_text() == (two / "final/a" / name).read_text()
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (one, two)]
+    for a, b in zip(*(s["variants"]["b"]["runs"] for s in summaries), strict=True):
+        assert {k: v for k, v in a.items() if k not in HOST_FIELDS} == \
+            {k: v for k, v in b.items() if k not in HOST_FIELDS}
+    assert seen[0] == [("a", 1, 1.0), ("a", 2, 1.0), ("a", 3, 1.0),
+                       ("b", 1, 1.0), ("b", 2, 1.0), ("b", 3, 1.0)]
+    assert {index for index, t in seen[1:] if t == math.inf} == set(range(6))
+
+
+def _parallel_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
+    """``fragsim run --jobs 2`` of a long config in a child process, once its two
+    workers have started: the process and the workers' pids."""
+    config = _write(tmp_path / "long.yaml", SMALL.replace("1s", "600s") + "seeds: 2\n")
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(config), "--out",
+                             str(tmp_path / "out"), "--jobs", "2", "--no-plots"],
+                            stderr=subprocess.PIPE, text=True)
+    workers: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = _children(proc.pid)
+    assert len(workers) >= 2, "the pool did not start"
+    return proc, workers
+
+
+def test_sigterm_during_a_parallel_run_leaves_no_worker_and_no_partial_directory(tmp_path):
+    out = tmp_path / "out"
+    proc, workers = _parallel_run(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert "fragsim: error: terminated" in proc.stderr.read()
+    time.sleep(0.5)
+    assert [pid for pid in workers if Path(f"/proc/{pid}").exists()
+            and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]] == []
+    assert not out.exists() and not _leftovers(out)
+
+
+def test_a_parallel_runs_workers_die_with_a_killed_parent(tmp_path):
+    proc, workers = _parallel_run(tmp_path)
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.1)
+    assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
+
+
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def test_ctrl_c_while_writing_removes_the_partial_directory(tmp_path, monkeypatch):

@@ -1,7 +1,11 @@
 """Sweeps: expansion and seeds, run directories, resume, failures, executors, bad input."""
 
 import csv
+import hashlib
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -10,7 +14,9 @@ import pytest
 import yaml
 from matplotlib.image import imread
 
+import sim
 import sim.runner
+import sim.sweep
 from sim.cli import main
 from sim.errors import FragsimError
 from sim.sweep import (
@@ -22,6 +28,9 @@ from sim.sweep import (
     plan_sweep,
     read_sweep_csv,
     run_sweep,
+    source_digest,
+    source_files,
+    write_sweep_csv,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -406,3 +415,257 @@ def test_an_example_sweep_runs_with_tiny_durations(tmp_path):
         by_grouping.setdefault(row["buddy.grouping_by_mobility"], []).append(float(row[after]))
     # Without grouping compaction finds no MOVABLE target block: fewer free 2 MiB blocks.
     assert min(by_grouping["true"]) > max(by_grouping["false"])
+
+
+# ------------------------------------------------------------------ what produced each point
+
+
+def _versions(path: Path) -> set[str]:
+    return {row["fragsim_version"] for row in read_sweep_csv(path)}
+
+
+def test_a_resumed_sweep_after_a_version_change_does_not_mix_versions(tmp_path, monkeypatch):
+    path = write_config(tmp_path, {"grid": {"machine.memory": ["16MiB", "24MiB", "32MiB"]}})
+    out = tmp_path / "out"
+    monkeypatch.setattr(sim.sweep, "code_version", lambda: "0.1.0+src.aaaaaaaaaaaa")
+    first = run_sweep(path, out=out, jobs=1, plots=False)
+    assert (first.ran, first.stale) == (3, 0)
+    assert _versions(first.csv_path) == {"0.1.0+src.aaaaaaaaaaaa"}
+    # The model changed; and under the new code the 24MiB point crashes.
+    monkeypatch.setattr(sim.sweep, "code_version", lambda: "0.1.0+src.bbbbbbbbbbbb")
+    real = sim.runner.run_machine
+
+    def crash_at_24mib(config, seed, variant, progress=None):
+        if config.machine.memory == 24 << 20:
+            raise RuntimeError("the new code crashes here")
+        return real(config, seed, variant, progress)
+
+    monkeypatch.setattr(sim.runner, "run_machine", crash_at_24mib)
+    notices = []
+    second = run_sweep(path, out=out, jobs=1, plots=False, notify=notices.append)
+    assert (second.ran, second.skipped, second.stale, len(second.failures)) == (3, 0, 3, 1)
+    assert notices == [
+        f"rerunning 3 stale point x seed run(s): 3 made by fragsim 0.1.0+src.aaaaaaaaaaaa "
+        f"(this is 0.1.0+src.bbbbbbbbbbbb); their directories moved to "
+        f"{out / 'points' / '.superseded'}/"]
+    rows = read_sweep_csv(second.csv_path)
+    # The 24MiB point's old result is not in sweep.csv, nor where the plots look for runs.
+    assert len(rows) == 2 and _versions(second.csv_path) == {"0.1.0+src.bbbbbbbbbbbb"}
+    assert str(24 << 20) not in {r["machine.memory"] for r in rows}
+    victim = second.failures[0]["run"]
+    assert not (out / "points" / victim).exists()
+    moved = json.loads((out / "points" / ".superseded" / victim / "summary.json").read_text())
+    assert moved["sweep"]["code"] == "0.1.0+src.aaaaaaaaaaaa"
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert manifest["code_version"] == "0.1.0+src.bbbbbbbbbbbb" and not manifest["complete"]
+    # Fixed: only the failed run runs; nothing is stale any more, and the sweep is whole.
+    monkeypatch.setattr(sim.runner, "run_machine", real)
+    notices.clear()
+    third = run_sweep(path, out=out, jobs=1, plots=False, notify=notices.append)
+    assert (third.ran, third.skipped, third.stale, third.failures) == (1, 2, 0, [])
+    assert notices == []
+    assert len(read_sweep_csv(third.csv_path)) == 3
+    assert _versions(third.csv_path) == {"0.1.0+src.bbbbbbbbbbbb"}
+    assert not (out / "failures.json").exists()
+
+
+def test_runs_made_before_versions_were_recorded_are_stale(tmp_path):
+    path = write_config(tmp_path, {"grid": {"machine.memory": ["16MiB"]}})
+    out = tmp_path / "out"
+    run_sweep(path, out=out, jobs=1, plots=False)
+    (summary_path,) = (out / "points").glob("*/summary.json")
+    summary = json.loads(summary_path.read_text())
+    del summary["sweep"]["code"], summary["sweep"]["plugins"]  # as fragsim wrote it before
+    summary_path.write_text(json.dumps(summary))
+    assert read_sweep_csv(write_sweep_csv(plan_sweep(path, out=out), out)) == []
+    again = run_sweep(path, out=out, jobs=1, plots=False)
+    assert (again.ran, again.stale) == (1, 1)
+    assert _versions(again.csv_path) == {sim.sweep.code_version()}
+
+
+def test_the_code_version_is_the_fragsim_version_and_a_digest_of_the_model_source(tmp_path):
+    assert sim.sweep.code_version().startswith(f"{sim.__version__}+src.")
+    root = tmp_path / "tree"
+    for name in ("sim/buddy.py", "sim/cli.py", "sim/plots.py", "workloads/synthetic.py"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(f"# {name}\n")
+    before = source_digest(root)
+    (root / "sim" / "cli.py").write_text("# the CLI changed: no point runs it\n")
+    (root / "sim" / "plots.py").write_text("# so did the plots\n")
+    assert source_digest(root) == before
+    (root / "workloads" / "synthetic.py").write_text("# the model changed\n")
+    assert source_digest(root) != before
+    assert source_digest(tmp_path / "nothing") == ""
+    names = {p.relative_to(REPO).as_posix() for p in source_files()}
+    assert {"sim/buddy.py", "sim/sweep.py", "workloads/synthetic.py"} <= names
+    assert not names & {"sim/cli.py", "sim/plots.py", "sim/capacity.py"}
+
+
+def test_a_point_never_imports_the_modules_left_out_of_the_code_digest(tmp_path):
+    path = write_config(tmp_path, {"grid": {"machine.memory": ["16MiB"]}})
+    script = (
+        "import sys\n"
+        "from sim.sweep import plan_sweep, run_point\n"
+        f"outcome = run_point(plan_sweep({str(path)!r}).tasks[0])\n"
+        "assert outcome.ok, outcome.error\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('sim', 'workloads')))))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert {"sim.runner", "sim.machine", "workloads.synthetic"} <= loaded
+    assert not loaded & {"sim.cli", "sim.plots", "sim.capacity", "sim.__main__"}
+
+
+def test_changed_plug_in_code_reruns_the_points_that_load_it(tmp_path, monkeypatch):
+    plugin = tmp_path / "plugin_dir" / "myplugin.py"
+    plugin.parent.mkdir()
+    plugin.write_text((REPO / "tests" / "sweep_helpers.py").read_text())
+    monkeypatch.syspath_prepend(str(plugin.parent))
+    monkeypatch.delitem(sys.modules, "myplugin", raising=False)
+    workloads = [*BASE["workloads"], {"kind": "myplugin:Boom"}]
+    path = write_config(tmp_path, {"grid": {"machine.memory": ["16MiB", "32MiB"]}},
+                        workloads=workloads)
+    out = tmp_path / "out"
+    first = run_sweep(path, out=out, jobs=1, plots=False)
+    assert first.ran == 2
+    digest = hashlib.sha256(plugin.read_bytes()).hexdigest()[:16]
+    assert {r["plugins"] for r in read_sweep_csv(first.csv_path)} == {f"myplugin@{digest}"}
+    assert run_sweep(path, out=out, jobs=1, plots=False).ran == 0  # unchanged: nothing runs
+    plugin.write_text(plugin.read_text() + "\n# a change to the plug-in\n")
+    monkeypatch.delitem(sys.modules, "myplugin")  # a new process would load the new file
+    notices = []
+    second = run_sweep(path, out=out, jobs=1, plots=False, notify=notices.append)
+    assert (second.ran, second.stale) == (2, 2)
+    assert len(notices) == 1 and "2 made with other plug-in code (myplugin)" in notices[0]
+    new = hashlib.sha256(plugin.read_bytes()).hexdigest()[:16]
+    assert {r["plugins"] for r in read_sweep_csv(second.csv_path)} == {f"myplugin@{new}"}
+    # Without plug-ins there is no plugins column.
+    plain = write_config(tmp_path, {"grid": {"machine.memory": ["16MiB"]}})
+    header = list(read_sweep_csv(run_sweep(plain, out=tmp_path / "plain", jobs=1,
+                                           plots=False).csv_path)[0])
+    assert "fragsim_version" in header and "plugins" not in header
+
+
+def test_a_worker_running_other_code_is_a_failed_point_not_a_row(tmp_path, monkeypatch):
+    path = write_config(tmp_path, {"grid": {"machine.memory": ["16MiB", "32MiB"]}})
+    real = sim.sweep.run_point
+
+    def other_install(task):  # as a dask worker with another fragsim would answer
+        outcome = real(task)
+        if task.index == 1:
+            outcome.summary["sweep"]["code"] = "0.0.9+src.cccccccccccc"
+        return outcome
+
+    monkeypatch.setattr(sim.sweep, "run_point", other_install)
+    report = run_sweep(path, out=tmp_path / "out", jobs=1, plots=False)
+    assert len(report.failures) == 1
+    assert report.failures[0]["error"] == (
+        f"the worker runs fragsim 0.0.9+src.cccccccccccc, expected {sim.sweep.code_version()} "
+        "as this sweep does: its result is not mixed in")
+    rows = read_sweep_csv(report.csv_path)
+    assert [r["machine.memory"] for r in rows] == [str(16 << 20)]
+
+
+def test_failures_json_drops_runs_that_later_succeeded(tmp_path, monkeypatch):
+    path = write_config(tmp_path, {"grid": {"machine.memory": ["16MiB", "24MiB", "32MiB"]}})
+    out = tmp_path / "out"
+    real = sim.runner.run_machine
+
+    def crash_below_32mib(config, seed, variant, progress=None):
+        if config.machine.memory < 32 << 20:
+            raise RuntimeError("crash")
+        return real(config, seed, variant, progress)
+
+    monkeypatch.setattr(sim.runner, "run_machine", crash_below_32mib)
+    first = run_sweep(path, out=out, jobs=1, plots=False)
+    assert len(json.loads((out / "failures.json").read_text())) == 2
+    monkeypatch.setattr(sim.runner, "run_machine", real)
+
+    def interrupt_after_one(to_run, skipped):
+        assert (to_run, skipped) == (2, 1)
+
+        def callback(outcome):
+            raise KeyboardInterrupt  # Ctrl-C after the first of the two reruns
+
+        return callback
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path, out=out, jobs=1, plots=False, progress_factory=interrupt_after_one)
+    left = json.loads((out / "failures.json").read_text())
+    # The run that succeeded is gone; the one not yet retried is still recorded.
+    assert [f["run"] for f in left] == [first.failures[1]["run"]]
+    assert len(read_sweep_csv(out / "sweep.csv")) == 2
+    last = run_sweep(path, out=out, jobs=1, plots=False)
+    assert (last.ran, last.failures) == (1, [])
+    assert not (out / "failures.json").exists()
+
+
+# ------------------------------------------------------------------ no orphaned workers
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (state first), or None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def _children(pid: int) -> dict[int, str]:
+    """{child pid: its start time}: the processes whose parent is ``pid``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc_stat(int(entry.name))
+            if fields is not None and fields[1] == str(pid):
+                found[int(entry.name)] = fields[19]
+    return found
+
+
+def _alive(pid: int, started: str) -> bool:
+    fields = _proc_stat(pid)
+    return fields is not None and fields[19] == started and fields[0] not in "ZX"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
+def test_killing_a_sweep_leaves_no_worker_behind(tmp_path, signum):
+    # Runs of a few seconds each: the workers are busy when the signal comes.
+    path = write_config(tmp_path, {"grid": {"machine.memory": ["16MiB", "24MiB", "32MiB"]}},
+                        duration="300s")
+    out = tmp_path / "out"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "sim", "sweep", str(path), "--jobs", "2", "--out", str(out),
+         "--no-plots"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and sweep.poll() is None:
+            time.sleep(0.05)
+            workers = _children(sweep.pid)
+        assert len(workers) == 2, sweep.stderr.read() if sweep.poll() is not None else workers
+        time.sleep(0.3)  # well into their first points
+        sweep.send_signal(signum)
+        status = sweep.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while any(_alive(p, s) for p, s in workers.items()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p, s in workers.items() if _alive(p, s)]
+        stderr = sweep.stderr.read()
+        if signum == signal.SIGTERM:
+            assert status == 128 + signal.SIGTERM
+            assert stderr.strip().splitlines()[-1] == (
+                "fragsim: error: terminated by SIGTERM: its workers are stopped and finished "
+                "points are kept; run the same command again to resume")
+            assert json.loads((out / "sweep.json").read_text())["complete"] is False
+        else:
+            assert status == -signal.SIGKILL
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+        for pid, started in workers.items():  # a failed test cleans up after itself
+            if _alive(pid, started):
+                os.kill(pid, signal.SIGKILL)
