@@ -135,16 +135,6 @@ OWNER_PINNED: Final = 4  # movable memory held by a long-term GUP pin: on the LR
 OWNER_SLAB: Final = 16
 OWNER_SLAB_MAX: Final = 0xFFFF
 
-# pageblock_stats' page categories
-_PB_FREE: Final = 0
-_PB_PCP: Final = 1
-_PB_MOVABLE: Final = 2
-_PB_PINNED: Final = 3
-_PB_UNMOVABLE: Final = 4
-_PB_SLAB: Final = 5
-_PB_OTHER: Final = 6
-_PB_CATEGORIES: Final = 7
-
 # free_batch reads the state of the pages of a run at least this long in one gather
 # first (Zone._prefetch_page_state).
 _PREFETCH_MIN: Final = 16
@@ -223,24 +213,6 @@ class PerCpuPages:
         self.free_count_max = batch << CONFIG_PCP_BATCH_SCALE_MAX
         if self.high:
             self.high = max(high_min, min(self.high, high_max))
-
-
-@dataclass
-class PageblockStats:
-    """Per-pageblock page counts, as numpy arrays indexed by pageblock number."""
-
-    migratetype: np.ndarray
-    free_pages: np.ndarray  # on the buddy free lists
-    pcp_pages: np.ndarray  # free but held on per-CPU lists
-    movable_pages: np.ndarray  # allocated, owner MOVABLE
-    pinned_pages: np.ndarray  # allocated, owner PINNED
-    unmovable_pages: np.ndarray  # allocated, owner UNMOVABLE or RECLAIMABLE (not slab)
-    slab_pages: np.ndarray  # allocated to slab caches
-
-    @property
-    def nonmovable_pages(self) -> np.ndarray:
-        """Pages that no migration can move: unmovable, reclaimable and slab."""
-        return self.unmovable_pages + self.slab_pages
 
 
 def int_sqrt(x: int) -> int:
@@ -1465,69 +1437,15 @@ class Zone:
             + 8 * len(self._pageblock_mt)  # pointers to the cached small ints
         )
 
-    def pageblock_stats(self) -> PageblockStats:
-        """Page counts per pageblock, computed vectorised from the page state."""
-        nblocks = self.nr_pageblocks
-        shift = self.pageblock_order
-        n = self.nr_pages
-        # Contiguous copies of the state bytes and of the owner tags (capped at
-        # OWNER_SLAB), padded with tails to whole pageblocks: numpy is several times
-        # faster on them than on the strided views, and this runs on every pageblock
-        # sample of a run.
-        state = np.zeros(nblocks << shift, dtype=np.uint8)
-        state[:n] = np.frombuffer(self._page_buf, dtype=np.uint8)[0::4]
-        owner = np.zeros(nblocks << shift, dtype=np.uint8)
-        owner[:n] = np.minimum(np.frombuffer(self._page_buf, dtype=np.uint16)[1::2],
-                               OWNER_SLAB)
-        # A category per page from a table over (kind, owner class): a head counts
-        # once where it stands (tails are "other"), then heads of larger blocks add
-        # the rest of their pages.
-        lut = np.full((4, OWNER_SLAB + 1), _PB_OTHER, dtype=np.uint8)
-        lut[PG_BUDDY >> 6, :] = _PB_FREE
-        lut[PG_PCP >> 6, :] = _PB_PCP
-        lut[PG_ALLOC >> 6, OWNER_MOVABLE] = _PB_MOVABLE
-        lut[PG_ALLOC >> 6, OWNER_PINNED] = _PB_PINNED
-        lut[PG_ALLOC >> 6, OWNER_UNMOVABLE] = _PB_UNMOVABLE
-        lut[PG_ALLOC >> 6, OWNER_RECLAIMABLE] = _PB_UNMOVABLE
-        lut[PG_ALLOC >> 6, OWNER_SLAB] = _PB_SLAB
-        kind = state >> 6
-        code = kind * np.uint8(OWNER_SLAB + 1)
-        code += owner  # the table's flat index
-        # Pages per (pageblock, category), by an equality pass per kind (free, pcp)
-        # or per allocated entry of the table: cheaper than gathering a category for
-        # every page.
-        passes = [(_PB_FREE, kind, PG_BUDDY >> 6), (_PB_PCP, kind, PG_PCP >> 6)]
-        alloc_row = lut[PG_ALLOC >> 6].tolist()
-        passes += [(c, code, (PG_ALLOC >> 6) * (OWNER_SLAB + 1) + o)
-                   for o, c in enumerate(alloc_row) if c != _PB_OTHER]
-        counts = np.zeros((nblocks, _PB_CATEGORIES), dtype=np.int64)
-        for c, values, value in passes:
-            per_page = (values == value).reshape(nblocks, 1 << shift)
-            counts[:, c] += per_page.sum(axis=1, dtype=np.int32)
-        heads = np.flatnonzero((state & PG_ORDER) != 0)  # heads of blocks above order 0
-        orders = (state[heads] & PG_ORDER).astype(np.int64)
-        head_cat = lut.ravel()[code[heads]]
-        small = orders < shift
-        if small.any():
-            counts += np.bincount(
-                (heads[small] >> shift) * _PB_CATEGORIES + head_cat[small],
-                weights=np.left_shift(1, orders[small]) - 1,
-                minlength=nblocks * _PB_CATEGORIES,
-            ).astype(np.int64).reshape(nblocks, _PB_CATEGORIES)
-        for pfn, order, c in zip(heads[~small].tolist(), orders[~small].tolist(),
-                                 head_cat[~small].tolist(), strict=True):
-            first = pfn >> shift
-            counts[first:first + (1 << (order - shift)), c] += 1 << shift
-            counts[first, c] -= 1  # the head, counted above
-        return PageblockStats(
-            migratetype=np.array(self._pageblock_mt, dtype=np.uint8),
-            free_pages=counts[:, _PB_FREE].copy(),
-            pcp_pages=counts[:, _PB_PCP].copy(),
-            movable_pages=counts[:, _PB_MOVABLE].copy(),
-            pinned_pages=counts[:, _PB_PINNED].copy(),
-            unmovable_pages=counts[:, _PB_UNMOVABLE].copy(),
-            slab_pages=counts[:, _PB_SLAB].copy(),
-        )
+    def page_state_buffer(self) -> bytearray:
+        """The interleaved per-page buffer, 4 bytes a page: the state byte, a spare byte
+        and the 2-byte owner tag (little-endian). Read-only by contract, for the
+        vectorised pageblock census (sim/metrics.py ``pageblock_stats``)."""
+        return self._page_buf
+
+    def pageblock_types(self) -> list[int]:
+        """A copy of every pageblock's migratetype, in pfn order."""
+        return list(self._pageblock_mt)
 
     # ------------------------------------------------------------------ check()
 

@@ -15,14 +15,35 @@ non-negative, so Python's ``//`` gives the same result.
 
 Pageblock metrics at the end work on numpy arrays with one entry per pageblock, as the
 simulator's zone produces them; they have no kernel counterpart but use its migratetypes.
+``pageblock_stats(zone)`` is that census (pages per pageblock by what holds them), and
+``zone_metrics`` / ``cache_metrics`` are the sampled series of a zone and its slab caches,
+named as in every result file.
 """
+
+from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.buddy import (
+    OWNER_MOVABLE,
+    OWNER_PINNED,
+    OWNER_RECLAIMABLE,
+    OWNER_SLAB,
+    OWNER_UNMOVABLE,
+    PG_ALLOC,
+    PG_BUDDY,
+    PG_ORDER,
+    PG_PCP,
+    Zone,
+)
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_TYPES
+
+if TYPE_CHECKING:
+    from sim.slab import SlabCaches
 
 # mm/compaction.c COMPACTION_HPAGE_ORDER: HPAGE_PMD_ORDER on x86-64 with THP.
 COMPACTION_HPAGE_ORDER = 9
@@ -171,3 +192,139 @@ def free_pages_per_block_histogram(
             f"got {free.min()}..{free.max()}"
         )
     return np.histogram(free, bins=bins, range=(0, pageblock_nr_pages))
+
+
+# ------------------------------------------------------------------ samples of a machine
+
+
+def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
+    """The sampled zone metrics: buddyinfo, avail, the vmstat indices, pageblock types."""
+    nr_free = zone.nr_free
+    values: dict[tuple[str, str], float] = {}
+    for order in range(zone.max_order + 1):
+        key = str(order)
+        values[("nr_free", key)] = nr_free[order]
+        values[("avail", key)] = avail(nr_free, order)
+        values[("unusable_index", key)] = unusable_index(nr_free, order)
+    pbo = str(zone.pageblock_order)
+    values[("fragmentation_index", pbo)] = fragmentation_index(nr_free, zone.pageblock_order)
+    values[("fragmentation_score", "")] = extfrag_for_order(nr_free, zone.pageblock_order)
+    values[("free_pages", "")] = zone.nr_free_pages
+    values[("pcp_pages", "")] = zone.pcp_pages
+    values[("watermark_boost", "")] = zone.watermark_boost
+    for name, count in zip(("Unmovable", "Movable", "Reclaimable"),
+                           zone.pageblock_counts(), strict=False):
+        values[("pageblocks", name)] = count
+    return values
+
+
+def cache_metrics(caches: SlabCaches) -> dict[tuple[str, str], float]:
+    """Per slab cache: live objects, slabs, pages and occupancy."""
+    values: dict[tuple[str, str], float] = {}
+    for cache in caches:
+        if cache.nr_slabs or cache.nr_allocs:
+            values[("slab_objects", cache.name)] = cache.nr_live
+            values[("slab_slabs", cache.name)] = cache.nr_slabs
+            values[("slab_pages", cache.name)] = cache.nr_pages
+            values[("slab_occupancy", cache.name)] = cache.occupancy()
+    return values
+
+
+# ------------------------------------------------------------------ the pageblock census
+
+# pageblock_stats' page categories
+_PB_FREE = 0
+_PB_PCP = 1
+_PB_MOVABLE = 2
+_PB_PINNED = 3
+_PB_UNMOVABLE = 4
+_PB_SLAB = 5
+_PB_OTHER = 6
+_PB_CATEGORIES = 7
+
+
+
+
+@dataclass
+class PageblockStats:
+    """Per-pageblock page counts, as numpy arrays indexed by pageblock number."""
+
+    migratetype: np.ndarray
+    free_pages: np.ndarray  # on the buddy free lists
+    pcp_pages: np.ndarray  # free but held on per-CPU lists
+    movable_pages: np.ndarray  # allocated, owner MOVABLE
+    pinned_pages: np.ndarray  # allocated, owner PINNED
+    unmovable_pages: np.ndarray  # allocated, owner UNMOVABLE or RECLAIMABLE (not slab)
+    slab_pages: np.ndarray  # allocated to slab caches
+
+    @property
+    def nonmovable_pages(self) -> np.ndarray:
+        """Pages that no migration can move: unmovable, reclaimable and slab."""
+        return self.unmovable_pages + self.slab_pages
+
+
+def pageblock_stats(zone: Zone) -> PageblockStats:
+    """Page counts per pageblock (the census the memory maps and mixed-pageblock
+    samples read), computed vectorised from the zone's page state."""
+    nblocks = zone.nr_pageblocks
+    shift = zone.pageblock_order
+    n = zone.nr_pages
+    buf = zone.page_state_buffer()
+    # Contiguous copies of the state bytes and of the owner tags (capped at
+    # OWNER_SLAB), padded with tails to whole pageblocks: numpy is several times
+    # faster on them than on the strided views, and this runs on every pageblock
+    # sample of a run.
+    state = np.zeros(nblocks << shift, dtype=np.uint8)
+    state[:n] = np.frombuffer(buf, dtype=np.uint8)[0::4]
+    owner = np.zeros(nblocks << shift, dtype=np.uint8)
+    owner[:n] = np.minimum(np.frombuffer(buf, dtype=np.uint16)[1::2],
+                           OWNER_SLAB)
+    # A category per page from a table over (kind, owner class): a head counts
+    # once where it stands (tails are "other"), then heads of larger blocks add
+    # the rest of their pages.
+    lut = np.full((4, OWNER_SLAB + 1), _PB_OTHER, dtype=np.uint8)
+    lut[PG_BUDDY >> 6, :] = _PB_FREE
+    lut[PG_PCP >> 6, :] = _PB_PCP
+    lut[PG_ALLOC >> 6, OWNER_MOVABLE] = _PB_MOVABLE
+    lut[PG_ALLOC >> 6, OWNER_PINNED] = _PB_PINNED
+    lut[PG_ALLOC >> 6, OWNER_UNMOVABLE] = _PB_UNMOVABLE
+    lut[PG_ALLOC >> 6, OWNER_RECLAIMABLE] = _PB_UNMOVABLE
+    lut[PG_ALLOC >> 6, OWNER_SLAB] = _PB_SLAB
+    kind = state >> 6
+    code = kind * np.uint8(OWNER_SLAB + 1)
+    code += owner  # the table's flat index
+    # Pages per (pageblock, category), by an equality pass per kind (free, pcp)
+    # or per allocated entry of the table: cheaper than gathering a category for
+    # every page.
+    passes = [(_PB_FREE, kind, PG_BUDDY >> 6), (_PB_PCP, kind, PG_PCP >> 6)]
+    alloc_row = lut[PG_ALLOC >> 6].tolist()
+    passes += [(c, code, (PG_ALLOC >> 6) * (OWNER_SLAB + 1) + o)
+               for o, c in enumerate(alloc_row) if c != _PB_OTHER]
+    counts = np.zeros((nblocks, _PB_CATEGORIES), dtype=np.int64)
+    for c, values, value in passes:
+        per_page = (values == value).reshape(nblocks, 1 << shift)
+        counts[:, c] += per_page.sum(axis=1, dtype=np.int32)
+    heads = np.flatnonzero((state & PG_ORDER) != 0)  # heads of blocks above order 0
+    orders = (state[heads] & PG_ORDER).astype(np.int64)
+    head_cat = lut.ravel()[code[heads]]
+    small = orders < shift
+    if small.any():
+        counts += np.bincount(
+            (heads[small] >> shift) * _PB_CATEGORIES + head_cat[small],
+            weights=np.left_shift(1, orders[small]) - 1,
+            minlength=nblocks * _PB_CATEGORIES,
+        ).astype(np.int64).reshape(nblocks, _PB_CATEGORIES)
+    for pfn, order, c in zip(heads[~small].tolist(), orders[~small].tolist(),
+                             head_cat[~small].tolist(), strict=True):
+        first = pfn >> shift
+        counts[first:first + (1 << (order - shift)), c] += 1 << shift
+        counts[first, c] -= 1  # the head, counted above
+    return PageblockStats(
+        migratetype=np.array(zone.pageblock_types(), dtype=np.uint8),
+        free_pages=counts[:, _PB_FREE].copy(),
+        pcp_pages=counts[:, _PB_PCP].copy(),
+        movable_pages=counts[:, _PB_MOVABLE].copy(),
+        pinned_pages=counts[:, _PB_PINNED].copy(),
+        unmovable_pages=counts[:, _PB_UNMOVABLE].copy(),
+        slab_pages=counts[:, _PB_SLAB].copy(),
+    )

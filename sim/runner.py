@@ -22,7 +22,6 @@ import numpy as np
 import yaml
 
 from sim import __version__, metrics
-from sim.buddy import PageblockStats
 from sim.config import ExperimentConfig, load_config, resolve_variants, to_yaml
 from sim.machine import Machine
 from sim.procfs import buddyinfo_of, format_buddyinfo, format_pagetypeinfo, pagetypeinfo_of
@@ -42,7 +41,7 @@ def build_workloads(machine: Machine) -> list:
     return workloads
 
 
-def _memmap(stats: PageblockStats, machine: Machine, title: str) -> dict[str, np.ndarray]:
+def _memmap(stats: metrics.PageblockStats, machine: Machine, title: str) -> dict[str, np.ndarray]:
     data = {name: getattr(stats, name) for name in MEMMAP_FIELDS}
     data["pageblock_nr_pages"] = np.asarray(machine.zone.pageblock_nr_pages)
     data["title"] = np.asarray(title)
@@ -94,7 +93,7 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
     machine.start(workloads)
     # The pageblock sample at t = 0 and the start memory map read the same state, as
     # do a last sample at the end and the end map: one pageblock_stats each.
-    stats = machine.zone.pageblock_stats()
+    stats = metrics.pageblock_stats(machine.zone)
     stats_t = 0.0
     memmap_start = _memmap(stats, machine, "t = 0")
     recorder = Recorder()
@@ -107,7 +106,7 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
     while True:
         if t >= next_pb - 1e-9:
             if stats_t != t:
-                stats, stats_t = machine.zone.pageblock_stats(), t
+                stats, stats_t = metrics.pageblock_stats(machine.zone), t
             pb_values = machine.pageblock_snapshot(stats)
             next_pb += pb_every
         values = machine.snapshot()
@@ -128,7 +127,7 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
         "slabinfo": machine.caches.format_slabinfo(),
     }
     if stats_t != t:
-        stats = machine.zone.pageblock_stats()
+        stats = metrics.pageblock_stats(machine.zone)
     result.memmap = {"start": memmap_start, "end": _memmap(stats, machine, f"t = {until:g} s")}
     return result
 
@@ -199,7 +198,7 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
         "thp_attempts": attempts,
         "thp_successes": successes,
         "buddy": zone.stats.as_dict(),
-        "engine": machine.stats.as_dict(),
+        "engine": machine.engine_report(),
         # order-N allocation failures after the slow path, by order (DESIGN "Metrics")
         "alloc_failures_by_order": {str(o): n for o, n in
                                     enumerate(machine.failures_by_order) if n},
@@ -217,9 +216,9 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
             "errors": [str(e) for e in machine.defrag.errors[:10]],
         },
         "shrinker": {
-            "runs": machine.stats.shrinker_runs,
-            "objects_freed": machine.stats.shrinker_freed,
-            "objects_scanned": machine.stats.shrinker_scanned,
+            "runs": machine.reclaim.stats.shrinker_runs,
+            "objects_freed": machine.reclaim.stats.shrinker_freed,
+            "objects_scanned": machine.reclaim.stats.shrinker_scanned,
         },
         "evictions": {
             "slab_objects": sum(c.stats.objects_evicted for c in machine.caches),
@@ -404,7 +403,7 @@ def run_replay(
 
     from sim.defrag import DefragConfig, Defragmenter
     from sim.ftrace import TraceReader
-    from sim.machine import cache_metrics, zone_metrics
+    from sim.metrics import cache_metrics, zone_metrics
     from sim.replay import ReplayResult, build_replay
 
     config = validate_config_for_replay(overrides or [])

@@ -70,7 +70,7 @@ from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from sim.buddy import (
     ALLOC_KSWAPD,
@@ -83,6 +83,9 @@ from sim.buddy import (
 from sim.migratetype import MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
 from sim.native import mypyc_attr
 from sim.procfs import SlabinfoEntry, format_slabinfo
+
+if TYPE_CHECKING:
+    from sim.config import CacheConfig
 
 PAGE_SIZE: Final = 4096
 MAX_PAGE_ORDER: Final = 10
@@ -1357,3 +1360,66 @@ class SlabCaches:
     def check(self) -> None:
         for cache in self._by_id:
             cache.check()
+
+
+# ------------------------------------------------------------------ caches by name
+
+# Slot sizes (slabinfo objsize) of well-known caches on the real 6.18 x86-64 kernel of
+# the shared data (tests/data/kmem-traces/tmpfs-churn-20k-keep10/before.slabinfo).
+KNOWN_CACHE_SIZES: Final = {
+    "dentry": 192, "shmem_inode_cache": 752, "ext4_inode_cache": 1128, "xfs_inode": 1024,
+    "inode_cache": 624, "radix_tree_node": 584, "buffer_head": 104, "filp": 192,
+}
+
+
+def kmalloc_size(name: str) -> int | None:
+    """The slot size in a kmalloc cache's name: kmalloc-256, kmalloc-rcl-96, kmalloc-cg-8k."""
+    if not name.startswith("kmalloc-"):
+        return None
+    tail = name.rsplit("-", 1)[-1]
+    scale = 1024 if tail.endswith("k") else 1
+    digits = tail.rstrip("k")
+    return int(digits) * scale if digits.isdigit() else None
+
+
+def explicit_geometry(size: int, objects_per_slab: int | None, order: int | None,
+                      page_size: int) -> SlabGeometry:
+    """A geometry from ``caches:`` keys: the missing one of objects/order is derived."""
+    if order is None:
+        assert objects_per_slab is not None  # the config asks for one of the two
+        order = 0
+        while (page_size << order) // size < objects_per_slab:
+            order += 1
+    if objects_per_slab is None:
+        objects_per_slab = (page_size << order) // size
+    return SlabGeometry(size, objects_per_slab, order, page_size)
+
+
+def create_cache(caches: SlabCaches, name: str, size: int | None, spec: CacheConfig | None,
+                 vfs_cache_pressure: int) -> SlabCache:
+    """The cache ``name`` (``kmem_cache_create``), its slot size from ``caches.NAME``
+    of the config (``spec``), else ``size``, else the well-known caches' table or the
+    kmalloc name; geometry from ``calculate_order`` unless the spec gives
+    ``objects_per_slab`` or ``order``; the spec's rcu_free, min_partial and
+    cpu_partial_slabs when set."""
+    if spec is not None and spec.size:
+        size = spec.size
+    size = size or KNOWN_CACHE_SIZES.get(name) or kmalloc_size(name)
+    options: dict[str, object] = {}
+    geometry = None
+    if spec is not None:
+        if spec.objects_per_slab is not None or spec.order is not None:
+            if size is None:
+                raise ValueError(f"caches.{name}: expected a size with objects_per_slab/order")
+            geometry = explicit_geometry(size, spec.objects_per_slab, spec.order,
+                                         caches.zone.page_size)
+        if spec.rcu_free is not None:
+            options["rcu_free"] = spec.rcu_free
+        if spec.min_partial is not None:
+            options["min_partial"] = spec.min_partial
+        if spec.cpu_partial_slabs is not None:
+            options["cpu_partial_slabs"] = spec.cpu_partial_slabs
+    if size is None and geometry is None:
+        raise ValueError(f"caches.{name}: expected a size (no workload gave one)")
+    options["vfs_cache_pressure"] = vfs_cache_pressure
+    return caches.create(name, size, geometry=geometry, **options)

@@ -1,4 +1,6 @@
-"""Page-cache reclaim, reduced from mm/vmscan.c: one file LRU with a referenced bit.
+"""Page-cache and slab reclaim, reduced from mm/vmscan.c: one file LRU with a
+referenced bit, ``shrink_node`` over it and the shrinkers, and kswapd's
+``balance_pgdat`` loop (its SimPy process is in sim/daemons.py).
 
 The kernel keeps active and inactive lists per lruvec and ages pages between them
 (``shrink_active_list``, ``folio_check_references``). This model keeps one list in
@@ -10,18 +12,46 @@ Pages are identified by pfn and carry an owner id; evicting a page calls the own
 callback, which frees it (``__remove_mapping`` then ``free_unref_folios``). A page
 moved by compaction keeps its place in the LRU's bookkeeping under its new pfn, added
 back as the newest (``folio_putback_lru`` after migration).
+
+``Reclaim`` is a node's reclaim, plain synchronous code that tests drive directly:
+
+- ``shrink_node(nr_to_reclaim, priority)``: the file LRU's share for ``priority``
+  (``lru_pages >> priority``, at least SWAP_CLUSTER_MAX), then ``shrink_slab``: every
+  file system's super block shrinker (``super_cache_scan``: dentries and inodes in
+  proportion) and every other cache with an LRU of unused objects
+  (``do_shrink_slab``). Its cost (pages scanned and evicted, objects scanned) is left
+  in ``last_cost`` for the caller: direct reclaim stalls it, kswapd sleeps it. With
+  an ``after_shrink`` hook (``defrag.after_shrink``) the slab defragmenter runs at the
+  end of a shrinker round that freed something, as in Lameter's series.
+- ``balance_pgdat()``: kswapd's loop as a generator of each round's cost: rounds of
+  ``shrink_node(SWAP_CLUSTER_MAX * 4, priority)`` until the zone is above its high
+  watermark (order 0); a round that frees nothing lowers the priority, and kswapd
+  gives up after priority 0.
+
+Departures from 6.18 (issue "Reclaim, zones and CPUs as Linux 6.18 runs them" will
+remove them): ``pgdat_balanced`` ignores the order kswapd was woken for and there is
+no ``compact_gap``; boosted reclaim is not a separate pass; one LRU, no anonymous
+reclaim (no swap), no writeback, no ``sc->nr_to_reclaim`` accounting across nodes.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from sim.buddy import WMARK_HIGH, Zone
+from sim.objects import FileSystem
+from sim.slab import SlabCaches
+
+if TYPE_CHECKING:
+    from sim.config import ReclaimSection
+
 SWAP_CLUSTER_MAX: Final = 32
+DEF_PRIORITY: Final = 12
 # A scan for at least this many pages reads its first queue entries' per-pfn state in
 # one gather first (FileLru._prefetch).
 _PREFETCH_MIN: Final = 16
@@ -217,3 +247,95 @@ class FileLru:
         queue.frombytes(live.tobytes())
         self._queue = queue
         self._head = 0
+
+
+@dataclass
+class NodeReclaimStats:
+    """Counters of a node's reclaim (the LRU keeps its own in ``ReclaimStats``)."""
+
+    kswapd_reclaimed: int = 0  # page-cache plus slab pages freed for kswapd
+    kswapd_slab_freed: int = 0  # objects the shrinkers freed for kswapd
+    kswapd_giveups: int = 0  # kswapd runs ended at priority 0 with nothing reclaimable
+    shrinker_runs: int = 0
+    shrinker_freed: int = 0  # objects
+    shrinker_scanned: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class Reclaim:
+    """A node's reclaim: ``shrink_node`` and kswapd's ``balance_pgdat`` (see above)."""
+
+    def __init__(self, zone: Zone, lru: FileLru, caches: SlabCaches, cfg: ReclaimSection,
+                 after_shrink: Callable[[], object] | None = None) -> None:
+        self.zone = zone
+        self.lru = lru
+        self.caches = caches
+        self.cfg = cfg
+        self.after_shrink = after_shrink
+        self.filesystems: list[FileSystem] = []
+        # Caches a super block shrinker scans; the per-cache shrinker must not again.
+        self.fs_caches: set[str] = set()
+        self.stats = NodeReclaimStats()
+        self.last_cost = 0.0  # simulated seconds of the last shrink_node
+
+    def add_filesystem(self, fsys: FileSystem) -> None:
+        """A mounted file system: its super block shrinker joins ``shrink_slab``."""
+        self.filesystems.append(fsys)
+        self.fs_caches.update((fsys.dcache.name, fsys.icache.name))
+
+    def pgdat_balanced(self) -> bool:
+        """The zone is above its high watermark at order 0."""
+        zone = self.zone
+        return zone.zone_watermark_ok(0, zone.wmark_pages(WMARK_HIGH))
+
+    def shrink_node(self, nr_to_reclaim: int, priority: int, cpu: int = 0) -> int:
+        """One ``shrink_node`` round; returns page-cache pages plus slab pages freed and
+        leaves its cost in ``last_cost``."""
+        cfg = self.cfg
+        lru = self.lru
+        nr_lru = len(lru)
+        lru_scan = max(nr_lru >> priority, min(nr_lru, SWAP_CLUSTER_MAX))
+        before = lru.stats.scanned
+        evicted = lru.shrink(nr_to_reclaim, max_scan=lru_scan) if nr_lru else 0
+        cost = (lru.stats.scanned - before) * cfg.scan_cost + evicted * cfg.evict_cost
+        slab_pages_before = sum(c.nr_pages for c in self.caches)
+        freed = scanned = 0
+        for fsys in self.filesystems:
+            result = fsys.shrink(priority=priority, cpu=cpu)
+            freed += result.freed
+            scanned += result.scanned
+        fs_caches = self.fs_caches
+        for cache in self.caches:
+            if cache.nr_lru and cache.name not in fs_caches:
+                result = cache.shrink_slab(priority, cpu)
+                freed += result.freed
+                scanned += result.scanned
+        stats = self.stats
+        stats.shrinker_runs += 1
+        stats.shrinker_freed += freed
+        stats.shrinker_scanned += scanned
+        cost += scanned * cfg.slab_scan_cost
+        slab_pages_freed = max(0, slab_pages_before - sum(c.nr_pages for c in self.caches))
+        self.last_cost = cost
+        if freed and self.after_shrink is not None:
+            self.after_shrink()
+        return evicted + slab_pages_freed
+
+    def balance_pgdat(self) -> Iterator[float]:
+        """kswapd's reclaim until the zone is balanced; yields each round's cost (at
+        least 1 us), which kswapd sleeps before it looks at the zone again."""
+        stats = self.stats
+        priority = DEF_PRIORITY
+        while not self.pgdat_balanced():
+            freed_before = stats.shrinker_freed
+            reclaimed = self.shrink_node(SWAP_CLUSTER_MAX * 4, priority)
+            stats.kswapd_reclaimed += reclaimed
+            stats.kswapd_slab_freed += stats.shrinker_freed - freed_before
+            yield max(self.last_cost, 1e-6)
+            if reclaimed == 0 and stats.shrinker_freed == freed_before:
+                priority -= 1
+                if priority < 0:
+                    stats.kswapd_giveups += 1
+                    return

@@ -413,7 +413,7 @@ PB_FIELDS = ("free_pages", "pcp_pages", "movable_pages", "pinned_pages",
 
 
 def pageblock_stats_lists(zone):
-    stats = zone.pageblock_stats()
+    stats = metrics.pageblock_stats(zone)
     return {name: getattr(stats, name).tolist() for name in PB_FIELDS}
 
 
@@ -454,7 +454,7 @@ def test_pageblock_stats_account_every_page():
     zone.set_owner(live[0][0], OWNER_MOVABLE)
     for pfn, order in live[::3]:
         zone.free(pfn, order)
-    stats = zone.pageblock_stats()
+    stats = metrics.pageblock_stats(zone)
     total = (stats.free_pages + stats.pcp_pages + stats.movable_pages + stats.pinned_pages
              + stats.unmovable_pages + stats.slab_pages)
     assert total.sum() == zone.nr_pages

@@ -217,7 +217,7 @@ def test_sampler_final_row_agrees_with_metrics_on_the_final_zone(tmp_path, machi
     assert result.get("free_pages")[-1] == zone.nr_free_pages == metrics.free_pages(nr_free)
     (parsed,) = parse_buddyinfo(result.final["buddyinfo"])
     assert list(parsed.nr_free) == nr_free
-    stats = zone.pageblock_stats()
+    stats = metrics.pageblock_stats(zone)
     assert result.get("mixed_pageblocks")[-1] == metrics.mixed_pageblocks(
         stats.migratetype, stats.nonmovable_pages)
 
@@ -241,7 +241,7 @@ def test_mixed_pageblocks_counts_polluted_blocks_when_grouping_is_off(tmp_path):
           - {kind: kernel_alloc, rate: 500, lifetime: {dist: forever}}
         """, tmp_path)
     machine.env.run(until=2.0)
-    stats = machine.zone.pageblock_stats()
+    stats = metrics.pageblock_stats(machine.zone)
     polluted = int(np.count_nonzero((stats.nonmovable_pages > 0) & (stats.movable_pages > 0)))
     assert polluted > 0
     assert set(stats.migratetype.tolist()) == {0}  # all UNMOVABLE-typed: one list per order
@@ -269,63 +269,63 @@ KSWAPD_CONFIG = """
 def test_kswapd_wakes_below_low_reclaims_below_high_plus_boost_and_stops_there(tmp_path):
     machine = _machine(KSWAPD_CONFIG, tmp_path)
     zone = machine.zone
-    wakes, checks, shrinks, compactd_wakes = [], [], [], []
-    wakeup, balanced, shrink = machine.wakeup_kswapd, machine._balanced, machine.shrink_node
-    wakeup_kcompactd = machine.wakeup_kcompactd
+    kswapd = machine.kswapd
+    wakes, rounds, ends, compactd_wakes = [], [], [], []
+    wakeup, wakeup_kcompactd, reclaim = kswapd.wakeup, kswapd.wakeup_kcompactd, kswapd.reclaim
 
     def recording_wakeup(order=0):
         wakes.append((zone.nr_free_pages, zone.wmark_pages(WMARK_LOW), zone.watermark_boost))
         wakeup(order)
 
-    def recording_balanced():
-        ok = balanced()
-        checks.append((machine.stats.kswapd_runs, machine.kswapd_running, ok,
-                       zone.nr_free_pages, zone.wmark_pages(WMARK_HIGH), zone.watermark_boost))
-        return ok
+    class RecordingReclaim:
+        """kswapd's view of reclaim, recording the zone before each round and at the end."""
 
-    def recording_shrink(nr, priority, cpu=0, stall=False):
-        if not stall:
-            shrinks.append((zone.nr_free_pages, zone.wmark_pages(WMARK_HIGH)))
-        return shrink(nr, priority, cpu, stall)
+        def pgdat_balanced(self):
+            return reclaim.pgdat_balanced()
+
+        def balance_pgdat(self):
+            rounds_before = len(rounds)
+            steps = reclaim.balance_pgdat()
+            while True:
+                state = (zone.nr_free_pages, zone.wmark_pages(WMARK_HIGH))
+                try:
+                    cost = next(steps)
+                except StopIteration:
+                    ends.append((reclaim.pgdat_balanced(), len(rounds) - rounds_before,
+                                 zone.nr_free_pages, zone.wmark_pages(WMARK_HIGH),
+                                 zone.watermark_boost))
+                    return
+                rounds.append(state)
+                yield cost
 
     def recording_wakeup_kcompactd(order):
         compactd_wakes.append((order, zone.watermark_boost, machine.kswapd_running))
         wakeup_kcompactd(order)
 
-    machine.wakeup_kswapd = zone.on_wakeup_kswapd = recording_wakeup
-    machine._balanced = recording_balanced
-    machine.shrink_node = recording_shrink
-    machine.wakeup_kcompactd = recording_wakeup_kcompactd
+    kswapd.wakeup = zone.on_wakeup_kswapd = recording_wakeup
+    machine.page_alloc.wakeup_kswapd = recording_wakeup
+    kswapd.reclaim = RecordingReclaim()
+    kswapd.wakeup_kcompactd = recording_wakeup_kcompactd
     machine.env.run(until=5.0)
 
-    assert machine.stats.kswapd_runs >= 10
-    assert machine.stats.kswapd_reclaimed > 0
+    stats = machine.reclaim.stats
+    assert kswapd.stats.runs >= 10 and len(ends) >= kswapd.stats.runs - 1
+    assert stats.kswapd_reclaimed > 0
     assert zone.stats.watermark_boosts > 0
     # Woken only by an allocation that found the zone below its low watermark (which
     # includes the boost), or by a fallback that boosted the watermarks.
     assert wakes
     assert all(free <= low or boost for free, low, boost in wakes)
     # Reclaims only while not above high + boost (__zone_watermark_ok wants free > mark).
-    assert shrinks and all(free <= high for free, high in shrinks)
+    assert rounds and all(free <= high for free, high in rounds)
     # Each run ends at the first check that finds the zone above high + boost, unless
     # it gave up with nothing left to reclaim.
-    by_run: dict[int, list] = {}
-    for run, running, ok, free, high, boost in checks:
-        if running:
-            by_run.setdefault(run, []).append((ok, free, high, boost))
-    if machine.kswapd_running:
-        by_run.pop(machine.stats.kswapd_runs, None)
-    ended_balanced = 0
-    boosted_runs = 0
-    for seq in by_run.values():
-        assert not any(ok for ok, *_ in seq[:-1])
-        ok, free, high, boost = seq[-1]
-        if ok:
-            ended_balanced += 1
-            assert free > high == zone.high_wmark + boost
-            boosted_runs += boost > 0 and not seq[0][0]
-    assert ended_balanced == len(by_run) - machine.stats.kswapd_giveups > 0
-    assert boosted_runs > 0, "no run reclaimed up to a boosted high watermark"
+    balanced_ends = [e for e in ends if e[0]]
+    assert len(balanced_ends) == len(ends) - stats.kswapd_giveups > 0
+    assert all(free > high == zone.high_wmark + boost
+               for _, _, free, high, boost in balanced_ends)
+    assert any(boost > 0 and n for _, n, _, _, boost in balanced_ends), \
+        "no run reclaimed up to a boosted high watermark"
     # After a boosted run kswapd drops the boost and wakes kcompactd at pageblock order.
     boosted_ends = [w for w in compactd_wakes if w[0] == zone.pageblock_order]
     assert boosted_ends and all(boost == 0 and not running for _, boost, running in boosted_ends)

@@ -3,6 +3,7 @@
 import numpy as np
 from matplotlib.image import imread
 
+from sim import metrics
 from sim.buddy import Zone
 from sim.plots import plot_run
 from sim.results import Recorder, Result, read_timeseries, write_timeseries
@@ -22,7 +23,7 @@ def test_plots_redraw_from_files_only(tmp_path):
     write_timeseries(tmp_path / "timeseries.csv", results)
     zone = Zone(1 << 14)
     (tmp_path / "memmap").mkdir()
-    stats = zone.pageblock_stats()
+    stats = metrics.pageblock_stats(zone)
     np.savez(tmp_path / "memmap" / "end.npz", pageblock_nr_pages=512,
              **{name: getattr(stats, name) for name in (
                  "migratetype", "free_pages", "pcp_pages", "movable_pages", "pinned_pages",

@@ -71,11 +71,5 @@ class Phases(Workload):
         for child in self.children:
             child.samples(values)
 
-    def migrate_page(self, old: int, new: int, order: int) -> None:
-        for child in self.children:
-            hook = getattr(child, "migrate_page", None)
-            if hook is not None:
-                hook(old, new, order)
-
     def summary(self) -> dict[str, Any]:
         return {child.name: child.summary() for child in self.children}

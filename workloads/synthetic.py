@@ -214,13 +214,14 @@ class Anon(Workload):
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
+        machine.register_page_owner(self.migrate_page)
         self.pages = PageSet(machine.zone.nr_pages)
         self.page_size = machine.zone.page_size
         self.failed = self.allocated = 0
         self._carry = 0.0
 
-    def migrate_page(self, old: int, new: int, order: int) -> None:
-        self.pages.migrate(old, new)
+    def migrate_page(self, old: int, new: int, order: int) -> bool:
+        return self.pages.migrate(old, new)
 
     def _alloc(self, n: int) -> None:
         m = self.machine
@@ -303,6 +304,7 @@ class PageCache(Workload):
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
+        machine.register_page_owner(self.migrate_page)
         self.pages = PageSet(machine.zone.nr_pages)
         self.owner_id = machine.register_lru_owner(self._evicted, self._evicted_many)
         self.read = self.failed = self.evicted = self.hits = 0
@@ -318,8 +320,8 @@ class PageCache(Workload):
         self.evicted += len(pfns)
         self.machine.free_pages_batch(pfns, 0, _CPU0)
 
-    def migrate_page(self, old: int, new: int, order: int) -> None:
-        self.pages.migrate(old, new)
+    def migrate_page(self, old: int, new: int, order: int) -> bool:
+        return self.pages.migrate(old, new)
 
     def run(self):
         p = self.params
@@ -389,12 +391,13 @@ class ThpProbe(Workload):
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
+        machine.register_page_owner(self.migrate_page)
         self.attempts = self.successes = self.compacted = 0
         self.recent: list[int] = []
         self.held = PageSet(machine.zone.nr_pages)
 
-    def migrate_page(self, old: int, new: int, order: int) -> None:
-        self.held.migrate(old, new)
+    def migrate_page(self, old: int, new: int, order: int) -> bool:
+        return self.held.migrate(old, new)
 
     def run(self):
         p = self.params
@@ -466,6 +469,7 @@ class Fragment(Workload):
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
+        machine.register_page_owner(self.migrate_page)
         from array import array
 
         # Every allocation in order: its kind (0 movable, 1 unmovable, 2 slab) and its
@@ -476,12 +480,14 @@ class Fragment(Workload):
         self.failed = self.freed = 0
         self._carry = 0.0
 
-    def migrate_page(self, old: int, new: int, order: int) -> None:
+    def migrate_page(self, old: int, new: int, order: int) -> bool:
         slot = self.rev[old]
-        if slot >= 0:
-            self.handles[slot] = new
-            self.rev[new] = slot
-            self.rev[old] = -1
+        if slot < 0:
+            return False
+        self.handles[slot] = new
+        self.rev[new] = slot
+        self.rev[old] = -1
+        return True
 
     def run(self):
         p = self.params

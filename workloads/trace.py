@@ -32,10 +32,10 @@ class TraceReplay(Workload):
         super().__init__(machine, params, index)
         self.replayer = None
         self.reader = None
+        machine.register_page_owner(self.migrate_page)
 
-    def migrate_page(self, old: int, new: int, order: int) -> None:
-        if self.replayer is not None:
-            self.replayer.migrate_page(old, new, order)
+    def migrate_page(self, old: int, new: int, order: int) -> bool:
+        return self.replayer is not None and self.replayer.migrate_page(old, new, order)
 
     def run(self):
         from sim.ftrace import TraceReader

@@ -1,0 +1,141 @@
+"""The allocation slow path, shrink_node and kswapd's balance step, driven directly:
+no SimPy, a zone, a file LRU and the synchronous reclaim and allocator objects."""
+
+import pytest
+
+from sim.buddy import (
+    ALLOC_HIGHATOMIC,
+    ALLOC_KSWAPD,
+    ALLOC_MIN_RESERVE,
+    ALLOC_NO_WATERMARKS,
+    ALLOC_NON_BLOCK,
+    ALLOC_WMARK_MIN,
+    OWNER_MOVABLE,
+    WMARK_HIGH,
+    WMARK_LOW,
+    WMARK_MIN,
+    Zone,
+)
+from sim.compaction import Compactor
+from sim.config import ReclaimSection
+from sim.gfp import GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT
+from sim.migratetype import MIGRATE_MOVABLE
+from sim.page_alloc import PageAllocator, gfp_to_alloc_flags
+from sim.slab import SlabCaches
+from sim.vmscan import DEF_PRIORITY, SWAP_CLUSTER_MAX, FileLru, Reclaim
+
+
+class Node:
+    """A 64 MiB zone whose movable pages are all page cache on the file LRU."""
+
+    def __init__(self, nr_pages: int = 1 << 14) -> None:
+        self.zone = Zone(nr_pages, cpus=1, pcp=False)
+        self.lru = FileLru(lambda pfn, owner: self.zone.free(pfn, 0), nr_pages=nr_pages)
+        self.caches = SlabCaches(self.zone)
+        self.cfg = ReclaimSection()
+        self.reclaim = Reclaim(self.zone, self.lru, self.caches, self.cfg)
+        self.wakes: list[int] = []
+        self.failures: list[int] = []
+        self.alloc = PageAllocator(self.zone, self.reclaim, Compactor(self.zone),
+                                   wakeup_kswapd=self.wakes.append,
+                                   on_failure=self.failures.append)
+
+    def fill_page_cache(self, leave_free: int) -> None:
+        """Page-cache pages on the LRU until ``leave_free`` pages are free."""
+        while self.zone.nr_free_pages > leave_free:
+            pfn = self.zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, ALLOC_NO_WATERMARKS)
+            assert pfn is not None
+            self.lru.add(pfn, 0)
+
+
+def test_gfp_to_alloc_flags_follows_the_kernel():
+    assert gfp_to_alloc_flags(0, GFP_KERNEL) == ALLOC_WMARK_MIN | ALLOC_KSWAPD
+    assert gfp_to_alloc_flags(0, GFP_NOWAIT) == ALLOC_WMARK_MIN | ALLOC_KSWAPD | ALLOC_NON_BLOCK
+    # GFP_ATOMIC: __GFP_HIGH reaches into the min reserve; high orders may use the
+    # highatomic reserve.
+    atomic = ALLOC_WMARK_MIN | ALLOC_MIN_RESERVE | ALLOC_KSWAPD | ALLOC_NON_BLOCK
+    assert gfp_to_alloc_flags(0, GFP_ATOMIC) == atomic
+    assert gfp_to_alloc_flags(3, GFP_ATOMIC) == atomic | ALLOC_HIGHATOMIC
+
+
+def test_below_low_the_slow_path_wakes_kswapd_and_allocates_down_to_min():
+    node = Node()
+    zone = node.zone
+    low, min_ = zone.wmark_pages(WMARK_LOW), zone.wmark_pages(WMARK_MIN)
+    node.fill_page_cache(leave_free=(low + min_) // 2)
+    pfn = node.alloc.alloc_pages(0, GFP_KERNEL, 0, OWNER_MOVABLE)
+    assert pfn is not None
+    assert node.wakes == [0]
+    assert node.alloc.stats.slowpath == 1 and node.alloc.stats.direct_reclaim == 0
+    assert zone.nr_free_pages > min_
+
+
+def test_at_min_a_blocking_request_reclaims_a_cluster_and_stalls_for_it():
+    node = Node()
+    zone = node.zone
+    node.fill_page_cache(leave_free=zone.wmark_pages(WMARK_MIN) - 1)
+    before = len(node.lru)
+    pfn = node.alloc.alloc_pages(0, GFP_HIGHUSER_MOVABLE, 0, OWNER_MOVABLE)
+    stats = node.alloc.stats
+    assert pfn is not None
+    assert stats.direct_reclaim == 1
+    assert stats.direct_reclaimed >= SWAP_CLUSTER_MAX
+    assert len(node.lru) == before - stats.direct_reclaimed
+    scanned = node.lru.stats.scanned
+    assert stats.stall_s == pytest.approx(scanned * node.cfg.scan_cost
+                                          + stats.direct_reclaimed * node.cfg.evict_cost)
+    assert node.failures == []
+
+
+def test_a_request_that_cannot_block_fails_without_reclaim_and_is_counted():
+    node = Node()
+    zone = node.zone
+    node.fill_page_cache(leave_free=zone.wmark_pages(WMARK_MIN) - 1)
+    assert node.alloc.alloc_pages(2, GFP_NOWAIT, 0, OWNER_MOVABLE) is None
+    assert node.alloc.stats.direct_reclaim == 0
+    assert node.alloc.stats.alloc_failures == 1
+    assert node.alloc.failures_by_order[2] == 1 and node.failures == [2]
+    assert node.wakes == [2, 2]  # woken at the start and again before the retry
+
+
+def test_shrink_node_scans_the_priority_share_and_charges_its_cost():
+    node = Node()
+    node.fill_page_cache(leave_free=0)
+    nr = len(node.lru)
+    freed = node.reclaim.shrink_node(10_000, DEF_PRIORITY)
+    share = max(nr >> DEF_PRIORITY, min(nr, SWAP_CLUSTER_MAX))
+    assert node.lru.stats.scanned == share and freed == share
+    assert node.zone.nr_free_pages == share
+    assert node.reclaim.last_cost == pytest.approx(share * (node.cfg.scan_cost
+                                                            + node.cfg.evict_cost))
+    assert node.reclaim.stats.shrinker_runs == 1
+
+
+def test_balance_pgdat_reclaims_until_above_high_then_stops():
+    node = Node()
+    zone = node.zone
+    node.fill_page_cache(leave_free=0)
+    nr = len(node.lru)
+    costs = list(node.reclaim.balance_pgdat())
+    high = zone.wmark_pages(WMARK_HIGH)
+    assert node.reclaim.pgdat_balanced() and zone.nr_free_pages > high
+    # Each round evicts the LRU share of its priority (all referenced bits are clear,
+    # so the priority stays at DEF_PRIORITY), and kswapd stops at the first round
+    # that gets above high: one round less would not.
+    per_round = max(nr >> DEF_PRIORITY, SWAP_CLUSTER_MAX)
+    assert zone.nr_free_pages - per_round <= high
+    assert len(costs) == -(-(high + 1) // per_round)
+    assert all(c > 0 for c in costs)
+    assert node.reclaim.stats.kswapd_reclaimed == zone.nr_free_pages
+
+
+def test_balance_pgdat_with_nothing_to_reclaim_gives_up_after_priority_zero():
+    node = Node()
+    zone = node.zone
+    # Anonymous memory and no swap: nothing on the LRU, no shrinker.
+    while zone.nr_free_pages > zone.wmark_pages(WMARK_MIN) // 2:
+        assert zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, ALLOC_NO_WATERMARKS) is not None
+    costs = list(node.reclaim.balance_pgdat())
+    assert len(costs) == DEF_PRIORITY + 1  # priorities 12 .. 0, each a round of nothing
+    assert costs == [1e-6] * (DEF_PRIORITY + 1)
+    assert node.reclaim.stats.kswapd_giveups == 1
