@@ -68,7 +68,7 @@ def bare(memory_gib: int, ops: int, repeat: int) -> dict:
 
 
 def end_to_end(reference_ops_per_s: float, duration: str, repeat: int) -> dict:
-    from sim.config import load_config
+    from sim.experiment import load_config
     from sim.runner import run_machine
 
     rates, slab_rates, ops = [], [], 0

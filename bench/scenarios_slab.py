@@ -36,7 +36,8 @@ import simpy
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sim.buddy import Zone  # noqa: E402
-from sim.defrag import DefragConfig, Defragmenter  # noqa: E402
+from sim.config import DefragSection
+from sim.defrag import Defragmenter  # noqa: E402
 from sim.objects import FileSystem  # noqa: E402
 from sim.slab import SlabCache, SlabCaches  # noqa: E402
 
@@ -139,7 +140,7 @@ def scenario_free(fs_type: str = "disk", n: int = 100_000, keep: float = KEEP,
     icache = next(c for c in caches if c.name.endswith("inode_cache"))
     before = {c.name: cache_numbers(c) for c in (dcache, icache)}
     pages0 = {c.name: c.nr_pages for c in (dcache, icache)}
-    cfg = DefragConfig(max_slabs_per_pass=max_slabs_per_pass)
+    cfg = DefragSection(max_slabs_per_pass=max_slabs_per_pass)
     defrag = Defragmenter(env, caches, {dcache.name: mobility, icache.name: mobility}, cfg)
     t = time.perf_counter()
     run_pass(env, defrag, caches)

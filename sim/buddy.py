@@ -1447,6 +1447,10 @@ class Zone:
         """A copy of every pageblock's migratetype, in pfn order."""
         return list(self._pageblock_mt)
 
+    def report(self) -> dict[str, int]:
+        """The zone's counters for a run's summary (``buddy``)."""
+        return self.stats.as_dict()
+
     # ------------------------------------------------------------------ check()
 
     def check(self) -> None:

@@ -51,10 +51,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim import __version__
-from sim.config import _one_line, apply_override, load_yaml, parse_override, validate_config
+from sim.config import _one_line, apply_override, load_yaml, parse_override
 from sim.errors import FragsimError
+from sim.experiment import validate_config
 from sim.results import output_directory, write_json
-from sim.units import SIZE_UNITS, TIME_UNITS, format_duration, parse_duration, parse_size
+from sim.units import (
+    SIZE_UNITS,
+    TIME_UNITS,
+    format_quantity,
+    parse_duration,
+    parse_size,
+)
 
 CAPACITY_KEY = "capacity"
 SCAN_POINTS = 3  # interior probes of the first round, besides LO and HI
@@ -148,34 +155,6 @@ def parse_range(text: str) -> tuple[float, float, str]:
     if not lo < hi:
         raise FragsimError(f"--range: expected LO below HI, got {text!r}")
     return lo, hi, lo_kind
-
-
-def human_size(nbytes: float) -> str:
-    """Exact when whole in some unit (``4GiB``, ``1152MiB``), else three significant
-    digits (``33.6MiB``); with a sign for differences."""
-    sign = "-" if nbytes < 0 else ""
-    n = abs(nbytes)
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        scaled = n / SIZE_UNITS[unit]
-        if scaled >= 1 and scaled == int(scaled) and scaled < 10000:
-            return f"{sign}{int(scaled)}{unit}"
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        scaled = n / SIZE_UNITS[unit]
-        if scaled >= 1:
-            text = f"{scaled:.3g}" if scaled < 1000 else f"{scaled:.0f}"
-            return f"{sign}{text}{unit}"
-    return f"{sign}{n:g}B"
-
-
-def format_quantity(value: float | None, kind: str, digits: int = 6) -> str:
-    """A value of the varied key in its own units (``digits``: significant, for numbers)."""
-    if value is None or value != value:
-        return "-"
-    if kind == "size":
-        return human_size(value)
-    if kind == "duration":
-        return format_duration(value) if value >= 0 else "-" + format_duration(-value)
-    return f"{value:.{digits}g}"
 
 
 # ------------------------------------------------------------------ the search (pure)

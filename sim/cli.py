@@ -300,9 +300,11 @@ def _print_replay_table(summary: dict, config: dict, top: int = 5) -> None:
                                for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
     if defrag:
         d = summary["defrag"]
+        total = d.get("pages_returned_total", d.get("pages_returned", 0))
         print(f"  the defrag pass: {d.get('objects_moved', 0)} objects moved, "
-              f"{d.get('objects_evicted', 0)} evicted, {d.get('pages_returned', 0)} pages "
-              f"returned")
+              f"{d.get('objects_evicted', 0)} evicted; {total} pages returned "
+              f"({d.get('pages_returned', 0)} by the pass, "
+              f"{d.get('pages_returned_later', 0)} after the RCU grace period)")
 
 
 def add_validate(subparsers: argparse._SubParsersAction) -> None:
@@ -565,6 +567,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"  {trace['events']} events over {trace['span_s']:.3g} s of trace in "
           f"{summary['wall_s']:.3g} s ({summary['realtime_factor']:.2f}x real time); "
           f"{trace['bad_lines']} bad lines, {trace['unknown_frees']} unknown frees")
+    _print_headline(out)  # the slab table: what the trace did and what defrag would do
     if trace["bad_lines"]:
         # One line each on stderr, as a compiler prints them: FILE:LINE: REASON: 'TEXT'.
         shown = trace["first_bad_lines"]
@@ -581,10 +584,52 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if trace["bad_lines"] else 0
 
 
+# --- fragsim config-reference ---------------------------------------------------------
+
+
+def add_config_reference(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add(
+        subparsers, "config-reference", "print the config reference (docs/config.md)",
+        "Print the reference of every config key (type and unit, default, allowed values,\n"
+        "meaning) as Markdown, generated from the schema (sim/configdoc.py). With --check,\n"
+        "print nothing and exit 1 with one line if FILE is not what it would print.",
+        "fragsim config-reference > docs/config.md",
+    )
+    parser.add_argument("--check", nargs="?", const="docs/config.md", metavar="FILE",
+                        help="compare with FILE (default docs/config.md) instead of printing")
+    parser.set_defaults(run=cmd_config_reference)
+
+
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from sim.configdoc import config_reference
+
+    text = config_reference()
+    if args.check is None:
+        sys.stdout.write(text)
+        return 0
+    regenerate = f"regenerate it: fragsim config-reference > {args.check}"
+    try:
+        with open(args.check, encoding="utf-8") as f:
+            current = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        _print_error(f"{args.check}: cannot read: {getattr(e, 'strerror', None) or e}; "
+                     f"{regenerate}")
+        return 1
+    if current != text:
+        old, new = current.splitlines(), text.splitlines()
+        line = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+                    min(len(old), len(new))) + 1
+        _print_error(f"{args.check}:{line}: expected the config reference of the current "
+                     f"schema, got an out-of-date one; {regenerate}")
+        return 1
+    return 0
+
+
 # --- wiring ---------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_run, add_replay, add_sweep, add_capacity, add_validate, add_plot, add_extfrag]
+    add_run, add_replay, add_sweep, add_capacity, add_validate, add_plot, add_extfrag,
+    add_config_reference]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -74,8 +74,9 @@ Departures of the model, and why:
   target that cannot be found (-ENOMEM) ends the batch; the rest are put back.
 - No CMA, no HIGHATOMIC reserves, ``defrag_mode`` off, no hugetlb, no ``alloc_contig``.
 - Time: compaction is instantaneous in the allocator; the simulated seconds it would take
-  are charged from ``CompactionCosts`` per page scanned, isolated and migrated and reported
-  per run (``last_run.time_s``) and in total (``stats.time_s``), for the engine to spend.
+  are charged from ``CompactionSection``'s costs (sim/config.py) per page scanned, isolated
+  and migrated and reported per run (``last_run.time_s``) and in total (``stats.time_s``),
+  for the engine to spend.
 """
 
 from __future__ import annotations
@@ -100,14 +101,13 @@ from sim.buddy import (
     PG_TAIL,
     Zone,
 )
+from sim.config import CompactionSection
 from sim.metrics import fragmentation_index, fragmentation_score_node, fragmentation_score_zone
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_UNMOVABLE
 
 COMPACT_CLUSTER_MAX = 32  # SWAP_CLUSTER_MAX: pages isolated per migration batch
 COMPACT_MAX_DEFER_SHIFT = 6  # skip at most 1 << 6 = 64 compaction attempts
 HPAGE_FRAG_CHECK_INTERVAL_S = 0.5  # kcompactd's proactive check period (500 ms)
-DEFAULT_PROACTIVENESS = 20  # vm.compaction_proactiveness
-DEFAULT_EXTFRAG_THRESHOLD = 500  # vm.extfrag_threshold
 
 # -ENOMEM from migrate_pages: compaction_alloc found no target.
 ENOMEM = -12
@@ -174,31 +174,6 @@ def compact_gap(order: int) -> int:
 
 
 @dataclass
-class CompactionCosts:
-    """Simulated seconds per unit of compaction work.
-
-    The defaults reproduce the real anchor (tests/data/compaction/gupta-12g-keep1of4): its
-    ``compact_memory`` took 1.51 s wall, and the model of that run scans about 2.4 M pfns
-    with the migrate scanner and 0.8 M with the free scanner, isolates 0.59 M free and 0.59 M
-    movable pages and migrates 0.59 M pages (bench/anchor_gupta.py prints the counts). A
-    scanner step reads a struct page or two (~10 ns); isolating a page takes a lock and list
-    operations (~100 ns); migrating a 4 KiB anonymous page unmaps it, copies it and remaps it
-    with a TLB flush, which is what the remaining ~2.3 us per page pays for.
-    """
-
-    migrate_scan_s: float = 10e-9
-    free_scan_s: float = 10e-9
-    isolate_s: float = 100e-9
-    migrate_s: float = 2.3e-6
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"compaction cost {f.name}: expected seconds >= 0, got {value!r}")
-
-
-@dataclass
 class CompactionStats:
     """Counters, named after /proc/vmstat's compact_* and pgmigrate_* where it has one."""
 
@@ -217,7 +192,7 @@ class CompactionStats:
     slab_pages_vacated: int = 0  # slab pages emptied through the defragmenter's hook
     kcompactd_wakes: int = 0  # kcompactd_wake
     proactive_runs: int = 0  # proactive compact_node() passes
-    time_s: float = 0.0  # simulated compaction time, from CompactionCosts
+    time_s: float = 0.0  # simulated compaction time, from CompactionSection's costs
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -327,19 +302,18 @@ class Compactor:
     def __init__(
         self,
         zone: Zone,
+        cfg: CompactionSection | None = None,
         *,
-        proactiveness: int = DEFAULT_PROACTIVENESS,
-        extfrag_threshold: int = DEFAULT_EXTFRAG_THRESHOLD,
-        costs: CompactionCosts | None = None,
         slab_movable: bool = False,
         slab_page_mobile: Callable[[int], bool] | None = None,
         vacate_slab_page: Callable[[int], bool] | None = None,
         kswapd_is_running: Callable[[], bool] | None = None,
     ) -> None:
         self.zone = zone
-        self.proactiveness = _validate_int("compaction_proactiveness", proactiveness, 0, 100)
-        self.extfrag_threshold = _validate_int("extfrag_threshold", extfrag_threshold, 0, 1000)
-        self.costs = costs if costs is not None else CompactionCosts()
+        # The sysctls and costs: config's section, the one definition of each.
+        self.cfg = cfg = cfg if cfg is not None else CompactionSection()
+        self.proactiveness = cfg.proactiveness
+        self.extfrag_threshold = cfg.extfrag_threshold
         self.slab_movable = slab_movable
         # The defragmenter's hooks (sim/defrag.py sets them): is this slab page's cache
         # mobile, and empty this slab page now (True when the page was freed).
@@ -628,6 +602,10 @@ class Compactor:
             self.defer_compaction(order)
         return status
 
+    def report(self) -> dict[str, float]:
+        """The compaction counters, for a run's summary (``compaction``)."""
+        return self.stats.as_dict()
+
     def reset_isolation_suitable(self) -> None:
         """``__reset_isolation_suitable``: clear stale skip bits (kswapd calls it before
         sleeping), if a direct compaction's scanners met since the last reset."""
@@ -789,7 +767,7 @@ class Compactor:
         stats.migrate_scanned += cc.total_migrate_scanned
         stats.free_scanned += cc.total_free_scanned
         stats.slab_pages_vacated += cc.slab_vacated
-        costs = self.costs
+        costs = self.cfg
         run = CompactRun(
             ret, cc.order, cc.mode,
             migrate_scanned=stats.migrate_scanned - before[0],
@@ -800,10 +778,10 @@ class Compactor:
             slab_pages_vacated=stats.slab_pages_vacated - before[5],
         )
         run.time_s = (
-            run.migrate_scanned * costs.migrate_scan_s
-            + run.free_scanned * costs.free_scan_s
-            + run.isolated * costs.isolate_s
-            + run.migrated * costs.migrate_s
+            run.migrate_scanned * costs.migrate_scan_cost
+            + run.free_scanned * costs.free_scan_cost
+            + run.isolated * costs.isolate_cost
+            + run.migrated * costs.migrate_cost
         )
         stats.time_s += run.time_s
         self.last_run = run
@@ -1453,7 +1431,6 @@ __all__ = [
     "CompactPriority",
     "CompactResult",
     "CompactRun",
-    "CompactionCosts",
     "CompactionStats",
     "Compactor",
     "MigrateMode",

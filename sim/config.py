@@ -26,22 +26,20 @@ from __future__ import annotations
 
 import copy
 import difflib
-import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim import __version__
 from sim.errors import FragsimError
-from sim.units import format_duration, parse_duration, parse_size
+from sim.units import Duration, Size, format_duration
 
-Size = Annotated[int, BeforeValidator(parse_size)]
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+__all__ = ["Duration", "Size"]  # re-exported: the units of every section
 
 
 class Section(BaseModel):
@@ -101,34 +99,54 @@ class DefragSection(Section):
     """The slab defragmenter (sim/defrag.py) and what triggers it."""
 
     enabled: bool = False
-    used_ratio: int = Field(30, ge=0, le=100)
-    max_partial: int = Field(20, ge=0, le=100000)
-    max_slabs_per_pass: int = Field(0, ge=0)
-    pinned_policy: Literal["skip", "refuse"] = "skip"
-    rcu_wait: bool = False
-    batch: int = Field(16, ge=1, le=100000)
-    cost_get: Duration = 50e-9
-    cost_free: Duration = 2e-6
-    cost_move: Duration = 1e-6
+    used_ratio: int = Field(30, ge=0, le=100, description="a candidate slab has at most "
+                            "this % of its objects in use (defrag_used_ratio)")
+    max_partial: int = Field(20, ge=0, le=100000, description="only caches with more "
+                             "node-partial slabs are defragmented (MAX_PARTIAL)")
+    max_slabs_per_pass: int = Field(0, ge=0, description="0: every candidate")
+    pinned_policy: Literal["skip", "refuse"] = Field(
+        "skip", description="free mode: skip pinned objects, or refuse the slab")
+    rcu_wait: bool = Field(False, description="an RCU grace period after each batch")
+    rcu_grace: Duration | None = Field(
+        None, ge=0, description="the grace period rcu_wait waits (default: each cache's)")
+    batch: int = Field(16, ge=1, le=100000, description="objects per reclaim step")
+    cost_get: Duration = Field(50e-9, ge=0, description="per object examined by get()")
+    cost_free: Duration = Field(2e-6, ge=0, description="per object evicted")
+    cost_move: Duration = Field(1e-6, ge=0, description="per object moved")
+    cpu: int = Field(0, ge=0, le=1023, description="the CPU the defragmenter runs on: "
+                     "replacement objects come from its slabs")
     after_shrink: bool = Field(True, description="a pass at the end of each shrinker run")
     interval: Duration | None = Field(None, description="a periodic pass")
     on_failure: bool = Field(False, description="a pass on a high-order allocation failure")
-    failure_min_order: int = Field(1, ge=1, le=20)
+    failure_min_order: int = Field(1, ge=1, le=20, description="the lowest order whose "
+                                   "allocation failure triggers a pass (with on_failure)")
     at: list[Duration] = Field(default_factory=list, description="passes at given times")
 
 
 class CompactionSection(Section):
-    """Compaction (sim/compaction.py): kcompactd, direct compaction and their costs."""
+    """Compaction (sim/compaction.py): kcompactd, direct compaction and their costs.
+
+    The costs reproduce the real anchor (tests/data/compaction/gupta-12g-keep1of4): its
+    ``compact_memory`` took 1.51 s wall, and the model of that run scans about 2.4 M
+    pfns with the migrate scanner and 0.8 M with the free scanner, isolates 0.59 M free
+    and 0.59 M movable pages and migrates 0.59 M pages (bench/anchor_gupta.py prints
+    the counts). A scanner step reads a struct page or two (~10 ns); isolating a page
+    takes a lock and list operations (~100 ns); migrating a 4 KiB anonymous page unmaps
+    it, copies it and remaps it with a TLB flush, which is what the remaining ~2.3 us
+    per page pays for.
+    """
 
     enabled: bool = Field(True, description="kcompactd and direct compaction")
-    proactiveness: int = Field(20, ge=0, le=100)
-    extfrag_threshold: int = Field(500, ge=0, le=1000)
+    proactiveness: int = Field(20, ge=0, le=100, description="vm.compaction_proactiveness")
+    extfrag_threshold: int = Field(500, ge=0, le=1000, description="vm.extfrag_threshold")
     slab_movable: bool = Field(False, description="compaction vacates slab pages of "
                                "caches with a mobility, through the defragmenter")
-    migrate_scan_cost: Duration = 10e-9
-    free_scan_cost: Duration = 10e-9
-    isolate_cost: Duration = 100e-9
-    migrate_cost: Duration = 2.3e-6
+    migrate_scan_cost: Duration = Field(10e-9, ge=0, description="per pfn the migrate "
+                                        "scanner looks at")
+    free_scan_cost: Duration = Field(10e-9, ge=0, description="per pfn the free scanner "
+                                     "looks at")
+    isolate_cost: Duration = Field(100e-9, ge=0, description="per page isolated")
+    migrate_cost: Duration = Field(2.3e-6, ge=0, description="per page migrated")
 
 
 class ReclaimSection(Section):
@@ -287,24 +305,38 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+Validate = Callable[..., ExperimentConfig]  # validate_config's signature
+
+
 def load_config(
-    path: str | Path, overrides: Sequence[str] = (), variant: str | None = None
+    path: str | Path, overrides: Sequence[str] = (), variant: str | None = None,
+    validate: Validate | None = None,
 ) -> ExperimentConfig:
-    """Read, override and validate one config (or one of its variants)."""
+    """Read, override and validate one config (or one of its variants) against the
+    schema, or with ``validate`` (sim/experiment.py's, which checks the model too)."""
     raw = load_yaml(path)
-    return validate_config(raw, str(path), overrides, variant, check_length=True)
+    return (validate or validate_config)(raw, str(path), overrides, variant,
+                                         check_length=True)
 
 
 def validate_config(
     raw: dict[str, Any], source: str, overrides: Sequence[str] = (), variant: str | None = None,
-    *, check_names: bool = True, check_length: bool = False,
+    *, check_length: bool = False,
 ) -> ExperimentConfig:
-    """One validated config: ``raw`` with a variant's keys, then ``overrides``, applied.
+    """One config checked against the schema: ``raw`` with a variant's keys, then
+    ``overrides``, applied (sim/experiment.py checks it against the model too)."""
+    return parse_config(raw, source, overrides, variant, check_length=check_length)[0]
 
-    ``check_names=False`` accepts ``caches:`` names fragsim does not know (fragsim
-    replay: its caches come from a slabinfo only read later). ``check_length=True``
-    (``load_config``, ``resolve_variants``: a file to run) refuses ``duration: 0`` and
-    a ``sample_every`` longer than the run; fragsim capacity makes zero-length runs of
+
+def parse_config(
+    raw: dict[str, Any], source: str, overrides: Sequence[str] = (), variant: str | None = None,
+    *, check_length: bool = False,
+) -> tuple[ExperimentConfig, dict[tuple[str, ...], str]]:
+    """``validate_config``, and where each key came from (a variant, a ``--set``), for
+    the messages of later checks.
+
+    ``check_length=True`` (a file to run) refuses ``duration: 0`` and a
+    ``sample_every`` longer than the run; fragsim capacity makes zero-length runs of
     its own to list the summary's metrics."""
     data = copy.deepcopy(raw)
     # A sweep or capacity file is also a plain experiment: fragsim sweep / capacity read
@@ -344,9 +376,7 @@ def validate_config(
     _check_consistency(config, source, origins)
     if check_length:
         _check_length(config, source, origins)
-    _check_workloads(config, source, origins)
-    _check_caches(config, source, origins, check_names)
-    return config
+    return config, origins
 
 
 def _check_length(config: ExperimentConfig, source: str,
@@ -373,155 +403,6 @@ def _seed_list(value: Any, source: str) -> list[int] | None:
     return value
 
 
-def _check_workloads(
-    config: ExperimentConfig, source: str, origins: dict[tuple[str, ...], str]
-) -> None:
-    """Validate each workload's parameters against its class's schema, in place, and
-    what the schema cannot see: a CPU or a block order the machine does not have."""
-    from workloads import resolve_kind  # workloads import the engine; import late
-
-    for i, spec in enumerate(config.workloads):
-        try:
-            cls = resolve_kind(spec.kind)
-        except ValueError as e:
-            where = origins.get(("workloads", str(i), "kind"), source)
-            raise FragsimError(f"{where}: workloads.{i}.kind: {e}") from None
-        params = spec.model_dump(exclude={"kind"})
-        try:
-            validated = cls.Params.model_validate(params)
-        except ValidationError as e:
-            prefix = ("workloads", str(i))
-            raise FragsimError(_one_line(e, source, origins, prefix, cls.Params)) from None
-        dumped = validated.model_dump(mode="json")
-        for path, values in _workload_tree(("workloads", str(i)), dumped):
-            _check_machine_fits(config, path, values, origins, source)
-        object.__setattr__(spec, "__pydantic_extra__", dumped)
-
-
-def _workload_tree(path: tuple[str, ...], params: dict[str, Any]):
-    """(key path, parameters) of a workload and of every workload nested in its
-    ``steps`` (the phases workload), as validated and dumped."""
-    yield path, params
-    for k, step in enumerate(params.get("steps") or ()):
-        for j, child in enumerate(step.get("workloads") or ()):
-            yield from _workload_tree(path + ("steps", str(k), "workloads", str(j)), child)
-
-
-def _check_machine_fits(config: ExperimentConfig, path: tuple[str, ...],
-                        params: dict[str, Any], origins: dict[tuple[str, ...], str],
-                        source: str) -> None:
-    name = ".".join(path)
-
-    def where(key: str) -> str:
-        return origins.get(path + (key,), origins.get(path[:2], source))
-
-    cpu = params.get("cpu")
-    cpus = config.machine.cpus
-    if isinstance(cpu, int) and not 0 <= cpu < cpus:
-        raise FragsimError(f"{where('cpu')}: {name}.cpu: expected a CPU from 0 to {cpus - 1} "
-                           f"(machine.cpus is {cpus}), got {cpu}")
-    # A block order the zone cannot hold would fail at its first allocation.
-    max_order = config.machine.max_order
-    for key in ("order", "orders"):
-        value = params.get(key)
-        top = max((int(o) for o in value), default=None) if isinstance(value, dict) else value
-        if isinstance(top, int) and not isinstance(top, bool) and top > max_order:
-            raise FragsimError(f"{where(key)}: {name}.{key}: expected orders up to "
-                               f"machine.max_order ({max_order}), got {top}")
-
-
-def known_cache_names() -> set[str]:
-    """Caches fragsim knows by name: their sizes or kmem_cache_create flags."""
-    from sim.machine import KNOWN_CACHE_SIZES
-    from sim.slab import CACHE_FLAGS, RCU_FREED_CACHES
-
-    return set(KNOWN_CACHE_SIZES) | set(CACHE_FLAGS) | set(RCU_FREED_CACHES)
-
-
-def _is_kmalloc_name(name: str) -> bool:
-    from sim.machine import _kmalloc_size
-
-    return _kmalloc_size(name.removeprefix("dma-")) is not None
-
-
-def _check_caches(config: ExperimentConfig, source: str,
-                  origins: dict[tuple[str, ...], str], check_names: bool) -> None:
-    """Each ``caches:`` entry names a cache that will exist, and has a mobility that
-    does: ``none``, ``free``, ``move``, or an importable ``module:Class``."""
-    from sim.defrag import MOBILITY_NAMES
-
-    known = known_cache_names()
-    sized = {name for name, spec in config.caches.items() if spec.size}
-    named_by_workloads: set[str] = set()
-    any_name = not check_names
-    for i, spec in enumerate(config.workloads):
-        for path, params in _workload_tree(("workloads", str(i)), spec.model_extra or {}):
-            kind = params.get("kind", spec.kind if len(path) == 2 else None)
-            if kind == "trace":
-                names = _slabinfo_names(params.get("slabinfo"))
-                any_name = any_name or names is None
-                named_by_workloads |= names or set()
-            for key in ("cache", "inode_cache"):
-                name = params.get(key)
-                if not isinstance(name, str):
-                    continue
-                named_by_workloads.add(name)
-                if (key == "cache" and not params.get("size") and name not in known
-                        and name not in sized and not _is_kmalloc_name(name)):
-                    where = origins.get(path[:2] + (key,), origins.get(path[:2], source))
-                    raise FragsimError(
-                        f"{where}: {'.'.join(path)}.{key}: expected a cache fragsim knows "
-                        f"or a size (here or under caches.{name}), got {name!r}"
-                        f"{_suggest(name, known)}")
-    for name, spec in config.caches.items():
-        where = origins.get(("caches", name), source)
-        if not (any_name or name in known or name in sized or name in named_by_workloads
-                or _is_kmalloc_name(name)):
-            raise FragsimError(
-                f"{where}: caches.{name}: expected a cache fragsim knows, one a workload "
-                f"names, or a size to declare it, got {name!r}"
-                f"{_suggest(name, known | named_by_workloads)}")
-        mobility = spec.mobility
-        where = origins.get(("caches", name, "mobility"), where)
-        if mobility in MOBILITY_NAMES:
-            continue
-        if ":" not in mobility:
-            raise FragsimError(
-                f"{where}: caches.{name}.mobility: expected one of "
-                f"{', '.join(MOBILITY_NAMES)} or module:Class, got {mobility!r}"
-                f"{_suggest(mobility, set(MOBILITY_NAMES))}")
-        module_name, _, attr = mobility.partition(":")
-        try:
-            target = getattr(importlib.import_module(module_name), attr)
-        except Exception as e:  # noqa: BLE001 (a user's module may raise anything)
-            raise FragsimError(
-                f"{where}: caches.{name}.mobility: expected an importable module:Class, "
-                f"got {mobility!r} ({type(e).__name__}: {e})") from None
-        if not callable(target):
-            raise FragsimError(
-                f"{where}: caches.{name}.mobility: expected a class or factory for "
-                f"module:Class, got {mobility!r} (a {type(target).__name__})")
-
-
-def _suggest(name: str, choices: set[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _slabinfo_names(path: Any) -> set[str] | None:
-    """The cache names of a slabinfo file; None without one or when it cannot be read
-    (the trace workload says so when it runs)."""
-    if not isinstance(path, str):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return {line.split()[0] for line in lines
-            if line.strip() and not line.startswith(("#", "slabinfo"))}
-
-
 def _check_consistency(config: ExperimentConfig, source: str,
                        origins: dict[tuple[str, ...], str] | None = None) -> None:
     origins = origins or {}
@@ -545,6 +426,10 @@ def _check_consistency(config: ExperimentConfig, source: str,
             f"{where('machine', 'memory')}: machine.memory: expected a multiple of the page "
             f"size ({machine.page_size} bytes), got {machine.memory} bytes"
         )
+    if config.defrag.cpu >= machine.cpus:
+        raise FragsimError(
+            f"{where('defrag', 'cpu')}: defrag.cpu: expected a CPU from 0 to "
+            f"{machine.cpus - 1} (machine.cpus is {machine.cpus}), got {config.defrag.cpu}")
     pages = machine.memory // machine.page_size
     if pages < 4 << machine.pageblock_order:
         raise FragsimError(
@@ -554,7 +439,7 @@ def _check_consistency(config: ExperimentConfig, source: str,
 
 
 def resolve_variants(
-    path: str | Path, overrides: Sequence[str] = ()
+    path: str | Path, overrides: Sequence[str] = (), validate: Validate | None = None,
 ) -> dict[str, ExperimentConfig]:
     """One validated config per variant, or {"default": config} without variants.
 
@@ -564,11 +449,12 @@ def resolve_variants(
     ``NAME[KEY=VALUE,...]``, with one warning line on stderr: that variant is no longer
     what its name says. ``--set duration=10s`` on variants that all share the duration
     renames nothing."""
+    validate = validate or validate_config
     raw = load_yaml(path)
     variants = raw.get("variants") or {}
     if not isinstance(variants, dict) or not variants:
-        return {"default": validate_config(raw, str(path), overrides, check_length=True)}
-    configs = {name: validate_config(raw, str(path), overrides, name, check_length=True)
+        return {"default": validate(raw, str(path), overrides, check_length=True)}
+    configs = {name: validate(raw, str(path), overrides, name, check_length=True)
                for name in variants}
     renamed = _renamed_variants(raw, variants, overrides, str(path))
     return {renamed.get(name, str(name)): config for name, config in configs.items()}

@@ -60,6 +60,7 @@ from typing import Any, Protocol
 
 import simpy
 
+from sim.config import DefragSection
 from sim.slab import (
     F_DEFERRED,
     F_GHOST,
@@ -89,42 +90,6 @@ class Mobility(Protocol):
 
     def reclaim(self, cache: SlabCache, objects: list[int],
                 private: Any) -> Generator[simpy.Event, Any, None] | None: ...
-
-
-@dataclass
-class DefragConfig:
-    used_ratio: int = 30  # defrag_ratio / defrag_used_ratio, %
-    max_partial: int = 20  # MAX_PARTIAL of the series: only caches with more partial slabs
-    max_slabs_per_pass: int = 0  # 0: every candidate
-    pinned_policy: str = "skip"  # free mode: skip pinned objects, or refuse the slab
-    rcu_wait: bool = False  # an RCU grace period (rcu_barrier) after each batch
-    batch: int = 16  # objects per reclaim step (one SimPy timeout, one RCU wait)
-    cost_get: float = 50e-9  # s per object examined by get()
-    cost_free: float = 2e-6  # s per object evicted (a dentry prune, an inode eviction)
-    cost_move: float = 1e-6  # s per object moved (allocate, copy, re-point)
-    rcu_grace: float | None = None  # s; None: each cache's grace period
-    failure_min_order: int = 1  # allocation failures of this order or more trigger a pass
-    cpu: int = 0  # the CPU defrag runs on: replacements come from its slabs
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.used_ratio <= 100:
-            raise ValueError(f"used_ratio: expected a number from 0 to 100, got {self.used_ratio}")
-        if self.max_partial < 0:
-            raise ValueError(f"max_partial: expected >= 0, got {self.max_partial}")
-        if self.max_slabs_per_pass < 0:
-            raise ValueError(
-                f"max_slabs_per_pass: expected >= 0 (0: no limit), got {self.max_slabs_per_pass}"
-            )
-        if self.pinned_policy not in PINNED_POLICIES:
-            raise ValueError(f"pinned_policy: expected one of {', '.join(PINNED_POLICIES)}, "
-                             f"got {self.pinned_policy!r}")
-        if self.batch < 1:
-            raise ValueError(f"batch: expected >= 1, got {self.batch}")
-        for name in ("cost_get", "cost_free", "cost_move"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: expected a time >= 0, got {getattr(self, name)}")
-        if self.rcu_grace is not None and self.rcu_grace < 0:
-            raise ValueError(f"rcu_grace: expected a time >= 0, got {self.rcu_grace}")
 
 
 @dataclass
@@ -252,10 +217,10 @@ class Defragmenter:
 
     def __init__(self, env: simpy.Environment, caches: SlabCaches,
                  mobility: dict[str, str | Mobility] | None = None,
-                 config: DefragConfig | None = None) -> None:
+                 config: DefragSection | None = None) -> None:
         self.env = env
         self.caches = caches
-        self.config = config or DefragConfig()
+        self.config = config or DefragSection()
         self.stats = DefragStats()
         self.errors: list[DefragError] = []
         self.notes: list[str] = []
@@ -499,6 +464,22 @@ class Defragmenter:
         self._pass_process = self.env.process(self.run_pass(reason))
         return self._pass_process
 
+    def report(self) -> dict[str, Any]:
+        """The defragmenter's counters, for a run's summary (``defrag``)."""
+        later = sum(c.stats.defragged_pages_freed for c in self.caches)
+        return {
+            **self.stats.as_dict(),
+            # Slabs a pass left non-empty and that emptied later (mostly when the RCU
+            # grace period freed the old copies of moved or evicted objects): an upper
+            # bound on what the pass returned after it ended.
+            "pages_returned_later": later,
+            # One figure, its parts above: returned by the passes, and at most later.
+            "pages_returned_total": self.stats.pages_returned + later,
+            # The first of the errors user mobility callbacks raised (callback_errors
+            # counts them all): the run goes on without the failed call.
+            "errors": [str(e) for e in self.errors[:10]],
+        }
+
     def after_shrink(self) -> simpy.Process | None:
         """At the end of a shrinker run, as in Lameter's series."""
         return self.trigger("shrink")
@@ -533,16 +514,8 @@ class Defragmenter:
 
         return self.env.process(loop())
 
-    def report(self) -> dict[str, Any]:
-        """Counters, costs, errors and what-if labels, for summary.json."""
-        out: dict[str, Any] = dict(self.stats.as_dict())
-        out["errors"] = [str(e) for e in self.errors]
-        out["notes"] = list(self.notes)
-        return out
-
 
 __all__ = [
-    "DefragConfig",
     "DefragError",
     "DefragStats",
     "Defragmenter",

@@ -21,16 +21,17 @@ until one says it was its page.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import simpy
 
 from sim import metrics
 from sim.buddy import OWNER_MOVABLE, Zone
-from sim.compaction import CompactionCosts, Compactor
+from sim.compaction import Compactor
 from sim.config import ExperimentConfig
 from sim.daemons import Kcompactd, Kswapd, rcu_tick, vmstat_refresh
-from sim.defrag import DefragConfig, Defragmenter
+from sim.defrag import Defragmenter
 from sim.gfp import GFP_HIGHUSER_MOVABLE
 from sim.migratetype import MIGRATE_MOVABLE
 from sim.objects import FileSystem
@@ -52,23 +53,12 @@ class CountingEnvironment(simpy.Environment):
 
 
 def build_zone(config: ExperimentConfig) -> Zone:
-    m, b = config.machine, config.buddy
-    return Zone(
-        m.memory // m.page_size,
-        max_order=m.max_order,
-        pageblock_order=m.pageblock_order,
-        cpus=m.cpus,
-        pcp=b.pcp,
-        grouping_by_mobility=b.grouping_by_mobility,
-        free_list_order=b.free_list_order,
-        thp=b.thp,
-        nr_populated_zones=m.nr_populated_zones,
-        min_free_kbytes=b.min_free_kbytes,
-        watermark_scale_factor=b.watermark_scale_factor,
-        watermark_boost_factor=b.watermark_boost_factor,
-        percpu_pagelist_high_fraction=b.percpu_pagelist_high_fraction,
-        page_size=m.page_size,
-    )
+    """The zone of ``machine:`` and ``buddy:``: every key of the two sections is the
+    Zone argument of the same name (tests/test_config.py holds the two to one set of
+    names and defaults)."""
+    m = config.machine
+    return Zone(m.memory // m.page_size, **m.model_dump(exclude={"memory"}),
+                **config.buddy.model_dump())
 
 
 class Machine:
@@ -94,12 +84,7 @@ class Machine:
         self.caches = SlabCaches(zone, page_allocator=self._slab_page_allocator,
                                  rcu_grace=config.slab.rcu_grace, clock=self._now)
         self.caches.on_create = self._created
-        self.defrag = Defragmenter(env, self.caches, config=DefragConfig(
-            used_ratio=d.used_ratio, max_partial=d.max_partial,
-            max_slabs_per_pass=d.max_slabs_per_pass, pinned_policy=d.pinned_policy,
-            rcu_wait=d.rcu_wait, batch=d.batch, cost_get=d.cost_get, cost_free=d.cost_free,
-            cost_move=d.cost_move, failure_min_order=d.failure_min_order,
-        ))
+        self.defrag = Defragmenter(env, self.caches, config=d)
         self.lru = FileLru(self._evict_lru_page, self._evict_lru_pages if batched else None,
                            nr_pages=zone.nr_pages)
         self.register_page_owner(self._migrate_lru_page)
@@ -107,10 +92,7 @@ class Machine:
                                after_shrink=self.defrag.after_shrink
                                if d.enabled and d.after_shrink else None)
         self.compactor = Compactor(
-            zone, proactiveness=c.proactiveness, extfrag_threshold=c.extfrag_threshold,
-            costs=CompactionCosts(migrate_scan_s=c.migrate_scan_cost,
-                                  free_scan_s=c.free_scan_cost, isolate_s=c.isolate_cost,
-                                  migrate_s=c.migrate_cost),
+            zone, c,
             slab_movable=c.slab_movable and d.enabled,
             slab_page_mobile=self.defrag.slab_page_mobile,
             vacate_slab_page=self.defrag.vacate_now,
@@ -296,6 +278,25 @@ class Machine:
                                            "kswapd_giveups")},
             **self.kcompactd.stats.as_dict("kcompactd"),
             **reclaim,
+        }
+
+    def report(self) -> dict[str, Any]:
+        """Every component's report, as the sections of a run's summary."""
+        return {
+            "buddy": self.zone.report(),
+            "engine": self.engine_report(),
+            # order-N allocation failures after the slow path, by order
+            "alloc_failures_by_order": {str(o): n for o, n in
+                                        enumerate(self.page_alloc.failures_by_order) if n},
+            "compaction": self.compactor.report(),
+            "defrag": self.defrag.report(),
+            "shrinker": self.reclaim.report(),
+            "evictions": {
+                "slab_objects": sum(c.stats.objects_evicted for c in self.caches),
+                "page_cache_pages": self.lru.stats.evicted
+                + sum(c.stats.page_cache_evicted for c in self.caches),
+            },
+            "caches": self.caches.report(),
         }
 
     # ------------------------------------------------------------------ running

@@ -40,6 +40,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from sim.results import read_timeseries  # noqa: E402
 from sim.stats import RATE_TRIALS, ci_band, mean_ci, minmax_band, rate_interval  # noqa: E402
+from sim.units import format_quantity  # noqa: E402
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f")
@@ -1038,7 +1039,6 @@ def _quantity_axis(axis, kind: str, low: float, high: float) -> None:
     """Ticks in the key's own units; sizes at power-of-two steps (32MiB, 64MiB...)."""
     from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-    from sim.capacity import format_quantity
 
     if kind == "size" and high > low:
         axis.set_major_locator(MultipleLocator(2 ** math.floor(math.log2((high - low) / 5))))
@@ -1052,7 +1052,6 @@ def plot_capacity(out_dir: str | Path) -> Path | None:
     panel zooms in on them."""
     import json
 
-    from sim.capacity import format_quantity
 
     out_dir = Path(out_dir)
     data = json.loads((out_dir / "capacity.json").read_text(encoding="utf-8"))

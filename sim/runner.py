@@ -22,7 +22,8 @@ import numpy as np
 import yaml
 
 from sim import __version__, metrics
-from sim.config import ExperimentConfig, load_config, resolve_variants, to_yaml
+from sim.config import ExperimentConfig, to_yaml
+from sim.experiment import load_config, resolve_variants
 from sim.machine import Machine
 from sim.procfs import buddyinfo_of, format_buddyinfo, format_pagetypeinfo, pagetypeinfo_of
 from sim.results import Recorder, Result, RunDirectory, write_atomic, write_json, write_timeseries
@@ -178,7 +179,6 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
     start = machine.config.measure_from
     start = start if start < machine.config.duration else 0.0
     successes, attempts = _thp_counts(thp, result, start)
-    later = sum(c.stats.defragged_pages_freed for c in machine.caches)
     summary: dict[str, Any] = {
         "variant": result.variant,
         "seed": result.seed,
@@ -197,39 +197,7 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
         "thp_success_rate": successes / attempts if attempts else math.nan,
         "thp_attempts": attempts,
         "thp_successes": successes,
-        "buddy": zone.stats.as_dict(),
-        "engine": machine.engine_report(),
-        # order-N allocation failures after the slow path, by order (DESIGN "Metrics")
-        "alloc_failures_by_order": {str(o): n for o, n in
-                                    enumerate(machine.failures_by_order) if n},
-        "compaction": machine.compactor.stats.as_dict(),
-        "defrag": {
-            **machine.defrag.stats.as_dict(),
-            # Slabs a pass left non-empty and that emptied later (mostly when the RCU
-            # grace period freed the old copies of moved or evicted objects): an upper
-            # bound on what the pass returned after it ended.
-            "pages_returned_later": later,
-            # One figure, its parts above: returned by the passes, and at most later.
-            "pages_returned_total": machine.defrag.stats.pages_returned + later,
-            # The first of the errors user mobility callbacks raised (callback_errors
-            # counts them all): the run goes on without the failed call.
-            "errors": [str(e) for e in machine.defrag.errors[:10]],
-        },
-        "shrinker": {
-            "runs": machine.reclaim.stats.shrinker_runs,
-            "objects_freed": machine.reclaim.stats.shrinker_freed,
-            "objects_scanned": machine.reclaim.stats.shrinker_scanned,
-        },
-        "evictions": {
-            "slab_objects": sum(c.stats.objects_evicted for c in machine.caches),
-            "page_cache_pages": machine.lru.stats.evicted
-            + sum(c.stats.page_cache_evicted for c in machine.caches),
-        },
-        "caches": {c.name: {"active_objs": c.slabinfo_entry().active_objs,
-                            "num_slabs": c.nr_slabs, "pages": c.nr_pages,
-                            "slabs_allocated": c.stats.alloc_slab,
-                            "slabs_freed": c.stats.free_slab}
-                   for c in machine.caches},
+        **machine.report(),
         "workloads": {w.name: w.summary() for w in workloads},
     }
     if machine.defrag.notes:
@@ -401,7 +369,7 @@ def run_replay(
     """
     import simpy
 
-    from sim.defrag import DefragConfig, Defragmenter
+    from sim.defrag import Defragmenter
     from sim.ftrace import TraceReader
     from sim.metrics import cache_metrics, zone_metrics
     from sim.replay import ReplayResult, build_replay
@@ -442,12 +410,7 @@ def run_replay(
     summary["complete"] = bool(reader.stats.complete)
     if config.defrag.enabled:
         env = simpy.Environment(initial_time=replayer.now)
-        d = config.defrag
-        defrag = Defragmenter(env, setup.caches, config=DefragConfig(
-            used_ratio=d.used_ratio, max_partial=d.max_partial,
-            max_slabs_per_pass=d.max_slabs_per_pass, pinned_policy=d.pinned_policy,
-            rcu_wait=d.rcu_wait, batch=d.batch, cost_get=d.cost_get, cost_free=d.cost_free,
-            cost_move=d.cost_move))
+        defrag = Defragmenter(env, setup.caches, config=config.defrag)
         for name, spec in config.caches.items():
             if spec.mobility == "none":
                 continue
@@ -463,7 +426,7 @@ def run_replay(
         env.process(defrag.run_pass("after the trace"))
         env.run()
         setup.caches.rcu_advance(math.inf)
-        summary["defrag"] = defrag.stats.as_dict()
+        summary["defrag"] = defrag.report()  # the layout of a run's defrag section
         if defrag.notes:
             summary["notes"] = list(dict.fromkeys(defrag.notes))
         values = zone_metrics(setup.zone)
@@ -514,8 +477,9 @@ def validate_config_for_replay(overrides: list[str]) -> ExperimentConfig:
     zone's size), the ``defrag.*`` keys of REPLAY_DEFRAG_KEYS and
     ``caches.NAME.mobility`` (with ``defrag.enabled=true``). Any other key is refused
     with a one-line error naming it, never ignored."""
-    from sim.config import parse_override, validate_config
+    from sim.config import parse_override
     from sim.errors import FragsimError
+    from sim.experiment import validate_for_replay
 
     mobility = []
     for text in overrides:
@@ -530,7 +494,7 @@ def validate_config_for_replay(overrides: list[str]) -> ExperimentConfig:
         raise FragsimError(
             f"--set {text}: {key}: expected a key fragsim replay applies (machine.memory, "
             f"defrag.{{{','.join(REPLAY_DEFRAG_KEYS)}}}, caches.NAME.mobility), got {key!r}")
-    config = validate_config({}, "fragsim replay", overrides, check_names=False)
+    config = validate_for_replay(overrides)
     if not config.defrag.enabled:
         for text, name in mobility:
             if config.caches[name].mobility != "none":

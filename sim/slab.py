@@ -1354,6 +1354,15 @@ class SlabCaches:
     def slabinfo_entries(self) -> list[SlabinfoEntry]:
         return [c.slabinfo_entry() for c in self._by_id]
 
+    def report(self) -> dict[str, dict[str, int]]:
+        """Per cache, for a run's summary: active objects and slabs as slabinfo counts
+        them, pages, and the slabs allocated and freed over the run."""
+        return {c.name: {"active_objs": c.slabinfo_entry().active_objs,
+                         "num_slabs": c.nr_slabs, "pages": c.nr_pages,
+                         "slabs_allocated": c.stats.alloc_slab,
+                         "slabs_freed": c.stats.free_slab}
+                for c in self}
+
     def format_slabinfo(self) -> str:
         return format_slabinfo(self.slabinfo_entries())
 

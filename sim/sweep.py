@@ -102,7 +102,6 @@ from sim.config import (
     load_yaml,
     parse_override,
     to_yaml,
-    validate_config,
 )
 from sim.errors import FragsimError
 from sim.executors import (  # noqa: F401  (re-exported: sim.sweep named them first)
@@ -114,6 +113,7 @@ from sim.executors import (  # noqa: F401  (re-exported: sim.sweep named them fi
     default_jobs,
     open_executor,
 )
+from sim.experiment import validate_config
 from sim.results import (
     TIMESERIES_COLUMNS,
     RunDirectory,
@@ -402,7 +402,8 @@ def _config_hash(configs: dict[str, ExperimentConfig], seed: int) -> str:
 # a point (they present, search or dispatch): editing those reruns nothing.
 SOURCE_PACKAGES = ("sim", "workloads")
 NOT_IN_A_POINT = frozenset({"sim/__main__.py", "sim/cli.py", "sim/plots.py",
-                            "sim/capacity.py", "sim/executors.py"})
+                            "sim/capacity.py", "sim/executors.py", "sim/configdoc.py",
+                            "sim/workers.py"})
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 # Config keys whose ``module:Class`` value loads user code.
 PLUGIN_KEYS = ("kind", "mobility")

@@ -7,6 +7,9 @@ guessed at, since kernel documentation and tools disagree on what they mean.
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
 
 SIZE_UNITS = {
     "B": 1,
@@ -86,3 +89,37 @@ def format_duration(seconds: float) -> str:
         if scaled >= 1 and abs(scaled - round(scaled)) < 1e-9:
             return f"{round(scaled)}{unit}"
     return f"{seconds:g}s"
+
+
+# The config schema's quantities: a number, or a string with a unit.
+Size = Annotated[int, BeforeValidator(parse_size)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def human_size(nbytes: float) -> str:
+    """Exact when whole in some unit (``4GiB``, ``1152MiB``), else three significant
+    digits (``33.6MiB``); with a sign for differences."""
+    sign = "-" if nbytes < 0 else ""
+    n = abs(nbytes)
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        scaled = n / SIZE_UNITS[unit]
+        if scaled >= 1 and scaled == int(scaled) and scaled < 10000:
+            return f"{sign}{int(scaled)}{unit}"
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        scaled = n / SIZE_UNITS[unit]
+        if scaled >= 1:
+            text = f"{scaled:.3g}" if scaled < 1000 else f"{scaled:.0f}"
+            return f"{sign}{text}{unit}"
+    return f"{sign}{n:g}B"
+
+
+def format_quantity(value: float | None, kind: str, digits: int = 6) -> str:
+    """A value in its own units: ``kind`` is "size", "duration" or anything else (a
+    plain number, ``digits`` significant)."""
+    if value is None or value != value:
+        return "-"
+    if kind == "size":
+        return human_size(value)
+    if kind == "duration":
+        return format_duration(value) if value >= 0 else "-" + format_duration(-value)
+    return f"{value:.{digits}g}"

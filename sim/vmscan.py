@@ -285,6 +285,12 @@ class Reclaim:
         self.filesystems.append(fsys)
         self.fs_caches.update((fsys.dcache.name, fsys.icache.name))
 
+    def report(self) -> dict[str, int]:
+        """The shrinkers' work, for a run's summary (``shrinker``)."""
+        stats = self.stats
+        return {"runs": stats.shrinker_runs, "objects_freed": stats.shrinker_freed,
+                "objects_scanned": stats.shrinker_scanned}
+
     def pgdat_balanced(self) -> bool:
         """The zone is above its high watermark at order 0."""
         zone = self.zone

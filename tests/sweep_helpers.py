@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from sim.config import Duration
+from sim.units import Duration
 from workloads.base import Workload, WorkloadParams
 
 

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from test_golden import PRESSURE
 
 from sim.buddy import ALLOC_KSWAPD, ALLOC_WMARK_LOW, Zone
-from sim.config import load_config, validate_config
 from sim.errors import FragsimError
+from sim.experiment import load_config, validate_config
 from sim.gfp import GFP_HIGHUSER_MOVABLE
 from sim.machine import Machine
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from sim.buddy import (
     ALLOC_NO_WATERMARKS,
@@ -28,10 +29,11 @@ from sim.buddy import (
 )
 from sim.compaction import (
     COMPACT_MAX_DEFER_SHIFT,
-    CompactionCosts,
     Compactor,
     CompactResult,
 )
+from sim.config import CompactionSection
+from sim.errors import FragsimError
 from sim.metrics import fragmentation_index
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 
@@ -282,7 +284,7 @@ def test_async_direct_compaction_takes_only_source_blocks_of_its_migratetype():
 
 def test_proactive_compaction_stops_at_the_low_score_watermark():
     zone = keep_one_of_four(nr_pages=1 << 15)
-    compactor = Compactor(zone, proactiveness=20)
+    compactor = Compactor(zone, CompactionSection(proactiveness=20))
     assert (compactor.fragmentation_score_wmark(True),
             compactor.fragmentation_score_wmark(False)) == (80, 90)
     assert compactor.fragmentation_score_node() > 90
@@ -301,9 +303,9 @@ def test_proactive_compaction_stops_at_the_low_score_watermark():
 
 def test_proactive_watermarks_follow_618_leeway_not_a_fixed_ten():
     zone = Zone(1 << 12)
-    assert [Compactor(zone, proactiveness=p).fragmentation_score_wmark(False)
+    assert [Compactor(zone, CompactionSection(proactiveness=p)).fragmentation_score_wmark(False)
             for p in (0, 20, 90, 96, 100)] == [100, 90, 15, 6, 0]
-    assert Compactor(zone, proactiveness=96).fragmentation_score_wmark(True) == 4
+    assert Compactor(zone, CompactionSection(proactiveness=96)).fragmentation_score_wmark(True) == 4
 
 
 # --------------------------------------------------------------------------- gates
@@ -370,8 +372,8 @@ def test_fragmentation_index_gate_applies_only_above_order_3():
     result, pfn = compactor.try_to_compact_pages(4, M, prio="sync_light")
     assert (result, pfn, compactor.stats.runs) == (R.COMPACT_SKIPPED, None, 0)
     # A lower threshold lets it through.
-    assert Compactor(zone, extfrag_threshold=400).compaction_suit_allocation_order(
-        4, 0, False) == R.COMPACT_CONTINUE
+    lower = Compactor(zone, CompactionSection(extfrag_threshold=400))
+    assert lower.compaction_suit_allocation_order(4, 0, False) == R.COMPACT_CONTINUE
     # The same shape one order down (order-2 holes, an order-3 request) has the same
     # index, but order 3 is not costly: no gate.
     zone = order_k_holes(2)
@@ -447,9 +449,6 @@ def test_skip_bits_are_set_by_direct_compaction_and_ignored_by_manual():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda z: Compactor(z, proactiveness=101), "compaction_proactiveness"),
-        (lambda z: Compactor(z, extfrag_threshold=-1), "extfrag_threshold"),
-        (lambda z: Compactor(z, costs=CompactionCosts(migrate_s=-1e-6)), "migrate_s"),
         (lambda z: Compactor(z).try_to_compact_pages(0), "compaction order"),
         (lambda z: Compactor(z).try_to_compact_pages(11), "compaction order"),
         (lambda z: Compactor(z).try_to_compact_pages(4, prio="fast"), "priority"),
@@ -464,6 +463,22 @@ def test_bad_names_thresholds_and_orders_raise_one_line_errors(make, message):
         make(Zone(1 << 12))
     text = str(excinfo.value)
     assert message in text and "\n" not in text and "expected" in text
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("proactiveness", 101), ("extfrag_threshold", -1), ("migrate_cost", -1e-6)])
+def test_bad_sysctls_and_costs_are_refused_by_the_config_section(setting, value):
+    # The sysctls and costs have one definition: sim/config.py's CompactionSection.
+    with pytest.raises(ValidationError, match=setting):
+        Compactor(Zone(1 << 12), CompactionSection(**{setting: value}))
+    with pytest.raises(FragsimError, match=f"compaction.{setting}: expected"):
+        load_config_text({"compaction": {setting: value}})
+
+
+def load_config_text(data):
+    from sim.experiment import validate_config
+
+    return validate_config(data, "x.yaml")
 
 
 # --------------------------------------------------------------------------- the anchor

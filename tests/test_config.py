@@ -1,13 +1,15 @@
 """Config loading: units, overrides, variants and one-line errors."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
 import sim
-from sim.config import load_config, resolve_variants, to_yaml, validate_config
+from sim.config import to_yaml
 from sim.errors import FragsimError
+from sim.experiment import load_config, resolve_variants, validate_config
 from sim.units import format_duration, format_size, parse_duration, parse_size
 
 
@@ -407,3 +409,31 @@ def test_fragsim_run_refuses_a_huge_machine_before_it_starts(tmp_path, capsys, m
                           "computer can simulate")
     assert "estimated to need 1.2 GiB (64 B per page x 16777216 pages + fixed)" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_the_zone_takes_machine_and_buddy_keys_by_name_with_the_same_defaults():
+    # One definition of each setting: Zone's keyword defaults (for direct use, as in the
+    # README) are the config's, and build_zone passes the sections by key name.
+    # Read from the source: the compiled Zone's signature is (*args, **kwargs).
+    import ast
+
+    from sim.config import BuddyConfig, MachineConfig
+
+    tree = ast.parse(Path("sim/buddy.py").read_text())
+    init = next(node for cls in tree.body if isinstance(cls, ast.ClassDef)
+                and cls.name == "Zone" for node in cls.body
+                if isinstance(node, ast.FunctionDef) and node.name == "__init__")
+    params = {a.arg: ast.literal_eval(d)
+              for a, d in zip(init.args.kwonlyargs, init.args.kw_defaults, strict=True)}
+    for section in (MachineConfig, BuddyConfig):
+        for name, field in section.model_fields.items():
+            if name == "memory":
+                continue
+            assert name in params, f"{section.__name__}.{name} is not a Zone argument"
+            assert params[name] == field.default, name
+
+
+def test_defrag_cpu_must_be_a_cpu_of_the_machine():
+    with pytest.raises(FragsimError, match=r"defrag.cpu: expected a CPU from 0 to 1 "
+                                           r"\(machine.cpus is 2\), got 2"):
+        validate_config({"defrag": {"cpu": 2}, "machine": {"cpus": 2}}, "x.yaml")

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.buddy import Zone
-from sim.defrag import DefragConfig, Defragmenter
+from sim.config import DefragSection
+from sim.defrag import Defragmenter
 from sim.slab import F_HELD, W_FREED, W_FROZEN, W_NODE_PARTIAL, BadSlabFree, SlabCaches
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "scenarios_slab.py"
@@ -140,7 +141,7 @@ def test_get_that_refuses_but_holds_objects_is_reported_and_released():
 @pytest.mark.parametrize("mobility", ["free", "move"])
 def test_a_free_during_reclaim_is_applied_exactly_once(mobility):
     env, zone, caches, cache, kept = sparse_cache(lru=mobility == "free")
-    cfg = DefragConfig(cost_get=1e-3, cost_free=1e-3, cost_move=1e-3)
+    cfg = DefragSection(cost_get=1e-3, cost_free=1e-3, cost_move=1e-3)
     d = Defragmenter(env, caches, {"dentry": mobility}, cfg)
     first = cache.candidate_slabs(30)[0]
     victim = cache.objects_of(first)[0]
@@ -211,7 +212,7 @@ def test_rcu_freed_cache_keeps_moved_out_slots_until_a_grace_period():
     cache.check()
 
     env, zone, caches, cache, kept = sparse_cache(rcu=True)
-    d = Defragmenter(env, caches, {"dentry": "move"}, DefragConfig(rcu_wait=True))
+    d = Defragmenter(env, caches, {"dentry": "move"}, DefragSection(rcu_wait=True))
     assert run(env, d.run_pass()) > 20  # rcu_barrier per batch: freed within the pass
     assert d.stats.rcu_wait_time >= cache.rcu_grace
     cache.check()
@@ -235,7 +236,7 @@ def test_free_mode_refuse_policy_leaves_slabs_with_pinned_objects_alone():
     pinned = kept[:10]
     for oid in pinned:
         cache.get_ref(oid)
-    d = Defragmenter(env, caches, {"dentry": "free"}, DefragConfig(pinned_policy="refuse"))
+    d = Defragmenter(env, caches, {"dentry": "free"}, DefragSection(pinned_policy="refuse"))
     run(env, d.run_pass())
     pinned_slabs = {id(cache.slab_of(o)) for o in pinned}
     assert d.stats.slabs_refused == len(pinned_slabs)
@@ -312,7 +313,7 @@ def test_user_reclaim_spends_simulated_time_and_the_longest_freeze_is_reported()
 
 def test_costs_are_charged_per_object_examined_and_moved():
     env, zone, caches, cache, kept = sparse_cache()
-    cfg = DefragConfig(cost_get=1e-6, cost_move=1e-5)
+    cfg = DefragSection(cost_get=1e-6, cost_move=1e-5)
     d = Defragmenter(env, caches, {"dentry": "move"}, cfg)
     run(env, d.run_pass())
     examined = d.stats.objects_moved  # every examined object was movable and moved
@@ -338,7 +339,7 @@ def test_vacate_empties_one_specific_slab_page():
 
 def test_compaction_hooks_vacate_synchronously_and_charge_the_waits():
     env, zone, caches, cache, kept = sparse_cache(rcu=True)
-    d = Defragmenter(env, caches, {"dentry": "move"}, DefragConfig(rcu_wait=True))
+    d = Defragmenter(env, caches, {"dentry": "move"}, DefragSection(rcu_wait=True))
     slab = cache.candidate_slabs(30)[0]
     other = caches.create("kmalloc-64", 64)
     assert d.slab_page_mobile(slab.pfn)
@@ -362,7 +363,7 @@ def test_only_caches_with_more_than_max_partial_slabs_are_defragmented():
     assert cache.nr_partial <= 20
     run(env, d.run_pass())
     assert d.stats.slabs_frozen == 0
-    d.config = DefragConfig(max_partial=10, max_slabs_per_pass=3)
+    d.config = DefragSection(max_partial=10, max_slabs_per_pass=3)
     run(env, d.run_pass())
     assert d.stats.slabs_frozen == 3
 
@@ -370,7 +371,7 @@ def test_only_caches_with_more_than_max_partial_slabs_are_defragmented():
 def test_triggers_start_passes():
     env, zone, caches, cache, kept = sparse_cache()
     d = Defragmenter(env, caches, {"dentry": HoldAll(env, wait=0.01)},
-                     DefragConfig(max_partial=0))
+                     DefragSection(max_partial=0))
     assert d.on_alloc_failure(0) is None  # an order-0 failure is not a high-order one
     assert d.after_shrink() is not None
     assert d.trigger() is None  # one pass at a time
@@ -389,7 +390,7 @@ def test_dentry_move_is_labelled_a_what_if():
     d = Defragmenter(env, caches, {"dentry": "move", "radix_tree_node": "move"})
     assert d.notes == ["dentry: move for dentries and inodes is a what-if: never implemented "
                        "in any kernel"]
-    assert "what-if" in d.report()["notes"][0]
+    assert "what-if" in d.notes[0]
 
 
 def test_bad_mobility_and_config_are_clear_errors():
@@ -399,11 +400,11 @@ def test_bad_mobility_and_config_are_clear_errors():
         Defragmenter(env, caches, {"dentry": "shred"})
     with pytest.raises(ValueError, match="expected an object with get"):
         Defragmenter(env, caches, {"dentry": object()})
-    with pytest.raises(ValueError, match="used_ratio: expected a number from 0 to 100, "
-                                         "got 130"):
-        DefragConfig(used_ratio=130)
+    with pytest.raises(ValueError, match="used_ratio\n  Input should be less than or equal "
+                                         "to 100"):
+        DefragSection(used_ratio=130)
     with pytest.raises(ValueError, match="pinned_policy"):
-        DefragConfig(pinned_policy="maybe")
+        DefragSection(pinned_policy="maybe")
 
 
 # --------------------------------------------------------------------------- property
@@ -455,7 +456,7 @@ def test_random_interleavings_of_workload_and_defrag_conserve_objects_and_pages(
         cache.lru_add(oid)
     cache.flush_cpu_slabs()  # the sparse slabs on the node partial list
     # Slow callbacks, so that the workload's operations fall inside reclaim.
-    cfg = DefragConfig(max_partial=0, rcu_wait=rcu_wait, cost_get=1e-4, cost_free=2e-3,
+    cfg = DefragSection(max_partial=0, rcu_wait=rcu_wait, cost_get=1e-4, cost_free=2e-3,
                        cost_move=2e-3, batch=4)
     d = Defragmenter(env, caches, {"dentry": mobility}, cfg)
 

@@ -26,7 +26,7 @@ import sim.runner
 from sim import metrics
 from sim.buddy import WMARK_HIGH, WMARK_LOW
 from sim.cli import main
-from sim.config import load_config
+from sim.experiment import load_config
 from sim.machine import Machine
 from sim.procfs import parse_buddyinfo, parse_pagetypeinfo, parse_slabinfo
 from sim.results import TIMESERIES_COLUMNS, Result
@@ -487,7 +487,7 @@ def test_a_bad_override_names_the_set_option(tmp_path, capsys):
 
 PLUGIN = '''
 from workloads.base import Workload, WorkloadParams
-from sim.config import Duration
+from sim.units import Duration
 
 
 class Boom(Workload):
@@ -746,7 +746,7 @@ def test_sim_run_picks_a_variant_by_name():
 def test_slabs_a_move_pass_empties_after_the_rcu_grace_period_are_counted():
     # tmpfs churn, move what-if: the pass moves live objects out of sparse slabs; the
     # slabs empty only when RCU frees the old copies, after the pass has ended.
-    from sim.config import load_config
+    from sim.experiment import load_config
     from sim.runner import run_machine
 
     config = load_config("configs/tmpfs_churn.yaml", ["duration=3s"], variant="defrag-move")

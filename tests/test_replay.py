@@ -10,7 +10,8 @@ import simpy
 from trace_helpers import dentry_alloc, dentry_free
 
 from sim.buddy import OWNER_MOVABLE, Zone
-from sim.defrag import DefragConfig, Defragmenter
+from sim.config import DefragSection
+from sim.defrag import Defragmenter
 from sim.errors import FragsimError
 from sim.ftrace import (
     EV_CACHE_ALLOC,
@@ -267,7 +268,7 @@ def test_free_mode_defrag_evicts_no_traced_object_and_move_mode_relocates_them()
     assert live == 42 + 21
     dentry.flush_cpu_slabs()  # the sparse slabs onto the node partial list
     env = simpy.Environment()
-    config = DefragConfig(max_partial=0, used_ratio=30, cost_free=0, cost_move=0, cost_get=0)
+    config = DefragSection(max_partial=0, used_ratio=30, cost_free=0, cost_move=0, cost_get=0)
     defrag = Defragmenter(env, caches, {"dentry": "free"}, config)
     env.process(defrag.run_pass())
     env.run()

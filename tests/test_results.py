@@ -200,7 +200,7 @@ def test_time_averages_count_from_measure_from():
 
 
 def test_a_runs_thp_success_and_averages_start_at_measure_from(tmp_path):
-    from sim.config import load_config
+    from sim.experiment import load_config
     from sim.runner import run_machine
 
     path = tmp_path / "small.yaml"
@@ -217,7 +217,7 @@ def test_a_runs_thp_success_and_averages_start_at_measure_from(tmp_path):
 
 
 def test_pages_returned_is_one_figure_with_its_parts(tmp_path):
-    from sim.config import load_config
+    from sim.experiment import load_config
     from sim.runner import run_machine
 
     config = load_config("configs/tmpfs_churn.yaml", ["duration=3s"], variant="defrag-move")

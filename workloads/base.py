@@ -25,7 +25,7 @@ import numpy as np
 import simpy
 from pydantic import BaseModel, ConfigDict, Field
 
-from sim.config import Duration
+from sim.units import Duration
 from workloads.expiry import ExpiryQueue
 from workloads.pageset import PageSet
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sim.config import Size
+from sim.units import Size
 from workloads.base import Workload, WorkloadParams
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sim.config import Duration
+from sim.units import Duration
 from workloads.base import Workload, WorkloadParams
 
 

@@ -17,7 +17,6 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from sim.buddy import OWNER_MOVABLE, OWNER_PINNED, OWNER_UNMOVABLE
-from sim.config import Duration, Size
 from sim.gfp import (
     __GFP_NORETRY,
     __GFP_NOWARN,
@@ -27,6 +26,7 @@ from sim.gfp import (
     GFP_TRANSHUGE_LIGHT,
 )
 from sim.metrics import avail, unusable_index
+from sim.units import Duration, Size
 from workloads.base import Lifetime, PageSet, Workload, WorkloadParams
 from workloads.objloop import LiveObjects
 
