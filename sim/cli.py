@@ -179,7 +179,7 @@ def _print_headline(out) -> None:
     """What the experiment is about, per variant: THP success and time-averaged avail[9]
     from ``measure_from`` on, with 95 % intervals (a rate's inside [0, 1]); for slab
     experiments the slab counts at the end and the pages the defragmenter returned. A
-    replay directory (summary.json without variants) prints its slab table."""
+    replay directory (summary.json of kind "replay") prints its slab table."""
     import json
     import math
     import statistics
@@ -193,8 +193,8 @@ def _print_headline(out) -> None:
         config = yaml.safe_load((out / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
         config = {}
-    if "variants" not in summary:
-        _print_replay_table(summary, config)
+    if summary.get("kind") == "replay":
+        _print_replay_table(summary["variants"]["replay"]["runs"][0], config)
         return
 
     def number(value: float) -> str:

@@ -432,11 +432,18 @@ def run_replay(
         values = zone_metrics(setup.zone)
         values.update(cache_metrics(setup.caches))
         recorder.sample(env.now, values)
+    final = setup.caches.report()  # a run's keys: the state at the end
     for name, entry in summary["caches"].items():
-        if name in setup.caches:
-            cache = setup.caches[name]
-            entry["num_slabs_final"] = cache.nr_slabs
-            entry["active_objs_final"] = cache.slabinfo_entry().active_objs
+        if name in final:
+            entry["num_slabs_final"] = final[name]["num_slabs"]
+            entry["active_objs_final"] = final[name]["active_objs"]
+            for key in ("num_slabs", "pages", "slabs_freed"):
+                entry.setdefault(key, final[name][key])
+    zone = setup.zone
+    summary = {"variant": "replay", "seed": 0, **summary,
+               "avail": {str(o): metrics.avail(zone.nr_free, o)
+                         for o in range(zone.max_order + 1)},
+               "buddy": zone.report()}
     out_dir = Path(out) if out is not None else Path("results") / f"replay-{Path(trace).name}"
     series = Result("replay", 0, np.asarray(recorder.times), recorder.series())
     with RunDirectory(out_dir) as run_dir:
@@ -449,8 +456,12 @@ def run_replay(
             "caches": {k: v.model_dump(mode="json") for k, v in config.caches.items()},
         }, sort_keys=False))
         write_timeseries(path / "timeseries.csv", [series])
-        write_json(path / "summary.json", summary)
-        zone = setup.zone
+        # The layout of a run's summary.json: one variant ("replay"), one run.
+        write_json(path / "summary.json", {
+            "fragsim_version": __version__, "name": out_dir.name, "kind": "replay",
+            "complete": summary["complete"],
+            "variants": {"replay": {"runs": [summary], **aggregate([summary])}},
+        })
         write_atomic(path / "final" / "buddyinfo", format_buddyinfo([buddyinfo_of(zone)]))
         write_atomic(path / "final" / "pagetypeinfo", format_pagetypeinfo(pagetypeinfo_of(zone)))
         write_atomic(path / "final" / "slabinfo", setup.caches.format_slabinfo())

@@ -15,6 +15,15 @@ from sim.procfs import parse_slabinfo
 EXAMPLE = Path(__file__).resolve().parent.parent / "configs/examples/tmpfs-churn-20k-keep10"
 
 
+def replay_run(out):
+    """The one run of a replay's summary.json, which has a run's layout."""
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kind"] == "replay" and list(summary["variants"]) == ["replay"]
+    (run,) = summary["variants"]["replay"]["runs"]
+    assert run["complete"] == summary["complete"]
+    return run
+
+
 def replay(tmp_path, name, *extra):
     out = tmp_path / name
     code = main(["replay", str(EXAMPLE / "trace.txt.xz"),
@@ -34,7 +43,7 @@ def runs(tmp_path_factory):
             "--set", f"caches.shmem_inode_cache.mobility={mode}"]
         code, path = replay(tmp, mode, *extra)
         assert code == 0
-        out[mode] = (path, json.loads((path / "summary.json").read_text()))
+        out[mode] = (path, replay_run(path))
     return out
 
 
@@ -86,7 +95,7 @@ def test_a_truncated_trace_writes_results_marked_incomplete(tmp_path):
     code = main(["replay", str(cut), "--slabinfo", str(EXAMPLE / "before.slabinfo"),
                  "--out", str(tmp_path / "out"), "--no-plots"])
     assert code == 1
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    summary = replay_run(tmp_path / "out")
     assert summary["complete"] is False and summary["trace"]["error"]
     assert summary["trace"]["events"] > 0
 
@@ -143,7 +152,7 @@ def test_bad_lines_go_to_stderr_and_summary_json_and_exit_1(tmp_path, capsys):
     assert [int(e.split(":")[2]) for e in err[1:]] == [2, 3, 4, 5, 6, 8, 9, 10, 11, 12]
     assert "duplicated free of ptr=p1: freed at line 7" in err[6]
     assert "11 bad lines" in captured.out
-    summary = json.loads((out / "summary.json").read_text())
+    summary = replay_run(out)
     t = summary["trace"]
     assert t["bad_lines"] == 11 and t["events"] == 3  # allocs of p1 and p6, free of p1
     assert t["bad_lines_by_kind"] == {"duplicate_free": 3, "free_of_bad_alloc": 1,
@@ -157,7 +166,7 @@ def test_bad_lines_go_to_stderr_and_summary_json_and_exit_1(tmp_path, capsys):
 def test_a_clean_small_trace_exits_0_with_nothing_on_stderr(tmp_path, capsys):
     code, _, out = small_replay(tmp_path, [alloc("1.0", "p1"), free("1.1", "p1")])
     assert code == 0 and capsys.readouterr().err == ""
-    assert json.loads((out / "summary.json").read_text())["trace"]["bad_lines"] == 0
+    assert replay_run(out)["trace"]["bad_lines"] == 0
 
 
 @pytest.mark.parametrize("setting", [
@@ -204,3 +213,30 @@ def test_a_slabinfo_row_that_contradicts_itself_is_an_error_naming_the_line(tmp_
     assert code == 2 and not out.exists() and len(err) == 1
     assert err[0] == (f"fragsim: error: {tmp_path / 'before.slabinfo'}:2: dentry: expected "
                       "active_objs <= num_slabs x objperslab (2 x 21 = 42), got 50")
+
+
+def test_a_replays_summary_has_a_runs_layout_and_keys(tmp_path):
+    from sim.experiment import validate_config
+    from sim.runner import run_machine
+
+    code, _, out = small_replay(tmp_path, [alloc("1.0", "p1"), alloc("1.1", "p2"),
+                                           free("1.2", "p1")],
+                                "--set", "defrag.enabled=true",
+                                "--set", "caches.dentry.mobility=free")
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    replayed = replay_run(out)
+    assert summary["variants"]["replay"]["n"] == 1
+    assert summary["variants"]["replay"]["mean"]["avail.9"] == replayed["avail"]["9"]
+    ran = run_machine(validate_config({"duration": "100ms", "sample_every": "100ms",
+                                       "machine": {"memory": "16MiB"},
+                                       "workloads": [{"kind": "slab_churn",
+                                                      "cache": "dentry", "rate": 100}]},
+                                      "x.yaml"), 1, "default").summary
+    for key in ("variant", "seed", "wall_s", "avail", "buddy", "defrag", "caches"):
+        assert key in replayed, key
+    assert set(ran["avail"]) == set(replayed["avail"])
+    assert set(ran["buddy"]) == set(replayed["buddy"])
+    assert set(ran["caches"]["dentry"]) <= set(replayed["caches"]["dentry"])
+    assert {"pages_returned", "pages_returned_later", "pages_returned_total"} <= \
+        set(replayed["defrag"])
