@@ -1063,6 +1063,43 @@ class Zone:
     def pcp_pages(self) -> int:
         return sum(pcp.count for pcp in self.pcp)
 
+    # ------------------------------------------------------------------ order-0 fast path
+
+    # The order-0 per-CPU fast path, defined once: alloc(), alloc_batch(), free() and
+    # free_batch() call these two when the conditions they check hold (see alloc()
+    # and free()). The pfn is an object (Any), not an int: compiled, an int argument
+    # would be unboxed and boxed again for each use as an index or a list item.
+
+    def _pcp_fast_alloc(self, pcp: PerCpuPages, lst: deque, owner: int) -> Any:
+        """``rmqueue_pcplist`` for an order-0 page when ``lst``, a pcp list of ``pcp``, is
+        not empty: pop its head and hand it out to ``owner``."""
+        pcp.free_count >>= 1
+        pcp.count -= 1
+        pfn = lst.pop()
+        self._state[pfn] = PG_ALLOC
+        self._owner[pfn] = owner
+        return pfn
+
+    def _pcp_fast_free(self, pcp: PerCpuPages, page: Any, mt: int) -> bool:
+        """``free_frozen_page_commit`` for an allocated order-0 page of pcp migratetype
+        ``mt`` while ``pcp->high`` is settled (clamped once by first use, auto-tuning,
+        no reclaim, zone above high: ``_fast_ok``): the page goes on its list if the
+        list stays below high, with no drain. Same effect as the general path. False,
+        and nothing done, when the list would reach high."""
+        count = pcp.count + 1
+        if count >= pcp.high:
+            return False
+        if pcp.alloc_factor:
+            pcp.alloc_factor >>= 1
+        self._state[page] = PG_PCP
+        pcp.lists[mt].append(page)
+        pcp.count = count
+        if pcp.flags:
+            pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
+        if pcp.free_count < pcp.free_count_max:
+            pcp.free_count += 1
+        return True
+
     # ------------------------------------------------------------------ free
 
     def _free_one_page(self, pfn: int, order: int, mt: int, to_tail: bool) -> None:
@@ -1143,12 +1180,8 @@ class Zone:
             pcp = self.pcp[cpu]
             lst = pcp.lists[migratetype]
             if lst:
-                pcp.free_count >>= 1
-                pcp.count -= 1
-                pfn = lst.pop()
-                self._state[pfn] = PG_ALLOC
-                self._owner[pfn] = _DEFAULT_OWNER[migratetype] if owner is None else owner
-                return pfn
+                return self._pcp_fast_alloc(
+                    pcp, lst, _DEFAULT_OWNER[migratetype] if owner is None else owner)
         return self._alloc(order, migratetype, cpu, owner, alloc_flags)
 
     def _alloc(
@@ -1214,23 +1247,10 @@ class Zone:
         if bad:
             raise BadFree(self._describe_bad_free(pfn, order))
         mt = self._pageblock_mt[pfn >> self.pageblock_order]
-        if not order and self._fast_ok and not to_tail and mt <= 2:
-            # free_frozen_page_commit for an order-0 page while pcp->high is settled
-            # (clamped once by first use, auto-tuning, no reclaim, zone above high)
-            # and the list stays below it: no drain. Same effect as the general path.
-            pcp = self.pcp[cpu]
-            count = pcp.count + 1
-            if count < pcp.high:
-                if pcp.alloc_factor:
-                    pcp.alloc_factor >>= 1
-                state[page] = PG_PCP
-                pcp.lists[mt].append(page)
-                pcp.count = count
-                if pcp.flags:
-                    pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
-                if pcp.free_count < pcp.free_count_max:
-                    pcp.free_count += 1
-                return
+        if (not order and self._fast_ok and not to_tail and mt <= 2
+                and self._pcp_fast_free(self.pcp[cpu], page, mt)):
+            # The order-0 fast path took it. Same effect as the general path.
+            return
         if (
             self.pcp_enabled
             and not to_tail
@@ -1264,8 +1284,6 @@ class Zone:
         (tests/test_batching.py holds it to that); there are no callbacks to the
         caller except ``on_wakeup_kswapd``, which only wakes a daemon.
         """
-        state = self._state
-        owners = self._owner
         pcps = self.pcp
         pcp_type = 0 <= migratetype < MIGRATE_PCPTYPES
         fast_flags = alloc_flags == _FAST_ALLOC_FLAGS and pcp_type
@@ -1281,14 +1299,8 @@ class Zone:
                 if fast:
                     lst = lists[c]
                     if lst:
-                        # alloc()'s unrolled order-0 path, inline.
-                        pcp = pcps[c]
-                        pcp.free_count >>= 1
-                        pcp.count -= 1
-                        pfn = lst.pop()
-                        state[pfn] = PG_ALLOC
-                        owners[pfn] = default_owner if o is None else o
-                        out.append(pfn)
+                        out.append(self._pcp_fast_alloc(
+                            pcps[c], lst, default_owner if o is None else o))
                         continue
                 pfn = self.alloc(0, migratetype, c, o, alloc_flags)
                 if pfn is None:
@@ -1331,22 +1343,9 @@ class Zone:
                 if (not order and self._fast_ok and 0 <= pfn < self.nr_pages
                         and state[pfn] == PG_ALLOC):
                     mt = pb_mt[pfn >> shift]
-                    if mt <= 2:
-                        # free()'s unrolled order-0 path, inline.
-                        pcp = pcps[c]
-                        count = pcp.count + 1
-                        if count < pcp.high:
-                            if pcp.alloc_factor:
-                                pcp.alloc_factor >>= 1
-                            state[pfn] = PG_PCP
-                            pcp.lists[mt].append(pfn)
-                            pcp.count = count
-                            if pcp.flags:
-                                pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
-                            if pcp.free_count < pcp.free_count_max:
-                                pcp.free_count += 1
-                            done += 1
-                            continue
+                    if mt <= 2 and self._pcp_fast_free(pcps[c], pfn, mt):
+                        done += 1
+                        continue
                 self.free(pfn, order, c)
         finally:
             self.nr_free_calls += done
