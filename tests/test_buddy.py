@@ -6,6 +6,8 @@ Claim and steal cases are worked out by hand from ``__rmqueue_claim``,
 pageset sizes against the real /proc/zoneinfo in tests/data.
 """
 
+import random
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -16,18 +18,27 @@ from sim import metrics
 from sim.buddy import (
     ALLOC_KSWAPD,
     ALLOC_NO_WATERMARKS,
+    ALLOC_NOFRAGMENT,
+    ALLOC_WMARK_LOW,
     OWNER_MOVABLE,
     OWNER_PINNED,
     OWNER_RECLAIMABLE,
     OWNER_SLAB,
     OWNER_UNMOVABLE,
+    PG_PCP,
+    RMQUEUE_NORMAL,
     BadFree,
     BuddyStats,
     Zone,
     zone_batchsize,
     zone_highsize,
 )
-from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+from sim.migratetype import (
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_TYPES,
+    MIGRATE_UNMOVABLE,
+)
 from sim.procfs import parse_zoneinfo
 
 DATA = Path(__file__).parent / "data"
@@ -346,6 +357,58 @@ def test_pcp_off_frees_straight_to_the_buddy_lists():
 def _real_zones():
     text = (DATA / "compaction/gupta-12g-keep1of4/zoneinfo-after-run").read_text()
     return [z for z in parse_zoneinfo(text) if z.managed]
+
+
+def fragmented_zone(seed: int) -> Zone:
+    """8192 pages, mixed pageblocks, free blocks of every order up to 3 on every list."""
+    rng = random.Random(seed)
+    zone = Zone(8192, pcp=False)
+    live = []
+    while zone.nr_free_pages > 800:
+        pfn = zone.alloc(order := 0 if rng.random() < 0.7 else rng.randint(1, 3),
+                         rng.choice((U, M, M, M, R)), alloc_flags=NOWM)
+        if pfn is not None:
+            live.append((pfn, order))
+    rng.shuffle(live)
+    for pfn, order in live[: len(live) * 3 // 5]:
+        zone.free(pfn, order)
+    return zone
+
+
+def buddy_state(zone: Zone):
+    """Everything __rmqueue touches, with free lists in list order. (Not the links of
+    pages off the lists: those are stale, and differ.)"""
+    stats = zone.stats.as_dict()
+    del stats["pcp_refills"]
+    lists = [[list(zone.free_list_iter(order, mt)) for mt in range(MIGRATE_TYPES)]
+             for order in range(zone.max_order + 1)]
+    return (lists, zone.nr_free_by_type(), zone.nr_free, zone.nr_free_pages,
+            bytes(zone.page_state_arrays()[0]), zone.pageblock_types(), stats,
+            zone.watermark_boost, zone.zone_boosted_watermark)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("order", [0, 2])
+@pytest.mark.parametrize("mt", [U, M, R])
+@pytest.mark.parametrize("count", [5, 400, 6000])
+@pytest.mark.parametrize("flags", [ALLOC_WMARK_LOW | ALLOC_KSWAPD, ALLOC_NOFRAGMENT])
+def test_pcp_refill_equals_repeated_rmqueue_calls(seed, order, mt, count, flags):
+    """``_rmqueue_bulk`` takes list heads and splits a larger block for many pages at
+    once (kept for speed, Zone's docstring); the kernel's rmqueue_bulk calls __rmqueue
+    once a block, keeping the rmqueue mode. Both leave the same zone and pcp list."""
+    bulk, calls = fragmented_zone(seed), fragmented_zone(seed)
+    assert buddy_state(bulk) == buddy_state(calls)
+    lst: deque[int] = deque()
+    n = bulk._rmqueue_bulk(order, count, lst, mt, flags)
+    state = calls.page_state_arrays()[0]
+    mode = [RMQUEUE_NORMAL]
+    got = []
+    while len(got) < count and (page := calls._rmqueue(order, mt, flags, mode)) >= 0:
+        state[page] = PG_PCP | order
+        got.append(page)
+    assert n == len(got) > 0
+    assert list(lst)[::-1] == got  # rmqueue_bulk adds each block at the list's tail
+    assert buddy_state(bulk) == buddy_state(calls)
 
 
 def test_pageset_batch_and_high_limits_match_the_real_zoneinfo():
