@@ -707,7 +707,9 @@ class Zone:
             if kind == PG_BUDDY:
                 free += size
             elif kind == PG_ALLOC and owner[pfn] in (OWNER_MOVABLE, OWNER_PINNED):
-                movable += 1  # one PageLRU head per folio
+                # 6.18 walks pfn by pfn and PageLRU is PF_HEAD (a tail page reads its
+                # head's flag): every page of an LRU folio counts.
+                movable += size
             elif kind == PG_TAIL:
                 raise BuddyCorrupt(f"pageblock walk from {start} reached tail pfn {pfn}")
             pfn += size

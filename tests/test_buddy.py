@@ -630,3 +630,43 @@ def test_merging_a_buddy_of_another_type_retypes_every_pageblock_it_spans():
     pieces = [zone.alloc(0, MIGRATE_MOVABLE, alloc_flags=NOWM) for _ in range(64)]
     assert None not in pieces
     zone.check()
+
+
+def test_a_claim_counts_every_page_of_an_lru_folio():
+    # 6.18 prep_move_freepages_block walks pfn by pfn, and PageLRU is PF_HEAD: the 90
+    # order-2 LRU folios of this MOVABLE block are 360 movable pages, not 90. An
+    # unmovable request falling back into it sees 100 free + 52 alike (512 - 100 -
+    # 360) < 256, so it steals a page and the block stays MOVABLE (counting one page a
+    # folio, 100 + 322 would have claimed the block).
+    zone = Zone(2048, cpus=1, pcp=False, free_list_order="address")
+    folios = [zone.alloc(2, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, NOWM) for _ in range(90)]
+    assert folios == list(range(0, 360, 4))
+    kernel = [zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_UNMOVABLE, NOWM) for _ in range(52)]
+    spare = [zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, NOWM) for _ in range(100)]
+    assert kernel + spare == list(range(360, 512))
+    for _ in range(1536):  # the other three blocks full: no other free page
+        assert zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, NOWM) is not None
+    for pfn in spare:
+        zone.free(pfn, 0)
+    census = metrics.pageblock_stats(zone)
+    assert (census.free_pages[0], census.movable_pages[0], census.unmovable_pages[0]) == \
+        (100, 360, 52)
+    pfn = zone.alloc(0, MIGRATE_UNMOVABLE, 0, None, NOWM)
+    assert pfn is not None and pfn < 512
+    assert (zone.stats.extfrag_claim, zone.stats.extfrag_steal) == (0, 1)
+    assert zone.pageblock_migratetype(0) == MIGRATE_MOVABLE
+    zone.check()
+    # The setup can claim: a block of 64 order-2 LRU folios and 256 free pages has
+    # free + alike = 256 + 0 >= 256, and the unmovable request claims it.
+    zone2 = Zone(2048, cpus=1, pcp=False, free_list_order="address")
+    folios2 = [zone2.alloc(2, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, NOWM) for _ in range(64)]
+    rest = [zone2.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, NOWM) for _ in range(256)]
+    assert folios2[-1] == 252 and rest == list(range(256, 512))
+    for _ in range(1536):
+        assert zone2.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, NOWM) is not None
+    for pfn in rest:
+        zone2.free(pfn, 0)
+    assert zone2.alloc(0, MIGRATE_UNMOVABLE, 0, None, NOWM) is not None
+    assert zone2.stats.extfrag_claim == 1
+    assert zone2.pageblock_migratetype(0) == MIGRATE_UNMOVABLE
+    zone2.check()
