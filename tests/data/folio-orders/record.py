@@ -28,6 +28,7 @@ again; the tracing instance is removed at the end. Python standard library only.
 """
 import argparse
 import collections
+import contextlib
 import ctypes
 import datetime
 import gc
@@ -126,17 +127,17 @@ def mount_of(path):
                 # per-mount options, then the superblock's own options
                 best = (mpoint, fstype, source, mopts + (" / " + sopts if sopts else ""))
     if best is None:
-        raise SystemExit("cannot find the mount of %s" % path)
+        raise SystemExit(f"cannot find the mount of {path}")
     return best
 
 
 def block_read_ahead_kb(source):
     name = os.path.basename(source)
     for cand in (name, re.sub(r"p?\d+$", "", name)):
-        v = rd("/sys/class/block/%s/queue/read_ahead_kb" % cand, "")
+        v = rd(f"/sys/class/block/{cand}/queue/read_ahead_kb", "")
         if v:
             return int(v)
-        v = rd("/sys/class/block/%s/../queue/read_ahead_kb" % cand, "")
+        v = rd(f"/sys/class/block/{cand}/../queue/read_ahead_kb", "")
         if v:
             return int(v)
     return None
@@ -157,7 +158,7 @@ def machine_info():
         for d in sorted(os.listdir(thp)):
             if d.startswith("hugepages-"):
                 for knob in ("enabled", "shmem_enabled"):
-                    v = rd("%s/%s/%s" % (thp, d, knob), "")
+                    v = rd(f"{thp}/{d}/{knob}", "")
                     if v:
                         mthp.setdefault(d, {})[knob] = selected(v)
     return {
@@ -199,7 +200,7 @@ class Tracer:
         os.mkdir(self.inst)
         self.buffer_kb = buffer_kb
         wr(self.f("buffer_size_kb"), str(buffer_kb))
-        wr(self.f("events/%s/enable" % EVENT), "0")
+        wr(self.f(f"events/{EVENT}/enable"), "0")
         wr(self.f("tracing_on"), "1")
 
     def f(self, name):
@@ -209,10 +210,10 @@ class Tracer:
         wr(self.f("set_event_pid"), str(pid))
         with open(self.f("trace"), "w"):
             pass  # O_TRUNC clears the buffer
-        wr(self.f("events/%s/enable" % EVENT), "1")
+        wr(self.f(f"events/{EVENT}/enable"), "1")
 
     def stop(self):
-        wr(self.f("events/%s/enable" % EVENT), "0")
+        wr(self.f(f"events/{EVENT}/enable"), "0")
 
     def stats(self):
         out = collections.Counter()
@@ -220,10 +221,8 @@ class Tracer:
         for cpu in os.listdir(base):
             for line in rd(os.path.join(base, cpu, "stats"), "").splitlines():
                 k, _, v = line.partition(":")
-                try:
+                with contextlib.suppress(ValueError, IndexError):
                     out[k.strip()] += int(float(v.split()[0]))
-                except (ValueError, IndexError):
-                    pass
         return out
 
     def read(self):
@@ -232,7 +231,7 @@ class Tracer:
 
     def close(self):
         try:
-            wr(self.f("events/%s/enable" % EVENT), "0")
+            wr(self.f(f"events/{EVENT}/enable"), "0")
             wr(self.f("set_event_pid"), "")
         except OSError:
             pass
@@ -441,8 +440,7 @@ def anon_prepare(size, advice):
         if advice is not None:
             m.madvise(advice)
         addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
-        sys.stderr.write("  anon mapping at 0x%x (2 MiB aligned: %s)\n"
-                         % (addr, addr % (2 * MiB) == 0))
+        sys.stderr.write(f"  anon mapping at 0x{addr:x} (2 MiB aligned: {addr % (2 * MiB) == 0})\n")
         return m
     return prepare
 
@@ -510,9 +508,9 @@ def scenarios(data, tmpfs_dir):
         dict(file_size=2 * KiB, count=2000, tool="python write", pattern="one file at a time"),
         small_files_prepare(sf, 2 * KiB), small_files_action(2000), cleanup=rm_small)
     for rs, label in ((MiB, "1m"), (64 * KiB, "64k"), (16 * KiB, "16k")):
-        add("seq-read-1g-%s" % label, "sequential read of a 1 GiB file with %s reads "
-            "(Python readv into one buffer), no fadvise" % label.upper().replace("K", " KiB")
-            .replace("M", " MiB"),
+        add(f"seq-read-1g-{label}", "sequential read of a 1 GiB file with {} reads "
+            "(Python readv into one buffer), no fadvise".format(label.upper().replace("K", " KiB")
+            .replace("M", " MiB")),
             dict(file_size=GiB, tool="python readv", read_size=rs, pattern="sequential",
                  fadvise=None),
             seq_read_prepare(f1g, rs), seq_read_action, needs=("f1g",))
@@ -576,9 +574,9 @@ def print_table(out):
         r = d["runs"][0]
         mov = r["by_migratetype"].get("Movable", {})
         mb = sum(int(n) * (PAGE << int(o)) for o, n in mov.items())
-        share = ", ".join("%s: %.1f %%" % (o, 100 * v) for o, v in
+        share = ", ".join(f"{o}: {100 * v:.1f} %" for o, v in
                           r["movable_byte_share_by_order"].items() if v >= 0.0005)
-        other = "; ".join("%s %s" % (mt, _orders(h)) for mt, h in r["by_migratetype"].items()
+        other = "; ".join(f"{mt} {_orders(h)}" for mt, h in r["by_migratetype"].items()
                           if mt != "Movable") or "-"
         alike = all(x["by_migratetype"].get("Movable") == mov for x in d["runs"])
         spread = ""
@@ -623,7 +621,7 @@ def main():
     os.makedirs(workdir, exist_ok=True)
     mpoint, fstype, source, mopts = mount_of(workdir)
     if fstype not in FS_OK:
-        raise SystemExit("%s is on %s; need one of %s" % (workdir, fstype, ", ".join(FS_OK)))
+        raise SystemExit("{} is on {}; need one of {}".format(workdir, fstype, ", ".join(FS_OK)))
     if fstype == "tmpfs":
         sys.stderr.write("warning: tmpfs work directory: drop_caches cannot drop its files\n")
     only = set(filter(None, args.only.split(",")))
@@ -705,7 +703,7 @@ def main():
                 else workinfo
             doc = dict(scenario=s["name"], description=s["description"], params=s["params"],
                        fs=fs, machine=machine, page_size=PAGE, migratetypes=mt_names,
-                       date=datetime.datetime.now(datetime.timezone.utc).isoformat(
+                       date=datetime.datetime.now(datetime.UTC).isoformat(
                            timespec="seconds"),
                        recorded_with=dict(command=" ".join(["python3"] + sys.argv),
                                           event=EVENT, filter="set_event_pid (tracefs instance)",
