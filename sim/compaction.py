@@ -575,6 +575,14 @@ class Compactor:
             timeout *= 1 << COMPACT_MAX_DEFER_SHIFT
         return ProactiveStep(True, score, after, timeout, result)
 
+    def kcompactd_node_suitable(self, order: int) -> bool:
+        """``kcompactd_node_suitable``: ``wakeup_kcompactd`` wakes kcompactd only when
+        compaction for ``order`` would go ahead on the zone:
+        ``compaction_suit_allocation_order(zone, pgdat->kcompactd_max_order,
+        highest_zoneidx, ALLOC_WMARK_MIN, false, true) == COMPACT_CONTINUE``."""
+        return (self.compaction_suit_allocation_order(order, ALLOC_WMARK_MIN, False)
+                == _C.COMPACT_CONTINUE)
+
     def kcompactd_do_work(self, order: int, cpu: int = 0) -> CompactResult:
         """``kcompactd_do_work`` after ``wakeup_kcompactd(order)`` (kswapd, boosts)."""
         self._check_order(order)

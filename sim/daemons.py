@@ -1,16 +1,29 @@
 """The kernel threads and timers of a machine, as SimPy processes: every process that
 is not a workload is here.
 
-- ``Kswapd``: mm/vmscan.c ``kswapd``: sleeps until woken (``wakeup_kswapd``: an
-  allocation below the low watermark, or a watermark boost), then, unless the zone is
-  balanced and unboosted, runs ``Reclaim.balance_pgdat`` and sleeps each round's cost;
-  afterwards it clears the boost and wakes kcompactd at pageblock order (after a boost)
-  or at the order it was woken for, and resets compaction's skip hints
-  (``reset_isolation_suitable``).
-- ``Kcompactd``: mm/compaction.c ``kcompactd``: woken by kswapd for an order
-  (``kcompactd_do_work``), otherwise the proactive check every 500 ms
-  (``proactive_compact``, which says when to look again: 32 s after a pass that did not
-  lower the score). Compaction itself is in sim/compaction.py; kcompactd sleeps its
+- ``Kswapd``: mm/vmscan.c ``kswapd`` and ``kswapd_try_to_sleep``, with the
+  synchronous rules in sim/vmscan.py ``Reclaim``. Woken by ``wakeup_kswapd`` (the
+  allocation slow path's ``wake_all_kswapds``, or rmqueue after a watermark boost)
+  unless the zone is balanced for the order and unboosted (then kcompactd is woken
+  instead for a caller that cannot reclaim directly). It reads and clears the order
+  asked for and runs ``Reclaim.balance_pgdat(order)``, sleeping each round's cost;
+  when reclaim fell back to order 0 (``compact_gap``) it goes to sleep for order 0 and
+  wakes kcompactd for the order asked. Going to sleep on a balanced zone resets
+  compaction's skip hints (``reset_isolation_suitable``), wakes kcompactd
+  (``wakeup_kcompactd(alloc_order)``), naps HZ/10 = 100 ms (a SimPy timeout raced
+  against the wake event: a wake during the nap is the kernel's "premature" wake,
+  ``remaining`` > 0) and then, still balanced and not woken, sleeps until woken. On
+  an unbalanced zone it does not sleep: it runs ``balance_pgdat`` again at once
+  (each run costs simulated time; a hopeless zone, ``kswapd_failures`` >=
+  MAX_RECLAIM_RETRIES, lets it sleep).
+- ``Kcompactd``: mm/compaction.c ``kcompactd`` and ``wakeup_kcompactd``: woken for an
+  order (by kswapd going to sleep, after a boosted ``balance_pgdat`` at pageblock
+  order, or by ``wakeup_kswapd`` on a balanced zone) when ``kcompactd_node_suitable``;
+  an order recorded without a wake is done at the next timeout, as
+  ``wait_event_freezable_timeout`` re-checks ``kcompactd_work_requested``. Otherwise
+  the proactive check every 500 ms (``proactive_compact``, which says when to look
+  again: 32 s after a pass that did not lower the score; no timeout with
+  proactiveness 0). Compaction itself is in sim/compaction.py; kcompactd sleeps its
   cost.
 - ``vmstat_refresh``: once a second, ``refresh_cpu_vm_stats`` and its
   ``decay_pcp_high`` (``Zone.vmstat_refresh``).
@@ -20,8 +33,10 @@ is not a workload is here.
 The sampler is the run loop in sim/runner.py, which advances the environment from one
 sample time to the next.
 
-Departures from 6.18 are those of sim/vmscan.py's ``balance_pgdat`` (kswapd balances at
-order 0, one zone, no ``kswapd_try_to_sleep`` with its ``wakeup_kcompactd``).
+Departures from 6.18: one zone, so the wakeups' ``highest_zoneidx`` (classzone) is
+always that zone and ``kswapd_highest_zoneidx`` has nothing to track; no freezer, no
+``proactive_compact_trigger`` (the sysctl write), no per-CPU vmstat thresholds
+(``set_pgdat_percpu_threshold``); the rest are sim/vmscan.py's.
 """
 
 from __future__ import annotations
@@ -39,6 +54,7 @@ from sim.vmscan import Reclaim
 VMSTAT_INTERVAL = 1.0  # vm.stat_interval, seconds
 RCU_TICK = 0.01
 KCOMPACTD_INTERVAL = 0.5  # HPAGE_FRAG_CHECK_INTERVAL_MSEC
+KSWAPD_SHORT_SLEEP = 0.1  # kswapd_try_to_sleep's schedule_timeout(HZ/10)
 
 
 @dataclass
@@ -62,44 +78,116 @@ class Kswapd:
         self.compactor = compactor
         self.wakeup_kcompactd = wakeup_kcompactd
         self.enabled = enabled
-        self.running = False
+        self.running = False  # in balance_pgdat (kswapd_is_running)
+        self.sleeping = False  # on kswapd_wait: in the short or the full sleep
         self.stats = DaemonStats()
-        self._order = 0
+        self.short_sleeps = 0  # kswapd_try_to_sleep's HZ/10 naps
+        self.full_sleeps = 0  # kswapd_try_to_sleep's schedule() until woken
         self._event = env.event()
 
-    def wakeup(self, order: int = 0) -> None:
-        """``wakeup_kswapd``: remember the highest order asked for, and wake."""
+    def wakeup(self, order: int = 0, direct_reclaim: bool = False) -> None:
+        """``wakeup_kswapd``: ``Reclaim.wakeup_kswapd`` decides (it records the order,
+        and may wake kcompactd instead); wake a sleeping kswapd when it says so.
+        ``direct_reclaim``: the caller's gfp has ``__GFP_DIRECT_RECLAIM`` (the
+        ZONE_BOOSTED_WATERMARK wake from rmqueue passes gfp 0)."""
         if not self.enabled:
             return
-        self._order = max(self._order, order)
-        if not self._event.triggered:
+        if (self.reclaim.wakeup_kswapd(order, direct_reclaim, self.sleeping)
+                and not self._event.triggered):
             self._event.succeed()
 
+    def _sleep(self, timeout: float | None):
+        """Sleep on kswapd_wait until woken, or ``timeout`` seconds; True if woken."""
+        woken = self._event
+        self.sleeping = True
+        if timeout is None:
+            yield woken
+        else:
+            yield woken | self.env.timeout(timeout)
+        self.sleeping = False
+        if woken.triggered:
+            self._event = self.env.event()
+            return True
+        return False
+
+    def try_to_sleep(self, alloc_order: int, reclaim_order: int):
+        """``kswapd_try_to_sleep``: on a zone balanced for ``reclaim_order`` (or a
+        hopeless one), reset compaction's skip hints, wake kcompactd for
+        ``alloc_order``, and nap HZ/10 (100 ms); if nobody woke it meanwhile and the
+        zone is still balanced, sleep until woken. A premature wake keeps
+        ``reclaim_order`` as the order to balance for. Returns without sleeping when
+        the zone is not balanced: kswapd reclaims again at once::
+
+            if (prepare_kswapd_sleep(pgdat, reclaim_order, highest_zoneidx)) {
+                reset_isolation_suitable(pgdat);
+                wakeup_kcompactd(pgdat, alloc_order, highest_zoneidx);
+                remaining = schedule_timeout(HZ/10);
+                if (remaining) {
+                    ...
+                    if (READ_ONCE(pgdat->kswapd_order) < reclaim_order)
+                        WRITE_ONCE(pgdat->kswapd_order, reclaim_order);
+                }
+                ...
+            }
+            if (!remaining &&
+                prepare_kswapd_sleep(pgdat, reclaim_order, highest_zoneidx)) {
+                ...
+                schedule();
+        """
+        reclaim = self.reclaim
+        remaining = False
+        if reclaim.prepare_kswapd_sleep(reclaim_order):
+            self.compactor.reset_isolation_suitable()
+            self.wakeup_kcompactd(alloc_order)
+            self.short_sleeps += 1
+            remaining = yield from self._sleep(KSWAPD_SHORT_SLEEP)
+            if remaining and reclaim.kswapd_order < reclaim_order:
+                reclaim.kswapd_order = reclaim_order
+        if not remaining and reclaim.prepare_kswapd_sleep(reclaim_order):
+            self.full_sleeps += 1
+            yield from self._sleep(None)
+
     def run(self):
-        zone = self.zone
+        """``kswapd``: sleep, read and clear the order asked for, ``balance_pgdat``;
+        when reclaim fell back to order 0, try to sleep for the order it finished at
+        while kcompactd is woken for the order asked::
+
+            alloc_order = reclaim_order = READ_ONCE(pgdat->kswapd_order);
+        kswapd_try_sleep:
+            kswapd_try_to_sleep(pgdat, alloc_order, reclaim_order, highest_zoneidx);
+            alloc_order = READ_ONCE(pgdat->kswapd_order);
+            WRITE_ONCE(pgdat->kswapd_order, 0);
+            ...
+            reclaim_order = balance_pgdat(pgdat, alloc_order, highest_zoneidx);
+            if (reclaim_order < alloc_order)
+                goto kswapd_try_sleep;
+        """
+        reclaim = self.reclaim
         env = self.env
         while True:
-            yield self._event
-            self._event = env.event()
-            order, self._order = self._order, 0
-            if self.reclaim.pgdat_balanced() and not zone.watermark_boost:
-                continue
-            self.stats.runs += 1
-            self.running = True
-            zone.zone_reclaim_active = True
-            boosted = zone.watermark_boost > 0
-            started = env.now
-            for cost in self.reclaim.balance_pgdat():
-                yield env.timeout(cost)
-            self.stats.time_s += env.now - started
-            zone.zone_reclaim_active = False
-            self.running = False
-            if boosted:
-                zone.watermark_boost = 0
-                self.wakeup_kcompactd(zone.pageblock_order)
-            elif order:
-                self.wakeup_kcompactd(order)
-            self.compactor.reset_isolation_suitable()
+            alloc_order = reclaim_order = reclaim.kswapd_order
+            while True:
+                yield from self.try_to_sleep(alloc_order, reclaim_order)
+                alloc_order = reclaim.kswapd_order
+                reclaim.kswapd_order = 0
+                self.stats.runs += 1
+                self.running = True
+                started = env.now
+                reclaim_order = yield from self._balance(alloc_order)
+                self.stats.time_s += env.now - started
+                self.running = False
+                if reclaim_order >= alloc_order:
+                    break
+
+    def _balance(self, order: int):
+        """``balance_pgdat``, sleeping each round's cost; returns its order."""
+        steps = self.reclaim.balance_pgdat(order)
+        while True:
+            try:
+                cost = next(steps)
+            except StopIteration as done:
+                return done.value
+            yield self.env.timeout(cost)
 
 
 class Kcompactd:
@@ -111,31 +199,66 @@ class Kcompactd:
         self.compactor = compactor
         self.enabled = enabled
         self.stats = DaemonStats()
-        self._order = -1
+        self.max_order = 0  # pgdat->kcompactd_max_order
+        self.sleeping = False  # on kcompactd_wait
         self._event = env.event()
 
     def wakeup(self, order: int) -> None:
-        """``wakeup_kcompactd``: remember the highest order asked for, and wake."""
-        if not self.enabled:
+        """``wakeup_kcompactd``: record the order; wake a sleeping kcompactd only when
+        the zone is suitable for it (``kcompactd_node_suitable``). An order left
+        recorded is done at kcompactd's next timeout, when its wait condition
+        (``kcompactd_work_requested``) is checked again::
+
+            if (!order)
+                return;
+            if (pgdat->kcompactd_max_order < order)
+                pgdat->kcompactd_max_order = order;
+            ...
+            if (!wq_has_sleeper(&pgdat->kcompactd_wait))
+                return;
+            if (!kcompactd_node_suitable(pgdat))
+                return;
+            wake_up_interruptible(&pgdat->kcompactd_wait);
+        """
+        if not self.enabled or not order:
             return
-        self._order = max(self._order, order)
+        if self.max_order < order:
+            self.max_order = order
+        if not self.sleeping:
+            return
+        if not self.compactor.kcompactd_node_suitable(self.max_order):
+            return
         if not self._event.triggered:
             self._event.succeed()
 
     def run(self):
+        """``kcompactd``: ``wait_event_freezable_timeout(kcompactd_wait,
+        kcompactd_work_requested(pgdat), timeout)`` (no wait when an order is already
+        recorded), then ``kcompactd_do_work`` when an order is recorded, else the
+        proactive step. ``kcompactd_do_work`` clears the order it did, unless a higher
+        one was asked meanwhile: ``if (pgdat->kcompactd_max_order <= cc.order)
+        pgdat->kcompactd_max_order = 0;``"""
         env = self.env
         compactor = self.compactor
         timeout = KCOMPACTD_INTERVAL
         while True:
-            woken = self._event
-            yield woken | env.timeout(timeout)
+            if not self.max_order:
+                woken = self._event
+                self.sleeping = True
+                if compactor.proactiveness:
+                    yield woken | env.timeout(timeout)
+                else:
+                    yield woken  # timeout = MAX_SCHEDULE_TIMEOUT
+                self.sleeping = False
+                if woken.triggered:
+                    self._event = env.event()
             before = compactor.stats.time_s
-            if woken.triggered:
-                self._event = env.event()
-                order, self._order = self._order, -1
-                if order > 0:
-                    compactor.kcompactd_do_work(order)
-                    self.stats.runs += 1
+            order = self.max_order
+            if order > 0:
+                compactor.kcompactd_do_work(order)
+                self.stats.runs += 1
+                if self.max_order <= order:
+                    self.max_order = 0
                 timeout = KCOMPACTD_INTERVAL
             else:
                 step = compactor.proactive_compact()

@@ -103,6 +103,7 @@ class Machine:
         self.kswapd = Kswapd(env, zone, self.reclaim, self.compactor, self.kcompactd.wakeup,
                              enabled=config.reclaim.kswapd)
         zone.on_wakeup_kswapd = self.kswapd.wakeup
+        self.reclaim.on_wakeup_kcompactd = self.kcompactd.wakeup
         self.page_alloc = pa = PageAllocator(
             zone, self.reclaim, self.compactor, compaction=c.enabled, batched=batched,
             wakeup_kswapd=self.kswapd.wakeup,
@@ -128,8 +129,8 @@ class Machine:
     def kswapd_running(self) -> bool:
         return self.kswapd.running
 
-    def wakeup_kswapd(self, order: int = 0) -> None:
-        self.kswapd.wakeup(order)
+    def wakeup_kswapd(self, order: int = 0, direct_reclaim: bool = False) -> None:
+        self.kswapd.wakeup(order, direct_reclaim)
 
     def wakeup_kcompactd(self, order: int) -> None:
         self.kcompactd.wakeup(order)

@@ -64,9 +64,7 @@ from sim.gfp import (
     gfp_migratetype,
 )
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE
-from sim.vmscan import DEF_PRIORITY, SWAP_CLUSTER_MAX, Reclaim
-
-MAX_RECLAIM_RETRIES = 16
+from sim.vmscan import DEF_PRIORITY, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX, Reclaim
 
 
 @dataclass
@@ -112,21 +110,24 @@ def slab_gfp(mt: int, noretry: bool) -> int:
 class PageAllocator:
     """``__alloc_pages`` over one zone, with direct reclaim and direct compaction.
 
-    ``wakeup_kswapd(order)`` wakes kswapd (sim/daemons.py); ``on_failure(order)`` hears
+    ``wakeup_kswapd(order, direct_reclaim)`` is ``wake_all_kswapds`` for this zone
+    (sim/daemons.py ``Kswapd.wakeup``; ``direct_reclaim`` is whether the caller may
+    reclaim directly, which decides whether a balanced zone wakes kcompactd instead);
+    ``on_failure(order)`` hears
     of each request that failed after the slow path (the slab defragmenter's trigger).
     ``compaction`` False: no direct compaction (``compaction.enabled: false``).
     """
 
     def __init__(self, zone: Zone, reclaim: Reclaim, compactor: Compactor, *,
                  compaction: bool = True, batched: bool = True,
-                 wakeup_kswapd: Callable[[int], None] | None = None,
+                 wakeup_kswapd: Callable[[int, bool], None] | None = None,
                  on_failure: Callable[[int], object] | None = None) -> None:
         self.zone = zone
         self.reclaim = reclaim
         self.compactor = compactor
         self.compaction = compaction
         self.batched = batched
-        self.wakeup_kswapd = wakeup_kswapd or (lambda order: None)
+        self.wakeup_kswapd = wakeup_kswapd or (lambda order, direct_reclaim: None)
         self.on_failure = on_failure
         self.stats = AllocStats()
         self.failures_by_order = [0] * (zone.max_order + 1)
@@ -234,7 +235,7 @@ class PageAllocator:
         can_direct_reclaim = bool(gfp & GFPF_DIRECT_RECLAIM)
         alloc_flags = gfp_to_alloc_flags(order, gfp)
         if alloc_flags & ALLOC_KSWAPD:
-            self.wakeup_kswapd(order)
+            self.wakeup_kswapd(order, can_direct_reclaim)
         pfn = zone.alloc(order, mt, cpu, owner, alloc_flags)
         if pfn is not None:
             return pfn
@@ -251,7 +252,7 @@ class PageAllocator:
         no_progress_loops = 0
         while True:
             if alloc_flags & ALLOC_KSWAPD:
-                self.wakeup_kswapd(order)
+                self.wakeup_kswapd(order, can_direct_reclaim)
             pfn = zone.alloc(order, mt, cpu, owner, alloc_flags)
             if pfn is not None:
                 return pfn

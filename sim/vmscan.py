@@ -23,27 +23,40 @@ back as the newest (``folio_putback_lru`` after migration).
   in ``last_cost`` for the caller: direct reclaim stalls it, kswapd sleeps it. With
   an ``after_shrink`` hook (``defrag.after_shrink``) the slab defragmenter runs at the
   end of a shrinker round that freed something, as in Lameter's series.
-- ``balance_pgdat()``: kswapd's loop as a generator of each round's cost: rounds of
-  ``shrink_node(SWAP_CLUSTER_MAX * 4, priority)`` until the zone is above its high
-  watermark (order 0); a round that frees nothing lowers the priority, and kswapd
-  gives up after priority 0.
+- kswapd's rules (the loop that sleeps is sim/daemons.py ``Kswapd``), each method
+  named after the kernel function it follows and quoting it:
+  ``pgdat_balanced(order)`` (above the high watermark plus the boost, with a free
+  block of ``order``), ``prepare_kswapd_sleep``, ``wakeup_kswapd`` (records the order;
+  wakes kswapd unless the zone is balanced for the order and unboosted or kswapd is
+  hopeless, and then wakes kcompactd itself for a caller that cannot reclaim
+  directly), ``kswapd_shrink_node`` (up to the high watermark's pages per round,
+  order 0 once ``compact_gap(order)`` pages are reclaimed) and ``balance_pgdat(order)``
+  (boosted reclaim even on a balanced zone, the priority held at DEF_PRIORITY - 2;
+  only the boost present at the start taken off; kcompactd woken at pageblock order
+  after a boost; ``kswapd_failures`` counted, reset by any ``shrink_node`` that
+  reclaims). Read in mm/vmscan.c of the CachyOS/linux tree (see the report in
+  docs/model.md, "The engine").
 
-Departures from 6.18 (issue "Reclaim, zones and CPUs as Linux 6.18 runs them" will
-remove them): ``pgdat_balanced`` ignores the order kswapd was woken for and there is
-no ``compact_gap``; boosted reclaim is not a separate pass; one LRU, no anonymous
-reclaim (no swap), no writeback, no ``sc->nr_to_reclaim`` accounting across nodes.
+Departures from 6.18: one zone, so ``highest_zoneidx``/``reclaim_idx`` and the
+classzone bookkeeping of the wakeups are that zone; ``zone_watermark_ok_safe`` reads
+the exact NR_FREE_PAGES (no per-CPU vmstat drift); one LRU, no anonymous reclaim (no
+swap), no writeback (so boosted reclaim's "no writeback, no swap" changes nothing
+here), no ``sc->nr_to_reclaim`` accounting across nodes, no memcg soft limit reclaim,
+no ``kswapd_age_node``, no ``pfmemalloc_wait`` throttling (``allow_direct_reclaim``
+only matters to throttled direct reclaimers, which are not modelled).
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
 from sim.buddy import WMARK_HIGH, Zone
+from sim.compaction import compact_gap
 from sim.objects import FileSystem
 from sim.slab import SlabCaches
 
@@ -51,6 +64,7 @@ if TYPE_CHECKING:
     from sim.config import ReclaimSection
 
 SWAP_CLUSTER_MAX: Final = 32
+MAX_RECLAIM_RETRIES: Final = 16  # mm/internal.h
 DEF_PRIORITY: Final = 12
 # A scan for at least this many pages reads its first queue entries' per-pfn state in
 # one gather first (FileLru._prefetch).
@@ -255,7 +269,7 @@ class NodeReclaimStats:
 
     kswapd_reclaimed: int = 0  # page-cache plus slab pages freed for kswapd
     kswapd_slab_freed: int = 0  # objects the shrinkers freed for kswapd
-    kswapd_giveups: int = 0  # kswapd runs ended at priority 0 with nothing reclaimable
+    kswapd_giveups: int = 0  # balance_pgdat runs that reclaimed nothing (kswapd_failures++)
     shrinker_runs: int = 0
     shrinker_freed: int = 0  # objects
     shrinker_scanned: int = 0
@@ -279,6 +293,13 @@ class Reclaim:
         self.fs_caches: set[str] = set()
         self.stats = NodeReclaimStats()
         self.last_cost = 0.0  # simulated seconds of the last shrink_node
+        self.last_scanned = 0  # LRU pages the last shrink_node scanned (sc->nr_scanned)
+        # pgdat->kswapd_order: the highest order asked of kswapd since it last read it.
+        self.kswapd_order = 0
+        # pgdat->kswapd_failures: balance_pgdat runs in a row that reclaimed nothing.
+        self.kswapd_failures = 0
+        # wakeup_kcompactd(order), set by the engine (sim/machine.py).
+        self.on_wakeup_kcompactd: Callable[[int], None] | None = None
 
     def add_filesystem(self, fsys: FileSystem) -> None:
         """A mounted file system: its super block shrinker joins ``shrink_slab``."""
@@ -291,10 +312,83 @@ class Reclaim:
         return {"runs": stats.shrinker_runs, "objects_freed": stats.shrinker_freed,
                 "objects_scanned": stats.shrinker_scanned}
 
-    def pgdat_balanced(self) -> bool:
-        """The zone is above its high watermark at order 0."""
+    # ------------------------------------------------------------------ kswapd's rules
+
+    def pgdat_balanced(self, order: int = 0) -> bool:
+        """``pgdat_balanced(pgdat, order, highest_zoneidx)``: the zone passes
+        ``zone_watermark_ok_safe(zone, order, high_wmark_pages(zone), ...)``, i.e. it
+        has more free pages than the high watermark plus the boost and, for ``order`` >
+        0, a free block of at least that order::
+
+            mark = high_wmark_pages(zone);
+            if (zone_watermark_ok_safe(zone, order, mark, highest_zoneidx))
+                return true;
+        """
         zone = self.zone
-        return zone.zone_watermark_ok(0, zone.wmark_pages(WMARK_HIGH))
+        return zone.zone_watermark_ok(order, zone.wmark_pages(WMARK_HIGH))
+
+    def pgdat_watermark_boosted(self) -> bool:
+        """``pgdat_watermark_boosted``: ``if (zone->watermark_boost) return true;``"""
+        return self.zone.watermark_boost > 0
+
+    def kswapd_hopeless(self) -> bool:
+        """``pgdat->kswapd_failures >= MAX_RECLAIM_RETRIES``: "Hopeless node, leave it
+        to direct reclaim". A ``shrink_node`` that reclaims anything resets the count."""
+        return self.kswapd_failures >= MAX_RECLAIM_RETRIES
+
+    def prepare_kswapd_sleep(self, order: int) -> bool:
+        """``prepare_kswapd_sleep(pgdat, order, highest_zoneidx)``: kswapd may sleep on a
+        hopeless node or one balanced for ``order``::
+
+            if (pgdat->kswapd_failures >= MAX_RECLAIM_RETRIES)
+                return true;
+            if (pgdat_balanced(pgdat, order, highest_zoneidx)) {
+                clear_pgdat_congested(pgdat);
+                return true;
+            }
+            return false;
+        """
+        return self.kswapd_hopeless() or self.pgdat_balanced(order)
+
+    def wakeup_kswapd(self, order: int, direct_reclaim: bool, sleeping: bool) -> bool:
+        """``wakeup_kswapd(zone, gfp_flags, order, highest_zoneidx)``: True when kswapd
+        is to be woken. ``direct_reclaim`` is ``gfp_flags & __GFP_DIRECT_RECLAIM``;
+        ``sleeping`` is ``waitqueue_active(&pgdat->kswapd_wait)`` (kswapd in its short or
+        its full sleep). The order is recorded whether or not kswapd sleeps::
+
+            if (READ_ONCE(pgdat->kswapd_order) < order)
+                WRITE_ONCE(pgdat->kswapd_order, order);
+            if (!waitqueue_active(&pgdat->kswapd_wait))
+                return;
+            /* Hopeless node, leave it to direct reclaim if possible */
+            if (pgdat->kswapd_failures >= MAX_RECLAIM_RETRIES ||
+                (pgdat_balanced(pgdat, order, highest_zoneidx) &&
+                 !pgdat_watermark_boosted(pgdat, highest_zoneidx))) {
+                if (!(gfp_flags & __GFP_DIRECT_RECLAIM))
+                    wakeup_kcompactd(pgdat, order, highest_zoneidx);
+                return;
+            }
+            wake_up_interruptible(&pgdat->kswapd_wait);
+
+        One zone: ``kswapd_highest_zoneidx`` is always this zone.
+        """
+        if self.kswapd_order < order:
+            self.kswapd_order = order
+        if not sleeping:
+            return False
+        if self.kswapd_hopeless() or (self.pgdat_balanced(order)
+                                      and not self.pgdat_watermark_boosted()):
+            if not direct_reclaim:
+                self.wakeup_kcompactd(order)
+            return False
+        return True
+
+    def wakeup_kcompactd(self, order: int) -> None:
+        """``wakeup_kcompactd(pgdat, order, highest_zoneidx)``, through the hook the
+        engine sets (sim/daemons.py ``Kcompactd.wakeup``); nothing without one."""
+        hook = self.on_wakeup_kcompactd
+        if hook is not None:
+            hook(order)
 
     def shrink_node(self, nr_to_reclaim: int, priority: int, cpu: int = 0) -> int:
         """One ``shrink_node`` round; returns page-cache pages plus slab pages freed and
@@ -325,23 +419,126 @@ class Reclaim:
         cost += scanned * cfg.slab_scan_cost
         slab_pages_freed = max(0, slab_pages_before - sum(c.nr_pages for c in self.caches))
         self.last_cost = cost
+        self.last_scanned = lru.stats.scanned - before
         if freed and self.after_shrink is not None:
             self.after_shrink()
-        return evicted + slab_pages_freed
+        reclaimed = evicted + slab_pages_freed
+        if reclaimed:
+            # "A successful direct reclaim run will revive a dormant kswapd."
+            self.kswapd_failures = 0
+        return reclaimed
 
-    def balance_pgdat(self) -> Iterator[float]:
-        """kswapd's reclaim until the zone is balanced; yields each round's cost (at
-        least 1 us), which kswapd sleeps before it looks at the zone again."""
+    def kswapd_shrink_node(self, sc: ScanControl) -> bool:
+        """``kswapd_shrink_node``: one ``shrink_node`` for up to the high watermark's
+        pages; past ``compact_gap(order)`` pages reclaimed kswapd checks order 0 only.
+        True when it scanned its target (the priority need not rise)::
+
+            sc->nr_to_reclaim += max(high_wmark_pages(zone), SWAP_CLUSTER_MAX);
+            shrink_node(pgdat, sc);
+            if (sc->order && sc->nr_reclaimed >= compact_gap(sc->order))
+                sc->order = 0;
+            return sc->nr_scanned >= sc->nr_to_reclaim;
+        """
+        sc.nr_to_reclaim = max(self.zone.wmark_pages(WMARK_HIGH), SWAP_CLUSTER_MAX)
+        freed_before = self.stats.shrinker_freed
+        reclaimed = self.shrink_node(sc.nr_to_reclaim, sc.priority)
+        self.stats.kswapd_reclaimed += reclaimed
+        self.stats.kswapd_slab_freed += self.stats.shrinker_freed - freed_before
+        sc.nr_reclaimed += reclaimed
+        sc.nr_scanned = self.last_scanned
+        if sc.order and sc.nr_reclaimed >= compact_gap(sc.order):
+            sc.order = 0
+        return sc.nr_scanned >= sc.nr_to_reclaim
+
+    def balance_pgdat(self, order: int = 0) -> Generator[float, None, int]:
+        """``balance_pgdat(pgdat, order, highest_zoneidx)``: kswapd's reclaim. Yields
+        each ``kswapd_shrink_node`` round's cost (at least 1 us), which kswapd sleeps
+        before it looks at the zone again, and returns the order it finished at
+        (``sc.order``: 0 when it fell back from a high order).
+
+        - The boost present at the start is reclaimed even on a balanced zone, at a
+          priority held at DEF_PRIORITY - 2 (no writeback or swap here in any case);
+          an unbalanced zone drops the boost target and restarts as normal reclaim::
+
+              balanced = pgdat_balanced(pgdat, sc.order, highest_zoneidx);
+              if (!balanced && nr_boost_reclaim) {
+                  nr_boost_reclaim = 0;
+                  goto restart;
+              }
+              if (!nr_boost_reclaim && balanced)
+                  goto out;
+              if (nr_boost_reclaim && sc.priority == DEF_PRIORITY - 2)
+                  raise_priority = false;
+              ...
+              if (kswapd_shrink_node(pgdat, &sc))
+                  raise_priority = false;
+              ...
+              nr_boost_reclaim -= min(nr_boost_reclaim, nr_reclaimed);
+              if (nr_boost_reclaim && !nr_reclaimed)
+                  break;
+              if (raise_priority || !nr_reclaimed)
+                  sc.priority--;
+          } while (sc.priority >= 1);
+          if (!sc.nr_reclaimed)
+              pgdat->kswapd_failures++;
+
+        - At the end only the boost that was there at the start is taken off (boosts
+          that arrived meanwhile stay), and kcompactd is woken at pageblock order::
+
+              zone->watermark_boost -= min(zone->watermark_boost, zone_boosts[i]);
+              ...
+              wakeup_kcompactd(pgdat, pageblock_order, highest_zoneidx);
+
+        ZONE_RECLAIM_ACTIVE is set while it runs (``set_reclaim_active``).
+        """
+        zone = self.zone
         stats = self.stats
-        priority = DEF_PRIORITY
-        while not self.pgdat_balanced():
-            freed_before = stats.shrinker_freed
-            reclaimed = self.shrink_node(SWAP_CLUSTER_MAX * 4, priority)
-            stats.kswapd_reclaimed += reclaimed
-            stats.kswapd_slab_freed += stats.shrinker_freed - freed_before
+        sc = ScanControl(order)
+        zone_boost = zone.watermark_boost
+        nr_boost_reclaim = zone_boost
+        boosted = zone_boost > 0
+        zone.zone_reclaim_active = True
+        sc.priority = DEF_PRIORITY  # restart:
+        while True:
+            nr_reclaimed = sc.nr_reclaimed
+            raise_priority = True
+            balanced = self.pgdat_balanced(sc.order)
+            if not balanced and nr_boost_reclaim:
+                nr_boost_reclaim = 0
+                sc.priority = DEF_PRIORITY  # goto restart
+                continue
+            if not nr_boost_reclaim and balanced:
+                break  # goto out
+            if nr_boost_reclaim and sc.priority == DEF_PRIORITY - 2:
+                raise_priority = False
+            if self.kswapd_shrink_node(sc):
+                raise_priority = False
             yield max(self.last_cost, 1e-6)
-            if reclaimed == 0 and stats.shrinker_freed == freed_before:
-                priority -= 1
-                if priority < 0:
-                    stats.kswapd_giveups += 1
-                    return
+            nr_reclaimed = sc.nr_reclaimed - nr_reclaimed
+            nr_boost_reclaim -= min(nr_boost_reclaim, nr_reclaimed)
+            if not (nr_boost_reclaim and not nr_reclaimed):
+                if raise_priority or not nr_reclaimed:
+                    sc.priority -= 1
+                if sc.priority >= 1:
+                    continue
+            # The loop ended (priority below 1, or a boost that made no progress).
+            if not sc.nr_reclaimed:
+                self.kswapd_failures += 1
+                stats.kswapd_giveups += 1
+            break
+        zone.zone_reclaim_active = False  # out:
+        if boosted:
+            zone.watermark_boost = zone.watermark_boost - min(zone.watermark_boost, zone_boost)
+            self.wakeup_kcompactd(zone.pageblock_order)
+        return sc.order
+
+
+class ScanControl:
+    """The fields of ``struct scan_control`` kswapd's loop uses."""
+
+    def __init__(self, order: int) -> None:
+        self.order = order
+        self.priority = DEF_PRIORITY
+        self.nr_to_reclaim = 0
+        self.nr_reclaimed = 0  # pages, over the whole balance_pgdat
+        self.nr_scanned = 0  # LRU pages the last kswapd_shrink_node scanned

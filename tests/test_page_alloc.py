@@ -34,10 +34,10 @@ class Node:
         self.caches = SlabCaches(self.zone)
         self.cfg = ReclaimSection()
         self.reclaim = Reclaim(self.zone, self.lru, self.caches, self.cfg)
-        self.wakes: list[int] = []
+        self.wakes: list[tuple[int, bool]] = []  # (order, caller may reclaim directly)
         self.failures: list[int] = []
         self.alloc = PageAllocator(self.zone, self.reclaim, Compactor(self.zone),
-                                   wakeup_kswapd=self.wakes.append,
+                                   wakeup_kswapd=lambda *wake: self.wakes.append(wake),
                                    on_failure=self.failures.append)
 
     def fill_page_cache(self, leave_free: int) -> None:
@@ -65,7 +65,7 @@ def test_below_low_the_slow_path_wakes_kswapd_and_allocates_down_to_min():
     node.fill_page_cache(leave_free=(low + min_) // 2)
     pfn = node.alloc.alloc_pages(0, GFP_KERNEL, 0, OWNER_MOVABLE)
     assert pfn is not None
-    assert node.wakes == [0]
+    assert node.wakes == [(0, True)]
     assert node.alloc.stats.slowpath == 1 and node.alloc.stats.direct_reclaim == 0
     assert zone.nr_free_pages > min_
 
@@ -95,7 +95,8 @@ def test_a_request_that_cannot_block_fails_without_reclaim_and_is_counted():
     assert node.alloc.stats.direct_reclaim == 0
     assert node.alloc.stats.alloc_failures == 1
     assert node.alloc.failures_by_order[2] == 1 and node.failures == [2]
-    assert node.wakes == [2, 2]  # woken at the start and again before the retry
+    # woken at the start and again before the retry, by a caller that cannot reclaim
+    assert node.wakes == [(2, False), (2, False)]
 
 
 def test_shrink_node_scans_the_priority_share_and_charges_its_cost():
@@ -119,23 +120,32 @@ def test_balance_pgdat_reclaims_until_above_high_then_stops():
     costs = list(node.reclaim.balance_pgdat())
     high = zone.wmark_pages(WMARK_HIGH)
     assert node.reclaim.pgdat_balanced() and zone.nr_free_pages > high
-    # Each round evicts the LRU share of its priority (all referenced bits are clear,
-    # so the priority stays at DEF_PRIORITY), and kswapd stops at the first round
-    # that gets above high: one round less would not.
-    per_round = max(nr >> DEF_PRIORITY, SWAP_CLUSTER_MAX)
-    assert zone.nr_free_pages - per_round <= high
-    assert len(costs) == -(-(high + 1) // per_round)
+    # kswapd_shrink_node asks for the high watermark's pages (all referenced bits are
+    # clear, so every page scanned is evicted); a round that scans fewer raises the
+    # priority, so the rounds evict the LRU's share at priorities 12, 11, ... until the
+    # zone is above high, and kswapd stops at the first check that finds it there.
+    assert high > SWAP_CLUSTER_MAX
+    shares, freed, priority = [], 0, DEF_PRIORITY
+    while freed <= high:
+        share = min(max(nr >> priority, SWAP_CLUSTER_MAX), high)
+        shares.append(share)
+        freed += share
+        nr -= share
+        priority -= 1
+    assert len(costs) == len(shares) and zone.nr_free_pages == sum(shares)
     assert all(c > 0 for c in costs)
     assert node.reclaim.stats.kswapd_reclaimed == zone.nr_free_pages
+    assert not zone.zone_reclaim_active and node.reclaim.kswapd_failures == 0
 
 
-def test_balance_pgdat_with_nothing_to_reclaim_gives_up_after_priority_zero():
+def test_balance_pgdat_with_nothing_to_reclaim_gives_up_after_priority_one():
     node = Node()
     zone = node.zone
     # Anonymous memory and no swap: nothing on the LRU, no shrinker.
     while zone.nr_free_pages > zone.wmark_pages(WMARK_MIN) // 2:
         assert zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, ALLOC_NO_WATERMARKS) is not None
     costs = list(node.reclaim.balance_pgdat())
-    assert len(costs) == DEF_PRIORITY + 1  # priorities 12 .. 0, each a round of nothing
-    assert costs == [1e-6] * (DEF_PRIORITY + 1)
-    assert node.reclaim.stats.kswapd_giveups == 1
+    # "} while (sc.priority >= 1);": priorities 12 .. 1, each a round of nothing.
+    assert len(costs) == DEF_PRIORITY
+    assert costs == [1e-6] * DEF_PRIORITY
+    assert node.reclaim.stats.kswapd_giveups == node.reclaim.kswapd_failures == 1
