@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from sim import __version__
 from sim.errors import FragsimError
+from sim.executors import Interrupted
 from sim.procfs import format_extfrag_index, format_unusable_index, parse_buddyinfo
 
 PROG = "fragsim"
@@ -212,6 +213,11 @@ def _print_headline(out) -> None:
         spread = f" +/- {number(half)}" if half is not None and half == half else ""
         return f"{number(mean)}{spread}"
 
+    def labelled(data: dict, pairs) -> list[str]:
+        """"LABEL figure" for each (key, label) the summary has."""
+        return [f"{label} {text}" for key, label in pairs
+                if (text := figure(data, key)) is not None]
+
     variants = config.get("variants") or {}
     starts = [run.get("measure_from_s") or 0 for data in summary["variants"].values()
               for run in data.get("runs", [])]
@@ -232,12 +238,8 @@ def _print_headline(out) -> None:
             slab_experiment |= (spec or {}).get("mobility", "none") != "none"
         slab_experiment |= bool(((c or {}).get("defrag") or {}).get("enabled"))
     for variant, data in summary["variants"].items():
-        parts = []
-        for key, label in (("thp_success_rate", "THP success"),
-                           ("avail9_time_avg", "time-avg avail[9]")):
-            text = figure(data, key)
-            if text is not None:
-                parts.append(f"{label} {text}")
+        parts = labelled(data, (("thp_success_rate", "THP success"),
+                                ("avail9_time_avg", "time-avg avail[9]")))
         n = data["n"]
         print(f"  {variant} ({n} seed{'s' * (n != 1)}): " + ", ".join(parts))
         runs = data["runs"]
@@ -251,12 +253,9 @@ def _print_headline(out) -> None:
             if counts:
                 print(f"    slabs at the end (median): {', '.join(counts)}")
         if slab_experiment:
-            extra = []
-            for key, label in (("evictions.slab_objects", "slab objects evicted"),
-                               ("evictions.page_cache_pages", "page-cache pages evicted")):
-                text = figure(data, key)
-                if text is not None:
-                    extra.append(f"{label} {text}")
+            extra = labelled(data, (("evictions.slab_objects", "slab objects evicted"),
+                                    ("evictions.page_cache_pages",
+                                     "page-cache pages evicted")))
             defrag_on = bool(((variants.get(variant) or {}).get("defrag") or {}).get("enabled"))
             total = figure(data, "defrag.pages_returned_total")
             if defrag_on and total is not None:
@@ -426,8 +425,6 @@ def _sweep_progress_factory():
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    import signal as signals
-
     from sim.sweep import run_sweep
 
     try:
@@ -435,14 +432,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                            args.scheduler, args.seeds, _sweep_progress_factory(),
                            plots=not args.no_plots,
                            notify=lambda line: print(line, file=sys.stderr))
-    except KeyboardInterrupt as e:  # Ctrl-C; SIGTERM or SIGHUP (sim.executors.Interrupted)
-        signum = getattr(e, "signum", None)
-        if signum is None:  # SIGTERM outside the executor: main()'s Terminated
-            signum = signals.SIGTERM if type(e).__name__ == "Terminated" else signals.SIGINT
-        what = "interrupted" if signum == signals.SIGINT else \
-            f"terminated by {signals.Signals(signum).name}"
-        _print_error(f"{what}: its workers are stopped and finished points are kept; run "
-                     "the same command again to resume")
+    except KeyboardInterrupt as e:  # Ctrl-C; SIGTERM or SIGHUP (Interrupted)
+        signum = _stop_signal(e)
+        _print_error(f"{_stopped(signum)}: its workers are stopped and finished points are "
+                     "kept; run the same command again to resume")
         return 128 + signum
     print(f"{report.total} point x seed runs: {report.ran} ran, {report.skipped} finished "
           f"before, {len(report.failures)} failed ({report.wall_s:.1f} s)")
@@ -510,9 +503,10 @@ def cmd_capacity(args: argparse.Namespace) -> int:
                               args.compare, args.seeds, args.step, args.overrides, args.out,
                               args.jobs, args.executor, args.scheduler, plots=not args.no_plots,
                               progress_factory=factory)
-    except KeyboardInterrupt:
-        _print_error("interrupted")
-        return 130
+    except KeyboardInterrupt as e:
+        signum = _stop_signal(e)
+        _print_error(_stopped(signum))
+        return 128 + signum
     finally:
         for bar in bars:
             bar.close()
@@ -651,14 +645,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 EXIT_NO_SPACE = 3  # a result could not be written: the disk or the quota is full
-EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
-EXIT_TERMINATED = 143  # SIGTERM
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status: 0 ok, 1 a run or some sweep points failed,
-    2 bad input or usage, 3 no space left to write results, 130 Ctrl-C, 143 SIGTERM."""
+    2 bad input or usage, 3 no space left to write results, 128 + N stopped by signal N
+    (130 Ctrl-C, 143 SIGTERM)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -672,10 +665,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_error(str(e))
         return e.exit_code
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (_terminated)
-        what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        _print_error(f"{what}: nothing incomplete was written; an earlier result in the "
-                     "same place is untouched")
-        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+        signum = _stop_signal(e)
+        _print_error(f"{_stopped(signum)}: nothing incomplete was written; an earlier result "
+                     "in the same place is untouched")
+        return 128 + signum
     except OSError as e:
         message = f"{e.filename}: {e.strerror}" if e.filename else str(e)
         if e.errno in NO_SPACE_ERRNOS:  # the machine's problem, not the input's
@@ -688,12 +681,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is, so the same clean-up as Ctrl-C runs."""
-
-
 def _terminated(signum, frame) -> None:
-    raise Terminated()
+    """SIGTERM, raised where the process is, so the same clean-up as Ctrl-C runs (an
+    executor's workers stopped, a partial directory removed)."""
+    raise Interrupted(signum)
+
+
+def _stop_signal(error: KeyboardInterrupt) -> int:
+    """The signal that stopped a command: SIGINT for Ctrl-C, else Interrupted's."""
+    return getattr(error, "signum", signal.SIGINT)
+
+
+def _stopped(signum: int) -> str:
+    return "interrupted" if signum == signal.SIGINT else \
+        f"terminated by {signal.Signals(signum).name}"
 
 
 def _print_error(message: str) -> None:

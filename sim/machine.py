@@ -121,20 +121,6 @@ class Machine:
     def filesystems(self) -> list[FileSystem]:
         return self.reclaim.filesystems
 
-    @property
-    def failures_by_order(self) -> list[int]:
-        return self.page_alloc.failures_by_order
-
-    @property
-    def kswapd_running(self) -> bool:
-        return self.kswapd.running
-
-    def wakeup_kswapd(self, order: int = 0, direct_reclaim: bool = False) -> None:
-        self.kswapd.wakeup(order, direct_reclaim)
-
-    def wakeup_kcompactd(self, order: int) -> None:
-        self.kcompactd.wakeup(order)
-
     def _now(self) -> float:
         return self.env.now
 

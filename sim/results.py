@@ -136,50 +136,67 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-MARKER = ".fragsim-result"  # written first into every directory fragsim assembles
-# What fragsim itself writes into a run directory, to recognise results written before
-# the marker existed (fragsim 0.1.0 until this change): nothing else may be in them.
-_LEGACY_ENTRIES = frozenset({"config.yaml", "timeseries.csv", "summary.json", "final",
-                             "memmap"})
+MARKER = ".fragsim-result"  # written first into every directory fragsim writes
+# What fragsim itself writes into a directory of each kind, to recognise those written
+# before the marker existed: the first file named, and nothing but these (and PNGs).
+_LEGACY_ENTRIES = {
+    "run": ("summary.json", frozenset({"config.yaml", "timeseries.csv", "summary.json",
+                                       "final", "memmap"})),
+    "sweep": ("sweep.json", frozenset({"sweep.json", "sweep.csv", "points", "failures.json",
+                                       "plots"})),
+    "capacity": ("capacity.json", frozenset({"capacity.json"})),
+}
 
 
 class OutputInUse(FragsimError):
     """Another fragsim process is writing the same output directory."""
 
 
-def is_fragsim_result(path: Path) -> bool:
-    """Whether ``path`` is a directory fragsim wrote (its marker, or a marker-less result
-    of an earlier version holding nothing but what fragsim writes)."""
+def _marker_kind(path: Path) -> str | None:
+    try:
+        return json.loads((path / MARKER).read_text(encoding="utf-8")).get("kind") or "run"
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError):
+        return "?"
+
+
+def is_fragsim_result(path: Path, kind: str = "run") -> bool:
+    """Whether ``path`` is a directory fragsim wrote as ``kind`` ("run", "sweep",
+    "capacity"): its marker says so, or, written before the marker existed, it holds
+    nothing but what fragsim writes there."""
     if path.is_symlink() or not path.is_dir():
         return False
-    if (path / MARKER).is_file():
-        return True
+    found = _marker_kind(path)
+    if found is not None:
+        return found == kind
+    signature, entries = _LEGACY_ENTRIES[kind]
     try:
         names = [entry.name for entry in path.iterdir()]
-        with open(path / "config.yaml", encoding="utf-8") as f:
-            first = f.readline()
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         return False
-    return (first.startswith("fragsim_version:") and "summary.json" in names
-            and all(n in _LEGACY_ENTRIES or n.endswith(".png") for n in names))
+    return signature in names and all(n in entries or n.endswith(".png") for n in names)
 
 
-def check_output(final: str | Path) -> Path:
-    """Refuse an output path that fragsim may not replace; returns it as a Path.
+def check_output(final: str | Path, kind: str = "run") -> Path:
+    """Refuse an output path that fragsim may not write to; returns it as a Path.
 
-    fragsim replaces a directory only when it is one of its own results (or empty); it
-    never replaces a file, a symbolic link or a directory it did not write.
+    fragsim writes only a new path, an empty directory, or a directory it wrote as
+    ``kind``; never a file, a symbolic link or a directory it did not write.
     """
     final = Path(final)
-    if final.is_symlink():
-        raise FragsimError(f"{final}: is a symbolic link; fragsim writes its results only "
-                           "to a new directory or over one of its own results")
-    if final.exists() and not final.is_dir():
-        raise FragsimError(f"{final}: is a file, not a result directory; choose another --out")
-    if final.is_dir() and any(final.iterdir()) and not is_fragsim_result(final):
-        raise FragsimError(
-            f"{final}: exists and is not a fragsim result (no {MARKER} marker); fragsim "
-            "replaces only its own results: choose another --out or move it away")
+    what = "a fragsim result" if kind == "run" else f"a fragsim {kind} directory"
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        raise FragsimError(f"{final}: is a file or a symbolic link, not {what}; choose "
+                           "another --out")
+    if final.is_dir() and any(final.iterdir()) and not is_fragsim_result(final, kind):
+        found = _marker_kind(final)
+        if found is not None and found != kind:
+            raise FragsimError(f"{final}: is a fragsim {found} directory, not {what}; "
+                               "choose another --out")
+        raise FragsimError(f"{final}: exists and is not {what} (no {MARKER} marker); "
+                           "fragsim writes only into its own: choose another --out or "
+                           "move it away")
     return final
 
 
@@ -312,49 +329,21 @@ class RunDirectory:
         return self.final
 
 
-# What an in-place output directory of each kind holds when an earlier version wrote it
-# (before the marker): a directory holding only these (and PNGs) is fragsim's.
-_LEGACY_KIND_ENTRIES = {
-    "sweep": frozenset({"sweep.json", "sweep.csv", "points", "failures.json", "plots"}),
-    "capacity": frozenset({"capacity.json"}),
-}
-
-
 @contextlib.contextmanager
 def output_directory(path: str | Path, kind: str) -> Iterator[Path]:
     """A directory fragsim writes into in place, over several steps (a sweep, which
     resumes; a capacity study): created when missing, or reused when it is one of
-    fragsim's of this ``kind`` (its marker) or empty. Anything else is refused, so a
-    user's directory is never written into; a lock beside it refuses a second writer.
-    """
+    fragsim's of this ``kind`` or empty (``check_output``); a lock beside it refuses a
+    second writer."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise FragsimError(f"{path}: is a file or a symbolic link, not a {kind} directory; "
-                           "choose another --out")
-    marker = path / MARKER
-    if path.is_dir() and not marker.is_file():
-        names = [entry.name for entry in path.iterdir()]
-        legacy = _LEGACY_KIND_ENTRIES.get(kind, frozenset())
-        if names and not (any(n in legacy for n in names)
-                          and all(n in legacy or n.endswith(".png") for n in names)):
-            raise FragsimError(
-                f"{path}: exists and is not a fragsim {kind} directory (no {MARKER} "
-                "marker); fragsim writes only into its own: choose another --out or "
-                "move it away")
-    elif marker.is_file():
-        try:
-            found = json.loads(marker.read_text()).get("kind")
-        except (OSError, ValueError, AttributeError):
-            found = None
-        if found != kind:
-            raise FragsimError(f"{path}: is a fragsim {found or 'result'} directory, not a "
-                               f"{kind} directory; choose another --out")
+    check_output(path, kind)
     lock = _acquire_lock(path)
     try:
         path.mkdir(exist_ok=True)
-        if not marker.is_file():
-            write_atomic(marker, json_text({"fragsim_version": _version(), "kind": kind}))
+        if not (path / MARKER).is_file():
+            write_atomic(path / MARKER, json_text({"fragsim_version": _version(),
+                                                   "kind": kind}))
         yield path
     finally:
         _release_lock(path, lock)

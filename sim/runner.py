@@ -27,6 +27,7 @@ from sim.experiment import load_config, resolve_variants
 from sim.machine import Machine
 from sim.procfs import buddyinfo_of, format_buddyinfo, format_pagetypeinfo, pagetypeinfo_of
 from sim.results import Recorder, Result, RunDirectory, write_atomic, write_json, write_timeseries
+from sim.stats import aggregate
 from workloads import resolve_kind
 
 MEMMAP_FIELDS = ("migratetype", "free_pages", "pcp_pages", "movable_pages", "pinned_pages",
@@ -216,11 +217,6 @@ def _flatten(workloads: list) -> list:
 # ------------------------------------------------------------------ experiments
 
 
-# The statistics live in sim.stats; these names stay importable from here.
-from sim.stats import aggregate, t_975  # noqa: E402, F401
-from sim.stats import numeric_leaves as _numeric_leaves  # noqa: E402, F401
-
-
 class Progress(Protocol):
     """What ``run_experiment`` reports while it runs (the CLI draws one bar from it)."""
 
@@ -298,25 +294,31 @@ def run_experiment(
 
 def _run_all(tasks: list[tuple[str, ExperimentConfig, int]], jobs: int,
              progress: Progress | None) -> list[Result]:
-    """Run the tasks in order in this process, or in a pool of ``jobs`` workers."""
+    """Run the tasks in order in this process, or ``jobs`` at a time in a sweep's local
+    process pool (sim/executors.py: its workers die with this process). In the pool, a
+    run reports its progress when it ends."""
     if jobs <= 1 or len(tasks) <= 1:
         results = []
         for i, (variant, config, seed) in enumerate(tasks):
             update = functools.partial(progress.update, i) if progress is not None else None
             results.append(run_machine(config, seed, variant, update))
         return results
-    from sim import workers
+    from sim.executors import open_executor
 
-    with workers.Pool(min(jobs, len(tasks))) as pool:
-        return pool.map(_run_task, list(enumerate(tasks)),
-                        progress.update if progress is not None else None)
+    done: list[Result | None] = [None] * len(tasks)
+    with open_executor("local", min(jobs, len(tasks))) as pool:
+        for i, result, error in pool.map_unordered(_run_task, tasks):
+            if error is not None:
+                raise error
+            done[i] = result
+            if progress is not None:
+                progress.update(i, math.inf)
+    return [r for r in done if r is not None]
 
 
-def _run_task(item: tuple[int, tuple[str, ExperimentConfig, int]]) -> Result:
-    from sim import workers
-
-    index, (variant, config, seed) = item
-    return run_machine(config, seed, variant, functools.partial(workers.report, index))
+def _run_task(task: tuple[str, ExperimentConfig, int]) -> Result:
+    variant, config, seed = task
+    return run_machine(config, seed, variant)
 
 
 def _config_dict(config: ExperimentConfig) -> dict:

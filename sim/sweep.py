@@ -402,8 +402,7 @@ def _config_hash(configs: dict[str, ExperimentConfig], seed: int) -> str:
 # a point (they present, search or dispatch): editing those reruns nothing.
 SOURCE_PACKAGES = ("sim", "workloads")
 NOT_IN_A_POINT = frozenset({"sim/__main__.py", "sim/cli.py", "sim/plots.py",
-                            "sim/capacity.py", "sim/executors.py", "sim/configdoc.py",
-                            "sim/workers.py"})
+                            "sim/capacity.py", "sim/executors.py", "sim/configdoc.py"})
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 # Config keys whose ``module:Class`` value loads user code.
 PLUGIN_KEYS = ("kind", "mobility")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from proc_helpers import children, kill_survivors, survivors
 
 import sim
 import sim.runner
@@ -296,7 +297,7 @@ def test_kswapd_wakes_below_low_reclaims_below_high_plus_boost_and_stops_there(t
             yield machine.env.timeout(cost)
 
     def recording_wakeup_kcompactd(order):
-        compactd_wakes.append((order, zone.watermark_boost, machine.kswapd_running))
+        compactd_wakes.append((order, zone.watermark_boost, machine.kswapd.running))
         wakeup_kcompactd(order)
 
     kswapd.wakeup = zone.on_wakeup_kswapd = recording_wakeup
@@ -628,18 +629,18 @@ def test_jobs_2_gives_the_files_jobs_1_gives(tmp_path):
     assert {index for index, t in seen[1:] if t == math.inf} == set(range(6))
 
 
-def _parallel_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
+def _parallel_run(tmp_path: Path) -> tuple[subprocess.Popen, dict[int, str]]:
     """``fragsim run --jobs 2`` of a long config in a child process, once its two
-    workers have started: the process and the workers' pids."""
+    workers have started: the process and the workers ({pid: start time})."""
     config = _write(tmp_path / "long.yaml", SMALL.replace("1s", "600s") + "seeds: 2\n")
     proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(config), "--out",
                              str(tmp_path / "out"), "--jobs", "2", "--no-plots"],
                             stderr=subprocess.PIPE, text=True)
-    workers: list[int] = []
+    workers: dict[int, str] = {}
     deadline = time.monotonic() + 60
     while len(workers) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
     assert len(workers) >= 2, "the pool did not start"
     return proc, workers
 
@@ -647,36 +648,25 @@ def _parallel_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
 def test_sigterm_during_a_parallel_run_leaves_no_worker_and_no_partial_directory(tmp_path):
     out = tmp_path / "out"
     proc, workers = _parallel_run(tmp_path)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 143
-    assert "fragsim: error: terminated" in proc.stderr.read()
-    time.sleep(0.5)
-    assert [pid for pid in workers if Path(f"/proc/{pid}").exists()
-            and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]] == []
-    assert not out.exists() and not _leftovers(out)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 143
+        assert "fragsim: error: terminated" in proc.stderr.read()
+        assert survivors(workers) == []
+        assert not out.exists() and not _leftovers(out)
+    finally:
+        proc.kill()
+        kill_survivors(workers)
 
 
 def test_a_parallel_runs_workers_die_with_a_killed_parent(tmp_path):
     proc, workers = _parallel_run(tmp_path)
-    proc.kill()
-    proc.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
-        time.sleep(0.1)
-    assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
-
-
-def _children(pid: int) -> list[int]:
-    """The pids whose parent is ``pid`` (from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    try:
+        proc.kill()
+        proc.wait(timeout=30)
+        assert survivors(workers, wait_s=10) == []
+    finally:
+        kill_survivors(workers)
 
 
 def test_ctrl_c_while_writing_removes_the_partial_directory(tmp_path, monkeypatch):

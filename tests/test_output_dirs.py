@@ -32,7 +32,7 @@ def test_a_users_directory_or_another_kind_is_refused_and_untouched(tmp_path):
     assert sorted(p.name for p in mine.iterdir()) == ["notes.md", "sweep.csv"]
     with output_directory(tmp_path / "study", "capacity"):
         pass
-    with pytest.raises(FragsimError, match="not a sweep directory"), \
+    with pytest.raises(FragsimError, match="capacity directory, not a fragsim sweep directory"), \
             output_directory(tmp_path / "study", "sweep"):
         pass
     (tmp_path / "file").write_text("x")

@@ -3,7 +3,6 @@
 import csv
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from matplotlib.image import imread
+from proc_helpers import children, kill_survivors, survivors
 
 import sim
 import sim.runner
@@ -604,32 +604,6 @@ def test_failures_json_drops_runs_that_later_succeeded(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ no orphaned workers
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """/proc/PID/stat's fields after the command name (state first), or None if gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2:].split()
-
-
-def _children(pid: int) -> dict[int, str]:
-    """{child pid: its start time}: the processes whose parent is ``pid``."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _proc_stat(int(entry.name))
-            if fields is not None and fields[1] == str(pid):
-                found[int(entry.name)] = fields[19]
-    return found
-
-
-def _alive(pid: int, started: str) -> bool:
-    fields = _proc_stat(pid)
-    return fields is not None and fields[19] == started and fields[0] not in "ZX"
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
 def test_killing_a_sweep_leaves_no_worker_behind(tmp_path, signum):
     # Runs of a few seconds each: the workers are busy when the signal comes.
@@ -644,15 +618,12 @@ def test_killing_a_sweep_leaves_no_worker_behind(tmp_path, signum):
         deadline = time.monotonic() + 60
         while len(workers) < 2 and time.monotonic() < deadline and sweep.poll() is None:
             time.sleep(0.05)
-            workers = _children(sweep.pid)
+            workers = children(sweep.pid)
         assert len(workers) == 2, sweep.stderr.read() if sweep.poll() is not None else workers
         time.sleep(0.3)  # well into their first points
         sweep.send_signal(signum)
         status = sweep.wait(timeout=30)
-        deadline = time.monotonic() + 5
-        while any(_alive(p, s) for p, s in workers.items()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [p for p, s in workers.items() if _alive(p, s)]
+        assert survivors(workers) == []
         stderr = sweep.stderr.read()
         if signum == signal.SIGTERM:
             assert status == 128 + signal.SIGTERM
@@ -666,6 +637,4 @@ def test_killing_a_sweep_leaves_no_worker_behind(tmp_path, signum):
         if sweep.poll() is None:
             sweep.kill()
             sweep.wait()
-        for pid, started in workers.items():  # a failed test cleans up after itself
-            if _alive(pid, started):
-                os.kill(pid, signal.SIGKILL)
+        kill_survivors(workers)
