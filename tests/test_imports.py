@@ -117,6 +117,7 @@ def test_sim_and_workloads_have_no_import_cycle():
     ("sim.stats", set()),
     ("sim.plots", {"sim.results", "sim.stats", "sim.units", "sim.errors"}),
     ("sim.buddy", {"sim.migratetype", "sim.native"}),
+    ("sim.readahead", set()),
 ])
 def test_a_layer_imports_only_what_is_below_it(module, allowed):
     assert import_graph()[module] <= allowed, import_graph()[module] - allowed
