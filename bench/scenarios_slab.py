@@ -12,8 +12,10 @@ otherwise. ``ideal`` is ceil(live / objects_per_slab).
   a random 90 % deleted, the rest closed in random order (so the dentry LRU order is
   unrelated to slab placement) except a pinned share kept open. One ``free`` pass over
   dentry and ext4_inode_cache, as the historical patches did.
-- ``shrinker``: the same file system; the super block shrinker scans until it has freed
-  as many objects as the ``free`` pass evicted.
+- ``shrinker``: the same file system; rounds of ``shrink_node`` (32 pages of file LRU
+  reclaim, then a super block shrinker scan of 128) until the shrinker has freed as many
+  objects as the ``free`` pass evicted. Since 5.16 an inode with page cache is not on
+  the inode LRU: its pages must go through the file LRU first.
 - ``tmpfs``: the same files on tmpfs (every live dentry and inode pinned; inodes in
   shmem_inode_cache), then ``free`` or ``move``.
 
@@ -40,6 +42,7 @@ from sim.config import DefragSection
 from sim.defrag import Defragmenter  # noqa: E402
 from sim.objects import FileSystem  # noqa: E402
 from sim.slab import SlabCache, SlabCaches  # noqa: E402
+from sim.vmscan import SWAP_CLUSTER_MAX, FileLru  # noqa: E402
 
 KEEP = 0.10  # share of objects / files that survive
 ZONE_PAGES = 1 << 18  # 1 GiB
@@ -110,6 +113,7 @@ def build_fs(fs_type: str, n: int, keep: float, pinned_share: float, seed: int
     icache = caches.create(inode_name, 752 if fs_type == "tmpfs" else 1128)
     xa = caches.create("radix_tree_node", 584)
     fs = FileSystem(zone, dcache, icache, xa, fs=fs_type)
+    fs.attach_lru(FileLru(lambda pfn, owner: fs.evict_folio(pfn), nr_pages=zone.nr_pages), 0)
     rng = random.Random(seed)
     fids = []
     for i in range(n):
@@ -171,7 +175,12 @@ def scenario_shrinker(n: int = 100_000, keep: float = KEEP, objects_to_free: int
     pages0 = {c.name: c.nr_pages for c in (dcache, icache)}
     freed = scanned = 0
     t = time.perf_counter()
-    while freed < objects_to_free and (dcache.nr_lru or icache.nr_lru):
+    lru = fs.lru
+    while freed < objects_to_free and (dcache.nr_lru or icache.nr_lru or len(lru)):
+        if len(lru):
+            lru.shrink(SWAP_CLUSTER_MAX)  # shrink_node: the file LRU, then the shrinkers
+        if not (dcache.nr_lru or icache.nr_lru):
+            continue
         left = objects_to_free - freed
         if left > 1:
             res = fs.super_cache_scan(min(128, left - 1))
@@ -190,6 +199,7 @@ def scenario_shrinker(n: int = 100_000, keep: float = KEEP, objects_to_free: int
         "after": {c.name: cache_numbers(c) for c in (dcache, icache)},
         "pages_returned_net": {c.name: pages0[c.name] - c.nr_pages for c in (dcache, icache)},
         "page_cache_evicted": fs.stats.page_cache_evicted,
+        "page_cache_reclaimed": fs.stats.page_cache_reclaimed,
         "dentries_evicted": fs.stats.dentries_evicted,
         "inodes_evicted": fs.stats.inodes_evicted, "wall_s": wall,
     }

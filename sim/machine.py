@@ -32,12 +32,18 @@ from sim.compaction import Compactor
 from sim.config import ExperimentConfig
 from sim.daemons import Kcompactd, Kswapd, rcu_tick, vmstat_refresh
 from sim.defrag import Defragmenter
-from sim.gfp import GFP_HIGHUSER_MOVABLE
+from sim.gfp import GFP_HIGHUSER_MOVABLE, GFPF_NORETRY, GFPF_NOWARN
 from sim.migratetype import MIGRATE_MOVABLE
 from sim.objects import FileSystem
 from sim.page_alloc import PageAllocator
 from sim.slab import SlabCache, SlabCaches, create_cache
 from sim.vmscan import FileLru, Reclaim
+
+# page_cache_folios samples orders 0..MAX_PAGECACHE_ORDER (9 on x86-64).
+PAGECACHE_ORDERS = 10
+
+
+GFP_PAGECACHE_LARGE = GFP_HIGHUSER_MOVABLE | GFPF_NORETRY | GFPF_NOWARN
 
 
 class CountingEnvironment(simpy.Environment):
@@ -148,7 +154,8 @@ class Machine:
         if self.config.defrag.enabled and spec is not None and spec.mobility != "none":
             self.defrag.set_mobility(cache.name, _load_mobility(spec.mobility))
 
-    def filesystem(self, fs: str, *, inode_cache: str | None = None) -> FileSystem:
+    def filesystem(self, fs: str, *, inode_cache: str | None = None,
+                   large_folios: bool = True) -> FileSystem:
         """The file system of type ``fs`` on the shared dentry cache, created on first
         use; later workloads on the same type and inode cache share it. Its super block
         shrinker counts the caches' whole LRUs, so a second FileSystem on the same caches
@@ -157,21 +164,26 @@ class Machine:
         if inode_cache is None:
             inode_cache = "shmem_inode_cache" if fs == "tmpfs" else "ext4_inode_cache"
         for fsys in self.filesystems:
-            if fsys.fs == fs and fsys.icache.name == inode_cache:
+            if (fsys.fs == fs and fsys.icache.name == inode_cache
+                    and fsys.large_folios == (large_folios and fs == "disk")):
                 return fsys
         inodes = self.cache(inode_cache)
         xa = self.cache("radix_tree_node")
         fsys = FileSystem(self.zone, dentry, inodes, xa, fs=fs,
                           vfs_cache_pressure=self.config.slab.vfs_cache_pressure,
-                          alloc_page=self._page_cache_page)
+                          alloc_folio=self._page_cache_folio, large_folios=large_folios)
         self.reclaim.add_filesystem(fsys)
+        fsys.attach_lru(self.lru, self.register_lru_owner(
+            fsys.evict_folio, fsys.evict_folios if self.batched else None))
         self.register_page_owner(_fs_migrate(fsys))
         return fsys
 
-    def _page_cache_page(self, cpu: int) -> int | None:
-        """A file's page-cache page (``filemap_alloc_folio`` with the mapping's
-        GFP_HIGHUSER_MOVABLE), through the full allocation path."""
-        return self.page_alloc.alloc_pages(0, GFP_HIGHUSER_MOVABLE, cpu, OWNER_MOVABLE)
+    def _page_cache_folio(self, order: int, cpu: int) -> int | None:
+        """A file's page-cache folio (``filemap_alloc_folio`` with the mapping's
+        GFP_HIGHUSER_MOVABLE, plus ``__GFP_NORETRY | __GFP_NOWARN`` above order 0 as
+        ``__filemap_get_folio`` and readahead add them), through the full path."""
+        gfp = GFP_HIGHUSER_MOVABLE if order == 0 else GFP_PAGECACHE_LARGE
+        return self.page_alloc.alloc_pages(order, gfp, cpu, OWNER_MOVABLE)
 
     def register_lru_owner(self, evict: Callable[[int], None],
                            evict_many: Callable[[list[int]], None] | None = None) -> int:
@@ -232,7 +244,9 @@ class Machine:
         zone = self.zone
         values = metrics.zone_metrics(zone)
         values.update(metrics.cache_metrics(self.caches))
-        values[("page_cache_pages", "")] = len(self.lru)
+        values[("page_cache_pages", "")] = self.lru.nr_pages
+        for order, n in enumerate(self.lru.nr_by_order[:PAGECACHE_ORDERS]):
+            values[("page_cache_folios", str(order))] = n
         values[("compact_migrated", "")] = self.compactor.stats.migrated
         values[("defrag_pages_returned", "")] = self.defrag.stats.pages_returned
         values[("extfrag_fallbacks", "")] = (zone.stats.extfrag_claim
@@ -280,9 +294,15 @@ class Machine:
             "shrinker": self.reclaim.report(),
             "evictions": {
                 "slab_objects": sum(c.stats.objects_evicted for c in self.caches),
+                # page-cache pages dropped: by LRU reclaim, and with an evicted inode
                 "page_cache_pages": self.lru.stats.evicted
                 + sum(c.stats.page_cache_evicted for c in self.caches),
+                "page_cache_pages_lru": self.lru.stats.evicted,
+                "page_cache_pages_inode": sum(c.stats.page_cache_evicted
+                                              for c in self.caches),
             },
+            "page_cache_folios_by_order": {str(o): n for o, n in
+                                           enumerate(self.lru.nr_by_order) if n},
             "caches": self.caches.report(),
         }
 

@@ -11,12 +11,24 @@ lib/xarray.c closely enough for slab reclaim:
   dentry LRU (``retain_dentry`` -> ``d_lru_add``; a second ``dput`` sets
   DCACHE_REFERENCED); once the dentry is pruned the inode goes on the inode LRU
   (``iput_final`` -> ``inode_add_lru``). Open files pin their dentry.
-- Evicting an inode evicts its page cache (``inode_lru_isolate`` ->
-  ``invalidate_mapping_pages``; ``evict`` -> ``truncate_inode_pages_final``) and its
-  XArray nodes; those evictions are counted, since a later read must refault them.
-  Deleting a file truncates instead; that is not an eviction.
+- Page cache comes in folios (a head pfn and an order; sim/readahead.py decides the
+  orders). On a disk file system every folio is on the file LRU (``folio_add_lru``) and
+  reclaim evicts it whole (``shrink_folio_list`` -> ``__remove_mapping``). The inode LRU
+  follows Weiner's 5.16 rule: ``__inode_add_lru`` skips an inode whose mapping is not
+  ``mapping_shrinkable`` (it has page cache), so an unused inode with cached pages stays
+  off the inode LRU, and ``__remove_mapping`` puts it there (``inode_add_lru``) when
+  reclaim takes its last page. The super block shrinker therefore only finds inodes
+  without page cache (``inode_lru_isolate`` drops any other from its list). tmpfs
+  pages are shmem: swap-backed, off the file LRU, never reclaimed without swap.
+- Evicting an inode by other means (the slab defragmenter's ``reclaim()``, as the
+  historical inode callback did with ``invalidate_mapping_pages``) evicts its page
+  cache and its XArray nodes; those evictions are counted apart from the LRU's, since a
+  later read must refault them. Deleting a file truncates instead; that is not an
+  eviction.
 - XArray nodes exist only for files of more than one page (a one-page file lives in
-  ``xa_head``), 64 slots per node (XA_CHUNK_SHIFT 6).
+  ``xa_head``), 64 slots per node (XA_CHUNK_SHIFT 6); a folio of order k is one
+  multi-index entry in a node of level k // 6 (``xas_store`` with sibling entries), so a
+  file of 2 MiB folios needs 64 times fewer nodes than one of 4 KiB pages.
 - dentries and inodes are freed through ``call_rcu`` when their cache says so
   (sim/slab.py RCU_FREED_CACHES), as are XArray nodes (``radix_tree_node_free``).
 - :meth:`FileSystem.shrink` is ``super_cache_scan``: one count over the dentry and inode
@@ -25,14 +37,20 @@ lib/xarray.c closely enough for slab reclaim:
 Departures: one LRU per cache rather than per super block (file systems sharing the
 dentry cache share its LRU); no directories (every file's dentry is a leaf); no dirty
 data or writeback; a read of an evicted page is not modelled (evictions are counted).
+No workingset shadow entries: when reclaim takes a file's last folio its XArray nodes
+go at once (the kernel keeps them for the shadows until the shadow shrinker,
+``shadow_lru_isolate``, takes them), so ``mapping_shrinkable`` is "no page cache". A
+file's XArray nodes are sized for its folios when they are added and shrink only when
+the file has none left.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
+from sim import readahead
 from sim.buddy import OWNER_MOVABLE, Zone
 from sim.migratetype import MIGRATE_MOVABLE
 from sim.slab import (
@@ -60,6 +78,28 @@ def xa_nodes_for(nr_pages: int) -> int:
     return nodes
 
 
+def xa_nodes_for_folios(folios: Iterable[tuple[int, int]]) -> int:
+    """XArray nodes that hold folios given as (index, order), each a multi-index entry
+    stored in a node of level ``order // 6`` (0 when the file is one order-0 page at
+    index 0, which lives in ``xa_head``)."""
+    entries = list(folios)
+    if not entries:
+        return 0
+    top = max(index + (1 << order) - 1 for index, order in entries)
+    if top == 0:
+        return 0  # a single page at index 0: xa_head
+    # The tree's height: the root node's level covers index ``top``.
+    height = 0
+    while top >> (XA_CHUNK_SHIFT * (height + 1)):
+        height += 1
+    nodes = 0
+    for level in range(height + 1):
+        shift = XA_CHUNK_SHIFT * (level + 1)
+        nodes += len({index >> shift for index, order in entries
+                      if order // XA_CHUNK_SHIFT <= level})
+    return nodes
+
+
 @dataclass
 class FsStats:
     files_created: int = 0
@@ -68,7 +108,8 @@ class FsStats:
     lookups: int = 0  # an evicted file opened again: dentry and inode allocated anew
     dentries_evicted: int = 0
     inodes_evicted: int = 0
-    page_cache_evicted: int = 0  # pages evicted with their inode by reclaim
+    page_cache_evicted: int = 0  # pages evicted with their inode (defragmenter)
+    page_cache_reclaimed: int = 0  # pages the file LRU reclaimed (shrink_folio_list)
     page_cache_truncated: int = 0  # pages freed because their file was deleted
 
     def as_dict(self) -> dict[str, int]:
@@ -82,22 +123,30 @@ class File:
     dataclass's would be generated, interpreted code (one call per file created).
     """
 
-    __slots__ = ("fid", "nr_pages", "dentry", "inode", "pages", "xa_nodes", "open_count",
-                 "linked")
+    __slots__ = ("fid", "nr_pages", "dentry", "inode", "folios", "nr_cached", "xa_nodes",
+                 "open_count", "linked", "mapping")
 
     def __init__(self, fid: int, nr_pages: int) -> None:
         self.fid = fid
-        self.nr_pages = nr_pages
+        self.nr_pages = nr_pages  # the file's size in pages (i_size)
         self.dentry = -1
         self.inode = -1
-        self.pages: list[int] = []
+        # Cached folios: head pfn -> the file index it holds (its order is the zone's).
+        self.folios: dict[int, int] = {}
+        self.nr_cached = 0  # pages in those folios (mapping->nrpages)
         self.xa_nodes: list[int] = []
         self.open_count = 0
         self.linked = True
+        self.mapping: Any = None  # sim.readahead.Mapping, for files read through it
+
+    @property
+    def pages(self) -> list[int]:
+        """The cached folios' head pfns, in the order they were added."""
+        return list(self.folios)
 
     def __repr__(self) -> str:
         return (f"File(fid={self.fid}, nr_pages={self.nr_pages}, dentry={self.dentry}, "
-                f"inode={self.inode}, pages={self.pages}, xa_nodes={self.xa_nodes}, "
+                f"inode={self.inode}, folios={self.folios}, xa_nodes={self.xa_nodes}, "
                 f"open_count={self.open_count}, linked={self.linked})")
 
 
@@ -169,15 +218,19 @@ class FileSystem:
     def __init__(self, zone: Zone, dentry_cache: SlabCache, inode_cache: SlabCache,
                  xa_cache: SlabCache | None = None, *, fs: str = "disk",
                  vfs_cache_pressure: int = 100,
-                 alloc_page: Callable[[int], int | None] | None = None) -> None:
+                 alloc_folio: Callable[[int, int], int | None] | None = None,
+                 large_folios: bool = True) -> None:
         if fs not in FS_TYPES:
             raise ValueError(f"expected fs one of {', '.join(FS_TYPES)}, got {fs!r}")
         self.zone = zone
-        # alloc_page(cpu) -> pfn: a page-cache page. The engine passes its full
-        # allocation path (slow path, kswapd); alone, the zone's fast path is used.
-        self.alloc_page = alloc_page or (
-            lambda cpu: zone.alloc(0, MIGRATE_MOVABLE, cpu, OWNER_MOVABLE))
+        # alloc_folio(order, cpu) -> head pfn: a page-cache folio. The engine passes its
+        # full allocation path (slow path, kswapd); alone, the zone's fast path is used.
+        self.alloc_folio = alloc_folio or (
+            lambda order, cpu: zone.alloc(order, MIGRATE_MOVABLE, cpu, OWNER_MOVABLE))
         self.fs = fs
+        # mapping_max_folio_order: ext4 (6.16+) and xfs set large folios; tmpfs with
+        # huge=never (the default) does not. False is the pre-folio what-if.
+        self.large_folios = large_folios and fs == "disk"
         self.dcache = dentry_cache
         self.icache = inode_cache
         self.xa_cache = xa_cache
@@ -189,37 +242,85 @@ class FileSystem:
         self._xa_owner = _owners(xa_cache) if xa_cache is not None else None
         self._by_dentry = ByOid()  # dentry id -> File
         self._by_inode = ByOid()  # inode id -> File
-        self._page_file: dict[int, File] = {}  # pfn -> file, for page migration
+        self._page_file: dict[int, File] = {}  # folio head pfn -> file
+        # The file LRU a disk file system's folios go on (sim/vmscan.py FileLru) and
+        # this file system's owner id there; set by ``attach_lru``.
+        self.lru: Any = None
+        self.lru_owner = -1
         self.nr_deferred = 0  # the super block shrinker's nr_deferred
         self.stats = FsStats()
 
+    def attach_lru(self, lru: Any, owner: int) -> None:
+        """Put this disk file system's page cache on ``lru`` as ``owner`` (its evict
+        callbacks are ``evict_folio``/``evict_folios``). tmpfs pages never go there."""
+        self.lru = lru if self.fs == "disk" else None
+        self.lru_owner = owner
+
     # ------------------------------------------------------------------ files
 
-    def create(self, nr_pages: int = 0, cpu: int = 0, *, keep_open: bool = False) -> int | None:
-        """Create a file of ``nr_pages`` pages; returns its id, or None (and nothing
-        allocated) when an allocation fails."""
-        if nr_pages < 0:
-            raise ValueError(f"expected nr_pages >= 0, got {nr_pages}")
+    def create(self, nr_pages: int = 0, cpu: int = 0, *, keep_open: bool = False,
+               folios: list[tuple[int, int]] | None = None, size: int | None = None,
+               write_size: int | None = None, mapping: Any = None) -> int | None:
+        """Create a file and return its id, or None (and nothing allocated) when an
+        allocation fails. Its page cache is, in order of precedence:
+
+        - ``size`` bytes written from offset 0 in ``write(2)`` calls of ``write_size``
+          bytes (default: one call), with the folio orders 6.18's buffered write gives
+          them (sim/readahead.py ``write``); a short write (no order-0 page) fails;
+        - ``folios``, as (index, order) pairs, allocated as given;
+        - one order-0 folio for each of ``nr_pages`` pages.
+
+        ``mapping`` (a sim/readahead.py Mapping) is kept for later reads of the file."""
+        if nr_pages < 0 or (size is not None and size < 0):
+            raise ValueError(f"expected a file size >= 0, got {size if size else nr_pages}")
+        if size is not None:
+            nr_pages = -(-size // self.zone.page_size)
         f = File(self._next_fid, nr_pages)
         if not self._instantiate(f, cpu):
             self.stats.create_failed += 1
             return None
-        for _ in range(nr_pages):
-            pfn = self.alloc_page(cpu)
-            if pfn is None:
+        got: list[tuple[int, int, int]] = []
+        if size is not None:
+            m = readahead.Mapping(max_order=readahead.MAX_PAGECACHE_ORDER,
+                                  large_folios=self.large_folios, shmem=self.fs == "tmpfs")
+            chunk = write_size or size
+            alloc_folio = self.alloc_folio
+
+            def alloc(order: int) -> int | None:
+                return alloc_folio(order, cpu)
+
+            pos = 0
+            short = False
+            while pos < size and not short:
+                n = min(chunk, size - pos)
+                for index, order, pfn in readahead.write(m, pos, n, alloc):
+                    got.append((pfn, index, order))  # type: ignore[arg-type]
+                pos += n
+                short = m.i_size < pos
+            layout = [(index, order) for _, index, order in got]
+            if short:
+                for head, _, k in got:
+                    self.zone.free(head, k, cpu)
                 self._rollback(f, cpu)
                 return None
-            f.pages.append(pfn)
-        if self.xa_cache is not None:
-            for _ in range(xa_nodes_for(nr_pages)):
-                oid = self.xa_cache.alloc(cpu)
-                if oid is None:
+        else:
+            layout = [(i, 0) for i in range(nr_pages)] if folios is None else folios
+            for index, order in layout:
+                pfn = self.alloc_folio(order, cpu)
+                if pfn is None:
+                    for head, _, k in got:
+                        self.zone.free(head, k, cpu)
                     self._rollback(f, cpu)
                     return None
-                f.xa_nodes.append(oid)
-                self._xa_owner.by_oid[oid] = self  # type: ignore[union-attr]
-        for pfn in f.pages:
-            self._page_file[pfn] = f
+                got.append((pfn, index, order))
+        f.mapping = mapping
+        if not self._grow_xa_nodes(f, layout, cpu):
+            for head, _, k in got:
+                self.zone.free(head, k, cpu)
+            self._rollback(f, cpu)
+            return None
+        for pfn, index, order in got:
+            self._add_folio(f, pfn, index, order)
         self._next_fid += 1
         self.files[f.fid] = f
         self.stats.files_created += 1
@@ -234,6 +335,50 @@ class FileSystem:
         elif self.fs == "disk":
             self.dcache.lru_add(f.dentry)
         return f.fid
+
+    def _add_folio(self, f: File, pfn: int, index: int, order: int) -> None:
+        """``filemap_add_folio``: in the mapping and, on a disk file system, on the
+        file LRU as the newest (``folio_add_lru``)."""
+        f.folios[pfn] = index
+        f.nr_cached += 1 << order
+        self._page_file[pfn] = f
+        if self.lru is not None:
+            self.lru.add(pfn, self.lru_owner, order)
+
+    def add_folio(self, fid: int, pfn: int, index: int, order: int, cpu: int = 0) -> bool:
+        """A folio read into file ``fid`` (readahead, sim/readahead.py): into the mapping
+        and onto the LRU, with the XArray nodes it needs. False (nothing kept) when an
+        XArray node cannot be allocated."""
+        f = self.files[fid]
+        layout = [(i, self.zone.order_of(p)) for p, i in f.folios.items()]
+        layout.append((index, order))
+        if not self._grow_xa_nodes(f, layout, cpu):
+            return False
+        self._add_folio(f, pfn, index, order)
+        return True
+
+    def _grow_xa_nodes(self, f: File, layout: list[tuple[int, int]], cpu: int) -> bool:
+        """Allocate XArray nodes until the file has those ``layout`` needs."""
+        if self.xa_cache is None:
+            return True
+        want = xa_nodes_for_folios(layout)
+        while len(f.xa_nodes) < want:
+            oid = self.xa_cache.alloc(cpu)
+            if oid is None:
+                return False
+            f.xa_nodes.append(oid)
+            self._xa_owner.by_oid[oid] = self  # type: ignore[union-attr]
+        return True
+
+    def _free_xa_nodes(self, f: File, cpu: int) -> None:
+        xa = self.xa_cache
+        for oid in f.xa_nodes:
+            del self._xa_owner.by_oid[oid]  # type: ignore[union-attr]
+            if xa.rcu_free:  # type: ignore[union-attr]
+                xa.free_rcu(oid, cpu)  # type: ignore[union-attr]
+            else:
+                xa.free(oid, cpu)  # type: ignore[union-attr]
+        f.xa_nodes = []
 
     def _instantiate(self, f: File, cpu: int) -> bool:
         """d_alloc + new_inode (or iget of a still cached inode): a dentry holding an
@@ -261,9 +406,7 @@ class FileSystem:
         return True
 
     def _rollback(self, f: File, cpu: int) -> None:
-        # Nothing was published: free at once, no RCU.
-        for pfn in f.pages:
-            self.zone.free(pfn, 0, cpu)
+        # Nothing was published: free at once, no RCU. The caller freed the folios.
         for oid in f.xa_nodes:
             self.xa_cache.free(oid, cpu)  # type: ignore[union-attr]
             del self._xa_owner.by_oid[oid]  # type: ignore[union-attr]
@@ -335,24 +478,17 @@ class FileSystem:
             self.dcache.free(d, cpu)
         self._forget_dentry(f)
         if not self.icache.put_ref(f.inode) and f.linked and self.fs == "disk":
-            self.icache.lru_add(f.inode)  # iput_final: an unused, cached inode
+            self._inode_add_lru(f)  # iput_final
+
+    def _inode_add_lru(self, f: File) -> None:
+        """``__inode_add_lru``: an unused inode joins the inode LRU only when its mapping
+        is ``mapping_shrinkable`` (no page cache; 5.16+)."""
+        if f.nr_cached == 0 and not self.icache.refcount(f.inode):
+            self.icache.lru_add(f.inode)
 
     def _free_inode(self, f: File, cpu: int) -> int:
         """``evict``: page cache and XArray nodes, then the inode (RCU). Returns pages."""
-        zone = self.zone
-        for pfn in f.pages:
-            zone.free(pfn, 0, cpu)
-            del self._page_file[pfn]
-        pages = len(f.pages)
-        f.pages = []
-        xa = self.xa_cache
-        for oid in f.xa_nodes:
-            del self._xa_owner.by_oid[oid]  # type: ignore[union-attr]
-            if xa.rcu_free:  # type: ignore[union-attr]
-                xa.free_rcu(oid, cpu)  # type: ignore[union-attr]
-            else:
-                xa.free(oid, cpu)  # type: ignore[union-attr]
-        f.xa_nodes = []
+        pages = self._drop_page_cache(f, cpu)
         i = f.inode
         self.icache.lru_del(i)
         if self.icache.rcu_free:
@@ -361,6 +497,52 @@ class FileSystem:
             self.icache.free(i, cpu)
         self._forget_inode(f)
         return pages
+
+    def _drop_page_cache(self, f: File, cpu: int) -> int:
+        """``truncate_inode_pages_final`` / ``invalidate_mapping_pages``: every folio
+        off the LRU and freed, then the XArray nodes. Returns pages."""
+        zone = self.zone
+        lru = self.lru
+        page_file = self._page_file
+        for pfn in f.folios:
+            if lru is not None and pfn in lru:
+                lru.remove(pfn)
+            zone.free(pfn, zone.order_of(pfn), cpu)
+            del page_file[pfn]
+        pages = f.nr_cached
+        if f.mapping is not None:
+            for index in f.folios.values():
+                f.mapping.remove(index)
+        f.folios = {}
+        f.nr_cached = 0
+        self._free_xa_nodes(f, cpu)
+        return pages
+
+    def evict_folio(self, pfn: int) -> None:
+        """The file LRU reclaimed this folio (``__remove_mapping`` then
+        ``free_unref_folios``; the LRU has already let it go)."""
+        self._remove_mapping(pfn, 0)
+
+    def evict_folios(self, pfns: list[int]) -> None:
+        """``evict_folio`` for each in turn."""
+        for pfn in pfns:
+            self._remove_mapping(pfn, 0)
+
+    def _remove_mapping(self, pfn: int, cpu: int) -> None:
+        """``__remove_mapping``: the folio leaves its file; once the mapping is empty the
+        inode is shrinkable and, unused, goes on the inode LRU (``inode_add_lru``)."""
+        f = self._page_file.pop(pfn)
+        index = f.folios.pop(pfn)
+        order = self.zone.order_of(pfn)
+        f.nr_cached -= 1 << order
+        if f.mapping is not None:
+            f.mapping.remove(index)
+        self.zone.free(pfn, order, cpu)
+        self.stats.page_cache_reclaimed += 1 << order
+        if f.nr_cached == 0:
+            self._free_xa_nodes(f, cpu)  # no shadow entries (see the module docstring)
+            if f.inode >= 0 and f.linked:
+                self._inode_add_lru(f)
 
     def _forget_dentry(self, f: File) -> None:
         self._by_dentry.discard(f.dentry)
@@ -383,8 +565,14 @@ class FileSystem:
         f = self._page_file.pop(old_pfn, None)
         if f is None:
             return False
-        f.pages[f.pages.index(old_pfn)] = new_pfn
+        index = f.folios.pop(old_pfn)
+        f.folios[new_pfn] = index
         self._page_file[new_pfn] = f
+        m = f.mapping
+        if m is not None:  # the mapping's slot now points at the new folio
+            marked = m.test_readahead(index)
+            order, _ = m.remove(index)
+            m.insert(index, order, new_pfn, marked)
         return True
 
     # ------------------------------------------------------------------ ObjectOwner

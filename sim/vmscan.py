@@ -69,24 +69,33 @@ DEF_PRIORITY: Final = 12
 # A scan for at least this many pages reads its first queue entries' per-pfn state in
 # one gather first (FileLru._prefetch).
 _PREFETCH_MIN: Final = 16
+# The largest folio the LRU holds: MAX_PAGECACHE_ORDER and HPAGE_PMD_ORDER are 9 on
+# x86-64; the arrays allow up to MAX_PAGE_ORDER (10).
+MAX_FOLIO_ORDER: Final = 10
 
 
 @dataclass
 class ReclaimStats:
-    scanned: int = 0
-    rotated: int = 0  # referenced pages given a second chance
+    scanned: int = 0  # pages
+    rotated: int = 0  # pages of referenced folios given a second chance
     evicted: int = 0  # page-cache pages dropped (a later read refaults them)
 
 
 class FileLru:
-    """Page-cache pages, oldest first, with a referenced bit per page.
+    """Page-cache folios, oldest first, with a referenced bit per folio.
 
-    Kept as a queue of pfns in the order they became newest, plus per-pfn arrays over
-    the zone: the queue index of the pfn's live entry (-1 when not on the list), its
-    owner and its referenced bit. Removing a page only clears its index; the scan
-    skips queue entries that are no longer live, and the queue is compacted once
-    mostly stale. Adds and accesses of a run of pages are then a few numpy calls. The
-    order is an ordered dict's: a page added again while on the list keeps its place.
+    An entry is a folio: its head pfn, its order and its owner. It is scanned, aged and
+    evicted whole (``shrink_folio_list`` frees the folio), and counted in pages where
+    the kernel counts pages: ``nr_pages`` (``lruvec_lru_size``), the scan
+    (``isolate_lru_folios`` adds ``folio_nr_pages`` to ``scan``) and the pages
+    reclaimed.
+
+    Kept as a queue of head pfns in the order they became newest, plus per-pfn arrays
+    over the zone: the queue index of the pfn's live entry (-1 when not on the list), its
+    owner, its order and its referenced bit. Removing a folio only clears its index; the
+    scan skips queue entries that are no longer live, and the queue is compacted once
+    mostly stale. Adds and accesses of a run of folios are then a few numpy calls. The
+    order is an ordered dict's: a folio added again while on the list keeps its place.
     """
 
     COMPACT_AFTER = 4096  # consumed queue entries before a compaction is considered
@@ -101,12 +110,16 @@ class FileLru:
         self.stats = ReclaimStats()
         self._queue = array("i")
         self._head = 0  # queue entries before this one are consumed
-        self._count = 0
+        self._count = 0  # folios on the list
+        self.nr_pages = 0  # pages on the list
+        self.nr_by_order = [0] * (MAX_FOLIO_ORDER + 1)  # folios on the list, by order
         self._size = 0  # pfns covered by the arrays below, grown on demand
         self._pos = array("i")
         self._owner = array("h")
+        self._order = bytearray()
         self._ref = bytearray()
         self._pos_np = self._owner_np = self._ref_np = np.zeros(0, dtype=np.int32)
+        self._order_np = np.zeros(0, dtype=np.uint8)
         self._nr_pages = nr_pages  # the zone's size: the arrays' size at the first add
 
     def _grow(self, size: int) -> None:
@@ -115,21 +128,31 @@ class FileLru:
         extra = size - self._size
         # Drop the numpy views first: an array with exported buffers cannot grow.
         self._pos_np = self._owner_np = self._ref_np = np.zeros(0, dtype=np.int32)
+        self._order_np = np.zeros(0, dtype=np.uint8)
         self._pos.extend(array("i", [-1]) * extra)
         self._owner.extend(array("h", [0]) * extra)
+        self._order.extend(bytes(extra))
         self._ref.extend(bytes(extra))
         self._size = size
         self._pos_np = np.frombuffer(self._pos, dtype=np.int32)
         self._owner_np = np.frombuffer(self._owner, dtype=np.int16)
+        self._order_np = np.frombuffer(self._order, dtype=np.uint8)
         self._ref_np = np.frombuffer(self._ref, dtype=np.uint8)
 
     def __len__(self) -> int:
+        """Folios on the list (``nr_pages`` counts their pages)."""
         return self._count
 
     def __contains__(self, pfn: int) -> bool:
         return 0 <= pfn < self._size and self._pos[pfn] >= 0
 
-    def _put(self, pfn: int, owner: int) -> None:
+    def order_of(self, pfn: int) -> int:
+        """The order of the folio with head ``pfn`` on the list."""
+        if pfn not in self:
+            raise KeyError(pfn)
+        return self._order[pfn]
+
+    def _put(self, pfn: int, owner: int, order: int) -> None:
         """``pfn`` on the list with ``owner``: the newest, unless it is there already."""
         if pfn >= self._size:
             self._grow(pfn + 1)
@@ -137,21 +160,29 @@ class FileLru:
             self._pos[pfn] = len(self._queue)
             self._queue.append(pfn)
             self._count += 1
+        else:
+            old = self._order[pfn]
+            self.nr_pages -= 1 << old
+            self.nr_by_order[old] -= 1
+        self._order[pfn] = order
+        self.nr_pages += 1 << order
+        self.nr_by_order[order] += 1
         self._owner[pfn] = owner
 
-    def add(self, pfn: int, owner: int) -> None:
-        """``folio_add_lru``: a new page-cache page, the newest on the list."""
-        self._put(pfn, owner)
+    def add(self, pfn: int, owner: int, order: int = 0) -> None:
+        """``folio_add_lru``: a new page-cache folio, the newest on the list."""
+        self._put(pfn, owner, order)
         self._ref[pfn] = 0
 
-    def add_many(self, pfns: list[int], owner: int) -> None:
-        """``add`` each of these pages in turn."""
+    def add_many(self, pfns: list[int], owner: int, order: int = 0) -> None:
+        """``add`` each of these folios, all of ``order``, in turn."""
         if not pfns:
             return
         p = np.asarray(pfns, dtype=np.int64)
         top = int(p.max())
         if top >= self._size:
             self._grow(top + 1)
+        on_list = p[self._pos_np[p] >= 0]
         new = p[self._pos_np[p] < 0]
         where = np.arange(len(self._queue), len(self._queue) + len(new), dtype=np.int32)
         self._pos_np[new] = where
@@ -159,11 +190,21 @@ class FileLru:
             # A pfn twice in the run: only its first add appends. Undo, go one by one.
             self._pos_np[new] = -1
             for pfn in pfns:
-                self.add(pfn, owner)
+                self.add(pfn, owner, order)
             return
+        if len(on_list):  # re-added folios: their old order leaves the counts
+            on_list = np.unique(on_list)
+            old = self._order_np[on_list]
+            self.nr_pages -= int((np.int64(1) << old.astype(np.int64)).sum())
+            for k, n in enumerate(np.bincount(old, minlength=len(self.nr_by_order))):
+                self.nr_by_order[k] -= int(n)
         self._queue.frombytes(new.astype(np.int32).tobytes())
         self._count += len(new)
+        added = len(new) + len(on_list)  # distinct folios now of this order
+        self.nr_pages += added << order
+        self.nr_by_order[order] += added
         self._owner_np[p] = owner
+        self._order_np[p] = order
         self._ref_np[p] = 0
 
     def mark_accessed_many(self, pfns: list[int]) -> None:
@@ -175,34 +216,43 @@ class FileLru:
         self._ref_np[p[self._pos_np[p] >= 0]] = 1
 
     def mark_accessed(self, pfn: int) -> None:
-        """``folio_mark_accessed``: the page was read again."""
+        """``folio_mark_accessed``: the folio was read again."""
         if pfn in self:
             self._ref[pfn] = 1
 
     def remove(self, pfn: int) -> int:
-        """The owner drops the page itself (truncation, unlink); returns its owner id."""
+        """The owner drops the folio itself (truncation, unlink); returns its owner id."""
         if pfn not in self:
             raise KeyError(pfn)
         self._pos[pfn] = -1
         self._ref[pfn] = 0
         self._count -= 1
+        order = self._order[pfn]
+        self.nr_pages -= 1 << order
+        self.nr_by_order[order] -= 1
         return self._owner[pfn]
 
     def migrate(self, old_pfn: int, new_pfn: int) -> None:
-        """Compaction moved the page: same owner, new pfn, put back as the newest."""
+        """Compaction moved the folio: same owner and order, new pfn, put back as the
+        newest (``folio_putback_lru``)."""
         referenced = old_pfn in self and self._ref[old_pfn]
-        self._put(new_pfn, self.remove(old_pfn))
+        order = self._order[old_pfn] if old_pfn in self else 0
+        self._put(new_pfn, self.remove(old_pfn), order)
         if referenced:
             self._ref[new_pfn] = 1
 
     def shrink(self, nr_to_reclaim: int, max_scan: int | None = None) -> int:
-        """Scan from the oldest end, evicting unreferenced pages; returns pages evicted.
+        """Scan from the oldest end, evicting unreferenced folios; returns pages evicted.
 
-        A referenced page loses its bit and goes to the newest end. At most ``max_scan``
-        pages are looked at (default: twice the list, so every page is seen twice).
+        A referenced folio loses its bit and goes to the newest end. At most
+        ``max_scan`` pages are looked at (default: twice the list, so every folio is seen
+        twice); a folio counts all its pages towards both limits, as
+        ``isolate_lru_folios`` and ``shrink_folio_list`` count them.
         """
-        queue, pos, ref, owners = self._queue, self._pos, self._ref, self._owner
-        limit = 2 * self._count if max_scan is None else max_scan
+        queue, pos, ref, owners, orders = (self._queue, self._pos, self._ref, self._owner,
+                                           self._order)
+        nr_by_order = self.nr_by_order
+        limit = 2 * self.nr_pages if max_scan is None else max_scan
         evicted = scanned = rotated = 0
         head = self._head
         if nr_to_reclaim >= _PREFETCH_MIN and self._size:
@@ -211,20 +261,24 @@ class FileLru:
         victim_owners: list[int] = []
         while evicted < nr_to_reclaim and scanned < limit and self._count:
             pfn = queue[head]
-            while pos[pfn] != head:  # a page that left the list or moved up
+            while pos[pfn] != head:  # a folio that left the list or moved up
                 head += 1
                 pfn = queue[head]
             head += 1
-            scanned += 1
+            order = orders[pfn]
+            nr = 1 << order
+            scanned += nr
             if ref[pfn]:
                 ref[pfn] = 0
                 pos[pfn] = len(queue)
                 queue.append(pfn)
-                rotated += 1
+                rotated += nr
                 continue
             pos[pfn] = -1
             self._count -= 1
-            evicted += 1
+            self.nr_pages -= nr
+            nr_by_order[order] -= 1
+            evicted += nr
             if self._evict_many is None:
                 self._evict(pfn, owners[pfn])
             else:
@@ -251,6 +305,7 @@ class FileLru:
             self._pos_np.take(pfns, mode="clip")
             self._ref_np.take(pfns, mode="clip")
             self._owner_np.take(pfns, mode="clip")
+            self._order_np.take(pfns, mode="clip")
 
     def _compact(self) -> None:
         """Drop consumed and stale queue entries; live entries keep their order."""
@@ -395,7 +450,7 @@ class Reclaim:
         leaves its cost in ``last_cost``."""
         cfg = self.cfg
         lru = self.lru
-        nr_lru = len(lru)
+        nr_lru = lru.nr_pages
         lru_scan = max(nr_lru >> priority, min(nr_lru, SWAP_CLUSTER_MAX))
         before = lru.stats.scanned
         evicted = lru.shrink(nr_to_reclaim, max_scan=lru_scan) if nr_lru else 0

@@ -1,10 +1,13 @@
 """Files as dentry -> inode -> page cache / XArray nodes, with tmpfs and disk pinning."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.buddy import OWNER_MOVABLE, Zone
-from sim.objects import FileSystem, xa_nodes_for
+from sim.objects import FileSystem, xa_nodes_for, xa_nodes_for_folios
 from sim.slab import F_LRU, SlabCaches
+from sim.vmscan import FileLru
 
 
 def make_fs(fs: str = "disk", nr_pages: int = 1 << 14, rcu: bool = False):
@@ -14,7 +17,12 @@ def make_fs(fs: str = "disk", nr_pages: int = 1 << 14, rcu: bool = False):
     icache = caches.create("shmem_inode_cache" if fs == "tmpfs" else "ext4_inode_cache",
                            752 if fs == "tmpfs" else 1128, rcu_free=rcu)
     xa = caches.create("radix_tree_node", 584, rcu_free=rcu)
-    return zone, caches, FileSystem(zone, dcache, icache, xa, fs=fs)
+    fsys = FileSystem(zone, dcache, icache, xa, fs=fs)
+    owners = []
+    lru = FileLru(lambda pfn, owner: owners[owner](pfn), nr_pages=nr_pages)
+    owners.append(fsys.evict_folio)
+    fsys.attach_lru(lru, 0)
+    return zone, caches, fsys
 
 
 def test_xarray_nodes_exist_only_for_files_of_more_than_one_page():
@@ -62,8 +70,75 @@ def test_a_closed_disk_files_dentry_is_unused_on_the_lru_and_its_inode_follows()
     assert res.rotated == 1 and f.dentry >= 0
     res = dcache.shrink(1)
     assert res.freed == 1 and f.dentry == -1
-    assert icache.nr_lru == 1  # iput_final: unused and cached
+    # iput_final -> __inode_add_lru: unused, but its mapping holds page cache, so it is
+    # not mapping_shrinkable and stays off the inode LRU (5.16+).
+    assert icache.nr_lru == 0 and f.inode >= 0
     assert fs.stats.page_cache_evicted == 0  # pages go with the inode, not the dentry
+
+
+def test_an_inode_with_page_cache_stays_off_the_inode_lru_until_reclaim_takes_its_pages():
+    zone, caches, fs = make_fs("disk")
+    icache = caches["ext4_inode_cache"]
+    fid = fs.create(3)
+    f = fs.files[fid]
+    assert fs.lru.nr_pages == 3 and len(fs.lru) == 3  # disk page cache is on the file LRU
+    assert fs.shrink(nr_to_scan=100).freed == 1  # only the dentry: the inode has pages
+    assert f.dentry == -1 and f.inode >= 0 and icache.nr_lru == 0
+    assert fs.lru.shrink(2) == 2  # LRU reclaim: two pages go, the inode still has one
+    assert icache.nr_lru == 0 and f.nr_cached == 1
+    assert fs.lru.shrink(1) == 1  # __remove_mapping of the last page -> inode_add_lru
+    assert icache.nr_lru == 1 and f.nr_cached == 0
+    assert fs.stats.page_cache_reclaimed == 3 and fs.stats.page_cache_evicted == 0
+    res = fs.shrink(nr_to_scan=100)  # now the super block shrinker frees the inode
+    assert res.freed == 1 and f.inode == -1 and fs.stats.inodes_evicted == 1
+    assert res.page_cache_evicted == 0
+    assert zone.nr_allocated_pages == sum(c.nr_pages for c in caches)
+    zone.check()
+
+
+def test_an_open_files_pages_are_reclaimed_but_its_inode_stays():
+    zone, caches, fs = make_fs("disk")
+    fid = fs.create(4, keep_open=True)
+    assert fs.lru.shrink(10) == 4
+    f = fs.files[fid]
+    assert f.nr_cached == 0 and f.inode >= 0 and caches["ext4_inode_cache"].nr_lru == 0
+    assert caches["radix_tree_node"].nr_live == 0  # no shadow entries are modelled
+
+
+def test_tmpfs_pages_are_not_on_the_file_lru():
+    zone, caches, fs = make_fs("tmpfs")
+    fs.create(5)
+    assert fs.lru is None
+
+
+def test_large_folios_are_one_lru_entry_counted_as_their_pages():
+    zone, caches, fs = make_fs("disk")
+    fid = fs.create(1024, folios=[(0, 9), (512, 8), (768, 8)])
+    f = fs.files[fid]
+    assert f.nr_cached == 1024 and len(f.folios) == 3
+    assert len(fs.lru) == 3 and fs.lru.nr_pages == 1024
+    assert fs.lru.nr_by_order[9] == 1 and fs.lru.nr_by_order[8] == 2
+    assert [zone.order_of(p) for p in f.folios] == [9, 8, 8]
+    allocated = zone.nr_allocated_pages
+    assert fs.lru.shrink(1) == 512  # the oldest folio goes whole
+    assert zone.nr_allocated_pages == allocated - 512
+    assert fs.lru.stats.scanned == 512
+    zone.check()
+
+
+def test_xarray_nodes_for_large_folios_are_one_entry_per_folio():
+    # 1 GiB of order-9 folios: 64 level-1 nodes and the root, not 4161 nodes.
+    assert xa_nodes_for_folios([(i, 9) for i in range(0, 1 << 18, 512)]) == 65
+    assert xa_nodes_for(1 << 18) == 4161
+    assert xa_nodes_for_folios([(0, 0)]) == 0
+    assert xa_nodes_for_folios([(0, 2)]) == 1  # indices 0-3: one node, four slots
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 200), min_size=1, max_size=40))
+def test_dense_order0_layouts_match_the_xarray_count(sizes):
+    for n in sizes:
+        assert xa_nodes_for_folios([(i, 0) for i in range(n)]) == xa_nodes_for(n)
 
 
 def test_evicting_an_inode_evicts_its_page_cache_and_counts_it():
@@ -114,13 +189,23 @@ def test_an_open_deleted_file_lives_until_its_last_close():
 def test_super_block_shrinker_prunes_dentries_first_then_inodes():
     zone, caches, fs = make_fs("disk")
     for _ in range(200):
+        fs.create(0)
+    res = fs.shrink(nr_to_scan=1000)
+    # The dentries went in the first batches; their inodes (no page cache) joined the
+    # inode LRU and were pruned in the later ones.
+    assert fs.stats.dentries_evicted == 200
+    assert fs.stats.inodes_evicted == res.freed - 200 > 0
+    assert res.page_cache_evicted == 0
+    zone.check()
+
+
+def test_super_block_shrinker_leaves_inodes_with_page_cache():
+    zone, caches, fs = make_fs("disk")
+    for _ in range(200):
         fs.create(1)
     res = fs.shrink(nr_to_scan=1000)
-    # The dentries went in the first batches; their inodes joined the inode LRU and
-    # were pruned in the later ones, with their page cache.
-    assert fs.stats.dentries_evicted == 200
-    assert fs.stats.inodes_evicted == res.freed - 200
-    assert res.page_cache_evicted == fs.stats.inodes_evicted
+    assert fs.stats.dentries_evicted == 200 == res.freed
+    assert fs.stats.inodes_evicted == 0 and res.page_cache_evicted == 0
     zone.check()
 
 

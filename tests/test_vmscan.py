@@ -77,17 +77,24 @@ def test_gfp_strings_from_the_real_trace_parse():
 
 
 class OrderedDictLru:
-    """The LRU as an OrderedDict of pfn -> owner and a set of referenced pfns: the
-    plain statement of the semantics the queue-and-arrays FileLru must keep."""
+    """The LRU as an OrderedDict of folio head pfn -> owner, an order per folio and a
+    set of referenced pfns: the plain statement of the semantics the queue-and-arrays
+    FileLru must keep. A folio is scanned and evicted whole and counts its pages."""
 
     def __init__(self, evict):
         self.pages: OrderedDict[int, int] = OrderedDict()
+        self.orders: dict[int, int] = {}
         self.referenced: set[int] = set()
         self.evict = evict
         self.stats = ReclaimStats()
 
-    def add(self, pfn, owner):
+    @property
+    def nr_pages(self):
+        return sum(1 << self.orders[pfn] for pfn in self.pages)
+
+    def add(self, pfn, owner, order=0):
         self.pages[pfn] = owner
+        self.orders[pfn] = order
         self.referenced.discard(pfn)
 
     def mark_accessed(self, pfn):
@@ -100,24 +107,27 @@ class OrderedDictLru:
 
     def migrate(self, old, new):
         owner = self.pages.pop(old)
+        order = self.orders[old]
         referenced = old in self.referenced
         self.referenced.discard(old)
         self.pages[new] = owner
+        self.orders[new] = order
         if referenced:
             self.referenced.add(new)
 
     def shrink(self, nr_to_reclaim, max_scan=None):
-        limit = 2 * len(self.pages) if max_scan is None else max_scan
+        limit = 2 * self.nr_pages if max_scan is None else max_scan
         evicted = scanned = 0
         while evicted < nr_to_reclaim and scanned < limit and self.pages:
             pfn, owner = self.pages.popitem(last=False)
-            scanned += 1
+            nr = 1 << self.orders[pfn]
+            scanned += nr
             if pfn in self.referenced:
                 self.referenced.discard(pfn)
                 self.pages[pfn] = owner
-                self.stats.rotated += 1
+                self.stats.rotated += nr
                 continue
-            evicted += 1
+            evicted += nr
             self.evict(pfn, owner)
         self.stats.scanned += scanned
         self.stats.evicted += evicted
@@ -125,10 +135,12 @@ class OrderedDictLru:
 
 
 pfn_st = st.integers(0, 40)
+order_st = st.sampled_from([0, 0, 0, 2, 9])
 lru_ops = st.lists(st.one_of(
-    st.tuples(st.just("add"), pfn_st, st.integers(0, 3)),
-    st.tuples(st.just("add_many"), st.lists(pfn_st, max_size=8), st.integers(0, 3)),
-    st.tuples(st.just("add_many"), st.lists(pfn_st, min_size=4, max_size=16), st.integers(0, 3)),
+    st.tuples(st.just("add"), pfn_st, st.integers(0, 3), order_st),
+    st.tuples(st.just("add_many"), st.lists(pfn_st, max_size=8), st.integers(0, 3), order_st),
+    st.tuples(st.just("add_many"), st.lists(pfn_st, min_size=4, max_size=16), st.integers(0, 3),
+              order_st),
     st.tuples(st.just("access"), pfn_st),
     st.tuples(st.just("access_many"), st.lists(pfn_st, max_size=8)),
     st.tuples(st.just("remove"), pfn_st),
@@ -149,12 +161,12 @@ def test_file_lru_behaves_as_an_ordered_dict_with_a_referenced_set(ops, batched,
     ref = OrderedDictLru(lambda pfn, owner: want.append((pfn, owner)))
     for op in ops:
         if op[0] == "add":
-            lru.add(op[1], op[2])
-            ref.add(op[1], op[2])
+            lru.add(op[1], op[2], op[3])
+            ref.add(op[1], op[2], op[3])
         elif op[0] == "add_many":
-            lru.add_many(op[1], op[2])
+            lru.add_many(op[1], op[2], op[3])
             for pfn in op[1]:
-                ref.add(pfn, op[2])
+                ref.add(pfn, op[2], op[3])
         elif op[0] == "access":
             lru.mark_accessed(op[1])
             ref.mark_accessed(op[1])
@@ -179,7 +191,10 @@ def test_file_lru_behaves_as_an_ordered_dict_with_a_referenced_set(ops, batched,
             assert lru.shrink(op[1], op[2]) == ref.shrink(op[1], op[2])
             assert got == want
         assert len(lru) == len(ref.pages)
+        assert lru.nr_pages == ref.nr_pages
+        assert sum(lru.nr_by_order) == len(ref.pages)
         assert [pfn for pfn in range(-1, 45) if pfn in lru] == sorted(ref.pages)
+        assert all(lru.order_of(pfn) == ref.orders[pfn] for pfn in ref.pages)
         assert lru.stats == ref.stats
     # Drain both: the whole remaining order, with owners, must agree.
     lru.shrink(10**6, 10**6)

@@ -23,7 +23,7 @@ BUILTIN = {
     "slab_churn": "workloads.synthetic:SlabChurn",
     "kernel_alloc": "workloads.synthetic:KernelAlloc",
     "anon": "workloads.synthetic:Anon",
-    "page_cache": "workloads.synthetic:PageCache",
+    "page_cache": "workloads.page_cache:PageCache",
     "thp_probe": "workloads.synthetic:ThpProbe",
     "fragment": "workloads.synthetic:Fragment",
     "compact_memory": "workloads.synthetic:CompactMemory",

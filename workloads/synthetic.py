@@ -9,7 +9,6 @@ and direct reclaim); GFP flags are the ones the kernel uses for such memory.
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any, Literal
 
@@ -18,8 +17,6 @@ from pydantic import Field, model_validator
 
 from sim.buddy import OWNER_MOVABLE, OWNER_PINNED, OWNER_UNMOVABLE
 from sim.gfp import (
-    __GFP_NORETRY,
-    __GFP_NOWARN,
     GFP_HIGHUSER_MOVABLE,
     GFP_KERNEL,
     GFP_TRANSHUGE,
@@ -29,10 +26,6 @@ from sim.metrics import avail, unusable_index
 from sim.units import Duration, Size
 from workloads.base import Lifetime, PageSet, Workload, WorkloadParams
 from workloads.objloop import LiveObjects
-
-# mm/readahead.c readahead_gfp_mask: the mapping's mask plus __GFP_NORETRY | __GFP_NOWARN.
-GFP_READAHEAD = GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN
-_CPU0 = itertools.repeat(0).__next__  # reclaim frees on CPU 0
 
 
 class SlabChurn(Workload):
@@ -288,89 +281,6 @@ class Anon(Workload):
     def summary(self) -> dict[str, Any]:
         return {"resident_pages": len(self.pages), "allocated": self.allocated,
                 "failed": self.failed}
-
-
-class PageCache(Workload):
-    """Streaming reads: new page-cache pages at ``rate`` (readahead GFP flags), a
-    ``reread`` share of reads hitting cached pages instead (``folio_mark_accessed``).
-    Pages leave only through reclaim: kswapd and direct reclaim evict them."""
-
-    kind = "page_cache"
-
-    class Params(WorkloadParams):
-        rate: Size = Field(64 << 20, description="bytes read per second")
-        reread: float = Field(0.1, ge=0, le=1)
-        limit: Size | None = Field(None, description="stop growing the cache at this size")
-
-    def __init__(self, machine, params, index=0) -> None:
-        super().__init__(machine, params, index)
-        machine.register_page_owner(self.migrate_page)
-        self.pages = PageSet(machine.zone.nr_pages)
-        self.owner_id = machine.register_lru_owner(self._evicted, self._evicted_many)
-        self.read = self.failed = self.evicted = self.hits = 0
-        self._carry = 0.0
-
-    def _evicted(self, pfn: int) -> None:
-        self.pages.remove(pfn)
-        self.evicted += 1
-        self.machine.free_pages(pfn, 0, 0)
-
-    def _evicted_many(self, pfns: list[int]) -> None:
-        self.pages.remove_many(pfns)
-        self.evicted += len(pfns)
-        self.machine.free_pages_batch(pfns, 0, _CPU0)
-
-    def migrate_page(self, old: int, new: int, order: int) -> bool:
-        return self.pages.migrate(old, new)
-
-    def run(self):
-        p = self.params
-        m = self.machine
-        env = self.env
-        page_size = m.zone.page_size
-        limit = None if p.limit is None else p.limit // page_size
-        while self.active():
-            self._carry += p.rate * p.tick / page_size
-            n = int(self._carry)
-            self._carry -= n
-            hits = int(self.rng.binomial(n, p.reread)) if n and len(self.pages) else 0
-            if m.batched:
-                m.lru.mark_accessed_many(self.pages.choice_many(self.rng, hits))
-            else:
-                for _ in range(hits):
-                    m.lru.mark_accessed(self.pages.choice(self.rng))
-            self.hits += hits
-            self._read(n - hits, limit)
-            yield env.timeout(p.tick)
-
-    def _read(self, n: int, limit: int | None) -> None:
-        """``n`` new page-cache pages, each on the LRU, up to ``limit`` cached pages."""
-        m = self.machine
-        pages, lru, owner_id = self.pages, m.lru, self.owner_id
-        remaining = n
-        while remaining > 0:
-            chunk = remaining if limit is None else min(remaining, limit - len(pages))
-            if chunk <= 0:
-                return
-            got: list[int] = []
-            refused = m.alloc_pages_batch(chunk, GFP_READAHEAD, self.cpu, OWNER_MOVABLE, got)
-            pages.add_many(got)
-            lru.add_many(got, owner_id)
-            self.read += len(got)
-            remaining -= len(got)
-            if refused is not None:
-                remaining -= 1
-                pfn = m.alloc_pages_refused(0, GFP_READAHEAD, *refused)
-                if pfn is None:
-                    self.failed += 1
-                    continue
-                pages.add(pfn)
-                lru.add(pfn, owner_id)
-                self.read += 1
-
-    def summary(self) -> dict[str, Any]:
-        return {"cached_pages": len(self.pages), "read": self.read, "hits": self.hits,
-                "evicted": self.evicted, "failed": self.failed}
 
 
 class ThpProbe(Workload):

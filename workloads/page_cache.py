@@ -1,0 +1,211 @@
+"""``page_cache``: file reads through 6.18's readahead, into page-cache folios.
+
+The workload reads ``rate`` bytes per second in ``read(2)`` calls of ``read_size``
+bytes from files of ``file_size`` bytes on a file system (``fs``). Which folios each
+read allocates, and of which order, is sim/readahead.py's (``filemap_read`` and
+mm/readahead.c of Linux 6.18): a sequential reader's folios ramp up to 2 MiB
+(MAX_PAGECACHE_ORDER 9) on ext4 and xfs, which set large folios; random 4 KiB reads
+get order-0 folios; tmpfs (``huge=never``, its default) and ``large_folios: false``
+give order 0 only.
+
+- ``pattern: sequential`` reads each file from start to end, then opens the next, new
+  file (a stream: ``cat`` of one file after another).
+- ``pattern: random`` reads ``read_size`` at random aligned offsets of one file of
+  ``file_size`` (``pread`` at random positions).
+- ``reread``: this share of the reads goes instead to a folio of an earlier file still
+  in the cache (``folio_mark_accessed``: it gets a second trip round the LRU).
+- ``limit``: the reads that would add page cache beyond this size are skipped.
+
+Each file is a dentry and an inode (sim/objects.py); on a disk file system its folios
+are on the file LRU and reclaim evicts them whole (``shrink_folio_list``). Readahead
+allocates with ``readahead_gfp_mask`` (``__GFP_NORETRY | __GFP_NOWARN``, at every
+order); the page being read, when readahead could not allocate it, with the mapping's
+plain mask (``filemap_create_folio``).
+
+Departures: reads complete at once (no I/O time); a file being read is open, so its
+dentry is pinned until the reader moves on; rereads do not open the file; a file's
+``read_ahead_kb`` is the workload's (the kernel's is the block device's).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from sim import readahead
+from sim.buddy import OWNER_MOVABLE
+from sim.gfp import __GFP_NORETRY, __GFP_NOWARN, GFP_HIGHUSER_MOVABLE
+from sim.units import Size
+from workloads.base import Workload, WorkloadParams
+
+# mm/readahead.c readahead_gfp_mask: the mapping's mask plus __GFP_NORETRY | __GFP_NOWARN.
+GFP_READAHEAD = GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN
+FS_KINDS = {"ext4": ("disk", "ext4_inode_cache"), "xfs": ("disk", "xfs_inode"),
+            "disk": ("disk", "ext4_inode_cache"), "tmpfs": ("tmpfs", "shmem_inode_cache")}
+
+
+class PageCache(Workload):
+    """File reads into the page cache; see the module docstring."""
+
+    kind = "page_cache"
+
+    class Params(WorkloadParams):
+        rate: Size = Field(64 << 20, description="bytes read per second")
+        reread: float = Field(0.1, ge=0, le=1,
+                              description="share of reads that hit an earlier file's cache")
+        limit: Size | None = Field(None, description="stop growing the cache at this size")
+        pattern: Literal["sequential", "random"] = "sequential"
+        read_size: Size = Field(128 << 10, description="bytes per read(2) (cat: 128 KiB)")
+        file_size: Size = Field(1 << 30, description="size of each file read")
+        fs: Literal["ext4", "xfs", "tmpfs", "disk"] = Field(
+            "ext4", description="file system of the files (disk is ext4)")
+        large_folios: bool = Field(True, description="false: the pre-folio what-if, order 0")
+        read_ahead_kb: int = Field(128, ge=0, description="the device's read_ahead_kb")
+        fadvise: Literal["normal", "sequential", "random"] = "normal"
+
+        @model_validator(mode="after")
+        def _sizes(self):
+            if self.read_size <= 0:
+                raise ValueError("read_size: expected more than 0 bytes")
+            if self.file_size <= 0:
+                raise ValueError("file_size: expected more than 0 bytes")
+            return self
+
+    def __init__(self, machine, params, index=0) -> None:
+        super().__init__(machine, params, index)
+        p = params
+        fs, icache = FS_KINDS[p.fs]
+        self.fsys = machine.filesystem(fs, inode_cache=icache, large_folios=p.large_folios)
+        self.read = self.failed = self.hits = self.reads = self.files_read = 0
+        self.allocated_by_order = [0] * (readahead.MAX_PAGECACHE_ORDER + 1)
+        self._carry = 0.0
+        self._file = -1  # the file being read (sequential), or the one file (random)
+        self._pos = 0
+        self._cached_files: list[int] = []  # files that may hold page cache, for rereads
+
+    # ------------------------------------------------------------------ files
+
+    def _new_file(self, cpu: int) -> int:
+        """A file of ``file_size`` on disk with nothing cached, opened for reading."""
+        p = self.params
+        fsys = self.fsys
+        mapping = readahead.Mapping(
+            i_size=p.file_size, large_folios=fsys.large_folios,
+            ra_pages=p.read_ahead_kb // 4, io_pages=p.read_ahead_kb // 4,
+            shmem=fsys.fs == "tmpfs")
+        if p.fadvise != "normal":
+            readahead.fadvise(mapping, p.fadvise)
+        fid = fsys.create(-(-p.file_size // readahead.PAGE_SIZE), cpu, keep_open=True,
+                          folios=[], mapping=mapping)
+        if fid is None:
+            return -1
+        self._cached_files.append(fid)
+        self.files_read += 1
+        return fid
+
+    def _read_one(self, fid: int, pos: int, count: int, cpu: int) -> None:
+        """One read(2): cached folios are marked accessed, missing ones read ahead."""
+        fsys = self.fsys
+        f = fsys.files[fid]
+        mapping = f.mapping
+        lru = fsys.lru
+        # Folios already cached in the range: folio_mark_accessed.
+        if lru is not None and f.nr_cached:
+            index = pos >> readahead.PAGE_SHIFT
+            last = min(pos + count, mapping.i_size) - 1 >> readahead.PAGE_SHIFT
+            handle = mapping._handle
+            while index <= last:
+                head = mapping.lookup(index)
+                if head < 0:
+                    index += 1
+                    continue
+                lru.mark_accessed(handle[head])
+                index = head + (1 << mapping.folio_order(head))
+        alloc_pages = self.machine.page_alloc.alloc_pages
+
+        def alloc(order: int) -> int | None:
+            return alloc_pages(order, GFP_READAHEAD, cpu, OWNER_MOVABLE)
+
+        def alloc_fallback(order: int) -> int | None:
+            return alloc_pages(order, GFP_HIGHUSER_MOVABLE, cpu, OWNER_MOVABLE)
+
+        before = mapping.nr_cached
+        got = readahead.read(mapping, pos, count, alloc, alloc_fallback=alloc_fallback)
+        for index, order, pfn in got:
+            if fsys.add_folio(fid, pfn, index, order, cpu):
+                self.allocated_by_order[order] += 1
+            else:  # no XArray node for it: the folio is dropped again
+                mapping.remove(index)
+                self.machine.free_pages(pfn, order, cpu)
+        self.read += mapping.nr_cached - before
+        if not mapping.shmem and mapping.lookup(pos >> readahead.PAGE_SHIFT) < 0:
+            self.failed += 1  # -ENOMEM: not even the page being read
+
+    def _reread(self) -> bool:
+        """Mark a random cached folio of an earlier file accessed; False if none."""
+        files = self._cached_files
+        fsys = self.fsys
+        rng = self.rng
+        while files:
+            k = int(rng.integers(len(files)))
+            fid = files[k]
+            f = fsys.files.get(fid)
+            if f is None or not f.nr_cached:
+                files[k] = files[-1]
+                files.pop()
+                continue
+            mapping = f.mapping
+            head = mapping.lookup(int(rng.integers(mapping.nr_pages)))
+            if head >= 0 and fsys.lru is not None:
+                fsys.lru.mark_accessed(mapping._handle[head])
+            return True
+        return False
+
+    # ------------------------------------------------------------------ process
+
+    def _cached_pages(self) -> int:
+        files = self.fsys.files
+        return sum(files[fid].nr_cached for fid in self._cached_files if fid in files)
+
+    def run(self):
+        p = self.params
+        env = self.env
+        fsys = self.fsys
+        limit = None if p.limit is None else p.limit // readahead.PAGE_SIZE
+        while self.active():
+            self._carry += p.rate * p.tick / p.read_size
+            n = int(self._carry)
+            self._carry -= n
+            for _ in range(n):
+                self.reads += 1
+                if (p.reread and self._cached_files and self.rng.random() < p.reread
+                        and self._reread()):
+                    self.hits += 1
+                    continue
+                if limit is not None and self._cached_pages() >= limit:
+                    continue
+                cpu = self.cpu()
+                if self._file < 0:
+                    self._file = self._new_file(cpu)
+                    self._pos = 0
+                    if self._file < 0:
+                        self.failed += 1
+                        continue
+                if p.pattern == "random":
+                    slots = max(1, p.file_size // p.read_size)
+                    pos = int(self.rng.integers(slots)) * p.read_size
+                    self._read_one(self._file, pos, p.read_size, cpu)
+                    continue
+                self._read_one(self._file, self._pos, p.read_size, cpu)
+                self._pos += p.read_size
+                if self._pos >= p.file_size:  # EOF: close, the next read opens a new file
+                    fsys.close(self._file, cpu)
+                    self._file = -1
+            yield env.timeout(p.tick)
+
+    def summary(self) -> dict[str, Any]:
+        return {"cached_pages": self._cached_pages(), "read": self.read, "reads": self.reads,
+                "hits": self.hits, "files_read": self.files_read, "failed": self.failed,
+                "folios_allocated_by_order": {str(o): n for o, n in
+                                              enumerate(self.allocated_by_order) if n}}
