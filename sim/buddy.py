@@ -20,7 +20,24 @@ What is modelled, with the kernel's names:
 - Watermarks: ``calculate_min_free_kbytes``, the THP raise of
   ``set_recommended_min_free_kbytes`` (mm/khugepaged.c), ``__setup_per_zone_wmarks``,
   ``boost_watermark``, ``__zone_watermark_ok``, ``zone_watermark_fast`` and the
-  ZONE_BELOW_HIGH detection of ``get_page_from_freelist``.
+  ZONE_BELOW_HIGH detection of ``get_page_from_freelist``. A request without
+  ALLOC_RESERVES does not count the free pages of highatomic pageblocks
+  (``__zone_watermark_unusable_free``: ``zone->nr_free_highatomic``, kept by
+  ``account_freepages``).
+- Highatomic reserves: ``rmqueue`` tries the pcp list first for pcp orders, then
+  ``rmqueue_buddy``, which takes from MIGRATE_HIGHATOMIC first for ALLOC_HIGHATOMIC, and
+  after a failed ``__rmqueue`` for ALLOC_OOM or ALLOC_NON_BLOCK.
+  ``reserve_highatomic_pageblock`` runs after every ALLOC_HIGHATOMIC allocation (a
+  high-order GFP_ATOMIC request in the slow path: sim/page_alloc.py): no reserve when 1 %
+  of the zone is below a pageblock, up to ``ALIGN(managed / 100, pageblock_nr_pages)``
+  pages, only a mergeable pageblock (``move_freepages_block`` to HIGHATOMIC; an
+  allocation of pageblock order or more retypes its pageblocks, ``change_pageblock_range``).
+  ``unreserve_highatomic_pageblock(migratetype, force)`` gives the pageblock of the first
+  free HIGHATOMIC block, lowest order first, to the requesting migratetype, keeping one
+  pageblock unless ``force``; sim/page_alloc.py calls it where 6.18 does. A page freed
+  from a highatomic pageblock goes on the MOVABLE pcp list, and to the HIGHATOMIC free
+  list when it reaches the buddy lists (``__free_one_page`` by pageblock type); it never
+  merges with a buddy of another pageblock type.
 
 Where this departs from the kernel, and why:
 
@@ -36,9 +53,17 @@ Where this departs from the kernel, and why:
   only whole pageblocks and then retry without the flag. With one zone the retry runs
   the same claim scan from the top, so the result is identical; the flag is accepted
   but has no separate pass.
-- No HIGHATOMIC reserves, no CMA, no memory isolation, no page reporting, no shuffle,
-  no guard pages. The HIGHATOMIC and ISOLATE migratetypes have lists so that the
-  procfs formats are complete, but nothing puts pages there yet.
+- No CMA, no memory isolation, no page reporting, no shuffle, no guard pages. The
+  ISOLATE migratetype has lists so that the procfs formats are complete, but nothing
+  puts pages there.
+- Highatomic reserves, one zone: ``unreserve_highatomic_pageblock`` walks this zone only
+  (the kernel walks the zonelist); there is no zone lock, so the reserve's unlocked
+  pre-check and its recheck under the lock are one check. A pageblock reaching past
+  the zone's last pfn (the zone's partial tail) is never reserved, as
+  ``prep_move_freepages_block`` refuses a pageblock that straddles the zone.
+  ``set_pageblock_migratetype`` (fragsim's own, for snapshots) keeps
+  ``nr_reserved_highatomic`` equal to the HIGHATOMIC pageblocks, so that a snapshot's
+  HighAtomic pageblocks are a reserve as the kernel's were.
 - PageLRU is taken to hold for every allocated movable block (owner MOVABLE or PINNED):
   the kernel's per-CPU LRU caches that delay it are not modelled. This only matters
   for ``try_to_claim_block``'s count of movable pages.
@@ -181,11 +206,14 @@ class BuddyStats:
     alloc_fail_nopage: int = 0  # watermark fine but no block of that order found
     extfrag_claim: int = 0  # fallbacks that claimed the foreign block
     extfrag_steal: int = 0  # fallbacks that stole pages, block type unchanged
-    pageblocks_retyped: int = 0  # pageblocks whose migratetype a claim changed
+    pageblocks_retyped: int = 0  # pageblocks whose migratetype changed (claims, merges,
+    # compaction's isolation, highatomic reserves)
     watermark_boosts: int = 0
     kswapd_wakeups: int = 0  # ZONE_BOOSTED_WATERMARK wakes from rmqueue
     pcp_refills: int = 0  # rmqueue_bulk calls
     pcp_bulk_frees: int = 0  # free_pcppages_bulk calls
+    highatomic_reserved: int = 0  # reserve_highatomic_pageblock calls that reserved
+    highatomic_unreserved: int = 0  # unreserve_highatomic_pageblock calls that gave one back
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -355,7 +383,8 @@ class Zone:
         self.nr_free_pages = 0  # NR_FREE_PAGES: buddy pages only, not pcp pages
         self.nr_alloc_calls = 0  # alloc() and free() calls: the simulator's "alloc_ops"
         self.nr_free_calls = 0
-        self.nr_free_highatomic = 0
+        self.nr_free_highatomic = 0  # zone->nr_free_highatomic: free pages on HIGHATOMIC lists
+        self.nr_reserved_highatomic = 0  # zone->nr_reserved_highatomic: pages reserved
         self._watermark_boost = 0
         self.stats = BuddyStats()
 
@@ -611,6 +640,8 @@ class Zone:
         self._nr_free_mt[lst] += 1
         self.nr_free[order] += 1
         self.nr_free_pages += 1 << order
+        if mt == MIGRATE_HIGHATOMIC:
+            self._account_highatomic(1 << order)
 
     def _del_from_free_list(self, pfn: int, order: int, mt: int) -> None:
         nxt = self._next
@@ -623,6 +654,14 @@ class Zone:
         self._nr_free_mt[order * MIGRATE_TYPES + mt] -= 1
         self.nr_free[order] -= 1
         self.nr_free_pages -= 1 << order
+        if mt == MIGRATE_HIGHATOMIC:
+            self._account_highatomic(-(1 << order))
+
+    def _account_highatomic(self, nr_pages: int) -> None:
+        """``account_freepages`` for MIGRATE_HIGHATOMIC: ``zone->nr_free_highatomic``,
+        and the fast path's mark, which includes it."""
+        self.nr_free_highatomic += nr_pages
+        self._refresh_alloc_mark()
 
     def _first_free(self, order: int, mt: int) -> int:
         """``get_page_from_free_area``: the list head, or -1 when the list is empty."""
@@ -805,6 +844,93 @@ class Zone:
                 mode[0] = RMQUEUE_STEAL
                 return page
         return -1
+
+    def _rmqueue_buddy(self, order: int, mt: int, alloc_flags: int) -> int:
+        """``rmqueue_buddy``: the highatomic reserve first for ALLOC_HIGHATOMIC, then
+        ``__rmqueue``; if that fails, the reserve for ALLOC_OOM or ALLOC_NON_BLOCK
+        ("failing now is worse than failing a high-order atomic allocation in the
+        future")."""
+        page = -1
+        if alloc_flags & ALLOC_HIGHATOMIC:
+            page = self._rmqueue_smallest(order, MIGRATE_HIGHATOMIC)
+        if page < 0:
+            page = self._rmqueue(order, mt, alloc_flags, [RMQUEUE_NORMAL])
+            if page < 0 and alloc_flags & (ALLOC_OOM | ALLOC_NON_BLOCK):
+                page = self._rmqueue_smallest(order, MIGRATE_HIGHATOMIC)
+        return page
+
+    # ------------------------------------------------------------------ highatomic reserves
+
+    def reserve_highatomic_pageblock(self, pfn: int, order: int) -> None:
+        """``reserve_highatomic_pageblock``: make the pageblock of the block just
+        allocated at ``pfn`` (``order``) a highatomic reserve, if the zone has room.
+
+        The reserve is at least a pageblock and at most about 1 % of the zone: none
+        when 1 % of the managed pages is less than a pageblock, else up to
+        ``ALIGN(managed / 100, pageblock_nr_pages)`` pages (the check comes before the
+        reservation, so an allocation of pageblock order or more may pass it). Only a
+        mergeable pageblock (UNMOVABLE, MOVABLE, RECLAIMABLE) is taken.
+        """
+        pb = self.pageblock_nr_pages
+        one_percent = self.managed_pages // 100
+        if one_percent < pb:
+            return
+        max_managed = (one_percent + pb - 1) & ~(pb - 1)  # ALIGN(one_percent, pb)
+        if self.nr_reserved_highatomic >= max_managed:
+            return
+        shift = self.pageblock_order
+        mt = self._pageblock_mt[pfn >> shift]
+        if mt >= MIGRATE_PCPTYPES:  # !migratetype_is_mergeable(mt)
+            return
+        if order < shift:
+            start = pfn & ~(pb - 1)
+            if start + pb > self.nr_pages:
+                return  # move_freepages_block == -1: the pageblock straddles the zone end
+            self._move_freepages_block(start, mt, MIGRATE_HIGHATOMIC)
+            self._set_pageblock_range(start, 0, MIGRATE_HIGHATOMIC)
+            self.nr_reserved_highatomic += pb
+        else:
+            self._set_pageblock_range(pfn, order, MIGRATE_HIGHATOMIC)  # change_pageblock_range
+            self.nr_reserved_highatomic += 1 << order
+        self.stats.highatomic_reserved += 1
+
+    def unreserve_highatomic_pageblock(self, migratetype: int, force: bool) -> bool:
+        """``unreserve_highatomic_pageblock(ac, force)``: give one reserved pageblock
+        back, as the allocation of ``migratetype`` that failed needs the pages.
+
+        The first free block on a HIGHATOMIC list, lowest order first, decides which:
+        its pageblock (or, for a block of pageblock order or more, its pageblocks)
+        becomes ``migratetype`` with every free page in it, avoiding the normal
+        claiming heuristics, and ``nr_reserved_highatomic`` drops by as many pages.
+        Without ``force`` the last pageblock of the reserve is kept. True if a
+        pageblock was given back.
+        """
+        pb = self.pageblock_nr_pages
+        # Preserve at least one pageblock unless memory pressure is really high.
+        if not force and self.nr_reserved_highatomic <= pb:
+            return False
+        if not self.grouping_by_mobility:
+            migratetype = MIGRATE_UNMOVABLE  # ac->migratetype from gfp_migratetype()
+        shift = self.pageblock_order
+        for order in range(self.max_order + 1):
+            pfn = self._first_free(order, MIGRATE_HIGHATOMIC)
+            if pfn < 0:
+                continue
+            # The kernel warns (WARN_ON_ONCE) and clamps if this would underflow.
+            size = min(max(pb, 1 << order), self.nr_reserved_highatomic)
+            self.nr_reserved_highatomic -= size
+            if order < shift:
+                start = pfn & ~(pb - 1)
+                self._move_freepages_block(start, MIGRATE_HIGHATOMIC, migratetype)
+                self._set_pageblock_range(start, 0, migratetype)
+            else:
+                # move_to_free_list (to the tail), then change_pageblock_range.
+                self._del_from_free_list(pfn, order, MIGRATE_HIGHATOMIC)
+                self._add_to_free_list(pfn, order, migratetype, True)
+                self._set_pageblock_range(pfn, order, migratetype)
+            self.stats.highatomic_unreserved += 1
+            return True
+        return False
 
     # ------------------------------------------------------------------ per-CPU lists
 
@@ -1150,6 +1276,8 @@ class Zone:
             nr_free_mt[order * MIGRATE_TYPES + buddy_mt] -= 1
             nr_free[order] -= 1
             self.nr_free_pages -= 1 << order
+            if buddy_mt == MIGRATE_HIGHATOMIC:
+                self._account_highatomic(-(1 << order))
             if buddy_mt != mt:
                 # set_pageblock_migratetype(buddy): match the buddy's type so that a
                 # later expand() puts the pieces on the right lists. Every pageblock
@@ -1223,11 +1351,14 @@ class Zone:
                     or self.zone_watermark_fast(order, mark, alloc_flags)):
                 self.stats.alloc_fail_wmark += 1
                 return None
+        # rmqueue: the pcp list for pcp_allowed_order, then (also when that fails) the
+        # buddy lists.
+        pfn = -1
         if self.pcp_enabled and (order <= PAGE_ALLOC_COSTLY_ORDER or
                                  (self.thp and order == self.pageblock_order)):
             pfn = self._rmqueue_pcplist(order, migratetype, cpu, alloc_flags)
-        else:
-            pfn = self._rmqueue(order, migratetype, alloc_flags, [RMQUEUE_NORMAL])
+        if pfn < 0:
+            pfn = self._rmqueue_buddy(order, migratetype, alloc_flags)
         if alloc_flags & ALLOC_KSWAPD and self.zone_boosted_watermark:
             self.zone_boosted_watermark = False
             self.stats.kswapd_wakeups += 1
@@ -1238,6 +1369,10 @@ class Zone:
             return None
         self._state[pfn] = PG_ALLOC | order
         self._owner[pfn] = _DEFAULT_OWNER[migratetype] if owner is None else owner
+        # get_page_from_freelist: a high-order atomic allocation may reserve its
+        # pageblock for the next ones.
+        if alloc_flags & ALLOC_HIGHATOMIC:
+            self.reserve_highatomic_pageblock(pfn, order)
         return pfn
 
     def free(self, pfn: int, order: int, cpu: int = 0, to_tail: bool = False) -> None:
@@ -1400,7 +1535,10 @@ class Zone:
         """``set_pageblock_migratetype`` for the pageblock holding ``pfn``.
 
         As in the kernel, this sets the type bits only; the pageblock must hold no free
-        buddy block then (free lists are per type), which is checked here.
+        buddy block then (free lists are per type), which is checked here. One
+        bookkeeping step the kernel's has not: a pageblock made or unmade HIGHATOMIC
+        moves ``nr_reserved_highatomic`` by a pageblock, so that a snapshot's HighAtomic
+        pageblocks (sim/snapshot.py) are a reserve, as they were in the kernel.
         """
         if not 0 <= mt < MIGRATE_TYPES:
             raise ValueError(f"expected a migratetype below {MIGRATE_TYPES}, got {mt}")
@@ -1413,6 +1551,11 @@ class Zone:
             if head + (1 << (self._state[head] & PG_ORDER)) > start:
                 raise ValueError(f"pageblock at pfn {start} holds the free block at pfn "
                                  f"{head}: move its free pages first")
+        old_mt = self._pageblock_mt[start >> shift]
+        if (old_mt == MIGRATE_HIGHATOMIC) != (mt == MIGRATE_HIGHATOMIC):
+            self.nr_reserved_highatomic += (
+                self.pageblock_nr_pages if mt == MIGRATE_HIGHATOMIC
+                else -self.pageblock_nr_pages)
         self._pageblock_mt[start >> shift] = mt
 
     def nr_free_by_type(self) -> list[list[int]]:
@@ -1459,8 +1602,11 @@ class Zone:
         return list(self._pageblock_mt)
 
     def report(self) -> dict[str, int]:
-        """The zone's counters for a run's summary (``buddy``)."""
-        return self.stats.as_dict()
+        """The zone's counters for a run's summary (``buddy``), and the highatomic
+        reserve at the end (``nr_reserved_highatomic``, in pages)."""
+        report = self.stats.as_dict()
+        report["nr_reserved_highatomic"] = self.nr_reserved_highatomic
+        return report
 
     # ------------------------------------------------------------------ check()
 
@@ -1471,7 +1617,9 @@ class Zone:
         - every buddy block is on exactly one list, of its order and of its
           pageblock's migratetype (every pageblock it spans has that type);
         - per-CPU pages are on the list of their order and are counted;
-        - free + per-CPU + allocated = total, and the counters agree.
+        - free + per-CPU + allocated = total, and the counters agree;
+        - ``nr_free_highatomic`` is the pages on the HIGHATOMIC lists, and
+          ``nr_reserved_highatomic`` is the HIGHATOMIC pageblocks' pages.
         """
         state = self._state
         n = self.nr_pages
@@ -1525,6 +1673,16 @@ class Zone:
             raise BuddyCorrupt(f"{seen_buddy} buddy blocks in page state, {listed} on lists")
         if seen[PG_BUDDY] != self.nr_free_pages:
             raise BuddyCorrupt(f"NR_FREE_PAGES {self.nr_free_pages}, buddy pages {seen[PG_BUDDY]}")
+        highatomic_free = sum(
+            self._nr_free_mt[order * MIGRATE_TYPES + MIGRATE_HIGHATOMIC] << order
+            for order in range(self.max_order + 1))
+        if highatomic_free != self.nr_free_highatomic:
+            raise BuddyCorrupt(f"nr_free_highatomic {self.nr_free_highatomic}, HIGHATOMIC "
+                               f"lists hold {highatomic_free} pages")
+        reserved = self.pageblock_counts()[MIGRATE_HIGHATOMIC] * self.pageblock_nr_pages
+        if reserved != self.nr_reserved_highatomic:
+            raise BuddyCorrupt(f"nr_reserved_highatomic {self.nr_reserved_highatomic}, "
+                               f"HIGHATOMIC pageblocks hold {reserved} pages")
 
         pcp_total = 0
         for cpu, pcp in enumerate(self.pcp):

@@ -72,7 +72,10 @@ Departures of the model, and why:
 - The migration batch is ``migrate_pages_batch``: targets are taken for every isolated page
   first (in ``cc->migratepages`` order, the last isolated first), then the pages move. A
   target that cannot be found (-ENOMEM) ends the batch; the rest are put back.
-- No CMA, no HIGHATOMIC reserves, ``defrag_mode`` off, no hugetlb, no ``alloc_contig``.
+- No CMA, ``defrag_mode`` off, no hugetlb, no ``alloc_contig``. Highatomic pageblocks
+  (sim/buddy.py) get nothing of their own here, as in the kernel: not MOVABLE, they are
+  migration targets only at COMPACT_PRIO_SYNC_FULL (``ignore_block_suitable``), never
+  async direct compaction's sources, and a capture may take a page freed into one.
 - Time: compaction is instantaneous in the allocator; the simulated seconds it would take
   are charged from ``CompactionSection``'s costs (sim/config.py) per page scanned, isolated
   and migrated and reported per run (``last_run.time_s``) and in total (``stats.time_s``),

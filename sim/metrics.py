@@ -40,7 +40,7 @@ from sim.buddy import (
     PG_PCP,
     Zone,
 )
-from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_TYPES
+from sim.migratetype import MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, MIGRATE_TYPES
 
 if TYPE_CHECKING:
     from sim.slab import SlabCaches
@@ -212,9 +212,11 @@ def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
     values[("free_pages", "")] = zone.nr_free_pages
     values[("pcp_pages", "")] = zone.pcp_pages
     values[("watermark_boost", "")] = zone.watermark_boost
-    for name, count in zip(("Unmovable", "Movable", "Reclaimable"),
-                           zone.pageblock_counts(), strict=False):
+    counts = zone.pageblock_counts()
+    for name, count in zip(("Unmovable", "Movable", "Reclaimable"), counts, strict=False):
         values[("pageblocks", name)] = count
+    # The highatomic reserve (reserve_highatomic_pageblock), in pageblocks.
+    values[("highatomic_pageblocks", "")] = counts[MIGRATE_HIGHATOMIC]
     return values
 
 

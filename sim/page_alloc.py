@@ -12,11 +12,19 @@ it directly:
   compaction first for costly or non-movable high orders (``GFPF_NORETRY`` costly
   requests give up when it is skipped or deferred), direct reclaim
   (``__alloc_pages_direct_reclaim``: a SWAP_CLUSTER_MAX cluster at falling priority,
-  a retry, then ``drain_all_pages`` and a retry), direct compaction again, and the
-  retry rules (``GFPF_NORETRY`` and costly orders without ``GFPF_RETRY_MAYFAIL`` stop
-  after one round; others retry while reclaim makes progress, up to
-  MAX_RECLAIM_RETRIES). There is no OOM killer: a request that would need one fails
-  and is counted (``AllocStats.alloc_failures``, ``failures_by_order``).
+  a retry, then ``unreserve_highatomic_pageblock(ac, false)`` and ``drain_all_pages``
+  and a retry), direct compaction again, and the retry rules (``GFPF_NORETRY`` and
+  costly orders without ``GFPF_RETRY_MAYFAIL`` stop after one round; others retry
+  while reclaim makes progress, up to MAX_RECLAIM_RETRIES, and when
+  ``should_reclaim_retry`` would give up it first gives back a highatomic pageblock,
+  ``unreserve_highatomic_pageblock(ac, true)``, and retries if it could). There is no
+  OOM killer: a request that would need one fails and is counted
+  (``AllocStats.alloc_failures``, ``failures_by_order``).
+- Highatomic reserves: ``gfp_to_alloc_flags`` sets ALLOC_HIGHATOMIC for a request of
+  order > 0 with ``__GFP_HIGH``, no ``__GFP_DIRECT_RECLAIM`` and no
+  ``__GFP_NOMEMALLOC`` (GFP_ATOMIC), so only its slow path may reserve a pageblock (the
+  fast path runs at ALLOC_WMARK_LOW without it, as the kernel's does); the zone does
+  the rest (sim/buddy.py ``reserve_highatomic_pageblock``).
 - ``alloc_pages_batch`` / ``free_pages_batch``: runs of order-0 pages through the
   zone's per-CPU fast path at once (``Zone.alloc_batch``), an implementation detail
   with no effect on results: a run stops at the first page the fast path refuses,
@@ -31,7 +39,8 @@ the allocating workload's step; their cost is added up as stall time
 Departures from 6.18: one zone, so no zonelist walk, no ``ALLOC_NOFRAGMENT`` second
 pass and no lowmem reserve; no ``should_reclaim_retry`` watermark estimate (progress
 alone decides), no ``should_compact_retry`` priority escalation beyond async then
-sync-light, no OOM killer, no ``__GFP_NOFAIL``, no highatomic reserve.
+sync-light, no OOM killer, no ``__GFP_NOFAIL``. ``unreserve_highatomic_pageblock``
+gets the request's migratetype as ``ac->migratetype``.
 """
 
 from __future__ import annotations
@@ -83,15 +92,17 @@ class AllocStats:
 
 
 def gfp_to_alloc_flags(order: int, gfp: int) -> int:
-    """``gfp_to_alloc_flags``: the slow path's watermark and reserve flags."""
+    """``gfp_to_alloc_flags``: the slow path's watermark and reserve flags. A caller
+    that cannot reclaim directly may dip further into the reserves (ALLOC_NON_BLOCK),
+    and a high-order one with ``__GFP_HIGH`` into the highatomic reserve, unless it
+    opted out with ``__GFP_NOMEMALLOC``."""
     flags = ALLOC_WMARK_MIN
     if gfp & GFPF_HIGH:
         flags |= ALLOC_MIN_RESERVE
     if gfp & GFPF_KSWAPD_RECLAIM:
         flags |= ALLOC_KSWAPD
-    if not gfp & GFPF_DIRECT_RECLAIM:
-        if not gfp & GFPF_NOMEMALLOC:
-            flags |= ALLOC_NON_BLOCK
+    if not gfp & GFPF_DIRECT_RECLAIM and not gfp & GFPF_NOMEMALLOC:
+        flags |= ALLOC_NON_BLOCK
         if order > 0 and flags & ALLOC_MIN_RESERVE:
             flags |= ALLOC_HIGHATOMIC
     return flags
@@ -270,14 +281,18 @@ class PageAllocator:
             if costly and not gfp & GFPF_RETRY_MAYFAIL:
                 return None
             no_progress_loops = 0 if progress else no_progress_loops + 1
-            if no_progress_loops > MAX_RECLAIM_RETRIES or not progress:
+            if (no_progress_loops > MAX_RECLAIM_RETRIES or not progress) and not (
+                # should_reclaim_retry: "Before OOM, exhaust highatomic_reserve"
+                zone.unreserve_highatomic_pageblock(mt, True)
+            ):
                 return None  # the kernel would now consider the OOM killer
             prio = "sync_light"
 
     def alloc_pages_direct_reclaim(self, order: int, mt: int, cpu: int, owner: int | None,
                                    alloc_flags: int) -> tuple[int, int | None]:
-        """``__alloc_pages_direct_reclaim``: reclaim a cluster, retry, drain, retry.
-        Returns (pages reclaimed, the pfn or None)."""
+        """``__alloc_pages_direct_reclaim``: reclaim a cluster, retry; if that fails,
+        give back a highatomic pageblock (keeping the last) and drain the per-CPU lists,
+        then retry once more. Returns (pages reclaimed, the pfn or None)."""
         self.stats.direct_reclaim += 1
         reclaimed = 0
         reclaim = self.reclaim
@@ -289,6 +304,8 @@ class PageAllocator:
         self.stats.direct_reclaimed += reclaimed
         pfn = self.zone.alloc(order, mt, cpu, owner, alloc_flags)
         if pfn is None and reclaimed:
+            # "pages are pinned on the per-cpu lists or in high alloc reserves"
+            self.zone.unreserve_highatomic_pageblock(mt, False)
             self.zone.drain_all_pages()
             pfn = self.zone.alloc(order, mt, cpu, owner, alloc_flags)
         return reclaimed, pfn

@@ -28,9 +28,10 @@ counts per migratetype. The choices, in order:
 
 The zone is built through the allocator's own calls (everything allocated, split, and the
 chosen blocks freed with ``Zone.free``), so a layout mistake would show as a merge and a
-wrong count; ``zone.check()`` and the counts are verified before returning. The one
-exception: pageblock migratetypes are written directly, because sim/buddy.py has no
-``set_pageblock_migratetype`` (the kernel's name for it) yet.
+wrong count; ``zone.check()`` and the counts are verified before returning. Pageblock
+migratetypes are set with ``Zone.set_pageblock_migratetype`` while every page is
+allocated; HighAtomic pageblocks become the zone's highatomic reserve
+(``nr_reserved_highatomic``), as they were in the kernel.
 
 **Slab caches: slabinfo's geometry and population** (:func:`populate_from_slabinfo`).
 Each row gives a cache (``SlabGeometry.from_slabinfo``; page type and RCU freeing from
