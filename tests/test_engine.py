@@ -261,10 +261,13 @@ KSWAPD_CONFIG = """
     machine: {memory: 128MiB, cpus: 2}
     workloads:
       - {kind: fragment, fill: 0.95, keep_one_in: 2, free_at: 500ms}
-      - {kind: page_cache, start: 1s, rate: 64MiB, reread: 0.2}
+      - {kind: page_cache, start: 1s, rate: 64MiB, reread: 0.2, large_folios: false}
       - {kind: kernel_alloc, start: 1500ms, rate: 1000, orders: {0: 1},
          lifetime: {dist: forever}}
     """
+# (large_folios: false keeps every allocation at order 0, which the test below assumes:
+# a high-order request also wakes kswapd above the low watermark when no block of its
+# order is free.)
 
 
 def test_kswapd_wakes_below_low_reclaims_below_high_plus_boost_and_stops_there(tmp_path):

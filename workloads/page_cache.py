@@ -55,14 +55,17 @@ class PageCache(Workload):
         reread: float = Field(0.1, ge=0, le=1,
                               description="share of reads that hit an earlier file's cache")
         limit: Size | None = Field(None, description="stop growing the cache at this size")
-        pattern: Literal["sequential", "random"] = "sequential"
+        pattern: Literal["sequential", "random"] = Field(
+            "sequential", description="sequential: each file start to end, then a new "
+            "one; random: random offsets of one file")
         read_size: Size = Field(128 << 10, description="bytes per read(2) (cat: 128 KiB)")
         file_size: Size = Field(1 << 30, description="size of each file read")
         fs: Literal["ext4", "xfs", "tmpfs", "disk"] = Field(
             "ext4", description="file system of the files (disk is ext4)")
         large_folios: bool = Field(True, description="false: the pre-folio what-if, order 0")
         read_ahead_kb: int = Field(128, ge=0, description="the device's read_ahead_kb")
-        fadvise: Literal["normal", "sequential", "random"] = "normal"
+        fadvise: Literal["normal", "sequential", "random"] = Field(
+            "normal", description="posix_fadvise advice on each file (cat: sequential)")
 
         @model_validator(mode="after")
         def _sizes(self):
