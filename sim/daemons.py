@@ -25,6 +25,14 @@ is not a workload is here.
   again: 32 s after a pass that did not lower the score; no timeout with
   proactiveness 0). Compaction itself is in sim/compaction.py; kcompactd sleeps its
   cost.
+- ``Khugepaged``: mm/khugepaged.c ``khugepaged``, ``khugepaged_do_scan`` and
+  ``khugepaged_wait_work`` for one anonymous workload's mm: a scan of up to
+  ``pages_to_scan`` (sim/khugepaged.py ``KhugepagedScan.scan_mm_slot``, called again
+  after each collapse until the pages are used or the scan has passed the list head
+  twice), then ``scan_sleep``. The first failed huge page allocation of a scan sleeps
+  ``alloc_sleep`` (``khugepaged_alloc_sleep``) and the scan goes on; the second ends it.
+  It starts with its workload, as if the mm were registered when its VMA was mapped,
+  and ends when the workload has freed its memory at stop (the mm is gone).
 - ``vmstat_refresh``: once a second, ``refresh_cpu_vm_stats`` and its
   ``decay_pcp_high`` (``Zone.vmstat_refresh``).
 - ``rcu_tick``: RCU callbacks of the slab caches (``call_rcu`` frees) applied every
@@ -33,7 +41,9 @@ is not a workload is here.
 The sampler is the run loop in sim/runner.py, which advances the environment from one
 sample time to the next.
 
-Departures from 6.18: one zone, so the wakeups' ``highest_zoneidx`` (classzone) is
+Departures from 6.18: one khugepaged per anonymous workload (the kernel has one
+thread scanning every registered mm in turn with one ``pages_to_scan`` budget; with one
+THP workload the two agree); one zone, so the wakeups' ``highest_zoneidx`` (classzone) is
 always that zone and ``kswapd_highest_zoneidx`` has nothing to track; no freezer, no
 ``proactive_compact_trigger`` (the sysctl write), no per-CPU vmstat thresholds
 (``set_pgdat_percpu_threshold``); the rest are sim/vmscan.py's.
@@ -48,6 +58,7 @@ import simpy
 
 from sim.buddy import Zone
 from sim.compaction import Compactor
+from sim.khugepaged import KhugepagedScan, ScanResult
 from sim.slab import SlabCaches
 from sim.vmscan import Reclaim
 
@@ -269,6 +280,78 @@ class Kcompactd:
             if cost > 0:
                 self.stats.time_s += cost
                 yield env.timeout(cost)
+
+
+class Khugepaged:
+    """khugepaged for one anonymous workload's mm (see the module docstring).
+
+    ``alive()`` says whether the mm still exists (the workload has not ended).
+    """
+
+    def __init__(self, env: simpy.Environment, scan: KhugepagedScan, *,
+                 pages_to_scan: int = 4096, scan_sleep: float = 10.0,
+                 alloc_sleep: float = 60.0, alive: Callable[[], bool] = lambda: True
+                 ) -> None:
+        if pages_to_scan < 1:
+            raise ValueError(f"expected pages_to_scan >= 1, got {pages_to_scan}")
+        self.env = env
+        self.scan = scan
+        self.pages_to_scan = pages_to_scan
+        self.scan_sleep = scan_sleep
+        self.alloc_sleep = alloc_sleep
+        self.alive = alive
+        self.stats = DaemonStats()
+        self.alloc_sleeps = 0
+
+    def run(self):
+        """``khugepaged``: ``khugepaged_do_scan``, then ``khugepaged_wait_work``
+        (``scan_sleep_millisecs``), while the mm lives."""
+        while self.alive():
+            self.stats.runs += 1
+            yield from self.do_scan()
+            yield self.env.timeout(self.scan_sleep)
+
+    def do_scan(self):
+        """``khugepaged_do_scan``::
+
+            while (true) {
+                if (!khugepaged_scan.mm_slot)
+                    pass_through_head++;
+                if (khugepaged_has_work() && pass_through_head < 2)
+                    progress += khugepaged_scan_mm_slot(pages - progress, &result, cc);
+                else
+                    progress = pages;
+                if (progress >= pages)
+                    break;
+                if (result == SCAN_ALLOC_HUGE_PAGE_FAIL) {
+                    if (!wait)
+                        break;
+                    wait = false;
+                    khugepaged_alloc_sleep();
+                }
+            }
+        """
+        pages = self.pages_to_scan
+        progress = pass_through_head = 0
+        wait = True
+        result = ScanResult.SCAN_SUCCEED
+        scan = self.scan
+        while True:
+            if not scan.in_mm:
+                pass_through_head += 1
+            if pass_through_head < 2 and self.alive():
+                done, result = scan.scan_mm_slot(pages - progress)
+                progress += done
+            else:
+                progress = pages
+            if progress >= pages:
+                return
+            if result == ScanResult.SCAN_ALLOC_HUGE_PAGE_FAIL:
+                if not wait:
+                    return
+                wait = False
+                self.alloc_sleeps += 1
+                yield self.env.timeout(self.alloc_sleep)
 
 
 def vmstat_refresh(env: simpy.Environment, zone: Zone):

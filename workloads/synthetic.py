@@ -9,23 +9,38 @@ and direct reclaim); GFP flags are the ones the kernel uses for such memory.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sim.buddy import OWNER_MOVABLE, OWNER_PINNED, OWNER_UNMOVABLE
+from sim.daemons import Khugepaged
 from sim.gfp import (
     GFP_HIGHUSER_MOVABLE,
     GFP_KERNEL,
     GFP_TRANSHUGE,
     GFP_TRANSHUGE_LIGHT,
 )
+from sim.huge_memory import (
+    ThpDefrag,
+    ThpEnabled,
+    ThpStats,
+    alloc_hugepage_khugepaged_gfpmask,
+    thp_vma_allowable,
+    vma_alloc_anon_folio_pmd,
+    vma_thp_gfp_mask,
+)
+from sim.khugepaged import KHUGEPAGED_CPU, KhugepagedScan
+from sim.memory import AnonVma
 from sim.metrics import avail, unusable_index
 from sim.units import Duration, Size
 from workloads.base import Lifetime, PageSet, Workload, WorkloadParams
 from workloads.objloop import LiveObjects
+
+_KHUGEPAGED_CPU = itertools.repeat(KHUGEPAGED_CPU).__next__
 
 
 class SlabChurn(Workload):
@@ -189,10 +204,67 @@ class KernelAlloc(Workload):
                 "held_pages": self.held_pages}
 
 
+class KhugepagedParams(BaseModel):
+    """khugepaged's settings (``/sys/kernel/mm/transparent_hugepage/khugepaged/``) for
+    the scan of one anonymous workload's VMA."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(
+        True, description="scan this workload's VMA when THP is enabled for it (thp: always, "
+        "or madvise with madvise: true), as the kernel's khugepaged does; false: a what-if "
+        "without it")
+    pages_to_scan: int = Field(4096, ge=1, description="PTEs scanned per wakeup (pages_to_scan)")
+    scan_sleep: Duration = Field(10.0, gt=0,
+                                 description="the sleep between scans (scan_sleep_millisecs)")
+    alloc_sleep: Duration = Field(
+        60.0, ge=0, description="the sleep after a failed huge page allocation "
+        "(alloc_sleep_millisecs)")
+    max_ptes_none: int = Field(
+        511, ge=0, le=511, description="empty PTEs a 2 MiB range may have and still be "
+        "collapsed (511 = HPAGE_PMD_NR - 1: any range with a page)")
+    defrag: bool = Field(
+        True, description="khugepaged/defrag: direct reclaim and compaction for its huge "
+        "pages (GFP_TRANSHUGE; false: GFP_TRANSHUGE_LIGHT)")
+
+
 class Anon(Workload):
-    """Movable user memory: grows to ``size`` at ``grow_rate``, then replaces pages at
-    ``churn_rate``; ``pinned_share`` of its pages carry long-term GUP pins (on the LRU,
-    never migrated). At ``shrink_at`` it frees down to ``shrink_to``."""
+    """Movable user memory: an anonymous VMA of ``size`` that fills at ``grow_rate``,
+    then replaces pages at ``churn_rate``; ``pinned_share`` of its pages carry long-term
+    GUP pins (on the LRU, never migrated). At ``shrink_at`` it frees down to
+    ``shrink_to``. With THP enabled for the VMA (``thp: always``, or ``madvise`` with
+    ``madvise: true``) a fault in an empty, wholly mapped 2 MiB range tries a huge page
+    first, and khugepaged collapses ranges of 4 KiB pages.
+
+    Faults (sim/memory.py, sim/huge_memory.py): the workload writes its unmapped pages
+    lowest address first, ``grow_rate`` bytes a second while it grows, and as many as
+    it freed while it churns. The first write in a pmd_none range wholly inside the VMA
+    tries a PMD-order folio with ``vma_thp_gfp_mask(defrag, madvise)`` (through
+    ``alloc_pages_mpol``'s two tries); it makes 2 MiB resident at once, and the budget
+    it overdrew is paid back from the next ticks'. On failure (THP_FAULT_FALLBACK) that
+    page, and every later one in the range, faults at order 0 (``do_anonymous_page``,
+    GFP_HIGHUSER_MOVABLE). A partial 2 MiB range at the VMA's end is always order 0.
+
+    Frees: churn and shrink pick resident pages at random, each page equally likely.
+    An order-0 page is zapped alone. A page of a THP zaps the THP's whole 2 MiB range
+    (``zap_huge_pmd``: 512 pages freed at once, the range pmd_none again), and the
+    pages freed beyond those asked for are owed by the next ticks. Departure: a
+    partial zap of a THP in the kernel splits the PMD and leaves the folio on the
+    deferred split queue, to be split into 512 order-0 pages under memory pressure
+    (``deferred_split_scan``) with only the zapped ones freed. sim/buddy.py cannot free
+    part of an allocated block (its ``split_isolated_page`` splits compaction's isolated
+    free blocks only), so here THP-backed memory always leaves in whole pageblocks,
+    which understates the fragmentation that churn in THPs causes.
+
+    khugepaged (sim/khugepaged.py, sim/daemons.py ``Khugepaged``): while THP is enabled
+    for the VMA, it scans ``pages_to_scan`` PTEs every ``scan_sleep`` and collapses a
+    range of order-0 pages with at most ``max_ptes_none`` holes into a THP (the holes
+    become resident zeroed pages, so the resident set grows past what was written).
+    Compaction never moves a THP (sim/compaction.py ``_skip_isolation_on_order``), but
+    ``migrate_page`` follows any block it moves.
+
+    With ``thp: never`` (the default), or ``madvise`` without ``madvise: true``, there
+    are neither THPs nor khugepaged, and the page tables are not kept.
+    """
 
     kind = "anon"
 
@@ -204,19 +276,75 @@ class Anon(Workload):
         shrink_at: Duration | None = None
         shrink_to: Size = 0
         free_at_stop: bool = True
+        thp: ThpEnabled = Field(
+            "never", description="/sys/kernel/mm/transparent_hugepage/enabled as this "
+            "workload sees it")
+        madvise: bool = Field(
+            False, description="the VMA is madvise(MADV_HUGEPAGE)d (VM_HUGEPAGE)")
+        defrag: ThpDefrag = Field(
+            "madvise", description="/sys/kernel/mm/transparent_hugepage/defrag: the gfp "
+            "mask of a huge page fault (vma_thp_gfp_mask)")
+        khugepaged: KhugepagedParams = Field(
+            default_factory=KhugepagedParams, description="khugepaged's scan of this "
+            "workload's VMA (/sys/kernel/mm/transparent_hugepage/khugepaged/)")
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
         machine.register_page_owner(self.migrate_page)
-        self.pages = PageSet(machine.zone.nr_pages)
-        self.page_size = machine.zone.page_size
+        zone = machine.zone
+        self.pages = PageSet(zone.nr_pages)  # order-0 folios
+        self.page_size = zone.page_size
         self.failed = self.allocated = 0
         self._carry = 0.0
+        self.pmd_order = zone.pageblock_order  # HPAGE_PMD_ORDER
+        self.thp_stats = ThpStats()
+        self.thp_gfp = vma_thp_gfp_mask(params.defrag, params.madvise)
+        thp = thp_vma_allowable(params.thp, params.madvise)
+        # Which virtual page a pfn backs only matters where a THP can be faulted or
+        # collapsed: without THP the page tables are not kept at all.
+        self.vma = AnonVma(params.size // self.page_size, self.pmd_order,
+                           zone.nr_pages) if thp else None
+        self.thps = PageSet(zone.nr_pages if thp else 0)  # THP heads
+        self._grow_debt = self._churn_debt = 0  # pages a THP fault or zap overdrew
+        self.exited = False  # the mm is gone (everything freed at stop)
+        self.khugepaged: Khugepaged | None = None
+        k = params.khugepaged
+        if thp and k.enabled:
+            scan = KhugepagedScan(self, zone, machine.alloc_pages,
+                                  alloc_hugepage_khugepaged_gfpmask(k.defrag), OWNER_MOVABLE,
+                                  self.thp_stats, k.max_ptes_none)
+            self.khugepaged = Khugepaged(machine.env, scan, pages_to_scan=k.pages_to_scan,
+                                         scan_sleep=k.scan_sleep, alloc_sleep=k.alloc_sleep,
+                                         alive=lambda: not self.exited)
+
+    @property
+    def resident(self) -> int:
+        """Pages resident: order-0 folios and the pages of THPs."""
+        return len(self.pages) + (len(self.thps) << self.pmd_order)
+
+    def start(self) -> None:
+        super().start()
+        if self.khugepaged is not None:
+            self.env.process(self._khugepaged())
+
+    def _khugepaged(self):
+        if self.params.start > 0:
+            yield self.env.timeout(self.params.start)
+        yield from self.khugepaged.run()
 
     def migrate_page(self, old: int, new: int, order: int) -> bool:
-        return self.pages.migrate(old, new)
+        if not (self.pages if order == 0 else self.thps).migrate(old, new):
+            return False
+        if self.vma is not None:
+            self.vma.migrate(old, new, order)
+        return True
 
-    def _alloc(self, n: int) -> None:
+    # ------------------------------------------------------------------ faults
+
+    def _alloc(self, n: int, vpages: np.ndarray | None = None) -> int:
+        """``n`` order-0 pages, mapped at ``vpages`` in turn when the page tables are
+        kept; stops at the first page the slow path cannot find. Returns the pages
+        allocated."""
         m = self.machine
         pinned = self.params.pinned_share
         owner_of = None
@@ -226,31 +354,155 @@ class Anon(Workload):
             def owner_of() -> int:
                 return OWNER_PINNED if rng_random() < pinned else OWNER_MOVABLE
 
-        remaining = n
-        while remaining > 0:
+        done = 0
+        while done < n:
             got: list[int] = []
-            refused = m.alloc_pages_batch(remaining, GFP_HIGHUSER_MOVABLE, self.cpu,
+            refused = m.alloc_pages_batch(n - done, GFP_HIGHUSER_MOVABLE, self.cpu,
                                           OWNER_MOVABLE, got, owner_of)
-            self.pages.add_many(got)
-            self.allocated += len(got)
-            remaining -= len(got)
+            # In hand (and mapped) before a slow path can migrate them.
+            self._add_order0(got, vpages, done)
+            done += len(got)
             if refused is not None:
                 pfn = m.alloc_pages_refused(0, GFP_HIGHUSER_MOVABLE, *refused)
                 if pfn is None:
                     self.failed += 1
-                    return
-                self.pages.add(pfn)
-                self.allocated += 1
-                remaining -= 1
+                    return done
+                self._add_order0([pfn], vpages, done)
+                done += 1
+        return done
 
-    def _free(self, n: int) -> None:
+    def _add_order0(self, pfns: list[int], vpages: np.ndarray | None, at: int) -> None:
+        self.pages.add_many(pfns)
+        self.allocated += len(pfns)
+        if vpages is not None:
+            self.vma.map_ptes(vpages[at:at + len(pfns)], pfns)
+
+    def _fault_huge(self, r: int) -> bool:
+        """``do_huge_pmd_anonymous_page`` in range ``r``: False for VM_FAULT_FALLBACK."""
+        pinned = self.params.pinned_share
+        owner = OWNER_PINNED if pinned and self.rng.random() < pinned else OWNER_MOVABLE
+        pfn = vma_alloc_anon_folio_pmd(self.machine.alloc_pages, self.thp_gfp, self.pmd_order,
+                                       self.cpu(), owner, self.thp_stats)
+        if pfn is None:
+            return False
+        self.thps.add(pfn)
+        self.vma.map_pmd(r, pfn)
+        return True
+
+    def _fault(self, n: int) -> int:
+        """Write ``n`` unmapped pages, lowest address first (see the class doc).
+        Returns the pages made resident: more than ``n`` after a THP fault, fewer when
+        an order-0 page could not be had."""
+        if n <= 0:
+            return 0
+        vma = self.vma
+        if vma is None:
+            return self._alloc(n)
+        holes = vma.next_holes(n)
+        ranges = holes >> self.pmd_order
+        huge = vma.huge_fault_ranges(holes)
+        done = i = 0
+        k = len(holes)
+        while i < k and done < n:
+            if huge[i]:
+                r = int(ranges[i])
+                end = int(np.searchsorted(ranges, r, side="right"))
+                if self._fault_huge(r):
+                    done += vma.hpage_nr
+                    i = end
+                    continue
+                huge[i:end] = False  # VM_FAULT_FALLBACK: the range faults at order 0
+            later = np.flatnonzero(huge[i:])
+            count = min((i + int(later[0]) if len(later) else k) - i, n - done)
+            got = self._alloc(count, holes[i:i + count])
+            done += got
+            if got < count:
+                break
+            i += count
+        return done
+
+    def _grow(self, n: int) -> None:
+        paid = min(n, self._grow_debt)
+        self._grow_debt -= paid
+        n -= paid
+        if n > 0:
+            self._grow_debt += max(0, self._fault(n) - n)
+
+    # ------------------------------------------------------------------ frees
+
+    def _free(self, n: int) -> int:
+        """Free ``n`` pages' worth, chosen at random page by page; a page of a THP frees
+        the whole THP (see the class doc). Returns the pages freed."""
         m = self.machine
-        n = min(n, len(self.pages))
-        if m.batched and not self.cpu_draws_rng:
-            m.free_pages_batch(self.pages.pop_random_many(self.rng, n), 0, self.cpu)
-            return
-        for _ in range(n):
-            m.free_pages(self.pages.pop_random(self.rng), 0, self.cpu())
+        vma = self.vma
+        if not len(self.thps):
+            n = min(n, len(self.pages))
+            if n <= 0:
+                return 0
+            if m.batched and not self.cpu_draws_rng:
+                pfns = self.pages.pop_random_many(self.rng, n)
+                if vma is not None:
+                    vma.unmap_ptes(pfns)
+                m.free_pages_batch(pfns, 0, self.cpu)
+                return n
+            for _ in range(n):
+                pfn = self.pages.pop_random(self.rng)
+                if vma is not None:
+                    vma.unmap_ptes([pfn])
+                m.free_pages(pfn, 0, self.cpu())
+            return n
+        pages, thps, shift = self.pages, self.thps, self.pmd_order
+        freed = 0
+        while freed < n:
+            n0 = len(pages)
+            resident = n0 + (len(thps) << shift)
+            if not resident:
+                break
+            x = int(self.rng.integers(resident))
+            if x < n0:
+                pfn = pages.pfns[x]
+                pages.remove(pfn)
+                vma.unmap_ptes([pfn])
+                m.free_pages(pfn, 0, self.cpu())
+                freed += 1
+            else:
+                pfn = thps.pfns[(x - n0) >> shift]
+                thps.remove(pfn)
+                vma.zap_pmd(pfn)
+                m.free_pages(pfn, shift, self.cpu())
+                freed += 1 << shift
+        return freed
+
+    def _free_all(self) -> None:
+        m = self.machine
+        for pfn in list(self.thps.pfns):
+            self.thps.remove(pfn)
+            self.vma.zap_pmd(pfn)
+            m.free_pages(pfn, self.pmd_order, self.cpu())
+        self._free(len(self.pages))
+
+    def _churn(self, n: int, target: int) -> None:
+        """Free ``n`` pages' worth (less what earlier zaps overdrew), then write as many
+        unmapped pages as were freed, up to ``target`` resident."""
+        paid = min(n, self._churn_debt)
+        self._churn_debt -= paid
+        n -= paid
+        freed = self._free(n)
+        self._churn_debt += max(0, freed - n)
+        self._fault(min(freed, target - self.resident))
+
+    # ------------------------------------------------------------------ khugepaged
+
+    def collapse_pmd(self, r: int, pfn: int, old_pfns: list[int]) -> None:
+        """khugepaged's collapse of range ``r`` into the THP at ``pfn`` (sim/khugepaged.py
+        ``CollapseMm``): the old pages are freed, the range mapped by the PMD."""
+        self.pages.remove_many(old_pfns)
+        self.vma.unmap_ptes(old_pfns)
+        self.vma.map_pmd(r, pfn)
+        self.thps.add(pfn)
+        self.machine.free_pages_batch(old_pfns, 0, _KHUGEPAGED_CPU)
+
+    # ------------------------------------------------------------------ the process
 
     def _quota(self, rate_bytes: float) -> int:
         self._carry += rate_bytes * self.params.tick / self.page_size
@@ -265,22 +517,55 @@ class Anon(Workload):
         shrunk = False
         while self.active():
             if p.shrink_at is not None and not shrunk and env.now >= p.shrink_at:
-                self._free(len(self.pages) - p.shrink_to // self.page_size)
+                self._free(self.resident - p.shrink_to // self.page_size)
                 target = p.shrink_to // self.page_size
                 shrunk = True
-            if len(self.pages) < target:
-                self._alloc(min(self._quota(p.grow_rate), target - len(self.pages)))
+            resident = self.resident
+            if resident < target:
+                self._grow(min(self._quota(p.grow_rate), target - resident))
             elif p.churn_rate:
                 n = self._quota(p.churn_rate)
-                self._free(n)
-                self._alloc(n)
+                if self.vma is None:
+                    self._free(n)
+                    self._alloc(n)
+                else:
+                    self._churn(n, target)
             yield env.timeout(p.tick)
         if p.free_at_stop:
-            self._free(len(self.pages))
+            self._free_all()
+            self.exited = True
+
+    def samples(self, values: dict) -> None:
+        name = self.name
+        values[("anon_pages_order0", name)] = len(self.pages)
+        values[(f"anon_pages_order{self.pmd_order}", name)] = (
+            len(self.thps) << self.pmd_order)
+        stats = self.thp_stats
+        values[("thp_fault_alloc", name)] = stats.thp_fault_alloc
+        values[("thp_fault_fallback", name)] = stats.thp_fault_fallback
+        values[("thp_collapse_alloc", name)] = stats.thp_collapse_alloc
+        values[("thp_collapse_alloc_failed", name)] = stats.thp_collapse_alloc_failed
 
     def summary(self) -> dict[str, Any]:
-        return {"resident_pages": len(self.pages), "allocated": self.allocated,
-                "failed": self.failed}
+        order = str(self.pmd_order)
+        stats = self.thp_stats
+        out: dict[str, Any] = {
+            "resident_pages": self.resident, "allocated": self.allocated,
+            "failed": self.failed,
+            "resident_by_order": {"0": len(self.pages),
+                                  order: len(self.thps) << self.pmd_order},
+            # folios allocated, by order: what a kmem/mm_page_alloc trace counts
+            "folio_allocs": {"0": self.allocated,
+                             order: stats.thp_fault_alloc + stats.thp_collapse_alloc},
+            "thp_fault_alloc": stats.thp_fault_alloc,
+            "thp_fault_fallback": stats.thp_fault_fallback,
+            "thp_collapse_alloc": stats.thp_collapse_alloc,
+            "thp_collapse_alloc_failed": stats.thp_collapse_alloc_failed,
+        }
+        if self.khugepaged is not None:
+            out["khugepaged_pages_collapsed"] = stats.pages_collapsed
+            out["khugepaged_full_scans"] = stats.full_scans
+        return out
 
 
 class ThpProbe(Workload):
