@@ -15,7 +15,9 @@ same interpreter, right before what it is compared with, so machine noise cancel
   it is there (the trace DESIGN.md names), else the repository's xz copy;
 - memory: bytes per page of a 64 GiB zone (16 Mi pages), in a fresh interpreter;
 - sweep scaling: --jobs 2 vs --jobs 1 on 8 short points (bench_sweep.py, in a fresh
-  interpreter).
+  interpreter);
+- file server at 16 GiB: simulated seconds per CPU second of configs/file_server.yaml
+  (defrag-off) with ``machine.memory=16GiB``, one seed.
 """
 
 from __future__ import annotations
@@ -83,6 +85,23 @@ def end_to_end(reference_ops_per_s: float, duration: str, repeat: int) -> dict:
             "ratio": rate / reference_ops_per_s}
 
 
+def file_server(duration: str, repeat: int) -> dict:
+    """configs/file_server.yaml, defrag-off, at 16 GiB: simulated seconds per second of
+    this process's CPU time (CPU rather than wall time: the machines are shared)."""
+    from sim.experiment import load_config
+    from sim.runner import run_machine
+
+    rates = []
+    for _ in range(repeat):
+        config = load_config(REPO / "configs" / "file_server.yaml",
+                             [f"duration={duration}", "machine.memory=16GiB"],
+                             variant="defrag-off")
+        cpu = time.process_time()
+        summary = run_machine(config, config.seed, "defrag-off").summary
+        rates.append(summary["sim_time_s"] / (time.process_time() - cpu))
+    return {"duration": duration, "sim_s_per_cpu_s": statistics.median(rates)}
+
+
 def replay(repeat: int) -> dict:
     from sim.replay import replay_file
 
@@ -139,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     print("end to end ...", file=sys.stderr)
     results["end_to_end"] = end_to_end(results["bare"]["reference_ops_per_s"],
                                        "5s" if quick else "30s", 1 if quick else 3)
+    print("file server at 16 GiB ...", file=sys.stderr)
+    results["file_server_16g"] = file_server("5s" if quick else "20s", 1 if quick else 3)
     print("replay ...", file=sys.stderr)
     results["replay"] = replay(repeat)
     print("memory ...", file=sys.stderr)
@@ -161,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
          f"{m['stored_bytes_per_page']:.1f} B/page", "<= 16"),
         ("sweep --jobs 2 vs 1", f"{s['jobs2_s']:.2f} s vs {s['jobs1_s']:.2f} s",
          f"{s['speedup']:.2f}x", ">= 1.7x"),
+        ("file server, 16 GiB", f"{results['file_server_16g']['duration']} simulated",
+         f"{results['file_server_16g']['sim_s_per_cpu_s']:.2f} sim s/CPU s", "-"),
     ]
     mach = results["machine"]
     print(f"{results['date']}, {mach['cpus']} CPUs ({mach['cpu_model']}), Python "

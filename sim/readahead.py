@@ -125,6 +125,9 @@ Departures
   does; its allocation shows in a trace (5 of the 19 324 page-cache allocations of
   the random-pread recording are such) and may reclaim or compact, but it never holds
   memory.
+- A folio in the reader's batch can be reclaimed by an allocation the same read makes
+  (the caller's allocator may reclaim); the kernel's batch holds folio references that
+  make ``__remove_mapping`` skip it. The read then reads that page again.
 - One open file per mapping: ``file_ra_state`` (and FMODE_RANDOM) live on the Mapping,
   where the kernel keeps them per ``struct file``.
 - Page faults (``filemap_fault``, ``do_sync_mmap_readahead``, ``mmap_miss``) are not
@@ -727,7 +730,12 @@ def read(mapping: Mapping, pos: int, count: int, alloc: Alloc, *,
             folio_pos = head << PAGE_SHIFT
             if end_offset < folio_pos:
                 break
-            folio_end = folio_pos + (PAGE_SIZE << mapping._order[head])
+            order = mapping._order.get(head)
+            if order is None:
+                # Reclaimed by an allocation this read made (see Departures): the
+                # next pass reads it again.
+                break
+            folio_end = folio_pos + (PAGE_SIZE << order)
             ki_pos = max(ki_pos, min(end_offset, folio_end))
             last_pos = ki_pos
         if ki_pos >= end:

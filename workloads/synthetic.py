@@ -333,7 +333,13 @@ class Anon(Workload):
         yield from self.khugepaged.run()
 
     def migrate_page(self, old: int, new: int, order: int) -> bool:
-        if not (self.pages if order == 0 else self.thps).migrate(old, new):
+        if order == 0:
+            held = self.pages
+        elif order == self.machine.zone.pageblock_order and len(self.thps.where):
+            held = self.thps
+        else:
+            return False  # a folio of another order: not anonymous memory of ours
+        if not held.migrate(old, new):
             return False
         if self.vma is not None:
             self.vma.migrate(old, new, order)
