@@ -100,6 +100,58 @@ def xa_nodes_for_folios(folios: Iterable[tuple[int, int]]) -> int:
     return nodes
 
 
+def _xa_height(top: int) -> int:
+    """The root node's level of an XArray whose last index is ``top`` (-1: no node)."""
+    if top == 0:
+        return -1
+    height = 0
+    while top >> (XA_CHUNK_SHIFT * (height + 1)):
+        height += 1
+    return height
+
+
+def xa_node_keys(index: int, order: int, top: int) -> set[tuple[int, int]]:
+    """The XArray nodes, as (level, index >> shift), a folio (index, order) needs in a
+    tree whose last index is ``top``: one per level from the level its entry is stored
+    at up to the root (none when ``top`` is 0: one page, in ``xa_head``)."""
+    return {(level, index >> (XA_CHUNK_SHIFT * (level + 1)))
+            for level in range(order // XA_CHUNK_SHIFT, _xa_height(top) + 1)}
+
+
+_WRITE_LAYOUTS: dict[tuple[int, int, bool, bool], tuple[list[tuple[int, int]], int]] = {}
+
+
+def write_layout(size: int, write_size: int, large_folios: bool, shmem: bool
+                 ) -> tuple[list[tuple[int, int]], int]:
+    """The folios, as (index, order), that writing ``size`` bytes from offset 0 in
+    ``write(2)`` calls of ``write_size`` bytes creates when every allocation succeeds
+    (sim/readahead.py ``write``), and the XArray nodes they need. Memoized: a file
+    system creates many files of the same few sizes."""
+    key = (size, write_size, large_folios, shmem)
+    known = _WRITE_LAYOUTS.get(key)
+    if known is not None:
+        return known
+    m = readahead.Mapping(max_order=readahead.MAX_PAGECACHE_ORDER,
+                          large_folios=large_folios, shmem=shmem)
+    count = [0]
+
+    def alloc(order: int) -> int:
+        count[0] += 1
+        return count[0]
+
+    layout: list[tuple[int, int]] = []
+    pos = 0
+    while pos < size:
+        n = min(write_size, size - pos)
+        layout.extend((index, order) for index, order, _ in readahead.write(m, pos, n, alloc))
+        pos += n
+    if len(_WRITE_LAYOUTS) >= 1 << 16:
+        _WRITE_LAYOUTS.clear()
+    result = (layout, xa_nodes_for_folios(layout))
+    _WRITE_LAYOUTS[key] = result
+    return result
+
+
 @dataclass
 class FsStats:
     files_created: int = 0
@@ -124,7 +176,7 @@ class File:
     """
 
     __slots__ = ("fid", "nr_pages", "dentry", "inode", "folios", "nr_cached", "xa_nodes",
-                 "open_count", "linked", "mapping")
+                 "xa_keys", "xa_top", "open_count", "linked", "mapping")
 
     def __init__(self, fid: int, nr_pages: int) -> None:
         self.fid = fid
@@ -135,6 +187,11 @@ class File:
         self.folios: dict[int, int] = {}
         self.nr_cached = 0  # pages in those folios (mapping->nrpages)
         self.xa_nodes: list[int] = []
+        # (level, index >> shift) of every XArray node the cached folios need, with the
+        # number of folios that need it; kept for files that folios are added to one at
+        # a time (add_folio).
+        self.xa_keys: dict[tuple[int, int], int] | None = None
+        self.xa_top = 0  # the last index those folios cover (decides the tree's height)
         self.open_count = 0
         self.linked = True
         self.mapping: Any = None  # sim.readahead.Mapping, for files read through it
@@ -280,29 +337,29 @@ class FileSystem:
             self.stats.create_failed += 1
             return None
         got: list[tuple[int, int, int]] = []
+        want_nodes = -1
         if size is not None:
-            m = readahead.Mapping(max_order=readahead.MAX_PAGECACHE_ORDER,
-                                  large_folios=self.large_folios, shmem=self.fs == "tmpfs")
             chunk = write_size or size
-            alloc_folio = self.alloc_folio
-
-            def alloc(order: int) -> int | None:
-                return alloc_folio(order, cpu)
-
-            pos = 0
-            short = False
-            while pos < size and not short:
-                n = min(chunk, size - pos)
-                for index, order, pfn in readahead.write(m, pos, n, alloc):
-                    got.append((pfn, index, order))  # type: ignore[arg-type]
-                pos += n
-                short = m.i_size < pos
+            shmem = self.fs == "tmpfs"
+            plan, want_nodes = write_layout(size, chunk, self.large_folios, shmem)
+            failed_at = -1
+            for k, (index, order) in enumerate(plan):
+                pfn = self.alloc_folio(order, cpu)
+                if pfn is None:
+                    failed_at = k
+                    break
+                got.append((pfn, index, order))
+            if failed_at >= 0:
+                # The write path's fallback: replay the writes through sim/readahead.py
+                # from the write(2) call of the refused folio, its first allocation
+                # refused again without asking the allocator twice.
+                want_nodes = -1
+                if not self._write_fallback(got, plan[failed_at], size, chunk, shmem, cpu):
+                    for head, _, k in got:
+                        self.zone.free(head, k, cpu)
+                    self._rollback(f, cpu)
+                    return None
             layout = [(index, order) for _, index, order in got]
-            if short:
-                for head, _, k in got:
-                    self.zone.free(head, k, cpu)
-                self._rollback(f, cpu)
-                return None
         else:
             layout = [(i, 0) for i in range(nr_pages)] if folios is None else folios
             for index, order in layout:
@@ -314,7 +371,7 @@ class FileSystem:
                     return None
                 got.append((pfn, index, order))
         f.mapping = mapping
-        if not self._grow_xa_nodes(f, layout, cpu):
+        if not self._grow_xa_nodes(f, layout, cpu, want_nodes):
             for head, _, k in got:
                 self.zone.free(head, k, cpu)
             self._rollback(f, cpu)
@@ -350,18 +407,63 @@ class FileSystem:
         and onto the LRU, with the XArray nodes it needs. False (nothing kept) when an
         XArray node cannot be allocated."""
         f = self.files[fid]
-        layout = [(i, self.zone.order_of(p)) for p, i in f.folios.items()]
-        layout.append((index, order))
-        if not self._grow_xa_nodes(f, layout, cpu):
+        keys = f.xa_keys
+        top = max(f.xa_top if keys is not None else 0, index + (1 << order) - 1)
+        if keys is None or _xa_height(top) != _xa_height(f.xa_top):
+            # The tree grows a level (rare): every folio's path, from scratch.
+            keys = {}
+            for p, i in f.folios.items():
+                for key in xa_node_keys(i, self.zone.order_of(p), top):
+                    keys[key] = keys.get(key, 0) + 1
+        new = xa_node_keys(index, order, top)
+        want = len(keys) + sum(1 for key in new if key not in keys)
+        f.xa_keys = keys
+        f.xa_top = top
+        if not self._grow_xa_nodes(f, [], cpu, want):
             return False
+        for key in new:
+            keys[key] = keys.get(key, 0) + 1
         self._add_folio(f, pfn, index, order)
         return True
 
-    def _grow_xa_nodes(self, f: File, layout: list[tuple[int, int]], cpu: int) -> bool:
-        """Allocate XArray nodes until the file has those ``layout`` needs."""
+    def _write_fallback(self, got: list[tuple[int, int, int]], refused: tuple[int, int],
+                        size: int, chunk: int, shmem: bool, cpu: int) -> bool:
+        """Finish a file's writes through ``readahead.write`` after the folio
+        ``refused`` (index, order) could not be allocated; ``got`` holds the folios
+        allocated before it and receives the rest. False on a short write."""
+        m = readahead.Mapping(max_order=readahead.MAX_PAGECACHE_ORDER,
+                              large_folios=self.large_folios, shmem=shmem)
+        for pfn, index, order in got:
+            m.insert(index, order, pfn)
+        index0 = refused[0]
+        pos = (index0 * self.zone.page_size) // chunk * chunk  # its write(2) call
+        m.i_size = pos
+        alloc_folio = self.alloc_folio
+        refuse = [True]
+
+        def alloc(order: int) -> int | None:
+            if refuse[0]:
+                refuse[0] = False
+                return None  # the allocation that already failed
+            return alloc_folio(order, cpu)
+
+        while pos < size:
+            n = min(chunk, size - pos)
+            for index, order, pfn in readahead.write(m, pos, n, alloc):
+                got.append((pfn, index, order))  # type: ignore[arg-type]
+            pos += n
+            if m.i_size < pos:
+                return False
+        return True
+
+    def _grow_xa_nodes(self, f: File, layout: list[tuple[int, int]], cpu: int,
+                       want: int = -1) -> bool:
+        """Allocate XArray nodes until the file has those ``layout`` needs (``want``,
+        when the caller knows it)."""
         if self.xa_cache is None:
             return True
-        want = xa_nodes_for_folios(layout)
+        if want < 0:
+            want = xa_nodes_for_folios(layout)
         while len(f.xa_nodes) < want:
             oid = self.xa_cache.alloc(cpu)
             if oid is None:
@@ -371,6 +473,8 @@ class FileSystem:
         return True
 
     def _free_xa_nodes(self, f: File, cpu: int) -> None:
+        f.xa_keys = None
+        f.xa_top = 0
         xa = self.xa_cache
         for oid in f.xa_nodes:
             del self._xa_owner.by_oid[oid]  # type: ignore[union-attr]
@@ -535,6 +639,14 @@ class FileSystem:
         index = f.folios.pop(pfn)
         order = self.zone.order_of(pfn)
         f.nr_cached -= 1 << order
+        keys = f.xa_keys
+        if keys is not None:
+            for key in xa_node_keys(index, order, f.xa_top):
+                left = keys[key] - 1
+                if left:
+                    keys[key] = left
+                else:
+                    del keys[key]
         if f.mapping is not None:
             f.mapping.remove(index)
         self.zone.free(pfn, order, cpu)

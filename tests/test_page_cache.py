@@ -20,7 +20,7 @@ from sim.buddy import Zone
 from sim.compaction import Compactor
 from sim.config import CompactionSection
 from sim.experiment import load_config
-from sim.objects import FileSystem
+from sim.objects import FileSystem, xa_nodes_for_folios
 from sim.runner import run_machine
 from sim.slab import SlabCaches
 from sim.vmscan import FileLru
@@ -199,6 +199,9 @@ def check(zone, caches, fs, lru):
             assert zone.is_allocated(pfn) and pfn in lru
             assert lru.order_of(pfn) == zone.order_of(pfn)
         assert f.nr_cached == sum(1 << zone.order_of(p) for p in f.folios)
+        # XArray nodes: at least what the cached folios need, none once nothing is cached
+        need = xa_nodes_for_folios([(i, zone.order_of(p)) for p, i in f.folios.items()])
+        assert len(f.xa_nodes) >= need and (f.nr_cached or not f.xa_nodes)
     assert zone.nr_allocated_pages == cached + sum(c.nr_pages for c in caches)
 
 
