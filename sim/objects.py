@@ -118,6 +118,31 @@ def xa_node_keys(index: int, order: int, top: int) -> set[tuple[int, int]]:
             for level in range(order // XA_CHUNK_SHIFT, _xa_height(top) + 1)}
 
 
+def first_write_layout(size: int, max_order: int) -> list[tuple[int, int]]:
+    """The folios one ``write(2)`` of ``size`` bytes at offset 0 of an empty file
+    creates when every allocation succeeds: sim/readahead.py ``write`` (the
+    ``generic_perform_write`` loop, ``fgf_set_order`` of each chunk, cut to the index's
+    alignment) without its Mapping, since nothing is cached yet; a test holds the two
+    equal."""
+    page_shift = readahead.PAGE_SHIFT
+    chunk = readahead.PAGE_SIZE << max_order
+    layout: list[tuple[int, int]] = []
+    pos = 0
+    left = size
+    while left:
+        nbytes = min(chunk - (pos & (chunk - 1)), left)
+        index = pos >> page_shift
+        shift = nbytes.bit_length() - 1
+        order = min(0 if shift <= page_shift else shift - page_shift, max_order)
+        if index & ((1 << order) - 1):
+            order = (index & -index).bit_length() - 1
+        layout.append((index, order))
+        n = min(nbytes, ((index + (1 << order)) << page_shift) - pos)
+        pos += n
+        left -= n
+    return layout
+
+
 _WRITE_LAYOUTS: dict[tuple[int, int, bool, bool], tuple[list[tuple[int, int]], int]] = {}
 
 
@@ -127,12 +152,16 @@ def write_layout(size: int, write_size: int, large_folios: bool, shmem: bool
     ``write(2)`` calls of ``write_size`` bytes creates when every allocation succeeds
     (sim/readahead.py ``write``), and the XArray nodes they need. Memoized: a file
     system creates many files of the same few sizes."""
+    if write_size >= size:
+        direct = first_write_layout(size, readahead.MAX_PAGECACHE_ORDER if large_folios
+                                    and not shmem else 0)
+        return direct, xa_nodes_for_folios(direct)
     key = (size, write_size, large_folios, shmem)
     known = _WRITE_LAYOUTS.get(key)
     if known is not None:
         return known
     m = readahead.Mapping(max_order=readahead.MAX_PAGECACHE_ORDER,
-                          large_folios=large_folios, shmem=shmem)
+                          large_folios=large_folios and not shmem, shmem=shmem)
     count = [0]
 
     def alloc(order: int) -> int:
@@ -449,8 +478,8 @@ class FileSystem:
 
         while pos < size:
             n = min(chunk, size - pos)
-            for index, order, pfn in readahead.write(m, pos, n, alloc):
-                got.append((pfn, index, order))  # type: ignore[arg-type]
+            for head, head_order, handle in readahead.write(m, pos, n, alloc):
+                got.append((int(handle), head, head_order))  # type: ignore[call-overload]
             pos += n
             if m.i_size < pos:
                 return False

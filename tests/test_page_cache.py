@@ -16,11 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim import readahead
 from sim.buddy import Zone
 from sim.compaction import Compactor
 from sim.config import CompactionSection
 from sim.experiment import load_config
-from sim.objects import FileSystem, xa_nodes_for_folios
+from sim.objects import FileSystem, first_write_layout, write_layout, xa_nodes_for_folios
 from sim.runner import run_machine
 from sim.slab import SlabCaches
 from sim.vmscan import FileLru
@@ -236,3 +237,20 @@ def test_folios_are_allocated_reclaimed_and_migrated_whole(script):
                 compactor.kcompactd_do_work(op[1])
         zone.drain_all_pages()
         check(zone, caches, fs, lru)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 6 << 20), st.integers(1, 3 << 20), st.booleans(), st.booleans())
+def test_fs_churn_write_layouts_are_readahead_writes(size, write_size, large, shmem):
+    """The memoized and the direct layouts of sim/objects.py are sim/readahead.py's."""
+    # (tmpfs with huge=never, its default, has no large folios)
+    m = readahead.Mapping(large_folios=large and not shmem, shmem=shmem)
+    want = []
+    for pos in range(0, size, write_size):
+        n = min(write_size, size - pos)
+        want += [(i, o) for i, o, _ in readahead.write(m, pos, n, lambda order: 1)]
+    layout, nodes = write_layout(size, write_size, large, shmem)
+    assert layout == want and nodes == xa_nodes_for_folios(want)
+    max_order = readahead.MAX_PAGECACHE_ORDER if large and not shmem else 0
+    if write_size >= size:
+        assert first_write_layout(size, max_order) == want
