@@ -77,8 +77,12 @@ Departures, and why:
   compaction, no reclaim (``fragsim replay`` has no engine, and nothing on its machine
   is reclaimable: the trace holds every object). An allocation the kernel would have got
   at the min watermark or after compacting fails here: the zone "runs out" at its low
-  watermark. Inside a full machine (``kind: trace``) the engine passes
-  ``Machine.alloc_pages``, the whole slow path, and its own kswapd.
+  watermark. kswapd does the one thing it would do on such a machine: woken after a
+  fallback boosted the watermarks, it takes the boost off at once (``balance_pgdat``'s
+  end; :func:`build_replay`), where the kernel's kswapd takes a moment; without it the
+  boost, up to 1.5x the high watermark, would stay for the rest of the trace. Inside a
+  full machine (``kind: trace``) the engine passes ``Machine.alloc_pages``, the whole
+  slow path, and its own kswapd.
 - A trace CPU beyond the simulated ones is folded onto them (``cpu % cpus``).
 - A ``kmem_cache_alloc`` of a pointer that is still live (its free was not traced) frees
   the old object first, and counts it.
@@ -88,6 +92,7 @@ Departures, and why:
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import math
@@ -1058,6 +1063,7 @@ def build_replay(
                                        pageblock_counts=snap.pageblock_counts, **options)
     else:
         zone = Zone(nr_pages or (1 << 18), **options)
+    zone.on_wakeup_kswapd = functools.partial(_kswapd_finds_nothing_to_reclaim, zone)
     clock_box: list[Replayer] = []
     caches = SlabCaches(zone, clock=lambda: clock_box[0].now if clock_box else 0.0)
     population = None
@@ -1070,6 +1076,15 @@ def build_replay(
     clock_box.append(replayer)
     return ReplaySetup(zone, caches, population, replayer, time.perf_counter() - t_setup,
                        picked)
+
+
+def _kswapd_finds_nothing_to_reclaim(zone: Zone, order: int) -> None:
+    """kswapd on the replay's machine: rmqueue wakes it after a fallback boosted the
+    watermarks (ZONE_BOOSTED_WATERMARK); ``balance_pgdat`` reclaims the boost, finds
+    nothing (the trace holds every object), and takes the boost off at its end
+    (``zone->watermark_boost -= min(zone->watermark_boost, zone_boosts[i])``). At once:
+    the replay has no clock for kswapd's run."""
+    zone.watermark_boost = 0
 
 
 def replay_file(path: str | os.PathLike[str], **options: Any) -> ReplayResult:

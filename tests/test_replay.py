@@ -39,6 +39,7 @@ from sim.procfs import parse_slabinfo
 from sim.replay import (
     KMALLOC_MAX_CACHE_SIZE,
     Replayer,
+    build_replay,
     describe_alloc_failure,
     is_slab_page,
     kmalloc_cache_name,
@@ -627,3 +628,23 @@ def test_a_large_kmalloc_whose_traced_page_failed_is_one_failure_not_two():
     assert st.frees_of_failed_allocs == st.frees_of_failed_page_allocs == 1
     assert st.unknown_page_frees == st.unknown_frees_unmatched == 0
 
+
+def test_a_replays_kswapd_takes_a_fallbacks_watermark_boost_off():
+    """Without kswapd the boost of a fallback would stay: the zone would refuse every
+    allocation at low + boost (here 512 pages more) for the rest of the trace."""
+    setup = build_replay(nr_pages=1 << 12)
+    zone = setup.zone
+    events = [page_alloc(0x10000 + i * 512, 9) for i in range(7)]  # 7 of 8 pageblocks
+    events.append(page_alloc(0x30000, 0, MIGRATE_MOVABLE))  # splits the last one
+    # Unmovable order 3 from a Movable pageblock: try_to_claim_block boosts the marks.
+    events += [page_alloc(0x20000 + i * 8, 3, lineno=100 + i) for i in range(60)]
+    setup.replayer.feed(events)
+    setup.replayer.run()
+    st = setup.replayer.stats
+    assert zone.stats.watermark_boosts == zone.stats.kswapd_wakeups == 1
+    assert zone.watermark_boost == 0
+    # Order-3 blocks come until the low watermark refuses: free - 7 <= low.
+    first = st.first_alloc_failure
+    assert first["watermark_boost"] == 0 and first["watermark_low"] == zone.low_wmark
+    assert first["free_pages"] - 7 <= zone.low_wmark < first["free_pages"] + 8 - 7
+    assert st.page_allocs == 8 + first["line"] - 100

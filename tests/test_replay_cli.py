@@ -254,9 +254,8 @@ def test_a_replays_summary_has_a_runs_layout_and_keys(tmp_path):
 
 def too_big_trace():
     """For a 16 MiB machine (4 096 pages, 8 pageblocks, low watermark 243): 12 order-9
-    pages (7 fit), 40 order-3, then 100 dentries. The first order-3 page steals from a
-    Movable pageblock and boosts the watermarks by 512 pages, and nothing takes the boost
-    off: every allocation after it fails."""
+    pages (7 fit), 40 order-3 (the last few fail at the low watermark), then 100 dentries
+    (4 more slabs fit: 21 each)."""
     lines = ["# tracer: nop"]
     ts = 1.0
     for i in range(12):
@@ -281,20 +280,20 @@ def test_a_machine_too_small_for_its_trace_exits_1_naming_the_zone_and_first_lin
     # The 8th order-9 page (line 9) is the first: 509 free pages, not an order-9 block
     # above the low watermark.
     assert err[0] == (
-        f"fragsim: {trace}: 144 allocations failed, more than --max-failures 10; first at "
+        f"fragsim: {trace}: 70 allocations failed, more than --max-failures 10; first at "
         "line 9 (mm_page_alloc, order 9 Unmovable): zone Normal had 509 free pages, below "
         "the 755 an order-9 allocation needs (low watermark 243 + 512 pages; min 195, high "
         "291)")
-    assert "144 failed allocations (44 pages, 100 objects)" in captured.out
+    assert "70 failed allocations (12 pages, 58 objects)" in captured.out
     # Nothing lost: the whole run layout, with the failures by kind.
     for name in ("config.yaml", "timeseries.csv", "summary.json", "final/buddyinfo",
                  "final/slabinfo"):
         assert (out / name).is_file(), name
     failures = replay_run(out)["trace"]["alloc_failures"]
-    assert failures["total"] == 144 and failures["pages"] == 44 and failures["objects"] == 100
-    assert failures["pages_by_order"] == {"3": 39, "9": 5}
-    assert failures["pages_by_migratetype"] == {"Unmovable": 44}
-    assert failures["objects_by_cache"] == {"dentry": 100}
+    assert failures["total"] == 70 and failures["pages"] == 12 and failures["objects"] == 58
+    assert failures["pages_by_order"] == {"3": 7, "9": 5}
+    assert failures["pages_by_migratetype"] == {"Unmovable": 12}
+    assert failures["objects_by_cache"] == {"dentry": 58}
     first = failures["first"]
     assert (first["line"], first["event"], first["order"], first["zone"]) == (
         9, "mm_page_alloc", 9, "Normal")
@@ -305,14 +304,14 @@ def test_a_machine_too_small_for_its_trace_exits_1_naming_the_zone_and_first_lin
 
 def test_max_failures_above_the_count_exits_0_and_still_reports_it(tmp_path, capsys):
     code, trace, out = small_replay(tmp_path, too_big_trace(), "--set", "machine.memory=16MiB",
-                                    "--max-failures", "144")
+                                    "--max-failures", "100")
     captured = capsys.readouterr()
     assert code == 0
     err = captured.err.splitlines()
     assert len(err) == 1 and err[0].startswith(
-        f"fragsim: {trace}: 144 allocations failed, within --max-failures 144; first at line 9 ")
-    assert "144 failed allocations" in captured.out
-    assert replay_run(out)["trace"]["alloc_failures"]["total"] == 144
+        f"fragsim: {trace}: 70 allocations failed, within --max-failures 100; first at line 9 ")
+    assert "70 failed allocations" in captured.out
+    assert replay_run(out)["trace"]["alloc_failures"]["total"] == 70
 
 
 def test_max_failures_0_makes_one_failure_fatal(tmp_path, capsys):
