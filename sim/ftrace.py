@@ -166,6 +166,8 @@ class TraceEvent(NamedTuple):
     events); ``pfn`` the page frame number of page events (-1 for object events, 0 with
     ``ptr == "null"`` for a failed ``mm_page_alloc``). ``name`` is the cache of
     ``kmem_cache_alloc/free`` when the kernel printed it. ``gfp`` is sim.gfp's bits.
+    ``lineno`` is the event's 1-based line in the trace file (0 for an event made by
+    hand), so that what the replay finds at an event can name its line.
     Fields an event does not carry are 0 / -1 / False.
     """
 
@@ -181,6 +183,7 @@ class TraceEvent(NamedTuple):
     order: int
     migratetype: int
     accounted: bool
+    lineno: int = 0
 
 
 _new_event = tuple.__new__  # TraceEvent without the NamedTuple __new__ wrapper
@@ -482,7 +485,7 @@ class TraceReader:
                             if head is None:
                                 continue
                             cpu, ts, kind, rest = head
-                            ev = self._careful(rest.split(), kind, ts, cpu)
+                            ev = self._careful(rest.split(), kind, ts, cpu) + (lineno,)
                         elif kind < 4:
                             ts = float(t[3][:-1])
                             ptr = key[4:]
@@ -497,11 +500,11 @@ class TraceReader:
                             else:
                                 v = None
                             if v is None:
-                                ev = self._careful(line.split()[5:], kind, ts, cpu)
+                                ev = self._careful(line.split()[5:], kind, ts, cpu) + (lineno,)
                             else:
                                 # (name, bytes_req, bytes_alloc, gfp, accounted)
                                 ev = (ts, cpu, kind, ptr, -1, v[0], v[1], v[2], v[3], 0, 0,
-                                      v[4])
+                                      v[4], lineno)
                         else:
                             ts = float(t[3][:-1])
                             v = None
@@ -510,11 +513,11 @@ class TraceReader:
                                 if v is None:
                                     v = tail_of(kind, t[7])
                             if v is None:
-                                ev = self._careful(line.split()[5:], kind, ts, cpu)
+                                ev = self._careful(line.split()[5:], kind, ts, cpu) + (lineno,)
                             else:
                                 # (order, migratetype, gfp)
                                 ev = (ts, cpu, kind, "", int(key[6:], 16), None, 0, 0, v[2],
-                                      v[0], v[1], False)
+                                      v[0], v[1], False, lineno)
                         # Time: finite, not negative, and never more than the tolerance
                         # before the latest event (NaN fails every comparison).
                         if ts >= floor:

@@ -26,9 +26,19 @@ Synchronous and engine-independent: :class:`Replayer` applies
   ``kfree(NULL)`` is counted apart. A free of a pointer already freed and not allocated
   since is not an unknown free: sim/ftrace.py drops it as a bad line (``duplicate_free``,
   with its line number), and checks every event's sizes, order and time the same way
-  (its "Bad lines"), each ``kmem_cache_alloc``'s size against its cache's. An object
-  the simulated caches could not allocate (``object_alloc_failures``) is remembered, so
-  that its free frees nothing (``frees_of_failed_allocs``).
+  (its "Bad lines"), each ``kmem_cache_alloc``'s size against its cache's.
+- **Allocation failures**: an allocation the kernel made that the simulated machine
+  cannot (its zone ran out, or holds no free block of the order) is counted: a page
+  (``mm_page_alloc``, a large kmalloc's own) by order and migratetype, an object by
+  cache (``page_alloc_failures_by_*``, ``object_alloc_failures_by_cache``). The first is
+  kept with its trace line and the zone as it stood (``first_alloc_failure``: free
+  pages, watermarks, buddyinfo; :func:`describe_alloc_failure` words it). The failed
+  allocation is remembered, so that its free frees nothing (``frees_of_failed_allocs``,
+  ``frees_of_failed_page_allocs``); a large kmalloc whose page was the refused
+  ``mm_page_alloc`` just before it takes that failure over rather than asking again (one
+  allocation in the kernel, one failure). A failed page's pfn is a kernel pfn the
+  replay has no page for; the trace's own failed allocations (``page=NULL``) are counted
+  apart (``trace_page_alloc_failures``).
 - Page events: a ``mm_page_alloc`` whose gfp carries SLUB's ``__GFP_NOWARN |
   __GFP_NORETRY | __GFP_COMP`` (mm/slub.c ``allocate_slab``) **and** a migratetype other
   than MOVABLE is a slab page: not replayed, since the slab model allocates its own.
@@ -61,6 +71,18 @@ Departures, and why:
   trace's free finds it at its new place. (The owner, not ``get_ref``, because it costs
   nothing per allocation; the effect on ``reclaimable`` is the same.) A cache that
   already has an owner keeps it.
+- **Fast path only** (the default ``page_allocator``, and the slab caches of
+  :func:`build_replay`): ``Zone.alloc``, ``get_page_from_freelist``'s first attempt at
+  the low watermark. There is no slow path: no retry at the min watermark, no
+  compaction, no reclaim (``fragsim replay`` has no engine, and nothing on its machine
+  is reclaimable: the trace holds every object). An allocation the kernel would have got
+  at the min watermark or after compacting fails here: the zone "runs out" at its low
+  watermark. kswapd does the one thing it would do on such a machine: woken after a
+  fallback boosted the watermarks, it takes the boost off at once (``balance_pgdat``'s
+  end; :func:`build_replay`), where the kernel's kswapd takes a moment; without it the
+  boost, up to 1.5x the high watermark, would stay for the rest of the trace. Inside a
+  full machine (``kind: trace``) the engine passes ``Machine.alloc_pages``, the whole
+  slow path, and its own kswapd.
 - A trace CPU beyond the simulated ones is folded onto them (``cpu % cpus``).
 - A ``kmem_cache_alloc`` of a pointer that is still live (its free was not traced) frees
   the old object first, and counts it.
@@ -70,6 +92,7 @@ Departures, and why:
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import math
@@ -80,9 +103,19 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.buddy import OWNER_MOVABLE, OWNER_RECLAIMABLE, OWNER_UNMOVABLE, BadFree, Zone
+from sim.buddy import (
+    OWNER_MOVABLE,
+    OWNER_RECLAIMABLE,
+    OWNER_UNMOVABLE,
+    WMARK_HIGH,
+    WMARK_LOW,
+    WMARK_MIN,
+    BadFree,
+    Zone,
+)
 from sim.errors import FragsimError
 from sim.ftrace import (
+    KIND_NAMES,
     ParseStats,
     TraceEvent,
     TraceReader,
@@ -143,6 +176,13 @@ def kmalloc_cache_name(bytes_alloc: int, gfp: int, accounted: bool) -> str:
     return f"kmalloc-{size}"
 
 
+def migratetype_name(migratetype: int) -> str:
+    """/proc/pagetypeinfo's name of a migratetype (a trace may print one we do not name)."""
+    if 0 <= migratetype < len(MIGRATETYPE_NAMES):
+        return MIGRATETYPE_NAMES[migratetype]
+    return f"migratetype {migratetype}"
+
+
 def is_slab_page(gfp: int, migratetype: int) -> bool:
     """SLUB's gfp signature on a non-MOVABLE page (see the module docstring)."""
     return (gfp & SLAB_GFP_SIGNATURE) == SLAB_GFP_SIGNATURE and migratetype != MIGRATE_MOVABLE
@@ -173,6 +213,7 @@ class ReplayStats:
     kfree_null: int = 0
     reallocs: int = 0  # allocation of a pointer still live: its free was missing
     object_alloc_failures: int = 0  # the simulated caches found no memory
+    object_alloc_failures_by_cache: dict[str, int] = field(default_factory=dict)
     frees_of_failed_allocs: int = 0  # the free of an object that object_alloc_failures lost
     bad_frees: int = 0  # a free the slab model refused (double free)
     slab_page_allocs: int = 0
@@ -182,6 +223,9 @@ class ReplayStats:
     page_allocs: int = 0  # replayed
     page_frees: int = 0  # replayed
     page_alloc_failures: int = 0  # the simulated zone refused a replayed page
+    page_alloc_failures_by_order: dict[str, int] = field(default_factory=dict)  # "2"
+    page_alloc_failures_by_migratetype: dict[str, int] = field(default_factory=dict)
+    frees_of_failed_page_allocs: int = 0  # the free of a page page_alloc_failures lost
     page_reallocs: int = 0  # allocation of a pfn still allocated: its free was missing
     unknown_page_frees: int = 0
     trace_page_alloc_failures: int = 0  # mm_page_alloc events of a failed allocation
@@ -193,6 +237,28 @@ class ReplayStats:
     rcu_queued: int = 0
     pages_migrated: int = 0  # replayed pages moved by compaction (migrate_page)
     caches_created: list[str] = field(default_factory=list)
+    # The first allocation the simulated machine could not serve: its trace line, what
+    # it asked for, and the zone as it stood (AllocFailure.as_dict).
+    first_alloc_failure: dict[str, Any] | None = None
+
+    @property
+    def alloc_failures(self) -> int:
+        """Allocations the trace made that the simulated machine could not: replayed
+        pages (mm_page_alloc, large kmalloc) and slab objects."""
+        return self.page_alloc_failures + self.object_alloc_failures
+
+    def failure_summary(self) -> dict[str, Any]:
+        """summary.json's ``trace.alloc_failures``: the counts by kind, and the first."""
+        return {
+            "total": self.alloc_failures,
+            "pages": self.page_alloc_failures,
+            "pages_by_order": dict(sorted(self.page_alloc_failures_by_order.items(),
+                                          key=lambda kv: int(kv[0]))),
+            "pages_by_migratetype": dict(sorted(self.page_alloc_failures_by_migratetype.items())),
+            "objects": self.object_alloc_failures,
+            "objects_by_cache": dict(sorted(self.object_alloc_failures_by_cache.items())),
+            "first": self.first_alloc_failure,
+        }
 
     @property
     def span_s(self) -> float:
@@ -204,6 +270,35 @@ class ReplayStats:
         d = dict(self.__dict__)
         d["span_s"] = self.span_s
         return d
+
+
+def describe_alloc_failure(first: dict[str, Any]) -> str:
+    """A failed allocation and the zone it failed in, from ``first_alloc_failure``:
+    ``line 4567 (mm_page_alloc, order 2 Unmovable): zone Normal had 1234 free pages,
+    below its low watermark 1400 (min 1300, high 1500)``. The replay's allocations
+    (``Zone.alloc``) check the low watermark, boost included, against NR_FREE_PAGES
+    less the highatomic reserves' free pages and ``(1 << order) - 1``
+    (``__zone_watermark_ok``); above it, the zone had no free block of the order."""
+    what = first["event"] + (f" {first['cache']}" if first.get("cache") else "")
+    order = first["order"]
+    head = (f"line {first['line']} ({what}, order {order} {first['migratetype']}): "
+            f"zone {first['zone']} had {first['free_pages']} free pages")
+    reserved = first.get("free_highatomic", 0)
+    if reserved:
+        head += f" ({reserved} of them in highatomic reserves)"
+    low = first["watermark_low"]
+    marks = f"min {first['watermark_min']}, high {first['watermark_high']}"
+    boost = first.get("watermark_boost", 0)
+    if boost:
+        marks += f", each with a boost of {boost}"
+    usable = first["free_pages"] - reserved
+    if usable <= low:
+        return f"{head}, below its low watermark {low} ({marks})"
+    if usable - ((1 << order) - 1) <= low:
+        return (f"{head}, below the {low + (1 << order)} an order-{order} allocation needs "
+                f"(low watermark {low} + {1 << order} pages; {marks})")
+    return (f"{head}, above its low watermark {low} ({marks}), but no free block of order "
+            f"{order} or above")
 
 
 @dataclass
@@ -258,6 +353,7 @@ class Replayer:
         page_allocator: PageAlloc | None = None,
         page_free: PageFree | None = None,
         hold: bool = True,
+        zone_name: str = "Normal",
     ) -> None:
         if not speed > 0 or not math.isfinite(speed):
             raise FragsimError(f"replay: speed: expected a number above 0, got {speed}")
@@ -267,6 +363,7 @@ class Replayer:
         if not rcu_tick > 0:
             raise FragsimError(f"replay: rcu_tick: expected a time above 0, got {rcu_tick}")
         self.zone = zone
+        self.zone_name = zone_name  # for messages: the zone the snapshots described
         self.caches = caches
         self.speed = speed
         self.start = start
@@ -285,6 +382,7 @@ class Replayer:
         # ptr -> (cache, oid); kernel pfn -> (sim pfn, order); sim pfn -> kernel pfn.
         self.objects: dict[str, tuple[SlabCache, int]] = {}
         self._failed: set[str] = set()  # ptrs whose allocation the simulation could not make
+        self._failed_pages: set[int] = set()  # kernel pfns of page allocations it could not
         self.pages: dict[int, tuple[int, int]] = {}
         self._kernel_pfn: dict[int, int] = {}
         self.slab_pages: dict[int, int] = {}  # kernel pfn -> order of trace slab pages
@@ -462,6 +560,7 @@ class Replayer:
         pages = self.pages
         kernel_pfn = self._kernel_pfn
         slab_pages = self.slab_pages
+        failed_pages = self._failed_pages
         cache_of = self._cache_of
         pending = self._pending_slab
         page_alloc = self.page_alloc
@@ -513,7 +612,7 @@ class Replayer:
                     self._attribute(ev[1], cache)
                 oid = cache.alloc(cpu)
                 if oid is None:
-                    self._alloc_failed(ev[3], cpu)
+                    self._alloc_failed(ev, cache, cpu)
                     continue
                 entry = (cache, oid)
                 if objects.setdefault(ev[3], entry) is not entry:
@@ -558,8 +657,12 @@ class Replayer:
                         self._free_page(pfn, cpu)
                     sim = page_alloc(order, gfp, cpu, _OWNER_OF_MT[mt] if mt < 3 else None)
                     if sim is None:
-                        stats.page_alloc_failures += 1
+                        self._page_alloc_failed(ev, order, mt)
+                        failed_pages.add(pfn)  # its free frees nothing
+                        self._last_page[ev[1]] = (pfn, order, gfp)  # a large kmalloc's?
                         continue
+                    if failed_pages:
+                        failed_pages.discard(pfn)
                     stats.page_allocs += 1
                     pages[pfn] = (sim, order)
                     kernel_pfn[sim] = pfn
@@ -578,6 +681,9 @@ class Replayer:
                 elif self._batched_freed and pfn in self._batched_freed:
                     self._batched_freed.discard(pfn)
                     stats.page_free_duplicates += 1
+                elif failed_pages and pfn in failed_pages:
+                    failed_pages.discard(pfn)
+                    stats.frees_of_failed_page_allocs += 1
                 else:
                     stats.unknown_page_frees += 1
             elif kind == 2:  # EV_KMALLOC
@@ -622,14 +728,56 @@ class Replayer:
             self.stats.bad_frees += 1
         self.objects[ptr] = entry
 
-    def _alloc_failed(self, ptr: str, cpu: int) -> None:
+    def _alloc_failed(self, ev: TraceEvent, cache: SlabCache, cpu: int) -> None:
         """The simulated cache found no memory for an object the kernel allocated: its
         free will free nothing (rather than an object from the initial population)."""
-        self.stats.object_alloc_failures += 1
+        stats = self.stats
+        stats.object_alloc_failures += 1
+        by_cache = stats.object_alloc_failures_by_cache
+        by_cache[cache.name] = by_cache.get(cache.name, 0) + 1
+        if stats.first_alloc_failure is None:
+            # allocate_slab's last attempt: s->min, the cache's page type.
+            self._note_first_failure(ev, cache.min_order, cache.migratetype, cache.name)
+        ptr = ev[3]
         old = self.objects.pop(ptr, None)
         if old is not None:  # a live pointer allocated again: its free was missing
             self._realloc_free(old, cpu)
         self._failed.add(ptr)
+
+    def _page_alloc_failed(self, ev: TraceEvent, order: int, mt: int) -> None:
+        """The simulated zone refused a page the kernel allocated (``mm_page_alloc``, or
+        a large kmalloc's own): its free will free nothing."""
+        stats = self.stats
+        stats.page_alloc_failures += 1
+        by_order = stats.page_alloc_failures_by_order
+        key = str(order)
+        by_order[key] = by_order.get(key, 0) + 1
+        by_mt = stats.page_alloc_failures_by_migratetype
+        name = migratetype_name(mt)
+        by_mt[name] = by_mt.get(name, 0) + 1
+        if stats.first_alloc_failure is None:
+            self._note_first_failure(ev, order, mt, None)
+
+    def _note_first_failure(self, ev: TraceEvent, order: int, mt: int,
+                            cache: str | None) -> None:
+        """The first failure's trace line and the zone as the failed attempt left it
+        (a failed allocation changes no free list)."""
+        zone = self.zone
+        self.stats.first_alloc_failure = {
+            "line": ev[12] if len(ev) > 12 else 0,  # 0: an event made by hand
+            "event": KIND_NAMES[ev[2]],
+            "cache": cache,
+            "order": order,
+            "migratetype": migratetype_name(mt),
+            "zone": self.zone_name,
+            "free_pages": zone.nr_free_pages,  # NR_FREE_PAGES: what the watermarks see
+            "free_highatomic": zone.nr_free_highatomic,
+            "watermark_min": zone.wmark_pages(WMARK_MIN),  # the boost included
+            "watermark_low": zone.wmark_pages(WMARK_LOW),
+            "watermark_high": zone.wmark_pages(WMARK_HIGH),
+            "watermark_boost": zone.watermark_boost,
+            "nr_free": list(zone.nr_free),  # the zone's buddyinfo line
+        }
 
     def _realloc_free(self, old: tuple[SlabCache, int], cpu: int) -> None:
         self.stats.reallocs += 1
@@ -688,7 +836,7 @@ class Replayer:
                 self._attribute(ev[1], cache)
             oid = cache.alloc(cpu)
             if oid is None:
-                self._alloc_failed(ev[3], cpu)
+                self._alloc_failed(ev, cache, cpu)
                 return
             entry = (cache, oid)
             if self.objects.setdefault(ev[3], entry) is not entry:
@@ -705,10 +853,19 @@ class Replayer:
             sim, _ = self.pages[last[0]]
             self.large[ev[3]] = (last[0], sim, order)
             return
+        if (last is not None and last[1] == order and last[2] & _GFP_COMP
+                and self._failed_pages and last[0] in self._failed_pages):
+            # Its page is the mm_page_alloc just before, which the simulated zone
+            # refused (and counted): the kernel allocated one page, not two.
+            del self._last_page[ev[1]]
+            stats.large_kmallocs_adopted += 1
+            self._failed.add(ev[3])  # its kfree frees nothing
+            return
         gfp = ev[8] | _GFP_COMP
-        sim = self.page_alloc(order, gfp, cpu, _OWNER_OF_MT[gfp_migratetype(gfp)])
+        mt = gfp_migratetype(gfp)
+        sim = self.page_alloc(order, gfp, cpu, _OWNER_OF_MT[mt])
         if sim is None:
-            stats.page_alloc_failures += 1
+            self._page_alloc_failed(ev, order, mt)
             self._failed.add(ev[3])  # its kfree frees nothing
             return
         self.large[ev[3]] = (-1, sim, order)
@@ -826,6 +983,7 @@ class ReplayResult:
                 "bad_lines_by_kind": dict(sorted(self.parse.bad_by_kind.items())),
                 "first_bad_lines": self.parse.as_dict()["first_bad_lines"],
                 "unknown_frees": self.stats.unknown_frees,
+                "alloc_failures": self.stats.failure_summary(),
                 "span_s": self.parse.span_s,
                 "complete": self.parse.complete,
                 "error": self.parse.error,
@@ -856,6 +1014,7 @@ class ReplaySetup:
     population: InitialPopulation | None
     replayer: Replayer
     setup_s: float
+    zone_name: str = "Normal"  # the snapshot's zone (buddyinfo's name), else "Normal"
 
 
 def build_replay(
@@ -882,6 +1041,7 @@ def build_replay(
         text, name = _read(slabinfo)  # type: ignore[misc]
         entries = parse_slabinfo(text, name)
     filler = None
+    picked = "Normal"
     if buddyinfo is not None:
         if isinstance(buddyinfo, list):
             rows = buddyinfo
@@ -897,11 +1057,13 @@ def build_replay(
             text, name = _read(zoneinfo)  # type: ignore[misc]
             managed = {z.zone: z.managed for z in parse_zoneinfo(text, name)}
         snap = pick_zone(rows, ptinfo, zone_name, managed_pages=managed)
+        picked = snap.name
         zone, filler = synthesize_zone(snap.nr_free, nr_pages or snap.nr_pages,
                                        free_by_type=snap.free_by_type,
                                        pageblock_counts=snap.pageblock_counts, **options)
     else:
         zone = Zone(nr_pages or (1 << 18), **options)
+    zone.on_wakeup_kswapd = functools.partial(_kswapd_finds_nothing_to_reclaim, zone)
     clock_box: list[Replayer] = []
     caches = SlabCaches(zone, clock=lambda: clock_box[0].now if clock_box else 0.0)
     population = None
@@ -910,9 +1072,19 @@ def build_replay(
     if filler is not None:
         filler.finish()
     replayer = Replayer(zone, caches, population=population, speed=speed,
-                        rcu_frees=rcu_frees, seed=seed)
+                        rcu_frees=rcu_frees, seed=seed, zone_name=picked)
     clock_box.append(replayer)
-    return ReplaySetup(zone, caches, population, replayer, time.perf_counter() - t_setup)
+    return ReplaySetup(zone, caches, population, replayer, time.perf_counter() - t_setup,
+                       picked)
+
+
+def _kswapd_finds_nothing_to_reclaim(zone: Zone, order: int) -> None:
+    """kswapd on the replay's machine: rmqueue wakes it after a fallback boosted the
+    watermarks (ZONE_BOOSTED_WATERMARK); ``balance_pgdat`` reclaims the boost, finds
+    nothing (the trace holds every object), and takes the boost off at its end
+    (``zone->watermark_boost -= min(zone->watermark_boost, zone_boosts[i])``). At once:
+    the replay has no clock for kswapd's run."""
+    zone.watermark_boost = 0
 
 
 def replay_file(path: str | os.PathLike[str], **options: Any) -> ReplayResult:

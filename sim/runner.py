@@ -355,6 +355,7 @@ def run_replay(
     speed: float = 1.0,
     samples: int = 100,
     plots: bool = True,
+    max_failures: int | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Replay an ftrace kmem trace from /proc snapshots and write a run directory.
 
@@ -368,6 +369,9 @@ def run_replay(
     (:func:`validate_config_for_replay`). A trace that ends early (truncated file) still
     writes results, with ``complete: false`` in summary.json; its bad lines are counted
     in ``trace.bad_lines`` / ``bad_lines_by_kind``, the first ten in ``first_bad_lines``.
+    Allocations the simulated machine could not serve are in ``trace.alloc_failures``
+    (by kind, and the first with its trace line and the zone's state); ``max_failures``,
+    the CLI's threshold for its exit status, is only recorded in config.yaml.
     """
     import simpy
 
@@ -454,6 +458,7 @@ def run_replay(
             "fragsim_version": __version__, "trace": str(trace), "slabinfo": _s(slabinfo),
             "buddyinfo": _s(buddyinfo), "pagetypeinfo": _s(pagetypeinfo),
             "zoneinfo": _s(zoneinfo), "speed": speed, "overrides": list(overrides or []),
+            "max_failures": max_failures,
             "defrag": config.defrag.model_dump(mode="json"),
             "caches": {k: v.model_dump(mode="json") for k, v in config.caches.items()},
         }, sort_keys=False))

@@ -95,14 +95,20 @@ def test_every_618_event_is_read_field_by_field(tmp_path):
     events, stats = read_trace(path)
     assert stats.bad_lines == 0 and stats.comments == 6 and stats.events == 6
     by_kind = {ev.kind: ev for ev in events}
+
+    def line_of(kind):  # the 1-based line of the file: after the six header lines
+        return 6 + ORDERED_618.index(LINES_618[kind]) + 1
+
     assert by_kind[EV_CACHE_ALLOC] == TraceEvent(
         4728.651575, 1, EV_CACHE_ALLOC, "00000000a947897d", -1, "shmem_inode_cache", 744, 752,
-        GFP_KERNEL, 0, 0, True)
+        GFP_KERNEL, 0, 0, True, line_of(EV_CACHE_ALLOC))
     assert by_kind[EV_CACHE_FREE] == TraceEvent(
-        4729.171517, 1, EV_CACHE_FREE, "000000003ed4c6e9", -1, "dentry", 0, 0, 0, 0, 0, False)
+        4729.171517, 1, EV_CACHE_FREE, "000000003ed4c6e9", -1, "dentry", 0, 0, 0, 0, 0, False,
+        line_of(EV_CACHE_FREE))
     assert by_kind[EV_KMALLOC] == TraceEvent(
         4728.651569, 1, EV_KMALLOC, "000000000ade4787", -1, None, 168, 192,
-        GFP_KERNEL | __GFP_ZERO | __GFP_COMP, 0, 0, False)
+        GFP_KERNEL | __GFP_ZERO | __GFP_COMP, 0, 0, False, line_of(EV_KMALLOC))
+    assert [ev.lineno for ev in events] == list(range(7, 13))  # file order
     assert by_kind[EV_KFREE].ptr == "0000000011ecd33d"
     page = by_kind[EV_PAGE_ALLOC]
     assert (page.pfn, page.order, page.migratetype, page.ptr) == (0x118538, 2, 0, "")
@@ -208,6 +214,8 @@ def test_old_tp_printk_formats_are_read(tmp_path):
     assert e[10].gfp == __GFP_DIRECT_RECLAIM | parse_gfp("__GFP_IO|__GFP_FS")
     assert e[10].cpu == 3 and e[10].ts == 600.000004
     assert e[11].ptr == "null"  # a failed allocation
+    # The careful path (old layouts, a module in the call site) keeps line numbers too.
+    assert [ev.lineno for ev in events] == list(range(1, len(OLD_LINES) + 1))
 
 
 def test_unknown_gfp_flag_names_are_recorded_not_fatal(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import simpy
 from trace_helpers import dentry_alloc, dentry_free
 
-from sim.buddy import OWNER_MOVABLE, Zone
+from sim.buddy import ALLOC_NO_WATERMARKS, OWNER_MOVABLE, Zone
 from sim.config import DefragSection
 from sim.defrag import Defragmenter
 from sim.errors import FragsimError
@@ -39,6 +39,8 @@ from sim.procfs import parse_slabinfo
 from sim.replay import (
     KMALLOC_MAX_CACHE_SIZE,
     Replayer,
+    build_replay,
+    describe_alloc_failure,
     is_slab_page,
     kmalloc_cache_name,
     replay_file,
@@ -61,12 +63,20 @@ READAHEAD_GFP = parse_gfp("GFP_NOFS|__GFP_HIGHMEM|__GFP_MOVABLE|__GFP_NOWARN|__G
 
 
 def ev(kind, ts=1.0, cpu=0, ptr="", pfn=-1, name=None, req=0, alloc=0, gfp=0, order=0, mt=0,
-       accounted=False) -> TraceEvent:
-    return TraceEvent(ts, cpu, kind, ptr, pfn, name, req, alloc, gfp, order, mt, accounted)
+       accounted=False, lineno=0) -> TraceEvent:
+    return TraceEvent(ts, cpu, kind, ptr, pfn, name, req, alloc, gfp, order, mt, accounted,
+                      lineno)
 
 
-def alloc(ptr, name, ts=1.0, cpu=0, size=192):
-    return ev(EV_CACHE_ALLOC, ts, cpu, ptr, name=name, req=size, alloc=size, gfp=GFP_KERNEL)
+def alloc(ptr, name, ts=1.0, cpu=0, size=192, lineno=0):
+    return ev(EV_CACHE_ALLOC, ts, cpu, ptr, name=name, req=size, alloc=size, gfp=GFP_KERNEL,
+              lineno=lineno)
+
+
+def page_alloc(pfn, order, mt=MIGRATE_UNMOVABLE, lineno=0):
+    """A replayed (not slab) mm_page_alloc."""
+    gfp = GFP_HIGHUSER_MOVABLE if mt == MIGRATE_MOVABLE else GFP_KERNEL
+    return ev(EV_PAGE_ALLOC, pfn=pfn, order=order, mt=mt, gfp=gfp, lineno=lineno)
 
 
 def free(ptr, name, ts=1.0, cpu=0):
@@ -535,3 +545,106 @@ def test_the_free_of_an_object_the_simulation_could_not_allocate_frees_nothing()
     assert st.frees_of_failed_allocs == 2
     assert st.unknown_frees == st.unknown_frees_unmatched == 0
     assert caches["dentry"].nr_live == 42
+
+
+# ------------------------------------------------------------------ allocation failures
+
+
+def exhausted_machine():
+    """SMALL_SLABINFO's two full dentry slabs in a 16 MiB zone with no free page left."""
+    zone, caches, population = machine(SMALL_SLABINFO, pages=1 << 12)
+    while zone.alloc(0, MIGRATE_UNMOVABLE, alloc_flags=ALLOC_NO_WATERMARKS) is not None:
+        pass
+    zone.watermark_boost = 0  # the fallbacks' boost: not the test's
+    return zone, caches, population
+
+
+def test_failed_allocations_are_counted_by_order_migratetype_and_cache():
+    zone, caches, population = exhausted_machine()
+    rep = Replayer(zone, caches, population=population)
+    rep.feed([page_alloc(0x100, 2, lineno=7), page_alloc(0x200, 0, MIGRATE_MOVABLE),
+              page_alloc(0x300, 2), alloc("d1", "dentry"), alloc("d2", "dentry"),
+              ev(EV_KMALLOC, ptr="k", req=100, alloc=128, gfp=GFP_KERNEL),
+              ev(EV_KMALLOC, ptr="big", req=20000, alloc=20480, gfp=GFP_KERNEL)])
+    rep.run()
+    st = rep.stats
+    assert (st.alloc_failures, st.page_alloc_failures, st.object_alloc_failures) == (7, 4, 3)
+    assert st.page_alloc_failures_by_order == {"2": 2, "0": 1, "3": 1}  # big: order 3
+    assert st.page_alloc_failures_by_migratetype == {"Unmovable": 3, "Movable": 1}
+    assert st.object_alloc_failures_by_cache == {"dentry": 2, "kmalloc-128": 1}
+    failures = st.failure_summary()
+    assert failures["total"] == 7 and list(failures["pages_by_order"]) == ["0", "2", "3"]
+    first = failures["first"]
+    assert first["line"] == 7 and first["event"] == "mm_page_alloc" and first["cache"] is None
+    assert (first["order"], first["migratetype"], first["zone"]) == (2, "Unmovable", "Normal")
+    assert first["free_pages"] == zone.nr_free_pages == 0
+    assert (first["watermark_min"], first["watermark_low"], first["watermark_high"]) == (
+        zone.min_wmark, zone.low_wmark, zone.high_wmark)
+    assert first["nr_free"] == [0] * 11
+
+
+def test_the_first_failure_is_worded_with_its_line_and_the_zones_watermarks():
+    zone, caches, population = exhausted_machine()
+    rep = Replayer(zone, caches, population=population, zone_name="DMA32")
+    rep.feed([alloc("d1", "dentry", lineno=12), page_alloc(0x100, 2, lineno=13)])
+    rep.run()
+    first = rep.stats.first_alloc_failure
+    assert (first["line"], first["cache"], first["order"]) == (12, "dentry", 0)
+    assert describe_alloc_failure(first) == (
+        f"line 12 (kmem_cache_alloc dentry, order 0 Reclaimable): zone DMA32 had 0 free "
+        f"pages, below its low watermark {zone.low_wmark} (min {zone.min_wmark}, high "
+        f"{zone.high_wmark})")
+    # Enough free pages in all, none in one block of the order: fragmentation.
+    above = dict(first, free_pages=10_000, order=4, nr_free=[10_000] + [0] * 10)
+    assert describe_alloc_failure(above).endswith(
+        f"above its low watermark {zone.low_wmark} (min {zone.min_wmark}, high "
+        f"{zone.high_wmark}), but no free block of order 4 or above")
+    # Above the watermark, but not by the block's size (__zone_watermark_ok's order term).
+    short = dict(first, free_pages=zone.low_wmark + 100, order=9)
+    assert f"below the {zone.low_wmark + 512} an order-9 allocation needs" in \
+        describe_alloc_failure(short)
+
+
+def test_the_free_of_a_page_the_simulation_could_not_allocate_is_not_an_unknown_free():
+    zone, caches, population = exhausted_machine()
+    rep = Replayer(zone, caches, population=population)
+    rep.feed([page_alloc(0x100, 1), ev(EV_PAGE_FREE, pfn=0x100, order=1),
+              ev(EV_PAGE_FREE, pfn=0x999, order=0)])
+    rep.run()
+    st = rep.stats
+    assert st.page_alloc_failures == st.frees_of_failed_page_allocs == 1
+    assert st.unknown_page_frees == 1 and st.page_frees == 0
+
+
+def test_a_large_kmalloc_whose_traced_page_failed_is_one_failure_not_two():
+    zone, caches, population = exhausted_machine()
+    rep = Replayer(zone, caches, population=population)
+    rep.feed([ev(EV_PAGE_ALLOC, pfn=0x5000, order=2, gfp=GFP_KERNEL | __GFP_COMP),
+              ev(EV_KMALLOC, ptr="big", req=9000, alloc=16384, gfp=GFP_KERNEL),
+              ev(EV_KFREE, ptr="big"), ev(EV_PAGE_FREE, pfn=0x5000, order=2)])
+    rep.run()
+    st = rep.stats
+    assert st.page_alloc_failures == 1 and st.large_kmallocs_adopted == 1
+    assert st.frees_of_failed_allocs == st.frees_of_failed_page_allocs == 1
+    assert st.unknown_page_frees == st.unknown_frees_unmatched == 0
+
+
+def test_a_replays_kswapd_takes_a_fallbacks_watermark_boost_off():
+    """Without kswapd the boost of a fallback would stay: the zone would refuse every
+    allocation at low + boost (here 512 pages more) for the rest of the trace."""
+    setup = build_replay(nr_pages=1 << 12)
+    zone = setup.zone
+    events = [page_alloc(0x10000 + i * 512, 9) for i in range(7)]  # 7 of 8 pageblocks
+    events.append(page_alloc(0x30000, 0, MIGRATE_MOVABLE))  # splits the last one
+    # Unmovable order 3 from a Movable pageblock: try_to_claim_block boosts the marks.
+    events += [page_alloc(0x20000 + i * 8, 3, lineno=100 + i) for i in range(60)]
+    setup.replayer.feed(events)
+    setup.replayer.run()
+    st = setup.replayer.stats
+    assert zone.stats.watermark_boosts == zone.stats.kswapd_wakeups == 1
+    assert zone.watermark_boost == 0
+    # Order-3 blocks come until the low watermark refuses: free - 7 <= low.
+    first = st.first_alloc_failure
+    assert first["watermark_boost"] == 0 and first["watermark_low"] == zone.low_wmark
+    assert first["free_pages"] - 7 <= zone.low_wmark < first["free_pages"] + 8 - 7
+    assert st.page_allocs == 8 + first["line"] - 100

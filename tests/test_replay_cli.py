@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from trace_helpers import dentry_alloc as alloc
 from trace_helpers import dentry_free as free
+from trace_helpers import page_alloc
 from trace_helpers import trace_line as line
 
 from sim.cli import main
@@ -165,8 +166,14 @@ def test_bad_lines_go_to_stderr_and_summary_json_and_exit_1(tmp_path, capsys):
 
 def test_a_clean_small_trace_exits_0_with_nothing_on_stderr(tmp_path, capsys):
     code, _, out = small_replay(tmp_path, [alloc("1.0", "p1"), free("1.1", "p1")])
-    assert code == 0 and capsys.readouterr().err == ""
-    assert replay_run(out)["trace"]["bad_lines"] == 0
+    captured = capsys.readouterr()
+    assert code == 0 and captured.err == ""
+    assert "0 bad lines, 0 unknown frees, 0 failed allocations" in captured.out
+    trace = replay_run(out)["trace"]
+    assert trace["bad_lines"] == 0
+    assert trace["alloc_failures"] == {
+        "total": 0, "pages": 0, "pages_by_order": {}, "pages_by_migratetype": {},
+        "objects": 0, "objects_by_cache": {}, "first": None}
 
 
 @pytest.mark.parametrize("setting", [
@@ -240,3 +247,85 @@ def test_a_replays_summary_has_a_runs_layout_and_keys(tmp_path):
     assert set(ran["caches"]["dentry"]) <= set(replayed["caches"]["dentry"])
     assert {"pages_returned", "pages_returned_later", "pages_returned_total"} <= \
         set(replayed["defrag"])
+
+
+# ------------------------------------------------------------------ allocation failures
+
+
+def too_big_trace():
+    """For a 16 MiB machine (4 096 pages, 8 pageblocks, low watermark 243): 12 order-9
+    pages (7 fit), 40 order-3 (the last few fail at the low watermark), then 100 dentries
+    (4 more slabs fit: 21 each)."""
+    lines = ["# tracer: nop"]
+    ts = 1.0
+    for i in range(12):
+        ts += 0.001
+        lines.append(page_alloc(ts, 0x10000 + i * 512, 9))  # lines 2-13
+    for i in range(40):
+        ts += 0.001
+        lines.append(page_alloc(ts, 0x20000 + i * 8, 3))
+    for i in range(100):
+        ts += 0.001
+        lines.append(alloc(ts, f"d{i}"))
+    return lines
+
+
+def test_a_machine_too_small_for_its_trace_exits_1_naming_the_zone_and_first_line(
+        tmp_path, capsys):
+    code, trace, out = small_replay(tmp_path, too_big_trace(), "--set", "machine.memory=16MiB")
+    captured = capsys.readouterr()
+    assert code == 1
+    err = captured.err.splitlines()
+    assert len(err) == 1 and "Traceback" not in captured.err
+    # The 8th order-9 page (line 9) is the first: 509 free pages, not an order-9 block
+    # above the low watermark.
+    assert err[0] == (
+        f"fragsim: {trace}: 70 allocations failed, more than --max-failures 10; first at "
+        "line 9 (mm_page_alloc, order 9 Unmovable): zone Normal had 509 free pages, below "
+        "the 755 an order-9 allocation needs (low watermark 243 + 512 pages; min 195, high "
+        "291)")
+    assert "70 failed allocations (12 pages, 58 objects)" in captured.out
+    # Nothing lost: the whole run layout, with the failures by kind.
+    for name in ("config.yaml", "timeseries.csv", "summary.json", "final/buddyinfo",
+                 "final/slabinfo"):
+        assert (out / name).is_file(), name
+    failures = replay_run(out)["trace"]["alloc_failures"]
+    assert failures["total"] == 70 and failures["pages"] == 12 and failures["objects"] == 58
+    assert failures["pages_by_order"] == {"3": 7, "9": 5}
+    assert failures["pages_by_migratetype"] == {"Unmovable": 12}
+    assert failures["objects_by_cache"] == {"dentry": 58}
+    first = failures["first"]
+    assert (first["line"], first["event"], first["order"], first["zone"]) == (
+        9, "mm_page_alloc", 9, "Normal")
+    assert (first["free_pages"], first["watermark_min"], first["watermark_low"],
+            first["watermark_high"]) == (509, 195, 243, 291)
+    assert "max_failures: 10" in (out / "config.yaml").read_text()
+
+
+def test_max_failures_above_the_count_exits_0_and_still_reports_it(tmp_path, capsys):
+    code, trace, out = small_replay(tmp_path, too_big_trace(), "--set", "machine.memory=16MiB",
+                                    "--max-failures", "100")
+    captured = capsys.readouterr()
+    assert code == 0
+    err = captured.err.splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"fragsim: {trace}: 70 allocations failed, within --max-failures 100; first at line 9 ")
+    assert "70 failed allocations" in captured.out
+    assert replay_run(out)["trace"]["alloc_failures"]["total"] == 70
+
+
+def test_max_failures_0_makes_one_failure_fatal(tmp_path, capsys):
+    lines = [page_alloc(1.0, 0x10000 + i * 512, 9) for i in range(8)]  # the 8th fails
+    code, trace, _ = small_replay(tmp_path / "a", lines, "--set", "machine.memory=16MiB",
+                                  "--max-failures", "0")
+    err = capsys.readouterr().err
+    assert code == 1 and "1 allocation failed, more than --max-failures 0; first at line 8 " in err
+    code, _, _ = small_replay(tmp_path / "b", lines, "--set", "machine.memory=16MiB")
+    assert code == 0 and "1 allocation failed, within --max-failures 10" in capsys.readouterr().err
+
+
+def test_a_negative_max_failures_is_refused(tmp_path, capsys):
+    code, _, out = small_replay(tmp_path, [alloc("1.0", "p1")], "--max-failures", "-1")
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and not out.exists()
+    assert err == ["fragsim: error: --max-failures: expected a number of at least 0, got -1"]

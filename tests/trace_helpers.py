@@ -14,3 +14,9 @@ def dentry_alloc(ts, ptr, size=192):
 
 def dentry_free(ts, ptr):
     return trace_line(ts, "kmem_cache_free", f"ptr={ptr} name=dentry")
+
+
+def page_alloc(ts, pfn, order, migratetype=0, gfp="GFP_KERNEL"):
+    """A replayed mm_page_alloc (no slab page: GFP_KERNEL lacks SLUB's signature)."""
+    return trace_line(ts, "mm_page_alloc", f"page=00000000aa pfn={pfn:#x} order={order} "
+                      f"migratetype={migratetype} gfp_flags={gfp}")
