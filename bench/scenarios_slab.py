@@ -224,7 +224,7 @@ def run_all(n: int = 100_000, seed: int = 1) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     head = ("| scenario | pinned | evicted / moved | dentry slabs after (ideal) | "
-            "dentry pages returned | inode pages returned | page cache evicted |")
+            "dentry pages returned | inode pages returned | page cache dropped |")
     out = [head, "|" + "---|" * 7]
     for r in rows:
         after = r["after"]["dentry"] if "dentry" in r["after"] else r["after"]
@@ -238,7 +238,9 @@ def table(rows: list[dict]) -> str:
         out.append(
             f"| {r['scenario']} | {r.get('pinned_share', '-')} | {work} | "
             f"{after['num_slabs']} ({after['ideal_slabs']}) | {dret} | {iret} | "
-            f"{r.get('page_cache_evicted', 0)} |"
+            f"{r.get('page_cache_evicted', 0)}"
+            + (f" + {r['page_cache_reclaimed']} by the LRU" if r.get("page_cache_reclaimed")
+               else "") + " |"
         )
     return "\n".join(out)
 
