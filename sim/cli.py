@@ -652,9 +652,37 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
 
 # --- wiring ---------------------------------------------------------------------------
 
+# --- fragsim snapshot ------------------------------------------------------------------
+
+
+def add_snapshot(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add(
+        subparsers, "snapshot", "copy this machine's memory state (/proc, debugfs) to DIR",
+        "Copy what the running kernel says about its memory into a new directory:\n"
+        "/proc/{buddyinfo,pagetypeinfo,zoneinfo,slabinfo,meminfo,vmstat}, the vm sysctls\n"
+        "that set watermarks and compaction, the THP settings and, as root, debugfs\n"
+        "extfrag/{unusable_index,extfrag_index} (debugfs is mounted for the read if it\n"
+        "is not). pagetypeinfo and slabinfo are root-only: without root they are\n"
+        "skipped and snapshot.json says so. DIR must not exist or be empty.",
+        "sudo fragsim snapshot snapshots/$(hostname)-$(date +%F)",
+    )
+    parser.add_argument("out", metavar="DIR", help="a new (or empty) directory")
+    parser.set_defaults(run=cmd_snapshot)
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from sim.livekernel import take_snapshot
+
+    report = take_snapshot(args.out)
+    print(f"snapshot in {args.out}/: {len(report.taken)} files")
+    for name, why in report.skipped.items():
+        print(f"  skipped {name}: {why}")
+    return 0
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_run, add_replay, add_sweep, add_capacity, add_validate, add_plot, add_extfrag,
-    add_config_reference]
+    add_snapshot, add_config_reference]
 
 
 def build_parser() -> argparse.ArgumentParser:
