@@ -101,8 +101,10 @@ MEANINGS: dict[str, str] = {
     "workloads[].name": "the workload's name in results and its random stream "
                         "(default KIND-INDEX)",
     "workloads[].start": "start at this time",
-    "workloads[].cpu": "the CPU of each operation: round_robin, random, or one CPU "
-                       "(0 to machine.cpus - 1)",
+    "workloads[].cpu": "where the workload runs: any (one process, placed and moved by "
+                       "a simple scheduler model, see migrate_every), one CPU (0 to "
+                       "machine.cpus - 1, pinned), or per operation: round_robin (the "
+                       "next CPU each time) or random",
     "workloads[].lifetime": "how long each object or page lives",
     "workloads[].lifetime.dist": "the distribution of lifetimes (forever: never freed)",
     "workloads[].lifetime.mean": "the mean lifetime (lognormal: the median is "

@@ -27,13 +27,13 @@ import numpy as np
 import simpy
 
 from sim import metrics
-from sim.buddy import OWNER_MOVABLE, Zone
+from sim.buddy import OWNER_MOVABLE, WMARK_LOW, Zone
 from sim.compaction import Compactor
 from sim.config import ExperimentConfig
 from sim.daemons import Kcompactd, Kswapd, rcu_tick, vmstat_refresh
 from sim.defrag import Defragmenter
 from sim.gfp import GFP_HIGHUSER_MOVABLE, GFPF_NORETRY, GFPF_NOWARN
-from sim.migratetype import MIGRATE_MOVABLE
+from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE
 from sim.objects import FileSystem
 from sim.page_alloc import PageAllocator
 from sim.slab import SlabCache, SlabCaches, create_cache
@@ -239,12 +239,24 @@ class Machine:
 
     # ------------------------------------------------------------------ results
 
+    def mem_available(self) -> int:
+        """MemAvailable in pages (``si_mem_available``, sim/metrics.py): the zone's free
+        pages less its reserve, plus the reclaimable shares of the file LRU and of the
+        slab pages of SLAB_RECLAIM_ACCOUNT caches (NR_SLAB_RECLAIMABLE_B)."""
+        zone = self.zone
+        slab_reclaimable = sum(c.nr_pages for c in self.caches
+                               if c.migratetype == MIGRATE_RECLAIMABLE)
+        return metrics.si_mem_available(
+            zone.nr_free_pages, metrics.totalreserve_pages(zone),
+            zone.wmark_pages(WMARK_LOW), self.lru.nr_pages, slab_reclaimable)
+
     def snapshot(self) -> dict[tuple[str, str], float]:
         """The sampled metrics, named as everywhere else (see sim/metrics.py)."""
         zone = self.zone
         values = metrics.zone_metrics(zone)
         values.update(metrics.cache_metrics(self.caches))
         values[("page_cache_pages", "")] = self.lru.nr_pages
+        values[("mem_available", "")] = self.mem_available()
         for order, n in enumerate(self.lru.nr_by_order[:PAGECACHE_ORDERS]):
             values[("page_cache_folios", str(order))] = n
         values[("compact_migrated", "")] = self.compactor.stats.migrated

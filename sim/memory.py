@@ -64,6 +64,7 @@ class AnonVma:
         self._table = np.frombuffer(self.pte_table, dtype=np.uint8)
         self._rmap = np.frombuffer(self.rmap, dtype=np.int32)
         self.low_hole = 0  # no unmapped virtual page below this one
+        self.low_mapped = nr_pages  # no mapped virtual page below this one
 
     # ------------------------------------------------------------------ queries
 
@@ -102,6 +103,31 @@ class AnonVma:
         self.low_hole = first if first >= 0 else self.nr_pages
         return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
+    def lowest_mapped(self, n: int) -> np.ndarray:
+        """Up to ``n`` mapped virtual pages, lowest first (the order ``munmap`` zaps them
+        in); a THP's pages appear as PTE_PMD entries of ``pte``."""
+        out: list[np.ndarray] = []
+        found = 0
+        start = self.low_mapped
+        chunk = max(4096, 2 * n)
+        first = -1
+        while found < n and start < self.nr_pages:
+            end = min(start + chunk, self.nr_pages)
+            mapped = np.flatnonzero(self._pte[start:end] != PTE_NONE) + start
+            if len(mapped):
+                if first < 0:
+                    first = int(mapped[0])
+                take = mapped[:n - found]
+                out.append(take)
+                found += len(take)
+            start = end
+        self.low_mapped = first if first >= 0 else self.nr_pages
+        return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+
+    def ptes_of(self, vpages: np.ndarray) -> np.ndarray:
+        """The PTEs at ``vpages``: pfns, PTE_NONE or PTE_PMD."""
+        return self._pte[vpages]
+
     def range_ptes(self, r: int) -> np.ndarray:
         """Range ``r``'s PTEs (a copy): pfns, PTE_NONE or PTE_PMD."""
         lo = r << self.pmd_order
@@ -118,6 +144,7 @@ class AnonVma:
         self._pte[v] = p
         self._rmap[p] = v
         self._table[v >> self.pmd_order] = 1
+        self.low_mapped = min(self.low_mapped, int(v.min()))
 
     def map_pmd(self, r: int, pfn: int) -> None:
         """``set_pmd_at``: range ``r`` mapped whole by the THP at ``pfn``."""
@@ -126,6 +153,7 @@ class AnonVma:
         self._pte[lo:lo + self.hpage_nr] = PTE_PMD
         self.pte_table[r] = 0
         self.rmap[pfn] = lo
+        self.low_mapped = min(self.low_mapped, lo)
 
     # ------------------------------------------------------------------ zaps
 

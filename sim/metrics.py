@@ -5,6 +5,8 @@ Kernel sources followed:
   extfrag_for_order (what debugfs extfrag/unusable_index and extfrag/extfrag_index print).
 - mm/compaction.c: fragmentation_score_zone, fragmentation_score_zone_weighted,
   fragmentation_score_node (the proactive compaction score).
+- mm/show_mem.c si_mem_available (/proc/meminfo's MemAvailable) and mm/page_alloc.c
+  calculate_totalreserve_pages, for one zone (see ``si_mem_available``).
 
 All arithmetic is on integers; the kernel's div_u64 truncates, and every dividend here is
 non-negative, so Python's ``//`` gives the same result.
@@ -153,6 +155,39 @@ def avail(nr_free: Sequence[int], order: int) -> int:
     This ignores watermarks and migratetypes; it is what the free lists could give.
     """
     return contig_page_info(nr_free, order).free_blocks_suitable
+
+
+def totalreserve_pages(zone: Zone) -> int:
+    """mm/page_alloc.c ``calculate_totalreserve_pages`` for the model's one zone: its
+    largest ``lowmem_reserve`` (0: there is no other zone) plus its high watermark, at
+    most its managed pages. The kernel computes it when it sets the watermarks
+    (``__setup_per_zone_wmarks``, with ``watermark_boost`` reset to 0), so the boost
+    never enters it."""
+    return min(zone.high_wmark, zone.managed_pages)
+
+
+def si_mem_available(nr_free_pages: int, totalreserve: int, wmark_low: int,
+                     file_lru_pages: int, slab_reclaimable_pages: int,
+                     kernel_misc_reclaimable: int = 0) -> int:
+    """mm/show_mem.c ``si_mem_available``, in pages: MemAvailable.
+
+    ``nr_free_pages`` is NR_FREE_PAGES (buddy pages only: pages on per-CPU lists are not
+    in it); ``totalreserve`` is ``totalreserve_pages``; ``wmark_low`` is the sum over
+    zones of ``low_wmark_pages`` (which includes ``watermark_boost``);
+    ``file_lru_pages`` is NR_ACTIVE_FILE + NR_INACTIVE_FILE (tmpfs/shmem pages are
+    swap-backed and not on the file LRU); ``slab_reclaimable_pages`` is
+    NR_SLAB_RECLAIMABLE_B in pages (every page of a SLAB_RECLAIM_ACCOUNT cache's slabs,
+    in use or not). At least half of the page cache and of the reclaimable kernel
+    memory, or the low watermark's worth if that is less, is taken to stay.
+    """
+    available = nr_free_pages - totalreserve
+    pagecache = file_lru_pages
+    pagecache -= min(pagecache // 2, wmark_low)
+    available += pagecache
+    reclaimable = slab_reclaimable_pages + kernel_misc_reclaimable
+    reclaimable -= min(reclaimable // 2, wmark_low)
+    available += reclaimable
+    return max(available, 0)
 
 
 def pageblocks_by_migratetype(block_migratetype: np.ndarray) -> np.ndarray:

@@ -181,6 +181,18 @@ def test_thp_never_faults_order_0_only_and_is_the_run_it_was_before():
     assert runs[0] == runs[1] == runs[2]
 
 
+@pytest.mark.parametrize("thp", ["never", "always"])
+def test_a_folio_compaction_moves_that_is_not_the_workloads_is_left_to_its_owner(thp):
+    # Compaction offers each moved block to every owner in turn; a page-cache folio
+    # (order 2 here, or a block of the PMD order without THP) is not an anon page.
+    machine, workload = machine_with(size="4MiB", thp=thp)
+    workload._fault(16)
+    other = machine.alloc_pages(2, GFP_KERNEL, 0, OWNER_MOVABLE)
+    assert workload.migrate_page(other, other + 4, 2) is False
+    assert workload.migrate_page(other, other + 512, 9) is False
+    assert workload.resident == (512 if thp == "always" else 16)
+
+
 def test_thp_always_on_a_fresh_machine_maps_whole_aligned_ranges_by_thps_and_the_tail_by_pages():
     machine, workload = machine_with(size="10252KiB", thp="always", defrag="never")
     assert workload._fault(5 * HPAGE + 3) == 5 * HPAGE + 3  # 5 THPs, 3 pages
@@ -433,15 +445,17 @@ OPS = st.lists(st.tuples(st.sampled_from(["grow", "churn", "free", "scan", "scan
 @given(ops=OPS, thp=st.sampled_from([("always", False), ("madvise", True), ("never", False)]),
        defrag=st.sampled_from(THP_DEFRAG), pinned=st.sampled_from([0.0, 0.3]),
        max_ptes_none=st.sampled_from([0, 64, 511]), first=st.integers(0, 4 * HPAGE),
-       keep=st.floats(0, 1), seed=st.integers(0, 3))
+       keep=st.floats(0, 1), seed=st.integers(0, 3),
+       release=st.sampled_from(["random", "address"]))
 def test_pages_are_conserved_under_random_grow_churn_free_and_collapse(
-        ops, thp, defrag, pinned, max_ptes_none, first, keep, seed):
+        ops, thp, defrag, pinned, max_ptes_none, first, keep, seed, release):
     """Faults into a fragmented zone first (so that ranges fall back to 4 KiB pages),
     then some of the fragmentation goes, then random operations; after each, every page
-    is in exactly one place and the VMA maps exactly the workload's pages."""
+    is in exactly one place and the VMA maps exactly the workload's pages, whether frees
+    pick random pages or the lowest addresses (release)."""
     machine, workload = machine_with(
         memory="16MiB", size="8MiB", thp=thp[0], madvise=thp[1], defrag=defrag,
-        pinned_share=pinned, khugepaged={"max_ptes_none": max_ptes_none})
+        pinned_share=pinned, khugepaged={"max_ptes_none": max_ptes_none}, release=release)
     target = workload.params.size // 4096
     rng = np.random.default_rng(seed)
     held = fragment(machine)

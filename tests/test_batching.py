@@ -81,6 +81,67 @@ def test_batched_and_page_by_page_runs_are_identical_under_pressure(pressure_run
     assert batched[3] == per_page[3]
 
 
+# The recipes of processes (tests/test_workload_recipes.py) under pressure: CPUs that
+# move with time, frees by address, a fill until MemAvailable falls to a target, frees
+# at a rate.
+RECIPES = """
+name: recipes-pressure
+seed: 5
+duration: 4s
+sample_every: 500ms
+machine: {memory: 96MiB, cpus: 3}
+workloads:
+  - kind: anon
+    cpu: any
+    migrate_every: 3ms
+    size: 24MiB
+    grow_rate: 64MiB
+    churn_rate: 8MiB
+    pinned_share: 0.1
+    release: address
+    shrink_at: 3s
+    shrink_to: 8MiB
+  - kind: anon
+    name: anon-thp
+    cpu: any
+    migrate_every: 20ms
+    size: 16MiB
+    thp: always
+    defrag: defer+madvise
+    release: address
+    churn_rate: 4MiB
+    khugepaged: {scan_sleep: 200ms}
+  - kind: fragment
+    cpu: any
+    migrate_every: 5ms
+    fill_until_available: 8MiB
+    fill_rate: 128MiB
+    free_at: 2s
+    free_rate: 32MiB
+  - kind: page_cache
+    cpu: any
+    rate: 32MiB
+  - kind: kernel_alloc
+    cpu: any
+    migrate_every: 1ms
+    rate: 500
+    orders: {0: 0.7, 1: 0.1, 2: 0.1, 3: 0.1}
+    lifetime: {mean: 1s}
+"""
+
+
+def test_batched_and_page_by_page_runs_of_moving_processes_are_identical(tmp_path):
+    path = tmp_path / "recipes.yaml"
+    path.write_text(RECIPES)
+    config = load_config(path)
+    runs = [run_machine(config, config.seed, "default", batched=b) for b in (True, False)]
+    assert _outcome(runs[0]) == _outcome(runs[1])
+    summary = runs[0].summary
+    assert summary["engine"]["slowpath"] > 100
+    assert summary["compaction"]["migrated"] > 0
+    assert summary["workloads"]["fragment-2"]["freed"] > 0
+
+
 def test_batched_and_page_by_page_quickstart_runs_are_identical():
     config = load_config("configs/quickstart.yaml",
                          ["duration=3s", "machine.memory=128MiB", "workloads.0.files=20000"],

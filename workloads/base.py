@@ -12,24 +12,33 @@ Within an event, workloads hand the engine runs of pages (``Machine.alloc_pages_
 ``free_pages_batch``) and draw vectors of random numbers where page-by-page code drew
 scalars (numpy gives the same values either way). That one changes nothing: a
 ``Machine(batched=False)`` run is identical (tests/test_batching.py).
+
+Where a workload runs (``cpu:``) decides which CPU's per-CPU page lists its
+allocations fill and its frees land on, and so how far each list's ``high`` is tuned up
+(sim/buddy.py: ``nr_pcp_alloc``, ``nr_pcp_high``, ``decay_pcp_high``, all per CPU).
+``round_robin`` (the default, kept so that old configs run as they did) and ``random``
+pick a CPU for every operation, which no process does; an integer pins the workload,
+as ``taskset`` does; ``any`` is the process-like choice: ``CpuSchedule`` below.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import simpy
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sim.units import Duration
 from workloads.expiry import ExpiryQueue
 from workloads.pageset import PageSet
 
-__all__ = ["Lifetime", "PageSet", "Workload", "WorkloadError", "WorkloadParams"]
+__all__ = ["CpuSchedule", "Lifetime", "PageSet", "Workload", "WorkloadError",
+           "WorkloadParams"]
 
 
 class WorkloadError(RuntimeError):
@@ -63,9 +72,80 @@ class WorkloadParams(BaseModel):
     name: str | None = None
     start: Duration = 0.0
     stop: Duration | None = Field(None, description="stop creating work at this time")
-    cpu: Literal["round_robin", "random"] | int = "round_robin"
+    cpu: Literal["round_robin", "random", "any"] | int = "round_robin"
+    migrate_every: Duration | None = Field(
+        None, gt=0, description="cpu: any only: the mean time the process stays on one CPU "
+        "before the scheduler moves it (exponential; null: it never moves, as the load "
+        "balancer leaves a lone running task where it is)")
     tick: Duration = Field(0.01, gt=0,
                            description="operations due within a tick share an event")
+
+    @model_validator(mode="after")
+    def _migrate_every_needs_any(self):
+        if self.migrate_every is not None and self.cpu != "any":
+            raise ValueError(f"migrate_every: expected only with cpu: any (the CPU of a "
+                             f"process), got cpu: {self.cpu}")
+        return self
+
+
+class CpuSchedule:
+    """The CPU a process runs on over time: ``cpu: any``, a simple scheduler model.
+
+    The process starts on a CPU drawn uniformly and stays there; with ``migrate_every``
+    the scheduler moves it after exponential holding times of that mean, each time to a
+    CPU drawn uniformly among the others. Without it the process never moves.
+
+    What the kernel's scheduler (kernel/sched/fair.c) justifies, and what it does not:
+
+    - A lone running task is not moved by load balancing: ``sched_balance_find_src_group``
+      (``find_busiest_group`` before 6.10) treats a busiest group whose only task is
+      running as balanced ("busiest doesn't have any tasks waiting to run"), and
+      ``detach_tasks`` never takes the task a CPU is running. A process that sleeps
+      (a ``sleep`` between phases) wakes on its previous CPU when that CPU is idle
+      (``wake_affine_idle`` and ``select_idle_sibling`` keep it). Hence the default: no
+      migration.
+    - A process does move when it has to share its CPU: other tasks runnable there
+      (kworkers, daemons, other programs) make it the waiting task the idle balance or
+      the periodic balance pulls, and a wakeup on a busy CPU goes to an idle sibling.
+      How often that happens depends on the rest of the machine, which the model does
+      not have: ``migrate_every`` is that rate, a parameter, not something derived.
+    - Departures: holding times are memoryless and every other CPU is equally likely (no
+      cache or NUMA topology, no wake-affine pull towards a waker's CPU, no
+      cache-hotness, no migration cost); the process is always runnable.
+
+    Simulated time advances in events (a workload's ``tick``): every operation of one
+    event runs on the CPU the process is on at the event's time, so migrations within a
+    tick are seen only at the next event (a smaller ``tick`` resolves them more finely).
+    The holding times and CPUs come from a random stream of their own, fixed by the seed
+    and the workload's name: where the process runs is a function of time alone, so it
+    does not shift the workload's other draws, and batched and page-by-page runs agree.
+    """
+
+    __slots__ = ("cpu", "next_migration", "migrations", "_rng", "_ncpu", "_mean")
+
+    def __init__(self, rng: np.random.Generator, ncpu: int, migrate_every: float | None,
+                 now: float = 0.0) -> None:
+        self._rng = rng
+        self._ncpu = ncpu
+        self._mean = migrate_every
+        self.cpu = int(rng.integers(ncpu))
+        self.migrations = 0
+        self.next_migration = (now + float(rng.exponential(migrate_every))
+                               if migrate_every is not None and ncpu > 1 else math.inf)
+
+    def cpu_at(self, now: float) -> int:
+        """The CPU at time ``now`` (not before the last time asked: time runs forward)."""
+        if now >= self.next_migration:
+            rng, ncpu, mean = self._rng, self._ncpu, self._mean
+            cpu, when, moves = self.cpu, self.next_migration, 0
+            while now >= when:
+                # uniform among the other ncpu - 1 CPUs
+                cpu = (cpu + 1 + int(rng.integers(ncpu - 1))) % ncpu
+                when += float(rng.exponential(mean))
+                moves += 1
+            self.cpu, self.next_migration = cpu, when
+            self.migrations += moves
+        return self.cpu
 
 
 class Workload:
@@ -81,6 +161,7 @@ class Workload:
         self.index = index
         self.name = params.name or f"{self.kind}-{index}"
         self.rng = machine.rng(self.name)
+        self.schedule: CpuSchedule | None = None  # cpu: any
         self.cpu = self._cpu_chooser(index)
         # A random CPU choice draws from self.rng: batched code must then keep its
         # draws interleaved with the workload's other draws, page by page.
@@ -95,6 +176,17 @@ class Workload:
         it is a bound C iterator for round robin rather than a Python method)."""
         choice = self.params.cpu
         ncpu = self.machine.zone.cpus
+        if choice == "any":
+            schedule = self.schedule = CpuSchedule(
+                self.machine.rng(self.name + "/cpu"), ncpu, self.params.migrate_every,
+                self.env.now)
+            env = self.env
+
+            def process_cpu() -> int:
+                if env.now < schedule.next_migration:
+                    return schedule.cpu
+                return schedule.cpu_at(env.now)
+            return process_cpu
         if choice == "round_robin":
             first = index % ncpu
             return functools.partial(next, itertools.cycle(

@@ -34,7 +34,7 @@ from sim.huge_memory import (
     vma_thp_gfp_mask,
 )
 from sim.khugepaged import KHUGEPAGED_CPU, KhugepagedScan
-from sim.memory import AnonVma
+from sim.memory import PTE_PMD, AnonVma
 from sim.metrics import avail, unusable_index
 from sim.units import Duration, Size
 from workloads.base import Lifetime, PageSet, Workload, WorkloadParams
@@ -228,12 +228,13 @@ class KhugepagedParams(BaseModel):
 
 
 class Anon(Workload):
-    """Movable user memory: an anonymous VMA of ``size`` that fills at ``grow_rate``,
-    then replaces pages at ``churn_rate``; ``pinned_share`` of its pages carry long-term
-    GUP pins (on the LRU, never migrated). At ``shrink_at`` it frees down to
-    ``shrink_to``. With THP enabled for the VMA (``thp: always``, or ``madvise`` with
-    ``madvise: true``) a fault in an empty, wholly mapped 2 MiB range tries a huge page
-    first, and khugepaged collapses ranges of 4 KiB pages.
+    """Movable user memory: an anonymous VMA of ``size`` that fills at ``grow_rate``
+    (to ``size``, or until MemAvailable falls to ``fill_until_available``), then replaces
+    pages at ``churn_rate``; ``pinned_share`` of its pages carry long-term GUP pins (on
+    the LRU, never migrated). At ``shrink_at`` it frees down to ``shrink_to``. With THP
+    enabled for the VMA (``thp: always``, or ``madvise`` with ``madvise: true``) a fault
+    in an empty, wholly mapped 2 MiB range tries a huge page first, and khugepaged
+    collapses ranges of 4 KiB pages.
 
     Faults (sim/memory.py, sim/huge_memory.py): the workload writes its unmapped pages
     lowest address first, ``grow_rate`` bytes a second while it grows, and as many as
@@ -244,16 +245,27 @@ class Anon(Workload):
     page, and every later one in the range, faults at order 0 (``do_anonymous_page``,
     GFP_HIGHUSER_MOVABLE). A partial 2 MiB range at the VMA's end is always order 0.
 
-    Frees: churn and shrink pick resident pages at random, each page equally likely.
-    An order-0 page is zapped alone. A page of a THP zaps the THP's whole 2 MiB range
-    (``zap_huge_pmd``: 512 pages freed at once, the range pmd_none again), and the
-    pages freed beyond those asked for are owed by the next ticks. Departure: a
-    partial zap of a THP in the kernel splits the PMD and leaves the folio on the
-    deferred split queue, to be split into 512 order-0 pages under memory pressure
-    (``deferred_split_scan``) with only the zapped ones freed. sim/buddy.py cannot free
-    part of an allocated block (its ``split_isolated_page`` splits compaction's isolated
-    free blocks only), so here THP-backed memory always leaves in whole pageblocks,
-    which understates the fragmentation that churn in THPs causes.
+    ``fill_until_available``: before each tick's writes the workload reads MemAvailable
+    (``si_mem_available``, sim/metrics.py) and writes at most the difference to the
+    target, so growth stops within a tick's worth of it (a THP fault makes 2 MiB
+    resident at once, and a pcp refill takes a batch out of NR_FREE_PAGES, so it can
+    end a little below). The size reached is then the target of churn. Without ``size``
+    the VMA is as large as memory.
+
+    Frees (churn, shrink, and at stop): ``release: random`` picks resident pages at
+    random, each page equally likely (madvise(MADV_DONTNEED) of scattered pages);
+    ``release: address`` frees the lowest mapped addresses first, as ``munmap`` of the
+    VMA's start does (``zap_pte_range`` walks up the addresses and the gathered pages
+    are freed in that order, ``free_pages_and_swap_cache``); the page tables are then
+    kept without THP too. An order-0 page is zapped alone. A page of a THP zaps the
+    THP's whole 2 MiB range (``zap_huge_pmd``: 512 pages freed at once, the range
+    pmd_none again), and the pages freed beyond those asked for are owed by the next
+    ticks. Departure: a partial zap of a THP in the kernel splits the PMD and leaves the
+    folio on the deferred split queue, to be split into 512 order-0 pages under memory
+    pressure (``deferred_split_scan``) with only the zapped ones freed. sim/buddy.py
+    cannot free part of an allocated block (its ``split_isolated_page`` splits
+    compaction's isolated free blocks only), so here THP-backed memory always leaves in
+    whole pageblocks, which understates the fragmentation that churn in THPs causes.
 
     khugepaged (sim/khugepaged.py, sim/daemons.py ``Khugepaged``): while THP is enabled
     for the VMA, it scans ``pages_to_scan`` PTEs every ``scan_sleep`` and collapses a
@@ -269,13 +281,21 @@ class Anon(Workload):
     kind = "anon"
 
     class Params(WorkloadParams):
-        size: Size = Field(256 << 20, description="resident size to grow to")
+        size: Size | None = Field(
+            None, description="resident size to grow to, and the VMA's size (null: "
+            "256 MiB; with fill_until_available, as large as memory)")
+        fill_until_available: Size | None = Field(
+            None, description="grow until MemAvailable (si_mem_available) falls to this, "
+            "read before each tick's writes (and at most to size, if given)")
         grow_rate: Size = Field(1 << 30, description="bytes per second while growing")
         churn_rate: Size = Field(0, description="bytes per second replaced once grown")
         pinned_share: float = Field(0.0, ge=0, le=1)
         shrink_at: Duration | None = None
         shrink_to: Size = 0
         free_at_stop: bool = True
+        release: Literal["random", "address"] = Field(
+            "random", description="which pages churn, shrink_at and the exit free: random "
+            "pages, or the lowest addresses first (munmap order)")
         thp: ThpEnabled = Field(
             "never", description="/sys/kernel/mm/transparent_hugepage/enabled as this "
             "workload sees it")
@@ -288,10 +308,18 @@ class Anon(Workload):
             default_factory=KhugepagedParams, description="khugepaged's scan of this "
             "workload's VMA (/sys/kernel/mm/transparent_hugepage/khugepaged/)")
 
+    DEFAULT_SIZE = 256 << 20
+
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
         machine.register_page_owner(self.migrate_page)
         zone = machine.zone
+        if params.size is not None:
+            self.vma_pages = params.size // zone.page_size
+        elif params.fill_until_available is not None:
+            self.vma_pages = zone.nr_pages
+        else:
+            self.vma_pages = self.DEFAULT_SIZE // zone.page_size
         self.pages = PageSet(zone.nr_pages)  # order-0 folios
         self.page_size = zone.page_size
         self.failed = self.allocated = 0
@@ -299,11 +327,12 @@ class Anon(Workload):
         self.pmd_order = zone.pageblock_order  # HPAGE_PMD_ORDER
         self.thp_stats = ThpStats()
         self.thp_gfp = vma_thp_gfp_mask(params.defrag, params.madvise)
-        thp = thp_vma_allowable(params.thp, params.madvise)
+        thp = self.thp = thp_vma_allowable(params.thp, params.madvise)
         # Which virtual page a pfn backs only matters where a THP can be faulted or
-        # collapsed: without THP the page tables are not kept at all.
-        self.vma = AnonVma(params.size // self.page_size, self.pmd_order,
-                           zone.nr_pages) if thp else None
+        # collapsed, or where frees go by address: otherwise the page tables are not
+        # kept at all.
+        self.vma = AnonVma(self.vma_pages, self.pmd_order, zone.nr_pages) if (
+            thp or params.release == "address") else None
         self.thps = PageSet(zone.nr_pages if thp else 0)  # THP heads
         self._grow_debt = self._churn_debt = 0  # pages a THP fault or zap overdrew
         self.exited = False  # the mm is gone (everything freed at stop)
@@ -405,6 +434,8 @@ class Anon(Workload):
         if vma is None:
             return self._alloc(n)
         holes = vma.next_holes(n)
+        if not self.thp:
+            return self._alloc(len(holes), holes)
         ranges = holes >> self.pmd_order
         huge = vma.huge_fault_ranges(holes)
         done = i = 0
@@ -437,8 +468,11 @@ class Anon(Workload):
     # ------------------------------------------------------------------ frees
 
     def _free(self, n: int) -> int:
-        """Free ``n`` pages' worth, chosen at random page by page; a page of a THP frees
-        the whole THP (see the class doc). Returns the pages freed."""
+        """Free ``n`` pages' worth, chosen at random page by page or lowest address
+        first (``release``); a page of a THP frees the whole THP (see the class doc).
+        Returns the pages freed."""
+        if self.params.release == "address":
+            return self._free_lowest(n)
         m = self.machine
         vma = self.vma
         if not len(self.thps):
@@ -479,7 +513,40 @@ class Anon(Workload):
                 freed += 1 << shift
         return freed
 
+    def _free_lowest(self, n: int) -> int:
+        """``munmap`` order: free ``n`` pages' worth, the lowest mapped addresses first,
+        order-0 pages in runs (one ``free_pages_batch`` each) and a THP whole. Returns
+        the pages freed."""
+        m = self.machine
+        vma = self.vma
+        pte = vma.pte
+        freed = 0
+        while freed < n:
+            # a bounded look ahead: a run ends at the next THP anyway
+            vpages = vma.lowest_mapped(min(n - freed, 4096))
+            if not len(vpages):
+                break
+            first = pte[int(vpages[0])]
+            if first == PTE_PMD:  # zap_huge_pmd: the whole THP goes
+                pfn = vma.pmd[int(vpages[0]) >> self.pmd_order]
+                self.thps.remove(pfn)
+                vma.zap_pmd(pfn)
+                m.free_pages(pfn, self.pmd_order, self.cpu())
+                freed += 1 << self.pmd_order
+                continue
+            ptes = vma.ptes_of(vpages)
+            huge = np.flatnonzero(ptes == PTE_PMD)
+            pfns = (ptes[:int(huge[0])] if len(huge) else ptes).tolist()
+            self.pages.remove_many(pfns)
+            vma.unmap_ptes(pfns)
+            m.free_pages_batch(pfns, 0, self.cpu)
+            freed += len(pfns)
+        return freed
+
     def _free_all(self) -> None:
+        if self.params.release == "address":
+            self._free_lowest(self.resident)
+            return
         m = self.machine
         for pfn in list(self.thps.pfns):
             self.thps.remove(pfn)
@@ -519,15 +586,25 @@ class Anon(Workload):
     def run(self):
         p = self.params
         env = self.env
-        target = p.size // self.page_size
+        target = self.vma_pages
+        until = (None if p.fill_until_available is None
+                 else p.fill_until_available // self.page_size)
         shrunk = False
         while self.active():
             if p.shrink_at is not None and not shrunk and env.now >= p.shrink_at:
                 self._free(self.resident - p.shrink_to // self.page_size)
                 target = p.shrink_to // self.page_size
                 shrunk = True
+                until = None
             resident = self.resident
-            if resident < target:
+            if until is not None and resident < target:
+                room = self.machine.mem_available() - until
+                if room <= 0:  # filled: what it holds is the size it keeps
+                    target = resident
+                    until = None
+                else:
+                    self._grow(min(self._quota(p.grow_rate), target - resident, room))
+            elif resident < target:
                 self._grow(min(self._quota(p.grow_rate), target - resident))
             elif p.churn_rate:
                 n = self._quota(p.churn_rate)
@@ -652,21 +729,48 @@ class Fragment(Workload):
     The real kernel run (tests/data/compaction/gupta-12g-keep1of4) compacted, so its
     layout was not that one; ``last``, the default, behaves like it (bench/anchor_gupta.py
     explains; tests/test_compaction.py shows the stride starving).
+
+    The recipe as a program runs it: one process that writes ``fill`` bytes (or until
+    MemAvailable falls to ``fill_until_available``) at ``fill_rate``, waits for
+    ``free_at``, then frees in allocation (virtual address) order, all at once (the
+    default) or ``free_rate`` bytes a second, as a loop of ``madvise(MADV_DONTNEED)``
+    calls paced by the program would. Where it runs is the workload's ``cpu``:
+    ``cpu: any`` (with ``migrate_every``) is one process the scheduler may move
+    (workloads/base.py ``CpuSchedule``); an integer pins it. With the default
+    ``round_robin`` every operation goes to the next CPU, which no process does, but
+    which old configs ran with.
+
+    ``fill_until_available``: before each tick's writes the program reads MemAvailable
+    (``si_mem_available``, sim/metrics.py) and writes at most the difference to the
+    target, so the fill stops within a tick's worth of it. Pages moved to a per-CPU list
+    by a refill leave NR_FREE_PAGES, so MemAvailable can fall a pcp batch or so below the
+    target. The fill also ends when a whole tick's allocations fail (the allocator can
+    give no more), and at ``fill`` bytes if that is given.
     """
 
     kind = "fragment"
 
     class Params(WorkloadParams):
-        fill: Size | float = Field(0.75, description="bytes, or a share of memory (0-1)")
+        fill: Size | float | None = Field(
+            None, description="bytes, or a share of memory (0-1) (null: 0.75 of memory, "
+            "or no limit with fill_until_available)")
+        fill_until_available: Size | None = Field(
+            None, description="fill until MemAvailable (si_mem_available) falls to this, "
+            "read before each tick's writes")
         fill_rate: Size = Field(4 << 30, description="bytes per second while filling")
         keep_one_in: int = Field(4, ge=1)
         keep: Literal["first", "last"] = Field(
             "last", description="which page of each K stays allocated; see the class doc")
         free_at: Duration | None = Field(None, description="default: as soon as filled")
+        free_rate: Size | None = Field(
+            None, gt=0, description="bytes per second freed, in allocation order (null: "
+            "all at once)")
         unmovable_share: float = Field(0.0, ge=0, le=1)
         slab_share: float = Field(0.0, ge=0, le=1)
         slab_cache: str = "dentry"
         slab_size: Size | None = None
+
+    DEFAULT_FILL = 0.75
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
@@ -680,6 +784,10 @@ class Fragment(Workload):
         self.rev = array("i", [-1]) * machine.zone.nr_pages
         self.failed = self.freed = 0
         self._carry = 0.0
+        self.filled_at: float | None = None  # when the fill ended
+        self.freed_at: float | None = None  # when the last free was done
+        self._free_cursor = 0  # the next slot to free (or keep)
+        self._cache = None
 
     def migrate_page(self, old: int, new: int, order: int) -> bool:
         slot = self.rev[old]
@@ -690,20 +798,41 @@ class Fragment(Workload):
         self.rev[old] = -1
         return True
 
+    def _fill_pages(self) -> int | None:
+        """The fill's size in pages; None: no limit but fill_until_available."""
+        p = self.params
+        zone = self.machine.zone
+        fill = p.fill
+        if fill is None:
+            if p.fill_until_available is not None:
+                return None
+            fill = self.DEFAULT_FILL
+        if isinstance(fill, int) and fill > 1:
+            return fill // zone.page_size
+        return int(float(fill) * zone.nr_pages * zone.page_size) // zone.page_size
+
     def run(self):
         p = self.params
         m = self.machine
         env = self.env
         page_size = m.zone.page_size
-        fill = p.fill if isinstance(p.fill, int) and p.fill > 1 else int(
-            float(p.fill) * m.zone.nr_pages * page_size)
-        target = fill // page_size
-        cache = m.cache(p.slab_cache, p.slab_size) if p.slab_share else None
+        target = self._fill_pages()
+        until = (None if p.fill_until_available is None
+                 else p.fill_until_available // page_size)
+        cache = self._cache = m.cache(p.slab_cache, p.slab_size) if p.slab_share else None
         done = 0
-        while done < target:
+        while target is None or done < target:
             self._carry += p.fill_rate * p.tick / page_size
-            n = min(int(self._carry), target - done)
+            n = int(self._carry)
+            if target is not None:
+                n = min(n, target - done)
+            if until is not None:
+                room = m.mem_available() - until
+                if room <= 0:
+                    break
+                n = min(n, room)
             self._carry -= n
+            before = len(self.handles)
             for r in self.rng.random(n):
                 cpu = self.cpu()
                 if r < p.unmovable_share:
@@ -720,25 +849,53 @@ class Fragment(Workload):
                 self.kinds.append(kind)
                 self.handles.append(handle)
             done += n
+            if until is not None and n and len(self.handles) == before:
+                break  # not one page of the tick's: the allocator can give no more
             yield env.timeout(p.tick)
+        self.filled_at = env.now
         if p.free_at is not None and env.now < p.free_at:
             yield env.timeout(p.free_at - env.now)
-        k = p.keep_one_in
-        kept = 0 if p.keep == "first" else k - 1
-        for slot, (kind, handle) in enumerate(zip(self.kinds, self.handles, strict=True)):
-            if slot % k == kept:
-                continue  # keep one of every K, in allocation (virtual address) order
-            cpu = self.cpu()
-            if kind == 2:
-                cache.free(handle, cpu)
-            else:
-                if kind == 0:
-                    self.rev[handle] = -1
-                m.free_pages(handle, 0, cpu)
-            self.freed += 1
+        if p.free_rate is None:
+            self._free_next(len(self.handles))
+        else:
+            carry = 0.0
+            while self._free_cursor < len(self.handles):
+                carry += p.free_rate * p.tick / page_size
+                n = int(carry)
+                carry -= n
+                self._free_next(n)
+                if self._free_cursor < len(self.handles):
+                    yield env.timeout(p.tick)
+        self.freed_at = env.now
+
+    def _free_next(self, n: int) -> None:
+        """Free the next ``n`` pages or objects in allocation (virtual address) order,
+        keeping one of every K."""
+        m = self.machine
+        k = self.params.keep_one_in
+        kept = 0 if self.params.keep == "first" else k - 1
+        kinds, handles, cache = self.kinds, self.handles, self._cache
+        slot, end = self._free_cursor, len(handles)
+        while n > 0 and slot < end:
+            if slot % k != kept:
+                kind, handle = kinds[slot], handles[slot]
+                cpu = self.cpu()
+                if kind == 2:
+                    cache.free(handle, cpu)
+                else:
+                    if kind == 0:
+                        self.rev[handle] = -1
+                    m.free_pages(handle, 0, cpu)
+                self.freed += 1
+                n -= 1
+            slot += 1
+        while slot < end and slot % k == kept:  # the kept pages up to the next free
+            slot += 1
+        self._free_cursor = slot
 
     def summary(self) -> dict[str, Any]:
-        return {"allocated": len(self.handles), "freed": self.freed, "failed": self.failed}
+        return {"allocated": len(self.handles), "freed": self.freed, "failed": self.failed,
+                "filled_at_s": self.filled_at, "freed_at_s": self.freed_at}
 
 
 class CompactMemory(Workload):
