@@ -233,6 +233,9 @@ class PerCpuPages:
     flags: int = 0
     lists: list[deque] = field(default_factory=lambda: [deque() for _ in range(NR_PCP_LISTS)])
     free_count_max: int = 0  # batch << CONFIG_PCP_BATCH_SCALE_MAX, kept for the fast path
+    # The CPU allocated or freed through this pageset since vmstat's last refresh: it
+    # was awake, so its deferrable vmstat work ran (see ``vmstat_refresh``).
+    awake: bool = False
 
     def set_limits(self, batch: int, high_min: int, high_max: int) -> None:
         """``pageset_update``; a used pageset's high is clamped to the new limits at
@@ -1065,6 +1068,7 @@ class Zone:
     def _rmqueue_pcplist(self, order: int, mt: int, cpu: int, alloc_flags: int) -> int:
         pcp = self.pcp[cpu]
         pcp.free_count >>= 1
+        pcp.awake = True
         lst = pcp.lists[self._order_to_pindex(mt, order)]
         if not lst:
             batch = self._nr_pcp_alloc(pcp, order)
@@ -1135,6 +1139,7 @@ class Zone:
 
     def _free_frozen_page_commit(self, pcp: PerCpuPages, pfn: int, mt: int, order: int) -> None:
         pcp.alloc_factor >>= 1
+        pcp.awake = True
         pindex = self._order_to_pindex(mt, order)
         self._state[pfn] = PG_PCP | order
         pcp.lists[pindex].append(pfn)
@@ -1192,10 +1197,24 @@ class Zone:
         return todo
 
     def vmstat_refresh(self) -> None:
-        """The once-a-second per-CPU work of ``refresh_cpu_vm_stats`` for this zone."""
+        """The once-a-second per-CPU work of ``refresh_cpu_vm_stats`` for this zone, on
+        the CPUs that were awake since the last one.
+
+        mm/vmstat.c runs ``vmstat_update`` on each CPU as *deferrable* work (it re-arms
+        itself while ``refresh_cpu_vm_stats`` reports a change, and ``decay_pcp_high``
+        reports one while ``pcp->high`` is above ``high_min``; ``vmstat_shepherd`` queues
+        it on a CPU whose counters moved). A deferrable timer does not wake an idle CPU:
+        the work runs when the CPU next wakes for something else. So a CPU that goes idle
+        after a large free keeps its raised ``high`` and the pages on its lists, as the
+        real ``zoneinfo`` after the Gupta anchor shows (tests/data/compaction: CPU 1 held
+        115 915 free pages, high 116 205, after the program exited). Here a CPU is awake
+        when it allocated or freed through its pageset since the last refresh."""
         if self.pcp_enabled:
+            pcp = self.pcp
             for cpu in range(self.cpus):
-                self.decay_pcp_high(cpu)
+                if pcp[cpu].awake:
+                    pcp[cpu].awake = False
+                    self.decay_pcp_high(cpu)
 
     @property
     def pcp_pages(self) -> int:
@@ -1212,6 +1231,7 @@ class Zone:
         """``rmqueue_pcplist`` for an order-0 page when ``lst``, a pcp list of ``pcp``, is
         not empty: pop its head and hand it out to ``owner``."""
         pcp.free_count >>= 1
+        pcp.awake = True
         pcp.count -= 1
         pfn = lst.pop()
         self._state[pfn] = PG_ALLOC
@@ -1229,6 +1249,7 @@ class Zone:
             return False
         if pcp.alloc_factor:
             pcp.alloc_factor >>= 1
+        pcp.awake = True
         self._state[page] = PG_PCP
         pcp.lists[mt].append(page)
         pcp.count = count
