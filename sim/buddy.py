@@ -351,6 +351,13 @@ class Zone:
         self.watermark_boost_factor = watermark_boost_factor
         self.percpu_pagelist_high_fraction = percpu_pagelist_high_fraction
         self.user_min_free_kbytes = min_free_kbytes
+        # The zone's place in its node (sim/mmzone.py sets these for a multi-zone node):
+        # zone_idx (ZONE_NORMAL = 2 for a lone zone), the pfn its local pfn 0 stands for,
+        # and lowmem_reserve[highest_zoneidx] (setup_per_zone_lowmem_reserve; MAX_NR_ZONES
+        # entries, all 0 for a lone zone).
+        self.zone_idx = 2
+        self.zone_start_pfn = 0
+        self.lowmem_reserve: list[int] = [0] * 5
 
         nr_lists = (max_order + 1) * MIGRATE_TYPES
         self._sentinel = nr_pages  # list L = order * MIGRATE_TYPES + mt has node nr_pages + L
@@ -445,6 +452,16 @@ class Zone:
                     self._set_wmarks()
         if hasattr(self, "pcp"):
             self._update_pagesets()
+
+    def set_watermarks(self, wmin: int, gap: int, min_free_kbytes: int) -> None:
+        """A node's ``__setup_per_zone_wmarks`` for this zone: ``min`` is its share of
+        ``min_free_kbytes`` (sim/mmzone.py), low, high and promo follow ``gap`` apart;
+        the per-CPU limits follow the new low watermark (``zone_pcp_update``)."""
+        self.min_free_kbytes = min_free_kbytes
+        self.user_min_free_kbytes = min_free_kbytes
+        self._watermark = [wmin, wmin + gap, wmin + 2 * gap, wmin + 3 * gap]
+        self.watermark_boost = 0
+        self._update_pagesets()
 
     def _set_wmarks(self) -> None:
         pages_min = self.min_free_kbytes // (self.page_size >> 10)
@@ -544,11 +561,22 @@ class Zone:
     def promo_wmark(self) -> int:
         return self._watermark[3]
 
-    def zone_watermark_ok(self, order: int, mark: int, alloc_flags: int = 0) -> bool:
-        """``__zone_watermark_ok`` on this zone's NR_FREE_PAGES."""
-        return self._zone_watermark_ok(order, mark, alloc_flags, self.nr_free_pages)
+    def zone_watermark_ok(self, order: int, mark: int, alloc_flags: int = 0,
+                          highest_zoneidx: int = -1) -> bool:
+        """``__zone_watermark_ok`` on this zone's NR_FREE_PAGES, keeping
+        ``lowmem_reserve[highest_zoneidx]`` (none for -1 or this zone's own index)."""
+        return self._zone_watermark_ok(order, mark, alloc_flags, self.nr_free_pages,
+                                       self.reserve_for(highest_zoneidx))
 
-    def _zone_watermark_ok(self, order: int, mark: int, alloc_flags: int, free_pages: int) -> bool:
+    def reserve_for(self, highest_zoneidx: int) -> int:
+        """``z->lowmem_reserve[highest_zoneidx]``: 0 unless the request could have used
+        a higher zone."""
+        if highest_zoneidx <= self.zone_idx:
+            return 0
+        return self.lowmem_reserve[highest_zoneidx]
+
+    def _zone_watermark_ok(self, order: int, mark: int, alloc_flags: int, free_pages: int,
+                           reserve: int = 0) -> bool:
         # __zone_watermark_unusable_free
         unusable = (1 << order) - 1
         if not alloc_flags & ALLOC_RESERVES:
@@ -562,7 +590,7 @@ class Zone:
                     wmin -= wmin // 4
             if alloc_flags & ALLOC_OOM:
                 wmin -= wmin // 2
-        if free_pages <= wmin:
+        if free_pages <= wmin + reserve:
             return False
         if not order:
             return True
@@ -580,14 +608,16 @@ class Zone:
                 return True
         return False
 
-    def zone_watermark_fast(self, order: int, mark: int, alloc_flags: int = 0) -> bool:
-        """``zone_watermark_fast``: the order-0 shortcut, then ``__zone_watermark_ok``."""
+    def zone_watermark_fast(self, order: int, mark: int, alloc_flags: int = 0,
+                            reserve: int = 0) -> bool:
+        """``zone_watermark_fast``: the order-0 shortcut, then ``__zone_watermark_ok``;
+        ``reserve`` is ``lowmem_reserve[highest_zoneidx]`` (``reserve_for``)."""
         free_pages = self.nr_free_pages
         if not order:
             reserved = 0 if alloc_flags & ALLOC_RESERVES else self.nr_free_highatomic
-            if free_pages - min(free_pages, reserved) > mark:
+            if free_pages - min(free_pages, reserved) > mark + reserve:
                 return True
-        if self._zone_watermark_ok(order, mark, alloc_flags, free_pages):
+        if self._zone_watermark_ok(order, mark, alloc_flags, free_pages, reserve):
             return True
         # Boosting is ignored for __GFP_HIGH order-0 allocations at the min watermark.
         if (
@@ -597,7 +627,7 @@ class Zone:
             and (alloc_flags & ALLOC_WMARK_MASK) == WMARK_MIN
         ):
             return self._zone_watermark_ok(
-                order, self._watermark[WMARK_MIN], alloc_flags, free_pages
+                order, self._watermark[WMARK_MIN], alloc_flags, free_pages, reserve
             )
         return False
 
@@ -1301,16 +1331,21 @@ class Zone:
         cpu: int = 0,
         owner: int | None = None,
         alloc_flags: int = ALLOC_WMARK_LOW | ALLOC_KSWAPD,
+        highest_zoneidx: int = -1,
     ) -> int | None:
         """``get_page_from_freelist`` for this zone: watermark check, then ``rmqueue``.
 
-        Returns the head pfn, or None when the watermark or the free lists refuse. The
-        slow path (kswapd, compaction, reclaim) is the caller's.
+        Returns the head pfn (local to the zone), or None when the watermark or the free
+        lists refuse. The slow path (kswapd, compaction, reclaim) is the caller's, and so
+        is the zonelist walk (sim/mmzone.py ``Node.get_page_from_freelist``), which
+        passes the request's ``highest_zoneidx`` so that a lower zone keeps its
+        ``lowmem_reserve``. ALLOC_NOFRAGMENT does not change a hit on the per-CPU list.
         """
         self.nr_alloc_calls += 1
         if (
             not order
-            and alloc_flags == _FAST_ALLOC_FLAGS
+            and (alloc_flags & ~ALLOC_NOFRAGMENT) == _FAST_ALLOC_FLAGS
+            and highest_zoneidx <= self.zone_idx
             and self.nr_free_pages > self._alloc_mark
             and 0 <= migratetype <= 2  # a pcp migratetype
         ):
@@ -1322,10 +1357,11 @@ class Zone:
             if lst:
                 return self._pcp_fast_alloc(
                     pcp, lst, _DEFAULT_OWNER[migratetype] if owner is None else owner)
-        return self._alloc(order, migratetype, cpu, owner, alloc_flags)
+        return self._alloc(order, migratetype, cpu, owner, alloc_flags, highest_zoneidx)
 
     def _alloc(
-        self, order: int, migratetype: int, cpu: int, owner: int | None, alloc_flags: int
+        self, order: int, migratetype: int, cpu: int, owner: int | None, alloc_flags: int,
+        highest_zoneidx: int = -1,
     ) -> int | None:
         if not self.grouping_by_mobility:
             migratetype = MIGRATE_UNMOVABLE  # gfp_migratetype() with grouping disabled
@@ -1336,19 +1372,21 @@ class Zone:
         free_pages = self.nr_free_pages
         boost = self.watermark_boost
         wmark = self._watermark
+        reserve = self.reserve_for(highest_zoneidx)
         # ZONE_BELOW_HIGH detection, then the caller's watermark.
         ok = False
         if not self.zone_below_high:
             mark = wmark[WMARK_HIGH] + boost
-            if (not order and free_pages - min(free_pages, self.nr_free_highatomic) > mark) \
-                    or self.zone_watermark_fast(order, mark, alloc_flags):
+            if (not order and free_pages - min(free_pages, self.nr_free_highatomic)
+                    > mark + reserve) \
+                    or self.zone_watermark_fast(order, mark, alloc_flags, reserve):
                 ok = True
             else:
                 self.zone_below_high = True
         if not ok:
             mark = wmark[alloc_flags & ALLOC_WMARK_MASK] + boost
             if not (alloc_flags & ALLOC_NO_WATERMARKS
-                    or self.zone_watermark_fast(order, mark, alloc_flags)):
+                    or self.zone_watermark_fast(order, mark, alloc_flags, reserve)):
                 self.stats.alloc_fail_wmark += 1
                 return None
         # rmqueue: the pcp list for pcp_allowed_order, then (also when that fails) the
@@ -1433,7 +1471,7 @@ class Zone:
         """
         pcps = self.pcp
         pcp_type = 0 <= migratetype < MIGRATE_PCPTYPES
-        fast_flags = alloc_flags == _FAST_ALLOC_FLAGS and pcp_type
+        fast_flags = (alloc_flags & ~ALLOC_NOFRAGMENT) == _FAST_ALLOC_FLAGS and pcp_type
         default_owner = _DEFAULT_OWNER[migratetype] if pcp_type else 0
         fast = fast_flags and self.nr_free_pages > self._alloc_mark
         lists = [pcp.lists[migratetype] for pcp in pcps] if pcp_type else []

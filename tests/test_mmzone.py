@@ -1,0 +1,255 @@
+"""Nodes and zones (sim/mmzone.py): x86-64 sizing, the kernel's per-zone watermarks and
+lowmem_reserve against real 6.18.44 zoneinfo, and the zonelist walk of
+get_page_from_freelist with ALLOC_NOFRAGMENT and lowmem_reserve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sim.buddy import (
+    ALLOC_KSWAPD,
+    ALLOC_NO_WATERMARKS,
+    ALLOC_NOFRAGMENT,
+    ALLOC_WMARK_LOW,
+    Zone,
+)
+from sim.gfp import (
+    GFP_DMA,
+    GFP_DMA32,
+    GFP_HIGHUSER_MOVABLE,
+    GFP_KERNEL,
+    GFP_USER,
+)
+from sim.migratetype import MIGRATE_MOVABLE as M
+from sim.migratetype import MIGRATE_UNMOVABLE as U
+from sim.mmzone import (
+    MAX_NR_ZONES,
+    ZONE_DMA,
+    ZONE_DMA32,
+    ZONE_MOVABLE,
+    ZONE_NAMES,
+    ZONE_NORMAL,
+    Node,
+    ZoneSpan,
+    explicit_zone_spans,
+    gfp_zone,
+    node_min_free_kbytes,
+    setup_per_zone_lowmem_reserve,
+    setup_per_zone_wmarks,
+    x86_64_zone_spans,
+)
+from sim.procfs import parse_zoneinfo
+
+DATA = Path(__file__).parent / "data"
+ZONEINFOS = [
+    "compaction/gupta-12g-keep1of4/zoneinfo-after-run",
+    "kmem-traces/tmpfs-churn-20k-keep10/before.zoneinfo",
+    "kmem-traces/tmpfs-churn-20k-keep10/after.zoneinfo",
+]
+MIB = 1 << 20
+
+
+def real_zones(name):
+    zones = parse_zoneinfo((DATA / name).read_text(), name)
+    assert [z.zone for z in zones] == list(ZONE_NAMES)
+    return zones
+
+
+def managed_of(zones):
+    return [z.managed for z in zones]
+
+
+# --------------------------------------------------------------------------- sizing
+
+
+def test_a_256_mib_machine_is_dma_and_dma32_without_normal():
+    spans = x86_64_zone_spans(256 * MIB // 4096)
+    assert [(s.name, s.start_pfn, s.spanned_pages) for s in spans] == [
+        ("DMA", 0, 4096), ("DMA32", 4096, 65536 - 4096)]
+
+
+def test_a_16_gib_machine_has_dma_dma32_and_normal_at_the_x86_boundaries():
+    spans = x86_64_zone_spans(16 << 30 >> 12)
+    assert [(s.name, s.start_pfn, s.spanned_pages) for s in spans] == [
+        ("DMA", 0, 4096), ("DMA32", 4096, (1 << 20) - 4096),
+        ("Normal", 1 << 20, (16 << 18) - (1 << 20))]
+
+
+def test_real_zone_starts_are_the_x86_boundaries_the_model_uses():
+    """The real DMA32 and Normal start where x86_64_zone_spans starts them; DMA starts
+    at pfn 1 (pfn 0 is never given to the buddy allocator), the model's at 0."""
+    real = {z.zone: z.start_pfn for z in real_zones(ZONEINFOS[0]) if z.start_pfn is not None}
+    model = {s.name: s.start_pfn for s in x86_64_zone_spans(16 << 30 >> 12)}
+    assert real["DMA32"] == model["DMA32"] and real["Normal"] == model["Normal"]
+    assert real["DMA"] == model["DMA"] + 1
+
+
+def test_explicit_zone_sizes_start_each_zone_on_a_max_order_boundary():
+    spans = explicit_zone_spans([("DMA", 4000), ("DMA32", 8192), ("Normal", 5000)])
+    assert [(s.start_pfn, s.spanned_pages) for s in spans] == [
+        (0, 4000), (4096, 8192), (12288, 5000)]
+    with pytest.raises(ValueError, match="in the order"):
+        explicit_zone_spans([("Normal", 4096), ("DMA32", 4096)])
+    with pytest.raises(ValueError, match="zone name"):
+        explicit_zone_spans([("HighMem", 4096)])
+
+
+@pytest.mark.parametrize("gfp, zone", [
+    (GFP_KERNEL, ZONE_NORMAL), (GFP_USER, ZONE_NORMAL), (GFP_DMA, ZONE_DMA),
+    (GFP_DMA32, ZONE_DMA32), (GFP_HIGHUSER_MOVABLE, ZONE_MOVABLE)])
+def test_gfp_zone_is_x86_64s_gfp_zone_table(gfp, zone):
+    assert gfp_zone(gfp) == zone
+
+
+# --------------------------------------------------------------------------- real zoneinfo
+
+
+@pytest.mark.parametrize("name", ZONEINFOS)
+def test_lowmem_reserve_is_the_real_zoneinfos_protection(name):
+    zones = real_zones(name)
+    reserve = setup_per_zone_lowmem_reserve(managed_of(zones))
+    assert [z.protection for z in zones] == reserve
+
+
+@pytest.mark.parametrize("name", ZONEINFOS)
+def test_min_free_kbytes_and_every_zones_watermarks_are_the_real_ones(name):
+    """init_per_zone_wmark_min with THP's raise (3 populated zones: 16 896 pages), then
+    __setup_per_zone_wmarks shares it by managed pages; Movable (empty) gets
+    SWAP_CLUSTER_MAX."""
+    zones = real_zones(name)
+    managed = managed_of(zones)
+    min_free_kbytes = node_min_free_kbytes(managed, thp=True, pageblock_order=9)
+    assert min_free_kbytes == 512 * 3 * 11 * 4
+    marks = setup_per_zone_wmarks(min_free_kbytes, managed)
+    for z, (wmin, gap) in zip(zones[:ZONE_MOVABLE + 1], marks, strict=False):
+        assert (z.min, z.low, z.high, z.promo) == (
+            wmin, wmin + gap, wmin + 2 * gap, wmin + 3 * gap), z.zone
+
+
+@pytest.mark.parametrize("name", ZONEINFOS[:2])
+def test_a_node_of_the_real_managed_sizes_has_the_real_watermarks_and_pagesets(name):
+    zones = real_zones(name)
+    spans = [ZoneSpan(i, z.start_pfn - (i == ZONE_DMA), z.managed, z.managed)
+             for i, z in enumerate(zones) if z.managed]
+    node = Node(spans, cpus=len(zones[ZONE_NORMAL].pcp))
+    assert node.min_free_kbytes == 67584
+    for z in zones:
+        zone = node.node_zones[ZONE_NAMES.index(z.zone)]
+        if zone is None:
+            assert not z.managed
+            continue
+        assert (zone.min_wmark, zone.low_wmark, zone.high_wmark, zone.promo_wmark) == (
+            z.min, z.low, z.high, z.promo)
+        assert zone.lowmem_reserve == z.protection
+        for pcp, cpu in zip(zone.pcp, z.pcp, strict=True):
+            assert (pcp.batch, pcp.high_min, pcp.high_max) == (
+                cpu["batch"], cpu["high_min"], cpu["high_max"])
+
+
+def test_lowmem_reserve_is_cleared_for_a_zone_without_managed_pages_or_ratio():
+    managed = [0, 1000, 5120, 0, 0]
+    reserve = setup_per_zone_lowmem_reserve(managed)
+    assert reserve[ZONE_DMA] == [0] * MAX_NR_ZONES
+    assert reserve[ZONE_DMA32] == [0, 0, 20, 20, 20]
+    assert reserve[ZONE_NORMAL] == [0, 0, 0, 0, 0]  # Movable has no managed pages
+    assert setup_per_zone_lowmem_reserve(managed, (256, 0, 32, 0, 0))[ZONE_DMA32] == [0] * 5
+
+
+# --------------------------------------------------------------------------- the zonelist
+
+
+FAST = ALLOC_WMARK_LOW | ALLOC_KSWAPD
+
+
+def small_node(**kwargs) -> Node:
+    """DMA 4096, DMA32 8192 and Normal 8192 pages; no per-CPU lists, so that every
+    page is on a buddy list."""
+    return Node(explicit_zone_spans([("DMA", 4096), ("DMA32", 8192), ("Normal", 8192)]),
+                cpus=1, pcp=False, **kwargs)
+
+
+def fill(zone: Zone, keep_free: int, mt: int = M) -> list[int]:
+    pfns = []
+    while zone.nr_free_pages > keep_free:
+        pfn = zone.alloc(0, mt, alloc_flags=ALLOC_NO_WATERMARKS)
+        assert pfn is not None
+        pfns.append(pfn)
+    return pfns
+
+
+def one_movable_page_in_every_pageblock(zone: Zone) -> None:
+    """Every pageblock MOVABLE with one allocated page: no free block of pageblock order
+    left, yet plenty of free pages."""
+    pfns = fill(zone, 0)
+    for pfn in pfns:
+        if pfn % zone.pageblock_nr_pages:
+            zone.free(pfn, 0)
+    assert max(o for o, n in enumerate(zone.nr_free) if n) < zone.pageblock_order
+
+
+def test_the_zonelist_is_normal_dma32_dma_and_node_pfns_are_unique():
+    node = small_node()
+    assert [z.zone_idx for z in node.zonelist] == [ZONE_NORMAL, ZONE_DMA32, ZONE_DMA]
+    assert node.nofragment and node.alloc_flags_nofragment(ZONE_MOVABLE) == ALLOC_NOFRAGMENT
+    assert node.alloc_flags_nofragment(ZONE_DMA32) == 0
+    seen = set()
+    while (pfn := node.get_page_from_freelist(0, M, alloc_flags=ALLOC_NO_WATERMARKS)) is not None:
+        assert pfn not in seen and node.page_zone(pfn).zone_start_pfn <= pfn
+        seen.add(pfn)
+    assert seen == set(range(4096 + 8192 + 8192))
+    for pfn in seen:
+        node.free(pfn, 0)
+    node.check()
+    assert node.nr_free_pages == node.nr_pages
+
+
+def test_an_allocation_for_normal_tries_dma32_whole_pageblocks_before_fragmenting_normal():
+    """ALLOC_NOFRAGMENT: Normal has free pages but only in MOVABLE pageblocks below
+    pageblock order, so an unmovable request would have to fall back inside Normal; the
+    first pass instead claims a whole free pageblock of DMA32."""
+    node = small_node()
+    normal, dma32 = node.node_zones[ZONE_NORMAL], node.node_zones[ZONE_DMA32]
+    one_movable_page_in_every_pageblock(normal)
+    flags = FAST | node.alloc_flags_nofragment(ZONE_NORMAL)
+    pfn = node.get_page_from_freelist(0, U, alloc_flags=flags, highest_zoneidx=ZONE_NORMAL)
+    assert node.page_zone(pfn) is dma32
+    assert normal.stats.extfrag_claim == normal.stats.extfrag_steal == 0
+    assert dma32.pageblock_migratetype(pfn - dma32.zone_start_pfn) == U
+    # Without the flag (the single-zone behaviour) Normal falls back in place.
+    pfn = node.get_page_from_freelist(0, U, alloc_flags=FAST, highest_zoneidx=ZONE_NORMAL)
+    assert node.page_zone(pfn) is normal and normal.stats.extfrag_claim == 1
+
+
+def test_the_walk_never_takes_a_lower_zone_below_its_lowmem_reserve():
+    """DMA32 is usable by a Normal request only above low + lowmem_reserve[Normal]; at
+    exactly that many free pages the walk goes on (DMA is full) and retries without
+    ALLOC_NOFRAGMENT in Normal. A DMA32 request has no reserve to keep there."""
+    node = small_node()
+    normal, dma32, dma = (node.node_zones[i] for i in (ZONE_NORMAL, ZONE_DMA32, ZONE_DMA))
+    one_movable_page_in_every_pageblock(normal)
+    fill(dma, 0)
+    reserve = dma32.lowmem_reserve[ZONE_NORMAL]
+    assert reserve == 8192 // 256
+    fill(dma32, dma32.low_wmark + reserve + 1)
+    flags = FAST | node.alloc_flags_nofragment(ZONE_NORMAL)
+
+    pfn = node.get_page_from_freelist(0, U, alloc_flags=flags, highest_zoneidx=ZONE_NORMAL)
+    assert node.page_zone(pfn) is dma32  # one page above the reserve: allowed
+    assert dma32.nr_free_pages == dma32.low_wmark + reserve
+    pfn = node.get_page_from_freelist(0, U, alloc_flags=flags, highest_zoneidx=ZONE_NORMAL)
+    assert node.page_zone(pfn) is normal and normal.stats.extfrag_claim == 1
+    assert dma32.nr_free_pages == dma32.low_wmark + reserve
+    pfn = node.get_page_from_freelist(0, U, alloc_flags=flags, highest_zoneidx=ZONE_DMA32)
+    assert node.page_zone(pfn) is dma32
+
+
+def test_the_single_zone_what_if_has_no_nofragment_pass():
+    node = Node(explicit_zone_spans([("Normal", 8192)]), cpus=1)
+    assert not node.nofragment and node.alloc_flags_nofragment(ZONE_NORMAL) == 0
+    zone = node.node_zones[ZONE_NORMAL]
+    assert zone.lowmem_reserve == [0] * MAX_NR_ZONES
+    alone = Zone(8192, cpus=1)
+    assert (zone.min_wmark, zone.low_wmark, zone.high_wmark) == (
+        alone.min_wmark, alone.low_wmark, alone.high_wmark)
