@@ -15,11 +15,14 @@ from sim.buddy import (
     ALLOC_WMARK_LOW,
     Zone,
 )
+from sim.compaction import Compactor
+from sim.config import ReclaimSection
 from sim.gfp import (
     GFP_DMA,
     GFP_DMA32,
     GFP_HIGHUSER_MOVABLE,
     GFP_KERNEL,
+    GFP_NOWAIT,
     GFP_USER,
 )
 from sim.migratetype import MIGRATE_MOVABLE as M
@@ -40,7 +43,10 @@ from sim.mmzone import (
     setup_per_zone_wmarks,
     x86_64_zone_spans,
 )
+from sim.page_alloc import PageAllocator
 from sim.procfs import parse_zoneinfo
+from sim.slab import SlabCaches
+from sim.vmscan import FileLru, Reclaim
 
 DATA = Path(__file__).parent / "data"
 ZONEINFOS = [
@@ -253,3 +259,67 @@ def test_the_single_zone_what_if_has_no_nofragment_pass():
     alone = Zone(8192, cpus=1)
     assert (zone.min_wmark, zone.low_wmark, zone.high_wmark) == (
         alone.min_wmark, alone.low_wmark, alone.high_wmark)
+
+
+# --------------------------------------------------------------------------- __alloc_pages
+
+
+class NodeAllocator:
+    """A PageAllocator over ``small_node``'s zonelist, with an empty file LRU (no
+    reclaim progress) and a compactor per zone."""
+
+    def __init__(self, batched: bool = True, pcp: bool = False) -> None:
+        self.node = Node(explicit_zone_spans([("DMA", 4096), ("DMA32", 8192),
+                                              ("Normal", 8192)]), cpus=2, pcp=pcp)
+        normal = self.node.node_zones[ZONE_NORMAL]
+        lru = FileLru(lambda pfn, owner: self.node.free(pfn, 0),
+                      nr_pages=self.node.node_spanned_pages)
+        reclaim = Reclaim(normal, lru, SlabCaches(normal), ReclaimSection())
+        compactors = {z.zone_idx: Compactor(z) for z in self.node.zonelist}
+        self.alloc = PageAllocator(normal, reclaim, compactors[ZONE_NORMAL], batched=batched,
+                                   node=self.node, compactors=compactors)
+
+
+def test_alloc_pages_for_normal_takes_dma32_under_nofragment_and_gfp_dma32_never_normal():
+    na = NodeAllocator()
+    node = na.node
+    normal, dma32, dma = (node.node_zones[i] for i in (ZONE_NORMAL, ZONE_DMA32, ZONE_DMA))
+    one_movable_page_in_every_pageblock(normal)
+    pfn = na.alloc.alloc_pages(0, GFP_KERNEL, 0)
+    assert node.page_zone(pfn) is dma32 and normal.stats.extfrag_claim == 0
+    na.alloc.free_pages(pfn, 0, 0)
+    fill(dma32, 0)
+    fill(dma, 0)
+    assert na.alloc.alloc_pages(0, GFP_DMA32 | GFP_NOWAIT, 0) is None
+    assert na.alloc.alloc_pages(0, GFP_DMA | GFP_NOWAIT, 0) is None
+    pfn = na.alloc.alloc_pages(0, GFP_NOWAIT, 0)
+    assert node.page_zone(pfn) is normal  # the retry without ALLOC_NOFRAGMENT
+
+
+def test_node_batches_equal_page_by_page_allocation_across_zones():
+    """alloc_pages_batch over the zonelist (the preferred zone's per-CPU batch, the rest
+    of the walk for each page it refuses) gives the pfns and zone states of one
+    alloc_pages call after another."""
+    runs = []
+    for batched in (True, False):
+        na = NodeAllocator(batched=batched, pcp=True)
+        draws = iter(range(1 << 20))
+
+        def cpu(draws=draws) -> int:
+            return next(draws) % 2
+
+        pfns: list[int] = []
+        while len(pfns) < 12000:
+            refused = na.alloc.alloc_pages_batch(12000 - len(pfns), GFP_HIGHUSER_MOVABLE,
+                                                 cpu, None, pfns)
+            if refused is not None:
+                pfn = na.alloc.alloc_pages_refused(0, GFP_HIGHUSER_MOVABLE, *refused)
+                if pfn is None:
+                    break
+                pfns.append(pfn)
+        zones = [(z.nr_free, z.nr_free_by_type(), z.pcp_pages) for z in na.node.zonelist]
+        runs.append((pfns, zones))
+        assert {na.node.page_zone(p).zone_idx for p in pfns} == {ZONE_NORMAL, ZONE_DMA32}
+        na.alloc.free_pages_batch(pfns, 0, lambda: 0)
+        na.node.check()
+    assert runs[0] == runs[1]
