@@ -13,9 +13,10 @@ from sim.buddy import (
     ALLOC_NO_WATERMARKS,
     ALLOC_NOFRAGMENT,
     ALLOC_WMARK_LOW,
+    WMARK_HIGH,
     Zone,
 )
-from sim.compaction import Compactor
+from sim.compaction import Compactor, NodeCompactor
 from sim.config import ReclaimSection
 from sim.gfp import (
     GFP_DMA,
@@ -25,6 +26,7 @@ from sim.gfp import (
     GFP_NOWAIT,
     GFP_USER,
 )
+from sim.metrics import fragmentation_score_node
 from sim.migratetype import MIGRATE_MOVABLE as M
 from sim.migratetype import MIGRATE_UNMOVABLE as U
 from sim.mmzone import (
@@ -46,7 +48,7 @@ from sim.mmzone import (
 from sim.page_alloc import PageAllocator
 from sim.procfs import parse_zoneinfo
 from sim.slab import SlabCaches
-from sim.vmscan import FileLru, Reclaim
+from sim.vmscan import FileLru, Reclaim, ScanControl
 
 DATA = Path(__file__).parent / "data"
 ZONEINFOS = [
@@ -323,3 +325,97 @@ def test_node_batches_equal_page_by_page_allocation_across_zones():
         na.alloc.free_pages_batch(pfns, 0, lambda: 0)
         na.node.check()
     assert runs[0] == runs[1]
+
+
+# --------------------------------------------------------------------------- kswapd, kcompactd
+
+
+def node_reclaim(node: Node, wakes: list[int] | None = None) -> Reclaim:
+    normal = node.node_zones[ZONE_NORMAL]
+    lru = FileLru(lambda pfn, owner: node.free(pfn, 0), nr_pages=node.node_spanned_pages)
+    reclaim = Reclaim(normal, lru, SlabCaches(normal), ReclaimSection(), zones=node.zonelist)
+    if wakes is not None:
+        reclaim.on_wakeup_kcompactd = wakes.append
+    return reclaim
+
+
+def test_a_node_is_balanced_when_any_zone_up_to_the_classzone_is_above_high_plus_reserve():
+    """pgdat_balanced checks the zones bottom-up with lowmem_reserve[highest_zoneidx]."""
+    node = small_node()
+    normal, dma32, dma = (node.node_zones[i] for i in (ZONE_NORMAL, ZONE_DMA32, ZONE_DMA))
+    reclaim = node_reclaim(node)
+    assert [z.zone_idx for z in reclaim.zones] == [ZONE_DMA, ZONE_DMA32, ZONE_NORMAL]
+    fill(normal, normal.high_wmark)
+    assert reclaim.pgdat_balanced(0, ZONE_NORMAL)  # DMA and DMA32 are above theirs
+    fill(dma, 0)
+    reserve = dma32.lowmem_reserve[ZONE_NORMAL]
+    fill(dma32, dma32.high_wmark + reserve)
+    assert not reclaim.pgdat_balanced(0, ZONE_NORMAL)
+    assert not reclaim.pgdat_balanced(0)  # -1: the node's highest zone, Normal
+    assert reclaim.pgdat_balanced(0, ZONE_DMA32)  # no reserve against DMA32's own class
+    dma32.watermark_boost = 512
+    assert reclaim.pgdat_watermark_boosted(ZONE_NORMAL)
+    assert not reclaim.pgdat_watermark_boosted(ZONE_DMA)
+
+
+def test_wakeup_kswapd_keeps_the_highest_classzone_asked():
+    node = small_node()
+    reclaim = node_reclaim(node)
+    assert reclaim.kswapd_highest_zoneidx == -1
+    reclaim.wakeup_kswapd(0, True, False, ZONE_DMA32)
+    reclaim.wakeup_kswapd(0, True, False, ZONE_MOVABLE)
+    reclaim.wakeup_kswapd(0, True, False, ZONE_DMA)
+    assert reclaim.kswapd_highest_zoneidx == ZONE_MOVABLE
+
+
+def test_kswapd_reclaims_for_every_zones_high_watermark_and_takes_every_boost_off():
+    """kswapd_shrink_node's target is max(high, SWAP_CLUSTER_MAX) summed over the zones
+    up to reclaim_idx; balance_pgdat takes off each zone's boost present at its start
+    and wakes kcompactd at pageblock order."""
+    node = small_node()
+    wakes: list[int] = []
+    reclaim = node_reclaim(node, wakes)
+    zones = node.zonelist
+    sc = ScanControl(0)
+    sc.reclaim_idx = ZONE_DMA32
+    reclaim.kswapd_shrink_node(sc)
+    assert sc.nr_to_reclaim == sum(max(z.wmark_pages(WMARK_HIGH), 32)
+                                   for z in zones if z.zone_idx <= ZONE_DMA32)
+    for zone in zones:
+        zone.watermark_boost = 1024
+    for _ in reclaim.balance_pgdat(0, ZONE_NORMAL):
+        pass
+    assert [z.watermark_boost for z in zones] == [0, 0, 0]
+    assert wakes == [9]
+    for zone in zones:
+        zone.watermark_boost = 1024
+    for _ in reclaim.balance_pgdat(0, ZONE_DMA32):  # Normal's boost is not its business
+        pass
+    assert [z.watermark_boost for z in zones] == [1024, 0, 0]
+
+
+def fragment(zone: Zone) -> None:
+    """Movable pages in the whole zone, 3 of every 4 freed."""
+    for i, pfn in enumerate(fill(zone, 0)):
+        if i % 4:
+            zone.free(pfn, 0)
+
+
+def test_node_compaction_compacts_every_zone_and_scores_the_node_by_present_pages():
+    node = small_node()
+    compactors = [Compactor(z) for z in node.zonelist]
+    node_compactor = NodeCompactor(compactors)
+    assert [c.zone.zone_idx for c in node_compactor.compactors] == [0, 1, 2]
+    fragment(node.node_zones[ZONE_DMA32])
+    fragment(node.node_zones[ZONE_NORMAL])
+    zones = node.node_zones[:ZONE_NORMAL + 1]  # DMA, DMA32, Normal
+    assert node_compactor.fragmentation_score_node() == fragmentation_score_node(
+        [(z.nr_pages, z.nr_free) for z in zones], 9)
+    assert node_compactor.fragmentation_score_node() > 0
+    before = [z.nr_free[9] + 2 * z.nr_free[10] for z in zones]
+    node_compactor.compact_memory()
+    after = [z.nr_free[9] + 2 * z.nr_free[10] for z in zones]
+    assert after[0] == before[0]  # DMA: nothing to do
+    assert after[1] > before[1] and after[2] > before[2]
+    assert node_compactor.stats.time_s == sum(c.stats.time_s for c in compactors) > 0
+    node.check()
