@@ -41,18 +41,21 @@ What is modelled, with the kernel's names:
 
 Where this departs from the kernel, and why:
 
-- One zone, pfns 0..nr_pages-1 (the kernel's zone has a start_pfn; alignment here is
-  relative to pfn 0). A zone that is not a multiple of the largest block has its tail
-  split into smaller aligned blocks, as boot-time ``__free_pages_core`` would.
-- ``min_free_kbytes`` is shared by every zone of a real machine. This single zone
-  stands for all of them: ``nr_populated_zones`` (default 3: DMA, DMA32 and Normal on
-  an x86-64 machine over 4 GiB) only enters the THP formula
-  ``pageblock_nr_pages * nr_zones * (2 + MIGRATE_PCPTYPES**2)``, and the whole
-  reserve goes to this zone. There is no lowmem_reserve.
-- ALLOC_NOFRAGMENT (set while a lower zone exists) makes the kernel's first pass claim
-  only whole pageblocks and then retry without the flag. With one zone the retry runs
-  the same claim scan from the top, so the result is identical; the flag is accepted
-  but has no separate pass.
+- Pfns 0..nr_pages-1: a zone keeps its own pfns, and a node of several zones
+  (sim/mmzone.py) adds ``zone_start_pfn``, aligned to the largest block so that
+  alignment relative to pfn 0 is the kernel's absolute alignment. A zone that is not a
+  multiple of the largest block has its tail split into smaller aligned blocks, as
+  boot-time ``__free_pages_core`` would.
+- Alone, the zone stands for the whole machine: ``min_free_kbytes`` is computed for it
+  with ``nr_populated_zones`` (default 3: DMA, DMA32 and Normal on an x86-64 machine
+  over 4 GiB) entering only the THP formula
+  ``pageblock_nr_pages * nr_zones * (2 + MIGRATE_PCPTYPES**2)``, and the whole reserve
+  goes to it; its ``lowmem_reserve`` is all 0. In a node, sim/mmzone.py sets its share
+  of the node's watermarks (``set_watermarks``) and its ``lowmem_reserve``, which
+  ``__zone_watermark_ok`` adds for a request whose ``highest_zoneidx`` is above it.
+- ALLOC_NOFRAGMENT makes ``__rmqueue_claim`` claim only whole pageblocks and skips
+  ``__rmqueue_steal``; the zonelist walk and the retry without it are sim/mmzone.py's
+  ``Node.get_page_from_freelist``. A hit on the per-CPU list is unaffected.
 - No CMA, no memory isolation, no page reporting, no shuffle, no guard pages. The
   ISOLATE migratetype has lists so that the procfs formats are complete, but nothing
   puts pages there.

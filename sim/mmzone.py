@@ -198,6 +198,29 @@ def explicit_zone_spans(sizes: list[tuple[str, int]], max_order: int = 10) -> li
     return spans
 
 
+def zone_spans_for(memory_pages: int, zones: list, page_size: int = 4096,
+                   max_order: int = 10) -> list[ZoneSpan]:
+    """``machine.zones`` (sim/config.py, checked there) as spans: names alone cut
+    ``memory_pages`` at x86-64's boundaries, a zone left out going to the next one listed
+    (the last listed takes the rest; a listed zone left with no pages is unpopulated and
+    dropped, as Normal is on a 256 MiB machine); ``{name: bytes}`` entries are explicit
+    sizes (``explicit_zone_spans``)."""
+    if all(isinstance(entry, dict) for entry in zones):
+        sizes = [(name, size // page_size) for entry in zones for name, size in entry.items()]
+        return explicit_zone_spans(sizes, max_order)
+    listed = [zone_index(name) for name in zones]
+    limits = {ZONE_DMA: MAX_DMA_BYTES // page_size, ZONE_DMA32: MAX_DMA32_BYTES // page_size}
+    spans = []
+    start = 0
+    for i, idx in enumerate(listed):
+        end = memory_pages if i == len(listed) - 1 else min(limits.get(idx, memory_pages),
+                                                               memory_pages)
+        if end > start:
+            spans.append(ZoneSpan(idx, start, end - start, end - start))
+            start = end
+    return spans
+
+
 def setup_per_zone_lowmem_reserve(managed: list[int],
                                   ratio: tuple[int, ...] = SYSCTL_LOWMEM_RESERVE_RATIO
                                   ) -> list[list[int]]:
@@ -270,18 +293,33 @@ class Node:
     def __init__(self, spans: list[ZoneSpan], *, node_id: int = 0,
                  min_free_kbytes: int | None = None, watermark_scale_factor: int = 10,
                  lowmem_reserve_ratio: tuple[int, ...] = SYSCTL_LOWMEM_RESERVE_RATIO,
-                 **zone_kwargs) -> None:
+                 zones: list[Zone] | None = None, **zone_kwargs) -> None:
+        """``zones``, when given, are built already (one per span, of its size: e.g.
+        sim/snapshot.py's); their watermarks and reserves are set here."""
         if not spans:
             raise ValueError("expected at least one zone")
+        if zones is not None and len(zones) != len(spans):
+            raise ValueError(f"expected a zone per span, got {len(zones)} for {len(spans)}")
         self.node_id = node_id
         self.node_zones: list[Zone | None] = [None] * MAX_NR_ZONES
-        max_order = zone_kwargs.get("max_order", 10)
-        for span in spans:
+        max_order = zones[0].max_order if zones else zone_kwargs.get("max_order", 10)
+        if zones:
+            watermark_scale_factor = zones[0].watermark_scale_factor
+        for i, span in enumerate(spans):
             if span.start_pfn % (1 << max_order):
                 raise ValueError(f"zone {span.name} starts at pfn {span.start_pfn}, "
                                  f"not a multiple of {1 << max_order} (1 << max_order)")
-            zone = Zone(span.spanned_pages, watermark_scale_factor=watermark_scale_factor,
-                        **zone_kwargs)
+            if zones is not None:
+                zone = zones[i]
+                if zone.nr_pages != span.spanned_pages:
+                    raise ValueError(f"zone {span.name} has {zone.nr_pages} pages, its span "
+                                     f"{span.spanned_pages}")
+                zone_kwargs.setdefault("thp", zone.thp)
+                zone_kwargs.setdefault("pageblock_order", zone.pageblock_order)
+                zone_kwargs.setdefault("page_size", zone.page_size)
+            else:
+                zone = Zone(span.spanned_pages, watermark_scale_factor=watermark_scale_factor,
+                            **zone_kwargs)
             zone.zone_idx = span.idx
             zone.zone_start_pfn = span.start_pfn
             self.node_zones[span.idx] = zone
@@ -417,6 +455,9 @@ class Node:
 
     def high_wmark_ok(self, zone: Zone, order: int = 0, highest_zoneidx: int = -1) -> bool:
         return zone.zone_watermark_ok(order, zone.wmark_pages(WMARK_HIGH), 0, highest_zoneidx)
+
+    def zone_name(self, zone: Zone) -> str:
+        return ZONE_NAMES[zone.zone_idx]
 
     def check(self) -> None:
         for zone in self.zonelist:

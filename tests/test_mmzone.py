@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sim.buddy import (
     ALLOC_KSWAPD,
@@ -17,7 +18,8 @@ from sim.buddy import (
     Zone,
 )
 from sim.compaction import Compactor, NodeCompactor
-from sim.config import ReclaimSection
+from sim.config import ReclaimSection, validate_config
+from sim.errors import FragsimError
 from sim.gfp import (
     GFP_DMA,
     GFP_DMA32,
@@ -44,6 +46,7 @@ from sim.mmzone import (
     setup_per_zone_lowmem_reserve,
     setup_per_zone_wmarks,
     x86_64_zone_spans,
+    zone_spans_for,
 )
 from sim.page_alloc import PageAllocator
 from sim.procfs import parse_zoneinfo
@@ -419,3 +422,47 @@ def test_node_compaction_compacts_every_zone_and_scores_the_node_by_present_page
     assert after[1] > before[1] and after[2] > before[2]
     assert node_compactor.stats.time_s == sum(c.stats.time_s for c in compactors) > 0
     node.check()
+
+
+# --------------------------------------------------------------------------- machine.zones
+
+
+@pytest.mark.parametrize("zones, expected", [
+    (["Normal"], [("Normal", 0, 1 << 22)]),
+    (["DMA", "DMA32", "Normal"], [("DMA", 0, 4096), ("DMA32", 4096, (1 << 20) - 4096),
+                                  ("Normal", 1 << 20, (1 << 22) - (1 << 20))]),
+    (["DMA32", "Normal"], [("DMA32", 0, 1 << 20), ("Normal", 1 << 20, 3 << 20)]),
+    (["DMA", "DMA32"], [("DMA", 0, 4096), ("DMA32", 4096, (1 << 22) - 4096)]),
+    ([{"DMA": 16 << 20}, {"DMA32": 1 << 30}, {"Normal": (15 << 30) - (16 << 20)}],
+     [("DMA", 0, 4096), ("DMA32", 4096, 1 << 18),
+      ("Normal", 4096 + (1 << 18), (15 << 18) - 4096)]),
+])
+def test_machine_zones_cut_memory_as_configured(zones, expected):
+    spans = zone_spans_for(1 << 22, zones)  # 16 GiB
+    assert [(s.name, s.start_pfn, s.spanned_pages) for s in spans] == expected
+
+
+def test_a_256_mib_machine_listing_normal_has_no_normal_zone():
+    assert [s.name for s in zone_spans_for(1 << 16, ["DMA", "DMA32", "Normal"])] == [
+        "DMA", "DMA32"]
+
+
+@pytest.mark.parametrize("zones, message", [
+    ("[HighMem]", "zone names"),
+    ("[Normal, DMA32]", "in the order"),
+    ("[DMA, {Normal: 1GiB}]", "sizes for every zone or for none"),
+    ("[{DMA: 16MiB}, {Normal: 16MiB}]", "adding up to machine.memory"),
+    ("[DMA32, Movable]", "a size for Movable"),
+    ("[DMA, DMA32, Normal]", "not wired into the engine yet"),
+])
+def test_bad_machine_zones_are_one_line_errors(zones, message):
+    with pytest.raises(FragsimError, match=r"^x.yaml: machine.zones: expected .*" + message):
+        validate_config(yaml.safe_load(f"machine: {{memory: 1GiB, zones: {zones}}}"),
+                        "x.yaml")
+
+
+def test_machine_zones_normal_is_todays_single_zone():
+    config = validate_config({"machine": {"memory": "64MiB"}}, "x.yaml")
+    assert config.machine.zones == ["Normal"]
+    assert validate_config({"machine": {"memory": "64MiB", "zones": [{"Normal": "64MiB"}]}},
+                           "x.yaml").machine.zones == [{"Normal": 64 << 20}]
