@@ -93,7 +93,7 @@ already. Outputs print every zone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sim.buddy import (
@@ -452,6 +452,53 @@ class Node:
         """``__free_pages`` of a node pfn: to the zone that holds it."""
         zone = self.page_zone(pfn)
         zone.free(pfn - zone.zone_start_pfn, order, cpu, to_tail)
+
+    def free_batch(self, pfns: Iterable[int], order: int, cpu: Callable[[], int]) -> None:
+        """``free(pfn, order, cpu())`` for each node pfn in turn."""
+        for pfn in pfns:
+            self.free(pfn, order, cpu())
+
+    # ------------------------------------------------------------------ pages by node pfn
+    # What the engine's clients (slab caches, files, workloads, khugepaged, replay) ask
+    # of the pages they hold, by node pfn: the Zone methods of the same names.
+
+    def _local(self, pfn: int) -> tuple[Zone, int]:
+        zone = self.page_zone(pfn)
+        return zone, pfn - zone.zone_start_pfn
+
+    def owner_of(self, pfn: int) -> int:
+        zone, local = self._local(pfn)
+        return zone.owner_of(local)
+
+    def set_owner(self, pfn: int, owner: int) -> None:
+        zone, local = self._local(pfn)
+        zone.set_owner(local, owner)
+
+    def is_allocated(self, pfn: int) -> bool:
+        zone, local = self._local(pfn)
+        return zone.is_allocated(local)
+
+    def order_of(self, pfn: int) -> int:
+        zone, local = self._local(pfn)
+        return zone.order_of(local)
+
+    def pageblock_migratetype(self, pfn: int) -> int:
+        zone, local = self._local(pfn)
+        return zone.pageblock_migratetype(local)
+
+    @property
+    def end_pfn(self) -> int:
+        """One past the node's last pfn: the size of a table indexed by node pfn."""
+        return self.node_start_pfn + self.node_spanned_pages
+
+    @property
+    def nr_free(self) -> list[int]:
+        """Free blocks per order, summed over the zones."""
+        total = [0] * (self.zonelist[0].max_order + 1)
+        for zone in self.zonelist:
+            for order, n in enumerate(zone.nr_free):
+                total[order] += n
+        return total
 
     def high_wmark_ok(self, zone: Zone, order: int = 0, highest_zoneidx: int = -1) -> bool:
         return zone.zone_watermark_ok(order, zone.wmark_pages(WMARK_HIGH), 0, highest_zoneidx)

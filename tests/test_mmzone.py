@@ -531,3 +531,23 @@ def test_free_pages_beyond_the_managed_pages_are_one_line_naming_the_file():
     with pytest.raises(FragsimError, match=r"^b: zone DMA of node 0 has 3841 free pages, "
                                            r"more than the 3840 pages it manages in z$"):
         node_from_snapshots(rows, zoneinfo, sources=("b", "z"))
+
+
+def test_pages_are_asked_about_by_node_pfn():
+    """The node answers for a page by its node pfn what its zone answers by its own."""
+    node = small_node()
+    dma32 = node.node_zones[ZONE_DMA32]
+    pfn = node.get_page_from_freelist(2, U, owner=7, alloc_flags=ALLOC_NO_WATERMARKS,
+                                      highest_zoneidx=ZONE_DMA32)
+    local = pfn - dma32.zone_start_pfn
+    assert node.page_zone(pfn) is dma32 and dma32.is_allocated(local)
+    assert (node.is_allocated(pfn), node.order_of(pfn), node.owner_of(pfn)) == (True, 2, 7)
+    assert node.pageblock_migratetype(pfn) == U
+    node.set_owner(pfn, 9)
+    assert dma32.owner_of(local) == 9
+    assert node.end_pfn == 4096 + 8192 + 8192 and node.nr_free_pages == node.nr_pages - 4
+    assert node.nr_free == [sum(z.nr_free[o] for z in node.zonelist) for o in range(11)]
+    node.free_batch([pfn], 2, lambda: 0)
+    assert not node.is_allocated(pfn) and node.nr_free_pages == node.nr_pages
+    with pytest.raises(ValueError, match="pfn 20480 is in no zone"):
+        node.page_zone(node.end_pfn)
