@@ -55,8 +55,10 @@ population**: a trace free of an object the trace never allocated takes one of t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sim.buddy import (
     ALLOC_NO_WATERMARKS,
@@ -84,6 +86,9 @@ from sim.procfs import (
     ZoneFree,
     ZoneinfoZone,
     derive_capped_counts,
+    parse_buddyinfo,
+    parse_pagetypeinfo,
+    parse_zoneinfo,
 )
 from sim.slab import SlabCache, SlabCaches, SlabGeometry
 
@@ -567,14 +572,56 @@ def node_from_snapshots(
         start = (real.start_pfn or 0) // block * block
         start = max(start, -(-end // block) * block)
         nr_pages = max((real.start_pfn or 0) + real.spanned - start, real.managed)
-        zone = zone_from_buddyinfo(snap.nr_free, nr_pages,
-                                   free_by_type=snap.free_by_type,
-                                   pageblock_counts=snap.pageblock_counts, **zone_options)
+        try:
+            zone = zone_from_buddyinfo(snap.nr_free, nr_pages,
+                                       free_by_type=snap.free_by_type,
+                                       pageblock_counts=snap.pageblock_counts, **zone_options)
+        except FragsimError as e:
+            raise FragsimError(f"{bsrc}: zone {row.zone} of node {node}: {e}") from None
         zone.managed_pages = real.managed
         spans.append(ZoneSpan(zone_index(row.zone), start, zone.nr_pages, zone.nr_pages))
         zones.append(zone)
         end = start + zone.nr_pages
     return Node(spans, zones=zones, node_id=node)
+
+
+SNAPSHOT_FILES = ("buddyinfo", "zoneinfo", "pagetypeinfo")  # the last is optional
+
+
+def snapshot_paths(path: str | os.PathLike[str]) -> dict[str, Path]:
+    """The files of a snapshot: ``DIR/buddyinfo``, ``DIR/zoneinfo`` and
+    ``DIR/pagetypeinfo`` for a directory, else ``PREFIX.buddyinfo`` and so on (as
+    tests/data's ``before.*`` sets are named)."""
+    base = Path(path)
+    if base.is_dir():
+        return {name: base / name for name in SNAPSHOT_FILES}
+    return {name: Path(f"{base}.{name}") for name in SNAPSHOT_FILES}
+
+
+def node_from_snapshot_dir(path: str | os.PathLike[str], **zone_options: object) -> Node:
+    """:func:`node_from_snapshots` on a snapshot's files (:func:`snapshot_paths`): a
+    missing buddyinfo or zoneinfo, like any inconsistency, is one FragsimError line
+    naming the file."""
+    files = snapshot_paths(path)
+    texts: dict[str, str] = {}
+    for name, file in files.items():
+        try:
+            texts[name] = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            if name == "pagetypeinfo":
+                continue
+            raise FragsimError(f"{file}: cannot read: no such file (a snapshot needs its "
+                               f"{' and '.join(SNAPSHOT_FILES[:2])})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise FragsimError(f"{file}: cannot read: "
+                               f"{getattr(e, 'strerror', None) or e}") from None
+    bsrc, zsrc = str(files["buddyinfo"]), str(files["zoneinfo"])
+    ptinfo = None
+    if "pagetypeinfo" in texts:
+        ptinfo = parse_pagetypeinfo(texts["pagetypeinfo"], str(files["pagetypeinfo"]))
+    return node_from_snapshots(parse_buddyinfo(texts["buddyinfo"], bsrc),
+                               parse_zoneinfo(texts["zoneinfo"], zsrc), ptinfo,
+                               sources=(bsrc, zsrc), **zone_options)
 
 
 def _free_counts(nr_slabs: int, per_slab: int, free: int, policy: str) -> list[int]:

@@ -4,6 +4,7 @@ get_page_from_freelist with ALLOC_NOFRAGMENT and lowmem_reserve."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from sim.buddy import (
     WMARK_HIGH,
     Zone,
 )
+from sim.cli import main
 from sim.compaction import Compactor, NodeCompactor
 from sim.config import ReclaimSection, validate_config
 from sim.errors import FragsimError
@@ -551,3 +553,39 @@ def test_pages_are_asked_about_by_node_pfn():
     assert not node.is_allocated(pfn) and node.nr_free_pages == node.nr_pages
     with pytest.raises(ValueError, match="pfn 20480 is in no zone"):
         node.page_zone(node.end_pfn)
+
+
+def test_fragsim_zones_prints_the_snapshots_buddyinfo_and_zone_heads(capsys):
+    assert main(["zones", str(BEFORE)]) == 0
+    out = capsys.readouterr().out
+    buddyinfo = Path(f"{BEFORE}.buddyinfo").read_text()
+    assert out.startswith(buddyinfo)
+    assert "Node 0, zone    DMA32\n  pages free     772917\n" in out
+    assert "        protection: (0, 3019, 3531, 3531, 3531)\n" in out
+
+
+@pytest.mark.parametrize("break_it, message", [
+    (lambda d: (d / "zoneinfo").unlink(),
+     r"/zoneinfo: cannot read: no such file \(a snapshot needs its buddyinfo and zoneinfo\)$"),
+    (lambda d: (d / "zoneinfo").write_text(
+        "".join(Path(f"{BEFORE}.zoneinfo").read_text().partition("Node 0, zone    DMA32")[:1])
+        + "Node 0, zone   Normal" + Path(f"{BEFORE}.zoneinfo").read_text().partition(
+            "Node 0, zone   Normal")[2]),
+     r"/buddyinfo: zone DMA32 of node 0 is not a populated zone of .*/zoneinfo "
+     r"\(DMA, Normal\)$"),
+    (lambda d: (d / "buddyinfo").write_text(Path(f"{BEFORE}.buddyinfo").read_text().replace(
+        "zone      DMA      0", "zone      DMA      1", 1)),
+     r"/buddyinfo: zone DMA of node 0 has 3841 free pages, more than the 3840 pages it "
+     r"manages in .*/zoneinfo$"),
+])
+def test_a_bad_snapshot_directory_is_one_line_naming_the_file_exit_2(
+        capsys, tmp_path, break_it, message):
+    for name in ("buddyinfo", "zoneinfo", "pagetypeinfo"):
+        (tmp_path / name).write_text(Path(f"{BEFORE}.{name}").read_text())
+    assert main(["zones", str(tmp_path)]) == 0
+    capsys.readouterr()
+    break_it(tmp_path)
+    assert main(["zones", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(r"^fragsim: error: " + str(tmp_path) + message,
+                                              err), err
