@@ -82,13 +82,20 @@ when the node has a populated zone below Normal: the kernel assumes DMA32 exists
 and the single-zone what-if (``zones: [Normal]``) keeps the one-pass behaviour the
 existing anchors and goldens were measured with.
 
-**Per node and per zone, what the next steps wire** (see the report in docs/model.md
-once done): per-CPU lists, watermark boosts, highatomic reserves, compaction state
-(skip bits, deferral, cached scanners) are per zone already, being ``Zone``'s; kswapd
-and kcompactd become per node (``pgdat_balanced`` over the zones up to
-``highest_zoneidx``, ``balance_pgdat`` with ``sc.reclaim_idx``, kcompactd compacting
-each zone, direct compaction over the zonelist); the file LRU is per node (a lruvec)
-already. Outputs print every zone.
+**Where it stands.** Built: this module's sizing, watermarks, reserves and zonelist
+walk; sim/page_alloc.py over a node's zonelist (fast path with
+``alloc_flags_nofragment``, slow path, batches, ``try_to_compact_pages`` over the
+zonelist); sim/vmscan.py and sim/daemons.py kswapd per node (``pgdat_balanced`` up to
+the classzone, every zone's boost, ``kswapd_highest_zoneidx``); sim/compaction.py
+``NodeCompactor`` for kcompactd; sim/snapshot.py ``node_from_snapshots`` (every zone of
+real snapshots, ``fragsim zones``); the node's page-level methods by node pfn. Per-CPU
+lists, boosts, highatomic reserves and compaction state are per zone, being ``Zone``'s.
+Not built yet: sim/machine.py building a node from ``machine.zones`` and handing the
+clients (slab caches, file systems, FileLru, workloads, khugepaged, the trace
+replayer, compaction's ``on_migrate`` and slab hooks) node pfns; outputs and samples per
+zone (buddyinfo, pagetypeinfo, zoneinfo, extfrag, fragmentation score, summary);
+the x86-64 default for ``machine.zones``. Until then the config accepts only
+``[Normal]``.
 """
 
 from __future__ import annotations
