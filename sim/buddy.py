@@ -41,18 +41,21 @@ What is modelled, with the kernel's names:
 
 Where this departs from the kernel, and why:
 
-- One zone, pfns 0..nr_pages-1 (the kernel's zone has a start_pfn; alignment here is
-  relative to pfn 0). A zone that is not a multiple of the largest block has its tail
-  split into smaller aligned blocks, as boot-time ``__free_pages_core`` would.
-- ``min_free_kbytes`` is shared by every zone of a real machine. This single zone
-  stands for all of them: ``nr_populated_zones`` (default 3: DMA, DMA32 and Normal on
-  an x86-64 machine over 4 GiB) only enters the THP formula
-  ``pageblock_nr_pages * nr_zones * (2 + MIGRATE_PCPTYPES**2)``, and the whole
-  reserve goes to this zone. There is no lowmem_reserve.
-- ALLOC_NOFRAGMENT (set while a lower zone exists) makes the kernel's first pass claim
-  only whole pageblocks and then retry without the flag. With one zone the retry runs
-  the same claim scan from the top, so the result is identical; the flag is accepted
-  but has no separate pass.
+- Pfns 0..nr_pages-1: a zone keeps its own pfns, and a node of several zones
+  (sim/mmzone.py) adds ``zone_start_pfn``, aligned to the largest block so that
+  alignment relative to pfn 0 is the kernel's absolute alignment. A zone that is not a
+  multiple of the largest block has its tail split into smaller aligned blocks, as
+  boot-time ``__free_pages_core`` would.
+- Alone, the zone stands for the whole machine: ``min_free_kbytes`` is computed for it
+  with ``nr_populated_zones`` (default 3: DMA, DMA32 and Normal on an x86-64 machine
+  over 4 GiB) entering only the THP formula
+  ``pageblock_nr_pages * nr_zones * (2 + MIGRATE_PCPTYPES**2)``, and the whole reserve
+  goes to it; its ``lowmem_reserve`` is all 0. In a node, sim/mmzone.py sets its share
+  of the node's watermarks (``set_watermarks``) and its ``lowmem_reserve``, which
+  ``__zone_watermark_ok`` adds for a request whose ``highest_zoneidx`` is above it.
+- ALLOC_NOFRAGMENT makes ``__rmqueue_claim`` claim only whole pageblocks and skips
+  ``__rmqueue_steal``; the zonelist walk and the retry without it are sim/mmzone.py's
+  ``Node.get_page_from_freelist``. A hit on the per-CPU list is unaffected.
 - No CMA, no memory isolation, no page reporting, no shuffle, no guard pages. The
   ISOLATE migratetype has lists so that the procfs formats are complete, but nothing
   puts pages there.
@@ -354,6 +357,13 @@ class Zone:
         self.watermark_boost_factor = watermark_boost_factor
         self.percpu_pagelist_high_fraction = percpu_pagelist_high_fraction
         self.user_min_free_kbytes = min_free_kbytes
+        # The zone's place in its node (sim/mmzone.py sets these for a multi-zone node):
+        # zone_idx (ZONE_NORMAL = 2 for a lone zone), the pfn its local pfn 0 stands for,
+        # and lowmem_reserve[highest_zoneidx] (setup_per_zone_lowmem_reserve; MAX_NR_ZONES
+        # entries, all 0 for a lone zone).
+        self.zone_idx = 2
+        self.zone_start_pfn = 0
+        self.lowmem_reserve: list[int] = [0] * 5
 
         nr_lists = (max_order + 1) * MIGRATE_TYPES
         self._sentinel = nr_pages  # list L = order * MIGRATE_TYPES + mt has node nr_pages + L
@@ -448,6 +458,16 @@ class Zone:
                     self._set_wmarks()
         if hasattr(self, "pcp"):
             self._update_pagesets()
+
+    def set_watermarks(self, wmin: int, gap: int, min_free_kbytes: int) -> None:
+        """A node's ``__setup_per_zone_wmarks`` for this zone: ``min`` is its share of
+        ``min_free_kbytes`` (sim/mmzone.py), low, high and promo follow ``gap`` apart;
+        the per-CPU limits follow the new low watermark (``zone_pcp_update``)."""
+        self.min_free_kbytes = min_free_kbytes
+        self.user_min_free_kbytes = min_free_kbytes
+        self._watermark = [wmin, wmin + gap, wmin + 2 * gap, wmin + 3 * gap]
+        self.watermark_boost = 0
+        self._update_pagesets()
 
     def _set_wmarks(self) -> None:
         pages_min = self.min_free_kbytes // (self.page_size >> 10)
@@ -547,11 +567,22 @@ class Zone:
     def promo_wmark(self) -> int:
         return self._watermark[3]
 
-    def zone_watermark_ok(self, order: int, mark: int, alloc_flags: int = 0) -> bool:
-        """``__zone_watermark_ok`` on this zone's NR_FREE_PAGES."""
-        return self._zone_watermark_ok(order, mark, alloc_flags, self.nr_free_pages)
+    def zone_watermark_ok(self, order: int, mark: int, alloc_flags: int = 0,
+                          highest_zoneidx: int = -1) -> bool:
+        """``__zone_watermark_ok`` on this zone's NR_FREE_PAGES, keeping
+        ``lowmem_reserve[highest_zoneidx]`` (none for -1 or this zone's own index)."""
+        return self._zone_watermark_ok(order, mark, alloc_flags, self.nr_free_pages,
+                                       self.reserve_for(highest_zoneidx))
 
-    def _zone_watermark_ok(self, order: int, mark: int, alloc_flags: int, free_pages: int) -> bool:
+    def reserve_for(self, highest_zoneidx: int) -> int:
+        """``z->lowmem_reserve[highest_zoneidx]``: 0 unless the request could have used
+        a higher zone."""
+        if highest_zoneidx <= self.zone_idx:
+            return 0
+        return self.lowmem_reserve[highest_zoneidx]
+
+    def _zone_watermark_ok(self, order: int, mark: int, alloc_flags: int, free_pages: int,
+                           reserve: int = 0) -> bool:
         # __zone_watermark_unusable_free
         unusable = (1 << order) - 1
         if not alloc_flags & ALLOC_RESERVES:
@@ -565,7 +596,7 @@ class Zone:
                     wmin -= wmin // 4
             if alloc_flags & ALLOC_OOM:
                 wmin -= wmin // 2
-        if free_pages <= wmin:
+        if free_pages <= wmin + reserve:
             return False
         if not order:
             return True
@@ -583,14 +614,16 @@ class Zone:
                 return True
         return False
 
-    def zone_watermark_fast(self, order: int, mark: int, alloc_flags: int = 0) -> bool:
-        """``zone_watermark_fast``: the order-0 shortcut, then ``__zone_watermark_ok``."""
+    def zone_watermark_fast(self, order: int, mark: int, alloc_flags: int = 0,
+                            reserve: int = 0) -> bool:
+        """``zone_watermark_fast``: the order-0 shortcut, then ``__zone_watermark_ok``;
+        ``reserve`` is ``lowmem_reserve[highest_zoneidx]`` (``reserve_for``)."""
         free_pages = self.nr_free_pages
         if not order:
             reserved = 0 if alloc_flags & ALLOC_RESERVES else self.nr_free_highatomic
-            if free_pages - min(free_pages, reserved) > mark:
+            if free_pages - min(free_pages, reserved) > mark + reserve:
                 return True
-        if self._zone_watermark_ok(order, mark, alloc_flags, free_pages):
+        if self._zone_watermark_ok(order, mark, alloc_flags, free_pages, reserve):
             return True
         # Boosting is ignored for __GFP_HIGH order-0 allocations at the min watermark.
         if (
@@ -600,7 +633,7 @@ class Zone:
             and (alloc_flags & ALLOC_WMARK_MASK) == WMARK_MIN
         ):
             return self._zone_watermark_ok(
-                order, self._watermark[WMARK_MIN], alloc_flags, free_pages
+                order, self._watermark[WMARK_MIN], alloc_flags, free_pages, reserve
             )
         return False
 
@@ -1322,16 +1355,21 @@ class Zone:
         cpu: int = 0,
         owner: int | None = None,
         alloc_flags: int = ALLOC_WMARK_LOW | ALLOC_KSWAPD,
+        highest_zoneidx: int = -1,
     ) -> int | None:
         """``get_page_from_freelist`` for this zone: watermark check, then ``rmqueue``.
 
-        Returns the head pfn, or None when the watermark or the free lists refuse. The
-        slow path (kswapd, compaction, reclaim) is the caller's.
+        Returns the head pfn (local to the zone), or None when the watermark or the free
+        lists refuse. The slow path (kswapd, compaction, reclaim) is the caller's, and so
+        is the zonelist walk (sim/mmzone.py ``Node.get_page_from_freelist``), which
+        passes the request's ``highest_zoneidx`` so that a lower zone keeps its
+        ``lowmem_reserve``. ALLOC_NOFRAGMENT does not change a hit on the per-CPU list.
         """
         self.nr_alloc_calls += 1
         if (
             not order
-            and alloc_flags == _FAST_ALLOC_FLAGS
+            and (alloc_flags & ~ALLOC_NOFRAGMENT) == _FAST_ALLOC_FLAGS
+            and highest_zoneidx <= self.zone_idx
             and self.nr_free_pages > self._alloc_mark
             and 0 <= migratetype <= 2  # a pcp migratetype
         ):
@@ -1343,10 +1381,11 @@ class Zone:
             if lst:
                 return self._pcp_fast_alloc(
                     pcp, lst, _DEFAULT_OWNER[migratetype] if owner is None else owner)
-        return self._alloc(order, migratetype, cpu, owner, alloc_flags)
+        return self._alloc(order, migratetype, cpu, owner, alloc_flags, highest_zoneidx)
 
     def _alloc(
-        self, order: int, migratetype: int, cpu: int, owner: int | None, alloc_flags: int
+        self, order: int, migratetype: int, cpu: int, owner: int | None, alloc_flags: int,
+        highest_zoneidx: int = -1,
     ) -> int | None:
         if not self.grouping_by_mobility:
             migratetype = MIGRATE_UNMOVABLE  # gfp_migratetype() with grouping disabled
@@ -1357,19 +1396,21 @@ class Zone:
         free_pages = self.nr_free_pages
         boost = self.watermark_boost
         wmark = self._watermark
+        reserve = self.reserve_for(highest_zoneidx)
         # ZONE_BELOW_HIGH detection, then the caller's watermark.
         ok = False
         if not self.zone_below_high:
             mark = wmark[WMARK_HIGH] + boost
-            if (not order and free_pages - min(free_pages, self.nr_free_highatomic) > mark) \
-                    or self.zone_watermark_fast(order, mark, alloc_flags):
+            if (not order and free_pages - min(free_pages, self.nr_free_highatomic)
+                    > mark + reserve) \
+                    or self.zone_watermark_fast(order, mark, alloc_flags, reserve):
                 ok = True
             else:
                 self.zone_below_high = True
         if not ok:
             mark = wmark[alloc_flags & ALLOC_WMARK_MASK] + boost
             if not (alloc_flags & ALLOC_NO_WATERMARKS
-                    or self.zone_watermark_fast(order, mark, alloc_flags)):
+                    or self.zone_watermark_fast(order, mark, alloc_flags, reserve)):
                 self.stats.alloc_fail_wmark += 1
                 return None
         # rmqueue: the pcp list for pcp_allowed_order, then (also when that fails) the
@@ -1454,7 +1495,7 @@ class Zone:
         """
         pcps = self.pcp
         pcp_type = 0 <= migratetype < MIGRATE_PCPTYPES
-        fast_flags = alloc_flags == _FAST_ALLOC_FLAGS and pcp_type
+        fast_flags = (alloc_flags & ~ALLOC_NOFRAGMENT) == _FAST_ALLOC_FLAGS and pcp_type
         default_owner = _DEFAULT_OWNER[migratetype] if pcp_type else 0
         fast = fast_flags and self.nr_free_pages > self._alloc_mark
         lists = [pcp.lists[migratetype] for pcp in pcps] if pcp_type else []

@@ -650,6 +650,35 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_zones(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add(
+        subparsers, "zones", "print the zones of a machine built from /proc snapshots",
+        "Build every zone of node 0 from a snapshot's buddyinfo, zoneinfo (managed pages,\n"
+        "start pfns) and pagetypeinfo when present (sim/snapshot.py), and print the\n"
+        "machine's /proc/buddyinfo and the head of each zone's /proc/zoneinfo entry\n"
+        "(watermarks and protection from the kernel's formulas). SNAPSHOT is a directory\n"
+        "holding buddyinfo, zoneinfo and pagetypeinfo, or a prefix of PREFIX.buddyinfo, ...\n"
+        "A missing or inconsistent file is one error line naming it (exit status 2).",
+        "fragsim zones tests/data/kmem-traces/tmpfs-churn-20k-keep10/before",
+    )
+    parser.add_argument("snapshot", metavar="SNAPSHOT", help="a directory or a file prefix")
+    parser.set_defaults(run=cmd_zones)
+
+
+def cmd_zones(args: argparse.Namespace) -> int:
+    from sim.procfs import buddyinfo_of, format_buddyinfo, format_zoneinfo_zone
+    from sim.snapshot import node_from_snapshot_dir
+
+    node = node_from_snapshot_dir(args.snapshot)
+    zones = list(reversed(node.zonelist))  # DMA first, as /proc prints them
+    sys.stdout.write(format_buddyinfo([buddyinfo_of(z, node.node_id, node.zone_name(z))
+                                       for z in zones]))
+    for zone in zones:
+        sys.stdout.write(format_zoneinfo_zone(zone, node.node_id, node.zone_name(zone),
+                                              zone.lowmem_reserve))
+    return 0
+
+
 # --- wiring ---------------------------------------------------------------------------
 
 # --- fragsim snapshot ------------------------------------------------------------------
@@ -682,7 +711,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_run, add_replay, add_sweep, add_capacity, add_validate, add_plot, add_extfrag,
-    add_snapshot, add_config_reference]
+    add_snapshot, add_zones, add_config_reference]
 
 
 def build_parser() -> argparse.ArgumentParser:

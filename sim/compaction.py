@@ -566,17 +566,23 @@ class Compactor:
         if not self.should_proactive_compact():
             return ProactiveStep(False, score, score, HPAGE_FRAG_CHECK_INTERVAL_S)
         self.stats.proactive_runs += 1
-        cc = CompactControl(
-            order=-1, migratetype=_GFP_KERNEL_MIGRATETYPE, mode=_SYNC_LIGHT,
-            ignore_skip_hint=True, whole_zone=True, proactive_compaction=True, cpu=cpu,
-            alloc_flags=ALLOC_WMARK_MIN,
-        )
-        result = self._compact_zone(cc)
+        result = self.compact_zone_proactive(cpu)
         after = self.fragmentation_score_node()
         timeout = HPAGE_FRAG_CHECK_INTERVAL_S
         if after >= score:
             timeout *= 1 << COMPACT_MAX_DEFER_SHIFT
         return ProactiveStep(True, score, after, timeout, result)
+
+    def compact_zone_proactive(self, cpu: int = 0) -> CompactResult:
+        """``compact_node(pgdat, true)``'s compaction of this zone: order -1,
+        MIGRATE_SYNC_LIGHT, skip hints ignored, until the zone's score is at most
+        wmark_low (``__compact_finished``)."""
+        cc = CompactControl(
+            order=-1, migratetype=_GFP_KERNEL_MIGRATETYPE, mode=_SYNC_LIGHT,
+            ignore_skip_hint=True, whole_zone=True, proactive_compaction=True, cpu=cpu,
+            alloc_flags=ALLOC_WMARK_MIN,
+        )
+        return self._compact_zone(cc)
 
     def kcompactd_node_suitable(self, order: int) -> bool:
         """``kcompactd_node_suitable``: ``wakeup_kcompactd`` wakes kcompactd only when
@@ -1450,3 +1456,80 @@ __all__ = [
     "compact_gap",
     "compact_memory",
 ]
+
+
+class _NodeCompactStats:
+    """What kcompactd reads of a node's compaction counters: the time spent."""
+
+    def __init__(self, compactors: list[Compactor]) -> None:
+        self._compactors = compactors
+
+    @property
+    def time_s(self) -> float:
+        return sum(c.stats.time_s for c in self._compactors)
+
+
+class NodeCompactor:
+    """A node's compaction as kcompactd and kswapd see it (mm/compaction.c
+    ``kcompactd_node_suitable``, ``kcompactd_do_work``, ``fragmentation_score_node``,
+    ``compact_node``, ``reset_isolation_suitable(pgdat)``): one ``Compactor`` per zone
+    (sim/mmzone.py), lowest zone first, each keeping its own scanners, skip bits and
+    deferral.
+
+    Departure: kcompactd's ``highest_zoneidx`` (``kcompactd_highest_zoneidx``) is the
+    node's highest zone; wakeups do not narrow it.
+    """
+
+    def __init__(self, compactors: list[Compactor]) -> None:
+        if not compactors:
+            raise ValueError("expected at least one zone's compactor")
+        self.compactors = sorted(compactors, key=lambda c: c.zone.zone_idx)
+        first = self.compactors[0]
+        self.proactiveness = first.proactiveness
+        self.kswapd_is_running = first.kswapd_is_running
+        self.stats = _NodeCompactStats(self.compactors)
+
+    def fragmentation_score_node(self) -> int:
+        """``fragmentation_score_node``: the zones' scores weighted by present pages."""
+        zones = [c.zone for c in self.compactors]
+        return fragmentation_score_node([(z.nr_pages, z.nr_free) for z in zones],
+                                        zones[0].pageblock_order)
+
+    def should_proactive_compact(self) -> bool:
+        """``should_proactive_compact_node``"""
+        if not self.proactiveness or self.kswapd_is_running():
+            return False
+        return (self.fragmentation_score_node()
+                > self.compactors[0].fragmentation_score_wmark(False))
+
+    def proactive_compact(self, cpu: int = 0) -> ProactiveStep:
+        """``Compactor.proactive_compact`` for the node: on a node score above
+        wmark_high, ``compact_node(pgdat, true)`` compacts every zone in turn."""
+        score = self.fragmentation_score_node()
+        if not self.should_proactive_compact():
+            return ProactiveStep(False, score, score, HPAGE_FRAG_CHECK_INTERVAL_S)
+        self.compactors[0].stats.proactive_runs += 1
+        result = max(c.compact_zone_proactive(cpu) for c in self.compactors)
+        after = self.fragmentation_score_node()
+        timeout = HPAGE_FRAG_CHECK_INTERVAL_S
+        if after >= score:
+            timeout *= 1 << COMPACT_MAX_DEFER_SHIFT
+        return ProactiveStep(True, score, after, timeout, result)
+
+    def kcompactd_node_suitable(self, order: int) -> bool:
+        """``kcompactd_node_suitable``: some zone would compact for ``order``."""
+        return any(c.kcompactd_node_suitable(order) for c in self.compactors)
+
+    def kcompactd_do_work(self, order: int, cpu: int = 0) -> CompactResult:
+        """``kcompactd_do_work``: each zone bottom-up, skipping deferred and unsuitable
+        ones (``Compactor.kcompactd_do_work`` does a zone); the results' max."""
+        return max(c.kcompactd_do_work(order, cpu) for c in self.compactors)
+
+    def reset_isolation_suitable(self) -> None:
+        """``reset_isolation_suitable(pgdat)``: every zone's stale skip bits."""
+        for c in self.compactors:
+            c.reset_isolation_suitable()
+
+    def compact_memory(self, cpu: int = 0) -> CompactResult:
+        """``compact_nodes``: ``compact_node(pgdat, false)``, every zone."""
+        return max(c.compact_memory(cpu) for c in self.compactors)

@@ -48,10 +48,19 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")  # sim/mmzone.py's, in zone order
+
+
 class MachineConfig(Section):
-    """The simulated machine: one zone of ``memory / page_size`` pages."""
+    """The simulated machine: one node of ``memory / page_size`` pages in ``zones``."""
 
     memory: Size = Field(1 << 30, description="installed memory, e.g. 16GiB")
+    zones: list[str | dict[str, Size]] = Field(
+        ["Normal"], description="the node's zones (sim/mmzone.py): names cut memory at "
+        "x86-64's boundaries (DMA below 16MiB, DMA32 below 4GiB, Normal above; a zone left "
+        "out goes to the next one listed), e.g. [DMA, DMA32, Normal]; or {name: size} "
+        "each, adding up to memory. [Normal] is one zone of all memory (the default for "
+        "now; only it runs yet: the engine is not wired for several zones)")
     page_size: Size = Field(4096, description="only 4KiB is modelled")
     cpus: int = Field(2, ge=1, le=1024, description="sizes the per-CPU lists")
     max_order: int = Field(10, ge=4, le=20, description="MAX_PAGE_ORDER")
@@ -430,6 +439,7 @@ def _check_consistency(config: ExperimentConfig, source: str,
         raise FragsimError(
             f"{where('defrag', 'cpu')}: defrag.cpu: expected a CPU from 0 to "
             f"{machine.cpus - 1} (machine.cpus is {machine.cpus}), got {config.defrag.cpu}")
+    _check_zones(machine, where('machine', 'zones'))
     pages = machine.memory // machine.page_size
     if pages < 4 << machine.pageblock_order:
         raise FragsimError(
@@ -613,4 +623,34 @@ def _expected(root: type[BaseModel], error: dict, loc: tuple[str, ...]) -> str:
     return f"expected {error['msg'][0].lower()}{error['msg'][1:]}"
 
 
+def _check_zones(machine: MachineConfig, where: str) -> None:
+    """``machine.zones``: known names in zone order, each once; sizes for all or none,
+    adding up to ``memory``; ZONE_MOVABLE only with a size (x86-64 gives it no range)."""
+    names = [entry if isinstance(entry, str) else next(iter(entry), "")
+             for entry in machine.zones]
+    sized = [isinstance(entry, dict) for entry in machine.zones]
 
+    def bad(expected: str) -> FragsimError:
+        return FragsimError(f"{where}: machine.zones: expected {expected}, got "
+                            f"{_short(machine.zones)}")
+
+    if not names:
+        raise bad("at least one zone")
+    for entry, name in zip(machine.zones, names, strict=True):
+        if name not in ZONE_NAMES or (isinstance(entry, dict) and len(entry) != 1):
+            raise bad(f"zone names ({', '.join(ZONE_NAMES)}) or {{name: size}} each")
+    if [ZONE_NAMES.index(n) for n in names] != sorted({ZONE_NAMES.index(n) for n in names}):
+        raise bad(f"each zone once, in the order {', '.join(ZONE_NAMES)}")
+    if any(sized) and not all(sized):
+        raise bad("sizes for every zone or for none")
+    if all(sized):
+        total = sum(next(iter(entry.values())) for entry in machine.zones)  # type: ignore[union-attr]
+        if total != machine.memory:
+            raise bad(f"sizes adding up to machine.memory ({machine.memory} bytes), "
+                      f"not {total} bytes")
+    elif "Movable" in names:
+        raise bad("a size for Movable (x86-64 gives it no range of its own)")
+    if names != ["Normal"]:
+        raise FragsimError(
+            f"{where}: machine.zones: expected [Normal] for now, got {_short(machine.zones)}:"
+            " a machine of several zones is not wired into the engine yet (issue 18, item 2)")

@@ -41,10 +41,15 @@ is not a workload is here.
 The sampler is the run loop in sim/runner.py, which advances the environment from one
 sample time to the next.
 
+Zones: kswapd and kcompactd are per node. kswapd reads and clears
+``kswapd_highest_zoneidx`` with the order (``kswapd_highest_zoneidx(pgdat, prev)``) and
+balances the zones up to it; given a ``NodeCompactor`` (sim/compaction.py), kcompactd
+and kswapd's ``reset_isolation_suitable`` cover every zone of the node.
+
 Departures from 6.18: one khugepaged per anonymous workload (the kernel has one
 thread scanning every registered mm in turn with one ``pages_to_scan`` budget; with one
-THP workload the two agree); one zone, so the wakeups' ``highest_zoneidx`` (classzone) is
-always that zone and ``kswapd_highest_zoneidx`` has nothing to track; no freezer, no
+THP workload the two agree); kcompactd compacts every zone of the node whatever
+classzone woke it; no freezer, no
 ``proactive_compact_trigger`` (the sysctl write), no per-CPU vmstat thresholds
 (``set_pgdat_percpu_threshold``); the rest are sim/vmscan.py's.
 """
@@ -96,14 +101,17 @@ class Kswapd:
         self.full_sleeps = 0  # kswapd_try_to_sleep's schedule() until woken
         self._event = env.event()
 
-    def wakeup(self, order: int = 0, direct_reclaim: bool = False) -> None:
+    def wakeup(self, order: int = 0, direct_reclaim: bool = False,
+               highest_zoneidx: int = -1) -> None:
         """``wakeup_kswapd``: ``Reclaim.wakeup_kswapd`` decides (it records the order,
         and may wake kcompactd instead); wake a sleeping kswapd when it says so.
         ``direct_reclaim``: the caller's gfp has ``__GFP_DIRECT_RECLAIM`` (the
-        ZONE_BOOSTED_WATERMARK wake from rmqueue passes gfp 0)."""
+        ZONE_BOOSTED_WATERMARK wake from rmqueue passes gfp 0). ``highest_zoneidx``
+        is the request's classzone (-1: the node's highest zone)."""
         if not self.enabled:
             return
-        if (self.reclaim.wakeup_kswapd(order, direct_reclaim, self.sleeping)
+        if (self.reclaim.wakeup_kswapd(order, direct_reclaim, self.sleeping,
+                                       highest_zoneidx)
                 and not self._event.triggered):
             self._event.succeed()
 
@@ -121,7 +129,7 @@ class Kswapd:
             return True
         return False
 
-    def try_to_sleep(self, alloc_order: int, reclaim_order: int):
+    def try_to_sleep(self, alloc_order: int, reclaim_order: int, highest_zoneidx: int = -1):
         """``kswapd_try_to_sleep``: on a zone balanced for ``reclaim_order`` (or a
         hopeless one), reset compaction's skip hints, wake kcompactd for
         ``alloc_order``, and nap HZ/10 (100 ms); if nobody woke it meanwhile and the
@@ -147,14 +155,18 @@ class Kswapd:
         """
         reclaim = self.reclaim
         remaining = False
-        if reclaim.prepare_kswapd_sleep(reclaim_order):
+        if reclaim.prepare_kswapd_sleep(reclaim_order, highest_zoneidx):
             self.compactor.reset_isolation_suitable()
             self.wakeup_kcompactd(alloc_order)
             self.short_sleeps += 1
             remaining = yield from self._sleep(KSWAPD_SHORT_SLEEP)
-            if remaining and reclaim.kswapd_order < reclaim_order:
-                reclaim.kswapd_order = reclaim_order
-        if not remaining and reclaim.prepare_kswapd_sleep(reclaim_order):
+            if remaining:
+                # A premature wake keeps the classzone and the order it was sleeping for.
+                if reclaim.kswapd_highest_zoneidx < 0:
+                    reclaim.kswapd_highest_zoneidx = highest_zoneidx
+                if reclaim.kswapd_order < reclaim_order:
+                    reclaim.kswapd_order = reclaim_order
+        if not remaining and reclaim.prepare_kswapd_sleep(reclaim_order, highest_zoneidx):
             self.full_sleeps += 1
             yield from self._sleep(None)
 
@@ -175,24 +187,33 @@ class Kswapd:
         """
         reclaim = self.reclaim
         env = self.env
+        highest_zoneidx = -1  # MAX_NR_ZONES - 1: the node's highest zone
         while True:
             alloc_order = reclaim_order = reclaim.kswapd_order
+            highest_zoneidx = self._read_highest_zoneidx(highest_zoneidx)
             while True:
-                yield from self.try_to_sleep(alloc_order, reclaim_order)
+                yield from self.try_to_sleep(alloc_order, reclaim_order, highest_zoneidx)
                 alloc_order = reclaim.kswapd_order
+                highest_zoneidx = self._read_highest_zoneidx(highest_zoneidx)
                 reclaim.kswapd_order = 0
+                reclaim.kswapd_highest_zoneidx = -1
                 self.stats.runs += 1
                 self.running = True
                 started = env.now
-                reclaim_order = yield from self._balance(alloc_order)
+                reclaim_order = yield from self._balance(alloc_order, highest_zoneidx)
                 self.stats.time_s += env.now - started
                 self.running = False
                 if reclaim_order >= alloc_order:
                     break
 
-    def _balance(self, order: int):
+    def _read_highest_zoneidx(self, prev: int) -> int:
+        """``kswapd_highest_zoneidx(pgdat, prev)``: the classzone asked, or ``prev``."""
+        curr = self.reclaim.kswapd_highest_zoneidx
+        return prev if curr < 0 else curr
+
+    def _balance(self, order: int, highest_zoneidx: int = -1):
         """``balance_pgdat``, sleeping each round's cost; returns its order."""
-        steps = self.reclaim.balance_pgdat(order)
+        steps = self.reclaim.balance_pgdat(order, highest_zoneidx)
         while True:
             try:
                 cost = next(steps)

@@ -63,7 +63,7 @@ def build_zone(config: ExperimentConfig) -> Zone:
     Zone argument of the same name (tests/test_config.py holds the two to one set of
     names and defaults)."""
     m = config.machine
-    return Zone(m.memory // m.page_size, **m.model_dump(exclude={"memory"}),
+    return Zone(m.memory // m.page_size, **m.model_dump(exclude={"memory", "zones"}),
                 **config.buddy.model_dump())
 
 

@@ -36,8 +36,18 @@ Time: direct reclaim and direct compaction run at once in simulated time, inside
 the allocating workload's step; their cost is added up as stall time
 (``AllocStats.stall_s``) rather than slept.
 
-Departures from 6.18: one zone, so no zonelist walk, no ``ALLOC_NOFRAGMENT`` second
-pass and no lowmem reserve; no ``should_reclaim_retry`` watermark estimate (progress
+Zones: over a single zone (the machine today) there is no zonelist walk, no
+``ALLOC_NOFRAGMENT`` pass and no lowmem reserve. Over a ``Node`` of several zones
+(sim/mmzone.py, not yet built by sim/machine.py) every ``get_page_from_freelist`` walks
+the zonelist from ``gfp_zone(gfp)`` down with ``lowmem_reserve[highest_zoneidx]``, the
+fast path adds ``alloc_flags_nofragment`` (the slow path does not, as in 6.18 without
+``defrag_mode``), ``unreserve_highatomic_pageblock`` and ``drain_all_pages`` cover the
+zonelist, and direct compaction is ``try_to_compact_pages`` over it. Direct reclaim
+stays node-wide: the LRU has no per-zone lists, so ``sc->reclaim_idx`` does not keep a
+DMA32 request from reclaiming Normal pages; compaction's own watermark checks
+(``compaction_suitable``) do not add the lowmem reserve.
+
+Departures from 6.18 besides: no ``should_reclaim_retry`` watermark estimate (progress
 alone decides), no ``should_compact_retry`` priority escalation beyond async then
 sync-light, no OOM killer, no ``__GFP_NOFAIL``. ``unreserve_highatomic_pageblock``
 gets the request's migratetype as ``ac->migratetype``.
@@ -73,6 +83,7 @@ from sim.gfp import (
     gfp_migratetype,
 )
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE
+from sim.mmzone import Node, gfp_zone
 from sim.vmscan import DEF_PRIORITY, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX, Reclaim
 
 
@@ -119,7 +130,8 @@ def slab_gfp(mt: int, noretry: bool) -> int:
 
 
 class PageAllocator:
-    """``__alloc_pages`` over one zone, with direct reclaim and direct compaction.
+    """``__alloc_pages`` over one zone or one node's zonelist, with direct reclaim and
+    direct compaction.
 
     ``wakeup_kswapd(order, direct_reclaim)`` is ``wake_all_kswapds`` for this zone
     (sim/daemons.py ``Kswapd.wakeup``; ``direct_reclaim`` is whether the caller may
@@ -127,12 +139,21 @@ class PageAllocator:
     ``on_failure(order)`` hears
     of each request that failed after the slow path (the slab defragmenter's trigger).
     ``compaction`` False: no direct compaction (``compaction.enabled: false``).
+
+    With a ``node`` of several zones (sim/mmzone.py), every ``get_page_from_freelist``
+    walks its zonelist from ``gfp_zone(gfp)`` down, the fast path with
+    ``alloc_flags_nofragment``, pfns are node pfns, and direct compaction runs
+    ``try_to_compact_pages`` over the zonelist with ``compactors`` (one ``Compactor``
+    per zone index). A node of one zone at pfn 0 is the single zone: the same calls as
+    without a node.
     """
 
     def __init__(self, zone: Zone, reclaim: Reclaim, compactor: Compactor, *,
                  compaction: bool = True, batched: bool = True,
                  wakeup_kswapd: Callable[[int, bool], None] | None = None,
-                 on_failure: Callable[[int], object] | None = None) -> None:
+                 on_failure: Callable[[int], object] | None = None,
+                 node: Node | None = None,
+                 compactors: dict[int, Compactor] | None = None) -> None:
         self.zone = zone
         self.reclaim = reclaim
         self.compactor = compactor
@@ -142,28 +163,48 @@ class PageAllocator:
         self.on_failure = on_failure
         self.stats = AllocStats()
         self.failures_by_order = [0] * (zone.max_order + 1)
-        self._gfp_fast: dict[int, tuple[int, int]] = {}
-        self.free_pages = zone.free  # __free_pages: the zone's free itself, one call less
+        self._gfp_fast: dict[int, tuple[int, int, int]] = {}
+        self.node = node if node is not None and node.multi_zone else None
+        self.compactors = compactors if compactors is not None else {zone.zone_idx: compactor}
+        if self.node is not None:
+            self.free_pages = self.node.free
+        else:
+            self.free_pages = zone.free  # __free_pages: the zone's free itself, one call less
 
     def report(self) -> dict[str, float]:
         return self.stats.as_dict()
 
     # ------------------------------------------------------------------ fast path
 
-    def _fast_params(self, gfp: int) -> tuple[int, int]:
-        """The fast path's migratetype and alloc_flags, which depend on the gfp mask alone."""
+    def _fast_params(self, gfp: int) -> tuple[int, int, int]:
+        """The fast path's migratetype, alloc_flags and highest_zoneidx, which depend on
+        the gfp mask alone."""
         fast = self._gfp_fast.get(gfp)
         if fast is None:
-            fast = self._gfp_fast[gfp] = (
-                gfp_migratetype(gfp),
-                ALLOC_WMARK_LOW | (ALLOC_KSWAPD if gfp & GFPF_KSWAPD_RECLAIM else 0))
+            highest_zoneidx = gfp_zone(gfp)
+            flags = ALLOC_WMARK_LOW | (ALLOC_KSWAPD if gfp & GFPF_KSWAPD_RECLAIM else 0)
+            if self.node is not None:
+                flags |= self.node.alloc_flags_nofragment(highest_zoneidx)
+            fast = self._gfp_fast[gfp] = (gfp_migratetype(gfp), flags, highest_zoneidx)
         return fast
+
+    def get_page_from_freelist(self, order: int, mt: int, cpu: int, owner: int | None,
+                               alloc_flags: int, highest_zoneidx: int) -> int | None:
+        """The zone's ``alloc``, or the node's zonelist walk."""
+        if self.node is None:
+            return self.zone.alloc(order, mt, cpu, owner, alloc_flags)
+        return self.node.get_page_from_freelist(order, mt, cpu, owner, alloc_flags,
+                                                highest_zoneidx)
 
     def alloc_pages(self, order: int, gfp: int = GFP_KERNEL, cpu: int = 0,
                     owner: int | None = None) -> int | None:
         """``__alloc_pages``: the fast path, then the slow path; the head pfn or None."""
         fast = self._gfp_fast.get(gfp) or self._fast_params(gfp)
-        pfn = self.zone.alloc(order, fast[0], cpu, owner, fast[1])
+        if self.node is None:
+            pfn = self.zone.alloc(order, fast[0], cpu, owner, fast[1])
+        else:
+            pfn = self.node.get_page_from_freelist(order, fast[0], cpu, owner, fast[1],
+                                                   fast[2])
         if pfn is None:
             pfn = self.alloc_pages_refused(order, gfp, cpu, owner)
         return pfn
@@ -194,15 +235,18 @@ class PageAllocator:
         finishes that page with ``alloc_pages_refused(0, gfp, cpu, owner)``.
         ``owner_of``, when given, draws each page's owner before its CPU.
         """
-        mt, flags = self._gfp_fast.get(gfp) or self._fast_params(gfp)
+        mt, flags, highest_zoneidx = self._gfp_fast.get(gfp) or self._fast_params(gfp)
         if self.batched:
+            if self.node is not None:
+                return self.node.alloc_batch(n, mt, cpu, owner, flags, highest_zoneidx, out,
+                                             owner_of)
             return self.zone.alloc_batch(n, mt, cpu, owner, flags, out, owner_of)
         # One page through the per-call path: the reference the batch must equal.
         if n <= 0:
             return None
         o = owner if owner_of is None else owner_of()
         c = cpu()
-        pfn = self.zone.alloc(0, mt, c, o, flags)
+        pfn = self.get_page_from_freelist(0, mt, c, o, flags, highest_zoneidx)
         if pfn is None:
             return c, o
         out.append(pfn)
@@ -210,10 +254,10 @@ class PageAllocator:
 
     def free_pages_batch(self, pfns: list[int], order: int, cpu: Callable[[], int]) -> None:
         """``free_pages(pfn, order, cpu())`` for each pfn in turn."""
-        if self.batched:
+        if self.batched and self.node is None:
             self.zone.free_batch(pfns, order, cpu)
             return
-        free = self.zone.free
+        free = self.free_pages
         for pfn in pfns:
             free(pfn, order, cpu())
 
@@ -225,11 +269,14 @@ class PageAllocator:
     # ------------------------------------------------------------------ slow path
 
     def alloc_pages_direct_compact(self, order: int, mt: int, cpu: int, owner: int | None,
-                                   alloc_flags: int, prio: str
+                                   alloc_flags: int, prio: str, highest_zoneidx: int = 2
                                    ) -> tuple[CompactResult | None, int | None]:
         """``__alloc_pages_direct_compact``; its cost is stall time."""
         if not self.compaction or order == 0:
             return None, None
+        if self.node is not None:
+            return self._direct_compact_zonelist(order, mt, cpu, owner, alloc_flags, prio,
+                                                 highest_zoneidx)
         before = self.compactor.stats.time_s
         result, pfn = self.compactor.alloc_pages_direct_compact(
             order, mt, prio=prio, alloc_flags=alloc_flags, cpu=cpu, owner=owner)
@@ -237,23 +284,86 @@ class PageAllocator:
         self.stats.stall_s += self.compactor.stats.time_s - before
         return result, pfn
 
+    def _direct_compact_zonelist(self, order: int, mt: int, cpu: int, owner: int | None,
+                                 alloc_flags: int, prio: str, highest_zoneidx: int
+                                 ) -> tuple[CompactResult | None, int | None]:
+        """``__alloc_pages_direct_compact`` with mm/compaction.c ``try_to_compact_pages``
+        over the zonelist: each zone's own deferral and ``compact_zone_order``
+        (``Compactor.try_to_compact_pages``), the results' max, stopping at a capture or
+        a COMPACT_SUCCESS; then the captured block or one more zonelist walk. The stall,
+        success and failure counts go to the preferred zone's compactor (the kernel's
+        are global vm events); success resets the deferral of the zone that gave the
+        page."""
+        node = self.node
+        assert node is not None
+        zones = [z for z in node.zonelist if z.zone_idx <= highest_zoneidx]
+        if not zones:
+            return None, None
+        before = sum(c.stats.time_s for c in self.compactors.values())
+        rc = CompactResult.COMPACT_SKIPPED
+        page = None
+        for zone in zones:
+            status, captured = self.compactors[zone.zone_idx].try_to_compact_pages(
+                order, mt, prio=prio, alloc_flags=alloc_flags, cpu=cpu, owner=owner)
+            rc = max(rc, status)
+            if captured is not None:
+                page = zone.zone_start_pfn + captured
+                break
+            if status == CompactResult.COMPACT_SUCCESS:
+                break
+        self.stats.direct_compact += 1
+        self.stats.stall_s += sum(c.stats.time_s for c in self.compactors.values()) - before
+        if rc == CompactResult.COMPACT_SKIPPED:
+            return rc, None
+        preferred = self.compactors[zones[0].zone_idx]
+        preferred.stats.stalls += 1
+        if page is None:
+            page = node.get_page_from_freelist(order, mt, cpu, owner, alloc_flags,
+                                               highest_zoneidx)
+        if page is not None:
+            compactor = self.compactors[node.page_zone(page).zone_idx]
+            compactor.state.blockskip_flush = False
+            compactor.compaction_defer_reset(order, True)
+            preferred.stats.successes += 1
+        else:
+            preferred.stats.failures += 1
+        return rc, page
+
+    def unreserve_highatomic_pageblock(self, mt: int, force: bool,
+                                       highest_zoneidx: int = 2) -> bool:
+        """``unreserve_highatomic_pageblock(ac, force)``: the zones of the zonelist in
+        turn, until one gives a pageblock back."""
+        if self.node is None:
+            return self.zone.unreserve_highatomic_pageblock(mt, force)
+        for zone in self.node.zonelist:
+            if zone.zone_idx <= highest_zoneidx and zone.unreserve_highatomic_pageblock(
+                    mt, force):
+                return True
+        return False
+
+    def drain_all_pages(self) -> None:
+        """``drain_all_pages(NULL)``: every zone's per-CPU lists."""
+        for zone in (self.node.zonelist if self.node is not None else [self.zone]):
+            zone.drain_all_pages()
+
     def alloc_pages_slowpath(self, order: int, gfp: int, mt: int, cpu: int,
                              owner: int | None) -> int | None:
         """``__alloc_pages_slowpath`` (see the module docstring)."""
         self.stats.slowpath += 1
-        zone = self.zone
+        hz = gfp_zone(gfp)
+        gpff = self.get_page_from_freelist
         costly = order > PAGE_ALLOC_COSTLY_ORDER
         can_direct_reclaim = bool(gfp & GFPF_DIRECT_RECLAIM)
         alloc_flags = gfp_to_alloc_flags(order, gfp)
         if alloc_flags & ALLOC_KSWAPD:
             self.wakeup_kswapd(order, can_direct_reclaim)
-        pfn = zone.alloc(order, mt, cpu, owner, alloc_flags)
+        pfn = gpff(order, mt, cpu, owner, alloc_flags, hz)
         if pfn is not None:
             return pfn
         prio = "async"
         if can_direct_reclaim and (costly or (order > 0 and mt != MIGRATE_MOVABLE)):
             result, pfn = self.alloc_pages_direct_compact(order, mt, cpu, owner, alloc_flags,
-                                                          prio)
+                                                          prio, hz)
             if pfn is not None:
                 return pfn
             if costly and gfp & GFPF_NORETRY and result in (
@@ -264,16 +374,17 @@ class PageAllocator:
         while True:
             if alloc_flags & ALLOC_KSWAPD:
                 self.wakeup_kswapd(order, can_direct_reclaim)
-            pfn = zone.alloc(order, mt, cpu, owner, alloc_flags)
+            pfn = gpff(order, mt, cpu, owner, alloc_flags, hz)
             if pfn is not None:
                 return pfn
             if not can_direct_reclaim:
                 return None
             progress, pfn = self.alloc_pages_direct_reclaim(order, mt, cpu, owner,
-                                                            alloc_flags)
+                                                            alloc_flags, hz)
             if pfn is not None:
                 return pfn
-            _, pfn = self.alloc_pages_direct_compact(order, mt, cpu, owner, alloc_flags, prio)
+            _, pfn = self.alloc_pages_direct_compact(order, mt, cpu, owner, alloc_flags, prio,
+                                                     hz)
             if pfn is not None:
                 return pfn
             if gfp & GFPF_NORETRY:
@@ -283,13 +394,14 @@ class PageAllocator:
             no_progress_loops = 0 if progress else no_progress_loops + 1
             if (no_progress_loops > MAX_RECLAIM_RETRIES or not progress) and not (
                 # should_reclaim_retry: "Before OOM, exhaust highatomic_reserve"
-                zone.unreserve_highatomic_pageblock(mt, True)
+                self.unreserve_highatomic_pageblock(mt, True, hz)
             ):
                 return None  # the kernel would now consider the OOM killer
             prio = "sync_light"
 
     def alloc_pages_direct_reclaim(self, order: int, mt: int, cpu: int, owner: int | None,
-                                   alloc_flags: int) -> tuple[int, int | None]:
+                                   alloc_flags: int, highest_zoneidx: int = 2
+                                   ) -> tuple[int, int | None]:
         """``__alloc_pages_direct_reclaim``: reclaim a cluster, retry; if that fails,
         give back a highatomic pageblock (keeping the last) and drain the per-CPU lists,
         then retry once more. Returns (pages reclaimed, the pfn or None)."""
@@ -302,10 +414,11 @@ class PageAllocator:
             if reclaimed >= SWAP_CLUSTER_MAX:
                 break
         self.stats.direct_reclaimed += reclaimed
-        pfn = self.zone.alloc(order, mt, cpu, owner, alloc_flags)
+        pfn = self.get_page_from_freelist(order, mt, cpu, owner, alloc_flags, highest_zoneidx)
         if pfn is None and reclaimed:
             # "pages are pinned on the per-cpu lists or in high alloc reserves"
-            self.zone.unreserve_highatomic_pageblock(mt, False)
-            self.zone.drain_all_pages()
-            pfn = self.zone.alloc(order, mt, cpu, owner, alloc_flags)
+            self.unreserve_highatomic_pageblock(mt, False, highest_zoneidx)
+            self.drain_all_pages()
+            pfn = self.get_page_from_freelist(order, mt, cpu, owner, alloc_flags,
+                                              highest_zoneidx)
         return reclaimed, pfn

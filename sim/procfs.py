@@ -566,6 +566,22 @@ def parse_zoneinfo(text: str, source: str = "<zoneinfo>") -> list[ZoneinfoZone]:
     return zones
 
 
+def format_zoneinfo_zone(zone, node: int, name: str, lowmem_reserve: Sequence[int]) -> str:
+    """The head of one zone's /proc/zoneinfo entry (mm/vmstat.c ``zoneinfo_show_print``,
+    without the per-node and vmstat counters): its header, ``pages free`` (NR_FREE_PAGES),
+    the watermarks, sizes and ``protection`` (``lowmem_reserve``), byte for byte. The
+    model has no holes and no reserved pages: spanned = present = managed."""
+    pages = zone.nr_pages
+    lines = [f"Node {node}, zone {name:>8}", f"  pages free     {zone.nr_free_pages}"]
+    for key, value in (("boost", zone.watermark_boost), ("min", zone.min_wmark),
+                       ("low", zone.low_wmark), ("high", zone.high_wmark),
+                       ("promo", zone.promo_wmark), ("spanned", pages), ("present", pages),
+                       ("managed", zone.managed_pages), ("cma", 0)):
+        lines.append(f"        {key:<8} {value}")
+    lines.append(f"        protection: ({', '.join(str(v) for v in lowmem_reserve)})")
+    return "\n".join(lines) + "\n"
+
+
 # --- snapshots of a simulated zone --------------------------------------------------
 
 

@@ -55,8 +55,10 @@ population**: a trace free of an object the trace never allocated takes one of t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sim.buddy import (
     ALLOC_NO_WATERMARKS,
@@ -77,7 +79,17 @@ from sim.migratetype import (
     MIGRATE_UNMOVABLE,
     MIGRATETYPE_NAMES,
 )
-from sim.procfs import Pagetypeinfo, SlabinfoEntry, ZoneFree, derive_capped_counts
+from sim.mmzone import Node, ZoneSpan, zone_index
+from sim.procfs import (
+    Pagetypeinfo,
+    SlabinfoEntry,
+    ZoneFree,
+    ZoneinfoZone,
+    derive_capped_counts,
+    parse_buddyinfo,
+    parse_pagetypeinfo,
+    parse_zoneinfo,
+)
 from sim.slab import SlabCache, SlabCaches, SlabGeometry
 
 OCCUPANCY_POLICIES = ("even", "packed")
@@ -138,11 +150,13 @@ def _decompose(start: int, end: int, max_order: int) -> list[tuple[int, int]]:
 
 def plan_layout(nr_pages: int, free_by_type: Sequence[Sequence[int]],
                 pageblock_types: Sequence[int], *, max_order: int = 10,
-                pageblock_order: int = 9) -> ZoneLayout:
+                pageblock_order: int = 9, cross_type_flags: bool = True) -> ZoneLayout:
     """Place ``free_by_type[mt][order]`` free blocks in pageblocks of type mt.
 
     ``pageblock_types`` gives each pageblock's migratetype. Raises FragsimError when a
-    type's pageblocks cannot hold its free blocks.
+    type's pageblocks cannot hold its free blocks. ``cross_type_flags`` False does not
+    reserve an allocated page in a hole whose buddy hole is of another type (the caller
+    then checks that no two free buddies came out: :func:`_free_buddies`).
     """
     nr_pb = len(pageblock_types)
     pb_pages = 1 << pageblock_order
@@ -164,7 +178,9 @@ def plan_layout(nr_pages: int, free_by_type: Sequence[Sequence[int]],
             ordered.append((pfn, order, mt))
     for pfn, order, mt in ordered:
         buddy = pfn ^ (1 << order)
-        flag = buddy < pfn and hole_at.get(buddy, (-1, -1))[0] == order and order < max_order
+        buddy_order, buddy_mt = hole_at.get(buddy, (-1, -1))
+        flag = (buddy < pfn and buddy_order == order and order < max_order
+                and (cross_type_flags or buddy_mt == mt))
         (holes[mt].flagged if flag else holes[mt].free)[order].append(pfn)
     for mt in range(MIGRATE_TYPES):
         for lst in (*holes[mt].free, *holes[mt].flagged):
@@ -209,6 +225,14 @@ def plan_layout(nr_pages: int, free_by_type: Sequence[Sequence[int]],
     filler.sort()
     free_blocks.sort()
     return ZoneLayout(nr_pages, list(pageblock_types), free_blocks, filler)
+
+
+def _free_buddies(free_blocks: Sequence[tuple[int, int, int]], max_order: int) -> bool:
+    """Two free blocks that are buddies of the same order (__free_one_page would merge
+    them)."""
+    placed = {(pfn, order) for pfn, order, _ in free_blocks}
+    return any(order < max_order and (pfn ^ (1 << order), order) in placed
+               for pfn, order in placed)
 
 
 def _pageblock_types(nr_pageblocks: int, counts: Sequence[int] | None) -> list[int]:
@@ -388,8 +412,18 @@ def synthesize_zone(
                     f"pagetypeinfo: {need} free {MIGRATETYPE_NAMES[mt]} pages do not fit in "
                     f"{types.count(mt)} {MIGRATETYPE_NAMES[mt]} pageblocks"
                 )
-    layout = plan_layout(nr_pages, by_type, types, max_order=max_order,
-                         pageblock_order=pageblock_order)
+    try:
+        layout = plan_layout(nr_pages, by_type, types, max_order=max_order,
+                             pageblock_order=pageblock_order)
+    except FragsimError as e:
+        # Holes at the boundary of two types' runs were kept from being free whole; a
+        # zone like the real DMA (an Unmovable pageblock with a free order-8 block below
+        # a free Movable order-9 one) needs one of them whole. Without that reservation
+        # the layout is valid when no two free buddies come out.
+        layout = plan_layout(nr_pages, by_type, types, max_order=max_order,
+                             pageblock_order=pageblock_order, cross_type_flags=False)
+        if _free_buddies(layout.free_blocks, max_order):
+            raise e from None
 
     want = {pfn: order for pfn, order, _ in layout.free_blocks}
     want.update(layout.filler_blocks)
@@ -487,6 +521,107 @@ class InitialPopulation:
     @property
     def total(self) -> int:
         return sum(len(v) for v in self.objects.values())
+
+
+def node_from_snapshots(
+    buddyinfo: Sequence[ZoneFree],
+    zoneinfo: Sequence[ZoneinfoZone],
+    pagetypeinfo: Pagetypeinfo | None = None,
+    *,
+    node: int = 0,
+    sources: tuple[str, str] = ("buddyinfo", "zoneinfo"),
+    **zone_options: object,
+) -> Node:
+    """A ``Node`` (sim/mmzone.py) with every zone of ``node`` in buddyinfo, each
+    synthesized as :func:`zone_from_buddyinfo` builds one, spanning its zoneinfo
+    pages from its start pfn rounded down to a largest block (DMA's pfn 1 is pfn 0
+    here; a zone never overlaps the one below), with its managed pages as
+    ``managed_pages``; the pages it does not manage (holes, reserved) are allocated
+    filler, owned by pageblock type like the rest (a MOVABLE one may be migrated).
+    Watermarks and lowmem_reserve are the kernel's formulas on the managed pages (they
+    give the real zoneinfo's). Bad input is one FragsimError line naming the file: a
+    buddyinfo zone zoneinfo lacks, or more free pages than the zone manages."""
+    bsrc, zsrc = sources
+    rows = [row for row in buddyinfo if row.node == node]
+    if not rows:
+        raise FragsimError(f"{bsrc}: expected a zone of node {node}, got none")
+    info = {z.zone: z for z in zoneinfo if z.node == node}
+    spans: list[ZoneSpan] = []
+    zones: list[Zone] = []
+    end = 0
+    max_order = len(rows[0].nr_free) - 1
+    block = 1 << max_order
+    for row in rows:
+        real = info.get(row.zone)
+        if real is None or not real.managed:
+            raise FragsimError(
+                f"{bsrc}: zone {row.zone} of node {node} is not a populated zone of {zsrc} "
+                f"({', '.join(n for n, z in info.items() if z.managed) or 'none'})")
+        free = sum(n << o for o, n in enumerate(row.nr_free))
+        if free > real.managed:
+            raise FragsimError(
+                f"{bsrc}: zone {row.zone} of node {node} has {free} free pages, more than "
+                f"the {real.managed} pages it manages in {zsrc}")
+        snap = pick_zone(buddyinfo, pagetypeinfo, row.zone, node,
+                         managed_pages={row.zone: real.managed})
+        # The zone's span from its largest-block-aligned start, the pages it does not
+        # manage (holes, reserved) allocated filler: a zone of only its managed pages
+        # could not hold the real free blocks (DMA's order-10 blocks sit at pfns 1024,
+        # 2048 and 3072, up to its end at 4096; a whole free DMA32 would merge into
+        # other orders than the real one, split by its holes and reserved pages).
+        start = (real.start_pfn or 0) // block * block
+        start = max(start, -(-end // block) * block)
+        nr_pages = max((real.start_pfn or 0) + real.spanned - start, real.managed)
+        try:
+            zone = zone_from_buddyinfo(snap.nr_free, nr_pages,
+                                       free_by_type=snap.free_by_type,
+                                       pageblock_counts=snap.pageblock_counts, **zone_options)
+        except FragsimError as e:
+            raise FragsimError(f"{bsrc}: zone {row.zone} of node {node}: {e}") from None
+        zone.managed_pages = real.managed
+        spans.append(ZoneSpan(zone_index(row.zone), start, zone.nr_pages, zone.nr_pages))
+        zones.append(zone)
+        end = start + zone.nr_pages
+    return Node(spans, zones=zones, node_id=node)
+
+
+SNAPSHOT_FILES = ("buddyinfo", "zoneinfo", "pagetypeinfo")  # the last is optional
+
+
+def snapshot_paths(path: str | os.PathLike[str]) -> dict[str, Path]:
+    """The files of a snapshot: ``DIR/buddyinfo``, ``DIR/zoneinfo`` and
+    ``DIR/pagetypeinfo`` for a directory, else ``PREFIX.buddyinfo`` and so on (as
+    tests/data's ``before.*`` sets are named)."""
+    base = Path(path)
+    if base.is_dir():
+        return {name: base / name for name in SNAPSHOT_FILES}
+    return {name: Path(f"{base}.{name}") for name in SNAPSHOT_FILES}
+
+
+def node_from_snapshot_dir(path: str | os.PathLike[str], **zone_options: object) -> Node:
+    """:func:`node_from_snapshots` on a snapshot's files (:func:`snapshot_paths`): a
+    missing buddyinfo or zoneinfo, like any inconsistency, is one FragsimError line
+    naming the file."""
+    files = snapshot_paths(path)
+    texts: dict[str, str] = {}
+    for name, file in files.items():
+        try:
+            texts[name] = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            if name == "pagetypeinfo":
+                continue
+            raise FragsimError(f"{file}: cannot read: no such file (a snapshot needs its "
+                               f"{' and '.join(SNAPSHOT_FILES[:2])})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise FragsimError(f"{file}: cannot read: "
+                               f"{getattr(e, 'strerror', None) or e}") from None
+    bsrc, zsrc = str(files["buddyinfo"]), str(files["zoneinfo"])
+    ptinfo = None
+    if "pagetypeinfo" in texts:
+        ptinfo = parse_pagetypeinfo(texts["pagetypeinfo"], str(files["pagetypeinfo"]))
+    return node_from_snapshots(parse_buddyinfo(texts["buddyinfo"], bsrc),
+                               parse_zoneinfo(texts["zoneinfo"], zsrc), ptinfo,
+                               sources=(bsrc, zsrc), **zone_options)
 
 
 def _free_counts(nr_slabs: int, per_slab: int, free: int, policy: str) -> list[int]:

@@ -37,8 +37,15 @@ back as the newest (``folio_putback_lru`` after migration).
   reclaims). Read in mm/vmscan.c of the CachyOS/linux tree (see the report in
   docs/model.md, "The engine").
 
-Departures from 6.18: one zone, so ``highest_zoneidx``/``reclaim_idx`` and the
-classzone bookkeeping of the wakeups are that zone; ``zone_watermark_ok_safe`` reads
+Zones: ``Reclaim`` is a node's, over ``zones`` (a lone zone by default; a node of
+several from sim/mmzone.py): ``pgdat_balanced`` checks the zones up to
+``highest_zoneidx`` bottom-up with their ``lowmem_reserve``, wakeups record
+``kswapd_highest_zoneidx``, ``balance_pgdat`` takes each zone's boost and reclaims for
+``max(high, SWAP_CLUSTER_MAX)`` summed over the zones up to ``sc.reclaim_idx``.
+
+Departures from 6.18: the LRU has no per-zone lists, so ``sc.reclaim_idx`` sizes the
+reclaim target but does not keep pages of higher zones from being reclaimed (the
+kernel's ``isolate_lru_folios`` skips them); ``zone_watermark_ok_safe`` reads
 the exact NR_FREE_PAGES (no per-CPU vmstat drift); one LRU, no anonymous reclaim (no
 swap), no writeback (so boosted reclaim's "no writeback, no swap" changes nothing
 here), no ``sc->nr_to_reclaim`` accounting across nodes, no memcg soft limit reclaim,
@@ -337,8 +344,14 @@ class Reclaim:
     """A node's reclaim: ``shrink_node`` and kswapd's ``balance_pgdat`` (see above)."""
 
     def __init__(self, zone: Zone, lru: FileLru, caches: SlabCaches, cfg: ReclaimSection,
-                 after_shrink: Callable[[], object] | None = None) -> None:
+                 after_shrink: Callable[[], object] | None = None,
+                 zones: list[Zone] | None = None) -> None:
         self.zone = zone
+        # The node's populated zones, lowest first (for_each_managed_zone_pgdat); a
+        # lone zone by default.
+        self.zones: list[Zone] = sorted(zones, key=_zone_idx) if zones else [zone]
+        # The highest zone index of the node: a highest_zoneidx of -1 means it.
+        self.top_zoneidx: int = self.zones[-1].zone_idx
         self.lru = lru
         self.caches = caches
         self.cfg = cfg
@@ -351,6 +364,9 @@ class Reclaim:
         self.last_scanned = 0  # LRU pages the last shrink_node scanned (sc->nr_scanned)
         # pgdat->kswapd_order: the highest order asked of kswapd since it last read it.
         self.kswapd_order = 0
+        # pgdat->kswapd_highest_zoneidx: the highest classzone asked since kswapd last
+        # read it; -1 is the kernel's MAX_NR_ZONES, "none asked".
+        self.kswapd_highest_zoneidx = -1
         # pgdat->kswapd_failures: balance_pgdat runs in a row that reclaimed nothing.
         self.kswapd_failures = 0
         # wakeup_kcompactd(order), set by the engine (sim/machine.py).
@@ -369,29 +385,52 @@ class Reclaim:
 
     # ------------------------------------------------------------------ kswapd's rules
 
-    def pgdat_balanced(self, order: int = 0) -> bool:
-        """``pgdat_balanced(pgdat, order, highest_zoneidx)``: the zone passes
-        ``zone_watermark_ok_safe(zone, order, high_wmark_pages(zone), ...)``, i.e. it
-        has more free pages than the high watermark plus the boost and, for ``order`` >
-        0, a free block of at least that order::
+    def pgdat_balanced(self, order: int = 0, highest_zoneidx: int = -1) -> bool:
+        """``pgdat_balanced(pgdat, order, highest_zoneidx)``: some zone up to
+        ``highest_zoneidx`` (-1: every zone), checked bottom-up, passes
+        ``zone_watermark_ok_safe(zone, order, high_wmark_pages(zone), ...)``, i.e. it has
+        more free pages than the high watermark plus the boost plus
+        ``lowmem_reserve[highest_zoneidx]`` and, for ``order`` > 0, a free block of at
+        least that order::
 
-            mark = high_wmark_pages(zone);
-            if (zone_watermark_ok_safe(zone, order, mark, highest_zoneidx))
+            for_each_managed_zone_pgdat(zone, pgdat, i, highest_zoneidx) {
+                mark = high_wmark_pages(zone);
+                if (zone_watermark_ok_safe(zone, order, mark, highest_zoneidx))
+                    return true;
+            }
+            if (mark == -1)
                 return true;
+            return false;
         """
-        zone = self.zone
-        return zone.zone_watermark_ok(order, zone.wmark_pages(WMARK_HIGH))
+        if highest_zoneidx < 0:
+            highest_zoneidx = self.top_zoneidx
+        managed = False
+        for zone in self.zones:
+            if zone.zone_idx > highest_zoneidx:
+                break
+            managed = True
+            if zone.zone_watermark_ok(order, zone.wmark_pages(WMARK_HIGH), 0, highest_zoneidx):
+                return True
+        return not managed
 
-    def pgdat_watermark_boosted(self) -> bool:
-        """``pgdat_watermark_boosted``: ``if (zone->watermark_boost) return true;``"""
-        return self.zone.watermark_boost > 0
+    def pgdat_watermark_boosted(self, highest_zoneidx: int = -1) -> bool:
+        """``pgdat_watermark_boosted``: a zone up to ``highest_zoneidx`` has a boost::
+
+            if (zone->watermark_boost) return true;
+        """
+        if highest_zoneidx < 0:
+            highest_zoneidx = self.top_zoneidx
+        for zone in self.zones:
+            if zone.zone_idx <= highest_zoneidx and zone.watermark_boost > 0:
+                return True
+        return False
 
     def kswapd_hopeless(self) -> bool:
         """``pgdat->kswapd_failures >= MAX_RECLAIM_RETRIES``: "Hopeless node, leave it
         to direct reclaim". A ``shrink_node`` that reclaims anything resets the count."""
         return self.kswapd_failures >= MAX_RECLAIM_RETRIES
 
-    def prepare_kswapd_sleep(self, order: int) -> bool:
+    def prepare_kswapd_sleep(self, order: int, highest_zoneidx: int = -1) -> bool:
         """``prepare_kswapd_sleep(pgdat, order, highest_zoneidx)``: kswapd may sleep on a
         hopeless node or one balanced for ``order``::
 
@@ -403,9 +442,10 @@ class Reclaim:
             }
             return false;
         """
-        return self.kswapd_hopeless() or self.pgdat_balanced(order)
+        return self.kswapd_hopeless() or self.pgdat_balanced(order, highest_zoneidx)
 
-    def wakeup_kswapd(self, order: int, direct_reclaim: bool, sleeping: bool) -> bool:
+    def wakeup_kswapd(self, order: int, direct_reclaim: bool, sleeping: bool,
+                      highest_zoneidx: int = -1) -> bool:
         """``wakeup_kswapd(zone, gfp_flags, order, highest_zoneidx)``: True when kswapd
         is to be woken. ``direct_reclaim`` is ``gfp_flags & __GFP_DIRECT_RECLAIM``;
         ``sleeping`` is ``waitqueue_active(&pgdat->kswapd_wait)`` (kswapd in its short or
@@ -413,6 +453,9 @@ class Reclaim:
 
             if (READ_ONCE(pgdat->kswapd_order) < order)
                 WRITE_ONCE(pgdat->kswapd_order, order);
+            curr_idx = READ_ONCE(pgdat->kswapd_highest_zoneidx);
+            if (curr_idx == MAX_NR_ZONES || curr_idx < highest_zoneidx)
+                WRITE_ONCE(pgdat->kswapd_highest_zoneidx, highest_zoneidx);
             if (!waitqueue_active(&pgdat->kswapd_wait))
                 return;
             /* Hopeless node, leave it to direct reclaim if possible */
@@ -425,14 +468,18 @@ class Reclaim:
             }
             wake_up_interruptible(&pgdat->kswapd_wait);
 
-        One zone: ``kswapd_highest_zoneidx`` is always this zone.
+        ``highest_zoneidx`` -1 is the node's highest zone.
         """
+        if highest_zoneidx < 0:
+            highest_zoneidx = self.top_zoneidx
         if self.kswapd_order < order:
             self.kswapd_order = order
+        if self.kswapd_highest_zoneidx < highest_zoneidx:
+            self.kswapd_highest_zoneidx = highest_zoneidx
         if not sleeping:
             return False
-        if self.kswapd_hopeless() or (self.pgdat_balanced(order)
-                                      and not self.pgdat_watermark_boosted()):
+        if self.kswapd_hopeless() or (self.pgdat_balanced(order, highest_zoneidx)
+                                      and not self.pgdat_watermark_boosted(highest_zoneidx)):
             if not direct_reclaim:
                 self.wakeup_kcompactd(order)
             return False
@@ -484,17 +531,23 @@ class Reclaim:
         return reclaimed
 
     def kswapd_shrink_node(self, sc: ScanControl) -> bool:
-        """``kswapd_shrink_node``: one ``shrink_node`` for up to the high watermark's
-        pages; past ``compact_gap(order)`` pages reclaimed kswapd checks order 0 only.
-        True when it scanned its target (the priority need not rise)::
+        """``kswapd_shrink_node``: one ``shrink_node`` for up to the high watermarks'
+        pages of the zones up to ``sc.reclaim_idx``; past ``compact_gap(order)`` pages
+        reclaimed kswapd checks order 0 only. True when it scanned its target (the
+        priority need not rise)::
 
-            sc->nr_to_reclaim += max(high_wmark_pages(zone), SWAP_CLUSTER_MAX);
+            for_each_managed_zone_pgdat(zone, pgdat, z, sc->reclaim_idx)
+                sc->nr_to_reclaim += max(high_wmark_pages(zone), SWAP_CLUSTER_MAX);
             shrink_node(pgdat, sc);
             if (sc->order && sc->nr_reclaimed >= compact_gap(sc->order))
                 sc->order = 0;
             return sc->nr_scanned >= sc->nr_to_reclaim;
         """
-        sc.nr_to_reclaim = max(self.zone.wmark_pages(WMARK_HIGH), SWAP_CLUSTER_MAX)
+        nr_to_reclaim = 0
+        for zone in self.zones:
+            if zone.zone_idx <= sc.reclaim_idx:
+                nr_to_reclaim += max(zone.wmark_pages(WMARK_HIGH), SWAP_CLUSTER_MAX)
+        sc.nr_to_reclaim = nr_to_reclaim
         freed_before = self.stats.shrinker_freed
         reclaimed = self.shrink_node(sc.nr_to_reclaim, sc.priority)
         self.stats.kswapd_reclaimed += reclaimed
@@ -505,7 +558,8 @@ class Reclaim:
             sc.order = 0
         return sc.nr_scanned >= sc.nr_to_reclaim
 
-    def balance_pgdat(self, order: int = 0) -> Generator[float, None, int]:
+    def balance_pgdat(self, order: int = 0, highest_zoneidx: int = -1
+                      ) -> Generator[float, None, int]:
         """``balance_pgdat(pgdat, order, highest_zoneidx)``: kswapd's reclaim. Yields
         each ``kswapd_shrink_node`` round's cost (at least 1 us), which kswapd sleeps
         before it looks at the zone again, and returns the order it finished at
@@ -544,20 +598,26 @@ class Reclaim:
               ...
               wakeup_kcompactd(pgdat, pageblock_order, highest_zoneidx);
 
-        ZONE_RECLAIM_ACTIVE is set while it runs (``set_reclaim_active``).
+        ZONE_RECLAIM_ACTIVE is set while it runs (``set_reclaim_active``). The zones are
+        those up to ``highest_zoneidx`` (-1: all), which is also ``sc.reclaim_idx``; the
+        LRU has no per-zone lists, so reclaim_idx only sizes the reclaim target.
         """
-        zone = self.zone
+        if highest_zoneidx < 0:
+            highest_zoneidx = self.top_zoneidx
+        zones = [zone for zone in self.zones if zone.zone_idx <= highest_zoneidx]
         stats = self.stats
         sc = ScanControl(order)
-        zone_boost = zone.watermark_boost
-        nr_boost_reclaim = zone_boost
-        boosted = zone_boost > 0
-        zone.zone_reclaim_active = True
+        sc.reclaim_idx = highest_zoneidx
+        zone_boosts = [zone.watermark_boost for zone in zones]
+        nr_boost_reclaim = sum(zone_boosts)
+        boosted = nr_boost_reclaim > 0
+        for zone in zones:
+            zone.zone_reclaim_active = True
         sc.priority = DEF_PRIORITY  # restart:
         while True:
             nr_reclaimed = sc.nr_reclaimed
             raise_priority = True
-            balanced = self.pgdat_balanced(sc.order)
+            balanced = self.pgdat_balanced(sc.order, highest_zoneidx)
             if not balanced and nr_boost_reclaim:
                 nr_boost_reclaim = 0
                 sc.priority = DEF_PRIORITY  # goto restart
@@ -581,10 +641,13 @@ class Reclaim:
                 self.kswapd_failures += 1
                 stats.kswapd_giveups += 1
             break
-        zone.zone_reclaim_active = False  # out:
+        for zone in zones:
+            zone.zone_reclaim_active = False  # out:
         if boosted:
-            zone.watermark_boost = zone.watermark_boost - min(zone.watermark_boost, zone_boost)
-            self.wakeup_kcompactd(zone.pageblock_order)
+            for i, zone in enumerate(zones):
+                zone.watermark_boost = zone.watermark_boost - min(zone.watermark_boost,
+                                                                  zone_boosts[i])
+            self.wakeup_kcompactd(zones[0].pageblock_order)
         return sc.order
 
 
@@ -597,3 +660,8 @@ class ScanControl:
         self.nr_to_reclaim = 0
         self.nr_reclaimed = 0  # pages, over the whole balance_pgdat
         self.nr_scanned = 0  # LRU pages the last kswapd_shrink_node scanned
+        self.reclaim_idx = 4  # the highest zone index reclaimed for (MAX_NR_ZONES - 1)
+
+
+def _zone_idx(zone: Zone) -> int:
+    return zone.zone_idx

@@ -282,10 +282,10 @@ def test_kswapd_wakes_below_low_reclaims_below_high_plus_boost_and_stops_there(t
         wakes.append((zone.nr_free_pages, zone.wmark_pages(WMARK_LOW), zone.watermark_boost))
         wakeup(order, direct_reclaim)
 
-    def recording_balance(order):
+    def recording_balance(order, highest_zoneidx=-1):
         """kswapd's balance_pgdat, recording the zone before each round and at the end."""
         boost = zone.watermark_boost
-        steps = reclaim.balance_pgdat(order)
+        steps = reclaim.balance_pgdat(order, highest_zoneidx)
         n = 0
         while True:
             state = (zone.nr_free_pages, zone.wmark_pages(WMARK_HIGH), boost)
