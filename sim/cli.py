@@ -679,8 +679,6 @@ def cmd_zones(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- wiring ---------------------------------------------------------------------------
-
 # --- fragsim snapshot ------------------------------------------------------------------
 
 
@@ -708,6 +706,8 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         print(f"  skipped {name}: {why}")
     return 0
 
+
+# --- wiring ---------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_run, add_replay, add_sweep, add_capacity, add_validate, add_plot, add_extfrag,

@@ -85,44 +85,36 @@ class AnonVma:
     def next_holes(self, n: int) -> np.ndarray:
         """Up to ``n`` unmapped virtual pages, lowest first (the order the workload
         touches them in)."""
-        out: list[np.ndarray] = []
-        found = 0
-        start = self.low_hole
-        chunk = max(4096, 2 * n)
-        first = -1
-        while found < n and start < self.nr_pages:
-            end = min(start + chunk, self.nr_pages)
-            holes = np.flatnonzero(self._pte[start:end] == PTE_NONE) + start
-            if len(holes):
-                if first < 0:
-                    first = int(holes[0])
-                take = holes[:n - found]
-                out.append(take)
-                found += len(take)
-            start = end
-        self.low_hole = first if first >= 0 else self.nr_pages
-        return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+        pages, self.low_hole = self._lowest(n, self.low_hole, mapped=False)
+        return pages
 
     def lowest_mapped(self, n: int) -> np.ndarray:
         """Up to ``n`` mapped virtual pages, lowest first (the order ``munmap`` zaps them
         in); a THP's pages appear as PTE_PMD entries of ``pte``."""
+        pages, self.low_mapped = self._lowest(n, self.low_mapped, mapped=True)
+        return pages
+
+    def _lowest(self, n: int, start: int, mapped: bool) -> tuple[np.ndarray, int]:
+        """Up to ``n`` virtual pages from ``start`` up that are mapped (or unmapped),
+        lowest first, and the first such page found (the new search start; the end of
+        the VMA when there is none)."""
         out: list[np.ndarray] = []
         found = 0
-        start = self.low_mapped
         chunk = max(4096, 2 * n)
         first = -1
         while found < n and start < self.nr_pages:
             end = min(start + chunk, self.nr_pages)
-            mapped = np.flatnonzero(self._pte[start:end] != PTE_NONE) + start
-            if len(mapped):
+            ptes = self._pte[start:end]
+            hits = np.flatnonzero(ptes != PTE_NONE if mapped else ptes == PTE_NONE) + start
+            if len(hits):
                 if first < 0:
-                    first = int(mapped[0])
-                take = mapped[:n - found]
+                    first = int(hits[0])
+                take = hits[:n - found]
                 out.append(take)
                 found += len(take)
             start = end
-        self.low_mapped = first if first >= 0 else self.nr_pages
-        return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+        pages = np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+        return pages, first if first >= 0 else self.nr_pages
 
     def ptes_of(self, vpages: np.ndarray) -> np.ndarray:
         """The PTEs at ``vpages``: pfns, PTE_NONE or PTE_PMD."""
