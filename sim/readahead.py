@@ -249,8 +249,7 @@ class Mapping:
     is a multiple of ``2**o``."""
 
     __slots__ = ("i_size", "min_order", "max_order", "ra_pages", "io_pages", "shmem",
-                 "ra", "nr_cached", "_order", "_handle", "_readahead", "_block_pages",
-                 "_inner")
+                 "ra", "nr_cached", "_order", "_handle", "_readahead", "_block_pages")
 
     def __init__(self, nr_pages: int = 0, *, i_size: int | None = None,
                  min_order: int = 0, max_order: int = MAX_PAGECACHE_ORDER,
@@ -279,10 +278,6 @@ class Mapping:
         self._handle: dict[int, object] = {}
         self._readahead: set[int] = set()
         self._block_pages: dict[int, int] = {}
-        # _inner[k][i]: cached folios of order < k whose head lies in the aligned
-        # range [i << k, (i + 1) << k), for k = 1 .. MAX_PAGECACHE_ORDER: whether an
-        # aligned range holds a smaller folio is then one look-up (range_cached).
-        self._inner: list[dict[int, int]] = [{} for _ in range(MAX_PAGECACHE_ORDER + 1)]
 
     @property
     def nr_pages(self) -> int:
@@ -327,13 +322,6 @@ class Mapping:
             return False
         if self.lookup(index) != -1:
             return True
-        if nr_pages <= 1:
-            return False
-        k = nr_pages.bit_length() - 1
-        if nr_pages == 1 << k and not index & (nr_pages - 1) and k <= MAX_PAGECACHE_ORDER:
-            # A folio overlapping the aligned range and not holding its first page is
-            # smaller than the range, with its head inside it.
-            return self._inner[k].get(index >> k, 0) > 0
         order_of = self._order
         return any(i in order_of for i in range(index + 1, index + nr_pages))
 
@@ -350,11 +338,6 @@ class Mapping:
         self._handle[index] = handle
         if readahead:
             self._readahead.add(index)
-        inner = self._inner
-        for k in range(order + 1, MAX_PAGECACHE_ORDER + 1):
-            counts = inner[k]
-            key = index >> k
-            counts[key] = counts.get(key, 0) + 1
         block = index >> _BLOCK_SHIFT
         self._block_pages[block] = self._block_pages.get(block, 0) + (1 << order)
         self.nr_cached += 1 << order
@@ -366,15 +349,6 @@ class Mapping:
             raise KeyError(f"no folio starts at index {index}")
         handle = self._handle.pop(index)
         self._readahead.discard(index)
-        inner = self._inner
-        for k in range(order + 1, MAX_PAGECACHE_ORDER + 1):
-            counts = inner[k]
-            key = index >> k
-            left = counts[key] - 1
-            if left:
-                counts[key] = left
-            else:
-                del counts[key]
         block = index >> _BLOCK_SHIFT
         left = self._block_pages[block] - (1 << order)
         if left:
