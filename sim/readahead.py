@@ -366,6 +366,10 @@ class Mapping:
     def folio_order(self, head: int) -> int:
         return self._order[head]
 
+    def handle_of(self, head: int) -> object:
+        """The handle (the caller's pfn) of the folio whose head is ``head``."""
+        return self._handle[head]
+
     def test_readahead(self, head: int) -> bool:
         """``folio_test_readahead`` of the folio whose head is ``head``."""
         return head in self._readahead

@@ -117,13 +117,12 @@ class PageCache(Workload):
         if lru is not None and f.nr_cached:
             index = pos >> readahead.PAGE_SHIFT
             last = min(pos + count, mapping.i_size) - 1 >> readahead.PAGE_SHIFT
-            handle = mapping._handle
             while index <= last:
                 head = mapping.lookup(index)
                 if head < 0:
                     index += 1
                     continue
-                lru.mark_accessed(handle[head])
+                lru.mark_accessed(mapping.handle_of(head))
                 index = head + (1 << mapping.folio_order(head))
         alloc_pages = self.machine.page_alloc.alloc_pages
 
@@ -161,7 +160,7 @@ class PageCache(Workload):
             mapping = f.mapping
             head = mapping.lookup(int(rng.integers(mapping.nr_pages)))
             if head >= 0 and fsys.lru is not None:
-                fsys.lru.mark_accessed(mapping._handle[head])
+                fsys.lru.mark_accessed(mapping.handle_of(head))
             return True
         return False
 
