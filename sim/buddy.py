@@ -111,7 +111,7 @@ from sim.migratetype import (
     MIGRATE_TYPES,
     MIGRATE_UNMOVABLE,
 )
-from sim.native import mypyc_attr
+from sim.native import mypyc_attr, trait
 
 if TYPE_CHECKING:
     from sim.compaction import CaptureControl
@@ -275,7 +275,49 @@ def zone_highsize(total_pages: int, batch: int, nr_cpus: int) -> int:
     return max(total_pages // nr_cpus, batch << 2)
 
 
-class Zone:
+@trait
+class PageSpace:
+    """The pages the engine's clients (slab caches, file systems, workloads, khugepaged)
+    allocate, free and ask about by pfn: a lone ``Zone`` (its own pfns), or a
+    sim/mmzone.py ``Node`` of several zones (node pfns, each call going to the zone
+    that holds the pfn). A mypyc trait, so compiled clients call either natively.
+
+    ``nr_pages`` is the pages in it; ``end_pfn`` one past its last pfn, the size of a
+    table indexed by pfn (larger than ``nr_pages`` when zones leave holes between).
+    """
+
+    nr_pages: int
+    end_pfn: int
+    max_order: int
+    pageblock_order: int
+    cpus: int
+    page_size: int
+
+    def alloc(self, order: int, migratetype: int = MIGRATE_MOVABLE, cpu: int = 0,
+              owner: int | None = None, alloc_flags: int = ALLOC_WMARK_LOW | ALLOC_KSWAPD,
+              highest_zoneidx: int = -1) -> int | None:
+        raise NotImplementedError
+
+    def free(self, pfn: int, order: int, cpu: int = 0, to_tail: bool = False) -> None:
+        raise NotImplementedError
+
+    def order_of(self, pfn: int) -> int:
+        raise NotImplementedError
+
+    def is_allocated(self, pfn: int) -> bool:
+        raise NotImplementedError
+
+    def owner_of(self, pfn: int) -> int:
+        raise NotImplementedError
+
+    def set_owner(self, pfn: int, owner: int) -> None:
+        raise NotImplementedError
+
+    def pageblock_migratetype(self, pfn: int) -> int:
+        raise NotImplementedError
+
+
+class Zone(PageSpace):
     """One zone's buddy allocator with per-CPU page lists.
 
     ``alloc(order, migratetype, cpu)`` returns the head pfn of a block of
@@ -341,6 +383,7 @@ class Zone:
             )
 
         self.nr_pages = nr_pages
+        self.end_pfn = nr_pages
         self.managed_pages = nr_pages
         self.max_order = max_order
         self.pageblock_order = pageblock_order

@@ -1459,14 +1459,19 @@ __all__ = [
 
 
 class _NodeCompactStats:
-    """What kcompactd reads of a node's compaction counters: the time spent."""
+    """A node's compaction counters: every ``CompactionStats`` field summed over its zones
+    (the kernel's compact_* counters are global vm events)."""
 
     def __init__(self, compactors: list[Compactor]) -> None:
         self._compactors = compactors
 
-    @property
-    def time_s(self) -> float:
-        return sum(c.stats.time_s for c in self._compactors)
+    def __getattr__(self, name: str) -> float:
+        if name.startswith("_") or name not in CompactionStats.__dataclass_fields__:
+            raise AttributeError(name)
+        return sum(getattr(c.stats, name) for c in self._compactors)
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in CompactionStats.__dataclass_fields__}
 
 
 class NodeCompactor:
@@ -1488,6 +1493,10 @@ class NodeCompactor:
         self.proactiveness = first.proactiveness
         self.kswapd_is_running = first.kswapd_is_running
         self.stats = _NodeCompactStats(self.compactors)
+
+    def report(self) -> dict[str, float]:
+        """The compaction counters of every zone, summed, for a run's summary."""
+        return self.stats.as_dict()
 
     def fragmentation_score_node(self) -> int:
         """``fragmentation_score_node``: the zones' scores weighted by present pages."""

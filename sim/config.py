@@ -60,7 +60,7 @@ class MachineConfig(Section):
         "x86-64's boundaries (DMA below 16MiB, DMA32 below 4GiB, Normal above; a zone left "
         "out goes to the next one listed), e.g. [DMA, DMA32, Normal]; or {name: size} "
         "each, adding up to memory. [Normal] is one zone of all memory (the default for "
-        "now; only it runs yet: the engine is not wired for several zones)")
+        "now: the what-ifs and the anchors were measured on it)")
     page_size: Size = Field(4096, description="only 4KiB is modelled")
     cpus: int = Field(2, ge=1, le=1024, description="sizes the per-CPU lists")
     max_order: int = Field(10, ge=4, le=20, description="MAX_PAGE_ORDER")
@@ -650,7 +650,4 @@ def _check_zones(machine: MachineConfig, where: str) -> None:
                       f"not {total} bytes")
     elif "Movable" in names:
         raise bad("a size for Movable (x86-64 gives it no range of its own)")
-    if names != ["Normal"]:
-        raise FragsimError(
-            f"{where}: machine.zones: expected [Normal] for now, got {_short(machine.zones)}:"
-            " a machine of several zones is not wired into the engine yet (issue 18, item 2)")
+

@@ -42,7 +42,7 @@ from typing import Protocol
 
 import numpy as np
 
-from sim.buddy import OWNER_PINNED, Zone
+from sim.buddy import OWNER_PINNED, PageSpace
 from sim.huge_memory import ThpStats
 from sim.memory import PTE_NONE, PTE_PMD, AnonVma
 
@@ -80,7 +80,7 @@ class KhugepagedScan:
     takes ``owner`` (the LRU's OWNER_MOVABLE). ``stats`` holds the THP events.
     """
 
-    def __init__(self, mm: CollapseMm, zone: Zone,
+    def __init__(self, mm: CollapseMm, zone: PageSpace,
                  alloc_pages: Callable[[int, int, int, int | None], int | None],
                  gfp: int, owner: int, stats: ThpStats, max_ptes_none: int) -> None:
         hpage_nr = mm.vma.hpage_nr

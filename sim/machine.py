@@ -27,13 +27,14 @@ import numpy as np
 import simpy
 
 from sim import metrics
-from sim.buddy import OWNER_MOVABLE, WMARK_LOW, Zone
-from sim.compaction import Compactor
+from sim.buddy import OWNER_MOVABLE, WMARK_LOW, PageSpace, Zone
+from sim.compaction import Compactor, NodeCompactor
 from sim.config import ExperimentConfig
 from sim.daemons import Kcompactd, Kswapd, rcu_tick, vmstat_refresh
 from sim.defrag import Defragmenter
 from sim.gfp import GFP_HIGHUSER_MOVABLE, GFPF_NORETRY, GFPF_NOWARN
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE
+from sim.mmzone import ZONE_NAMES, ZONE_NORMAL, Node, zone_spans_for
 from sim.objects import FileSystem
 from sim.page_alloc import PageAllocator
 from sim.slab import SlabCache, SlabCaches, create_cache
@@ -67,6 +68,22 @@ def build_zone(config: ExperimentConfig) -> Zone:
                 **config.buddy.model_dump())
 
 
+def build_node(config: ExperimentConfig) -> Node:
+    """The node of ``machine.zones`` (sim/mmzone.py ``zone_spans_for``). ``[Normal]``
+    is ``build_zone``'s lone zone, its watermarks as the zone computes them
+    (``nr_populated_zones`` standing in for the zones it does not model); several zones
+    get the node's (``min_free_kbytes`` shared by managed pages, ``lowmem_reserve``)."""
+    m = config.machine
+    spans = zone_spans_for(m.memory // m.page_size, m.zones, m.page_size, m.max_order)
+    if len(spans) == 1 and spans[0].idx == ZONE_NORMAL and spans[0].start_pfn == 0:
+        return Node(spans, zones=[build_zone(config)], set_watermarks=False)
+    b = config.buddy
+    return Node(spans, min_free_kbytes=b.min_free_kbytes,
+                watermark_scale_factor=b.watermark_scale_factor,
+                **m.model_dump(exclude={"memory", "zones"}),
+                **b.model_dump(exclude={"min_free_kbytes", "watermark_scale_factor"}))
+
+
 class Machine:
     """One machine: zone, slab caches, reclaim, compaction, daemons and workloads."""
 
@@ -79,7 +96,17 @@ class Machine:
         self.seed = config.seed if seed is None else seed
         self.variant = variant
         self.env = env = CountingEnvironment()
-        self.zone = zone = build_zone(config)
+        # The node and its zones; ``zone`` is what the engine's clients allocate from
+        # and ask about by pfn (sim/buddy.py ``PageSpace``): the lone zone itself, or
+        # the node, whose pfns are node pfns.
+        self.node = node = build_node(config)
+        zones = node.zonelist  # highest first: Normal, DMA32, DMA
+        self.multi_zone = multi = node.multi_zone
+        self.zone: PageSpace = node if multi else zones[0]
+        space = self.zone
+        # (name, zone) in pfn order: DMA, DMA32, Normal; what every per-zone output lists.
+        self.zones = [(ZONE_NAMES[z.zone_idx], z)
+                      for z in sorted(zones, key=lambda z: z.zone_start_pfn)]
         self.workloads: list = []
         self._page_owners: list[Callable[[int, int, int], object]] = []
         self._lru_owners: list[Callable[[int], None]] = []
@@ -87,33 +114,43 @@ class Machine:
         self._sample_hooks: list[Callable[[dict], None]] = []
 
         d, c = config.defrag, config.compaction
-        self.caches = SlabCaches(zone, page_allocator=self._slab_page_allocator,
+        self.caches = SlabCaches(space, page_allocator=self._slab_page_allocator,
                                  rcu_grace=config.slab.rcu_grace, clock=self._now)
         self.caches.on_create = self._created
         self.defrag = Defragmenter(env, self.caches, config=d)
         self.lru = FileLru(self._evict_lru_page, self._evict_lru_pages if batched else None,
-                           nr_pages=zone.nr_pages)
+                           nr_pages=space.end_pfn)
         self.register_page_owner(self._migrate_lru_page)
-        self.reclaim = Reclaim(zone, self.lru, self.caches, config.reclaim,
+        self.reclaim = Reclaim(zones[0], self.lru, self.caches, config.reclaim,
                                after_shrink=self.defrag.after_shrink
-                               if d.enabled and d.after_shrink else None)
-        self.compactor = Compactor(
-            zone, c,
-            slab_movable=c.slab_movable and d.enabled,
-            slab_page_mobile=self.defrag.slab_page_mobile,
-            vacate_slab_page=self.defrag.vacate_now,
-            kswapd_is_running=lambda: self.kswapd.running,
-        )
-        zone.on_migrate = self._on_migrate
+                               if d.enabled and d.after_shrink else None,
+                               zones=zones if multi else None)
+        compactors: dict[int, Compactor] = {}
+        for zone in zones:
+            compactors[zone.zone_idx] = Compactor(
+                zone, c,
+                slab_movable=c.slab_movable and d.enabled,
+                slab_page_mobile=_at_node_pfn(self.defrag.slab_page_mobile, zone),
+                vacate_slab_page=_at_node_pfn(self.defrag.vacate_now, zone),
+                kswapd_is_running=lambda: self.kswapd.running,
+            )
+            zone.on_migrate = self._on_migrate if not zone.zone_start_pfn else \
+                _migrate_at_node_pfn(self._on_migrate, zone.zone_start_pfn)
+        self.compactors = compactors
+        self.compactor: Compactor | NodeCompactor = (
+            NodeCompactor(list(compactors.values())) if multi
+            else compactors[zones[0].zone_idx])
         self.kcompactd = Kcompactd(env, self.compactor, enabled=c.enabled)
-        self.kswapd = Kswapd(env, zone, self.reclaim, self.compactor, self.kcompactd.wakeup,
-                             enabled=config.reclaim.kswapd)
-        zone.on_wakeup_kswapd = self.kswapd.wakeup
+        self.kswapd = Kswapd(env, zones[0], self.reclaim, self.compactor,
+                             self.kcompactd.wakeup, enabled=config.reclaim.kswapd)
+        for zone in zones:
+            zone.on_wakeup_kswapd = self.kswapd.wakeup
         self.reclaim.on_wakeup_kcompactd = self.kcompactd.wakeup
         self.page_alloc = pa = PageAllocator(
-            zone, self.reclaim, self.compactor, compaction=c.enabled, batched=batched,
-            wakeup_kswapd=self.kswapd.wakeup,
-            on_failure=self.defrag.on_alloc_failure if d.enabled and d.on_failure else None)
+            zones[0], self.reclaim, compactors[zones[0].zone_idx], compaction=c.enabled,
+            batched=batched, wakeup_kswapd=self.kswapd.wakeup,
+            on_failure=self.defrag.on_alloc_failure if d.enabled and d.on_failure else None,
+            node=node, compactors=compactors)
         # The allocation entry points workloads call, one attribute lookup away.
         self.alloc_pages = pa.alloc_pages
         self.alloc_pages_refused = pa.alloc_pages_refused
@@ -240,20 +277,25 @@ class Machine:
     # ------------------------------------------------------------------ results
 
     def mem_available(self) -> int:
-        """MemAvailable in pages (``si_mem_available``, sim/metrics.py): the zone's free
-        pages less its reserve, plus the reclaimable shares of the file LRU and of the
+        """MemAvailable in pages (``si_mem_available``, sim/metrics.py): the zones' free
+        pages less their reserve, plus the reclaimable shares of the file LRU and of the
         slab pages of SLAB_RECLAIM_ACCOUNT caches (NR_SLAB_RECLAIMABLE_B)."""
-        zone = self.zone
+        zones = [zone for _, zone in self.zones]
         slab_reclaimable = sum(c.nr_pages for c in self.caches
                                if c.migratetype == MIGRATE_RECLAIMABLE)
         return metrics.si_mem_available(
-            zone.nr_free_pages, metrics.totalreserve_pages(zone),
-            zone.wmark_pages(WMARK_LOW), self.lru.nr_pages, slab_reclaimable)
+            sum(z.nr_free_pages for z in zones),
+            sum(metrics.totalreserve_pages(z) for z in zones),
+            sum(z.wmark_pages(WMARK_LOW) for z in zones), self.lru.nr_pages,
+            slab_reclaimable)
 
     def snapshot(self) -> dict[tuple[str, str], float]:
-        """The sampled metrics, named as everywhere else (see sim/metrics.py)."""
-        zone = self.zone
-        values = metrics.zone_metrics(zone)
+        """The sampled metrics, named as everywhere else (see sim/metrics.py): a node
+        of several zones has each zone's under ``<zone>/<key>`` besides the node's."""
+        if self.multi_zone:
+            values = metrics.node_metrics(self.zones)
+        else:
+            values = metrics.zone_metrics(self.zones[0][1])
         values.update(metrics.cache_metrics(self.caches))
         values[("page_cache_pages", "")] = self.lru.nr_pages
         values[("mem_available", "")] = self.mem_available()
@@ -261,25 +303,48 @@ class Machine:
             values[("page_cache_folios", str(order))] = n
         values[("compact_migrated", "")] = self.compactor.stats.migrated
         values[("defrag_pages_returned", "")] = self.defrag.stats.pages_returned
-        values[("extfrag_fallbacks", "")] = (zone.stats.extfrag_claim
-                                             + zone.stats.extfrag_steal)
+        values[("extfrag_fallbacks", "")] = sum(
+            zone.stats.extfrag_claim + zone.stats.extfrag_steal for _, zone in self.zones)
         for hook in self._sample_hooks:
             hook(values)
         return values
 
+    def pageblock_stats(self) -> metrics.PageblockStats:
+        """The pageblock census of every zone, in pfn order (sim/metrics.py)."""
+        return metrics.node_pageblock_stats([zone for _, zone in self.zones])
+
     def pageblock_snapshot(self, stats: metrics.PageblockStats | None = None
                            ) -> dict[tuple[str, str], float]:
-        """The pageblock metrics, from ``stats`` when given (the zone's census now)."""
+        """The pageblock metrics, from ``stats`` when given (the census now)."""
         if stats is None:
-            stats = metrics.pageblock_stats(self.zone)
+            stats = self.pageblock_stats()
         block_mt = stats.migratetype
-        if not self.zone.grouping_by_mobility:
+        if not self.zones[0][1].grouping_by_mobility:
             # page_group_by_mobility_disabled: every block is typed UNMOVABLE, yet every
             # block is where movable pages go; one holding a non-movable page is just
             # as mixed (compaction cannot empty it), so count it as MOVABLE would be.
             block_mt = np.full_like(block_mt, MIGRATE_MOVABLE)
         return {("mixed_pageblocks", ""): metrics.mixed_pageblocks(
             block_mt, stats.nonmovable_pages)}
+
+    def buddy_report(self) -> dict[str, Any]:
+        """The zones' allocator counters (``Zone.report``): a lone zone's, or the sums
+        over the zones with each zone's own under ``zones``."""
+        if not self.multi_zone:
+            return self.zones[0][1].report()
+        reports = {name: zone.report() for name, zone in self.zones}
+        total: dict[str, Any] = {}
+        for report in reports.values():
+            for key, value in report.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    total[key] = total.get(key, 0) + value
+        total["zones"] = reports
+        return total
+
+    @property
+    def buddy_calls(self) -> int:
+        """Buddy allocator calls (allocations and frees) over every zone."""
+        return sum(zone.nr_alloc_calls + zone.nr_free_calls for _, zone in self.zones)
 
     def engine_report(self) -> dict[str, float]:
         """The slow path's, reclaim's and the daemons' counters, as one section."""
@@ -296,7 +361,7 @@ class Machine:
     def report(self) -> dict[str, Any]:
         """Every component's report, as the sections of a run's summary."""
         return {
-            "buddy": self.zone.report(),
+            "buddy": self.buddy_report(),
             "engine": self.engine_report(),
             # order-N allocation failures after the slow path, by order
             "alloc_failures_by_order": {str(o): n for o, n in
@@ -323,7 +388,8 @@ class Machine:
     def start(self, workloads: list) -> None:
         self.workloads = workloads
         env = self.env
-        env.process(vmstat_refresh(env, self.zone))
+        for _, zone in self.zones:
+            env.process(vmstat_refresh(env, zone))
         env.process(rcu_tick(env, self.caches))
         if self.config.reclaim.kswapd:
             env.process(self.kswapd.run())
@@ -337,6 +403,24 @@ class Machine:
                 self.defrag.schedule(d.at)
         for workload in workloads:
             workload.start()
+
+
+def _at_node_pfn(hook: Callable[[int], bool], zone: Zone) -> Callable[[int], bool]:
+    """A compaction hook that takes node pfns, called with the zone's own pfns."""
+    start = zone.zone_start_pfn
+    if not start:
+        return hook
+
+    def at_node_pfn(pfn: int) -> bool:
+        return hook(pfn + start)
+    return at_node_pfn
+
+
+def _migrate_at_node_pfn(on_migrate: Callable[[int, int, int], None], start: int
+                         ) -> Callable[[int, int, int], None]:
+    def migrate(old: int, new: int, order: int) -> None:
+        on_migrate(old + start, new + start, order)
+    return migrate
 
 
 def _fs_migrate(fsys: FileSystem) -> Callable[[int, int, int], bool]:

@@ -158,12 +158,12 @@ def avail(nr_free: Sequence[int], order: int) -> int:
 
 
 def totalreserve_pages(zone: Zone) -> int:
-    """mm/page_alloc.c ``calculate_totalreserve_pages`` for the model's one zone: its
-    largest ``lowmem_reserve`` (0: there is no other zone) plus its high watermark, at
-    most its managed pages. The kernel computes it when it sets the watermarks
+    """mm/page_alloc.c ``calculate_totalreserve_pages``, one zone's share: its largest
+    ``lowmem_reserve`` (all 0 for a lone zone) plus its high watermark, at most its
+    managed pages. The kernel computes it when it sets the watermarks
     (``__setup_per_zone_wmarks``, with ``watermark_boost`` reset to 0), so the boost
     never enters it."""
-    return min(zone.high_wmark, zone.managed_pages)
+    return min(max(zone.lowmem_reserve) + zone.high_wmark, zone.managed_pages)
 
 
 def si_mem_available(nr_free_pages: int, totalreserve: int, wmark_low: int,
@@ -255,6 +255,44 @@ def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
     return values
 
 
+def node_metrics(zones: Sequence[tuple[str, Zone]]) -> dict[tuple[str, str], float]:
+    """The sampled metrics of a node of several zones, ``(name, zone)`` in pfn order.
+
+    Under today's keys, the node as a whole: free blocks per order summed over the
+    zones (``nr_free``, ``avail``, and ``unusable_index``/``fragmentation_index``
+    computed from those sums: no kernel file prints a node's index, so these are the
+    indices of the node's free lists taken as one), ``fragmentation_score`` as
+    ``fragmentation_score_node`` (present pages as weights), and the sums of the page,
+    boost and pageblock counts. Every zone's own ``zone_metrics`` follow under the key
+    ``<zone>/<key>`` (``<zone>`` alone for a metric without a key): ``avail`` key
+    ``Normal/9``, ``pageblocks`` key ``DMA32/Movable``, ``free_pages`` key ``DMA``.
+    A lone zone's samples are ``zone_metrics`` alone (the node is the zone)."""
+    per_zone = [(name, zone_metrics(zone)) for name, zone in zones]
+    first = zones[0][1]
+    nr_free = [0] * (first.max_order + 1)
+    for _, zone in zones:
+        for order, n in enumerate(zone.nr_free):
+            nr_free[order] += n
+    values: dict[tuple[str, str], float] = {}
+    for order in range(first.max_order + 1):
+        key = str(order)
+        values[("nr_free", key)] = nr_free[order]
+        values[("avail", key)] = avail(nr_free, order)
+        values[("unusable_index", key)] = unusable_index(nr_free, order)
+    pbo = first.pageblock_order
+    values[("fragmentation_index", str(pbo))] = fragmentation_index(nr_free, pbo)
+    values[("fragmentation_score", "")] = fragmentation_score_node(
+        [(zone.nr_pages, zone.nr_free) for _, zone in zones], pbo)
+    for metric, key in (("free_pages", ""), ("pcp_pages", ""), ("watermark_boost", ""),
+                        ("pageblocks", "Unmovable"), ("pageblocks", "Movable"),
+                        ("pageblocks", "Reclaimable"), ("highatomic_pageblocks", "")):
+        values[(metric, key)] = sum(v[(metric, key)] for _, v in per_zone)
+    for name, zone_values in per_zone:
+        for (metric, key), value in zone_values.items():
+            values[(metric, f"{name}/{key}" if key else name)] = value
+    return values
+
+
 def cache_metrics(caches: SlabCaches) -> dict[tuple[str, str], float]:
     """Per slab cache: live objects, slabs, pages and occupancy."""
     values: dict[tuple[str, str], float] = {}
@@ -298,6 +336,16 @@ class PageblockStats:
     def nonmovable_pages(self) -> np.ndarray:
         """Pages that no migration can move: unmovable, reclaimable and slab."""
         return self.unmovable_pages + self.slab_pages
+
+
+def node_pageblock_stats(zones: Sequence[Zone]) -> PageblockStats:
+    """``pageblock_stats`` of several zones in pfn order, their pageblocks one after
+    another (the holes between zones left out)."""
+    if len(zones) == 1:
+        return pageblock_stats(zones[0])
+    parts = [pageblock_stats(zone) for zone in zones]
+    return PageblockStats(*(np.concatenate([getattr(p, f) for p in parts])
+                            for f in PageblockStats.__dataclass_fields__))
 
 
 def pageblock_stats(zone: Zone) -> PageblockStats:

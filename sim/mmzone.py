@@ -104,14 +104,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sim.buddy import (
+    ALLOC_KSWAPD,
     ALLOC_NOFRAGMENT,
     ALLOC_WMARK_LOW,
     WMARK_HIGH,
+    PageSpace,
     Zone,
     calculate_min_free_kbytes,
 )
 from sim.gfp import __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, __GFP_MOVABLE
-from sim.migratetype import MIGRATE_PCPTYPES
+from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_PCPTYPES
 
 ZONE_DMA = 0
 ZONE_DMA32 = 1
@@ -287,7 +289,7 @@ def node_min_free_kbytes(managed: list[int], *, thp: bool, pageblock_order: int,
     return max(min_free_kbytes, recommended * page_kb)
 
 
-class Node:
+class Node(PageSpace):
     """``pg_data_t``: one node's zones (``node_zones``, indexed by zone type, None when
     absent), its zonelist and ``get_page_from_freelist`` over it.
 
@@ -300,9 +302,11 @@ class Node:
     def __init__(self, spans: list[ZoneSpan], *, node_id: int = 0,
                  min_free_kbytes: int | None = None, watermark_scale_factor: int = 10,
                  lowmem_reserve_ratio: tuple[int, ...] = SYSCTL_LOWMEM_RESERVE_RATIO,
-                 zones: list[Zone] | None = None, **zone_kwargs) -> None:
+                 zones: list[Zone] | None = None, set_watermarks: bool = True,
+                 **zone_kwargs) -> None:
         """``zones``, when given, are built already (one per span, of its size: e.g.
-        sim/snapshot.py's); their watermarks and reserves are set here."""
+        sim/snapshot.py's); their watermarks and reserves are set here, unless
+        ``set_watermarks`` is False (a lone zone keeping the ones it computed)."""
         if not spans:
             raise ValueError("expected at least one zone")
         if zones is not None and len(zones) != len(spans):
@@ -336,21 +340,33 @@ class Node:
             - spans[0].start_pfn
         # Populated zones, highest first: build_zonelists for one node.
         self.zonelist: list[Zone] = [z for z in reversed(self.node_zones) if z is not None]
+        # PageSpace: what a client sizes and asks of the pages, as of a lone zone.
+        first = self.zonelist[0]
+        self.nr_pages = sum(z.nr_pages for z in self.zonelist)
+        self.end_pfn = self.node_start_pfn + self.node_spanned_pages
+        self.max_order = first.max_order
+        self.pageblock_order = first.pageblock_order
+        self.cpus = first.cpus
+        self.page_size = first.page_size
         self._by_start = sorted(self.zonelist, key=lambda z: -z.zone_start_pfn)
         page_size = zone_kwargs.get("page_size", 4096)
         managed = self.managed_by_idx()
+        if not set_watermarks:
+            self.min_free_kbytes = first.min_free_kbytes
+            self.nofragment = False
+            return
         if min_free_kbytes is None:
             min_free_kbytes = node_min_free_kbytes(
                 managed, thp=zone_kwargs.get("thp", True),
                 pageblock_order=zone_kwargs.get("pageblock_order", 9),
                 watermark_scale_factor=watermark_scale_factor, page_size=page_size)
         self.min_free_kbytes = min_free_kbytes
-        for zone, (wmin, gap) in zip(
+        for maybe_zone, (wmin, gap) in zip(
                 self.node_zones,
                 setup_per_zone_wmarks(min_free_kbytes, managed, watermark_scale_factor,
                                       page_size), strict=True):
-            if zone is not None:
-                zone.set_watermarks(wmin, gap, min_free_kbytes)
+            if maybe_zone is not None:
+                maybe_zone.set_watermarks(wmin, gap, min_free_kbytes)
         reserve = setup_per_zone_lowmem_reserve(managed, lowmem_reserve_ratio)
         for zone in self.zonelist:
             zone.lowmem_reserve = reserve[zone.zone_idx]
@@ -367,10 +383,6 @@ class Node:
     def multi_zone(self) -> bool:
         """More than one zone, or one not at pfn 0: node pfns are not the zone's."""
         return len(self.zonelist) > 1 or self.zonelist[0].zone_start_pfn != 0
-
-    @property
-    def nr_pages(self) -> int:
-        return sum(z.nr_pages for z in self.zonelist)
 
     @property
     def nr_free_pages(self) -> int:
@@ -426,6 +438,18 @@ class Node:
             if not alloc_flags & ALLOC_NOFRAGMENT:
                 return None
             alloc_flags &= ~ALLOC_NOFRAGMENT
+
+    def alloc(self, order: int, migratetype: int = MIGRATE_MOVABLE, cpu: int = 0,
+              owner: int | None = None, alloc_flags: int = ALLOC_WMARK_LOW | ALLOC_KSWAPD,
+              highest_zoneidx: int = -1) -> int | None:
+        """``get_page_from_freelist`` for a request of the Normal zone (-1) or of
+        ``highest_zoneidx``, with ``alloc_flags_nofragment``: a client's allocation
+        that does not go through sim/page_alloc.py (its fast path alone)."""
+        if highest_zoneidx < 0:
+            highest_zoneidx = ZONE_NORMAL
+        alloc_flags |= self.alloc_flags_nofragment(highest_zoneidx)
+        return self.get_page_from_freelist(order, migratetype, cpu, owner, alloc_flags,
+                                           highest_zoneidx)
 
     def alloc_batch(self, n: int, migratetype: int, cpu: Callable[[], int],
                     owner: int | None, alloc_flags: int, highest_zoneidx: int,
@@ -492,11 +516,6 @@ class Node:
     def pageblock_migratetype(self, pfn: int) -> int:
         zone, local = self._local(pfn)
         return zone.pageblock_migratetype(local)
-
-    @property
-    def end_pfn(self) -> int:
-        """One past the node's last pfn: the size of a table indexed by node pfn."""
-        return self.node_start_pfn + self.node_spanned_pages
 
     @property
     def nr_free(self) -> list[int]:

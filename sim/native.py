@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 
 # The modules on the allocator's per-operation paths (bench/ and a profile of
 # configs/bench.yaml). Order does not matter.
-NATIVE_MODULES = ("sim.buddy", "sim.slab", "sim.objects", "sim.vmscan", "workloads.expiry",
-                  "workloads.objloop", "workloads.pageset")
+NATIVE_MODULES = ("sim.buddy", "sim.mmzone", "sim.slab", "sim.objects", "sim.vmscan",
+                  "workloads.expiry", "workloads.objloop", "workloads.pageset")
 RECORD = "_native_build.json"
 PURE_ENV = "FRAGSIM_PURE_PYTHON"
 STALE = "changed since it was compiled"  # in the reason: select() warns
@@ -42,12 +42,16 @@ STALE = "changed since it was compiled"  # in the reason: select() warns
 ROOT = Path(__file__).resolve().parent.parent
 
 if TYPE_CHECKING:
-    from mypy_extensions import mypyc_attr
+    from mypy_extensions import mypyc_attr, trait
 else:
 
     def mypyc_attr(*_args, **_kwargs):
         """mypy_extensions.mypyc_attr for mypyc, a no-op when the source runs as is."""
         return lambda cls: cls
+
+    def trait(cls):
+        """mypy_extensions.trait for mypyc, a no-op when the source runs as is."""
+        return cls
 
 
 def source_path(module: str) -> Path:

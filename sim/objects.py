@@ -51,7 +51,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from sim import readahead
-from sim.buddy import OWNER_MOVABLE, Zone
+from sim.buddy import OWNER_MOVABLE, PageSpace
 from sim.migratetype import MIGRATE_MOVABLE
 from sim.slab import (
     DEFAULT_SEEKS,
@@ -301,7 +301,7 @@ def _owners(cache: SlabCache) -> CacheOwners:
 class FileSystem:
     """Creates, opens, closes and unlinks files through the slab caches and the zone."""
 
-    def __init__(self, zone: Zone, dentry_cache: SlabCache, inode_cache: SlabCache,
+    def __init__(self, zone: PageSpace, dentry_cache: SlabCache, inode_cache: SlabCache,
                  xa_cache: SlabCache | None = None, *, fs: str = "disk",
                  vfs_cache_pressure: int = 100,
                  alloc_folio: Callable[[int, int], int | None] | None = None,

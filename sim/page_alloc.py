@@ -133,7 +133,7 @@ class PageAllocator:
     """``__alloc_pages`` over one zone or one node's zonelist, with direct reclaim and
     direct compaction.
 
-    ``wakeup_kswapd(order, direct_reclaim)`` is ``wake_all_kswapds`` for this zone
+    ``wakeup_kswapd(order, direct_reclaim[, highest_zoneidx])`` is ``wake_all_kswapds``
     (sim/daemons.py ``Kswapd.wakeup``; ``direct_reclaim`` is whether the caller may
     reclaim directly, which decides whether a balanced zone wakes kcompactd instead);
     ``on_failure(order)`` hears
@@ -150,7 +150,7 @@ class PageAllocator:
 
     def __init__(self, zone: Zone, reclaim: Reclaim, compactor: Compactor, *,
                  compaction: bool = True, batched: bool = True,
-                 wakeup_kswapd: Callable[[int, bool], None] | None = None,
+                 wakeup_kswapd: Callable[..., None] | None = None,
                  on_failure: Callable[[int], object] | None = None,
                  node: Node | None = None,
                  compactors: dict[int, Compactor] | None = None) -> None:
@@ -159,7 +159,8 @@ class PageAllocator:
         self.compactor = compactor
         self.compaction = compaction
         self.batched = batched
-        self.wakeup_kswapd = wakeup_kswapd or (lambda order, direct_reclaim: None)
+        self.wakeup_kswapd = wakeup_kswapd or (
+            lambda order, direct_reclaim, highest_zoneidx=-1: None)
         self.on_failure = on_failure
         self.stats = AllocStats()
         self.failures_by_order = [0] * (zone.max_order + 1)
@@ -346,6 +347,15 @@ class PageAllocator:
         for zone in (self.node.zonelist if self.node is not None else [self.zone]):
             zone.drain_all_pages()
 
+    def _wake_all_kswapds(self, order: int, direct_reclaim: bool, highest_zoneidx: int
+                          ) -> None:
+        """``wake_all_kswapds``: with the request's classzone over a node's zonelist
+        (a lone zone is its own classzone)."""
+        if self.node is None:
+            self.wakeup_kswapd(order, direct_reclaim)
+        else:
+            self.wakeup_kswapd(order, direct_reclaim, highest_zoneidx)
+
     def alloc_pages_slowpath(self, order: int, gfp: int, mt: int, cpu: int,
                              owner: int | None) -> int | None:
         """``__alloc_pages_slowpath`` (see the module docstring)."""
@@ -356,7 +366,7 @@ class PageAllocator:
         can_direct_reclaim = bool(gfp & GFPF_DIRECT_RECLAIM)
         alloc_flags = gfp_to_alloc_flags(order, gfp)
         if alloc_flags & ALLOC_KSWAPD:
-            self.wakeup_kswapd(order, can_direct_reclaim)
+            self._wake_all_kswapds(order, can_direct_reclaim, hz)
         pfn = gpff(order, mt, cpu, owner, alloc_flags, hz)
         if pfn is not None:
             return pfn
@@ -373,7 +383,7 @@ class PageAllocator:
         no_progress_loops = 0
         while True:
             if alloc_flags & ALLOC_KSWAPD:
-                self.wakeup_kswapd(order, can_direct_reclaim)
+                self._wake_all_kswapds(order, can_direct_reclaim, hz)
             pfn = gpff(order, mt, cpu, owner, alloc_flags, hz)
             if pfn is not None:
                 return pfn

@@ -590,6 +590,16 @@ def buddyinfo_of(zone, node: int = 0, name: str = "Normal") -> ZoneFree:
     return ZoneFree(node=node, zone=name, nr_free=list(zone.nr_free))
 
 
+def pagetypeinfo_of_zones(zones: list, node: int = 0) -> Pagetypeinfo:
+    """/proc/pagetypeinfo of a node's simulated zones, ``(name, zone)`` in pfn order."""
+    parts = [pagetypeinfo_of(zone, node, name) for name, zone in zones]
+    info = parts[0]
+    for part in parts[1:]:
+        info.free.update(part.free)
+        info.blocks.update(part.blocks)
+    return info
+
+
 def pagetypeinfo_of(zone, node: int = 0, name: str = "Normal") -> Pagetypeinfo:
     """/proc/pagetypeinfo of a simulated zone, counts capped as the kernel caps them.
 

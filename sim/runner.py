@@ -25,7 +25,16 @@ from sim import __version__, metrics
 from sim.config import ExperimentConfig, to_yaml
 from sim.experiment import load_config, resolve_variants
 from sim.machine import Machine
-from sim.procfs import buddyinfo_of, format_buddyinfo, format_pagetypeinfo, pagetypeinfo_of
+from sim.procfs import (
+    buddyinfo_of,
+    format_buddyinfo,
+    format_extfrag_index,
+    format_pagetypeinfo,
+    format_unusable_index,
+    format_zoneinfo_zone,
+    pagetypeinfo_of,
+    pagetypeinfo_of_zones,
+)
 from sim.results import Recorder, Result, RunDirectory, write_atomic, write_json, write_timeseries
 from sim.stats import aggregate
 from workloads import resolve_kind
@@ -45,7 +54,7 @@ def build_workloads(machine: Machine) -> list:
 
 def _memmap(stats: metrics.PageblockStats, machine: Machine, title: str) -> dict[str, np.ndarray]:
     data = {name: getattr(stats, name) for name in MEMMAP_FIELDS}
-    data["pageblock_nr_pages"] = np.asarray(machine.zone.pageblock_nr_pages)
+    data["pageblock_nr_pages"] = np.asarray(1 << machine.zone.pageblock_order)
     data["title"] = np.asarray(title)
     return data
 
@@ -95,7 +104,7 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
     machine.start(workloads)
     # The pageblock sample at t = 0 and the start memory map read the same state, as
     # do a last sample at the end and the end map: one pageblock_stats each.
-    stats = metrics.pageblock_stats(machine.zone)
+    stats = machine.pageblock_stats()
     stats_t = 0.0
     memmap_start = _memmap(stats, machine, "t = 0")
     recorder = Recorder()
@@ -108,7 +117,7 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
     while True:
         if t >= next_pb - 1e-9:
             if stats_t != t:
-                stats, stats_t = metrics.pageblock_stats(machine.zone), t
+                stats, stats_t = machine.pageblock_stats(), t
             pb_values = machine.pageblock_snapshot(stats)
             next_pb += pb_every
         values = machine.snapshot()
@@ -123,13 +132,18 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
     wall = time.perf_counter() - started
     result = Result(variant, seed, np.asarray(recorder.times), recorder.series())
     result.summary = summarize(machine, workloads, result, wall)
+    buddyinfo = [buddyinfo_of(zone, name=name) for name, zone in machine.zones]
     result.final = {
-        "buddyinfo": format_buddyinfo([buddyinfo_of(machine.zone)]),
-        "pagetypeinfo": format_pagetypeinfo(pagetypeinfo_of(machine.zone)),
+        "buddyinfo": format_buddyinfo(buddyinfo),
+        "pagetypeinfo": format_pagetypeinfo(pagetypeinfo_of_zones(machine.zones)),
+        "zoneinfo": "".join(format_zoneinfo_zone(zone, 0, name, zone.lowmem_reserve)
+                            for name, zone in machine.zones),
+        "unusable_index": format_unusable_index(buddyinfo),
+        "extfrag_index": format_extfrag_index(buddyinfo),
         "slabinfo": machine.caches.format_slabinfo(),
     }
     if stats_t != t:
-        stats = metrics.pageblock_stats(machine.zone)
+        stats = machine.pageblock_stats()
     result.memmap = {"start": memmap_start, "end": _memmap(stats, machine, f"t = {until:g} s")}
     return result
 
@@ -171,7 +185,8 @@ def _thp_counts(thp: list, result: Result, start: float) -> tuple[int, int]:
 
 def summarize(machine: Machine, workloads: list, result: Result, wall: float) -> dict[str, Any]:
     zone = machine.zone
-    buddy_calls = zone.nr_alloc_calls + zone.nr_free_calls
+    nr_free = machine.node.nr_free
+    buddy_calls = machine.buddy_calls
     slab_ops = sum(c.nr_allocs + c.nr_frees for c in machine.caches)
     avail9 = result.series.get(("avail", str(zone.pageblock_order)))
     thp = [w for w in _flatten(workloads) if w.kind == "thp_probe"]
@@ -191,7 +206,7 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
         "slab_ops": slab_ops,
         "slab_ops_per_s": slab_ops / wall if wall else math.nan,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "avail": {str(o): metrics.avail(zone.nr_free, o) for o in range(zone.max_order + 1)},
+        "avail": {str(o): metrics.avail(nr_free, o) for o in range(zone.max_order + 1)},
         "measure_from_s": start,
         f"avail{zone.pageblock_order}_time_avg": (
             _time_average(result.times, avail9, start) if avail9 is not None else math.nan),

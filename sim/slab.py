@@ -78,7 +78,7 @@ from sim.buddy import (
     OWNER_SLAB,
     OWNER_SLAB_MAX,
     PAGE_ALLOC_COSTLY_ORDER,
-    Zone,
+    PageSpace,
 )
 from sim.migratetype import MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
 from sim.native import mypyc_attr
@@ -507,7 +507,7 @@ class SlabCache:
         self,
         name: str,
         geometry: SlabGeometry,
-        zone: Zone,
+        zone: PageSpace,
         *,
         cache_id: int = 0,
         flags: int | None = None,
@@ -1285,7 +1285,7 @@ class SlabCache:
 class SlabCaches:
     """All caches of one machine, keyed by name; cache ids index the page owner tags."""
 
-    def __init__(self, zone: Zone, *, page_allocator: PageAllocator | None = None,
+    def __init__(self, zone: PageSpace, *, page_allocator: PageAllocator | None = None,
                  rcu_grace: float = DEFAULT_RCU_GRACE,
                  clock: Callable[[], float] | None = None) -> None:
         self.zone = zone

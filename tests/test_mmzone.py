@@ -463,7 +463,6 @@ def test_a_256_mib_machine_listing_normal_has_no_normal_zone():
     ("[DMA, {Normal: 1GiB}]", "sizes for every zone or for none"),
     ("[{DMA: 16MiB}, {Normal: 16MiB}]", "adding up to machine.memory"),
     ("[DMA32, Movable]", "a size for Movable"),
-    ("[DMA, DMA32, Normal]", "not wired into the engine yet"),
 ])
 def test_bad_machine_zones_are_one_line_errors(zones, message):
     with pytest.raises(FragsimError, match=r"^x.yaml: machine.zones: expected .*" + message):

@@ -16,6 +16,7 @@ from test_golden import PRESSURE
 
 import sim
 import sim.buddy
+import sim.mmzone  # noqa: F401
 import sim.objects
 import sim.slab
 import sim.vmscan

@@ -320,7 +320,7 @@ class Anon(Workload):
             self.vma_pages = zone.nr_pages
         else:
             self.vma_pages = self.DEFAULT_SIZE // zone.page_size
-        self.pages = PageSet(zone.nr_pages)  # order-0 folios
+        self.pages = PageSet(zone.end_pfn)  # order-0 folios
         self.page_size = zone.page_size
         self.failed = self.allocated = 0
         self._carry = 0.0
@@ -331,9 +331,9 @@ class Anon(Workload):
         # Which virtual page a pfn backs only matters where a THP can be faulted or
         # collapsed, or where frees go by address: otherwise the page tables are not
         # kept at all.
-        self.vma = AnonVma(self.vma_pages, self.pmd_order, zone.nr_pages) if (
+        self.vma = AnonVma(self.vma_pages, self.pmd_order, zone.end_pfn) if (
             thp or params.release == "address") else None
-        self.thps = PageSet(zone.nr_pages if thp else 0)  # THP heads
+        self.thps = PageSet(zone.end_pfn if thp else 0)  # THP heads
         self._grow_debt = self._churn_debt = 0  # pages a THP fault or zap overdrew
         self.exited = False  # the mm is gone (everything freed at stop)
         self.khugepaged: Khugepaged | None = None
@@ -672,7 +672,7 @@ class ThpProbe(Workload):
         machine.register_page_owner(self.migrate_page)
         self.attempts = self.successes = self.compacted = 0
         self.recent: list[int] = []
-        self.held = PageSet(machine.zone.nr_pages)
+        self.held = PageSet(machine.zone.end_pfn)
 
     def migrate_page(self, old: int, new: int, order: int) -> bool:
         return self.held.migrate(old, new)
@@ -781,7 +781,7 @@ class Fragment(Workload):
         # pfn or object id; rev maps a movable page's pfn to its slot, for migration.
         self.kinds = bytearray()
         self.handles = array("q")
-        self.rev = array("i", [-1]) * machine.zone.nr_pages
+        self.rev = array("i", [-1]) * machine.zone.end_pfn
         self.failed = self.freed = 0
         self._carry = 0.0
         self.filled_at: float | None = None  # when the fill ended
