@@ -54,6 +54,10 @@ ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")  # sim/mmzone.py's, in zone o
 class MachineConfig(Section):
     """The simulated machine: one node of ``memory / page_size`` pages in ``zones``."""
 
+    from_: str | None = Field(
+        None, alias="from", description="start from a real machine: a snapshot directory "
+        "(`fragsim snapshot DIR`) or file prefix (PREFIX.buddyinfo, PREFIX.zoneinfo, ...); "
+        "memory, zones and cpus then come from it (see docs/snapshots.md)")
     memory: Size = Field(1 << 30, description="installed memory, e.g. 16GiB")
     zones: list[str | dict[str, Size]] = Field(
         ["Normal"], description="the node's zones (sim/mmzone.py): names cut memory at "
@@ -420,6 +424,8 @@ def _check_consistency(config: ExperimentConfig, source: str,
         return origins.get(key, source)
 
     machine = config.machine
+    if machine.from_ is not None:
+        _check_from(machine, where('machine', 'from'))
     if machine.page_size != 4096:
         raise FragsimError(
             f"{where('machine', 'page_size')}: machine.page_size: expected 4KiB (the only "
@@ -517,7 +523,7 @@ def _lookup(node: Any, path: Sequence[str]) -> tuple[bool, Any]:
 def to_yaml(config: ExperimentConfig) -> str:
     """The fully resolved config, as YAML a later run can read back (without
     ``variants:``: a resolved config is one variant, already applied)."""
-    return yaml.safe_dump(config.model_dump(mode="json", exclude={"variants"}),
+    return yaml.safe_dump(config.model_dump(mode="json", exclude={"variants"}, by_alias=True),
                           sort_keys=False)
 
 
@@ -621,6 +627,23 @@ def _expected(root: type[BaseModel], error: dict, loc: tuple[str, ...]) -> str:
         message = str(ctx["error"])
         return message.split(", got ")[0]
     return f"expected {error['msg'][0].lower()}{error['msg'][1:]}"
+
+
+def _check_from(machine: MachineConfig, where: str) -> None:
+    """``machine.from``: a readable, consistent snapshot (sim/snapshot.py
+    ``read_machine_snapshot``), whose sizes replace ``memory``, ``zones`` and ``cpus``
+    (which may not be given beside it)."""
+    from sim.snapshot import read_machine_snapshot
+
+    snap = read_machine_snapshot(machine.from_ or "")
+    zones = [{name: pages * machine.page_size} for name, pages in snap.zone_pages]
+    real = {"memory": snap.nr_pages * machine.page_size, "cpus": snap.cpus, "zones": zones}
+    given = [key for key in ("memory", "zones", "cpus")
+             if key in machine.model_fields_set and getattr(machine, key) != real[key]]
+    if given:
+        raise FragsimError(f"{where}: machine.from: expected no {', '.join(given)} beside "
+                           f"it (the snapshot gives them), got {', '.join(given)}")
+    machine.memory, machine.cpus, machine.zones = real["memory"], snap.cpus, zones
 
 
 def _check_zones(machine: MachineConfig, where: str) -> None:

@@ -372,7 +372,7 @@ def rows(model: type[BaseModel], prefix: str = "",
     for name, info in model.model_fields.items():
         if name in skip:
             continue
-        path = f"{prefix}{name}"
+        path = f"{prefix}{info.alias or name}"
         nested, suffix = _nested_model(info.annotation)
         yield Row(path, type_name(info.annotation, info.metadata),
                   "see below" if nested is not None and not suffix else _default(info),

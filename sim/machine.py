@@ -27,7 +27,7 @@ import numpy as np
 import simpy
 
 from sim import metrics
-from sim.buddy import OWNER_MOVABLE, WMARK_LOW, PageSpace, Zone
+from sim.buddy import OWNER_MOVABLE, WMARK_LOW, BuddyStats, PageSpace, Zone
 from sim.compaction import Compactor, NodeCompactor
 from sim.config import ExperimentConfig
 from sim.daemons import Kcompactd, Kswapd, rcu_tick, vmstat_refresh
@@ -38,6 +38,13 @@ from sim.mmzone import ZONE_NAMES, ZONE_NORMAL, Node, zone_spans_for
 from sim.objects import FileSystem
 from sim.page_alloc import PageAllocator
 from sim.slab import SlabCache, SlabCaches, create_cache
+from sim.snapshot import (
+    FillerPool,
+    InitialPopulation,
+    node_from_snapshots,
+    populate_from_slabinfo,
+    read_machine_snapshot,
+)
 from sim.vmscan import FileLru, Reclaim
 
 # page_cache_folios samples orders 0..MAX_PAGECACHE_ORDER (9 on x86-64).
@@ -64,23 +71,44 @@ def build_zone(config: ExperimentConfig) -> Zone:
     Zone argument of the same name (tests/test_config.py holds the two to one set of
     names and defaults)."""
     m = config.machine
-    return Zone(m.memory // m.page_size, **m.model_dump(exclude={"memory", "zones"}),
+    return Zone(m.memory // m.page_size, **m.model_dump(exclude={"memory", "zones", "from_"}),
                 **config.buddy.model_dump())
 
 
-def build_node(config: ExperimentConfig) -> Node:
+def build_node(config: ExperimentConfig, seed: int = 0,
+               fillers: dict[int, FillerPool] | None = None) -> Node:
     """The node of ``machine.zones`` (sim/mmzone.py ``zone_spans_for``). ``[Normal]``
     is ``build_zone``'s lone zone, its watermarks as the zone computes them
     (``nr_populated_zones`` standing in for the zones it does not model); several zones
-    get the node's (``min_free_kbytes`` shared by managed pages, ``lowmem_reserve``)."""
+    get the node's (``min_free_kbytes`` shared by managed pages, ``lowmem_reserve``).
+
+    With ``machine.from``, the node of the snapshot (sim/snapshot.py
+    ``node_from_snapshots``, spread layout drawn with ``seed``), each zone's watermarks
+    and ``lowmem_reserve`` as its zoneinfo prints them; ``fillers`` receives each zone's
+    unowned filler (``Machine`` hands slab pages out of it, then finishes it)."""
     m = config.machine
+    if m.from_ is not None:
+        snap = read_machine_snapshot(m.from_)
+        options = {**m.model_dump(exclude={"memory", "zones", "from_", "max_order"}),
+                   **config.buddy.model_dump(exclude={"min_free_kbytes"})}
+        node = node_from_snapshots(snap.buddyinfo, snap.zoneinfo, snap.pagetypeinfo,
+                                   sources=(snap.sources["buddyinfo"],
+                                            snap.sources["zoneinfo"]),
+                                   spread=seed, fillers=fillers, **options)
+        info = {z.zone: z for z in snap.zoneinfo if z.node == 0}
+        for zone in node.zonelist:
+            real = info[ZONE_NAMES[zone.zone_idx]]
+            zone.set_watermarks(real.min, real.low - real.min, node.min_free_kbytes)
+            if real.protection:
+                zone.lowmem_reserve = (list(real.protection) + [0] * 5)[:5]
+        return node
     spans = zone_spans_for(m.memory // m.page_size, m.zones, m.page_size, m.max_order)
     if len(spans) == 1 and spans[0].idx == ZONE_NORMAL and spans[0].start_pfn == 0:
         return Node(spans, zones=[build_zone(config)], set_watermarks=False)
     b = config.buddy
     return Node(spans, min_free_kbytes=b.min_free_kbytes,
                 watermark_scale_factor=b.watermark_scale_factor,
-                **m.model_dump(exclude={"memory", "zones"}),
+                **m.model_dump(exclude={"memory", "zones", "from_"}),
                 **b.model_dump(exclude={"min_free_kbytes", "watermark_scale_factor"}))
 
 
@@ -99,7 +127,8 @@ class Machine:
         # The node and its zones; ``zone`` is what the engine's clients allocate from
         # and ask about by pfn (sim/buddy.py ``PageSpace``): the lone zone itself, or
         # the node, whose pfns are node pfns.
-        self.node = node = build_node(config)
+        fillers: dict[int, FillerPool] | None = {} if config.machine.from_ else None
+        self.node = node = build_node(config, self.seed, fillers)
         zones = node.zonelist  # highest first: Normal, DMA32, DMA
         self.multi_zone = multi = node.multi_zone
         self.zone: PageSpace = node if multi else zones[0]
@@ -151,6 +180,9 @@ class Machine:
             batched=batched, wakeup_kswapd=self.kswapd.wakeup,
             on_failure=self.defrag.on_alloc_failure if d.enabled and d.on_failure else None,
             node=node, compactors=compactors)
+        self.initial_population: InitialPopulation | None = None
+        if fillers is not None:
+            self._start_from_snapshot(fillers)
         # The allocation entry points workloads call, one attribute lookup away.
         self.alloc_pages = pa.alloc_pages
         self.alloc_pages_refused = pa.alloc_pages_refused
@@ -159,6 +191,40 @@ class Machine:
         self.free_pages_batch = pa.free_pages_batch
 
     # ------------------------------------------------------------------ wiring
+
+    def _start_from_snapshot(self, fillers: dict[int, FillerPool]) -> None:
+        """``machine.from``: the snapshot's slab caches and objects out of the zones'
+        filler (Normal's first, as GFP_KERNEL allocations go), each CPU's pagesets as
+        zoneinfo prints them (``high``, ``batch`` and ``count`` order-0 pages freed onto
+        the list, taken from MOVABLE filler), then the rest of the filler owned by its
+        pageblock type: the kernel's own memory, never freed."""
+        snap = read_machine_snapshot(self.config.machine.from_ or "")
+        node = self.node
+        pool = _NodeFiller(node, fillers)
+        if snap.slabinfo:
+            self.initial_population = populate_from_slabinfo(
+                self.caches, snap.slabinfo, filler=pool,  # type: ignore[arg-type]
+                source=snap.sources["slabinfo"])
+        info = {z.zone: z for z in snap.zoneinfo if z.node == 0}
+        for zone in node.zonelist:
+            filler = fillers[zone.zone_idx]
+            for entry in info[ZONE_NAMES[zone.zone_idx]].pcp:
+                cpu = entry["cpu"]
+                if cpu >= zone.cpus:
+                    continue
+                pcp = zone.pcp[cpu]
+                pcp.set_limits(entry["batch"], entry["high_min"], entry["high_max"])
+                pcp.high = entry["high"]
+                for _ in range(entry["count"]):
+                    pfn = filler.take(0, MIGRATE_MOVABLE)
+                    if pfn is None:
+                        break
+                    zone.free(pfn, 0, cpu)
+        for filler in fillers.values():
+            filler.finish()
+        for zone in node.zonelist:
+            zone.stats = BuddyStats()
+            zone.nr_alloc_calls = zone.nr_free_calls = 0
 
     @property
     def filesystems(self) -> list[FileSystem]:
@@ -403,6 +469,24 @@ class Machine:
                 self.defrag.schedule(d.at)
         for workload in workloads:
             workload.start()
+
+
+class _NodeFiller:
+    """The zones' fillers as one slab page allocator handing out node pfns, from the
+    zones in zonelist order (sim/snapshot.py ``FillerPool``)."""
+
+    def __init__(self, node: Node, fillers: dict[int, FillerPool]) -> None:
+        self.node = node
+        self.fillers = fillers
+
+    def page_allocator(self, order: int, migratetype: int, cpu: int, owner: int,
+                       alloc_flags: int, noretry: bool) -> int | None:
+        for zone in self.node.zonelist:
+            pfn = self.fillers[zone.zone_idx].take(order, migratetype)
+            if pfn is not None:
+                zone.set_owner(pfn, owner)
+                return zone.zone_start_pfn + pfn
+        return self.node.alloc(order, migratetype, cpu, owner, alloc_flags)
 
 
 def _at_node_pfn(hook: Callable[[int], bool], zone: Zone) -> Callable[[int], bool]:

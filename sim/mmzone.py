@@ -88,14 +88,14 @@ walk; sim/page_alloc.py over a node's zonelist (fast path with
 zonelist); sim/vmscan.py and sim/daemons.py kswapd per node (``pgdat_balanced`` up to
 the classzone, every zone's boost, ``kswapd_highest_zoneidx``); sim/compaction.py
 ``NodeCompactor`` for kcompactd; sim/snapshot.py ``node_from_snapshots`` (every zone of
-real snapshots, ``fragsim zones``); the node's page-level methods by node pfn. Per-CPU
-lists, boosts, highatomic reserves and compaction state are per zone, being ``Zone``'s.
-Not built yet: sim/machine.py building a node from ``machine.zones`` and handing the
-clients (slab caches, file systems, FileLru, workloads, khugepaged, the trace
-replayer, compaction's ``on_migrate`` and slab hooks) node pfns; outputs and samples per
-zone (buddyinfo, pagetypeinfo, zoneinfo, extfrag, fragmentation score, summary);
-the x86-64 default for ``machine.zones``. Until then the config accepts only
-``[Normal]``.
+real snapshots, ``fragsim zones``, ``machine.from``); sim/machine.py building a node
+from ``machine.zones`` and handing every client node pfns (``Node`` is a sim/buddy.py
+``PageSpace``, so the compiled slab caches and file systems call it natively);
+samples per zone (``<zone>/<key>``) and every zone in a run's final buddyinfo,
+pagetypeinfo, zoneinfo and extfrag files. Per-CPU lists, boosts, highatomic reserves and
+compaction state are per zone, being ``Zone``'s. ``machine.zones`` defaults to
+``[Normal]`` for now (the anchors and goldens were measured on it); ``fragsim replay``
+still replays on one zone.
 """
 
 from __future__ import annotations

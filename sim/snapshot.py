@@ -56,6 +56,7 @@ population**: a trace free of an object the trace never allocated takes one of t
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,7 @@ from sim.procfs import (
     derive_capped_counts,
     parse_buddyinfo,
     parse_pagetypeinfo,
+    parse_slabinfo,
     parse_zoneinfo,
 )
 from sim.slab import SlabCache, SlabCaches, SlabGeometry
@@ -150,14 +152,24 @@ def _decompose(start: int, end: int, max_order: int) -> list[tuple[int, int]]:
 
 def plan_layout(nr_pages: int, free_by_type: Sequence[Sequence[int]],
                 pageblock_types: Sequence[int], *, max_order: int = 10,
-                pageblock_order: int = 9, cross_type_flags: bool = True) -> ZoneLayout:
+                pageblock_order: int = 9, cross_type_flags: bool = True,
+                spread: random.Random | None = None) -> ZoneLayout:
     """Place ``free_by_type[mt][order]`` free blocks in pageblocks of type mt.
 
     ``pageblock_types`` gives each pageblock's migratetype. Raises FragsimError when a
     type's pageblocks cannot hold its free blocks. ``cross_type_flags`` False does not
     reserve an allocated page in a hole whose buddy hole is of another type (the caller
-    then checks that no two free buddies came out: :func:`_free_buddies`).
+    then checks that no two free buddies came out: :func:`_free_buddies`). ``spread``:
+    each block goes to a hole drawn at random from the type's holes of the order needed
+    (the rules above unchanged), instead of the lowest: free memory scattered over the
+    type's pageblocks as on a machine that has run a while, not packed at its start.
     """
+    def take(lst: list[int]) -> int:
+        if spread is not None and len(lst) > 1:
+            i = spread.randrange(len(lst))
+            lst[i], lst[-1] = lst[-1], lst[i]
+        return lst.pop()
+
     nr_pb = len(pageblock_types)
     pb_pages = 1 << pageblock_order
     holes = [_Holes.empty(max_order) for _ in range(MIGRATE_TYPES)]
@@ -196,16 +208,16 @@ def plan_layout(nr_pages: int, free_by_type: Sequence[Sequence[int]],
                     raise FragsimError(f"expected orders 0..{max_order}, got a free block of "
                                        f"order {order}")
                 if h.free[order]:
-                    free_blocks.append((h.free[order].pop(), order, mt))
+                    free_blocks.append((take(h.free[order]), order, mt))
                     continue
                 # Split the smallest larger hole; a flagged one first at equal order, as
                 # it must keep an allocated page anyway.
                 for k in range(order + 1, max_order + 1):
                     if h.flagged[k]:
-                        pfn = h.flagged[k].pop()
+                        pfn = take(h.flagged[k])
                         break
                     if h.free[k]:
-                        pfn = h.free[k].pop()
+                        pfn = take(h.free[k])
                         break
                 else:
                     raise FragsimError(
@@ -235,9 +247,17 @@ def _free_buddies(free_blocks: Sequence[tuple[int, int, int]], max_order: int) -
                for pfn, order in placed)
 
 
-def _pageblock_types(nr_pageblocks: int, counts: Sequence[int] | None) -> list[int]:
+def _pageblock_types(nr_pageblocks: int, counts: Sequence[int] | None,
+                     spread_chunk: int = 0) -> list[int]:
     """Runs by type in _RUN_ORDER; counts are scaled to the zone's pageblocks if they
-    do not sum to it, and MOVABLE takes the remainder."""
+    do not sum to it, and MOVABLE takes the remainder.
+
+    ``spread_chunk`` > 0: the other types' pageblocks, in _RUN_ORDER, cut into groups of
+    ``spread_chunk`` (the pageblocks of one largest block), the groups spaced evenly
+    over the zone's chunks with MOVABLE between them, as unmovable and reclaimable
+    pageblocks are spread over a zone that has run a while (grouping by mobility keeps
+    each largest block to one kind where it can, so whole free MOVABLE largest blocks
+    stay possible)."""
     if counts is None:
         return [MIGRATE_MOVABLE] * nr_pageblocks
     counts = list(counts) + [0] * (MIGRATE_TYPES - len(counts))
@@ -245,10 +265,25 @@ def _pageblock_types(nr_pageblocks: int, counts: Sequence[int] | None) -> list[i
     if total != nr_pageblocks and total:
         counts = [c * nr_pageblocks // total for c in counts]
     counts[MIGRATE_MOVABLE] += nr_pageblocks - sum(counts)
+    others = [mt for mt in _RUN_ORDER if mt != MIGRATE_MOVABLE for _ in range(counts[mt])]
+    groups = [others[i:i + spread_chunk] for i in range(0, len(others), spread_chunk)] \
+        if spread_chunk > 0 else []
+    full = nr_pageblocks // spread_chunk if spread_chunk > 0 else 0
     types: list[int] = []
-    for mt in _RUN_ORDER:
-        types += [mt] * counts[mt]
-    return types
+    if not groups or len(groups) > full:
+        for mt in _RUN_ORDER:
+            types += [mt] * counts[mt]
+        return types
+    chunks: list[list[int] | None] = [None] * full
+    for i, group in enumerate(groups):
+        slot = (2 * i + 1) * full // (2 * len(groups))
+        while chunks[slot] is not None:
+            slot = (slot + 1) % full
+        chunks[slot] = group
+    for chunk in chunks:
+        group = chunk or []
+        types += group + [MIGRATE_MOVABLE] * (spread_chunk - len(group))
+    return types + [MIGRATE_MOVABLE] * (nr_pageblocks - len(types))
 
 
 # --------------------------------------------------------------------------- the zone
@@ -358,6 +393,7 @@ def synthesize_zone(
     *,
     free_by_type: Sequence[Sequence[int | None]] | None = None,
     pageblock_counts: Sequence[int] | None = None,
+    spread: int | None = None,
     **zone_options: object,
 ) -> tuple[Zone, FillerPool]:
     """A Zone whose free lists hold exactly ``nr_free[order]`` blocks, and its filler.
@@ -365,9 +401,10 @@ def synthesize_zone(
     ``free_by_type[mt][order]`` (pagetypeinfo's free counts; None for ">100000") and
     ``pageblock_counts[mt]`` (its "Number of blocks type" row) make the per-type counts
     exact too. ``nr_pages`` defaults to the pageblocks counted, or else to twice the free
-    pages, rounded up to a whole largest block. ``zone_options`` go to Zone. Call
-    ``filler.finish()`` (or use :func:`zone_from_buddyinfo`) once slab caches took their
-    pages.
+    pages, rounded up to a whole largest block. ``spread``, a seed: the spread layout
+    (pageblock types interleaved, free blocks scattered; ``plan_layout``), else packed
+    runs. ``zone_options`` go to Zone. Call ``filler.finish()`` (or use
+    :func:`zone_from_buddyinfo`) once slab caches took their pages.
     """
     nr_free = list(nr_free)
     max_order = int(zone_options.get("max_order", len(nr_free) - 1))  # type: ignore[arg-type]
@@ -402,7 +439,8 @@ def synthesize_zone(
         by_type[MIGRATE_UNMOVABLE] = list(nr_free)
         types = [MIGRATE_UNMOVABLE] * zone.nr_pageblocks
     else:
-        types = _pageblock_types(zone.nr_pageblocks, pageblock_counts)
+        types = _pageblock_types(zone.nr_pageblocks, pageblock_counts,
+                                 0 if spread is None else 1 << (max_order - pageblock_order))
         # A type with free blocks needs pageblocks of its own.
         for mt, counts in enumerate(by_type):
             need = sum(n << o for o, n in enumerate(counts))
@@ -412,16 +450,19 @@ def synthesize_zone(
                     f"pagetypeinfo: {need} free {MIGRATETYPE_NAMES[mt]} pages do not fit in "
                     f"{types.count(mt)} {MIGRATETYPE_NAMES[mt]} pageblocks"
                 )
+    rng = None if spread is None else random.Random(spread)
     try:
         layout = plan_layout(nr_pages, by_type, types, max_order=max_order,
-                             pageblock_order=pageblock_order)
+                             pageblock_order=pageblock_order, spread=rng)
     except FragsimError as e:
         # Holes at the boundary of two types' runs were kept from being free whole; a
         # zone like the real DMA (an Unmovable pageblock with a free order-8 block below
         # a free Movable order-9 one) needs one of them whole. Without that reservation
         # the layout is valid when no two free buddies come out.
+        rng = None if spread is None else random.Random(spread)
         layout = plan_layout(nr_pages, by_type, types, max_order=max_order,
-                             pageblock_order=pageblock_order, cross_type_flags=False)
+                             pageblock_order=pageblock_order, cross_type_flags=False,
+                             spread=rng)
         if _free_buddies(layout.free_blocks, max_order):
             raise e from None
 
@@ -523,31 +564,18 @@ class InitialPopulation:
         return sum(len(v) for v in self.objects.values())
 
 
-def node_from_snapshots(
-    buddyinfo: Sequence[ZoneFree],
-    zoneinfo: Sequence[ZoneinfoZone],
-    pagetypeinfo: Pagetypeinfo | None = None,
-    *,
-    node: int = 0,
-    sources: tuple[str, str] = ("buddyinfo", "zoneinfo"),
-    **zone_options: object,
-) -> Node:
-    """A ``Node`` (sim/mmzone.py) with every zone of ``node`` in buddyinfo, each
-    synthesized as :func:`zone_from_buddyinfo` builds one, spanning its zoneinfo
-    pages from its start pfn rounded down to a largest block (DMA's pfn 1 is pfn 0
-    here; a zone never overlaps the one below), with its managed pages as
-    ``managed_pages``; the pages it does not manage (holes, reserved) are allocated
-    filler, owned by pageblock type like the rest (a MOVABLE one may be migrated).
-    Watermarks and lowmem_reserve are the kernel's formulas on the managed pages (they
-    give the real zoneinfo's). Bad input is one FragsimError line naming the file: a
-    buddyinfo zone zoneinfo lacks, or more free pages than the zone manages."""
+def snapshot_zones(buddyinfo: Sequence[ZoneFree], zoneinfo: Sequence[ZoneinfoZone], *,
+                   node: int = 0, sources: tuple[str, str] = ("buddyinfo", "zoneinfo"),
+                   ) -> list[tuple[ZoneFree, ZoneinfoZone, int, int]]:
+    """Each buddyinfo zone of ``node`` with its zoneinfo entry, its start pfn and its
+    size as :func:`node_from_snapshots` builds it (see there); the checks that make a
+    snapshot unusable, as one FragsimError line naming the file."""
     bsrc, zsrc = sources
     rows = [row for row in buddyinfo if row.node == node]
     if not rows:
         raise FragsimError(f"{bsrc}: expected a zone of node {node}, got none")
     info = {z.zone: z for z in zoneinfo if z.node == node}
-    spans: list[ZoneSpan] = []
-    zones: list[Zone] = []
+    out = []
     end = 0
     max_order = len(rows[0].nr_free) - 1
     block = 1 << max_order
@@ -562,26 +590,69 @@ def node_from_snapshots(
             raise FragsimError(
                 f"{bsrc}: zone {row.zone} of node {node} has {free} free pages, more than "
                 f"the {real.managed} pages it manages in {zsrc}")
-        snap = pick_zone(buddyinfo, pagetypeinfo, row.zone, node,
-                         managed_pages={row.zone: real.managed})
-        # The zone's span from its largest-block-aligned start, the pages it does not
-        # manage (holes, reserved) allocated filler: a zone of only its managed pages
+        # The zone's present pages from its largest-block-aligned start, the pages it
+        # does not manage (reserved) allocated filler: a zone of only its managed pages
         # could not hold the real free blocks (DMA's order-10 blocks sit at pfns 1024,
         # 2048 and 3072, up to its end at 4096; a whole free DMA32 would merge into
-        # other orders than the real one, split by its holes and reserved pages).
+        # other orders than the real one, split by its reserved pages). A zone's holes
+        # (spanned but not present: DMA32's PCI hole below 4 GiB) are left out, as
+        # pagetypeinfo's pageblock counts leave them out (no valid struct page).
         start = (real.start_pfn or 0) // block * block
         start = max(start, -(-end // block) * block)
-        nr_pages = max((real.start_pfn or 0) + real.spanned - start, real.managed)
+        present_end = (real.start_pfn or 0) + real.present
+        nr_pages = max(-(-(present_end - start) // block) * block, real.managed)
+        nr_pages = min(nr_pages, max((real.start_pfn or 0) + real.spanned - start,
+                                     real.managed))
+        out.append((row, real, start, nr_pages))
+        end = start + nr_pages
+    return out
+
+
+def node_from_snapshots(
+    buddyinfo: Sequence[ZoneFree],
+    zoneinfo: Sequence[ZoneinfoZone],
+    pagetypeinfo: Pagetypeinfo | None = None,
+    *,
+    node: int = 0,
+    sources: tuple[str, str] = ("buddyinfo", "zoneinfo"),
+    spread: int | None = None,
+    fillers: dict[int, FillerPool] | None = None,
+    **zone_options: object,
+) -> Node:
+    """A ``Node`` (sim/mmzone.py) with every zone of ``node`` in buddyinfo, each
+    synthesized as :func:`zone_from_buddyinfo` builds one, spanning its zoneinfo
+    pages from its start pfn rounded down to a largest block (DMA's pfn 1 is pfn 0
+    here; a zone never overlaps the one below), with its managed pages as
+    ``managed_pages``; the pages it does not manage (holes, reserved) are allocated
+    filler, owned by pageblock type like the rest (a MOVABLE one may be migrated).
+    Watermarks and lowmem_reserve are the kernel's formulas on the managed pages (they
+    give the real zoneinfo's). Bad input is one FragsimError line naming the file: a
+    buddyinfo zone zoneinfo lacks, or more free pages than the zone manages.
+
+    ``spread``: a seed for :func:`synthesize_zone`'s spread layout. ``fillers``, a dict
+    to fill: each zone's filler is left unowned there, by zone index (zone pfns), for
+    the caller to hand slab pages out of and ``finish``."""
+    spans: list[ZoneSpan] = []
+    zones: list[Zone] = []
+    bsrc = sources[0]
+    for row, real, start, nr_pages in snapshot_zones(buddyinfo, zoneinfo, node=node,
+                                                     sources=sources):
+        snap = pick_zone(buddyinfo, pagetypeinfo, row.zone, node,
+                         managed_pages={row.zone: real.managed})
         try:
-            zone = zone_from_buddyinfo(snap.nr_free, nr_pages,
-                                       free_by_type=snap.free_by_type,
-                                       pageblock_counts=snap.pageblock_counts, **zone_options)
+            zone, filler = synthesize_zone(snap.nr_free, nr_pages,
+                                           free_by_type=snap.free_by_type,
+                                           pageblock_counts=snap.pageblock_counts,
+                                           spread=spread, **zone_options)
         except FragsimError as e:
             raise FragsimError(f"{bsrc}: zone {row.zone} of node {node}: {e}") from None
+        if fillers is None:
+            filler.finish()
+        else:
+            fillers[zone_index(row.zone)] = filler
         zone.managed_pages = real.managed
         spans.append(ZoneSpan(zone_index(row.zone), start, zone.nr_pages, zone.nr_pages))
         zones.append(zone)
-        end = start + zone.nr_pages
     return Node(spans, zones=zones, node_id=node)
 
 
@@ -622,6 +693,83 @@ def node_from_snapshot_dir(path: str | os.PathLike[str], **zone_options: object)
     return node_from_snapshots(parse_buddyinfo(texts["buddyinfo"], bsrc),
                                parse_zoneinfo(texts["zoneinfo"], zsrc), ptinfo,
                                sources=(bsrc, zsrc), **zone_options)
+
+
+@dataclass
+class MachineSnapshot:
+    """A real machine's snapshot, read and checked (``machine.from``): what a machine is
+    built from (sim/machine.py)."""
+
+    path: str
+    buddyinfo: list[ZoneFree]
+    zoneinfo: list[ZoneinfoZone]
+    pagetypeinfo: Pagetypeinfo | None
+    slabinfo: list[SlabinfoEntry] | None
+    sources: dict[str, str]
+    zone_pages: list[tuple[str, int]]  # (zone, pages as built), in pfn order
+    cpus: int
+
+    @property
+    def nr_pages(self) -> int:
+        return sum(pages for _, pages in self.zone_pages)
+
+
+def _read_snapshot_file(file: Path, optional: bool) -> str | None:
+    try:
+        return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if optional:
+            return None
+        raise FragsimError(f"{file}: cannot read: no such file (a snapshot needs its "
+                           f"{' and '.join(SNAPSHOT_FILES[:2])})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise FragsimError(f"{file}: cannot read: "
+                           f"{getattr(e, 'strerror', None) or e}") from None
+
+
+_MACHINE_SNAPSHOTS: dict[tuple[str, float], MachineSnapshot] = {}
+
+
+def read_machine_snapshot(path: str | os.PathLike[str]) -> MachineSnapshot:
+    """The files of a snapshot (:func:`snapshot_paths`, plus its slabinfo when there),
+    parsed and checked as :func:`node_from_snapshots` checks them; every problem is one
+    FragsimError line naming the file. The CPUs are the pagesets zoneinfo prints for its
+    first populated zone. Read once per path and modification time."""
+    files = snapshot_paths(path)
+    files["slabinfo"] = files["buddyinfo"].with_name(
+        files["buddyinfo"].name.replace("buddyinfo", "slabinfo"))
+    try:
+        key = (str(Path(path).resolve()), files["buddyinfo"].stat().st_mtime)
+    except OSError:
+        key = None
+    if key is not None and key in _MACHINE_SNAPSHOTS:
+        return _MACHINE_SNAPSHOTS[key]
+    texts = {name: _read_snapshot_file(file, name in ("pagetypeinfo", "slabinfo"))
+             for name, file in files.items()}
+    sources = {name: str(file) for name, file in files.items()}
+    buddyinfo = parse_buddyinfo(texts["buddyinfo"] or "", sources["buddyinfo"])
+    zoneinfo = parse_zoneinfo(texts["zoneinfo"] or "", sources["zoneinfo"])
+    ptinfo = (parse_pagetypeinfo(texts["pagetypeinfo"], sources["pagetypeinfo"])
+              if texts["pagetypeinfo"] is not None else None)
+    slabinfo = (parse_slabinfo(texts["slabinfo"], sources["slabinfo"])
+                if texts["slabinfo"] is not None else None)
+    zones = snapshot_zones(buddyinfo, zoneinfo,
+                           sources=(sources["buddyinfo"], sources["zoneinfo"]))
+    if ptinfo is not None:
+        for row, _, _, _ in zones:
+            if (row.node, row.zone) not in ptinfo.free:
+                raise FragsimError(f"{sources['pagetypeinfo']}: expected zone {row.zone} of "
+                                   f"node {row.node} (it is in {sources['buddyinfo']}), "
+                                   f"got none")
+    cpus = max(len(real.pcp) for _, real, _, _ in zones)
+    if cpus < 1:
+        raise FragsimError(f"{sources['zoneinfo']}: expected the pagesets of each CPU "
+                           f"('cpu: N' entries), got none")
+    snap = MachineSnapshot(str(path), buddyinfo, zoneinfo, ptinfo, slabinfo, sources,
+                           [(row.zone, pages) for row, _, _, pages in zones], cpus)
+    if key is not None:
+        _MACHINE_SNAPSHOTS[key] = snap
+    return snap
 
 
 def _free_counts(nr_slabs: int, per_slab: int, free: int, policy: str) -> list[int]:

@@ -10,14 +10,26 @@ and that every per-zone output lists every zone.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from sim.buddy import OWNER_MOVABLE
+from sim.errors import FragsimError
 from sim.experiment import validate_config
 from sim.machine import Machine
+from sim.migratetype import MIGRATE_MOVABLE
 from sim.mmzone import ZONE_DMA, ZONE_DMA32, ZONE_NORMAL
-from sim.procfs import parse_buddyinfo, parse_zoneinfo
+from sim.procfs import (
+    buddyinfo_of,
+    format_buddyinfo,
+    pagetypeinfo_of_zones,
+    parse_buddyinfo,
+    parse_pagetypeinfo,
+    parse_slabinfo,
+    parse_zoneinfo,
+)
 from sim.runner import build_workloads, run_machine
 
 MIB = 1 << 20
@@ -163,3 +175,116 @@ def test_one_zone_normal_writes_no_per_zone_keys():
     res = run_machine(cfg, cfg.seed, "default")
     assert not [k for (_, k) in res.series if "/" in k or k in ("DMA", "DMA32", "Normal")]
     assert [z.zone for z in parse_buddyinfo(res.final["buddyinfo"])] == ["Normal"]
+
+
+# --------------------------------------------------------------------------- machine.from
+
+SNAP = Path(__file__).parent / "data/dynamic/fileserver-a/start"
+
+
+def from_config(snapshot=SNAP, workloads=None, **machine) -> object:
+    return validate_config({
+        "name": "from", "seed": 2, "duration": "1s",
+        "machine": {"from": str(snapshot), **machine},
+        "workloads": workloads or [{"kind": "thp_probe", "start": "10s"}]}, "x.yaml")
+
+
+@pytest.fixture(scope="module")
+def from_machine() -> Machine:
+    cfg = from_config()
+    return Machine(cfg, cfg.seed)
+
+
+def test_machine_from_takes_memory_zones_and_cpus_from_the_snapshot():
+    cfg = from_config()
+    zoneinfo = parse_zoneinfo(Path(f"{SNAP}.zoneinfo").read_text())
+    assert cfg.machine.cpus == len(zoneinfo[0].pcp) == 2
+    assert [next(iter(z)) for z in cfg.machine.zones] == ["DMA", "DMA32", "Normal"]
+    assert cfg.machine.memory == sum(next(iter(z.values())) for z in cfg.machine.zones)
+
+
+def test_a_machine_from_a_snapshot_prints_its_buddyinfo_pagetypeinfo_and_pagesets(
+        from_machine):
+    """At t = 0, byte for byte: every zone's buddyinfo line, every pagetypeinfo free
+    count and pageblock count; each CPU's pageset count, high and batch as zoneinfo
+    prints them; every slab cache's slabinfo objects and slabs."""
+    m = from_machine
+    real_buddy = Path(f"{SNAP}.buddyinfo").read_text()
+    ours = format_buddyinfo([buddyinfo_of(z, name=n) for n, z in m.zones])
+    assert ours == real_buddy
+    real_pt = parse_pagetypeinfo(Path(f"{SNAP}.pagetypeinfo").read_text())
+    ours_pt = pagetypeinfo_of_zones(m.zones)
+    assert ours_pt.free == real_pt.free
+    assert ours_pt.blocks == real_pt.blocks
+    zoneinfo = {z.zone: z for z in parse_zoneinfo(Path(f"{SNAP}.zoneinfo").read_text())}
+    for name, zone in m.zones:
+        real = zoneinfo[name]
+        assert (zone.min_wmark, zone.low_wmark, zone.high_wmark) == (
+            real.min, real.low, real.high)
+        assert zone.lowmem_reserve[:len(real.protection)] == real.protection
+        for entry in real.pcp:
+            pcp = zone.pcp[entry["cpu"]]
+            assert (pcp.count, pcp.high, pcp.batch) == (
+                entry["count"], entry["high"], entry["batch"]), (name, entry)
+    real_slabs = {e.name: e for e in parse_slabinfo(Path(f"{SNAP}.slabinfo").read_text())}
+    ours_slabs = {e.name: e for e in parse_slabinfo(m.caches.format_slabinfo())}
+    assert ours_slabs.keys() == real_slabs.keys()
+    for name, e in real_slabs.items():
+        assert (ours_slabs[name].active_objs, ours_slabs[name].num_slabs) == (
+            e.active_objs, e.num_slabs), name
+    m.node.check()
+    m.caches.check()
+
+
+def test_the_snapshot_layout_is_spread_over_the_zone_not_packed(from_machine):
+    """The unmovable and reclaimable pageblocks and the free blocks lie over the whole
+    Normal zone (a packed layout puts them all in its first pageblocks), and another
+    seed lays them out differently with the same counts."""
+    normal = from_machine.node.node_zones[ZONE_NORMAL]
+    types = [normal.pageblock_migratetype(b << 9) for b in range(normal.nr_pageblocks)]
+    others = [b for b, t in enumerate(types) if t != MIGRATE_MOVABLE]
+    assert len(others) > 10
+    assert others[0] < normal.nr_pageblocks // 10 and others[-1] > normal.nr_pageblocks * 9 // 10
+    small = [pfn for pfn in normal.free_blocks(0, MIGRATE_MOVABLE)]
+    assert len(small) > 100 and max(small) - min(small) > normal.nr_pages // 2
+    cfg = from_config()
+    other = Machine(cfg, 5).node.node_zones[ZONE_NORMAL]
+    assert other.nr_free == normal.nr_free
+    assert sorted(other.free_blocks(0, MIGRATE_MOVABLE)) != sorted(small)
+
+
+def test_a_machine_from_a_snapshot_runs_workloads_on_every_zone():
+    cfg = from_config(workloads=[
+        {"kind": "fs_churn", "fs": "disk", "files": 5000, "create_rate": 20000,
+         "max_bytes": "64KiB"},
+        {"kind": "anon", "size": "1GiB", "grow_rate": "2GiB"},
+        {"kind": "thp_probe"}])
+    res = run_machine(cfg, cfg.seed, "default")
+    assert res.summary["thp_attempts"] > 0
+    assert ("avail", "Normal/9") in res.series
+
+
+@pytest.mark.parametrize("machine, message", [
+    ({"memory": "1GiB"}, "machine.from: expected no memory beside it"),
+    ({"cpus": 8}, "machine.from: expected no cpus beside it"),
+])
+def test_machine_from_with_sizes_of_its_own_is_one_line(machine, message):
+    with pytest.raises(FragsimError, match=message):
+        from_config(**machine)
+
+
+def test_a_snapshot_missing_its_zoneinfo_is_one_line_naming_the_file(tmp_path):
+    for name in ("buddyinfo", "pagetypeinfo"):
+        (tmp_path / name).write_text(Path(f"{SNAP}.{name}").read_text())
+    with pytest.raises(FragsimError, match=r"zoneinfo: cannot read: no such file"):
+        from_config(tmp_path)
+
+
+def test_a_snapshot_whose_pagetypeinfo_lacks_a_buddyinfo_zone_is_one_line(tmp_path):
+    for name in ("buddyinfo", "zoneinfo"):
+        (tmp_path / name).write_text(Path(f"{SNAP}.{name}").read_text())
+    text = Path(f"{SNAP}.pagetypeinfo").read_text()
+    (tmp_path / "pagetypeinfo").write_text(
+        "".join(line for line in text.splitlines(True) if "DMA32" not in line))
+    with pytest.raises(FragsimError, match=r"pagetypeinfo: expected zone DMA32 of node 0"):
+        from_config(tmp_path)
