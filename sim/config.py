@@ -424,8 +424,6 @@ def _check_consistency(config: ExperimentConfig, source: str,
         return origins.get(key, source)
 
     machine = config.machine
-    if machine.from_ is not None:
-        _check_from(machine, where('machine', 'from'))
     if machine.page_size != 4096:
         raise FragsimError(
             f"{where('machine', 'page_size')}: machine.page_size: expected 4KiB (the only "
@@ -627,23 +625,6 @@ def _expected(root: type[BaseModel], error: dict, loc: tuple[str, ...]) -> str:
         message = str(ctx["error"])
         return message.split(", got ")[0]
     return f"expected {error['msg'][0].lower()}{error['msg'][1:]}"
-
-
-def _check_from(machine: MachineConfig, where: str) -> None:
-    """``machine.from``: a readable, consistent snapshot (sim/snapshot.py
-    ``read_machine_snapshot``), whose sizes replace ``memory``, ``zones`` and ``cpus``
-    (which may not be given beside it)."""
-    from sim.snapshot import read_machine_snapshot
-
-    snap = read_machine_snapshot(machine.from_ or "")
-    zones = [{name: pages * machine.page_size} for name, pages in snap.zone_pages]
-    real = {"memory": snap.nr_pages * machine.page_size, "cpus": snap.cpus, "zones": zones}
-    given = [key for key in ("memory", "zones", "cpus")
-             if key in machine.model_fields_set and getattr(machine, key) != real[key]]
-    if given:
-        raise FragsimError(f"{where}: machine.from: expected no {', '.join(given)} beside "
-                           f"it (the snapshot gives them), got {', '.join(given)}")
-    machine.memory, machine.cpus, machine.zones = real["memory"], snap.cpus, zones
 
 
 def _check_zones(machine: MachineConfig, where: str) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sim import config as schema
-from sim.config import ExperimentConfig
+from sim.config import ExperimentConfig, MachineConfig
 from sim.defrag import MOBILITY_NAMES
 from sim.errors import FragsimError
 from sim.slab import CACHE_FLAGS, KNOWN_CACHE_SIZES, RCU_FREED_CACHES, kmalloc_size
@@ -38,9 +38,40 @@ def validate_config(
     """One config: the schema (sim/config.py ``parse_config``), then the model."""
     config, origins = schema.parse_config(raw, source, overrides, variant,
                                           check_length=check_length)
+    if config.machine.from_ is not None:
+        _check_from(config.machine, origins.get(("machine", "from"), source), source)
     check_workloads(config, source, origins)
     _check_caches(config, source, origins, check_names)
     return config
+
+
+def _snapshot_exists(path: Path) -> bool:
+    return path.is_dir() or Path(f"{path}.buddyinfo").exists()
+
+
+def _check_from(machine: MachineConfig, where: str, source: str) -> None:
+    """``machine.from``: a readable, consistent snapshot (sim/snapshot.py
+    ``read_machine_snapshot``), whose sizes replace ``memory``, ``zones`` and ``cpus``
+    (which may not be given beside it)."""
+    from sim.snapshot import read_machine_snapshot
+
+    # A relative path is taken from the config file's directory, then from the
+    # working directory; the path kept is absolute (a sweep's workers may run elsewhere).
+    path = Path(machine.from_ or "")
+    if not path.is_absolute():
+        beside = Path(source).parent / path if Path(source).is_file() else None
+        path = beside if beside is not None and _snapshot_exists(beside) else Path.cwd() / path
+    path = path.resolve()
+    machine.from_ = str(path)
+    snap = read_machine_snapshot(path)
+    zones = [{name: pages * machine.page_size} for name, pages in snap.zone_pages]
+    real = {"memory": snap.nr_pages * machine.page_size, "cpus": snap.cpus, "zones": zones}
+    given = [key for key in ("memory", "zones", "cpus")
+             if key in machine.model_fields_set and getattr(machine, key) != real[key]]
+    if given:
+        raise FragsimError(f"{where}: machine.from: expected no {', '.join(given)} beside "
+                           f"it (the snapshot gives them), got {', '.join(given)}")
+    machine.memory, machine.cpus, machine.zones = real["memory"], snap.cpus, zones
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = (),

@@ -27,7 +27,7 @@ import numpy as np
 import simpy
 
 from sim import metrics
-from sim.buddy import OWNER_MOVABLE, WMARK_LOW, BuddyStats, PageSpace, Zone
+from sim.buddy import OWNER_MOVABLE, WMARK_LOW, PageSpace, Zone
 from sim.compaction import Compactor, NodeCompactor
 from sim.config import ExperimentConfig
 from sim.daemons import Kcompactd, Kswapd, rcu_tick, vmstat_refresh
@@ -41,9 +41,10 @@ from sim.slab import SlabCache, SlabCaches, create_cache
 from sim.snapshot import (
     FillerPool,
     InitialPopulation,
+    apply_zoneinfo_watermarks,
     node_from_snapshots,
-    populate_from_slabinfo,
     read_machine_snapshot,
+    start_from_snapshot,
 )
 from sim.vmscan import FileLru, Reclaim
 
@@ -95,12 +96,7 @@ def build_node(config: ExperimentConfig, seed: int = 0,
                                    sources=(snap.sources["buddyinfo"],
                                             snap.sources["zoneinfo"]),
                                    spread=seed, fillers=fillers, **options)
-        info = {z.zone: z for z in snap.zoneinfo if z.node == 0}
-        for zone in node.zonelist:
-            real = info[ZONE_NAMES[zone.zone_idx]]
-            zone.set_watermarks(real.min, real.low - real.min, node.min_free_kbytes)
-            if real.protection:
-                zone.lowmem_reserve = (list(real.protection) + [0] * 5)[:5]
+        apply_zoneinfo_watermarks(node, snap.zoneinfo)
         return node
     spans = zone_spans_for(m.memory // m.page_size, m.zones, m.page_size, m.max_order)
     if len(spans) == 1 and spans[0].idx == ZONE_NORMAL and spans[0].start_pfn == 0:
@@ -193,38 +189,10 @@ class Machine:
     # ------------------------------------------------------------------ wiring
 
     def _start_from_snapshot(self, fillers: dict[int, FillerPool]) -> None:
-        """``machine.from``: the snapshot's slab caches and objects out of the zones'
-        filler (Normal's first, as GFP_KERNEL allocations go), each CPU's pagesets as
-        zoneinfo prints them (``high``, ``batch`` and ``count`` order-0 pages freed onto
-        the list, taken from MOVABLE filler), then the rest of the filler owned by its
-        pageblock type: the kernel's own memory, never freed."""
+        """``machine.from``: the snapshot's slab caches and per-CPU lists
+        (sim/snapshot.py ``start_from_snapshot``)."""
         snap = read_machine_snapshot(self.config.machine.from_ or "")
-        node = self.node
-        pool = _NodeFiller(node, fillers)
-        if snap.slabinfo:
-            self.initial_population = populate_from_slabinfo(
-                self.caches, snap.slabinfo, filler=pool,  # type: ignore[arg-type]
-                source=snap.sources["slabinfo"])
-        info = {z.zone: z for z in snap.zoneinfo if z.node == 0}
-        for zone in node.zonelist:
-            filler = fillers[zone.zone_idx]
-            for entry in info[ZONE_NAMES[zone.zone_idx]].pcp:
-                cpu = entry["cpu"]
-                if cpu >= zone.cpus:
-                    continue
-                pcp = zone.pcp[cpu]
-                pcp.set_limits(entry["batch"], entry["high_min"], entry["high_max"])
-                pcp.high = entry["high"]
-                for _ in range(entry["count"]):
-                    pfn = filler.take(0, MIGRATE_MOVABLE)
-                    if pfn is None:
-                        break
-                    zone.free(pfn, 0, cpu)
-        for filler in fillers.values():
-            filler.finish()
-        for zone in node.zonelist:
-            zone.stats = BuddyStats()
-            zone.nr_alloc_calls = zone.nr_free_calls = 0
+        self.initial_population = start_from_snapshot(self.node, self.caches, snap, fillers)
 
     @property
     def filesystems(self) -> list[FileSystem]:
@@ -394,18 +362,8 @@ class Machine:
             block_mt, stats.nonmovable_pages)}
 
     def buddy_report(self) -> dict[str, Any]:
-        """The zones' allocator counters (``Zone.report``): a lone zone's, or the sums
-        over the zones with each zone's own under ``zones``."""
-        if not self.multi_zone:
-            return self.zones[0][1].report()
-        reports = {name: zone.report() for name, zone in self.zones}
-        total: dict[str, Any] = {}
-        for report in reports.values():
-            for key, value in report.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    total[key] = total.get(key, 0) + value
-        total["zones"] = reports
-        return total
+        """The zones' allocator counters (sim/machine.py ``buddy_report``)."""
+        return buddy_report(self.zones)
 
     @property
     def buddy_calls(self) -> int:
@@ -471,22 +429,19 @@ class Machine:
             workload.start()
 
 
-class _NodeFiller:
-    """The zones' fillers as one slab page allocator handing out node pfns, from the
-    zones in zonelist order (sim/snapshot.py ``FillerPool``)."""
-
-    def __init__(self, node: Node, fillers: dict[int, FillerPool]) -> None:
-        self.node = node
-        self.fillers = fillers
-
-    def page_allocator(self, order: int, migratetype: int, cpu: int, owner: int,
-                       alloc_flags: int, noretry: bool) -> int | None:
-        for zone in self.node.zonelist:
-            pfn = self.fillers[zone.zone_idx].take(order, migratetype)
-            if pfn is not None:
-                zone.set_owner(pfn, owner)
-                return zone.zone_start_pfn + pfn
-        return self.node.alloc(order, migratetype, cpu, owner, alloc_flags)
+def buddy_report(zones: list[tuple[str, Zone]]) -> dict[str, Any]:
+    """``Zone.report`` of a lone zone, or of several summed, with each zone's own under
+    ``zones``."""
+    if len(zones) == 1:
+        return zones[0][1].report()
+    reports = {name: zone.report() for name, zone in zones}
+    total: dict[str, Any] = {}
+    for report in reports.values():
+        for key, value in report.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+    total["zones"] = reports
+    return total
 
 
 def _at_node_pfn(hook: Callable[[int], bool], zone: Zone) -> Callable[[int], bool]:

@@ -248,7 +248,7 @@ def plot_buddyinfo_heatmap(run_dir: Path, runs: dict | None = None) -> Path | No
         return None
     grids = {}
     for variant, series in firsts.items():
-        orders = sorted(int(k) for m, k in series if m == "nr_free")
+        orders = sorted(int(k) for m, k in series if m == "nr_free" and k.isdigit())
         times = series[("nr_free", str(orders[0]))][0]
         grids[variant] = (orders, times,
                           np.vstack([series[("nr_free", str(o))][1] for o in orders]))

@@ -130,6 +130,7 @@ from sim.gfp import (
     gfp_migratetype,
 )
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATETYPE_NAMES
+from sim.mmzone import ZONE_NAMES, Node, gfp_zone
 from sim.procfs import (
     Pagetypeinfo,
     SlabinfoEntry,
@@ -140,7 +141,17 @@ from sim.procfs import (
     parse_zoneinfo,
 )
 from sim.slab import BadSlabFree, SlabCache, SlabCaches, get_order
-from sim.snapshot import InitialPopulation, pick_zone, populate_from_slabinfo, synthesize_zone
+from sim.snapshot import (
+    FillerPool,
+    InitialPopulation,
+    apply_zoneinfo_watermarks,
+    node_from_snapshots,
+    pick_zone,
+    populate_from_slabinfo,
+    read_machine_snapshot_files,
+    start_from_snapshot,
+    synthesize_zone,
+)
 
 # SLUB: KMALLOC_SHIFT_HIGH = PAGE_SHIFT + 1, KMALLOC_MAX_CACHE_SIZE = 1 << that (4 KiB pages).
 KMALLOC_MAX_CACHE_SIZE = 8192
@@ -354,6 +365,7 @@ class Replayer:
         page_free: PageFree | None = None,
         hold: bool = True,
         zone_name: str = "Normal",
+        node: Node | None = None,
     ) -> None:
         if not speed > 0 or not math.isfinite(speed):
             raise FragsimError(f"replay: speed: expected a number above 0, got {speed}")
@@ -364,6 +376,9 @@ class Replayer:
             raise FragsimError(f"replay: rcu_tick: expected a time above 0, got {rcu_tick}")
         self.zone = zone
         self.zone_name = zone_name  # for messages: the zone the snapshots described
+        # A node of several zones: page allocations walk its zonelist from the gfp's
+        # zone (``zone`` is the node then).
+        self.node = node if node is not None and node.multi_zone else None
         self.caches = caches
         self.speed = speed
         self.start = start
@@ -425,6 +440,9 @@ class Replayer:
             cache.owner = self.holder
 
     def _zone_alloc(self, order: int, gfp: int, cpu: int, owner: int | None) -> int | None:
+        if self.node is not None:
+            return self.node.alloc(order, gfp_migratetype(gfp), cpu, owner,
+                                   highest_zoneidx=gfp_zone(gfp))
         return self.zone.alloc(order, gfp_migratetype(gfp), cpu, owner)
 
     def cache_named(self, name: str, size: int = 0) -> SlabCache:
@@ -763,13 +781,19 @@ class Replayer:
         """The first failure's trace line and the zone as the failed attempt left it
         (a failed allocation changes no free list)."""
         zone = self.zone
+        name = self.zone_name
+        if self.node is not None:
+            # The zone the request's zonelist starts at (ALLOC_NOFRAGMENT aside, where
+            # it ran out first); the others' free pages besides.
+            zone = self.node.zonelist[0]
+            name = ZONE_NAMES[zone.zone_idx]
         self.stats.first_alloc_failure = {
             "line": ev[12] if len(ev) > 12 else 0,  # 0: an event made by hand
             "event": KIND_NAMES[ev[2]],
             "cache": cache,
             "order": order,
             "migratetype": migratetype_name(mt),
-            "zone": self.zone_name,
+            "zone": name,
             "free_pages": zone.nr_free_pages,  # NR_FREE_PAGES: what the watermarks see
             "free_highatomic": zone.nr_free_highatomic,
             "watermark_min": zone.wmark_pages(WMARK_MIN),  # the boost included
@@ -1015,6 +1039,15 @@ class ReplaySetup:
     replayer: Replayer
     setup_s: float
     zone_name: str = "Normal"  # the snapshot's zone (buddyinfo's name), else "Normal"
+    node: Node | None = None  # a full snapshot's node of every zone (``zone`` is it then)
+
+    @property
+    def zones(self) -> list[tuple[str, Zone]]:
+        """(name, zone) in pfn order: the snapshot's zones, or the one zone."""
+        if self.node is None:
+            return [(self.zone_name, self.zone)]  # type: ignore[list-item]
+        return [(ZONE_NAMES[z.zone_idx], z)
+                for z in sorted(self.node.zonelist, key=lambda z: z.zone_start_pfn)]
 
 
 def build_replay(
@@ -1042,6 +1075,30 @@ def build_replay(
         entries = parse_slabinfo(text, name)
     filler = None
     picked = "Normal"
+    if buddyinfo is not None and zoneinfo is not None and nr_pages is None \
+            and zone_name is None and not isinstance(buddyinfo, list):
+        # A full snapshot: every zone, as `fragsim run`'s machine.from builds it.
+        snap = read_machine_snapshot_files(
+            buddyinfo, zoneinfo,  # type: ignore[arg-type]
+            pagetypeinfo if not isinstance(pagetypeinfo, Pagetypeinfo) else None)
+        fillers: dict[int, FillerPool] = {}
+        node = node_from_snapshots(snap.buddyinfo, snap.zoneinfo, snap.pagetypeinfo,
+                                   sources=(snap.sources["buddyinfo"],
+                                            snap.sources["zoneinfo"]),
+                                   spread=seed, fillers=fillers, **options)
+        apply_zoneinfo_watermarks(node, snap.zoneinfo)
+        snap.slabinfo = entries
+        zone = node if node.multi_zone else node.zonelist[0]
+        for z in node.zonelist:
+            z.on_wakeup_kswapd = functools.partial(_kswapd_finds_nothing_to_reclaim, z)
+        boxed: list[Replayer] = []
+        caches = SlabCaches(zone, clock=lambda: boxed[0].now if boxed else 0.0)
+        population = start_from_snapshot(node, caches, snap, fillers, occupancy)
+        replayer = Replayer(zone, caches, population=population, speed=speed,
+                            rcu_frees=rcu_frees, seed=seed, zone_name="Normal", node=node)
+        boxed.append(replayer)
+        return ReplaySetup(zone, caches, population, replayer,
+                           time.perf_counter() - t_setup, "Normal", node)
     if buddyinfo is not None:
         if isinstance(buddyinfo, list):
             rows = buddyinfo

@@ -13,6 +13,7 @@ import functools
 import gc
 import math
 import resource
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ import yaml
 from sim import __version__, metrics
 from sim.config import ExperimentConfig, to_yaml
 from sim.experiment import load_config, resolve_variants
-from sim.machine import Machine
+from sim.machine import Machine, buddy_report
 from sim.procfs import (
     buddyinfo_of,
     format_buddyinfo,
@@ -32,7 +33,6 @@ from sim.procfs import (
     format_pagetypeinfo,
     format_unusable_index,
     format_zoneinfo_zone,
-    pagetypeinfo_of,
     pagetypeinfo_of_zones,
 )
 from sim.results import Recorder, Result, RunDirectory, write_atomic, write_json, write_timeseries
@@ -301,10 +301,21 @@ def run_experiment(
             end = "end" if len(firsts) == 1 else f"end-{variant}"
             np.savez_compressed(path / "memmap" / f"{end}.npz", **r.memmap["end"])
         if plots:
-            from sim.plots import plot_run
-
-            plot_run(path)
+            _plot_kept(path)
     return out_dir
+
+
+def _plot_kept(path: Path) -> None:
+    """The plots of a run directory; a plot that fails says so on stderr and leaves the
+    results (written already) in place: ``fragsim plot DIR`` redraws them."""
+    from sim.plots import plot_run
+
+    try:
+        plot_run(path)
+    except Exception as err:  # a plotting bug must not cost the run's results
+        print(f"fragsim: warning: {path}: drawing the plots failed ({type(err).__name__}: "
+              f"{err}); the results are kept, and `fragsim plot` redraws them",
+              file=sys.stderr)
 
 
 def _run_all(tasks: list[tuple[str, ExperimentConfig, int]], jobs: int,
@@ -392,7 +403,7 @@ def run_replay(
 
     from sim.defrag import Defragmenter
     from sim.ftrace import TraceReader
-    from sim.metrics import cache_metrics, zone_metrics
+    from sim.metrics import cache_metrics, node_metrics, zone_metrics
     from sim.replay import ReplayResult, build_replay
 
     config = validate_config_for_replay(overrides or [])
@@ -409,8 +420,13 @@ def run_replay(
     first = replayer.next_time()
     t = first if first is not None else 0.0
     step = None
+    zones = setup.zones
+
+    def zone_values() -> dict:
+        return node_metrics(zones) if len(zones) > 1 else zone_metrics(zones[0][1])
+
     while True:
-        values = zone_metrics(setup.zone)
+        values = zone_values()
         values.update(cache_metrics(setup.caches))
         recorder.sample(t, values)
         nxt = replayer.next_time()
@@ -450,7 +466,7 @@ def run_replay(
         summary["defrag"] = defrag.report()  # the layout of a run's defrag section
         if defrag.notes:
             summary["notes"] = list(dict.fromkeys(defrag.notes))
-        values = zone_metrics(setup.zone)
+        values = zone_values()
         values.update(cache_metrics(setup.caches))
         recorder.sample(env.now, values)
     final = setup.caches.report()  # a run's keys: the state at the end
@@ -460,11 +476,11 @@ def run_replay(
             entry["active_objs_final"] = final[name]["active_objs"]
             for key in ("num_slabs", "pages", "slabs_freed"):
                 entry.setdefault(key, final[name][key])
-    zone = setup.zone
+    nr_free = [sum(z.nr_free[o] for _, z in zones) for o in range(zones[0][1].max_order + 1)]
+    buddy = buddy_report(zones)
     summary = {"variant": "replay", "seed": 0, **summary,
-               "avail": {str(o): metrics.avail(zone.nr_free, o)
-                         for o in range(zone.max_order + 1)},
-               "buddy": zone.report()}
+               "avail": {str(o): metrics.avail(nr_free, o) for o in range(len(nr_free))},
+               "buddy": buddy}
     out_dir = Path(out) if out is not None else Path("results") / f"replay-{Path(trace).name}"
     series = Result("replay", 0, np.asarray(recorder.times), recorder.series())
     with RunDirectory(out_dir) as run_dir:
@@ -484,13 +500,13 @@ def run_replay(
             "complete": summary["complete"],
             "variants": {"replay": {"runs": [summary], **aggregate([summary])}},
         })
-        write_atomic(path / "final" / "buddyinfo", format_buddyinfo([buddyinfo_of(zone)]))
-        write_atomic(path / "final" / "pagetypeinfo", format_pagetypeinfo(pagetypeinfo_of(zone)))
+        write_atomic(path / "final" / "buddyinfo",
+                     format_buddyinfo([buddyinfo_of(z, name=n) for n, z in zones]))
+        write_atomic(path / "final" / "pagetypeinfo",
+                     format_pagetypeinfo(pagetypeinfo_of_zones(zones)))
         write_atomic(path / "final" / "slabinfo", setup.caches.format_slabinfo())
         if plots:
-            from sim.plots import plot_run
-
-            plot_run(path)
+            _plot_kept(path)
     return out_dir, summary
 
 

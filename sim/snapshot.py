@@ -80,7 +80,7 @@ from sim.migratetype import (
     MIGRATE_UNMOVABLE,
     MIGRATETYPE_NAMES,
 )
-from sim.mmzone import Node, ZoneSpan, zone_index
+from sim.mmzone import MAX_NR_ZONES, ZONE_NAMES, Node, ZoneSpan, zone_index
 from sim.procfs import (
     Pagetypeinfo,
     SlabinfoEntry,
@@ -744,16 +744,104 @@ def read_machine_snapshot(path: str | os.PathLike[str]) -> MachineSnapshot:
         key = None
     if key is not None and key in _MACHINE_SNAPSHOTS:
         return _MACHINE_SNAPSHOTS[key]
+    snap = read_machine_snapshot_files(**files)
+    snap.path = str(path)
+    if key is not None:
+        _MACHINE_SNAPSHOTS[key] = snap
+    return snap
+
+
+class NodeFiller:
+    """The zones' fillers as one slab page allocator handing out node pfns, from the
+    zones in zonelist order (Normal first, as GFP_KERNEL allocations go)."""
+
+    def __init__(self, node: Node, fillers: dict[int, FillerPool]) -> None:
+        self.node = node
+        self.fillers = fillers
+
+    def page_allocator(self, order: int, migratetype: int, cpu: int, owner: int,
+                       alloc_flags: int, noretry: bool) -> int | None:
+        for zone in self.node.zonelist:
+            pfn = self.fillers[zone.zone_idx].take(order, migratetype)
+            if pfn is not None:
+                zone.set_owner(pfn, owner)
+                return zone.zone_start_pfn + pfn
+        return self.node.alloc(order, migratetype, cpu, owner, alloc_flags)
+
+
+def apply_zoneinfo_watermarks(node: Node, zoneinfo: Sequence[ZoneinfoZone]) -> None:
+    """Each zone's ``min``, ``low``, ``high`` and ``protection`` (lowmem_reserve) as its
+    zoneinfo prints them: the kernel's own, whatever sysctls set them."""
+    info = {z.zone: z for z in zoneinfo if z.node == node.node_id}
+    for zone in node.zonelist:
+        real = info.get(ZONE_NAMES[zone.zone_idx])
+        if real is None:
+            continue
+        zone.set_watermarks(real.min, real.low - real.min, node.min_free_kbytes)
+        if real.protection:
+            zone.lowmem_reserve = (list(real.protection) + [0] * MAX_NR_ZONES)[:MAX_NR_ZONES]
+
+
+def start_from_snapshot(node: Node, caches: SlabCaches, snap: MachineSnapshot,
+                        fillers: dict[int, FillerPool], occupancy: str = "even"
+                        ) -> InitialPopulation | None:
+    """A snapshot's node made the machine it was: the slab caches and objects of its
+    slabinfo out of the zones' filler (:class:`NodeFiller`), each CPU's pagesets as
+    zoneinfo prints them (``high``, ``batch``, ``high_min``, ``high_max``, and ``count``
+    order-0 pages freed onto the list, taken from MOVABLE filler: pages the CPU freed,
+    which buddyinfo does not count), then the rest of the filler owned by its pageblock
+    type: the kernel's own memory, never freed. The zones' counters start at zero."""
+    population = None
+    if snap.slabinfo:
+        population = populate_from_slabinfo(
+            caches, snap.slabinfo, occupancy,
+            filler=NodeFiller(node, fillers),  # type: ignore[arg-type]
+            source=snap.sources.get("slabinfo", "slabinfo"))
+    info = {z.zone: z for z in snap.zoneinfo if z.node == node.node_id}
+    for zone in node.zonelist:
+        filler = fillers[zone.zone_idx]
+        for entry in info[ZONE_NAMES[zone.zone_idx]].pcp:
+            cpu = entry["cpu"]
+            if cpu >= zone.cpus:
+                continue
+            pcp = zone.pcp[cpu]
+            pcp.set_limits(entry["batch"], entry["high_min"], entry["high_max"])
+            pcp.high = entry["high"]
+            for _ in range(entry["count"]):
+                pfn = filler.take(0, MIGRATE_MOVABLE)
+                if pfn is None:
+                    break
+                zone.free(pfn, 0, cpu)
+    for filler in fillers.values():
+        filler.finish()
+    for zone in node.zonelist:
+        zone.stats = BuddyStats()
+        zone.nr_alloc_calls = zone.nr_free_calls = 0
+    return population
+
+
+def read_machine_snapshot_files(buddyinfo: str | os.PathLike[str],
+                                zoneinfo: str | os.PathLike[str],
+                                pagetypeinfo: str | os.PathLike[str] | None = None,
+                                slabinfo: str | os.PathLike[str] | None = None,
+                                ) -> MachineSnapshot:
+    """:func:`read_machine_snapshot` of files named one by one (the last two optional:
+    a missing one is skipped)."""
+    files = {"buddyinfo": Path(buddyinfo), "zoneinfo": Path(zoneinfo)}
+    if pagetypeinfo is not None:
+        files["pagetypeinfo"] = Path(pagetypeinfo)
+    if slabinfo is not None:
+        files["slabinfo"] = Path(slabinfo)
     texts = {name: _read_snapshot_file(file, name in ("pagetypeinfo", "slabinfo"))
              for name, file in files.items()}
     sources = {name: str(file) for name, file in files.items()}
-    buddyinfo = parse_buddyinfo(texts["buddyinfo"] or "", sources["buddyinfo"])
-    zoneinfo = parse_zoneinfo(texts["zoneinfo"] or "", sources["zoneinfo"])
-    ptinfo = (parse_pagetypeinfo(texts["pagetypeinfo"], sources["pagetypeinfo"])
-              if texts["pagetypeinfo"] is not None else None)
-    slabinfo = (parse_slabinfo(texts["slabinfo"], sources["slabinfo"])
-                if texts["slabinfo"] is not None else None)
-    zones = snapshot_zones(buddyinfo, zoneinfo,
+    buddy = parse_buddyinfo(texts["buddyinfo"] or "", sources["buddyinfo"])
+    zones_info = parse_zoneinfo(texts["zoneinfo"] or "", sources["zoneinfo"])
+    ptinfo = (parse_pagetypeinfo(texts["pagetypeinfo"] or "", sources["pagetypeinfo"])
+              if texts.get("pagetypeinfo") is not None else None)
+    slabs = (parse_slabinfo(texts["slabinfo"] or "", sources["slabinfo"])
+             if texts.get("slabinfo") is not None else None)
+    zones = snapshot_zones(buddy, zones_info,
                            sources=(sources["buddyinfo"], sources["zoneinfo"]))
     if ptinfo is not None:
         for row, _, _, _ in zones:
@@ -765,11 +853,8 @@ def read_machine_snapshot(path: str | os.PathLike[str]) -> MachineSnapshot:
     if cpus < 1:
         raise FragsimError(f"{sources['zoneinfo']}: expected the pagesets of each CPU "
                            f"('cpu: N' entries), got none")
-    snap = MachineSnapshot(str(path), buddyinfo, zoneinfo, ptinfo, slabinfo, sources,
+    return MachineSnapshot(str(buddyinfo), buddy, zones_info, ptinfo, slabs, sources,
                            [(row.zone, pages) for row, _, _, pages in zones], cpus)
-    if key is not None:
-        _MACHINE_SNAPSHOTS[key] = snap
-    return snap
 
 
 def _free_counts(nr_slabs: int, per_slab: int, free: int, policy: str) -> list[int]:

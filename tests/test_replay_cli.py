@@ -12,6 +12,7 @@ from trace_helpers import trace_line as line
 
 from sim.cli import main
 from sim.procfs import parse_slabinfo
+from sim.results import read_timeseries
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "configs/examples/tmpfs-churn-20k-keep10"
 
@@ -329,3 +330,26 @@ def test_a_negative_max_failures_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert code == 2 and not out.exists()
     assert err == ["fragsim: error: --max-failures: expected a number of at least 0, got -1"]
+
+
+def test_a_replay_from_a_full_snapshot_replays_on_every_zone(tmp_path):
+    """buddyinfo, pagetypeinfo, zoneinfo and slabinfo together: the machine `fragsim run`
+    builds with machine.from (every zone, zoneinfo's watermarks and pagesets), the
+    trace's pages allocated through the zonelist from each gfp's zone. The shared trace
+    replays on it without an allocation failure, and every output lists every zone."""
+    out = tmp_path / "zones"
+    code = main(["replay", str(EXAMPLE / "trace.txt.xz"),
+                 "--slabinfo", str(EXAMPLE / "before.slabinfo"),
+                 "--buddyinfo", str(EXAMPLE / "before.buddyinfo"),
+                 "--pagetypeinfo", str(EXAMPLE / "before.pagetypeinfo"),
+                 "--zoneinfo", str(EXAMPLE / "before.zoneinfo"),
+                 "--out", str(out), "--no-plots"])
+    assert code == 0
+    run = replay_run(out)
+    assert run["trace"]["alloc_failures"]["pages"] == 0
+    assert run["trace"]["alloc_failures"]["objects"] == 0
+    assert set(run["buddy"]["zones"]) == {"DMA", "DMA32", "Normal"}
+    zones = [line.split()[3] for line in (out / "final/buddyinfo").read_text().splitlines()]
+    assert zones == ["DMA", "DMA32", "Normal"]
+    series = read_timeseries(out / "timeseries.csv")[("replay", 0)]
+    assert ("avail", "Normal/9") in series and ("avail", "DMA32/9") in series

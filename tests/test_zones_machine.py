@@ -179,7 +179,7 @@ def test_one_zone_normal_writes_no_per_zone_keys():
 
 # --------------------------------------------------------------------------- machine.from
 
-SNAP = Path(__file__).parent / "data/dynamic/fileserver-a/start"
+SNAP = Path(__file__).parent.parent / "configs/real/fileserver-a/start"
 
 
 def from_config(snapshot=SNAP, workloads=None, **machine) -> object:
