@@ -12,7 +12,8 @@ them (SIGTERM, then SIGKILL after a grace period) instead of letting them finish
 points. A local worker also dies with its parent when the parent cannot clean up (kill
 -9, the OOM killer): on Linux it asks for ``PR_SET_PDEATHSIG`` = SIGKILL when it starts,
 elsewhere a thread in it checks every second that its parent is still the one that
-started it.
+started it. The workers of a LocalCluster fragsim starts for ``--executor dask`` die
+with it too: dask ends a worker process when the pipe its parent holds open closes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import gc
+import math
 import multiprocessing
 import os
 import signal
@@ -271,22 +273,50 @@ class DaskExecutor(Executor):
     LocalCluster of ``jobs`` single-threaded worker processes when no address is given.
 
     Connecting gives up after ``connect_timeout`` seconds with a one-line error.
+
+    At most ``IN_FLIGHT_PER_THREAD`` items per worker thread are submitted at a time,
+    and each future is released as soon as its result is taken: a result lives in a
+    worker's memory from the end of its item until this process has it, so a sweep of
+    any length holds a few results, not all of them. Results come straight from the
+    worker that made them (``direct_to_workers``; set ``distributed.client.
+    direct-to-workers: false`` in the dask config where this process cannot reach the
+    workers, and they come through the scheduler).
+
+    A worker that dies (killed for memory, a segfault) fails the items it was running
+    (the one that killed it and the one waiting behind it) with ``KilledWorker``. As
+    the local pool does, such an item is run again alone (nothing else in flight): the
+    one that kills its worker again is reported with the error, the others finish. The
+    LocalCluster fragsim starts gives up on a task at its first worker death
+    (``distributed.scheduler.allowed-failures: 0``; dask's default runs it on three
+    more workers, each of which it kills), and its nannies start a new worker for each
+    one that died; a remote scheduler keeps its own setting. The LocalCluster's workers
+    die with this process: dask ends them when their parent goes away, kill -9
+    included.
     """
+
+    IN_FLIGHT_PER_THREAD = 2
+    REFRESH_THREADS_S = 5.0  # how often the in-flight bound follows a cluster's size
+    LOCAL_CLUSTER_CONFIG = {"distributed.scheduler.allowed-failures": 0}
 
     def __init__(self, scheduler: str | None = None, jobs: int | None = None,
                  connect_timeout: float = CONNECT_TIMEOUT_S,
                  cluster_options: dict[str, Any] | None = None) -> None:
         try:
+            import dask
             from dask.distributed import Client, LocalCluster
         except ImportError as err:
             raise FragsimError(
                 f"--executor dask: expected dask.distributed to be installed, got "
                 f"{type(err).__name__}: {err}; install it with {CLUSTER_EXTRA}") from None
         self.cluster = None
+        direct = dask.config.get("distributed.client.direct-to-workers", None)
+        direct = True if direct is None else direct
+        self._threads: int | None = None  # worker threads, as last asked
+        self._threads_asked = -math.inf
         if scheduler:
             try:
                 self.client = Client(scheduler, timeout=connect_timeout,
-                                     set_as_default=False)
+                                     set_as_default=False, direct_to_workers=direct)
             except Exception as err:  # OSError on timeout, ValueError on a bad address
                 detail = " ".join(str(err).split()) or type(err).__name__
                 raise FragsimError(
@@ -299,24 +329,61 @@ class DaskExecutor(Executor):
                        "processes": True, "dashboard_address": None,
                        "silence_logs": logging.ERROR}
             options.update(cluster_options or {})
-            self.cluster = LocalCluster(**options)
-            self.client = Client(self.cluster, set_as_default=False)
+            with dask.config.set(self.LOCAL_CLUSTER_CONFIG):  # read as the scheduler starts
+                self.cluster = LocalCluster(**options)
+            self.client = Client(self.cluster, set_as_default=False, direct_to_workers=direct)
+
+    def in_flight_limit(self) -> int:
+        """How many items may be submitted at a time: ``IN_FLIGHT_PER_THREAD`` per worker
+        thread (asked of the scheduler at most every ``REFRESH_THREADS_S``; at least 1)."""
+        now = time.monotonic()
+        if self._threads is None or now - self._threads_asked >= self.REFRESH_THREADS_S:
+            self._threads = sum(self.client.nthreads().values())
+            self._threads_asked = now
+        return self.IN_FLIGHT_PER_THREAD * max(1, self._threads)
 
     def map_unordered(self, fn, items):
+        from dask.distributed import KilledWorker
         from dask.distributed import as_completed as dask_as_completed
 
-        futures = [self.client.submit(fn, item, pure=False) for item in items]
-        index = {future.key: i for i, future in enumerate(futures)}
+        queue = collections.deque(enumerate(items))
+        suspects: collections.deque = collections.deque()
+        window: dict[Any, tuple[int, Any, bool, Any]] = {}  # key: (i, item, alone, future)
+        done = dask_as_completed(loop=self.client.loop)
+
+        def submit(i: int, item: Any, alone: bool) -> None:
+            future = self.client.submit(fn, item, pure=False, retries=0)
+            window[future.key] = (i, item, alone, future)
+            done.add(future)
+
+        def refill() -> None:
+            if suspects:  # one at a time, once the others are out of the way
+                if not window:
+                    submit(*suspects.popleft(), alone=True)
+                return
+            limit = self.in_flight_limit() if queue else 0
+            while queue and len(window) < limit:
+                submit(*queue.popleft(), alone=False)
+
         try:
-            with self.client.as_current():
-                for future in dask_as_completed(futures):
-                    i = index[future.key]
+            refill()
+            for future in done:
+                i, item, alone, _ = window.pop(future.key)
+                try:
                     if future.status == "error":
-                        yield i, None, future.exception()
+                        result, error = None, future.exception()
                     else:
-                        yield i, future.result(), None
+                        result, error = future.result(), None
+                finally:
+                    future.release()  # the worker may drop the result now
+                if isinstance(error, KilledWorker) and not alone:
+                    suspects.append((i, item))  # perhaps it only shared the dead worker
+                    refill()
+                    continue
+                refill()  # before yielding: the workers go on while this one is written
+                yield i, result, error
         except BaseException:
-            self.client.cancel(futures)
+            self.client.cancel([future for *_, future in window.values()])
             raise
 
     def close(self) -> None:

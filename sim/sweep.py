@@ -390,10 +390,55 @@ def _overlaps(a: str, b: str) -> bool:
     return pa[:n] == pb[:n]
 
 
-def _config_hash(configs: dict[str, ExperimentConfig], seed: int) -> str:
-    text = json.dumps({"seed": seed, "variants": {v: to_yaml(c) for v, c in configs.items()}},
-                      sort_keys=True)
+def _config_hash(texts: dict[str, str], seed: int) -> str:
+    """The digest that keys a finished run: its seed and each variant's ``to_yaml`` text
+    (``_config_yaml``); it names results on disk, so it never changes."""
+    text = json.dumps({"seed": seed, "variants": texts}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _config_yaml(config: ExperimentConfig, cache: dict[str, str]) -> str:
+    """``to_yaml(config)``, built from one YAML text per top-level key kept in ``cache``.
+
+    Emitting YAML is most of the cost of planning a sweep (5 ms a config in pure-Python
+    PyYAML), and the points of a sweep differ in a few sections: ``machine:`` changes
+    with ``machine.memory``, ``workloads:`` and the rest do not. A block mapping's
+    entries at the top level are emitted independently of each other (column 0, no
+    flow context), so the document is the concatenation of its one-key documents; the
+    exception is an object that appears twice (PyYAML writes an anchor and an alias,
+    numbered across the document), and such a config is dumped whole.
+    """
+    text = _yaml_by_sections(config.model_dump(mode="json", exclude={"variants"}), cache)
+    return to_yaml(config) if text is None else text
+
+
+def _yaml_by_sections(data: dict[str, Any], cache: dict[str, str]) -> str | None:
+    """``yaml.safe_dump(data, sort_keys=False)`` from cached one-key documents; None
+    when it cannot be (an empty mapping, or a container met twice)."""
+    if not data or _has_shared_containers(data):
+        return None
+    parts = []
+    for key, value in data.items():
+        marker = repr((key, value))  # keeps 1, 1.0, True and "1" apart, keys as values
+        text = cache.get(marker)
+        if text is None:
+            text = cache[marker] = yaml.safe_dump({key: value}, sort_keys=False)
+        parts.append(text)
+    return "".join(parts)
+
+
+def _has_shared_containers(data: Any) -> bool:
+    """Whether a dict or list occurs twice in ``data`` (by identity): YAML would alias it."""
+    seen: set[int] = set()
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict | list):
+            if id(node) in seen:
+                return True
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return False
 
 
 # ------------------------------------------------------------------ what produced a run
@@ -539,6 +584,7 @@ def plan_sweep(config_path: str | Path, overrides: Sequence[str] = (),
     replicates = spec.seeds or first.seeds
     points: list[Point] = []
     tasks: list[RunTask] = []
+    sections: dict[str, str] = {}  # _config_yaml's cache, shared by the points
     for index, params in enumerate(params_list):
         pid = point_id(index, params, width)
         where = f"{source}: sweep point {pid} ({_params_text(params)})"
@@ -555,11 +601,12 @@ def plan_sweep(config_path: str | Path, overrides: Sequence[str] = (),
                 resolved[key] = params[key]
         points.append(Point(index, pid, params, resolved))
         plugins = plugin_digests(plugin_modules(configs))
+        texts = {v: _config_yaml(c, sections) for v, c in configs.items()}
         for k, seed in enumerate(derive_seeds(config.seed, replicates, spec.seed_mode, params)):
             tasks.append(RunTask(
                 run_id=f"{pid}-s{seed}", point_id=pid, index=index, params=params, seed=seed,
                 replicate=k, raw=data, overrides=overrides, source=where, variants=variants,
-                config_hash=_config_hash(configs, seed), code=code,
+                config_hash=_config_hash(texts, seed), code=code,
                 plugins=plugins))
     out_dir = Path(out) if out is not None else Path("results") / first.name
     return SweepPlan(first.name, source, out_dir, list(overrides), spec, factors_of(spec),
@@ -883,8 +930,11 @@ def _earlier_failures(path: Path, plan: SweepPlan, points_dir: Path,
 def write_manifest(plan: SweepPlan, out_dir: Path, complete: bool) -> None:
     """sweep.json: what the sweep is (factors, points, runs), for the plots and for people."""
     plugins: dict[str, str] = {}
+    runs: dict[str, list[dict[str, Any]]] = {}
     for task in plan.tasks:
         plugins.update(task.plugins)
+        runs.setdefault(task.point_id, []).append(
+            {"id": task.run_id, "seed": task.seed, "replicate": task.replicate})
     write_json(out_dir / "sweep.json", {
         "fragsim_version": __version__,
         "code_version": code_version(),
@@ -901,9 +951,7 @@ def write_manifest(plan: SweepPlan, out_dir: Path, complete: bool) -> None:
         "parameters": parameter_keys(plan),
         "metrics": plan.spec.metrics,
         "points": [{"id": p.id, "index": p.index, "params": p.params, "resolved": p.resolved,
-                    "runs": [{"id": t.run_id, "seed": t.seed, "replicate": t.replicate}
-                             for t in plan.tasks if t.point_id == p.id]}
-                   for p in plan.points],
+                    "runs": runs.get(p.id, [])} for p in plan.points],
     })
 
 

@@ -29,3 +29,14 @@ class Boom(Workload):
             os._exit(3)
         if self.params.explode:
             raise RuntimeError("boom: this sweep point was told to crash")
+
+
+def die_on(item: str) -> str:
+    """An executor item: ``"die"`` ends its worker process after a second (the others
+    have reached the worker by then), anything else comes back as it is."""
+    if item == "die":
+        import time
+
+        time.sleep(1.0)
+        os._exit(3)
+    return item

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.image import imread
 from proc_helpers import children, kill_survivors, survivors
 
@@ -114,6 +116,82 @@ def test_plan_gives_every_point_every_seed_and_resolves_units(tmp_path):
     assert plan.points[0].id.startswith("0000-") and plan.points[3].id.startswith("0003-")
     # The id is stable: the same sweep planned again gives the same directories.
     assert [t.run_id for t in plan_sweep(path).tasks] == [t.run_id for t in plan.tasks]
+
+
+def _digest_the_old_way(task) -> str:
+    """config_hash as planning computed it before it cached YAML by section: every
+    variant validated again and dumped whole (the digest keys finished runs on disk)."""
+    from sim.config import to_yaml
+    from sim.experiment import validate_config
+
+    names = task.variants or (None,)
+    texts = {name or "default": to_yaml(validate_config(task.raw, task.source,
+                                                        task.overrides, name))
+             for name in names}
+    text = json.dumps({"seed": task.seed, "variants": texts}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_planning_1000_points_keeps_the_config_digests(tmp_path):
+    path = write_config(tmp_path, {"grid": {"machine.memory": [f"{16 + i}MiB" for i in range(10)],
+                                            "workloads.0.rate": list(range(1000, 1100))}})
+    plan = plan_sweep(path)
+    assert len(plan.tasks) == 1000 and len({t.config_hash for t in plan.tasks}) == 1000
+    for task in plan.tasks[::97]:
+        assert task.config_hash == _digest_the_old_way(task), task.run_id
+
+
+def test_planning_with_variants_and_seeds_keeps_the_config_digests(tmp_path):
+    workloads = [*BASE["workloads"], {"kind": "sweep_helpers:Boom", "at": "200ms"}]
+    path = write_config(tmp_path, {"grid": {"machine.memory": ["16MiB", "32MiB"],
+                                            "workloads.2.at": ["100ms", "300ms"]},
+                                   "zip": {"caches.dentry.mobility": ["free", "move"]},
+                                   "seeds": 2}, workloads=workloads,
+                        variants={"pcp-on": {"buddy.pcp": True}, "pcp-off": {"buddy.pcp": False}})
+    plan = plan_sweep(path, ["sample_every=50ms"])
+    assert len(plan.tasks) == 2 * 2 * 2 * 2
+    for task in plan.tasks:
+        assert task.config_hash == _digest_the_old_way(task), task.run_id
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("**/*.yaml")),
+                         ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_yaml_by_sections_is_the_whole_dump(config):
+    from sim.config import load_yaml, to_yaml
+    from sim.experiment import validate_config
+
+    raw = load_yaml(config)
+    raw.pop("sweep", None)
+    cache: dict[str, str] = {}
+    for variant in [*(raw.get("variants") or {}), None]:
+        resolved = validate_config(raw, str(config), (), variant)
+        assert sim.sweep._config_yaml(resolved, cache) == to_yaml(resolved)
+        assert sim.sweep._config_yaml(resolved, cache) == to_yaml(resolved)  # from the cache
+
+
+_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+            | st.text(max_size=120))
+_TREES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(st.text(max_size=20), inner, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=140), _TREES, min_size=1, max_size=5))
+def test_a_mapping_dumped_key_by_key_is_the_whole_dump(data):
+    # Any text (quoting, escapes, long keys, wrapping) and any nesting: the top-level
+    # entries of a block mapping are emitted independently of each other.
+    cache: dict[str, str] = {}
+    assert sim.sweep._yaml_by_sections(data, cache) == yaml.safe_dump(data, sort_keys=False)
+    assert sim.sweep._yaml_by_sections(data, cache) == yaml.safe_dump(data, sort_keys=False)
+
+
+def test_a_container_met_twice_is_dumped_whole():
+    shared = [1, 2]
+    data = {"a": {"x": shared}, "b": shared}
+    assert sim.sweep._has_shared_containers(data)
+    assert not sim.sweep._has_shared_containers({"a": [1, 2], "b": [1, 2], "c": "s"})
+    # Why: the whole dump numbers anchors across sections, a dump per section would not.
+    assert "&id001" in yaml.safe_dump(data, sort_keys=False)
 
 
 # ------------------------------------------------------------------ bad input
@@ -362,6 +440,84 @@ def test_dask_executor_gives_the_same_sweep_csv_as_the_local_one(tmp_path):
     assert _without_timing(remote.csv_path) == expected
     # The timing columns are there, and they are what differs.
     assert "wall_s" in read_sweep_csv(remote.csv_path)[0]
+
+
+def test_a_point_that_kills_its_dask_worker_is_reported_and_the_others_finish(tmp_path):
+    workloads = [*BASE["workloads"], {"kind": "sweep_helpers:Boom", "die": False}]
+    path = write_config(tmp_path, {"grid": {"machine.memory": ["16MiB", "24MiB"],
+                                            "workloads.2.die": [False, True]}},
+                        workloads=workloads)
+    out = tmp_path / "out"
+    status = main(["sweep", str(path), "--out", str(out), "--executor", "dask", "--jobs", "2",
+                   "--no-plots"])
+    assert status == 1
+    # The dying points fail; the ones that shared a dead worker were run again alone.
+    failures = json.loads((out / "failures.json").read_text())
+    assert len(failures) == 2
+    assert all(f["params"]["workloads.2.die"] is True for f in failures)
+    assert all(f["error"].startswith("the worker running this point died: KilledWorker: ")
+               for f in failures)
+    rows = read_sweep_csv(out / "sweep.csv")
+    assert len(rows) == 2 and {r["workloads.2.die"] for r in rows} == {"false"}
+    assert json.loads((out / "sweep.json").read_text())["complete"] is False
+
+
+def test_dask_runs_the_items_that_shared_a_dead_worker_again_alone():
+    from dask.distributed import KilledWorker
+    from sweep_helpers import die_on
+
+    from sim.executors import DaskExecutor
+
+    with DaskExecutor(jobs=1) as executor:  # one worker: "ok-1" waits behind "die" on it
+        submitted = []
+        submit = executor.client.submit
+        executor.client.submit = lambda fn, item, **kw: submitted.append(item) or submit(
+            fn, item, **kw)
+        got = {i: (result, error) for i, result, error in
+               executor.map_unordered(die_on, ["die", "ok-1", "ok-2"])}
+    assert got[1] == ("ok-1", None) and got[2] == ("ok-2", None)
+    assert got[0][0] is None and isinstance(got[0][1], KilledWorker)
+    # Both in flight died with the worker; alone, only "die" died again.
+    assert sorted(submitted) == ["die", "die", "ok-1", "ok-1", "ok-2"]
+
+
+class _SchedulerTasks:
+    """A scheduler plugin: the most tasks the scheduler held at once, and the most
+    results (tasks in memory on a worker)."""
+
+    name = "fragsim-test-peaks"
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+        self.peak_tasks = self.peak_results = self.results = 0
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        self.results += (finish == "memory") - (start == "memory")
+        self.peak_results = max(self.peak_results, self.results)
+        self.peak_tasks = max(self.peak_tasks, len(self.scheduler.tasks))
+
+
+def test_dask_releases_each_result_once_taken_and_bounds_what_is_in_flight():
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    from sim.executors import DaskExecutor
+
+    with DaskExecutor(jobs=2) as executor:
+        plugin = type("Peaks", (_SchedulerTasks, SchedulerPlugin), {})(executor.cluster.scheduler)
+        executor.cluster.scheduler.add_plugin(plugin)
+        limit = executor.in_flight_limit()
+        assert limit == 2 * 2  # two single-threaded workers
+        got = {i: result for i, result, error in executor.map_unordered(abs, range(-40, 0))
+               if error is None}
+        assert got == {i: 40 - i for i in range(40)}
+        deadline = time.monotonic() + 30  # the last release travels to the scheduler
+        while executor.cluster.scheduler.tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not executor.cluster.scheduler.tasks
+    # 40 items, never more than the bound at once (all 40 before). One more: a release
+    # reaches the scheduler a hop of the client's event loop after the next submission.
+    assert 0 < plugin.peak_tasks <= limit + 1
+    assert 0 < plugin.peak_results <= limit + 1
 
 
 # ------------------------------------------------------------------ plots
@@ -633,6 +789,44 @@ def test_killing_a_sweep_leaves_no_worker_behind(tmp_path, signum):
             assert json.loads((out / "sweep.json").read_text())["complete"] is False
         else:
             assert status == -signal.SIGKILL
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+        kill_survivors(workers)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
+def test_killing_a_dask_sweep_leaves_no_worker_of_its_cluster_behind(tmp_path, signum):
+    path = write_config(tmp_path, {"grid": {"machine.memory": ["16MiB", "24MiB", "32MiB"]}},
+                        duration="300s")
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "sim", "sweep", str(path), "--executor", "dask", "--jobs", "2",
+         "--out", str(tmp_path / "out"), "--no-plots"], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    workers: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sweep.poll() is None:
+            time.sleep(0.1)
+            # The LocalCluster's worker processes (and multiprocessing's resource tracker)
+            workers = children(sweep.pid)
+            spawned = [pid for pid in workers if b"spawn_main" in _cmdline(pid)]
+            if len(spawned) == 2:
+                break
+        assert len(spawned) == 2, sweep.stderr.read() if sweep.poll() is not None else workers
+        time.sleep(1.0)  # well into their first points
+        sweep.send_signal(signum)
+        status = sweep.wait(timeout=30)
+        assert survivors(workers) == []
+        assert status == (128 + signum if signum == signal.SIGTERM else -signum)
     finally:
         if sweep.poll() is None:
             sweep.kill()
