@@ -32,7 +32,9 @@ lib/xarray.c closely enough for slab reclaim:
 - dentries and inodes are freed through ``call_rcu`` when their cache says so
   (sim/slab.py RCU_FREED_CACHES), as are XArray nodes (``radix_tree_node_free``).
 - :meth:`FileSystem.shrink` is ``super_cache_scan``: one count over the dentry and inode
-  LRUs, the scan split between them in proportion, dentries pruned first.
+  LRUs, the scan split between them in proportion, dentries pruned first, in the super
+  block shrinker's batches of 1024 (fs/super.c ``alloc_super``), so that light reclaim at
+  DEF_PRIORITY leaves the dcache alone as the kernel's does.
 
 Departures: one LRU per cache rather than per super block (file systems sharing the
 dentry cache share its LRU); no directories (every file's dentry is a leaf); no dirty
@@ -60,6 +62,11 @@ from sim.slab import (
     SlabCache,
     do_shrink_slab,
 )
+
+# fs/super.c alloc_super: the super block shrinker's batch (s_shrink->batch = 1024), not
+# SHRINK_BATCH: do_shrink_slab scans only once total_scan reaches it (or all freeable),
+# so at DEF_PRIORITY a dcache of fewer than 2 M unused entries is never scanned.
+SB_SHRINK_BATCH: Final = 1024
 
 XA_CHUNK_SHIFT: Final = 6
 XA_CHUNK_SIZE: Final = 1 << XA_CHUNK_SHIFT
@@ -766,8 +773,9 @@ class FileSystem:
 
     def shrink(self, priority: int | None = None, nr_to_scan: int | None = None,
                cpu: int = 0) -> ShrinkResult:
-        """The super block shrinker: ``do_shrink_slab`` at ``priority``, or one scan of
-        ``nr_to_scan`` objects in batches of 128."""
+        """The super block shrinker: ``do_shrink_slab`` at ``priority`` in batches of
+        ``SB_SHRINK_BATCH`` (fs/super.c ``alloc_super``: ``s_shrink->batch = 1024``), or
+        one scan of ``nr_to_scan`` objects in batches of 128."""
         total = ShrinkResult()
 
         def scan(n: int) -> int:
@@ -784,7 +792,7 @@ class FileSystem:
             raise ValueError("expected a priority or nr_to_scan")
         _, _, self.nr_deferred = do_shrink_slab(
             self.count_objects(), priority, scan, seeks=DEFAULT_SEEKS,
-            nr_deferred=self.nr_deferred)
+            batch=SB_SHRINK_BATCH, nr_deferred=self.nr_deferred)
         return total
 
     @property
