@@ -341,7 +341,52 @@ class Machine:
             zone.stats.extfrag_claim + zone.stats.extfrag_steal for _, zone in self.zones)
         for hook in self._sample_hooks:
             hook(values)
+        for name, count in self.vmstat().items():
+            values[("vmstat", name)] = count
         return values
+
+    def vmstat(self) -> dict[str, int]:
+        """The /proc/vmstat event counters the model has, under the kernel's names,
+        counted from t = 0 (what ``fragsim record`` writes as the ``vmstat`` series):
+        reclaim (``pgsteal_kswapd``: page-cache pages kswapd's LRU scans reclaimed,
+        ``pgsteal_direct`` the rest; ``pageoutrun`` kswapd's runs; ``allocstall`` direct
+        reclaim entries; ``slabs_scanned`` objects every shrinker scanned), compaction
+        (``compact_stall``/``success``/``fail``, ``compact_migrate_scanned``,
+        ``compact_free_scanned``, ``pgmigrate_success``, ``compact_daemon_wake``) and
+        THP (``thp_fault_alloc``/``thp_fault_fallback``: the anon workloads' huge page
+        faults and every THP probe attempt, as the probe's fault would count;
+        ``thp_collapse_alloc``/``_failed``: khugepaged's)."""
+        comp = self.compactor.stats
+        reclaim = self.reclaim.stats
+        thp_alloc = thp_fallback = collapse = collapse_failed = 0
+        for w in _all_workloads(self.workloads):
+            if w.kind == "thp_probe":
+                thp_alloc += w.successes
+                thp_fallback += w.attempts - w.successes
+            stats = getattr(w, "thp_stats", None)
+            if stats is not None:
+                thp_alloc += stats.thp_fault_alloc
+                thp_fallback += stats.thp_fault_fallback
+                collapse += stats.thp_collapse_alloc
+                collapse_failed += stats.thp_collapse_alloc_failed
+        return {
+            "pgsteal_kswapd": reclaim.pgsteal_kswapd,
+            "pgsteal_direct": self.lru.stats.evicted - reclaim.pgsteal_kswapd,
+            "pageoutrun": self.kswapd.stats.runs,
+            "allocstall": self.page_alloc.stats.direct_reclaim,
+            "slabs_scanned": reclaim.shrinker_scanned,
+            "compact_stall": comp.stalls,
+            "compact_success": comp.successes,
+            "compact_fail": comp.failures,
+            "compact_migrate_scanned": comp.migrate_scanned,
+            "compact_free_scanned": comp.free_scanned,
+            "pgmigrate_success": comp.migrated,
+            "compact_daemon_wake": comp.kcompactd_wakes,
+            "thp_fault_alloc": thp_alloc,
+            "thp_fault_fallback": thp_fallback,
+            "thp_collapse_alloc": collapse,
+            "thp_collapse_alloc_failed": collapse_failed,
+        }
 
     def pageblock_stats(self) -> metrics.PageblockStats:
         """The pageblock census of every zone, in pfn order (sim/metrics.py)."""
@@ -427,6 +472,14 @@ class Machine:
                 self.defrag.schedule(d.at)
         for workload in workloads:
             workload.start()
+
+
+def _all_workloads(workloads: list) -> list:
+    out = []
+    for w in workloads:
+        out.append(w)
+        out.extend(_all_workloads(getattr(w, "children", [])))
+    return out
 
 
 def buddy_report(zones: list[tuple[str, Zone]]) -> dict[str, Any]:

@@ -330,6 +330,7 @@ class NodeReclaimStats:
     """Counters of a node's reclaim (the LRU keeps its own in ``ReclaimStats``)."""
 
     kswapd_reclaimed: int = 0  # page-cache plus slab pages freed for kswapd
+    pgsteal_kswapd: int = 0  # of those, page-cache pages (/proc/vmstat pgsteal_kswapd)
     kswapd_slab_freed: int = 0  # objects the shrinkers freed for kswapd
     kswapd_giveups: int = 0  # balance_pgdat runs that reclaimed nothing (kswapd_failures++)
     shrinker_runs: int = 0
@@ -549,8 +550,10 @@ class Reclaim:
                 nr_to_reclaim += max(zone.wmark_pages(WMARK_HIGH), SWAP_CLUSTER_MAX)
         sc.nr_to_reclaim = nr_to_reclaim
         freed_before = self.stats.shrinker_freed
+        evicted_before = self.lru.stats.evicted
         reclaimed = self.shrink_node(sc.nr_to_reclaim, sc.priority)
         self.stats.kswapd_reclaimed += reclaimed
+        self.stats.pgsteal_kswapd += self.lru.stats.evicted - evicted_before
         self.stats.kswapd_slab_freed += self.stats.shrinker_freed - freed_before
         sc.nr_reclaimed += reclaimed
         sc.nr_scanned = self.last_scanned
