@@ -288,3 +288,21 @@ def test_a_snapshot_whose_pagetypeinfo_lacks_a_buddyinfo_zone_is_one_line(tmp_pa
         "".join(line for line in text.splitlines(True) if "DMA32" not in line))
     with pytest.raises(FragsimError, match=r"pagetypeinfo: expected zone DMA32 of node 0"):
         from_config(tmp_path)
+
+
+def test_samples_carry_the_kernels_vmstat_counters_counted_from_zero(result):
+    """The ``vmstat`` series use /proc/vmstat's names and agree with the summary's own
+    counters at the end; every counter only grows."""
+    series, summary = result.series, result.summary
+    end = {key: values[-1] for (metric, key), values in series.items() if metric == "vmstat"}
+    assert end["pgsteal_kswapd"] + end["pgsteal_direct"] == \
+        summary["evictions"]["page_cache_pages_lru"]
+    assert end["pgsteal_kswapd"] > 0
+    comp = summary["compaction"]
+    assert (end["compact_stall"], end["compact_success"], end["pgmigrate_success"]) == (
+        comp["stalls"], comp["successes"], comp["migrated"])
+    assert end["thp_fault_alloc"] + end["thp_fault_fallback"] == summary["thp_attempts"]
+    assert end["slabs_scanned"] == summary["engine"]["shrinker_scanned"]
+    for (metric, key), values in series.items():
+        if metric == "vmstat":
+            assert np.all(np.diff(values) >= 0), key
