@@ -60,11 +60,12 @@ class MachineConfig(Section):
         "memory, zones and cpus then come from it (see docs/snapshots.md)")
     memory: Size = Field(1 << 30, description="installed memory, e.g. 16GiB")
     zones: list[str | dict[str, Size]] = Field(
-        ["Normal"], description="the node's zones (sim/mmzone.py): names cut memory at "
-        "x86-64's boundaries (DMA below 16MiB, DMA32 below 4GiB, Normal above; a zone left "
-        "out goes to the next one listed), e.g. [DMA, DMA32, Normal]; or {name: size} "
-        "each, adding up to memory. [Normal] is one zone of all memory (the default for "
-        "now: the what-ifs and the anchors were measured on it)")
+        ["DMA", "DMA32", "Normal"], description="the node's zones (sim/mmzone.py): names "
+        "cut memory at x86-64's boundaries (DMA below 16MiB, DMA32 below 4GiB, Normal "
+        "above; a zone left out goes to the next one listed, one with no pages is "
+        "dropped: a 256MiB machine is DMA + DMA32), e.g. [DMA, DMA32, Normal]; or "
+        "{name: size} each, adding up to memory. [Normal] is one zone of all memory, the "
+        "machine the anchors and what-ifs were measured on")
     page_size: Size = Field(4096, description="only 4KiB is modelled")
     cpus: int = Field(2, ge=1, le=1024, description="sizes the per-CPU lists")
     max_order: int = Field(10, ge=4, le=20, description="MAX_PAGE_ORDER")

@@ -32,6 +32,7 @@ from sim.compaction import Compactor, NodeCompactor
 from sim.config import ExperimentConfig
 from sim.daemons import Kcompactd, Kswapd, rcu_tick, vmstat_refresh
 from sim.defrag import Defragmenter
+from sim.errors import FragsimError
 from sim.gfp import GFP_HIGHUSER_MOVABLE, GFPF_NORETRY, GFPF_NOWARN
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE
 from sim.mmzone import ZONE_NAMES, ZONE_NORMAL, Node, zone_spans_for
@@ -99,6 +100,13 @@ def build_node(config: ExperimentConfig, seed: int = 0,
         apply_zoneinfo_watermarks(node, snap.zoneinfo)
         return node
     spans = zone_spans_for(m.memory // m.page_size, m.zones, m.page_size, m.max_order)
+    for span in spans:
+        if span.spanned_pages < 1 << m.pageblock_order:
+            raise FragsimError(
+                f"machine.zones: zone {span.name} would have {span.spanned_pages} pages of "
+                f"{m.memory} bytes of memory, fewer than a pageblock "
+                f"({1 << m.pageblock_order}); expected memory that leaves each zone a "
+                f"pageblock at least, or zones: [Normal]")
     if len(spans) == 1 and spans[0].idx == ZONE_NORMAL and spans[0].start_pfn == 0:
         return Node(spans, zones=[build_zone(config)], set_watermarks=False)
     b = config.buddy

@@ -408,7 +408,8 @@ def _config_yaml(config: ExperimentConfig, cache: dict[str, str]) -> str:
     exception is an object that appears twice (PyYAML writes an anchor and an alias,
     numbered across the document), and such a config is dumped whole.
     """
-    text = _yaml_by_sections(config.model_dump(mode="json", exclude={"variants"}), cache)
+    text = _yaml_by_sections(
+        config.model_dump(mode="json", exclude={"variants"}, by_alias=True), cache)
     return to_yaml(config) if text is None else text
 
 
@@ -592,7 +593,7 @@ def plan_sweep(config_path: str | Path, overrides: Sequence[str] = (),
         configs = {v: validate_config(data, where, overrides, v) for v in variants} \
             if variants else {"default": validate_config(data, where, overrides)}
         config = next(iter(configs.values()))
-        dumped = config.model_dump(mode="json")
+        dumped = config.model_dump(mode="json", by_alias=True)
         resolved = {}
         for key in params:
             try:
@@ -653,7 +654,8 @@ def _run_files(task: RunTask, configs: dict[str, ExperimentConfig], results: lis
     resolved = {"fragsim_version": __version__, "code_version": identity["code"],
                 "plugins": identity["plugins"], "seeds": [task.seed],
                 "sweep_point": {"id": task.point_id, "params": task.params},
-                "variants": {v: c.model_dump(mode="json") for v, c in configs.items()}}
+                "variants": {v: c.model_dump(mode="json", by_alias=True)
+                             for v, c in configs.items()}}
     files: dict[str, str | bytes] = {
         "config.yaml": yaml.safe_dump(resolved, sort_keys=False, default_flow_style=False)}
     buffer = io.StringIO()

@@ -55,7 +55,8 @@ KERNEL_TABLE = {
 
 def machine_with(memory: str = "64MiB", **anon) -> tuple[Machine, object]:
     """A machine (not started) with one anon workload of these parameters."""
-    config = validate_config({"machine": {"memory": memory, "cpus": 2},
+    # one zone: these tests read the zone's own counters and free lists
+    config = validate_config({"machine": {"memory": memory, "cpus": 2, "zones": ["Normal"]},
                               "workloads": [{"kind": "anon", **anon}]}, "test")
     machine = Machine(config, 1)
     (workload,) = build_workloads(machine)
@@ -395,7 +396,8 @@ def test_a_run_with_khugepaged_collapses_what_fell_back_on_a_fragmented_machine(
     # 2 MiB block is left, so the THP workload's faults fall back (defrag never does not
     # compact). khugepaged (GFP_TRANSHUGE: it compacts) collapses them.
     config = validate_config({
-        "duration": "8s", "sample_every": "1s", "machine": {"memory": "64MiB"},
+        "duration": "8s", "sample_every": "1s",
+        "machine": {"memory": "64MiB", "zones": ["Normal"]},
         "buddy": {"min_free_kbytes": 256}, "compaction": {"proactiveness": 0},
         "workloads": [
             {"kind": "anon", "name": "filler", "size": "64MiB", "grow_rate": "512MiB",

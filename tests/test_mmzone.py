@@ -470,9 +470,9 @@ def test_bad_machine_zones_are_one_line_errors(zones, message):
                         "x.yaml")
 
 
-def test_machine_zones_normal_is_todays_single_zone():
+def test_machine_zones_default_to_x86_64s_and_normal_is_the_single_zone():
     config = validate_config({"machine": {"memory": "64MiB"}}, "x.yaml")
-    assert config.machine.zones == ["Normal"]
+    assert config.machine.zones == ["DMA", "DMA32", "Normal"]
     assert validate_config({"machine": {"memory": "64MiB", "zones": [{"Normal": "64MiB"}]}},
                            "x.yaml").machine.zones == [{"Normal": 64 << 20}]
 

@@ -25,7 +25,8 @@ PAGE = 4096
 def started(workloads: list[dict], memory: str = "512MiB", cpus: int = 2,
             seed: int = 1) -> Machine:
     """A started machine (not yet run) with these workloads."""
-    config = validate_config({"machine": {"memory": memory, "cpus": cpus},
+    # one zone: these tests read the zone's own per-CPU lists and counters
+    config = validate_config({"machine": {"memory": memory, "cpus": cpus, "zones": ["Normal"]},
                               "workloads": workloads}, "test")
     machine = Machine(config, seed)
     machine.start(build_workloads(machine))
@@ -293,7 +294,7 @@ def test_totalreserve_is_the_high_watermark_without_the_boost():
 
 def test_mem_available_counts_the_file_lru_and_reclaimable_slabs_but_not_tmpfs():
     config = validate_config({
-        "duration": "2s", "machine": {"memory": "128MiB"},
+        "duration": "2s", "machine": {"memory": "128MiB", "zones": ["Normal"]},
         "workloads": [{"kind": "page_cache", "rate": "16MiB", "limit": "24MiB"},
                       {"kind": "fs_churn", "fs": "tmpfs", "files": 2000, "max_bytes": "8KiB",
                        "keep": 1.0}]}, "test")
