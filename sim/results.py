@@ -37,6 +37,20 @@ from sim.errors import FragsimError
 TIMESERIES_COLUMNS = ("time", "variant", "seed", "metric", "key", "value")
 
 
+def zone_key(zone: str, key: str = "") -> str:
+    """The key of one zone's series: the machine-wide series' key after the zone's name
+    and a slash, ``Normal/9`` (``avail``), ``DMA32/Movable`` (``pageblocks``), ``Normal/``
+    (``free_pages``, whose machine-wide key is empty). Metric names hold no slash, so
+    ``metric/key`` names a series unambiguously (docs/results.md)."""
+    return f"{zone}/{key}"
+
+
+def split_zone_key(key: str) -> tuple[str | None, str]:
+    """(zone, machine-wide key) of a series key; zone None for a machine-wide one."""
+    zone, slash, rest = key.partition("/")
+    return (zone, rest) if slash else (None, key)
+
+
 class Recorder:
     """Collects samples as (metric, key) series sharing one time axis."""
 
@@ -145,6 +159,7 @@ _LEGACY_ENTRIES = {
     "sweep": ("sweep.json", frozenset({"sweep.json", "sweep.csv", "points", "failures.json",
                                        "plots"})),
     "capacity": ("capacity.json", frozenset({"capacity.json"})),
+    "compare": ("compare.json", frozenset({"compare.json"})),
 }
 
 
