@@ -34,6 +34,7 @@ a violation.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ import yaml
 
 from sim import __version__
 from sim.errors import FragsimError
-from sim.results import output_directory, read_timeseries, split_zone_key, write_json
+from sim.results import output_directory, read_timeseries, write_json
 
 STATS = ("mae", "max", "mean", "end")
 THP_WINDOW_S = 30.0
@@ -188,7 +189,8 @@ def _average_seeds(per_seed: list[Series]) -> Series:
         times = have[0][0]
         stacked = np.vstack([np.interp(times, t, v, left=np.nan, right=np.nan)
                              for t, v in have])
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # a time no seed covers: NaN, said once here
+            warnings.simplefilter("ignore", RuntimeWarning)
             out[name] = (times, np.nanmean(stacked, axis=0) if len(have) > 1 else stacked[0])
     return out
 
@@ -417,7 +419,7 @@ def compare(specs: Sequence[str], out: str | Path | None = None, variant: str | 
         if plots:
             from sim.plots import plot_compare
 
-            report["plot"] = plot_compare(path / "compare.png", figure_panels(comparison),
+            report["plot"] = plot_compare(path / "compare.png", figure_panels(comparison, window),
                                           [r.legend for r in runs],
                                           (float(comparison.grid[0]), float(comparison.grid[-1])))
     report["out"] = str(out_dir)
@@ -500,8 +502,8 @@ def _zones(runs: list[Run], metric: str, key: str) -> list[str]:
     zones: list[str] = []
     for run in runs:
         for m, k in run.series:
-            zone, rest = split_zone_key(k)
-            if m == metric and zone is not None and rest == key and zone not in zones:
+            zone, slash, rest = k.partition("/")
+            if m == metric and slash and rest == key and zone not in zones:
                 zones.append(zone)
     order = {"DMA": 0, "DMA32": 1, "Normal": 2, "Movable": 3}
     return sorted(zones, key=lambda z: (order.get(z.split(":")[0], 9), z))
@@ -516,7 +518,7 @@ def _moved(lines: list) -> bool:
                for line in lines)
 
 
-def figure_panels(comparison: Comparison) -> list[Panel]:
+def figure_panels(comparison: Comparison, thp_window: float = THP_WINDOW_S) -> list[Panel]:
     """avail[9] machine-wide and per zone, THP success, pageblocks by type, the largest
     slab caches and the cumulative reclaim and compaction counters that moved."""
     runs = comparison.runs
@@ -526,8 +528,8 @@ def figure_panels(comparison: Comparison) -> list[Panel]:
                             _lines(runs, "avail", f"{zone}/9")))
     thp = _lines(runs, "thp_success_rate", "")
     if any(line is not None for line in thp):
-        panels.append(Panel("THP success, trailing window", "share of attempts", thp,
-                            (0.0, 1.05)))
+        panels.append(Panel(f"THP success, attempts of the last {thp_window:g} s",
+                            "share that succeeded", thp, (0.0, 1.05)))
     for kind in ("Unmovable", "Movable", "Reclaimable", "HighAtomic"):
         lines = _lines(runs, "pageblocks", kind)
         if any(line is not None for line in lines) and (kind != "HighAtomic" or _moved(lines)):

@@ -25,9 +25,10 @@ The series are named as a simulated run names them (docs/results.md, "The names 
 record and a run share"): the machine-wide series keep a run's keys (``avail`` key
 ``9`` is summed over every zone; the indices are computed from the summed free counts;
 ``pageblocks`` key ``Movable`` is summed over the zones) and each zone's are the same
-metric with the key ``<Zone>/<key>`` (``avail`` key ``Normal/9``, ``free_pages`` key
-``Normal/``). A zone of a node other than 0 is named ``<Zone>:node<N>`` and the
-machine-wide series sum every node.
+metric with the key ``<Zone>/<key>``, or ``<Zone>`` where the machine-wide key is empty
+(``avail`` key ``Normal/9``, ``free_pages`` key ``Normal``), as sim/metrics.py
+``node_metrics`` names a simulated node's. A zone of a node other than 0 is named
+``<Zone>:node<N>`` and the machine-wide series sum every node.
 
 The recording: ``start/`` and ``final/`` are ``fragsim snapshot`` directories
 (sim/livekernel.py) taken before the first sample and after the last;
@@ -570,8 +571,7 @@ def _time_average(points: list[tuple[float, float]]) -> float:
 
 
 def record_summary(sampler: Sampler, writer: _SeriesWriter, result: RecordResult,
-                   command: Sequence[str] | None, wall_s: float, costs: list[float]
-                   ) -> dict[str, Any]:
+                   command: Sequence[str] | None, wall_s: float) -> dict[str, Any]:
     """A run's summary keys where the kernel has them (SUMMARY_COUNTERS), from the
     first and last samples; ``vmstat`` holds every counter's delta."""
     first = sampler.first_vmstat or {}
@@ -625,6 +625,110 @@ def record_summary(sampler: Sampler, writer: _SeriesWriter, result: RecordResult
 Progress = Callable[[float, int, dict[tuple[str, str], float], float], None]
 
 
+@dataclass
+class _Recording:
+    """One recording's settings and state, from the first sample to the files."""
+
+    sampler: Sampler
+    writer: _SeriesWriter
+    result: RecordResult
+    command: Sequence[str] | None
+    every: float
+    duration: float | None
+    limit: float
+    progress: Progress | None
+    costs: list[float] = field(default_factory=list)
+
+    def take(self) -> float:
+        """One sample: read, turn into series, write its rows, report it; its time. Its
+        cost is all of that, the reads and the parsing."""
+        started = time.monotonic()
+        sample = self.sampler.read()
+        values = self.sampler.series(sample)
+        self.writer.write(sample.time, values, self.sampler.pageblock_order)
+        cost = time.monotonic() - started
+        self.costs.append(cost)
+        self.result.samples += 1
+        self.result.duration_s = sample.time
+        if self.progress is not None:
+            self.progress(sample.time, self.result.samples, values, cost)
+        return sample.time
+
+    def run(self, notify: Callable[[str], None] | None) -> None:
+        """Sample at t = 0, start the command, then sample at every slot of ``every``
+        until the command exits (one more sample then) or the limit; Ctrl-C or SIGTERM
+        stop it. The command's process group is stopped if it still runs."""
+        result = self.result
+        cmd: _Command | None = None
+        try:
+            self.take()
+            if self.sampler.skipped and notify is not None:
+                what = ", ".join(f"{n} ({why})" for n, why in self.sampler.skipped.items())
+                notify(f"skipped {what}: no {', '.join(self.sampler.skipped_series())} series")
+            if self.command:
+                cmd = _Command(self.command)
+            t0 = self.sampler.origin
+            slot = 0
+            while True:
+                slot += 1
+                while slot * self.every <= time.monotonic() - t0:
+                    slot += 1  # a sample overran its slot: skip the missed ones
+                next_t = min(slot * self.every, self.limit)
+                if cmd is not None:
+                    status = cmd.wait(next_t - (time.monotonic() - t0))
+                    if status is not None:
+                        result.command_status, result.stopped_by = status, "command"
+                        self.take()
+                        return
+                else:
+                    time.sleep(max(0.0, next_t - (time.monotonic() - t0)))
+                self.take()
+                if next_t >= self.limit:
+                    result.stopped_by = "duration" if self.duration is not None else "limit"
+                    return
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM raised by sim.cli
+            result.signum = getattr(stop, "signum", signal.SIGINT)
+            result.stopped_by = "signal"
+        finally:
+            if cmd is not None and result.command_status is None:
+                result.command_status = cmd.stop()
+
+    def write(self, path: Path, kernel: LiveKernel, slab_min_pages: int, wall_s: float
+              ) -> None:
+        """config.yaml and summary.json (the series are written already)."""
+        result, sampler = self.result, self.sampler
+        result.complete = result.stopped_by in ("command", "duration")
+        result.skipped = dict(sampler.skipped)
+        result.skipped_series = sampler.skipped_series()
+        if self.costs:
+            result.sample_cost_mean_s = sum(self.costs) / len(self.costs)
+            result.sample_cost_max_s = max(self.costs)
+        summary = record_summary(sampler, self.writer, result, self.command, wall_s)
+        summary["complete"] = result.complete
+        result.summary = summary
+        write_atomic(path / "config.yaml", yaml.safe_dump({
+            "fragsim_version": __version__,
+            "kind": "record",
+            "name": result.out.name,
+            "command": list(self.command) if self.command else None,
+            "every": self.every,
+            "duration": self.duration,
+            "limit": self.limit,
+            "slab_min_pages": slab_min_pages,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "root": os.geteuid() == 0,
+            "kernel": kernel_config(kernel, sampler.page_size),
+        }, sort_keys=False))
+        write_json(path / "summary.json", {
+            "fragsim_version": __version__,
+            "name": result.out.name,
+            "kind": "record",
+            "source": "record",
+            "complete": result.complete,
+            "variants": {VARIANT: {"runs": [summary], **aggregate([summary])}},
+        })
+
+
 def record(out: str | Path, command: Sequence[str] | None = None, every: float = 1.0,
            duration: float | None = None, kernel: LiveKernel | None = None,
            slab_min_pages: int = SLAB_MIN_PAGES, progress: Progress | None = None,
@@ -648,109 +752,22 @@ def record(out: str | Path, command: Sequence[str] | None = None, every: float =
         raise FragsimError(f"--slab-min-pages: expected a number of at least 0, got "
                            f"{slab_min_pages}")
     kernel = kernel or LiveKernel()
-    limit = duration if duration is not None else DEFAULT_LIMIT_S
-    sampler = Sampler(kernel, slab_min_pages)
     result = RecordResult(Path(out))
-    costs: list[float] = []
     with RunDirectory(out) as run_dir:
-        path = run_dir.path
-        take_snapshot(path / "start", kernel)
-        writer = _SeriesWriter(path / "timeseries.csv")
-        cmd: _Command | None = None
-        t = 0.0
-        started_wall = time.monotonic()
+        take_snapshot(run_dir.path / "start", kernel)
+        started = time.monotonic()
+        writer = _SeriesWriter(run_dir.path / "timeseries.csv")
         try:
-            try:
-                t = _take(sampler, writer, costs, result, progress)
-                t0 = sampler.origin
-                if sampler.skipped and notify is not None:
-                    what = ", ".join(f"{name} ({why})" for name, why in sampler.skipped.items())
-                    series = ", ".join(sampler.skipped_series())
-                    notify(f"skipped {what}: no {series} series")
-                if command:
-                    cmd = _Command(command)
-                slot = 0
-                while True:
-                    slot += 1
-                    next_t = slot * every
-                    now = time.monotonic() - t0
-                    while next_t <= now:  # a sample overran its slot: skip the missed ones
-                        slot += 1
-                        next_t = slot * every
-                    next_t = min(next_t, limit)
-                    if cmd is not None:
-                        status = cmd.wait(next_t - (time.monotonic() - t0))
-                        if status is not None:
-                            result.command_status = status
-                            result.stopped_by = "command"
-                            t = _take(sampler, writer, costs, result, progress)
-                            break
-                    else:
-                        time.sleep(max(0.0, next_t - (time.monotonic() - t0)))
-                    t = _take(sampler, writer, costs, result, progress)
-                    if t >= limit - 1e-6 or next_t >= limit:
-                        result.stopped_by = "duration" if duration is not None else "limit"
-                        break
-            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM raised by sim.cli
-                result.signum = getattr(stop, "signum", signal.SIGINT)
-                result.stopped_by = "signal"
-            finally:
-                if cmd is not None and result.command_status is None:
-                    result.command_status = cmd.stop()
-            result.duration_s = t
-            result.complete = result.stopped_by in ("command", "duration")
-            writer.close()
-            take_snapshot(path / "final", kernel)
-            result.skipped = dict(sampler.skipped)
-            result.skipped_series = sampler.skipped_series()
-            if costs:
-                result.sample_cost_mean_s = sum(costs) / len(costs)
-                result.sample_cost_max_s = max(costs)
-            wall = time.monotonic() - started_wall
-            summary = record_summary(sampler, writer, result, command, wall, costs)
-            summary["complete"] = result.complete
-            result.summary = summary
-            write_atomic(path / "config.yaml", yaml.safe_dump({
-                "fragsim_version": __version__,
-                "kind": "record",
-                "name": result.out.name,
-                "command": list(command) if command else None,
-                "every": every,
-                "duration": duration,
-                "limit": limit,
-                "slab_min_pages": slab_min_pages,
-                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "root": os.geteuid() == 0,
-                "kernel": kernel_config(kernel, sampler.page_size),
-            }, sort_keys=False))
-            write_json(path / "summary.json", {
-                "fragsim_version": __version__,
-                "name": result.out.name,
-                "kind": "record",
-                "source": "record",
-                "complete": result.complete,
-                "variants": {VARIANT: {"runs": [summary], **aggregate([summary])}},
-            })
+            recording = _Recording(Sampler(kernel, slab_min_pages), writer, result, command,
+                                   every, duration,
+                                   duration if duration is not None else DEFAULT_LIMIT_S,
+                                   progress)
+            recording.run(notify)
         finally:
             writer.close()
+        take_snapshot(run_dir.path / "final", kernel)
+        recording.write(run_dir.path, kernel, slab_min_pages, time.monotonic() - started)
     return result
-
-
-def _take(sampler: Sampler, writer: _SeriesWriter, costs: list[float],
-          result: RecordResult, progress: Progress | None) -> float:
-    """One sample: read, turn into series, write its rows, report it; its time. Its
-    cost is all of that, the reads and the parsing."""
-    started = time.monotonic()
-    sample = sampler.read()
-    values = sampler.series(sample)
-    writer.write(sample.time, values, sampler.pageblock_order)
-    cost = time.monotonic() - started
-    costs.append(cost)
-    result.samples += 1
-    result.duration_s = sample.time
-    if progress is not None:
-        progress(sample.time, result.samples, values, cost)
-    return sample.time
 
 
 __all__ = ["record", "RecordResult", "Sampler", "VMSTAT_COUNTERS", "NOT_RECORDED"]

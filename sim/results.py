@@ -39,16 +39,10 @@ TIMESERIES_COLUMNS = ("time", "variant", "seed", "metric", "key", "value")
 
 def zone_key(zone: str, key: str = "") -> str:
     """The key of one zone's series: the machine-wide series' key after the zone's name
-    and a slash, ``Normal/9`` (``avail``), ``DMA32/Movable`` (``pageblocks``), ``Normal/``
-    (``free_pages``, whose machine-wide key is empty). Metric names hold no slash, so
-    ``metric/key`` names a series unambiguously (docs/results.md)."""
-    return f"{zone}/{key}"
-
-
-def split_zone_key(key: str) -> tuple[str | None, str]:
-    """(zone, machine-wide key) of a series key; zone None for a machine-wide one."""
-    zone, slash, rest = key.partition("/")
-    return (zone, rest) if slash else (None, key)
+    and a slash, ``Normal/9`` (``avail``), ``DMA32/Movable`` (``pageblocks``), or the
+    zone's name alone where the machine-wide key is empty (``free_pages`` key
+    ``Normal``), as sim/metrics.py ``node_metrics`` names them (docs/results.md)."""
+    return f"{zone}/{key}" if key else zone
 
 
 class Recorder:

@@ -26,7 +26,7 @@ from sim.record import (
     thp_series,
     vmstat_series,
 )
-from sim.results import read_timeseries, split_zone_key
+from sim.results import read_timeseries
 
 CORE = {"avail", "nr_free", "pageblocks", "free_pages", "slab_objects"}
 
@@ -163,14 +163,22 @@ def test_a_record_names_its_series_as_a_simulated_run_does(tmp_path):
             "fragmentation_index", "fragmentation_score"} <= sim_metrics & rec_metrics
     assert sim_metrics - rec_metrics <= set(NOT_RECORDED)  # anything else is recorded
     zones = {z.zone for z in parse_buddyinfo((DATA / "before.buddyinfo").read_text())}
+
+    def zone_of(key: str) -> str | None:
+        zone = key.partition("/")[0]
+        return zone if zone in zones else None
+
     for metric in sim_metrics & rec_metrics:
         sim_keys = {k for m, k in simulated if m == metric}
         rec_keys = {k for m, k in recorded if m == metric}
-        node_keys = {k for k in rec_keys if split_zone_key(k)[0] is None}
+        node_keys = {k for k in rec_keys if zone_of(k) is None}
         assert sim_keys <= node_keys, metric  # a run's keys, machine-wide, in the record
-        for key in rec_keys - node_keys:  # every zone's: <Zone>/<a machine-wide key>
-            zone, rest = split_zone_key(key)
-            assert zone in zones and rest in node_keys, (metric, key)
+        for key in rec_keys - node_keys:  # every zone's: <Zone>/<key>, or <Zone> for ""
+            rest = key.partition("/")[2]
+            assert rest in node_keys and (rest or "/" not in key), (metric, key)
+    for metric in ("avail", "free_pages", "pageblocks"):  # every zone's, and the machine's
+        assert {zone_of(k) for m, k in recorded if m == metric} == zones | {None}
+    assert ("free_pages", "Normal") in recorded and ("avail", "Normal/9") in recorded
     assert recorded[("thp_success_rate", "")][1].tolist() == [0.5, 0.5, 0.5]
     assert recorded[("vmstat", "thp_fault_alloc")][1].tolist() == [0, 1, 2, 3]
 
