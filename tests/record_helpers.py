@@ -1,5 +1,5 @@
 """A stand-in live kernel made of real 6.18 files (tests/data), and a tiny simulated
-experiment, for the tests of ``fragsim record`` and ``fragsim compare``: they do not
+experiment on two zones, for the tests of ``fragsim record`` and ``fragsim compare``: they do not
 depend on root or on what this machine's memory does meanwhile."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ seed: 1
 seeds: 1
 duration: 2s
 sample_every: 250ms
-machine: {memory: 32MiB, cpus: 2}
+machine: {memory: 32MiB, cpus: 2, zones: [DMA, DMA32]}
 workloads:
   - {kind: slab_churn, cache: dentry, rate: 20000, lifetime: {mean: 1s}}
   - {kind: thp_probe, interval: 50ms, hold: 100ms}

@@ -83,10 +83,20 @@ def test_a_record_and_a_simulation_compare_on_the_series_they_share(runs, tmp_pa
     report = json.loads((out / "compare.json").read_text())
     assert [r["source"] for r in report["runs"]] == ["record", "simulation"]
     assert report["time_range_s"][0] == 0 and 0.59 < report["time_range_s"][1] < 0.7
-    assert "avail/9" in report["metrics"] and "avail/Normal/9" not in report["metrics"]
-    assert "avail/Normal/9" in report["only_in_some_runs"]  # the simulation has no zones yet
+    assert {"avail/9", "avail/DMA32/9", "free_pages/DMA", "pageblocks/DMA32/Movable"} <= set(
+        report["metrics"])
+    assert "avail/Normal/9" in report["only_in_some_runs"]  # the simulated machine has none
     assert errors(out, "avail/9", "seed1")["mae"] > 0
     assert (out / "compare.png").stat().st_size > 0
+
+
+def test_plot_redraws_the_runs_it_compares_zones_and_all(runs, capsys):
+    # Per-zone keys (nr_free "DMA32/3") beside the machine-wide ones: the heatmap is of
+    # the machine's free lists.
+    for name in ("seed1", "real"):
+        assert main(["plot", str(runs[name])]) == 0
+        assert (runs[name] / "buddyinfo_heatmap.png").stat().st_size > 0
+        assert (runs[name] / "availability.png").stat().st_size > 0
 
 
 def write_csv(path: Path, rows: list[tuple]) -> Path:

@@ -172,13 +172,14 @@ def test_a_record_names_its_series_as_a_simulated_run_does(tmp_path):
         sim_keys = {k for m, k in simulated if m == metric}
         rec_keys = {k for m, k in recorded if m == metric}
         node_keys = {k for k in rec_keys if zone_of(k) is None}
-        assert sim_keys <= node_keys, metric  # a run's keys, machine-wide, in the record
+        assert sim_keys <= rec_keys, metric  # a run's keys (its zones DMA, DMA32) recorded
         for key in rec_keys - node_keys:  # every zone's: <Zone>/<key>, or <Zone> for ""
             rest = key.partition("/")[2]
             assert rest in node_keys and (rest or "/" not in key), (metric, key)
     for metric in ("avail", "free_pages", "pageblocks"):  # every zone's, and the machine's
         assert {zone_of(k) for m, k in recorded if m == metric} == zones | {None}
     assert ("free_pages", "Normal") in recorded and ("avail", "Normal/9") in recorded
+    assert ("free_pages", "DMA32") in simulated and ("avail", "DMA32/9") in simulated
     assert recorded[("thp_success_rate", "")][1].tolist() == [0.5, 0.5, 0.5]
     assert recorded[("vmstat", "thp_fault_alloc")][1].tolist() == [0, 1, 2, 3]
 
