@@ -10,7 +10,8 @@ machine two files can disagree by the pages that moved between the reads):
   ``boost`` (``watermark_boost``), the pagesets' ``count`` (``pcp_pages``) and
   ``present`` (the weights of the node's fragmentation score);
 - ``/proc/pagetypeinfo`` (root only): ``Number of blocks type`` (``pageblocks``,
-  ``highatomic_pageblocks``) and ``Page block order``;
+  ``highatomic_pageblocks``), ``Number of mixed blocks`` when page_owner is on
+  (``mixed_pageblocks``, of the Movable type) and ``Page block order``;
 - ``/proc/slabinfo`` (root only): ``active_objs`` (``slab_objects``), ``num_slabs``
   (``slab_slabs``), ``num_slabs x pagesperslab`` (``slab_pages``) and
   ``active_objs / num_objs`` (``slab_occupancy``), for the caches that held at least
@@ -69,6 +70,7 @@ from sim import __version__, metrics
 from sim.errors import FragsimError
 from sim.livekernel import THP_FILES, VM_SYSCTLS, LiveKernel, take_snapshot
 from sim.procfs import (
+    Pagetypeinfo,
     ZoneFree,
     ZoneinfoZone,
     parse_buddyinfo,
@@ -109,9 +111,10 @@ SUMMARY_COUNTERS = {
                "kswapd_runs": "pageoutrun", "kswapd_reclaimed": "pgsteal_kswapd"},
     "shrinker": {"objects_scanned": "slabs_scanned"},
 }
-# A simulated run's series that a record does not write, and why.
+# A simulated run's series that a record does not write (or not always), and why.
 NOT_RECORDED = {
-    "mixed_pageblocks": "needs each page's owner (page_owner); /proc does not print it",
+    "mixed_pageblocks": "recorded only where pagetypeinfo prints its 'Number of mixed "
+                        "blocks' (a kernel booted with page_owner=on)",
     "compact_migrated": "/proc/vmstat counts every migration (vmstat pgmigrate_success), "
                         "not compaction's alone",
     "extfrag_fallbacks": "no counter: the kernel has only the mm_page_alloc_extfrag "
@@ -217,23 +220,34 @@ def zoneinfo_series(zones: Sequence[ZoneinfoZone], populated: set[tuple[int, str
     return values
 
 
-def pageblock_series(blocks: dict[tuple[int, str], list[int]], migratetypes: Sequence[str]
-                     ) -> dict[tuple[str, str], float]:
-    """``pageblocks`` by migratetype (pagetypeinfo's names) per zone and summed, and
-    ``highatomic_pageblocks``."""
+def pageblock_series(info: Pagetypeinfo) -> dict[tuple[str, str], float]:
+    """``pageblocks`` by migratetype (pagetypeinfo's names) per zone and summed,
+    ``highatomic_pageblocks``, and, where the kernel prints its ``Number of mixed
+    blocks`` (booted with page_owner=on), ``mixed_pageblocks``: the Movable pageblocks
+    holding a page allocated for another migratetype."""
     values: dict[tuple[str, str], float] = {}
-    total = [0] * len(migratetypes)
-    for (node, zone), counts in blocks.items():
-        label = zone_label(node, zone)
-        for name, count in zip(migratetypes, counts, strict=True):
-            values[("pageblocks", zone_key(label, name))] = count
-            if name == "HighAtomic":
-                values[("highatomic_pageblocks", zone_key(label, ""))] = count
-        total = [a + b for a, b in zip(total, counts, strict=True)]
-    for name, count in zip(migratetypes, total, strict=True):
-        values[("pageblocks", name)] = count
-        if name == "HighAtomic":
-            values[("highatomic_pageblocks", "")] = count
+    names = info.migratetypes
+    for metric, rows in (("pageblocks", info.blocks), ("mixed_pageblocks", info.mixed)):
+        if not rows:
+            continue
+        total = [0] * len(names)
+        for (node, zone), counts in rows.items():
+            label = zone_label(node, zone)
+            total = [a + b for a, b in zip(total, counts, strict=True)]
+            for name, count in zip(names, counts, strict=True):
+                if metric == "pageblocks":
+                    values[(metric, zone_key(label, name))] = count
+                    if name == "HighAtomic":
+                        values[("highatomic_pageblocks", label)] = count
+                elif name == "Movable":
+                    values[(metric, label)] = count
+        for name, count in zip(names, total, strict=True):
+            if metric == "pageblocks":
+                values[(metric, name)] = count
+                if name == "HighAtomic":
+                    values[("highatomic_pageblocks", "")] = count
+            elif name == "Movable":
+                values[(metric, "")] = count
     return values
 
 
@@ -377,7 +391,7 @@ class Sampler:
             if zoneinfo is not None:
                 values.update(zoneinfo_series(zoneinfo, {(z.node, z.zone) for z in buddy}))
         if blocks is not None:
-            values.update(pageblock_series(blocks.blocks, blocks.migratetypes))
+            values.update(pageblock_series(blocks))
         if texts.get("slabinfo"):
             entries = parse_slabinfo(texts["slabinfo"], "/proc/slabinfo")
             self.last_slabinfo = entries

@@ -18,10 +18,11 @@ from record_helpers import DATA, TINY, VMSTAT, standin_kernel, write_vmstat
 
 from sim import metrics
 from sim.cli import main
-from sim.procfs import parse_buddyinfo
+from sim.procfs import parse_buddyinfo, parse_pagetypeinfo
 from sim.record import (
     NOT_RECORDED,
     free_area_series,
+    pageblock_series,
     record,
     thp_series,
     vmstat_series,
@@ -202,6 +203,27 @@ def test_machine_wide_series_sum_the_zones_and_their_indices_use_the_summed_coun
     weighted = free_area_series(zones, 9, present)[("fragmentation_score", "")]
     assert weighted == metrics.fragmentation_score_node(
         [(present[(0, z.zone)], z.nr_free) for z in zones])
+
+
+def test_pageblocks_by_type_per_zone_and_summed_and_mixed_blocks_where_the_kernel_has_them():
+    text = (DATA / "before.pagetypeinfo").read_text()
+    info = parse_pagetypeinfo(text)
+    values = pageblock_series(info)
+    for name in info.migratetypes:
+        assert values[("pageblocks", name)] == sum(values[("pageblocks", f"{z}/{name}")]
+                                                   for _, z in info.blocks)
+    assert values[("pageblocks", "Normal/Movable")] == info.blocks[(0, "Normal")][1]
+    assert values[("highatomic_pageblocks", "")] == values[("pageblocks", "HighAtomic")]
+    assert not any(m == "mixed_pageblocks" for m, _ in values)  # no page_owner: none
+    mixed = ("\nNumber of mixed blocks "
+             "   Unmovable      Movable  Reclaimable   HighAtomic      Isolate \n"
+             "Node 0, zone    DMA32            0            4            0            0"
+             "            0 \n"
+             "Node 0, zone   Normal            3           17            2            0"
+             "            0 \n")
+    values = pageblock_series(parse_pagetypeinfo(text + mixed))
+    assert values[("mixed_pageblocks", "Normal")] == 17  # Movable blocks, as a run's
+    assert values[("mixed_pageblocks", "")] == 21
 
 
 def test_vmstat_series_are_changes_since_the_first_sample_and_thp_rates_come_from_them():
