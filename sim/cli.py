@@ -773,16 +773,18 @@ class _RecordBar:
         from tqdm import tqdm
 
         tqdm.monitor_interval = 0
-        fmt = ("{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s{postfix}" if total
-               else "{desc}: {n:.0f} s{postfix}")
+        fmt = ("{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s{postfix}" if total
+               else "{desc}: {n:.1f} s{postfix}")
+        self.total = total
+        what = what if len(what) <= 40 else what[:38] + "...`"
         self.bar = tqdm(total=total, leave=False, bar_format=fmt, desc=f"recording {what}")
 
     def update(self, t: float, samples: int, values: dict, cost_s: float) -> None:
         avail = values.get(("avail", "9"))
         shown = f", avail[9] {avail:.0f}" if avail is not None else ""
-        self.bar.set_postfix_str(f"{samples} samples{shown}, {cost_s * 1e3:.1f} ms a sample",
-                                 refresh=False)
-        self.bar.n = t
+        self.bar.set_postfix_str(f"{samples} sample{'s' * (samples != 1)}{shown}, "
+                                 f"{cost_s * 1e3:.1f} ms a sample", refresh=False)
+        self.bar.n = min(t, self.total) if self.total else t
         self.bar.refresh()
 
     def close(self) -> None:
