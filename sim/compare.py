@@ -33,6 +33,7 @@ a violation.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -108,8 +109,6 @@ def _split_spec(spec: str) -> tuple[Path, str | None]:
 
 
 def _source(path: Path) -> str:
-    import json
-
     try:
         summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
