@@ -16,6 +16,8 @@ VMSTAT = {"nr_free_pages": 20000, "nr_inactive_file": 3000, "nr_active_file": 10
           "nr_file_pages": 4500, "allocstall_dma32": 0, "allocstall_normal": 2,
           "pgsteal_kswapd": 100, "pgsteal_direct": 5, "pgscan_kswapd": 150,
           "compact_stall": 1, "compact_success": 1, "compact_fail": 0,
+          "compact_migrate_scanned": 4000, "compact_free_scanned": 9000,
+          "thp_collapse_alloc": 2, "thp_collapse_alloc_failed": 0,
           "compact_daemon_wake": 3, "pageoutrun": 4, "pgmigrate_success": 10,
           "slabs_scanned": 1000, "thp_fault_alloc": 50, "thp_fault_fallback": 10,
           "thp_fault_fallback_charge": 0, "drop_pagecache": 0}

@@ -161,7 +161,7 @@ def test_a_record_names_its_series_as_a_simulated_run_does(tmp_path):
     assert sim_metrics >= CORE and rec_metrics >= CORE
     assert {"thp_success_rate", "thp_attempts", "thp_success_cumulative",
             "mem_available", "page_cache_pages", "unusable_index",
-            "fragmentation_index", "fragmentation_score"} <= sim_metrics & rec_metrics
+            "fragmentation_index", "fragmentation_score", "vmstat"} <= sim_metrics & rec_metrics
     assert sim_metrics - rec_metrics <= set(NOT_RECORDED)  # anything else is recorded
     zones = {z.zone for z in parse_buddyinfo((DATA / "before.buddyinfo").read_text())}
 
