@@ -707,11 +707,205 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- fragsim record / compare --------------------------------------------------------
+
+
+def _duration(option: str, text: str | None, zero: bool = False) -> float | None:
+    """Seconds from a duration option (``250ms``, ``1min``): positive, or 0 too."""
+    from sim.units import parse_duration
+
+    if text is None:
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        raise FragsimError(f"{option}: {e}") from None
+    if not (seconds > 0 or (zero and seconds == 0)):
+        raise FragsimError(f"{option}: expected a positive duration such as 1s or 250ms, "
+                           f"got {text!r}")
+    return seconds
+
+
+def _record_limit() -> str:
+    from sim.record import DEFAULT_LIMIT_S
+    from sim.units import format_duration
+
+    return format_duration(DEFAULT_LIMIT_S)
+
+
+def add_record(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add(
+        subparsers, "record", "sample the live kernel while a command runs, as a run's result",
+        "Sample this machine's memory every --every while COMMAND runs (until it exits;\n"
+        "its exit status becomes fragsim's) or for --duration T, and write OUT in a run's\n"
+        "layout with a run's series names (docs/results.md): timeseries.csv (variant\n"
+        "real) of buddyinfo, avail, the extfrag indices, pageblocks by type, slab caches\n"
+        "and vmstat counters, per zone and machine-wide; summary.json; start/ and final/\n"
+        "(as fragsim snapshot writes them); config.yaml with the kernel release, vm\n"
+        "sysctls, THP settings and the command. Without root, pagetypeinfo and slabinfo\n"
+        "are skipped and a line says so. With a command, --duration is a time limit:\n"
+        f"the command is stopped then (without it, after {_record_limit()}). Ctrl-C stops\n"
+        "the command's process group and writes what was recorded, marked incomplete\n"
+        "(exit status 130). `fragsim plot OUT` and `fragsim compare` read it.",
+        "sudo fragsim record results/real-dd --every 500ms -- dd if=/dev/zero of=big "
+        "bs=1M count=4096",
+    )
+    parser.add_argument("out", metavar="OUT", help="the result directory")
+    parser.add_argument("--every", default="1s", metavar="T",
+                        help="time between samples (default 1s)")
+    parser.add_argument("--duration", metavar="T",
+                        help="how long to record; with a command, at most this long")
+    parser.add_argument("--slab-min-pages", type=int, default=64, metavar="N",
+                        help="record the slab caches that hold N pages at some sample "
+                        "(default 64; 0: every cache)")
+    # The command is everything after "--", split off by main() (argparse would take
+    # the command's own options for fragsim's).
+    parser.usage = ("fragsim record [-h] [--every T] [--duration T] [--slab-min-pages N] OUT "
+                    "[-- COMMAND ...]")
+    parser.set_defaults(run=cmd_record, command=[], takes_command=True)
+
+
+class _RecordBar:
+    """A tqdm line while recording: elapsed time (of --duration when it is the end),
+    samples, avail[9] and what a sample costs."""
+
+    def __init__(self, total: float | None, what: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.monitor_interval = 0
+        fmt = ("{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s{postfix}" if total
+               else "{desc}: {n:.1f} s{postfix}")
+        self.total = total
+        what = what if len(what) <= 40 else what[:38] + "...`"
+        self.bar = tqdm(total=total, leave=False, bar_format=fmt, desc=f"recording {what}")
+
+    def update(self, t: float, samples: int, values: dict, cost_s: float) -> None:
+        avail = values.get(("avail", "9"))
+        shown = f", avail[9] {avail:.0f}" if avail is not None else ""
+        self.bar.set_postfix_str(f"{samples} sample{'s' * (samples != 1)}{shown}, "
+                                 f"{cost_s * 1e3:.1f} ms a sample", refresh=False)
+        self.bar.n = min(t, self.total) if self.total else t
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import shlex
+
+    from sim.record import record
+
+    command = list(args.command)
+    every = _duration("--every", args.every)
+    duration = _duration("--duration", args.duration)
+    what = f"`{shlex.join(command)}`" if command else "the kernel"
+    bar = _RecordBar(duration, what) if sys.stderr.isatty() else None
+    try:
+        result = record(args.out, command or None, every, duration,
+                        slab_min_pages=args.slab_min_pages,
+                        progress=bar.update if bar is not None else None,
+                        notify=lambda line: print(f"{PROG}: {line}", file=sys.stderr))
+    finally:
+        if bar is not None:
+            bar.close()
+    cost = (f" (a sample took {result.sample_cost_mean_s * 1e3:.1f} ms on average, "
+            f"{result.sample_cost_max_s * 1e3:.1f} ms at most)")
+    print(f"recorded {result.samples} samples over {result.duration_s:.1f} s in "
+          f"{result.out}/{cost}")
+    summary = result.summary
+    headline = []
+    if "avail9_time_avg" in summary:
+        headline.append(f"time-avg avail[9] {summary['avail9_time_avg']:.1f}")
+    if summary.get("thp_attempts"):
+        headline.append(f"THP faults {summary['thp_successes']}/{summary['thp_attempts']} "
+                        "succeeded")
+    vmstat = summary.get("vmstat", {})
+    for name, label in (("pgsteal_kswapd", "kswapd reclaimed"),
+                        ("pgsteal_direct", "direct reclaim took"),
+                        ("compact_stall", "compaction stalls")):
+        if name in vmstat:
+            headline.append(f"{label} {vmstat[name]:,}" + (" pages" if "pgsteal" in name
+                                                            else ""))
+    if headline:
+        print("  " + ", ".join(headline))
+    if result.signum is not None:
+        _print_error(f"{_stopped(result.signum)}: stopped the recording after "
+                     f"{result.duration_s:.1f} s" + (f" and {what}" if command else "")
+                     + f"; what was recorded is in {result.out}/, marked incomplete")
+        return 128 + result.signum
+    if result.stopped_by == "limit":
+        _print_error(f"{what} still ran after {_record_limit()} (give --duration for a "
+                     f"longer recording): stopped it; {result.out}/ is marked incomplete")
+        return 1
+    if command and result.stopped_by == "duration":
+        print(f"  {what} still ran at --duration {args.duration}: stopped it")
+        return 0
+    if command:
+        print(f"  {what} exited with status {result.command_status}")
+        return result.command_status or 0
+    return 0
+
+
+def add_compare(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add(
+        subparsers, "compare", "lay result directories (real or simulated) side by side",
+        "Read two or more result directories (fragsim record or fragsim run), align them\n"
+        "on time (linear interpolation on a common grid over the time they share) and\n"
+        "draw compare.png: avail[9] per zone, THP success over a trailing window,\n"
+        "pageblocks by type, slab caches and the cumulative reclaim and compaction\n"
+        "counters. compare.json has, for every series all of them have (metric/key), each\n"
+        "run's mean absolute error over time, largest error, error of the time average\n"
+        "and error at the end against the first run (the reference), absolute and\n"
+        "relative. RUN is DIR or DIR:VARIANT (default: --variant, else the first);\n"
+        "seeds are averaged. A tolerance NAME[:STAT]=LIMIT bounds an error: NAME is\n"
+        "metric or metric/key (avail/Normal/9), STAT is mae (default), max, mean or end,\n"
+        "LIMIT a number in the metric's unit or N% of the reference. Exit status 1 when\n"
+        "one is exceeded (each named on stderr), 2 on bad input.",
+        "fragsim compare results/real-fileserver results/twin --tolerance "
+        "avail/Normal/9:mean=20% --tolerance thp_success_rate=0.1",
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="result directories, the "
+                        "first the reference")
+    parser.add_argument("--out", help="where to write compare.png and compare.json "
+                        "(default results/compare-A-vs-B)")
+    parser.add_argument("--variant", help="the variant of a run with several (default: "
+                        "its first)")
+    parser.add_argument("--tolerance", action="append", default=[],
+                        metavar="NAME[:STAT]=LIMIT", help="e.g. avail/Normal/9=20%% or "
+                        "thp_success_rate=0.1 (repeatable)")
+    parser.add_argument("--tolerance-file", metavar="F",
+                        help="a YAML mapping of NAME[:STAT] to LIMIT")
+    parser.add_argument("--thp-window", default="30s", metavar="T",
+                        help="THP success over the attempts of the last T (default 30s)")
+    parser.add_argument("--from", dest="start", metavar="T",
+                        help="compare from time T on (e.g. after a warm-up; default: the "
+                        "latest start)")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG")
+    parser.set_defaults(run=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sim.compare import compare, format_table, load_tolerances
+
+    tolerances = load_tolerances(args.tolerance, args.tolerance_file)
+    window = _duration("--thp-window", args.thp_window)
+    start = _duration("--from", args.start, zero=True) or 0.0
+    report = compare(args.runs, out=args.out, variant=args.variant, tolerances=tolerances,
+                     thp_window=window, plots=not args.no_plots, start=start)
+    sys.stdout.write(format_table(report))
+    print(f"results in {report['out']}/ (compare.json"
+          + (", compare.png)" if report.get("plot") else ")"))
+    for violation in report["violations"]:
+        _print_error(violation)
+    return 1 if report["violations"] else 0
+
+
 # --- wiring ---------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_run, add_replay, add_sweep, add_capacity, add_validate, add_plot, add_extfrag,
-    add_snapshot, add_zones, add_config_reference]
+    add_snapshot, add_record, add_compare, add_zones, add_config_reference]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -741,8 +935,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     2 bad input or usage, 3 no space left to write results, 128 + N stopped by signal N
     (130 Ctrl-C, 143 SIGTERM)."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
     except SystemExit as e:  # --help, --version, usage errors: argparse has printed them
         return e.code if isinstance(e.code, int) else 2
     main_thread = threading.current_thread() is threading.main_thread()
@@ -767,6 +962,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The arguments; for a command that runs one (``record OUT -- COMMAND ...``),
+    everything after the first "--" is that command, untouched."""
+    if "--" in argv:
+        cut = argv.index("--")
+        args = parser.parse_args(argv[:cut])
+        if getattr(args, "takes_command", False):
+            args.command = argv[cut + 1:]
+            return args
+    return parser.parse_args(argv)
 
 
 def _terminated(signum, frame) -> None:

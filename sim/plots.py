@@ -20,6 +20,8 @@ availability curve whose first samples dwarf the rest gets a symlog axis, and sa
   dot marks a pageblock holding slab pages.
 - ``slab_occupancy.png``: occupancy of the slab caches with the most slab pages.
 - ``thp_success.png``: the THP probe's success rate over its trailing window.
+- ``compare.png`` (``fragsim compare``, sim/compare.py): runs side by side, one panel
+  per quantity, one colour per run in every panel, on a shared time axis.
 """
 
 from __future__ import annotations
@@ -78,14 +80,23 @@ def _line_style(i: int, n_points: int, n_lines: int = 2) -> dict:
             "markevery": ((i * step // max(1, n_lines)) % step, step)}
 
 
-def _time_axis(times: np.ndarray) -> tuple[np.ndarray, str]:
+def _time_axis(times: np.ndarray, clock: str = "simulated time") -> tuple[np.ndarray, str]:
     """Times in the unit that reads best: s, min or h."""
     span = float(times.max()) if len(times) else 0.0
     if span >= 3 * 3600:
-        return times / 3600, "simulated time (h)"
+        return times / 3600, f"{clock} (h)"
     if span >= 3 * 60:
-        return times / 60, "simulated time (min)"
-    return times, "simulated time (s)"
+        return times / 60, f"{clock} (min)"
+    return times, f"{clock} (s)"
+
+
+def _clock(run_dir: Path) -> str:
+    """What a run's times are: simulated, or a record's wall time from its first sample."""
+    return "time since the start" if _is_record(run_dir) else "simulated time"
+
+
+def _is_record(run_dir: Path) -> bool:
+    return _run_config(run_dir).get("kind") == "record"
 
 
 def _time_scale(times: np.ndarray) -> float:
@@ -159,6 +170,8 @@ def _seed_text(seeds: list[int]) -> str:
 
 
 def _variant_label(variant: str, seeds: list[int]) -> str:
+    if variant == "real" and seeds == [0]:  # a record's (sim/record.py)
+        return "the real kernel"
     return variant if variant == "replay" else f"{variant} ({_seed_text(seeds)})"
 
 
@@ -203,7 +216,7 @@ def plot_availability(run_dir: Path, runs: dict | None = None, order: int = 9) -
     start = _measure_from(run_dir)
     fig, ax = _new_figure()
     spike = False
-    xlabel = "simulated time (s)"
+    xlabel = f"{_clock(run_dir)} (s)"
     for i, (variant, per_variant) in enumerate(variants.items()):
         per_seed = [s[key] for s in per_variant if key in s]
         if not per_seed:
@@ -214,7 +227,7 @@ def plot_availability(run_dir: Path, runs: dict | None = None, order: int = 9) -
             times, mean, low, high = times[keep], mean[keep], low[keep], high[keep]
         else:
             spike |= _spike_dominates(times, mean)
-        x, xlabel = _time_axis(times)
+        x, xlabel = _time_axis(times, _clock(run_dir))
         colour = PALETTE[i % len(PALETTE)]
         ax.plot(x, mean, color=colour, label=_variant_label(variant, seeds[variant]),
                 **_line_style(i, len(x), len(variants)))
@@ -242,8 +255,9 @@ def plot_buddyinfo_heatmap(run_dir: Path, runs: dict | None = None) -> Path | No
     runs = _runs(run_dir, runs)
     variants = _by_variant(runs)
     seeds = _seeds_of(runs)
+    # The machine-wide free counts (key: the order; a zone's are "<Zone>/<order>").
     firsts = {v: per[0] for v, per in variants.items()
-              if any(m == "nr_free" for m, _ in per[0])}
+              if any(m == "nr_free" and k.isdigit() for m, k in per[0])}
     if not firsts:
         return None
     grids = {}
@@ -260,7 +274,7 @@ def plot_buddyinfo_heatmap(run_dir: Path, runs: dict | None = None) -> Path | No
                              squeeze=False, sharex=True, layout="constrained")
     mesh = None
     for ax, (variant, (orders, times, grid)) in zip(axes[:, 0], grids.items(), strict=True):
-        x, xlabel = _time_axis(times)
+        x, xlabel = _time_axis(times, _clock(run_dir))
         mesh = ax.pcolormesh(x, orders, np.maximum(grid, 0.5), shading="nearest", norm=norm,
                              cmap="viridis")
         if start > 0:
@@ -380,7 +394,7 @@ def plot_slab_occupancy(run_dir: Path, runs: dict | None = None) -> Path | None:
     fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols + 1.2 if cols > 1 else 7.5,
                                                  3.0 * rows + 1.0), dpi=DPI, squeeze=False,
                              sharex=True, sharey=True, layout="constrained")
-    xlabel = "simulated time (s)"
+    xlabel = f"{_clock(run_dir)} (s)"
     for j, key in enumerate(keys):
         ax = axes.flat[j if panels > 1 else 0]
         _style(ax)
@@ -390,7 +404,7 @@ def plot_slab_occupancy(run_dir: Path, runs: dict | None = None) -> Path | None:
             if not per_seed:
                 continue
             times, mean, low, high = _band(per_seed)
-            x, xlabel = _time_axis(times)
+            x, xlabel = _time_axis(times, _clock(run_dir))
             line = i if panels > 1 else j
             colour = PALETTE[line % len(PALETTE)]
             label = _variant_label(variant, seeds[variant]) if panels > 1 else key
@@ -420,7 +434,12 @@ def plot_slab_occupancy(run_dir: Path, runs: dict | None = None) -> Path | None:
 
 
 def _thp_window(run_dir: Path) -> str:
-    """The THP probe's trailing window in words: "the last 30 attempts (7.5 s)"."""
+    """The THP probe's trailing window in words: "the last 30 attempts (7.5 s)"; a
+    record's rate is of every THP fault between two samples."""
+    config = _run_config(run_dir)
+    if config.get("kind") == "record":
+        every = config.get("every")
+        return "each sample interval" + (f" ({float(every):g} s)" if every else "")
     for config in _variant_configs(_run_config(run_dir)).values():
         for spec in config.get("workloads") or []:
             if isinstance(spec, dict) and spec.get("kind") == "thp_probe":
@@ -465,7 +484,7 @@ def plot_thp_success(run_dir: Path, runs: dict | None = None) -> Path | None:
         if not per_seed:
             continue
         times, mean, low, high = _band(per_seed)
-        x, xlabel = _time_axis(times)
+        x, xlabel = _time_axis(times, _clock(run_dir))
         scale = _time_scale(times)
         end = max(end, float(x[-1]))
         colour = PALETTE[i % len(PALETTE)]
@@ -486,8 +505,10 @@ def plot_thp_success(run_dir: Path, runs: dict | None = None) -> Path | None:
                 transform=ax.get_xaxis_transform())
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate")
-    ax.set_title(f"THP probe: share of huge-page attempts that succeeded, over "
-                 f"{_thp_window(run_dir)}\n{_spread_text(seeds)}; dotted: the summary's rate",
+    what = ("THP faults of every process: the share that succeeded" if _is_record(run_dir)
+            else "THP probe: share of huge-page attempts that succeeded")
+    ax.set_title(f"{what}, over {_thp_window(run_dir)}\n{_spread_text(seeds)}; dotted: the "
+                 "summary's rate",
                  fontsize="medium", pad=16 if start > 0 else 6)
     ax.legend(frameon=True, framealpha=0.85, edgecolor="none", fontsize="small", loc="best")
     return _save(fig, run_dir / "thp_success.png")
@@ -1132,3 +1153,65 @@ def plot_capacity(out_dir: str | Path) -> Path | None:
                  f"95 % CI over {seeds} seed{'s' * (seeds > 1)}; filled = meets the target, "
                  f"dotted = answer; step {format_quantity(step, kind)})", fontsize="medium")
     return _save(fig, out_dir / "capacity.png")
+
+
+# ------------------------------------------------------------------ compare
+
+
+def plot_compare(path: Path, panels: list, legends: list[str],
+                 compared: tuple[float, float]) -> Path | None:
+    """compare.png: one panel per quantity (sim/compare.py ``figure_panels``), one
+    colour per run, the reference solid and first; the time they all cover, which the
+    errors are computed over, unshaded."""
+    if not panels:
+        return None
+    cols = min(3, len(panels))
+    rows = int(math.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 0.4, 2.9 * rows + 1.3), dpi=DPI,
+                             squeeze=False, sharex=True, layout="constrained")
+    ends = [float(line[0][-1]) for panel in panels for line in panel.lines
+            if line is not None and len(line[0])]
+    scale = _time_scale(np.asarray(ends or [0.0]))
+    unit = {1.0: "s", 60.0: "min", 3600.0: "h"}[scale]
+    span = max(ends, default=compared[1])
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        _style(ax)
+        missing = []
+        for i, (line, legend) in enumerate(zip(panel.lines, legends, strict=True)):
+            if line is None:
+                missing.append(legend.split(" (")[0])
+                continue
+            times, values = line
+            ax.plot(times / scale, values, color=PALETTE[i % len(PALETTE)],
+                    **_line_style(i, len(times), len(legends)))
+        for low, high in ((0.0, compared[0]), (compared[1], span)):
+            if high > low + 1e-9:
+                ax.axvspan(low / scale, high / scale, color="#f0f0f0", zorder=0, linewidth=0)
+        title = panel.title + (f"\n(not in {', '.join(missing)})" if missing else "")
+        ax.set_title(title, fontsize="medium")
+        ax.set_ylabel(panel.ylabel)
+        if panel.ylim is not None:
+            ax.set_ylim(*panel.ylim)
+        else:
+            ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(f"time since the start ({unit})")
+    for j in range(cols):  # the last visible panel of a column carries its time axis
+        column = [axes[r, j] for r in range(rows) if r * cols + j < len(panels)]
+        if column:
+            column[-1].xaxis.set_tick_params(labelbottom=True)
+            column[-1].set_xlabel(f"time since the start ({unit})")
+    handles = [Line2D([], [], color=PALETTE[i % len(PALETTE)],
+                      **{k: v for k, v in _line_style(i, 10, len(legends)).items()
+                         if k != "markevery"})
+               for i in range(len(legends))]
+    labels = [f"{legend}{' - the reference' if i == 0 else ''}"
+              for i, legend in enumerate(legends)]
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3),
+               frameon=False)
+    fig.suptitle(f"Side by side over time; the errors in compare.json are over the time "
+                 f"every run covers (unshaded), t = {compared[0]:.4g}-{compared[1]:.4g} s",
+                 fontsize="medium")
+    return _save(fig, path, tight=False)

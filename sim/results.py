@@ -37,6 +37,14 @@ from sim.errors import FragsimError
 TIMESERIES_COLUMNS = ("time", "variant", "seed", "metric", "key", "value")
 
 
+def zone_key(zone: str, key: str = "") -> str:
+    """The key of one zone's series: the machine-wide series' key after the zone's name
+    and a slash, ``Normal/9`` (``avail``), ``DMA32/Movable`` (``pageblocks``), or the
+    zone's name alone where the machine-wide key is empty (``free_pages`` key
+    ``Normal``), as sim/metrics.py ``node_metrics`` names them (docs/results.md)."""
+    return f"{zone}/{key}" if key else zone
+
+
 class Recorder:
     """Collects samples as (metric, key) series sharing one time axis."""
 
@@ -145,6 +153,7 @@ _LEGACY_ENTRIES = {
     "sweep": ("sweep.json", frozenset({"sweep.json", "sweep.csv", "points", "failures.json",
                                        "plots"})),
     "capacity": ("capacity.json", frozenset({"capacity.json"})),
+    "compare": ("compare.json", frozenset({"compare.json"})),
 }
 
 
