@@ -1,10 +1,11 @@
 """``fragsim compare``: result directories (real or simulated) side by side.
 
 Each RUN is a result directory (``fragsim record``, ``fragsim run``, ``fragsim
-replay``) and, optionally, one of its variants: ``DIR:VARIANT`` (default ``--variant``,
-else the directory's first). A variant's seeds are averaged, sample by sample (on the
-first seed's times), into one series per metric and key: the model's prediction is
-the mean over seeds, and one real recording is laid beside it.
+replay``) or a capture in the shared capture tool's layout (sim/capture.py:
+``configs/real/fileserver-a/``) and, optionally, one of its variants: ``DIR:VARIANT``
+(default ``--variant``, else the directory's first). A variant's seeds are averaged,
+sample by sample (on the first seed's times), into one series per metric and key: the
+model's prediction is the mean over seeds, and one real recording is laid beside it.
 
 Alignment: the runs are compared over the time they all cover, from the latest start to
 the earliest end, on a common grid whose step is the coarsest run's sampling interval
@@ -45,6 +46,7 @@ import numpy as np
 import yaml
 
 from sim import __version__
+from sim.capture import capture_series, is_capture
 from sim.errors import FragsimError
 from sim.results import output_directory, read_timeseries, write_json
 
@@ -123,6 +125,13 @@ def load_run(spec: str, variant: str | None = None,
     """A run from ``DIR`` or ``DIR:VARIANT``: its variant's series, seeds averaged."""
     path, chosen = _split_spec(spec)
     csv_path = path / "timeseries.csv"
+    if path.is_dir() and is_capture(path):
+        # A capture of the shared tool's layout (sim/capture.py): one real run.
+        series = _with_thp_window(capture_series(path), thp_window)
+        axis = np.unique(np.concatenate([t for t, _ in series.values()]))
+        step = float(np.median(np.diff(axis))) if len(axis) > 1 else 0.0
+        return Run(path, "real", [0], "record", series, start=float(axis[0]),
+                   end=float(axis[-1]), step=step)
     if not path.is_dir():
         raise FragsimError(f"{spec}: expected a result directory (fragsim run or record), "
                            "got " + ("a file" if path.exists() else "no such directory"))
