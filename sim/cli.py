@@ -551,6 +551,11 @@ def add_replay(subparsers: argparse._SubParsersAction) -> None:
         "--set caches.dentry.mobility=move",
     )
     parser.add_argument("trace", metavar="TRACE")
+    parser.add_argument(
+        "--from", dest="snapshot", metavar="DIR",
+        help="a snapshot taken before the trace (fragsim snapshot DIR, or a PREFIX of "
+             "PREFIX.buddyinfo, ...): its slabinfo, buddyinfo, pagetypeinfo and zoneinfo, "
+             "every zone, as machine.from builds it")
     for name in ("slabinfo", "buddyinfo", "pagetypeinfo", "zoneinfo"):
         parser.add_argument(f"--{name}", help=f"a /proc/{name} captured before the trace")
     _add_set(parser, "defrag.*, caches.NAME.mobility and machine.memory keys")
@@ -571,6 +576,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.max_failures < 0:
         raise FragsimError(f"--max-failures: expected a number of at least 0, got "
                            f"{args.max_failures}")
+    if args.snapshot is not None:
+        from sim.snapshot import snapshot_paths
+
+        files = snapshot_paths(args.snapshot)
+        files["slabinfo"] = files["buddyinfo"].with_name(
+            files["buddyinfo"].name.replace("buddyinfo", "slabinfo"))
+        for name, file in files.items():
+            if getattr(args, name) is not None:
+                raise FragsimError(f"--{name}: expected it or --from, not both; got "
+                                   f"--{name} {getattr(args, name)} and --from {args.snapshot}")
+            if file.is_file():
+                setattr(args, name, str(file))
+            elif name in ("buddyinfo", "zoneinfo"):
+                raise FragsimError(f"{file}: cannot read: no such file (--from needs a "
+                                   f"snapshot's buddyinfo and zoneinfo)")
     out, summary = run_replay(
         args.trace, slabinfo=args.slabinfo, buddyinfo=args.buddyinfo,
         pagetypeinfo=args.pagetypeinfo, zoneinfo=args.zoneinfo, overrides=args.overrides,

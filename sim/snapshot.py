@@ -566,10 +566,17 @@ class InitialPopulation:
 
 def snapshot_zones(buddyinfo: Sequence[ZoneFree], zoneinfo: Sequence[ZoneinfoZone], *,
                    node: int = 0, sources: tuple[str, str] = ("buddyinfo", "zoneinfo"),
+                   pagetypeinfo: Pagetypeinfo | None = None,
                    ) -> list[tuple[ZoneFree, ZoneinfoZone, int, int]]:
     """Each buddyinfo zone of ``node`` with its zoneinfo entry, its start pfn and its
     size as :func:`node_from_snapshots` builds it (see there); the checks that make a
-    snapshot unusable, as one FragsimError line naming the file."""
+    snapshot unusable, as one FragsimError line naming the file.
+
+    The size is the zone's online memory: the pageblocks pagetypeinfo counts when it is
+    given (``pagetypeinfo_showblockcount_print`` counts only pageblocks with a valid,
+    online first page: a virtual machine's balloon or hot-unplugged memory is
+    ``present`` but not counted), else its ``present`` pages; at least its managed
+    pages, in whole largest blocks from its start."""
     bsrc, zsrc = sources
     rows = [row for row in buddyinfo if row.node == node]
     if not rows:
@@ -600,6 +607,11 @@ def snapshot_zones(buddyinfo: Sequence[ZoneFree], zoneinfo: Sequence[ZoneinfoZon
         start = (real.start_pfn or 0) // block * block
         start = max(start, -(-end // block) * block)
         present_end = (real.start_pfn or 0) + real.present
+        counted = pagetypeinfo.blocks.get((node, row.zone)) if pagetypeinfo else None
+        if counted and sum(counted):
+            pb_pages = (pagetypeinfo.pages_per_block  # type: ignore[union-attr]
+                        or 1 << 9)
+            present_end = (real.start_pfn or 0) + sum(counted) * pb_pages
         nr_pages = max(-(-(present_end - start) // block) * block, real.managed)
         nr_pages = min(nr_pages, max((real.start_pfn or 0) + real.spanned - start,
                                      real.managed))
@@ -636,7 +648,8 @@ def node_from_snapshots(
     zones: list[Zone] = []
     bsrc = sources[0]
     for row, real, start, nr_pages in snapshot_zones(buddyinfo, zoneinfo, node=node,
-                                                     sources=sources):
+                                                     sources=sources,
+                                                     pagetypeinfo=pagetypeinfo):
         snap = pick_zone(buddyinfo, pagetypeinfo, row.zone, node,
                          managed_pages={row.zone: real.managed})
         try:
@@ -842,7 +855,8 @@ def read_machine_snapshot_files(buddyinfo: str | os.PathLike[str],
     slabs = (parse_slabinfo(texts["slabinfo"] or "", sources["slabinfo"])
              if texts.get("slabinfo") is not None else None)
     zones = snapshot_zones(buddy, zones_info,
-                           sources=(sources["buddyinfo"], sources["zoneinfo"]))
+                           sources=(sources["buddyinfo"], sources["zoneinfo"]),
+                           pagetypeinfo=ptinfo)
     if ptinfo is not None:
         for row, _, _, _ in zones:
             if (row.node, row.zone) not in ptinfo.free:

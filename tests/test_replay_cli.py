@@ -353,3 +353,22 @@ def test_a_replay_from_a_full_snapshot_replays_on_every_zone(tmp_path):
     assert zones == ["DMA", "DMA32", "Normal"]
     series = read_timeseries(out / "timeseries.csv")[("replay", 0)]
     assert ("avail", "Normal/9") in series and ("avail", "DMA32/9") in series
+
+
+def test_replay_from_a_snapshot_prefix_is_the_full_snapshot_replay(tmp_path):
+    """--from PREFIX takes PREFIX.slabinfo, .buddyinfo, .pagetypeinfo and .zoneinfo:
+    the same machine and the same end as naming the four files."""
+    out = tmp_path / "from"
+    code = main(["replay", str(EXAMPLE / "trace.txt.xz"), "--from", str(EXAMPLE / "before"),
+                 "--out", str(out), "--no-plots"])
+    assert code == 0
+    run = replay_run(out)
+    assert set(run["buddy"]["zones"]) == {"DMA", "DMA32", "Normal"}
+    assert run["trace"]["alloc_failures"]["total"] == 0
+
+
+def test_replay_from_and_a_file_of_its_own_is_one_line(capsys):
+    code = main(["replay", str(EXAMPLE / "trace.txt.xz"), "--from", str(EXAMPLE / "before"),
+                 "--buddyinfo", str(EXAMPLE / "before.buddyinfo")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--buddyinfo: expected it or --from" in err

@@ -306,3 +306,15 @@ def test_samples_carry_the_kernels_vmstat_counters_counted_from_zero(result):
     for (metric, key), values in series.items():
         if metric == "vmstat":
             assert np.all(np.diff(values) >= 0), key
+
+
+def test_a_zone_is_as_large_as_the_pageblocks_pagetypeinfo_counts():
+    """tests/data's tmpfs capture ran on a VM whose balloon held most of Normal: 5.5 M
+    pages present, 131 072 managed, and pagetypeinfo counts 256 pageblocks (only online
+    ones). The machine has that zone, and prints those counts back."""
+    before = Path(__file__).parent / "data/kmem-traces/tmpfs-churn-20k-keep10/before"
+    m = Machine(from_config(before), 1)
+    assert [(name, z.nr_pages) for name, z in m.zones] == [
+        ("DMA", 4096), ("DMA32", 782336), ("Normal", 131072)]
+    real = parse_pagetypeinfo(Path(f"{before}.pagetypeinfo").read_text())
+    assert pagetypeinfo_of_zones(m.zones).blocks == real.blocks
