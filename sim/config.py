@@ -59,6 +59,11 @@ class MachineConfig(Section):
         "(`fragsim snapshot DIR`) or file prefix (PREFIX.buddyinfo, PREFIX.zoneinfo, ...); "
         "memory, zones and cpus then come from it (see docs/snapshots.md)")
     memory: Size = Field(1 << 30, description="installed memory, e.g. 16GiB")
+    boot: str = Field(
+        "idle-6.18", description="the kernel's own memory at t = 0: idle-6.18 (an idle "
+        "6.18 machine's footprint, from a real snapshot, scaled to this machine: "
+        "sim/data/idle-6.18), none (every page free), or a snapshot directory or prefix "
+        "whose footprint to scale; ignored with from (the snapshot is the machine)")
     zones: list[str | dict[str, Size]] = Field(
         ["DMA", "DMA32", "Normal"], description="the node's zones (sim/mmzone.py): names "
         "cut memory at x86-64's boundaries (DMA below 16MiB, DMA32 below 4GiB, Normal "

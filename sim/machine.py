@@ -43,6 +43,8 @@ from sim.snapshot import (
     FillerPool,
     InitialPopulation,
     apply_zoneinfo_watermarks,
+    boot_footprint,
+    boot_zone,
     node_from_snapshots,
     read_machine_snapshot,
     start_from_snapshot,
@@ -73,8 +75,15 @@ def build_zone(config: ExperimentConfig) -> Zone:
     Zone argument of the same name (tests/test_config.py holds the two to one set of
     names and defaults)."""
     m = config.machine
-    return Zone(m.memory // m.page_size, **m.model_dump(exclude={"memory", "zones", "from_"}),
-                **config.buddy.model_dump())
+    return Zone(m.memory // m.page_size, **_zone_options(config))
+
+
+def _zone_options(config: ExperimentConfig, exclude: frozenset[str] = frozenset()
+                  ) -> dict[str, Any]:
+    """The Zone arguments of ``machine:`` and ``buddy:`` (the node's keys left out)."""
+    return {**config.machine.model_dump(exclude={"memory", "zones", "from_", "boot",
+                                                 *exclude}),
+            **config.buddy.model_dump(exclude=set(exclude))}
 
 
 def build_node(config: ExperimentConfig, seed: int = 0,
@@ -84,6 +93,9 @@ def build_node(config: ExperimentConfig, seed: int = 0,
     (``nr_populated_zones`` standing in for the zones it does not model); several zones
     get the node's (``min_free_kbytes`` shared by managed pages, ``lowmem_reserve``).
 
+    ``machine.boot`` (not ``none``): each zone starts with that footprint of the kernel's
+    own memory (sim/snapshot.py ``boot_zone``, spread layout drawn with ``seed``).
+
     With ``machine.from``, the node of the snapshot (sim/snapshot.py
     ``node_from_snapshots``, spread layout drawn with ``seed``), each zone's watermarks
     and ``lowmem_reserve`` as its zoneinfo prints them; ``fillers`` receives each zone's
@@ -91,8 +103,7 @@ def build_node(config: ExperimentConfig, seed: int = 0,
     m = config.machine
     if m.from_ is not None:
         snap = read_machine_snapshot(m.from_)
-        options = {**m.model_dump(exclude={"memory", "zones", "from_", "max_order"}),
-                   **config.buddy.model_dump(exclude={"min_free_kbytes"})}
+        options = _zone_options(config, frozenset({"max_order", "min_free_kbytes"}))
         node = node_from_snapshots(snap.buddyinfo, snap.zoneinfo, snap.pagetypeinfo,
                                    sources=(snap.sources["buddyinfo"],
                                             snap.sources["zoneinfo"]),
@@ -107,13 +118,21 @@ def build_node(config: ExperimentConfig, seed: int = 0,
                 f"{m.memory} bytes of memory, fewer than a pageblock "
                 f"({1 << m.pageblock_order}); expected memory that leaves each zone a "
                 f"pageblock at least, or zones: [Normal]")
-    if len(spans) == 1 and spans[0].idx == ZONE_NORMAL and spans[0].start_pfn == 0:
-        return Node(spans, zones=[build_zone(config)], set_watermarks=False)
+    lone = len(spans) == 1 and spans[0].idx == ZONE_NORMAL and spans[0].start_pfn == 0
     b = config.buddy
+    if m.boot != "none":
+        footprint = boot_footprint(m.boot)
+        options = _zone_options(config)
+        zones = [boot_zone(span.spanned_pages, footprint, seed, **options) for span in spans]
+        if lone:
+            return Node(spans, zones=zones, set_watermarks=False)
+        return Node(spans, zones=zones, min_free_kbytes=b.min_free_kbytes)
+    if lone:
+        return Node(spans, zones=[build_zone(config)], set_watermarks=False)
     return Node(spans, min_free_kbytes=b.min_free_kbytes,
                 watermark_scale_factor=b.watermark_scale_factor,
-                **m.model_dump(exclude={"memory", "zones", "from_"}),
-                **b.model_dump(exclude={"min_free_kbytes", "watermark_scale_factor"}))
+                **_zone_options(config, frozenset({"min_free_kbytes",
+                                                   "watermark_scale_factor"})))
 
 
 class Machine:

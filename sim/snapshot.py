@@ -871,6 +871,85 @@ def read_machine_snapshot_files(buddyinfo: str | os.PathLike[str],
                            [(row.zone, pages) for row, _, _, pages in zones], cpus)
 
 
+# --------------------------------------------------------------------------- boot state
+
+BOOT_FOOTPRINTS = {"idle-6.18": Path(__file__).parent / "data" / "idle-6.18"}
+
+
+@dataclass
+class BootFootprint:
+    """The kernel's own memory on an idle machine, as shares of its managed pages,
+    summed over its zones (``machine.boot``): ``free[mt][order]``, the share of the
+    pages that are free blocks of that order on that migratetype's list (pagetypeinfo,
+    its ``>100000`` caps derived from buddyinfo); ``blocks[mt]``, the share of the
+    pageblocks of each migratetype. Everything else was in use."""
+
+    name: str
+    free: list[list[float]]
+    blocks: list[float]
+
+    @property
+    def used(self) -> float:
+        return 1.0 - sum(sum(row) for row in self.free)
+
+
+def boot_footprint(name_or_path: str) -> BootFootprint:
+    """A bundled footprint (``idle-6.18``) or that of a snapshot directory or prefix
+    with a buddyinfo, pagetypeinfo and zoneinfo; one FragsimError line when unusable."""
+    path = BOOT_FOOTPRINTS.get(name_or_path, Path(name_or_path))
+    snap = read_machine_snapshot(path)
+    if snap.pagetypeinfo is None:
+        raise FragsimError(f"{path}: machine.boot: expected a pagetypeinfo beside the "
+                           f"buddyinfo (the footprint needs the pageblocks' types), got none")
+    managed = {z.zone: z.managed for z in snap.zoneinfo if z.node == 0}
+    total = sum(managed[row.zone] for row in snap.buddyinfo if row.node == 0)
+    orders = len(snap.buddyinfo[0].nr_free)
+    free = [[0.0] * orders for _ in range(MIGRATE_TYPES)]
+    blocks = [0.0] * MIGRATE_TYPES
+    for row in snap.buddyinfo:
+        if row.node != 0:
+            continue
+        per_type = derive_capped_counts(snap.pagetypeinfo.free[(0, row.zone)], row.nr_free)
+        for mt, counts in enumerate(per_type):
+            for order, n in enumerate(counts):
+                free[mt][order] += (n << order) / total
+        for mt, n in enumerate(snap.pagetypeinfo.blocks[(0, row.zone)]):
+            blocks[mt] += n
+    nr_blocks = sum(blocks)
+    return BootFootprint(str(name_or_path), free, [b / nr_blocks for b in blocks])
+
+
+def boot_zone(nr_pages: int, footprint: BootFootprint, seed: int,
+              **zone_options: object) -> Zone:
+    """A zone of ``nr_pages`` with the footprint's shares (:class:`BootFootprint`) of
+    free blocks by migratetype and order (what a larger order cannot hold goes to the
+    smaller ones) and of pageblocks by migratetype (rounded), laid out spread
+    (:func:`synthesize_zone`, drawn with ``seed``); the pages in use are the kernel's
+    own, owned by their pageblock's type and never freed."""
+    pageblock_order = int(zone_options.get("pageblock_order", 9))  # type: ignore[arg-type]
+    max_order = int(zone_options.get("max_order", 10))  # type: ignore[arg-type]
+    nr_blocks = nr_pages >> pageblock_order
+    counts = [round(share * nr_blocks) for share in footprint.blocks]
+    counts[MIGRATE_MOVABLE] += nr_blocks - sum(counts)
+    free_by_type: list[list[int | None]] = []
+    for mt, row in enumerate(footprint.free):
+        room = counts[mt] << pageblock_order
+        per_order = [0] * (max_order + 1)
+        carry = 0.0  # pages a larger order's rounding left for the smaller ones
+        for order in range(max_order, -1, -1):
+            want = (row[order] if order < len(row) else 0.0) * nr_pages + carry
+            n = min(int(want) >> order, room >> order)
+            room -= n << order
+            carry = want - (n << order)
+            per_order[order] = n
+        free_by_type.append(list(per_order))
+    nr_free = [sum(row[o] or 0 for row in free_by_type) for o in range(max_order + 1)]
+    zone, filler = synthesize_zone(nr_free, nr_pages, free_by_type=free_by_type,
+                                   pageblock_counts=counts, spread=seed, **zone_options)
+    filler.finish()
+    return zone
+
+
 def _free_counts(nr_slabs: int, per_slab: int, free: int, policy: str) -> list[int]:
     """Free slots per slab (in allocation order) under an occupancy policy."""
     if policy == "even":

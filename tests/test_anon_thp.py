@@ -55,8 +55,10 @@ KERNEL_TABLE = {
 
 def machine_with(memory: str = "64MiB", **anon) -> tuple[Machine, object]:
     """A machine (not started) with one anon workload of these parameters."""
-    # one zone: these tests read the zone's own counters and free lists
-    config = validate_config({"machine": {"memory": memory, "cpus": 2, "zones": ["Normal"]},
+    # one blank zone: these tests read the zone's own counters and free lists, and count
+    # every allocated page as the workload's
+    config = validate_config({"machine": {"memory": memory, "cpus": 2, "zones": ["Normal"],
+                                          "boot": "none"},
                               "workloads": [{"kind": "anon", **anon}]}, "test")
     machine = Machine(config, 1)
     (workload,) = build_workloads(machine)
@@ -397,7 +399,7 @@ def test_a_run_with_khugepaged_collapses_what_fell_back_on_a_fragmented_machine(
     # compact). khugepaged (GFP_TRANSHUGE: it compacts) collapses them.
     config = validate_config({
         "duration": "8s", "sample_every": "1s",
-        "machine": {"memory": "64MiB", "zones": ["Normal"]},
+        "machine": {"memory": "64MiB", "zones": ["Normal"], "boot": "none"},
         "buddy": {"min_free_kbytes": 256}, "compaction": {"proactiveness": 0},
         "workloads": [
             {"kind": "anon", "name": "filler", "size": "64MiB", "grow_rate": "512MiB",

@@ -152,7 +152,8 @@ def test_batched_and_page_by_page_quickstart_runs_are_identical():
 
 
 def test_machine_batches_stop_at_a_refusal_and_hand_back_its_cpu_and_owner():
-    config = validate_config({}, "test", ["machine.memory=16MiB", "machine.cpus=2"])
+    config = validate_config({}, "test", ["machine.memory=16MiB", "machine.cpus=2",
+                                          "machine.zones=[Normal]", "machine.boot=none"])
     machine = Machine(config, 1)
     cpus = itertools.cycle([0, 1])
     got: list[int] = []

@@ -36,8 +36,8 @@ TINY = {
     "seed": 1,
     "duration": "500ms",
     "sample_every": "100ms",
-    # one zone: the per-CPU lists' effect the capacity test shows is a lone zone's
-    "machine": {"memory": "64MiB", "cpus": 2, "zones": ["Normal"]},
+    # one blank zone: the per-CPU lists' effect the capacity test shows is a lone zone's
+    "machine": {"memory": "64MiB", "cpus": 2, "zones": ["Normal"], "boot": "none"},
     "workloads": [
         {"kind": "anon", "size": "24MiB", "grow_rate": "1GiB", "churn_rate": "16MiB"},
         {"kind": "kernel_alloc", "rate": 2000, "orders": {0: 0.9, 3: 0.1},

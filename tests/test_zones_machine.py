@@ -318,3 +318,53 @@ def test_a_zone_is_as_large_as_the_pageblocks_pagetypeinfo_counts():
         ("DMA", 4096), ("DMA32", 782336), ("Normal", 131072)]
     real = parse_pagetypeinfo(Path(f"{before}.pagetypeinfo").read_text())
     assert pagetypeinfo_of_zones(m.zones).blocks == real.blocks
+
+
+# --------------------------------------------------------------------------- machine.boot
+
+
+def boot_machine(boot: str, memory: str = "4GiB") -> Machine:
+    cfg = validate_config({"name": "boot", "machine": {"memory": memory, "boot": boot},
+                           "workloads": [{"kind": "thp_probe", "start": "10s"}]}, "x.yaml")
+    return Machine(cfg, 3)
+
+
+def test_a_fresh_machine_starts_with_an_idle_kernels_footprint():
+    """machine.boot idle-6.18 (the default): every zone holds the real idle machine's
+    shares, 1.5 % of its pages in use (a little more on small zones, whose free memory
+    is rounded to whole blocks), 0.77 % of its pageblocks Unmovable and 0.25 %
+    Reclaimable, spread over the zone, and free memory mostly in order-10 blocks."""
+    from sim.snapshot import boot_footprint
+
+    fp = boot_footprint("idle-6.18")
+    assert fp.used == pytest.approx(0.0148, abs=0.0005)
+    m = boot_machine("idle-6.18")
+    for name, zone in m.zones:
+        used = 1 - zone.nr_free_pages / zone.nr_pages
+        assert fp.used - 0.001 <= used <= fp.used + 0.006, name
+        nb = zone.nr_pageblocks
+        counts = zone.pageblock_counts()
+        assert counts[0] == round(fp.blocks[0] * nb) and counts[2] == round(fp.blocks[2] * nb)
+        assert zone.nr_free[10] << 10 > zone.nr_free_pages // 2
+    dma32 = m.node.node_zones[ZONE_DMA32]
+    unmovable = [b for b in range(dma32.nr_pageblocks)
+                 if dma32.pageblock_migratetype(b << 9) != MIGRATE_MOVABLE]
+    assert len(unmovable) >= 10 and unmovable[-1] - unmovable[0] > dma32.nr_pageblocks // 2
+    m.node.check()
+
+
+def test_boot_none_is_a_blank_machine_and_a_snapshot_gives_its_own_footprint():
+    assert all(z.nr_free_pages == z.nr_pages for _, z in boot_machine("none").zones)
+    before = Path(__file__).parent / "data/kmem-traces/tmpfs-churn-20k-keep10/before"
+    from sim.snapshot import boot_footprint
+
+    fp = boot_footprint(str(before))
+    assert fp.used > 0.08  # that machine had 8.7 % of its memory in use
+    m = boot_machine(str(before))
+    used = 1 - m.node.nr_free_pages / m.node.nr_pages
+    assert used == pytest.approx(fp.used, abs=0.01)
+
+
+def test_a_boot_footprint_that_cannot_be_read_is_one_line(tmp_path):
+    with pytest.raises(FragsimError, match=r"buddyinfo: cannot read: no such file"):
+        boot_machine(str(tmp_path / "nothing"))
