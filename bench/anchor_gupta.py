@@ -28,6 +28,16 @@ a last column shows --keep 0.
 
     python bench/anchor_gupta.py            # the table (about 15 s)
     python bench/anchor_gupta.py --keep 1   # another kept page
+
+``--as-user`` runs instead the recipe as a user writes it, ``configs/real/gupta-12g.yaml``
+(the real machine's 0-idle snapshot, one process the scheduler places, the measured fill
+and madvise rates, compact_memory from another process; no CPU placed by hand), over
+``--seeds`` seeds, and prints per order the real index against the seeds' mean, min and
+max, then each seed's CPUs and per-CPU lists:
+
+    python bench/anchor_gupta.py --as-user --seeds 5          # about 85 s compiled
+    python bench/anchor_gupta.py --as-user --set workloads.0.free_rate=100MiB \
+        --set workloads.1.at=[110s] --set duration=115s      # any --set of fragsim run
 """
 
 from __future__ import annotations
@@ -129,13 +139,101 @@ def markdown_table(run: AnchorRun, run_keep0: AnchorRun | None) -> str:
     return "\n".join(rows)
 
 
+AS_USER_CONFIG = Path(__file__).resolve().parent.parent / "configs/real/gupta-12g.yaml"
+
+
+@dataclass
+class UserRun:
+    """One seed of the as-user config: the Normal zone's unusable index per order just
+    before compact_memory and at the end, and where things ran."""
+
+    seed: int
+    freed: list[float]
+    compacted: list[float]
+    fill_cpu: int | None
+    compact_cpu: int | None
+    pcp_freed: list[int]  # each CPU's Normal list just before compact_memory
+    pcp_compacted: list[int]
+    migrated: int
+    folios_split: int
+
+
+def run_as_user(seed: int, overrides: list[str] | None = None,
+                config: Path = AS_USER_CONFIG) -> UserRun:
+    """``configs/real/gupta-12g.yaml`` (with ``overrides``, as ``--set``) for one seed,
+    stopped just before its compact_memory to read the 2-freed state."""
+    from sim.experiment import load_config
+    from sim.machine import Machine
+    from sim.mmzone import ZONE_NORMAL
+    from sim.runner import build_workloads
+
+    cfg = load_config(config, overrides or [])
+    machine = Machine(cfg, seed)
+    workloads = build_workloads(machine)
+    machine.start(workloads)
+    fill = next(w for w in workloads if w.kind == "fragment")
+    compact = next(w for w in workloads if w.kind == "compact_memory")
+    normal = machine.node.node_zones[ZONE_NORMAL]
+
+    def index() -> list[float]:
+        return [unusable_index(normal.nr_free, o) / 1000 for o in range(normal.max_order + 1)]
+
+    machine.env.run(until=min(compact.params.at) - 1e-6)
+    freed, pcp_freed = index(), [pcp.count for pcp in normal.pcp]
+    machine.env.run(until=cfg.duration)
+    return UserRun(
+        seed, freed, index(),
+        fill.schedule.cpu if fill.schedule is not None else None,
+        compact.schedule.cpu if compact.schedule is not None else None,
+        pcp_freed, [pcp.count for pcp in normal.pcp],
+        machine.compactor.stats.migrated, machine.compactor.stats.folios_split)
+
+
+def as_user_table(runs: list[UserRun]) -> str:
+    """Real vs the seeds' mean (min-max) per order, 2-freed and 3-compacted."""
+    real_freed = real_unusable_index("2-freed")
+    real_compacted = real_unusable_index("3-compacted")
+    rows = ["| order | 2-freed real | 2-freed sim mean (min-max) "
+            "| 3-compacted real | 3-compacted sim mean (min-max) | diff of the mean |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for order in range(len(real_freed)):
+        f = [r.freed[order] for r in runs]
+        c = [r.compacted[order] for r in runs]
+        mean_c = sum(c) / len(c)
+        rows.append(
+            f"| {order} | {real_freed[order]:.3f} | {sum(f) / len(f):.3f} "
+            f"({min(f):.3f}-{max(f):.3f}) | {real_compacted[order]:.3f} | {mean_c:.3f} "
+            f"({min(c):.3f}-{max(c):.3f}) | {mean_c - real_compacted[order]:+.3f} |")
+    rows += ["", "| seed | fill/free CPU | compact_memory CPU | per-CPU lists before "
+             "compaction | after | order-9 index after | pages migrated |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in runs:
+        rows.append(f"| {r.seed} | {r.fill_cpu} | {r.compact_cpu} | {r.pcp_freed} | "
+                    f"{r.pcp_compacted} | {r.compacted[9]:.3f} | {r.migrated} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--keep", type=int, default=3, choices=range(4),
                         help="which page of each 4 (by allocation order) stays allocated")
     parser.add_argument("--scale", type=int, default=1, help="divide the zone by this")
     parser.add_argument("--no-keep0", action="store_true", help="skip the --keep 0 column")
+    parser.add_argument("--as-user", action="store_true",
+                        help="run configs/real/gupta-12g.yaml instead (see above)")
+    parser.add_argument("--seeds", type=int, default=5, help="--as-user: seeds 1..N")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="--as-user: a config override, as fragsim run --set")
     args = parser.parse_args(argv)
+    if args.as_user:
+        start = time.perf_counter()
+        runs = [run_as_user(seed, args.set) for seed in range(1, args.seeds + 1)]
+        print(f"Gupta anchor as a user writes it ({AS_USER_CONFIG.name}"
+              f"{' ' + ' '.join(args.set) if args.set else ''}), unusable index of the "
+              f"Normal zone, seeds 1-{args.seeds}\n")
+        print(as_user_table(runs))
+        print(f"\nmodel wall time {time.perf_counter() - start:.0f} s.")
+        return 0
     start = time.perf_counter()
     run = run_anchor(args.keep, args.scale)
     wall = time.perf_counter() - start

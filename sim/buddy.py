@@ -1878,6 +1878,17 @@ class Zone(PageSpace):
         self._state[pfn] = PG_ALLOC | new_order
         return pieces
 
+    def split_folio(self, pfn: int, order: int) -> None:
+        """``split_folio``: the allocated block of ``order`` at ``pfn`` becomes
+        ``2**order`` allocated order-0 blocks with its owner, as splitting a large folio
+        into base pages leaves it (mm/huge_memory.c ``__split_unmapped_folio``)."""
+        if order <= 0 or self._state[pfn] != PG_ALLOC | order:
+            raise ValueError(f"pfn {pfn} is not an allocated block of order {order}")
+        owner = self._owner[pfn]
+        for page in range(pfn, pfn + (1 << order)):
+            self._state[page] = PG_ALLOC
+            self._owner[page] = owner
+
     def migrate_page(self, src: int, dst: int, cpu: int) -> None:
         """Move an allocated block's contents and owner to an isolated block.
 

@@ -71,7 +71,12 @@ Departures of the model, and why:
   slab page fails isolation. Its cost belongs to the defragmenter.
 - The migration batch is ``migrate_pages_batch``: targets are taken for every isolated page
   first (in ``cc->migratepages`` order, the last isolated first), then the pages move. A
-  target that cannot be found (-ENOMEM) ends the batch; the rest are put back.
+  large folio that finds no target is split into base pages (``try_split_folio``) and the
+  batch goes on; the pieces move after it, one pass, and their failure is not an error
+  (mm/migrate.c ``migrate_pages``). The engine decides which blocks may be split
+  (``split_folio``: the machine's own movable memory, e.g. a snapshot's, not a folio a
+  page owner tracks by its head); without the hook nothing is split. A page that cannot
+  be split and finds no target (-ENOMEM) ends the batch; the rest are put back.
 - No CMA, ``defrag_mode`` off, no hugetlb, no ``alloc_contig``. Highatomic pageblocks
   (sim/buddy.py) get nothing of their own here, as in the kernel: not MOVABLE, they are
   migration targets only at COMPACT_PRIO_SYNC_FULL (``ignore_block_suitable``), never
@@ -192,6 +197,7 @@ class CompactionStats:
     isolated: int = 0  # compact_isolated: pages isolated by either scanner
     migrated: int = 0  # pgmigrate_success
     migrate_failed: int = 0  # pgmigrate_fail
+    folios_split: int = 0  # large folios split after finding no target (nr_split)
     slab_pages_vacated: int = 0  # slab pages emptied through the defragmenter's hook
     kcompactd_wakes: int = 0  # kcompactd_wake
     proactive_runs: int = 0  # proactive compact_node() passes
@@ -311,6 +317,7 @@ class Compactor:
         slab_page_mobile: Callable[[int], bool] | None = None,
         vacate_slab_page: Callable[[int], bool] | None = None,
         kswapd_is_running: Callable[[], bool] | None = None,
+        split_folio: Callable[[int, int], bool] | None = None,
     ) -> None:
         self.zone = zone
         # The sysctls and costs: config's section, the one definition of each.
@@ -323,6 +330,10 @@ class Compactor:
         self.slab_page_mobile = slab_page_mobile
         self.vacate_slab_page = vacate_slab_page
         self.kswapd_is_running = kswapd_is_running or (lambda: False)
+        # The engine's hook for a large folio that found no target (sim/machine.py):
+        # split the block at this zone pfn of this order into order-0 pages (True), or
+        # refuse (a folio whose owner keeps it whole). None: never split.
+        self.split_folio = split_folio
         self.stats = CompactionStats()
         self.last_run: CompactRun | None = None
         self.state = ZoneCompactState(cached_migrate_pfn=[0, 0], cached_free_pfn=0)
@@ -1176,23 +1187,38 @@ class Compactor:
         cc.migrate_pfn = low_pfn
 
     def _migrate_pages(self, cc: CompactControl) -> int:
-        """``migrate_pages`` with ``compaction_alloc``: 0, or ENOMEM if targets ran out.
+        """``migrate_pages`` with ``compaction_alloc``: 0, ENOMEM if targets ran out, or
+        the number of large folios split whose pieces did not all move.
 
         As ``migrate_pages_batch`` does, a target is taken for every page first (the list
         is walked from its head: the page isolated last comes first), then the pages
-        move and their sources are freed on this CPU's per-CPU list.
+        move and their sources are freed on this CPU's per-CPU list. A large folio that
+        finds no target (-ENOMEM) is split (``try_split_folio``, when ``split_folio``
+        allows) and the batch goes on; its base pages move after the batch, one pass
+        (``migrate_pages``: ``split_folios`` with MIGRATE_ASYNC, their failure not
+        returned), and only an -ENOMEM of a page that cannot be split ends the batch and
+        is returned (then the split pages are put back unmoved, as ``migrate_pages``
+        does when ``rc < 0``).
         """
         zone = self.zone
         state = self._state
         sources = cc.migratepages[::-1]
         cc.migratepages = []
         pairs = []
+        split: list[int] = []
+        nr_split = 0
         err = 0
         for src in sources:
-            dst = self._compaction_alloc(cc, state[src] & PG_ORDER)
+            order = state[src] & PG_ORDER
+            dst = self._compaction_alloc(cc, order)
             if dst < 0:
+                self.stats.migrate_failed += 1 << order
+                if order and self.split_folio is not None and self.split_folio(src, order):
+                    split.extend(range(src, src + (1 << order)))
+                    nr_split += 1
+                    self.stats.folios_split += 1
+                    continue
                 err = ENOMEM
-                self.stats.migrate_failed += 1 << (state[src] & PG_ORDER)
                 break
             pairs.append((src, dst))
         # The rest (after -ENOMEM) are put back on the LRU: their state never changed.
@@ -1202,8 +1228,20 @@ class Compactor:
             order = state[src] & PG_ORDER
             zone.migrate_page(src, dst, cpu)
             migrated += 1 << order
+        if split and not err:
+            moved = 0
+            for src in split:
+                dst = self._compaction_alloc(cc, 0)
+                if dst < 0:
+                    break
+                zone.migrate_page(src, dst, cpu)
+                moved += 1
+            migrated += moved
+            self.stats.migrate_failed -= moved
+            if moved == len(split):
+                nr_split = 0
         self.stats.migrated += migrated
-        return err
+        return err or nr_split
 
     # ------------------------------------------------------------------ free scanner
 

@@ -58,6 +58,16 @@ class MachineConfig(Section):
         None, alias="from", description="start from a real machine: a snapshot directory "
         "(`fragsim snapshot DIR`) or file prefix (PREFIX.buddyinfo, PREFIX.zoneinfo, ...); "
         "memory, zones and cpus then come from it (see docs/snapshots.md)")
+    online: Literal["pagetypeinfo", "managed"] = Field(
+        "pagetypeinfo", description="with from: which pages are online. pagetypeinfo: the "
+        "pageblocks its pagetypeinfo counts (a zoneinfo managing more is an error: it was "
+        "read at another time); managed: zoneinfo's managed pages, those pagetypeinfo lacks "
+        "onlined after it was read, free in MOVABLE pageblocks above the rest, as memory "
+        "hotplug's online_pages frees them (docs/snapshots.md)")
+    pagesets: Literal["snapshot", "empty"] = Field(
+        "snapshot", description="with from: each CPU's per-CPU lists as zoneinfo prints "
+        "them (count pages on the list, high), or empty at high = high_min (zoneinfo's "
+        "batch, high_min and high_max kept): for a zoneinfo read at another time")
     memory: Size = Field(1 << 30, description="installed memory, e.g. 16GiB")
     boot: str = Field(
         "idle-6.18", description="the kernel's own memory at t = 0: idle-6.18 (an idle "

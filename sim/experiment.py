@@ -63,7 +63,7 @@ def _check_from(machine: MachineConfig, where: str, source: str) -> None:
         path = beside if beside is not None and _snapshot_exists(beside) else Path.cwd() / path
     path = path.resolve()
     machine.from_ = str(path)
-    snap = read_machine_snapshot(path)
+    snap = read_machine_snapshot(path, machine.online)
     zones = [{name: pages * machine.page_size} for name, pages in snap.zone_pages]
     real = {"memory": snap.nr_pages * machine.page_size, "cpus": snap.cpus, "zones": zones}
     given = [key for key in ("memory", "zones", "cpus")

@@ -51,6 +51,9 @@ from sim.snapshot import (
 )
 from sim.vmscan import FileLru, Reclaim
 
+# machine: keys that are the node's or the snapshot's, not Zone arguments.
+NODE_KEYS = frozenset({"memory", "zones", "from_", "online", "pagesets", "boot"})
+
 # page_cache_folios samples orders 0..MAX_PAGECACHE_ORDER (9 on x86-64).
 PAGECACHE_ORDERS = 10
 
@@ -81,8 +84,7 @@ def build_zone(config: ExperimentConfig) -> Zone:
 def _zone_options(config: ExperimentConfig, exclude: frozenset[str] = frozenset()
                   ) -> dict[str, Any]:
     """The Zone arguments of ``machine:`` and ``buddy:`` (the node's keys left out)."""
-    return {**config.machine.model_dump(exclude={"memory", "zones", "from_", "boot",
-                                                 *exclude}),
+    return {**config.machine.model_dump(exclude={*NODE_KEYS, *exclude}),
             **config.buddy.model_dump(exclude=set(exclude))}
 
 
@@ -102,12 +104,14 @@ def build_node(config: ExperimentConfig, seed: int = 0,
     unowned filler (``Machine`` hands slab pages out of it, then finishes it)."""
     m = config.machine
     if m.from_ is not None:
-        snap = read_machine_snapshot(m.from_)
+        snap = read_machine_snapshot(m.from_, m.online)
         options = _zone_options(config, frozenset({"max_order", "min_free_kbytes"}))
         node = node_from_snapshots(snap.buddyinfo, snap.zoneinfo, snap.pagetypeinfo,
                                    sources=(snap.sources["buddyinfo"],
                                             snap.sources["zoneinfo"]),
-                                   spread=seed, fillers=fillers, **options)
+                                   spread=seed, fillers=fillers, online=m.online,
+                                   ptsource=snap.sources.get("pagetypeinfo", "pagetypeinfo"),
+                                   **options)
         apply_zoneinfo_watermarks(node, snap.zoneinfo)
         return node
     spans = zone_spans_for(m.memory // m.page_size, m.zones, m.page_size, m.max_order)
@@ -161,6 +165,7 @@ class Machine:
                       for z in sorted(zones, key=lambda z: z.zone_start_pfn)]
         self.workloads: list = []
         self._page_owners: list[Callable[[int, int, int], object]] = []
+        self._page_owns: list[Callable[[int, int], bool] | None] = []
         self._lru_owners: list[Callable[[int], None]] = []
         self._lru_batch_owners: list[Callable[[list[int]], None] | None] = []
         self._sample_hooks: list[Callable[[dict], None]] = []
@@ -172,7 +177,7 @@ class Machine:
         self.defrag = Defragmenter(env, self.caches, config=d)
         self.lru = FileLru(self._evict_lru_page, self._evict_lru_pages if batched else None,
                            nr_pages=space.end_pfn)
-        self.register_page_owner(self._migrate_lru_page)
+        self.register_page_owner(self._migrate_lru_page, self._lru_owns)
         self.reclaim = Reclaim(zones[0], self.lru, self.caches, config.reclaim,
                                after_shrink=self.defrag.after_shrink
                                if d.enabled and d.after_shrink else None,
@@ -185,6 +190,7 @@ class Machine:
                 slab_page_mobile=_at_node_pfn(self.defrag.slab_page_mobile, zone),
                 vacate_slab_page=_at_node_pfn(self.defrag.vacate_now, zone),
                 kswapd_is_running=lambda: self.kswapd.running,
+                split_folio=self._split_folio_hook(zone),
             )
             zone.on_migrate = self._on_migrate if not zone.zone_start_pfn else \
                 _migrate_at_node_pfn(self._on_migrate, zone.zone_start_pfn)
@@ -218,8 +224,10 @@ class Machine:
     def _start_from_snapshot(self, fillers: dict[int, FillerPool]) -> None:
         """``machine.from``: the snapshot's slab caches and per-CPU lists
         (sim/snapshot.py ``start_from_snapshot``)."""
-        snap = read_machine_snapshot(self.config.machine.from_ or "")
-        self.initial_population = start_from_snapshot(self.node, self.caches, snap, fillers)
+        m = self.config.machine
+        snap = read_machine_snapshot(m.from_ or "", m.online)
+        self.initial_population = start_from_snapshot(self.node, self.caches, snap, fillers,
+                                                      pagesets=m.pagesets)
 
     @property
     def filesystems(self) -> list[FileSystem]:
@@ -273,7 +281,7 @@ class Machine:
         self.reclaim.add_filesystem(fsys)
         fsys.attach_lru(self.lru, self.register_lru_owner(
             fsys.evict_folio, fsys.evict_folios if self.batched else None))
-        self.register_page_owner(_fs_migrate(fsys))
+        self.register_page_owner(_fs_migrate(fsys), lambda pfn, order: fsys.holds_page(pfn))
         return fsys
 
     def _page_cache_folio(self, order: int, cpu: int) -> int | None:
@@ -292,11 +300,36 @@ class Machine:
         self._lru_batch_owners.append(evict_many)
         return len(self._lru_owners) - 1
 
-    def register_page_owner(self, migrate: Callable[[int, int, int], object]) -> None:
+    def register_page_owner(self, migrate: Callable[[int, int, int], object],
+                            owns: Callable[[int, int], bool] | None = None) -> None:
         """An owner of allocated movable pages: ``migrate(old, new, order)`` hears of
         every page compaction moves, in registration order, and returns True when the
-        page was its own (the later owners are then not asked)."""
+        page was its own (the later owners are then not asked). ``owns(pfn, order)``
+        says whether the block is its own; an owner without it is taken to own every
+        block, so that compaction never splits a large folio it might hold
+        (``_split_folio_hook``)."""
         self._page_owners.append(migrate)
+        self._page_owns.append(owns)
+
+    def _lru_owns(self, pfn: int, order: int) -> bool:
+        return pfn in self.lru
+
+    def _split_folio_hook(self, zone: Zone) -> Callable[[int, int], bool]:
+        """Compaction's ``split_folio`` for ``zone`` (zone pfns): a large movable block
+        that found no migration target is split into base pages (mm/migrate.c
+        ``migrate_pages_batch`` on -ENOMEM: ``try_split_folio``) when no page owner
+        holds it: the machine's own movable memory (a snapshot's). A block an owner
+        holds (a page-cache folio, a THP) stays whole: the owners track folios by head
+        pfn, and the kernel's split of those is not modelled."""
+        start = zone.zone_start_pfn
+
+        def split_folio(pfn: int, order: int) -> bool:
+            for owns in self._page_owns:
+                if owns is None or owns(pfn + start, order):
+                    return False
+            zone.split_folio(pfn, order)
+            return True
+        return split_folio
 
     def _evict_lru_page(self, pfn: int, owner: int) -> None:
         self._lru_owners[owner](pfn)

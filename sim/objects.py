@@ -708,6 +708,10 @@ class FileSystem:
         self.stats.page_cache_evicted += evicted
         return evicted
 
+    def holds_page(self, pfn: int) -> bool:
+        """Whether ``pfn`` heads one of this file system's page-cache folios."""
+        return pfn in self._page_file
+
     def migrate_page(self, old_pfn: int, new_pfn: int) -> bool:
         """Re-point a page-cache page that compaction moved; False if not ours."""
         f = self._page_file.pop(old_pfn, None)

@@ -249,8 +249,10 @@ def _free_buddies(free_blocks: Sequence[tuple[int, int, int]], max_order: int) -
 
 def _pageblock_types(nr_pageblocks: int, counts: Sequence[int] | None,
                      spread_chunk: int = 0) -> list[int]:
-    """Runs by type in _RUN_ORDER; counts are scaled to the zone's pageblocks if they
-    do not sum to it, and MOVABLE takes the remainder.
+    """Runs by type in _RUN_ORDER; counts are scaled down to the zone's pageblocks if
+    they sum to more, and MOVABLE takes the remainder (never scaled up: pagetypeinfo
+    counts the pageblocks there are, and a zone rounded up to a largest block has a few
+    more).
 
     ``spread_chunk`` > 0: the other types' pageblocks, in _RUN_ORDER, cut into groups of
     ``spread_chunk`` (the pageblocks of one largest block), the groups spaced evenly
@@ -262,7 +264,7 @@ def _pageblock_types(nr_pageblocks: int, counts: Sequence[int] | None,
         return [MIGRATE_MOVABLE] * nr_pageblocks
     counts = list(counts) + [0] * (MIGRATE_TYPES - len(counts))
     total = sum(counts)
-    if total != nr_pageblocks and total:
+    if total > nr_pageblocks:
         counts = [c * nr_pageblocks // total for c in counts]
     counts[MIGRATE_MOVABLE] += nr_pageblocks - sum(counts)
     others = [mt for mt in _RUN_ORDER if mt != MIGRATE_MOVABLE for _ in range(counts[mt])]
@@ -394,6 +396,7 @@ def synthesize_zone(
     free_by_type: Sequence[Sequence[int | None]] | None = None,
     pageblock_counts: Sequence[int] | None = None,
     spread: int | None = None,
+    onlined: int = 0,
     **zone_options: object,
 ) -> tuple[Zone, FillerPool]:
     """A Zone whose free lists hold exactly ``nr_free[order]`` blocks, and its filler.
@@ -405,6 +408,16 @@ def synthesize_zone(
     (pageblock types interleaved, free blocks scattered; ``plan_layout``), else packed
     runs. ``zone_options`` go to Zone. Call ``filler.finish()`` (or use
     :func:`zone_from_buddyinfo`) once slab caches took their pages.
+
+    ``onlined``: the zone's last ``onlined`` pages (whole pageblocks, the rest of the
+    zone a whole number of largest blocks) are memory onlined after the snapshot was
+    read, as mm/memory_hotplug.c ``online_pages`` puts it in the zone:
+    ``move_pfn_range_to_zone`` types its pageblocks MIGRATE_MOVABLE and
+    ``online_pages_range`` frees it in the largest aligned chunks up to MAX_PAGE_ORDER
+    (``generic_online_page``, ``__free_pages_core``: to the free lists' tail,
+    FPI_TO_TAIL), lowest pfn first, after the snapshot's own free blocks. The snapshot's
+    counts then describe the rest of the zone, and the zone's free lists hold them plus
+    these blocks.
     """
     nr_free = list(nr_free)
     max_order = int(zone_options.get("max_order", len(nr_free) - 1))  # type: ignore[arg-type]
@@ -424,6 +437,13 @@ def synthesize_zone(
         raise FragsimError(f"buddyinfo: {free_pages} free pages do not fit in a zone of "
                            f"{nr_pages} pages")
     zone = Zone(nr_pages, **zone_options)  # type: ignore[arg-type]
+    base = nr_pages - onlined  # the snapshot's own pages
+    pb_pages = 1 << pageblock_order
+    if onlined < 0 or onlined % pb_pages or base % (1 << max_order) or free_pages > base:
+        raise FragsimError(f"onlined: expected whole pageblocks above a whole number of "
+                           f"largest blocks holding the {free_pages} free pages, got "
+                           f"{onlined} of {nr_pages} pages")
+    online_blocks = _decompose(base, nr_pages, max_order)
     if free_by_type is not None:
         by_type = derive_capped_counts(free_by_type, nr_free)
         sums = [sum(by_type[mt][o] for mt in range(len(by_type))) for o in range(len(nr_free))]
@@ -439,8 +459,9 @@ def synthesize_zone(
         by_type[MIGRATE_UNMOVABLE] = list(nr_free)
         types = [MIGRATE_UNMOVABLE] * zone.nr_pageblocks
     else:
-        types = _pageblock_types(zone.nr_pageblocks, pageblock_counts,
+        types = _pageblock_types(-(-base // pb_pages), pageblock_counts,
                                  0 if spread is None else 1 << (max_order - pageblock_order))
+        types += [MIGRATE_MOVABLE] * (zone.nr_pageblocks - len(types))
         # A type with free blocks needs pageblocks of its own.
         for mt, counts in enumerate(by_type):
             need = sum(n << o for o, n in enumerate(counts))
@@ -451,8 +472,9 @@ def synthesize_zone(
                     f"{types.count(mt)} {MIGRATETYPE_NAMES[mt]} pageblocks"
                 )
     rng = None if spread is None else random.Random(spread)
+    base_types = types[:-(-base // pb_pages)]
     try:
-        layout = plan_layout(nr_pages, by_type, types, max_order=max_order,
+        layout = plan_layout(base, by_type, base_types, max_order=max_order,
                              pageblock_order=pageblock_order, spread=rng)
     except FragsimError as e:
         # Holes at the boundary of two types' runs were kept from being free whole; a
@@ -460,7 +482,7 @@ def synthesize_zone(
         # a free Movable order-9 one) needs one of them whole. Without that reservation
         # the layout is valid when no two free buddies come out.
         rng = None if spread is None else random.Random(spread)
-        layout = plan_layout(nr_pages, by_type, types, max_order=max_order,
+        layout = plan_layout(base, by_type, base_types, max_order=max_order,
                              pageblock_order=pageblock_order, cross_type_flags=False,
                              spread=rng)
         if _free_buddies(layout.free_blocks, max_order):
@@ -468,13 +490,19 @@ def synthesize_zone(
 
     want = {pfn: order for pfn, order, _ in layout.free_blocks}
     want.update(layout.filler_blocks)
+    want.update(online_blocks)
     for pfn, order in _allocate_everything(zone):
         _split_to(zone, pfn, order, want)
     # Every block is allocated now, so no free list depends on the types as they change.
-    for block, mt in enumerate(layout.pageblock_types):
+    for block, mt in enumerate(types):
         zone.set_pageblock_migratetype(block << pageblock_order, mt)
     for pfn, order, _ in layout.free_blocks:
         zone.free(pfn, order, 0, to_tail=True)
+    for pfn, order in online_blocks:  # online_pages_range, lowest pfn first
+        zone.free(pfn, order, 0, to_tail=True)
+    for pfn, order in online_blocks:
+        nr_free[order] += 1
+        by_type[types[pfn >> pageblock_order]][order] += 1
     # The allocations above were bookkeeping, not workload: forget their side effects.
     zone.stats = BuddyStats()
     zone.zone_below_high = False
@@ -564,19 +592,31 @@ class InitialPopulation:
         return sum(len(v) for v in self.objects.values())
 
 
+ONLINE_POLICIES = ("pagetypeinfo", "managed")
+
+
 def snapshot_zones(buddyinfo: Sequence[ZoneFree], zoneinfo: Sequence[ZoneinfoZone], *,
                    node: int = 0, sources: tuple[str, str] = ("buddyinfo", "zoneinfo"),
-                   pagetypeinfo: Pagetypeinfo | None = None,
-                   ) -> list[tuple[ZoneFree, ZoneinfoZone, int, int]]:
-    """Each buddyinfo zone of ``node`` with its zoneinfo entry, its start pfn and its
-    size as :func:`node_from_snapshots` builds it (see there); the checks that make a
-    snapshot unusable, as one FragsimError line naming the file.
+                   pagetypeinfo: Pagetypeinfo | None = None, online: str = "pagetypeinfo",
+                   ptsource: str = "pagetypeinfo", pageblock_order: int = 9,
+                   ) -> list[tuple[ZoneFree, ZoneinfoZone, int, int, int]]:
+    """Each buddyinfo zone of ``node`` with its zoneinfo entry, its start pfn, its
+    size as :func:`node_from_snapshots` builds it (see there) and the pages of it
+    onlined after the snapshot (``online``); the checks that make a snapshot unusable,
+    as one FragsimError line naming the file.
 
-    The size is the zone's online memory: the pageblocks pagetypeinfo counts when it is
-    given (``pagetypeinfo_showblockcount_print`` counts only pageblocks with a valid,
-    online first page: a virtual machine's balloon or hot-unplugged memory is
-    ``present`` but not counted), else its ``present`` pages; at least its managed
-    pages, in whole largest blocks from its start."""
+    pagetypeinfo's pageblock counts are the zone's online pageblocks (mm/vmstat.c
+    ``pagetypeinfo_showblockcount_print`` counts only those ``pfn_to_online_page``
+    finds). A zone whose zoneinfo ``present`` pages go beyond them (a virtual machine's
+    hot-pluggable memory that is not online) is built of those pageblocks alone. A
+    zoneinfo that manages more pages than those pageblocks hold was not read with this
+    pagetypeinfo: memory came online in between. ``online: pagetypeinfo`` (the
+    default) refuses such a snapshot; ``online: managed`` takes zoneinfo's managed
+    pages as online, the ones pagetypeinfo lacks onlined after it was read
+    (:func:`synthesize_zone`'s ``onlined``)."""
+    if online not in ONLINE_POLICIES:
+        raise FragsimError(f"machine.online: expected one of {', '.join(ONLINE_POLICIES)}, "
+                           f"got {online!r}")
     bsrc, zsrc = sources
     rows = [row for row in buddyinfo if row.node == node]
     if not rows:
@@ -615,7 +655,22 @@ def snapshot_zones(buddyinfo: Sequence[ZoneFree], zoneinfo: Sequence[ZoneinfoZon
         nr_pages = max(-(-(present_end - start) // block) * block, real.managed)
         nr_pages = min(nr_pages, max((real.start_pfn or 0) + real.spanned - start,
                                      real.managed))
-        out.append((row, real, start, nr_pages))
+        onlined = 0
+        blocks = pagetypeinfo.blocks.get((node, row.zone)) if pagetypeinfo else None
+        pb_order = pageblock_order
+        if blocks is not None and sum(blocks) << pb_order < nr_pages:
+            counted = sum(blocks) << pb_order
+            if real.managed > counted:
+                if online == "pagetypeinfo":
+                    raise FragsimError(
+                        f"{zsrc}: zone {row.zone} of node {node} manages {real.managed} "
+                        f"pages, more than the {sum(blocks)} pageblocks ({counted} pages) "
+                        f"{ptsource} counts online: the two were not read together (memory "
+                        f"came online in between; machine.online: managed takes it as "
+                        f"onlined after the snapshot)")
+                onlined = -(-(real.managed - counted) >> pb_order) << pb_order
+            nr_pages = -(-counted // block) * block + onlined
+        out.append((row, real, start, nr_pages, onlined))
         end = start + nr_pages
     return out
 
@@ -629,6 +684,8 @@ def node_from_snapshots(
     sources: tuple[str, str] = ("buddyinfo", "zoneinfo"),
     spread: int | None = None,
     fillers: dict[int, FillerPool] | None = None,
+    online: str = "pagetypeinfo",
+    ptsource: str = "pagetypeinfo",
     **zone_options: object,
 ) -> Node:
     """A ``Node`` (sim/mmzone.py) with every zone of ``node`` in buddyinfo, each
@@ -643,20 +700,23 @@ def node_from_snapshots(
 
     ``spread``: a seed for :func:`synthesize_zone`'s spread layout. ``fillers``, a dict
     to fill: each zone's filler is left unowned there, by zone index (zone pfns), for
-    the caller to hand slab pages out of and ``finish``."""
+    the caller to hand slab pages out of and ``finish``. A zone is only the pageblocks
+    pagetypeinfo counts online, plus with ``online: managed`` the managed pages they
+    lack, onlined after the snapshot (:func:`snapshot_zones`)."""
     spans: list[ZoneSpan] = []
     zones: list[Zone] = []
     bsrc = sources[0]
-    for row, real, start, nr_pages in snapshot_zones(buddyinfo, zoneinfo, node=node,
-                                                     sources=sources,
-                                                     pagetypeinfo=pagetypeinfo):
+    for row, real, start, nr_pages, onlined in snapshot_zones(
+            buddyinfo, zoneinfo, node=node, sources=sources, pagetypeinfo=pagetypeinfo,
+            online=online, ptsource=ptsource,
+            pageblock_order=int(zone_options.get("pageblock_order", 9))):  # type: ignore[call-overload]
         snap = pick_zone(buddyinfo, pagetypeinfo, row.zone, node,
                          managed_pages={row.zone: real.managed})
         try:
             zone, filler = synthesize_zone(snap.nr_free, nr_pages,
                                            free_by_type=snap.free_by_type,
                                            pageblock_counts=snap.pageblock_counts,
-                                           spread=spread, **zone_options)
+                                           spread=spread, onlined=onlined, **zone_options)
         except FragsimError as e:
             raise FragsimError(f"{bsrc}: zone {row.zone} of node {node}: {e}") from None
         if fillers is None:
@@ -721,6 +781,7 @@ class MachineSnapshot:
     sources: dict[str, str]
     zone_pages: list[tuple[str, int]]  # (zone, pages as built), in pfn order
     cpus: int
+    online: str = "pagetypeinfo"  # snapshot_zones' policy the zones were sized with
 
     @property
     def nr_pages(self) -> int:
@@ -740,24 +801,26 @@ def _read_snapshot_file(file: Path, optional: bool) -> str | None:
                            f"{getattr(e, 'strerror', None) or e}") from None
 
 
-_MACHINE_SNAPSHOTS: dict[tuple[str, float], MachineSnapshot] = {}
+_MACHINE_SNAPSHOTS: dict[tuple[str, float, str], MachineSnapshot] = {}
 
 
-def read_machine_snapshot(path: str | os.PathLike[str]) -> MachineSnapshot:
+def read_machine_snapshot(path: str | os.PathLike[str], online: str = "pagetypeinfo"
+                          ) -> MachineSnapshot:
     """The files of a snapshot (:func:`snapshot_paths`, plus its slabinfo when there),
-    parsed and checked as :func:`node_from_snapshots` checks them; every problem is one
-    FragsimError line naming the file. The CPUs are the pagesets zoneinfo prints for its
-    first populated zone. Read once per path and modification time."""
+    parsed and checked as :func:`node_from_snapshots` checks them (``online``: see
+    :func:`snapshot_zones`); every problem is one FragsimError line naming the file. The
+    CPUs are the pagesets zoneinfo prints for its first populated zone. Read once per
+    path, modification time and policy."""
     files = snapshot_paths(path)
     files["slabinfo"] = files["buddyinfo"].with_name(
         files["buddyinfo"].name.replace("buddyinfo", "slabinfo"))
     try:
-        key = (str(Path(path).resolve()), files["buddyinfo"].stat().st_mtime)
+        key = (str(Path(path).resolve()), files["buddyinfo"].stat().st_mtime, online)
     except OSError:
         key = None
     if key is not None and key in _MACHINE_SNAPSHOTS:
         return _MACHINE_SNAPSHOTS[key]
-    snap = read_machine_snapshot_files(**files)
+    snap = read_machine_snapshot_files(**files, online=online)
     snap.path = str(path)
     if key is not None:
         _MACHINE_SNAPSHOTS[key] = snap
@@ -795,15 +858,29 @@ def apply_zoneinfo_watermarks(node: Node, zoneinfo: Sequence[ZoneinfoZone]) -> N
             zone.lowmem_reserve = (list(real.protection) + [0] * MAX_NR_ZONES)[:MAX_NR_ZONES]
 
 
+PAGESET_POLICIES = ("snapshot", "empty")
+
+
 def start_from_snapshot(node: Node, caches: SlabCaches, snap: MachineSnapshot,
-                        fillers: dict[int, FillerPool], occupancy: str = "even"
-                        ) -> InitialPopulation | None:
+                        fillers: dict[int, FillerPool], occupancy: str = "even",
+                        pagesets: str = "snapshot") -> InitialPopulation | None:
     """A snapshot's node made the machine it was: the slab caches and objects of its
     slabinfo out of the zones' filler (:class:`NodeFiller`), each CPU's pagesets as
     zoneinfo prints them (``high``, ``batch``, ``high_min``, ``high_max``, and ``count``
     order-0 pages freed onto the list, taken from MOVABLE filler: pages the CPU freed,
     which buddyinfo does not count), then the rest of the filler owned by its pageblock
-    type: the kernel's own memory, never freed. The zones' counters start at zero."""
+    type: the kernel's own memory, never freed. The zones' counters start at zero.
+
+    ``pagesets: empty`` keeps zoneinfo's ``batch``, ``high_min`` and ``high_max`` (the
+    zone's sizes: ``zone_set_pageset_high_and_batch``) but starts every list empty at
+    ``high = high_min``, as a pageset is after ``pageset_update`` (which sets only the
+    limits) and the first ``clamp(pcp->high, high_min, high_max)``: for a zoneinfo read
+    at another time than the free lists, whose pageset counts are that time's freed
+    pages. A ``count`` the zone's allocated MOVABLE memory cannot hold is one
+    FragsimError line: those free pages would be pages buddyinfo counts as used."""
+    if pagesets not in PAGESET_POLICIES:
+        raise FragsimError(f"machine.pagesets: expected one of "
+                           f"{', '.join(PAGESET_POLICIES)}, got {pagesets!r}")
     population = None
     if snap.slabinfo:
         population = populate_from_slabinfo(
@@ -819,11 +896,20 @@ def start_from_snapshot(node: Node, caches: SlabCaches, snap: MachineSnapshot,
                 continue
             pcp = zone.pcp[cpu]
             pcp.set_limits(entry["batch"], entry["high_min"], entry["high_max"])
+            if pagesets == "empty":
+                pcp.high = entry["high_min"]
+                continue
             pcp.high = entry["high"]
             for _ in range(entry["count"]):
                 pfn = filler.take(0, MIGRATE_MOVABLE)
-                if pfn is None:
-                    break
+                if pfn is None or zone.pageblock_migratetype(pfn) != MIGRATE_MOVABLE:
+                    name = ZONE_NAMES[zone.zone_idx]
+                    total = sum(e["count"] for e in info[name].pcp)
+                    raise FragsimError(
+                        f"{snap.sources.get('zoneinfo', 'zoneinfo')}: zone {name}: the "
+                        f"pagesets hold {total} free pages, more than the zone's allocated "
+                        f"memory in MOVABLE pageblocks can give (the zoneinfo was not read "
+                        f"with the free lists; machine.pagesets: empty starts them empty)")
                 zone.free(pfn, 0, cpu)
     for filler in fillers.values():
         filler.finish()
@@ -837,6 +923,7 @@ def read_machine_snapshot_files(buddyinfo: str | os.PathLike[str],
                                 zoneinfo: str | os.PathLike[str],
                                 pagetypeinfo: str | os.PathLike[str] | None = None,
                                 slabinfo: str | os.PathLike[str] | None = None,
+                                online: str = "pagetypeinfo",
                                 ) -> MachineSnapshot:
     """:func:`read_machine_snapshot` of files named one by one (the last two optional:
     a missing one is skipped)."""
@@ -854,21 +941,23 @@ def read_machine_snapshot_files(buddyinfo: str | os.PathLike[str],
               if texts.get("pagetypeinfo") is not None else None)
     slabs = (parse_slabinfo(texts["slabinfo"] or "", sources["slabinfo"])
              if texts.get("slabinfo") is not None else None)
-    zones = snapshot_zones(buddy, zones_info,
-                           sources=(sources["buddyinfo"], sources["zoneinfo"]),
-                           pagetypeinfo=ptinfo)
     if ptinfo is not None:
-        for row, _, _, _ in zones:
+        for row in buddy:
             if (row.node, row.zone) not in ptinfo.free:
                 raise FragsimError(f"{sources['pagetypeinfo']}: expected zone {row.zone} of "
                                    f"node {row.node} (it is in {sources['buddyinfo']}), "
                                    f"got none")
-    cpus = max(len(real.pcp) for _, real, _, _ in zones)
+    zones = snapshot_zones(buddy, zones_info,
+                           sources=(sources["buddyinfo"], sources["zoneinfo"]),
+                           pagetypeinfo=ptinfo, online=online,
+                           ptsource=sources.get("pagetypeinfo", "pagetypeinfo"))
+    cpus = max(len(real.pcp) for _, real, _, _, _ in zones)
     if cpus < 1:
         raise FragsimError(f"{sources['zoneinfo']}: expected the pagesets of each CPU "
                            f"('cpu: N' entries), got none")
     return MachineSnapshot(str(buddyinfo), buddy, zones_info, ptinfo, slabs, sources,
-                           [(row.zone, pages) for row, _, _, pages in zones], cpus)
+                           [(row.zone, pages) for row, _, _, pages, _ in zones], cpus,
+                           online)
 
 
 # --------------------------------------------------------------------------- boot state

@@ -549,3 +549,42 @@ def test_moving_the_tail_to_the_tail_or_the_head_to_the_head_changes_nothing():
     zone.move_freelist_tail(10, 1, blocks[0])
     assert zone.free_blocks(10, 1) == blocks[1:] + blocks[:1]
     zone.check()
+
+
+# --------------------------------------------------------------------------- large folios
+
+
+def _large_folio_without_target() -> tuple[Zone, int]:
+    """An order-3 movable block in the lower half; the upper half's free memory is only
+    order-0 and order-1 holes (3 of 4 pages freed), so no order-3 target exists."""
+    zone = Zone(1 << 12, pcp=False)
+    big = zone.alloc(3, M, 0, OWNER_MOVABLE, ALLOC_NO_WATERMARKS)
+    assert big is not None and big < 1 << 11
+    pages = []
+    while (pfn := zone.alloc(0, M, 0, OWNER_MOVABLE, ALLOC_NO_WATERMARKS)) is not None:
+        pages.append(pfn)
+    for pfn in pages:
+        if pfn >= 1 << 11 and pfn % 4 != 3:
+            zone.free(pfn, 0)
+    assert not any(zone.nr_free[3:])
+    return zone, big
+
+
+def test_a_large_folio_without_a_target_is_split_and_moved_not_an_abort():
+    """mm/migrate.c migrate_pages_batch: -ENOMEM on a large folio splits it
+    (try_split_folio) and the batch goes on; the base pages move after it."""
+    zone, big = _large_folio_without_target()
+    without = Compactor(zone).compact_memory()
+    assert without == R.COMPACT_CONTENDED  # no hook: nothing may be split
+    zone, big = _large_folio_without_target()
+
+    def split(pfn: int, order: int) -> bool:
+        zone.split_folio(pfn, order)
+        return True
+
+    compactor = Compactor(zone, split_folio=split)
+    assert compactor.compact_memory() != R.COMPACT_CONTENDED
+    assert compactor.stats.folios_split >= 1
+    assert all(zone.owner_of(p) != OWNER_MOVABLE or not zone.is_allocated(p)
+               for p in range(big, big + 8))
+    zone.check()

@@ -368,3 +368,37 @@ def test_boot_none_is_a_blank_machine_and_a_snapshot_gives_its_own_footprint():
 def test_a_boot_footprint_that_cannot_be_read_is_one_line(tmp_path):
     with pytest.raises(FragsimError, match=r"buddyinfo: cannot read: no such file"):
         boot_machine(str(tmp_path / "nothing"))
+# --------------------------------------------------------------------------- online, pagesets
+
+GUPTA = Path(__file__).parent.parent / "configs/real/gupta-12g/0-idle"
+
+
+def test_a_zoneinfo_managing_more_than_pagetypeinfo_counts_online_is_one_line():
+    """configs/real/gupta-12g: 0-idle's pagetypeinfo counts 448 Normal pageblocks, the
+    after-run zoneinfo manages 6 336."""
+    with pytest.raises(FragsimError, match=r"0-idle.zoneinfo: zone Normal of node 0 manages "
+                       r"3244032 pages, more than the 448 pageblocks \(229376 pages\) .*"
+                       r"0-idle.pagetypeinfo counts online"):
+        from_config(GUPTA, pagesets="empty")
+
+
+def test_online_managed_onlines_what_pagetypeinfo_lacks_free_and_movable_above_it():
+    cfg = from_config(GUPTA, online="managed", pagesets="empty")
+    m = Machine(cfg, 1)
+    normal = m.node.node_zones[ZONE_NORMAL]
+    real = parse_buddyinfo(Path(f"{GUPTA}.buddyinfo").read_text())
+    idle = next(z.nr_free for z in real if z.zone == "Normal")
+    assert normal.nr_pages == normal.managed_pages == 3244032
+    assert list(normal.nr_free) == idle[:10] + [idle[10] + 5888 // 2]
+    # 1-filled's pageblock counts: 0-idle's, with every onlined pageblock MOVABLE
+    assert normal.pageblock_counts()[:3] == [109, 6211, 16]
+    assert {normal.pageblock_migratetype(b << 9) for b in range(448, 6336)} == {MIGRATE_MOVABLE}
+    assert [pcp.count for pcp in normal.pcp] == [0, 0]
+    assert [pcp.high for pcp in normal.pcp] == [8519, 8519]
+    m.node.check()
+
+
+def test_pagesets_the_free_lists_cannot_hold_are_one_line():
+    with pytest.raises(FragsimError, match=r"zone Normal: the pagesets hold 121138 free pages, "
+                       r"more than the zone's allocated memory in MOVABLE pageblocks"):
+        Machine(from_config(GUPTA, online="managed"), 1)

@@ -312,7 +312,7 @@ class Anon(Workload):
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
-        machine.register_page_owner(self.migrate_page)
+        machine.register_page_owner(self.migrate_page, self.owns)
         zone = machine.zone
         if params.size is not None:
             self.vma_pages = params.size // zone.page_size
@@ -360,6 +360,12 @@ class Anon(Workload):
         if self.params.start > 0:
             yield self.env.timeout(self.params.start)
         yield from self.khugepaged.run()
+
+    def owns(self, pfn: int, order: int) -> bool:
+        if order == 0:
+            return pfn in self.pages
+        return (order == self.machine.zone.pageblock_order and len(self.thps.where) > 0
+                and pfn in self.thps)
 
     def migrate_page(self, old: int, new: int, order: int) -> bool:
         if order == 0:
@@ -669,10 +675,13 @@ class ThpProbe(Workload):
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
-        machine.register_page_owner(self.migrate_page)
+        machine.register_page_owner(self.migrate_page, self.owns)
         self.attempts = self.successes = self.compacted = 0
         self.recent: list[int] = []
         self.held = PageSet(machine.zone.end_pfn)
+
+    def owns(self, pfn: int, order: int) -> bool:
+        return pfn in self.held
 
     def migrate_page(self, old: int, new: int, order: int) -> bool:
         return self.held.migrate(old, new)
@@ -774,7 +783,7 @@ class Fragment(Workload):
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
-        machine.register_page_owner(self.migrate_page)
+        machine.register_page_owner(self.migrate_page, self.owns)
         from array import array
 
         # Every allocation in order: its kind (0 movable, 1 unmovable, 2 slab) and its
@@ -788,6 +797,9 @@ class Fragment(Workload):
         self.freed_at: float | None = None  # when the last free was done
         self._free_cursor = 0  # the next slot to free (or keep)
         self._cache = None
+
+    def owns(self, pfn: int, order: int) -> bool:
+        return self.rev[pfn] >= 0
 
     def migrate_page(self, old: int, new: int, order: int) -> bool:
         slot = self.rev[old]
