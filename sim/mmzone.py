@@ -94,8 +94,9 @@ from ``machine.zones`` and handing every client node pfns (``Node`` is a sim/bud
 samples per zone (``<zone>/<key>``) and every zone in a run's final buddyinfo,
 pagetypeinfo, zoneinfo and extfrag files. Per-CPU lists, boosts, highatomic reserves and
 compaction state are per zone, being ``Zone``'s. ``machine.zones`` defaults to
-``[Normal]`` for now (the anchors and goldens were measured on it); ``fragsim replay``
-still replays on one zone.
+x86-64's ``[DMA, DMA32, Normal]``; the anchors and goldens pin ``[Normal]``, on which
+they were measured. ``fragsim replay`` with a zoneinfo (or ``--from``) replays on every
+zone.
 """
 
 from __future__ import annotations

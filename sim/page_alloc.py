@@ -36,9 +36,9 @@ Time: direct reclaim and direct compaction run at once in simulated time, inside
 the allocating workload's step; their cost is added up as stall time
 (``AllocStats.stall_s``) rather than slept.
 
-Zones: over a single zone (the machine today) there is no zonelist walk, no
+Zones: over a single zone (``machine.zones: [Normal]``) there is no zonelist walk, no
 ``ALLOC_NOFRAGMENT`` pass and no lowmem reserve. Over a ``Node`` of several zones
-(sim/mmzone.py, not yet built by sim/machine.py) every ``get_page_from_freelist`` walks
+(sim/mmzone.py; the default machine) every ``get_page_from_freelist`` walks
 the zonelist from ``gfp_zone(gfp)`` down with ``lowmem_reserve[highest_zoneidx]``, the
 fast path adds ``alloc_flags_nofragment`` (the slow path does not, as in 6.18 without
 ``defrag_mode``), ``unreserve_highatomic_pageblock`` and ``drain_all_pages`` cover the
