@@ -419,7 +419,7 @@ class Machine:
         comp = self.compactor.stats
         reclaim = self.reclaim.stats
         thp_alloc = thp_fallback = collapse = collapse_failed = 0
-        for w in _all_workloads(self.workloads):
+        for w in all_workloads(self.workloads):
             if w.kind == "thp_probe":
                 thp_alloc += w.successes
                 thp_fallback += w.attempts - w.successes
@@ -534,11 +534,12 @@ class Machine:
             workload.start()
 
 
-def _all_workloads(workloads: list) -> list:
+def all_workloads(workloads: list) -> list:
+    """The workloads and, in turn, their children (phases' workloads)."""
     out = []
     for w in workloads:
         out.append(w)
-        out.extend(_all_workloads(getattr(w, "children", [])))
+        out.extend(all_workloads(getattr(w, "children", [])))
     return out
 
 

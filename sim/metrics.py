@@ -232,17 +232,25 @@ def free_pages_per_block_histogram(
 # ------------------------------------------------------------------ samples of a machine
 
 
-def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
-    """The sampled zone metrics: buddyinfo, avail, the vmstat indices, pageblock types."""
-    nr_free = zone.nr_free
+def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
+                       ) -> dict[tuple[str, str], float]:
+    """``nr_free``, ``avail`` and ``unusable_index`` by order, and
+    ``fragmentation_index`` at pageblock order, of one set of free block counts."""
     values: dict[tuple[str, str], float] = {}
-    for order in range(zone.max_order + 1):
+    for order in range(len(nr_free)):
         key = str(order)
         values[("nr_free", key)] = nr_free[order]
         values[("avail", key)] = avail(nr_free, order)
         values[("unusable_index", key)] = unusable_index(nr_free, order)
-    pbo = str(zone.pageblock_order)
-    values[("fragmentation_index", pbo)] = fragmentation_index(nr_free, zone.pageblock_order)
+    values[("fragmentation_index", str(pageblock_order))] = fragmentation_index(
+        nr_free, pageblock_order)
+    return values
+
+
+def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
+    """The sampled zone metrics: buddyinfo, avail, the vmstat indices, pageblock types."""
+    nr_free = zone.nr_free
+    values = _free_area_metrics(nr_free, zone.pageblock_order)
     values[("fragmentation_score", "")] = extfrag_for_order(nr_free, zone.pageblock_order)
     values[("free_pages", "")] = zone.nr_free_pages
     values[("pcp_pages", "")] = zone.pcp_pages
@@ -273,14 +281,8 @@ def node_metrics(zones: Sequence[tuple[str, Zone]]) -> dict[tuple[str, str], flo
     for _, zone in zones:
         for order, n in enumerate(zone.nr_free):
             nr_free[order] += n
-    values: dict[tuple[str, str], float] = {}
-    for order in range(first.max_order + 1):
-        key = str(order)
-        values[("nr_free", key)] = nr_free[order]
-        values[("avail", key)] = avail(nr_free, order)
-        values[("unusable_index", key)] = unusable_index(nr_free, order)
     pbo = first.pageblock_order
-    values[("fragmentation_index", str(pbo))] = fragmentation_index(nr_free, pbo)
+    values = _free_area_metrics(nr_free, pbo)
     values[("fragmentation_score", "")] = fragmentation_score_node(
         [(zone.nr_pages, zone.nr_free) for _, zone in zones], pbo)
     for metric, key in (("free_pages", ""), ("pcp_pages", ""), ("watermark_boost", ""),

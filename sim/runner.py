@@ -25,7 +25,7 @@ import yaml
 from sim import __version__, metrics
 from sim.config import ExperimentConfig, to_yaml
 from sim.experiment import load_config, resolve_variants
-from sim.machine import Machine, buddy_report
+from sim.machine import Machine, all_workloads, buddy_report
 from sim.procfs import (
     buddyinfo_of,
     format_buddyinfo,
@@ -189,7 +189,7 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
     buddy_calls = machine.buddy_calls
     slab_ops = sum(c.nr_allocs + c.nr_frees for c in machine.caches)
     avail9 = result.series.get(("avail", str(zone.pageblock_order)))
-    thp = [w for w in _flatten(workloads) if w.kind == "thp_probe"]
+    thp = [w for w in all_workloads(workloads) if w.kind == "thp_probe"]
     # The warm-up before measure_from is left out; a run that ends before it (a
     # shortened config) is measured whole.
     start = machine.config.measure_from
@@ -219,14 +219,6 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
     if machine.defrag.notes:
         summary["notes"] = list(dict.fromkeys(machine.defrag.notes))
     return summary
-
-
-def _flatten(workloads: list) -> list:
-    out = []
-    for w in workloads:
-        out.append(w)
-        out.extend(_flatten(getattr(w, "children", [])))
-    return out
 
 
 # ------------------------------------------------------------------ experiments
