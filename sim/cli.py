@@ -105,8 +105,18 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
         "Run one experiment from a YAML config. With variants: (e.g. defrag off/on) each\n"
         "variant runs with every seed and the plots compare them. Writes config.yaml,\n"
         "timeseries.csv, summary.json, final/{buddyinfo,pagetypeinfo,slabinfo}, memory\n"
-        "maps and PNG plots to results/<name>/ (or --out), atomically.",
-        "fragsim run configs/quickstart.yaml --set duration=30s --seeds 3",
+        "maps and PNG plots to results/<name>/ (or --out), atomically.\n\n"
+        "--real runs the same workloads on this machine's kernel instead, and records it\n"
+        "as fragsim record does (docs/validate.md): anon, page_cache, fs_churn, thp_probe,\n"
+        "fragment and compact_memory (as root) each run in a process of their own, paced\n"
+        "by wall time, their files in a new directory inside --workdir DIR that is\n"
+        "deleted at the end. A kind or a parameter without a real counterpart, a THP mode\n"
+        "the machine's settings cannot give, or more memory than MemAvailable leaves (less\n"
+        "1 GiB or 10 %) is refused before anything starts. The run lasts the config's\n"
+        "duration; Ctrl-C stops the workloads, deletes their files and keeps what was\n"
+        "recorded, marked incomplete (exit status 130).",
+        "fragsim run configs/quickstart.yaml --set duration=30s --seeds 3\n"
+        "  sudo fragsim run configs/real/small.yaml --real --workdir /var/tmp",
     )
     parser.add_argument("config", metavar="CONFIG", help="an experiment YAML file")
     _add_set(parser)
@@ -117,6 +127,13 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
                         help="runs at a time, in worker processes (default 1); results "
                         "do not depend on it")
     parser.add_argument("--no-plots", action="store_true", help="write no PNGs")
+    parser.add_argument("--real", action="store_true",
+                        help="run the workloads on this machine's kernel and record it")
+    parser.add_argument("--workdir", metavar="DIR",
+                        help="--real: where the workloads' files go (a new directory "
+                        "inside DIR, deleted at the end)")
+    parser.add_argument("--variant", metavar="NAME",
+                        help="--real: the variant to run (a real run is one run)")
     parser.set_defaults(run=cmd_run)
 
 
@@ -157,6 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.runner import run_experiment
     from workloads.base import WorkloadError
 
+    if args.real or args.workdir is not None or args.variant is not None:
+        return cmd_run_real(args)
     if args.seeds is not None and args.seeds < 1:
         raise FragsimError(f"--seeds: expected a number of at least 1, got {args.seeds}")
     if args.jobs < 1:
@@ -174,6 +193,81 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"results in {out}/")
     _print_headline(out)
     return 0
+
+
+def cmd_run_real(args: argparse.Namespace) -> int:
+    """``fragsim run CONFIG --real --workdir DIR``: sim/realrun.py."""
+    from sim.realrun import run_real
+
+    if not args.real:
+        option = "--workdir" if args.workdir is not None else "--variant"
+        raise FragsimError(f"{option}: expected only with --real, got it without")
+    if args.workdir is None:
+        raise FragsimError("--real: expected --workdir DIR (where the workloads' files go), "
+                           "got none")
+    if args.seeds not in (None, 1):
+        raise FragsimError(f"--seeds: expected 1 with --real (one run of the live kernel), "
+                           f"got {args.seeds}")
+    if args.jobs != 1:
+        raise FragsimError(f"--jobs: expected 1 with --real (one run of the live kernel), "
+                           f"got {args.jobs}")
+    bar = None
+    if sys.stderr.isatty():
+        from sim.config import load_yaml
+
+        duration = load_yaml(args.config).get("duration")
+        bar = _RecordBar(_duration("duration", str(duration)) if duration else None,
+                         f"`{args.config}`")
+
+    def notify(line: str) -> None:
+        print(f"{PROG}: {line}", file=sys.stderr)
+
+    try:
+        result = run_real(args.config, args.workdir, args.overrides, args.out, args.seed,
+                          args.variant, plots=not args.no_plots,
+                          progress=bar.update if bar is not None else None, notify=notify)
+    finally:
+        if bar is not None:
+            bar.close()
+    record, summary = result.record, result.summary
+    print(f"real run of {args.config} on this kernel ({platform_release()}): results in "
+          f"{result.out}/")
+    cost = (f"; a sample took {record.sample_cost_mean_s * 1e3:.1f} ms on average"
+            if record.samples else "")
+    print(f"  {record.samples} samples over {record.duration_s:.1f} s, after a setup of "
+          f"{result.setup_s:.1f} s{cost}")
+    headline = []
+    order = next((k[len("avail"):-len("_time_avg")] for k in summary
+                  if k.startswith("avail") and k.endswith("_time_avg")), "9")
+    if summary.get(f"avail{order}_time_avg") == summary.get(f"avail{order}_time_avg"):
+        headline.append(f"time-avg avail[{order}] {summary[f'avail{order}_time_avg']:.1f}")
+    if any(w["kind"] == "thp_probe" for w in summary["workloads"].values()):
+        headline.append(f"THP probe {summary.get('thp_successes', 0)}/"
+                        f"{summary.get('thp_attempts', 0)} succeeded")
+    if headline:
+        print("  " + ", ".join(headline))
+    for name, report in summary["workloads"].items():
+        print(f"  {name} ({report['kind']}): {report.get('headline', 'no report')}")
+    if result.files_left:
+        _print_error(f"could not delete {len(result.files_left)} of the workloads' files, "
+                     f"first {result.files_left[0]}")
+        return 1
+    if record.signum is not None:
+        _print_error(f"{_stopped(record.signum)}: stopped the workloads after "
+                     f"{record.duration_s:.1f} s and deleted their files; what was recorded "
+                     f"is in {result.out}/, marked incomplete")
+        return 128 + record.signum
+    if result.failure is not None:
+        _print_error(f"{result.failure}: stopped the run after {record.duration_s:.1f} s; "
+                     f"what was recorded is in {result.out}/, marked incomplete")
+        return 1
+    return 0
+
+
+def platform_release() -> str:
+    import platform
+
+    return platform.release()
 
 
 def _print_headline(out) -> None:

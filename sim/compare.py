@@ -115,7 +115,8 @@ def _source(path: Path) -> str:
         summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "simulation"
-    if summary.get("source") == "record" or summary.get("kind") == "record":
+    # A record of the live kernel: fragsim record's, or fragsim run --real's.
+    if summary.get("source") in ("record", "real") or summary.get("kind") in ("record", "real"):
         return "record"
     return "replay" if summary.get("kind") == "replay" else "simulation"
 

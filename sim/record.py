@@ -62,7 +62,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -639,9 +639,25 @@ def record_summary(sampler: Sampler, writer: _SeriesWriter, result: RecordResult
 Progress = Callable[[float, int, dict[tuple[str, str], float], float], None]
 
 
+class Driver(Protocol):
+    """What a recording runs beside its samples: the recorded command (``_Command``), or
+    the workloads of ``fragsim run --real`` (sim/realrun.py). ``wait`` returns an exit
+    status when it ended by itself within ``timeout`` s (None: still running), ``stop``
+    ends it and returns its status; ``stopped_by``, when set, names why it ended."""
+
+    def wait(self, timeout: float) -> int | None: ...
+
+    def stop(self) -> int: ...
+
+
 @dataclass
 class _Recording:
-    """One recording's settings and state, from the first sample to the files."""
+    """One recording's settings and state, from the first sample to the files.
+
+    ``start_driver`` (default: start ``command``) is called right after the first
+    sample; ``extra(t, values)`` may change each sample's series before they are
+    written; ``at_limit`` runs after the last sample when the time limit is reached,
+    before the driver is stopped."""
 
     sampler: Sampler
     writer: _SeriesWriter
@@ -652,6 +668,9 @@ class _Recording:
     limit: float
     progress: Progress | None
     costs: list[float] = field(default_factory=list)
+    start_driver: Callable[[], Driver] | None = None
+    extra: Callable[[float, dict[tuple[str, str], float]], None] | None = None
+    at_limit: Callable[[], None] | None = None
 
     def take(self) -> float:
         """One sample: read, turn into series, write its rows, report it; its time. Its
@@ -659,6 +678,8 @@ class _Recording:
         started = time.monotonic()
         sample = self.sampler.read()
         values = self.sampler.series(sample)
+        if self.extra is not None:
+            self.extra(sample.time, values)
         self.writer.write(sample.time, values, self.sampler.pageblock_order)
         cost = time.monotonic() - started
         self.costs.append(cost)
@@ -673,13 +694,15 @@ class _Recording:
         until the command exits (one more sample then) or the limit; Ctrl-C or SIGTERM
         stop it. The command's process group is stopped if it still runs."""
         result = self.result
-        cmd: _Command | None = None
+        cmd: Driver | None = None
         try:
             self.take()
             if self.sampler.skipped and notify is not None:
                 what = ", ".join(f"{n} ({why})" for n, why in self.sampler.skipped.items())
                 notify(f"skipped {what}: no {', '.join(self.sampler.skipped_series())} series")
-            if self.command:
+            if self.start_driver is not None:
+                cmd = self.start_driver()
+            elif self.command:
                 cmd = _Command(self.command)
             t0 = self.sampler.origin
             slot = 0
@@ -691,7 +714,8 @@ class _Recording:
                 if cmd is not None:
                     status = cmd.wait(next_t - (time.monotonic() - t0))
                     if status is not None:
-                        result.command_status, result.stopped_by = status, "command"
+                        result.command_status = status
+                        result.stopped_by = getattr(cmd, "stopped_by", None) or "command"
                         self.take()
                         return
                 else:
@@ -699,6 +723,8 @@ class _Recording:
                 self.take()
                 if next_t >= self.limit:
                     result.stopped_by = "duration" if self.duration is not None else "limit"
+                    if self.at_limit is not None:
+                        self.at_limit()
                     return
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM raised by sim.cli
             result.signum = getattr(stop, "signum", signal.SIGINT)
