@@ -369,8 +369,9 @@ def test_killing_fragsim_outright_still_stops_the_workloads_and_deletes_their_fi
     try:
         workers = child_pids(proc.pid)
         proc.kill()  # SIGKILL: no clean-up of its own
-        proc.communicate(timeout=10)
-        deadline = time.monotonic() + 15
+        # wait() and not communicate(): the workers still hold its pipes until they go
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
         while list(workdir.iterdir()) or any(Path(f"/proc/{p}").exists() for p in workers):
             assert time.monotonic() < deadline, list(workdir.rglob("*"))[:5]
             time.sleep(0.1)
