@@ -245,11 +245,17 @@ class Context:
     stats: Any  # multiprocessing.Array('d') of every worker
     offset: int
     names: tuple[str, ...] = ()
+    parent: int = 0  # the run's pid (0: not checked)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
 
     def check(self) -> None:
+        """Stopped when SIGTERM came, the run's process is gone, the stop event is set
+        or the deadline passed. The parent is looked at first: a parent killed while it
+        held the stop event's lock would leave ``is_set`` waiting for ever."""
+        if _terminated or (self.parent and parent_gone(self.parent)):
+            raise Stopped
         if self.stop.is_set() or time.monotonic() > self.deadline:
             raise Stopped
 
@@ -1114,8 +1120,28 @@ def _nofile() -> tuple[int, int]:
 # ------------------------------------------------------------------ the process
 
 
-def _raise_stopped(signum, frame) -> None:
-    raise Stopped
+_terminated = False  # SIGTERM came (the run's stop, or its death: PR_SET_PDEATHSIG)
+
+
+def parent_gone(parent: int) -> bool:
+    """The run's process has died: this process was handed to another parent, or the
+    run's is a zombie. PR_SET_PDEATHSIG's signal can come while ``getppid`` still names
+    the dying parent (measured: in about one kill of three), so both are looked at."""
+    if os.getppid() != parent:
+        return True
+    try:
+        state = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def _on_sigterm(signum, frame) -> None:
+    """Only a flag: an exception raised from a signal handler could leave a lock the
+    process shares with the others (the stop event's, the queue's) held for ever;
+    ``Context.check`` raises Stopped at the next look, at most half a second later."""
+    global _terminated
+    _terminated = True
 
 
 def worker_main(spec: WorkerSpec, queue, stats, go, t0, stop, parent: int,
@@ -1127,14 +1153,14 @@ def worker_main(spec: WorkerSpec, queue, stats, go, t0, stop, parent: int,
     ignores the terminal's Ctrl-C (the parent stops it) and stops by itself past the
     run's deadline."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _raise_stopped)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     libc = Libc()
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     status = 0
     workload: RealWorkload | None = None
     names = COUNTERPARTS[spec.kind].STATS
     ctx = Context(t0=math.inf, stop=stop, deadline=setup_deadline, stats=stats,
-                  offset=spec.index * STATS_PER_WORKER, names=names)
+                  offset=spec.index * STATS_PER_WORKER, names=names, parent=parent)
     info: dict[str, Any] = {}
     try:
         if os.getppid() != parent:
@@ -1144,8 +1170,10 @@ def worker_main(spec: WorkerSpec, queue, stats, go, t0, stop, parent: int,
         workload = COUNTERPARTS[spec.kind](spec, ctx, libc)
         info = workload.prepare()
         queue.put(("ready", spec.index, info))
-        while not go.wait(0.2):
+        while True:
             ctx.check()
+            if go.wait(0.2):
+                break
         ctx.t0 = t0.value
         ctx.deadline = ctx.t0 + spec.duration + 10.0
         workload.run()
@@ -1167,12 +1195,24 @@ def worker_main(spec: WorkerSpec, queue, stats, go, t0, stop, parent: int,
         except Exception as err:  # noqa: BLE001
             status = 1
             report["release_error"] = f"{type(err).__name__}: {err}"
-        if os.getppid() != parent:  # the run is gone (killed): nobody else will clean up
+        gone = parent_gone(parent)
+        if _terminated and not gone:
+            # The death signal may run ahead of the parent's exit: look again, briefly.
+            for _ in range(10):
+                time.sleep(0.05)
+                if parent_gone(parent):
+                    gone = True
+                    break
+        if gone:  # the run is gone (killed): nobody else will clean up
             if spec.directory is not None:
                 shutil.rmtree(spec.directory, ignore_errors=True)
             if spec.run_directory is not None:
                 with contextlib.suppress(OSError):  # the last one out: only when empty
                     os.rmdir(spec.run_directory)
+            # Nobody reads the queue now, and the others hold its pipe open: a report
+            # could fill it and block the exit for ever.
+            queue.cancel_join_thread()
+            os._exit(status)
         report["pid"] = os.getpid()
         if info:
             report["setup"] = info
