@@ -257,6 +257,7 @@ class Planned:
     disk: int = 0  # bytes of file data it writes
     inodes: int = 0
     how: str = ""
+    skipped: bool = False  # left out (a step without the permission it needs, as asked)
 
 
 @dataclass
@@ -334,15 +335,17 @@ class _Planner:
                for i, spec in enumerate(config.workloads)]
         for path, kind, _ in raw:  # refuse the top-level kinds by name first
             self._kind(path, kind)
-        for index, (path, kind, params) in enumerate(_flatten(raw, config)):
+        for path, kind, params in _flatten(raw, config):
             self._kind(path, kind)
+            index = len(self.plan.workloads)
             spec = WorkerSpec(index=index, name=params["name"], kind=kind, params=params,
                               seed=self.seed, hpage_size=self.machine.hpage_size,
                               measure_from=config.measure_from, duration=config.duration)
             planned = Planned(path, spec, memory=WORKER_BYTES)
             spec.cpu = self._cpu(path, params)
             getattr(self, f"_{kind}")(planned, params)
-            self.plan.workloads.append(planned)
+            if not planned.skipped:
+                self.plan.workloads.append(planned)
         if self.free_cpu:
             which = ("every workload" if len(self.free_cpu) == len(self.plan.workloads)
                      else ", ".join(self.free_cpu))
@@ -545,9 +548,17 @@ class _Planner:
 
     def _compact_memory(self, planned: Planned, p: dict[str, Any]) -> None:
         if not self.machine.root:
+            if p.get("without_root", "stop") == "skip":
+                planned.skipped = True
+                self.plan.notes.append(
+                    f"{planned.path} (compact_memory): skipped, as without_root: skip asks: "
+                    f"writing /proc/sys/vm/compact_memory needs root, and this is uid "
+                    f"{os.geteuid()}")
+                return
             self.fail(planned.path, "kind", "expected root for compact_memory under --real "
                       "(writing /proc/sys/vm/compact_memory needs it), got uid "
-                      f"{os.geteuid()}: run as root, or leave this workload out")
+                      f"{os.geteuid()}: run as root, set without_root: skip, or leave this "
+                      "workload out")
         planned.how = "echo 1 > /proc/sys/vm/compact_memory at " + ", ".join(
             format_duration(t) for t in sorted(p["at"]))
 

@@ -267,6 +267,27 @@ def test_compact_memory_without_root_is_refused_naming_the_step(tmp_path, capsys
     assert list(workdir.iterdir()) == []
 
 
+def test_compact_memory_without_root_is_skipped_with_a_note_when_the_config_asks(
+        tmp_path, capsys, monkeypatch):
+    """without_root: skip leaves the step out, says which and why, and runs the rest:
+    the record's summary has the other workload's report and none of the step's."""
+    live = realrun.read_live_machine()
+    monkeypatch.setattr(realrun, "read_live_machine",
+                        lambda kernel=None: dataclasses.replace(live, root=False))
+    workdir, out = tmp_path / "work", tmp_path / "out"
+    workdir.mkdir()
+    config = write_config(tmp_path / "c.yaml", [
+        {"kind": "compact_memory", "at": ["1s"], "without_root": "skip"},
+        {"kind": "anon", "size": "4MiB"}], duration="2s")
+    assert main(["run", str(config), "--real", "--workdir", str(workdir), "--out", str(out),
+                 "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "workloads.0 (compact_memory): skipped, as without_root: skip asks" in err
+    run = json.loads((out / "summary.json").read_text())["variants"]["real"]["runs"][0]
+    assert list(run["workloads"]) == ["anon-1"]  # only the anon ran
+    assert list(workdir.iterdir()) == []
+
+
 @pytest.mark.parametrize("enabled, defrag, gfp, madvised, advice", [
     # THP's defaults (enabled and defrag madvise): a madvised VMA compacts directly.
     ("madvise", "madvise", vma_thp_gfp_mask("madvise", True), True, "hugepage"),

@@ -918,6 +918,10 @@ class CompactMemory(Workload):
 
     class Params(WorkloadParams):
         at: list[Duration] = Field(default_factory=lambda: [0.0])
+        without_root: Literal["stop", "skip"] = Field(
+            "stop", description="under fragsim run --real without root (writing "
+            "/proc/sys/vm/compact_memory needs it): stop (refuse the run) or skip this "
+            "workload, with a note; a simulation always runs it")
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
