@@ -674,8 +674,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from sim.snapshot import snapshot_paths
 
         files = snapshot_paths(args.snapshot)
-        files["slabinfo"] = files["buddyinfo"].with_name(
-            files["buddyinfo"].name.replace("buddyinfo", "slabinfo"))
         for name, file in files.items():
             if getattr(args, name) is not None:
                 raise FragsimError(f"--{name}: expected it or --from, not both; got "

@@ -543,13 +543,22 @@ class Compactor:
         self.stats.stalls += 1
         if page is None:
             page = self.zone.alloc(order, migratetype, cpu, owner, alloc_flags)
-        if page is not None:
+        self.direct_compact_done(order, page is not None)
+        return result, page
+
+    def direct_compact_done(self, order: int, got_page: bool,
+                            counted_by: Compactor | None = None) -> None:
+        """The end of ``__alloc_pages_direct_compact``: a page came from this zone
+        (``compaction_defer_reset(zone, order, true)``, the skip bits kept) and
+        compact_success counted, or compact_fail; the counts go to ``counted_by``'s
+        stats (a zonelist's preferred zone; this zone by default)."""
+        stats = (counted_by or self).stats
+        if got_page:
             self.state.blockskip_flush = False
             self.compaction_defer_reset(order, True)
-            self.stats.successes += 1
+            stats.successes += 1
         else:
-            self.stats.failures += 1
-        return result, page
+            stats.failures += 1
 
     def compact_memory(self, cpu: int = 0) -> CompactResult:
         """``echo 1 > /proc/sys/vm/compact_memory``: ``compact_node(pgdat, false)``.

@@ -322,12 +322,10 @@ class PageAllocator:
             page = node.get_page_from_freelist(order, mt, cpu, owner, alloc_flags,
                                                highest_zoneidx)
         if page is not None:
-            compactor = self.compactors[node.page_zone(page).zone_idx]
-            compactor.state.blockskip_flush = False
-            compactor.compaction_defer_reset(order, True)
-            preferred.stats.successes += 1
+            self.compactors[node.page_zone(page).zone_idx].direct_compact_done(
+                order, True, counted_by=preferred)
         else:
-            preferred.stats.failures += 1
+            preferred.direct_compact_done(order, False)
         return rc, page
 
     def unreserve_highatomic_pageblock(self, mt: int, force: bool,

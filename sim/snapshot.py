@@ -729,13 +729,14 @@ def node_from_snapshots(
     return Node(spans, zones=zones, node_id=node)
 
 
-SNAPSHOT_FILES = ("buddyinfo", "zoneinfo", "pagetypeinfo")  # the last is optional
+# A snapshot's files; the first two are needed, the others read when there.
+SNAPSHOT_FILES = ("buddyinfo", "zoneinfo", "pagetypeinfo", "slabinfo")
 
 
 def snapshot_paths(path: str | os.PathLike[str]) -> dict[str, Path]:
-    """The files of a snapshot: ``DIR/buddyinfo``, ``DIR/zoneinfo`` and
-    ``DIR/pagetypeinfo`` for a directory, else ``PREFIX.buddyinfo`` and so on (as
-    tests/data's ``before.*`` sets are named)."""
+    """The files of a snapshot (SNAPSHOT_FILES): ``DIR/buddyinfo``, ``DIR/zoneinfo``,
+    ... for a directory, else ``PREFIX.buddyinfo`` and so on (as tests/data's
+    ``before.*`` sets are named)."""
     base = Path(path)
     if base.is_dir():
         return {name: base / name for name in SNAPSHOT_FILES}
@@ -743,29 +744,13 @@ def snapshot_paths(path: str | os.PathLike[str]) -> dict[str, Path]:
 
 
 def node_from_snapshot_dir(path: str | os.PathLike[str], **zone_options: object) -> Node:
-    """:func:`node_from_snapshots` on a snapshot's files (:func:`snapshot_paths`): a
-    missing buddyinfo or zoneinfo, like any inconsistency, is one FragsimError line
+    """:func:`node_from_snapshots` on a snapshot's files (:func:`read_machine_snapshot`):
+    a missing buddyinfo or zoneinfo, like any inconsistency, is one FragsimError line
     naming the file."""
-    files = snapshot_paths(path)
-    texts: dict[str, str] = {}
-    for name, file in files.items():
-        try:
-            texts[name] = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            if name == "pagetypeinfo":
-                continue
-            raise FragsimError(f"{file}: cannot read: no such file (a snapshot needs its "
-                               f"{' and '.join(SNAPSHOT_FILES[:2])})") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise FragsimError(f"{file}: cannot read: "
-                               f"{getattr(e, 'strerror', None) or e}") from None
-    bsrc, zsrc = str(files["buddyinfo"]), str(files["zoneinfo"])
-    ptinfo = None
-    if "pagetypeinfo" in texts:
-        ptinfo = parse_pagetypeinfo(texts["pagetypeinfo"], str(files["pagetypeinfo"]))
-    return node_from_snapshots(parse_buddyinfo(texts["buddyinfo"], bsrc),
-                               parse_zoneinfo(texts["zoneinfo"], zsrc), ptinfo,
-                               sources=(bsrc, zsrc), **zone_options)
+    snap = read_machine_snapshot(path)
+    return node_from_snapshots(snap.buddyinfo, snap.zoneinfo, snap.pagetypeinfo,
+                               sources=(snap.sources["buddyinfo"], snap.sources["zoneinfo"]),
+                               **zone_options)
 
 
 @dataclass
@@ -801,29 +786,30 @@ def _read_snapshot_file(file: Path, optional: bool) -> str | None:
                            f"{getattr(e, 'strerror', None) or e}") from None
 
 
-_MACHINE_SNAPSHOTS: dict[tuple[str, float, str], MachineSnapshot] = {}
+_MACHINE_SNAPSHOTS: dict[tuple, MachineSnapshot] = {}
 
 
 def read_machine_snapshot(path: str | os.PathLike[str], online: str = "pagetypeinfo"
                           ) -> MachineSnapshot:
-    """The files of a snapshot (:func:`snapshot_paths`, plus its slabinfo when there),
-    parsed and checked as :func:`node_from_snapshots` checks them (``online``: see
-    :func:`snapshot_zones`); every problem is one FragsimError line naming the file. The
-    CPUs are the pagesets zoneinfo prints for its first populated zone. Read once per
-    path, modification time and policy."""
+    """The files of a snapshot (:func:`snapshot_paths`), parsed and checked as
+    :func:`node_from_snapshots` checks them (``online``: see :func:`snapshot_zones`);
+    every problem is one FragsimError line naming the file. The CPUs are the pagesets
+    zoneinfo prints for its first populated zone. Read once per path, modification time
+    and policy."""
     files = snapshot_paths(path)
-    files["slabinfo"] = files["buddyinfo"].with_name(
-        files["buddyinfo"].name.replace("buddyinfo", "slabinfo"))
-    try:
-        key = (str(Path(path).resolve()), files["buddyinfo"].stat().st_mtime, online)
-    except OSError:
-        key = None
-    if key is not None and key in _MACHINE_SNAPSHOTS:
+    stamps = []
+    for file in files.values():  # every file's change time and size: a changed one rereads
+        try:
+            st = file.stat()
+            stamps.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamps.append(None)
+    key = (str(Path(path).resolve()), tuple(stamps), online)
+    if key in _MACHINE_SNAPSHOTS:
         return _MACHINE_SNAPSHOTS[key]
     snap = read_machine_snapshot_files(**files, online=online)
     snap.path = str(path)
-    if key is not None:
-        _MACHINE_SNAPSHOTS[key] = snap
+    _MACHINE_SNAPSHOTS[key] = snap
     return snap
 
 
