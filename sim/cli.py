@@ -282,6 +282,8 @@ def _print_headline(out) -> None:
 
     import yaml
 
+    from sim.runner import SLOW_PATH_NOTE_SHARE
+
     out = Path(out)
     summary = json.loads((out / "summary.json").read_text())
     try:
@@ -359,6 +361,14 @@ def _print_headline(out) -> None:
                       f"passes + at most {number(later)} later)")
             if extra:
                 print(f"    {'; '.join(extra)}")
+        share = data["mean"].get("slow_path_time_share")
+        if share is not None and share == share and share > SLOW_PATH_NOTE_SHARE:
+            entered = data["mean"].get("slow_path.share", math.nan)
+            direct = data["mean"].get("slow_path.direct_reclaim_share", math.nan)
+            print(f"  {variant}: note: the allocation slow path took {share:.0%} of the time "
+                  f"({entered:.1%} of allocations entered it, {direct:.1%} reclaimed "
+                  f"directly): the workload asks for memory faster than kswapd frees it "
+                  f"(summary.json: slow_path)")
         errors = [e for run in runs for e in run.get("defrag", {}).get("errors", [])]
         if errors:  # a user's mobility callback raised: the run went on without it
             print(f"  {variant}: warning: {len(errors)} defrag callback error(s), first: "

@@ -454,9 +454,11 @@ class Machine:
 
     def pageblock_snapshot(self, stats: metrics.PageblockStats | None = None
                            ) -> dict[tuple[str, str], float]:
-        """The pageblock metrics, from ``stats`` when given (the census now)."""
+        """The pageblock metrics, from ``stats`` when given, else read from the page
+        state without the whole census (``node_mixed_pageblocks``: the same number)."""
         if stats is None:
-            stats = self.pageblock_stats()
+            return {("mixed_pageblocks", ""): metrics.node_mixed_pageblocks(
+                [zone for _, zone in self.zones])}
         block_mt = stats.migratetype
         if not self.zones[0][1].grouping_by_mobility:
             # page_group_by_mobility_disabled: every block is typed UNMOVABLE, yet every

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -45,12 +46,23 @@ def zone_key(zone: str, key: str = "") -> str:
     return f"{zone}/{key}" if key else zone
 
 
+# Summary keys that measure the process, not the simulation: two runs of the same config
+# and seed differ in these alone.
+TIMING_KEYS = ("wall_s", "ops_per_s", "slab_ops_per_s", "peak_rss_bytes", "cpu_s",
+               "slow_path_s", "slow_path_time_share")
+
+
 class Recorder:
-    """Collects samples as (metric, key) series sharing one time axis."""
+    """Collects samples as (metric, key) series sharing one time axis.
+
+    Each series is an ``array('d')``: 8 bytes a value, where a list of floats takes 32,
+    so a long run's samples cost a quarter of the memory (issue 20: a run's memory
+    grows with its samples alone).
+    """
 
     def __init__(self) -> None:
-        self.times: list[float] = []
-        self._series: dict[tuple[str, str], list[float]] = {}
+        self.times = array("d")
+        self._series: dict[tuple[str, str], array] = {}
 
     def sample(self, time: float, values: dict[tuple[str, str], float]) -> None:
         """Record one sample; a series first seen late is padded with NaN before."""
@@ -59,14 +71,14 @@ class Recorder:
         for name, value in values.items():
             series = self._series.get(name)
             if series is None:
-                series = self._series[name] = [float("nan")] * n
+                series = self._series[name] = array("d", [float("nan")]) * n
             series.append(float(value))
         for series in self._series.values():
             if len(series) == n:  # absent from this sample
                 series.append(float("nan"))
 
     def series(self) -> dict[tuple[str, str], np.ndarray]:
-        return {name: np.asarray(values) for name, values in self._series.items()}
+        return {name: np.array(values, dtype=float) for name, values in self._series.items()}
 
 
 @dataclass

@@ -97,6 +97,7 @@ def run_machine(config: ExperimentConfig, seed: int, variant: str,
 def _run_machine(config: ExperimentConfig, seed: int, variant: str,
                  progress: Callable[[float], None] | None, batched: bool) -> Result:
     started = time.perf_counter()
+    cpu_started = time.process_time()
     machine = Machine(config, seed, variant, batched=batched)
     workloads = build_workloads(machine)
     for workload in workloads:
@@ -116,9 +117,9 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
     t = 0.0
     while True:
         if t >= next_pb - 1e-9:
-            if stats_t != t:
-                stats, stats_t = machine.pageblock_stats(), t
-            pb_values = machine.pageblock_snapshot(stats)
+            # The whole census only where a memory map needs it too (t = 0); between,
+            # the mixed-pageblock count alone, a few times cheaper at any size.
+            pb_values = machine.pageblock_snapshot(stats if stats_t == t else None)
             next_pb += pb_every
         values = machine.snapshot()
         values.update(pb_values)
@@ -131,7 +132,8 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
         machine.env.run(until=t)
     wall = time.perf_counter() - started
     result = Result(variant, seed, np.asarray(recorder.times), recorder.series())
-    result.summary = summarize(machine, workloads, result, wall)
+    result.summary = summarize(machine, workloads, result, wall,
+                               time.process_time() - cpu_started)
     buddyinfo = [buddyinfo_of(zone, name=name) for name, zone in machine.zones]
     result.final = {
         "buddyinfo": format_buddyinfo(buddyinfo),
@@ -183,7 +185,27 @@ def _thp_counts(thp: list, result: Result, start: float) -> tuple[int, int]:
     return successes - succeeded_then, attempts - tried_then
 
 
-def summarize(machine: Machine, workloads: list, result: Result, wall: float) -> dict[str, Any]:
+# fragsim run notes a variant whose allocation slow path takes more of its time than
+# this: its demand outruns what kswapd frees, so allocations reclaim for themselves
+# (issue 20's "cliff"), and the run is slow for that reason.
+SLOW_PATH_NOTE_SHARE = 0.2
+
+
+def slow_path_report(machine: Machine) -> dict[str, float]:
+    """How much of the allocator's work took the slow path (``__alloc_pages_slowpath``):
+    per buddy allocation call, the share that entered it, did direct reclaim or direct
+    compaction, and the ``drain_all_pages`` calls direct reclaim made."""
+    st = machine.page_alloc.stats
+    allocs = sum(zone.nr_alloc_calls for _, zone in machine.zones)
+    per = (lambda n: n / allocs) if allocs else (lambda n: math.nan)
+    return {"alloc_calls": allocs, "entered": st.slowpath, "share": per(st.slowpath),
+            "direct_reclaim_share": per(st.direct_reclaim),
+            "direct_compact_share": per(st.direct_compact),
+            "drain_all_pages": st.drain_all_pages}
+
+
+def summarize(machine: Machine, workloads: list, result: Result, wall: float,
+              cpu: float = math.nan) -> dict[str, Any]:
     zone = machine.zone
     nr_free = machine.node.nr_free
     buddy_calls = machine.buddy_calls
@@ -206,6 +228,10 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float) ->
         "slab_ops": slab_ops,
         "slab_ops_per_s": slab_ops / wall if wall else math.nan,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "cpu_s": cpu,
+        "slow_path_s": machine.page_alloc.slowpath_s,
+        "slow_path_time_share": machine.page_alloc.slowpath_s / wall if wall else math.nan,
+        "slow_path": slow_path_report(machine),
         "avail": {str(o): metrics.avail(nr_free, o) for o in range(zone.max_order + 1)},
         "measure_from_s": start,
         f"avail{zone.pageblock_order}_time_avg": (

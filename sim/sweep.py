@@ -116,6 +116,7 @@ from sim.executors import (  # noqa: F401  (re-exported: sim.sweep named them fi
 from sim.experiment import validate_config
 from sim.results import (
     TIMESERIES_COLUMNS,
+    TIMING_KEYS,
     RunDirectory,
     json_text,
     output_directory,
@@ -126,7 +127,7 @@ from sim.results import (
 SWEEP_KEY = "sweep"
 DEFAULT_METRICS = ("thp_success_rate", "avail9_time_avg")
 # Columns whose values depend on the machine the run happened on, not on the model.
-TIMING_COLUMNS = ("wall_s", "ops_per_s", "slab_ops_per_s", "peak_rss_bytes")
+TIMING_COLUMNS = TIMING_KEYS
 
 
 # ------------------------------------------------------------------ the sweep: section

@@ -29,6 +29,7 @@ from sim.khugepaged import ScanResult
 from sim.machine import Machine
 from sim.memory import PTE_NONE, PTE_PMD
 from sim.migratetype import MIGRATE_MOVABLE
+from sim.results import TIMING_KEYS
 from sim.runner import build_workloads, run_machine
 
 FOLIO_ORDERS = Path(__file__).resolve().parent / "data" / "folio-orders"
@@ -179,7 +180,7 @@ def test_thp_never_faults_order_0_only_and_is_the_run_it_was_before():
             for extra in ({}, {"thp": "never", "madvise": True, "defrag": "always"},
                           {"thp": "madvise", "madvise": False, "defrag": "always"})]
     for summary in runs:
-        for key in ("wall_s", "ops_per_s", "slab_ops_per_s", "peak_rss_bytes"):
+        for key in TIMING_KEYS:
             summary.pop(key)
     assert runs[0] == runs[1] == runs[2]
 
@@ -428,7 +429,7 @@ def test_a_thp_run_under_pressure_is_the_same_batched_and_page_by_page():
             {"kind": "page_cache", "rate": "16MiB"}]}, "t")
     runs = [run_machine(config, 2, "default", batched=b) for b in (True, False)]
     for result in runs:
-        for key in ("wall_s", "ops_per_s", "slab_ops_per_s", "peak_rss_bytes"):
+        for key in TIMING_KEYS:
             result.summary.pop(key)
     assert runs[0].summary == runs[1].summary
     anon = runs[0].summary["workloads"]["anon-0"]

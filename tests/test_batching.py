@@ -31,11 +31,12 @@ from sim.experiment import load_config, validate_config
 from sim.gfp import GFP_HIGHUSER_MOVABLE
 from sim.machine import Machine
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
+from sim.results import TIMING_KEYS
 from sim.runner import run_machine
 from workloads.base import PageSet, Workload
 
 # Wall-clock figures differ between any two runs.
-WALL_KEYS = {"wall_s", "ops_per_s", "slab_ops_per_s", "peak_rss_bytes"}
+WALL_KEYS = set(TIMING_KEYS)
 
 
 def _values(values) -> list:

@@ -10,6 +10,7 @@ import random
 from collections import deque
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -607,6 +608,11 @@ def test_random_operations_keep_every_invariant_and_free_all_restores_boot_layou
             zone.check()
     zone.check()
     assert pageblock_stats_lists(zone) == brute_pageblock_stats(zone)
+    # the mixed-pageblock sample without the census counts what the census does
+    census = metrics.pageblock_stats(zone)
+    block_mt = census.migratetype if grouping else np.full_like(census.migratetype, M)
+    assert metrics.node_mixed_pageblocks([zone]) == metrics.mixed_pageblocks(
+        block_mt, census.nonmovable_pages)
     assert zone.nr_allocated_pages == sum(1 << order for _, order in live)
     for pfn, order in live:
         zone.free(pfn, order)

@@ -30,7 +30,7 @@ from sim.cli import main
 from sim.experiment import load_config
 from sim.machine import Machine
 from sim.procfs import parse_buddyinfo, parse_pagetypeinfo, parse_slabinfo
-from sim.results import TIMESERIES_COLUMNS, Result
+from sim.results import TIMESERIES_COLUMNS, TIMING_KEYS, Result
 from sim.runner import build_workloads, run_experiment, run_machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ SHORT = {
     "bench": ["duration=1s", "machine.memory=1GiB"],
 }
 # Summary fields that measure the host, not the simulation.
-HOST_FIELDS = {"wall_s", "ops_per_s", "slab_ops_per_s", "peak_rss_bytes"}
+HOST_FIELDS = set(TIMING_KEYS)
 
 
 def _cli_run(config: Path | str, out: Path, overrides: list[str], *extra: str) -> int:

@@ -149,3 +149,45 @@ def test_balance_pgdat_with_nothing_to_reclaim_gives_up_after_priority_one():
     assert len(costs) == DEF_PRIORITY
     assert costs == [1e-6] * DEF_PRIORITY
     assert node.reclaim.stats.kswapd_giveups == node.reclaim.kswapd_failures == 1
+
+
+# ------------------------------------------------------------------ the slow path in summaries
+
+CLIFF = """
+name: cliff
+seed: 1
+duration: 1s
+sample_every: 500ms
+machine: {memory: 64MiB, cpus: 2, zones: [Normal], boot: none}
+workloads:
+  - {kind: anon, size: 48MiB, grow_rate: 256MiB}
+  - {kind: page_cache, rate: 512MiB}
+"""
+
+
+def test_a_run_reports_its_slow_path_work_per_allocation(tmp_path, capsys, monkeypatch):
+    """summary.json's slow_path section counts what the allocator's counters count, per
+    buddy allocation call, and fragsim run notes a variant whose slow path takes more
+    of its time than SLOW_PATH_NOTE_SHARE (here forced to 0 and to 1)."""
+    from sim import cli, runner
+    from sim.experiment import load_config
+
+    path = tmp_path / "cliff.yaml"
+    path.write_text(CLIFF)
+    config = load_config(path)
+    summary = runner.run_machine(config, 1, "default").summary
+    sp, engine = summary["slow_path"], summary["engine"]
+    assert sp["entered"] == engine["slowpath"] > 0
+    assert summary["alloc_ops"] > sp["alloc_calls"] > sp["entered"]  # alloc_ops: frees too
+    assert sp["share"] == sp["entered"] / sp["alloc_calls"]
+    assert sp["direct_reclaim_share"] == engine["direct_reclaim"] / sp["alloc_calls"] > 0
+    assert sp["direct_compact_share"] == engine["direct_compact"] / sp["alloc_calls"]
+    assert 0 < sp["drain_all_pages"] == engine["drain_all_pages"] <= engine["direct_reclaim"]
+    assert 0 < summary["slow_path_s"] < summary["wall_s"]
+    out = tmp_path / "out"
+    runner.run_experiment(path, out=out, plots=False)
+    for share, noted in ((0.0, True), (1.0, False)):
+        monkeypatch.setattr(runner, "SLOW_PATH_NOTE_SHARE", share)
+        cli._print_headline(out)
+        printed = capsys.readouterr().out
+        assert ("default: note: the allocation slow path took" in printed) is noted, printed

@@ -257,3 +257,57 @@ def test_fs_churn_write_layouts_are_readahead_writes(size, write_size, large, sh
     max_order = readahead.MAX_PAGECACHE_ORDER if large and not shmem else 0
     if write_size >= size:
         assert first_write_layout(size, max_order) == want
+
+
+def _pages(by_order: list[int]) -> int:
+    return sum(n << order for order, n in enumerate(by_order))
+
+
+def _read_data_set(memory: str, files: int, file_size: str, rate: str, until: float):
+    """A machine whose one workload reads a data set of ``files`` files, run to ``until``."""
+    from sim.experiment import validate_config
+    from sim.machine import Machine
+    from sim.runner import build_workloads
+
+    config = validate_config({
+        "machine": {"memory": memory, "cpus": 2, "zones": ["Normal"], "boot": "none"},
+        "workloads": [{"kind": "page_cache", "files": files, "file_size": file_size,
+                       "rate": rate, "reread": 0}]}, "test")
+    machine = Machine(config, 1)
+    workloads = build_workloads(machine)
+    machine.start(workloads)
+    machine.env.run(until=until)
+    return machine, workloads[0]
+
+
+def test_a_data_set_of_files_is_read_again_from_the_cache_when_it_fits():
+    """``files: 4`` of 8 MiB read at 64 MiB/s for 2 s: four passes over the set. It
+    fits in memory, so only the first pass allocates (every later read finds its folios
+    cached), the file system holds the four files and no more, and 16 files were read."""
+    machine, reader = _read_data_set("512MiB", 4, "8MiB", "64MiB", 2.0)
+    set_pages = 4 * (8 << 20) // 4096
+    assert _pages(reader.allocated_by_order) == set_pages == reader._cached_pages()
+    assert reader.files_read == 16
+    fsys = machine.filesystems[0]
+    assert len(fsys.files) == 4 and fsys.icache.nr_live == fsys.dcache.nr_live == 4
+
+
+def test_a_data_set_larger_than_memory_is_read_again_from_disk_and_stays_bounded():
+    """A set twice the size of memory, read twice over: reclaim takes the first files'
+    page cache before the reader comes back to them, so the second pass allocates
+    again; the file system still holds the set's files alone."""
+    machine, reader = _read_data_set("128MiB", 8, "32MiB", "512MiB", 2.0)
+    set_pages = 8 * (32 << 20) // 4096
+    assert reader.files_read == 32
+    assert _pages(reader.allocated_by_order) > 1.8 * set_pages
+    fsys = machine.filesystems[0]
+    assert len(fsys.files) == 8 and fsys.icache.nr_live <= 8
+
+
+def test_files_is_for_sequential_reading():
+    from sim.errors import FragsimError
+    from sim.experiment import validate_config
+
+    with pytest.raises(FragsimError, match="files: expected only with pattern: sequential"):
+        validate_config({"machine": {"memory": "64MiB"}, "workloads": [
+            {"kind": "page_cache", "pattern": "random", "files": 3}]}, "test")

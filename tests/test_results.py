@@ -29,7 +29,7 @@ def test_recorder_pads_late_and_missing_series_with_nan():
     series = rec.series()
     assert list(series[("avail", "9")][:2]) == [3, 4] and math.isnan(series[("avail", "9")][2])
     assert math.isnan(series[("free_pages", "")][0])
-    assert rec.times == [0.0, 1.0, 2.0]
+    assert list(rec.times) == [0.0, 1.0, 2.0]
 
 
 def test_timeseries_csv_round_trips(tmp_path):

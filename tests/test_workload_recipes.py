@@ -321,3 +321,62 @@ def test_samples_carry_mem_available():
     result = run_machine(config, 1, "default")
     series = result.get("mem_available")
     assert len(series) == 5 and series[-1] < series[0] - (30 << 8)
+
+
+# ------------------------------------------------------------------ fs_churn: steady state
+
+
+@pytest.mark.parametrize("fs", ["disk", "tmpfs"])
+def test_steady_fs_churn_holds_rate_times_lifetime_files_and_releases_them_all(fs):
+    """With a fixed lifetime L and create rate R, from L on exactly R x L files are live
+    (creates are deterministic: R x tick a tick); after ``stop`` every file expires, and
+    each one's dentry, inode and page cache go back: the caches hold the directories
+    alone, and the file system's table holds nothing else."""
+    rate, life = 1000, 0.5
+    machine = started([{"kind": "fs_churn", "fs": fs, "create_rate": rate,
+                        "lifetime": {"dist": "fixed", "mean": f"{life}s"},
+                        "min_bytes": 1, "max_bytes": "6KiB", "open_share": 0.2,
+                        "dir_size": 50, "stop": "2s"}])
+    machine.env.run(until=1.505)
+    fsys = machine.filesystems[0]
+    assert fsys.live_files - _dirs(fsys) == rate * life
+    machine.env.run(until=2.0 + life + 0.1)
+    assert fsys.stats.files_unlinked == rate * 2.0
+    assert fsys.live_files == _dirs(fsys) == len(fsys.files)
+    # a directory per dir_size live files, the pool no larger than the peak needs
+    assert _dirs(fsys) == pytest.approx(rate * life / 50, abs=1)
+    caches = {c.name: c.nr_live for c in machine.caches}
+    assert caches["dentry"] == _dirs(fsys)
+    icache = "shmem_inode_cache" if fs == "tmpfs" else "ext4_inode_cache"
+    assert caches[icache] == _dirs(fsys)
+    assert machine.lru.nr_pages == 0
+
+
+def _dirs(fsys) -> int:
+    """Directories: the page-less files (every regular file here has a page)."""
+    return sum(1 for f in fsys.files.values() if f.linked and f.nr_pages == 0)
+
+
+def test_steady_fs_churn_population_settles_and_stays():
+    """Exponential lifetimes: the live population settles near rate x mean and the
+    file system's table stops growing (a long run's memory stays flat)."""
+    rate, mean = 2000, 0.5
+    machine = started([{"kind": "fs_churn", "fs": "disk", "create_rate": rate,
+                        "lifetime": {"dist": "exponential", "mean": f"{mean}s"},
+                        "max_bytes": "4KiB", "dir_size": 0}], memory="256MiB")
+    sizes = []
+    for t in np.arange(3.0, 8.01, 0.5):
+        machine.env.run(until=t)
+        sizes.append(len(machine.filesystems[0].files))
+    # Poisson-like population of mean rate x mean: within 5 standard deviations
+    expected = rate * mean
+    assert all(abs(n - expected) < 5 * expected ** 0.5 for n in sizes), sizes
+
+
+@pytest.mark.parametrize("key,value", [("files", 5000), ("keep", 0.5),
+                                       ("delete_rate", 10), ("delete_after", "1s")])
+def test_steady_fs_churn_refuses_the_create_then_delete_keys(key, value):
+    with pytest.raises(FragsimError, match=f"{key}: expected no {key} with lifetime"):
+        validate_config({"machine": {"memory": "64MiB"},
+                         "workloads": [{"kind": "fs_churn", key: value,
+                                        "lifetime": {"mean": "1s"}}]}, "test")

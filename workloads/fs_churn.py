@@ -14,6 +14,15 @@ page-less file created every ``dir_size`` files and never deleted (the capture u
 
 Run with the capture's parameters (20 000 files of 0-299 bytes, keep 10 %, tmpfs) it
 should land near the real kernel's slab growth: configs/tmpfs_churn.yaml.
+
+With ``lifetime`` the workload is a steady state instead (a mail spool, a build tree, a
+cache directory): files are created at ``create_rate`` for as long as the workload runs,
+and each is unlinked when its lifetime (drawn at its creation) ends, so the population
+settles near ``create_rate`` x the mean lifetime and a long run does not grow. Its
+directories are a pool that grows only with the largest population seen (a directory
+per ``dir_size`` live files); after ``stop`` no file is created and the live ones are
+still unlinked as they expire. A file left open (``open_share``) is held open for its
+life, closed and then unlinked.
 """
 
 from __future__ import annotations
@@ -23,7 +32,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from sim.units import Duration, Size
-from workloads.base import Workload, WorkloadParams
+from workloads.base import Lifetime, Workload, WorkloadParams
+
+# The create-then-delete keys a steady state (``lifetime``) has no use for.
+_ONE_SHOT_KEYS = ("files", "keep", "delete_rate", "delete_after")
 
 
 class FsChurn(Workload):
@@ -44,9 +56,22 @@ class FsChurn(Workload):
         dir_size: int = Field(100, ge=0, description="a directory per this many files")
         open_share: float = Field(0.0, ge=0, le=1, description="files left open (pinned)")
         inode_cache: str | None = None
+        lifetime: Lifetime | None = Field(
+            None, description="steady state: create files at create_rate while the "
+            "workload runs, each unlinked when its lifetime ends (files, keep, "
+            "delete_rate and delete_after then do not apply)")
 
         @model_validator(mode="after")
         def _sizes(self):
+            if self.lifetime is not None:
+                fields = type(self).model_fields
+                given = [k for k in _ONE_SHOT_KEYS
+                         if getattr(self, k) != fields[k].default]
+                if given:
+                    raise ValueError(
+                        f"{given[0]}: expected no {given[0]} with lifetime (a steady state "
+                        f"creates files while it runs and unlinks each as its lifetime "
+                        f"ends), got {getattr(self, given[0])}")
             if self.min_bytes > self.max_bytes:
                 raise ValueError(f"min_bytes: expected at most max_bytes ({self.max_bytes}), "
                                  f"got {self.min_bytes}")
@@ -60,11 +85,15 @@ class FsChurn(Workload):
         self.created = self.deleted = self.failed = 0
         self.files: list[int] = []
         self.dirs: list[int] = []
+        self.live = 0  # steady state: files created and not yet unlinked
 
     def run(self):
         p = self.params
         env = self.env
         fsys = self.fsys = self.machine.filesystem(p.fs, inode_cache=p.inode_cache)
+        if p.lifetime is not None:
+            yield from self._steady(fsys)
+            return
         sizes = self.rng.integers(p.min_bytes, p.max_bytes + 1, p.files).tolist()
         opened = (self.rng.random(p.files) < p.open_share).tolist()
         carry = 0.0
@@ -105,8 +134,70 @@ class FsChurn(Workload):
             k += n
             yield env.timeout(p.tick)
 
+    def _steady(self, fsys):
+        """Create at ``create_rate`` while active; unlink each file as it expires."""
+        p = self.params
+        env = self.env
+        lifetime = p.lifetime
+        assert lifetime is not None
+        carry = 0.0
+        while True:
+            now = env.now
+            due = self.pop_expired(now)
+            for item in due:
+                cpu = self.cpu()
+                if item < 0:  # held open for its life: closed, then unlinked
+                    fsys.close(-1 - item, cpu)
+                    item = -1 - item
+                fsys.unlink(item, cpu)
+            self.deleted += len(due)
+            self.live -= len(due)
+            if self.active():
+                carry += p.create_rate * p.tick
+                n = int(carry)
+                carry -= n
+                if n:
+                    self._create_steady(fsys, n, now)
+            elif not self._expiry:
+                return
+            yield env.timeout(p.tick)
+
+    def _create_steady(self, fsys, n: int, now: float) -> None:
+        p = self.params
+        sizes = self.rng.integers(p.min_bytes, p.max_bytes + 1, n).tolist()
+        opened = (self.rng.random(n) < p.open_share).tolist() if p.open_share else None
+        lives = p.lifetime.sample(self.rng, n).tolist()
+        whens: list[float] = []
+        items: list[int] = []
+        for j in range(n):
+            cpu = self.cpu()
+            if p.dir_size and len(self.dirs) * p.dir_size <= self.live:
+                # the pool grows with the population: a directory per dir_size files
+                dir_fid = fsys.create(0, cpu)
+                if dir_fid is None:
+                    self.failed += 1
+                else:
+                    self.dirs.append(dir_fid)
+            held = bool(opened and opened[j])
+            fid = fsys.create(cpu=cpu, keep_open=held, size=sizes[j],
+                              write_size=p.write_size)
+            if fid is None:
+                self.failed += 1
+                continue
+            self.created += 1
+            self.live += 1
+            whens.append(now + lives[j])
+            items.append(-1 - fid if held else fid)
+        self.expire_many(whens, items)
+
     def summary(self) -> dict[str, Any]:
         out = {"created": self.created, "deleted": self.deleted, "failed": self.failed}
+        if self.params.lifetime is not None:
+            out["live_files"] = self.live
+            out["live_dirs"] = len(self.dirs)
+            if self.fsys is not None:
+                out.update({f"fs_{k}": v for k, v in self.fsys.stats.as_dict().items()})
+            return out
         if self.fsys is not None:
             # This workload's files and directories still linked; the fs_* counters are
             # the file system's, which later fs_churn workloads of the same type share.

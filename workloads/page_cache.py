@@ -15,6 +15,12 @@ give order 0 only.
 - ``reread``: this share of the reads goes instead to a folio of an earlier file still
   in the cache (``folio_mark_accessed``: it gets a second trip round the LRU).
 - ``limit``: the reads that would add page cache beyond this size are skipped.
+- ``files``: the data set is this many files, read in turn and then from the first
+  again (each reopened: ``open(2)`` looks up an evicted dentry and inode again, and a
+  new ``struct file`` starts its readahead state afresh, ``file_ra_state_init``), so a
+  long run holds a bounded set of files. Without it every file is new: a stream that
+  never comes back, whose files (their records, and their dentries and inodes until
+  the shrinker takes them) add up over a long run.
 
 Each file is a dentry and an inode (sim/objects.py); on a disk file system its folios
 are on the file LRU and reclaim evicts them whole (``shrink_folio_list``). Readahead
@@ -66,6 +72,9 @@ class PageCache(Workload):
         read_ahead_kb: int = Field(128, ge=0, description="the device's read_ahead_kb")
         fadvise: Literal["normal", "sequential", "random"] = Field(
             "normal", description="posix_fadvise advice on each file (cat: sequential)")
+        files: int | None = Field(
+            None, ge=1, description="sequential: a data set of this many files, read in "
+            "turn and then again from the first (null: every file new)")
 
         @model_validator(mode="after")
         def _sizes(self):
@@ -73,6 +82,9 @@ class PageCache(Workload):
                 raise ValueError("read_size: expected more than 0 bytes")
             if self.file_size <= 0:
                 raise ValueError("file_size: expected more than 0 bytes")
+            if self.files is not None and self.pattern != "sequential":
+                raise ValueError(f"files: expected only with pattern: sequential (random "
+                                 f"reads one file), got pattern: {self.pattern}")
             return self
 
     def __init__(self, machine, params, index=0) -> None:
@@ -86,6 +98,9 @@ class PageCache(Workload):
         self._file = -1  # the file being read (sequential), or the one file (random)
         self._pos = 0
         self._cached_files: list[int] = []  # files that may hold page cache, for rereads
+        self._cached_set: set[int] = set()  # the same, for membership
+        self._dataset: list[int] = []  # files: the data set's files, in reading order
+        self._next = 0  # files: the data set's next file once all exist
 
     # ------------------------------------------------------------------ files
 
@@ -103,7 +118,33 @@ class PageCache(Workload):
                           folios=[], mapping=mapping)
         if fid is None:
             return -1
-        self._cached_files.append(fid)
+        self._may_cache(fid)
+        self.files_read += 1
+        return fid
+
+    def _may_cache(self, fid: int) -> None:
+        if fid not in self._cached_set:
+            self._cached_set.add(fid)
+            self._cached_files.append(fid)
+
+    def _open_next(self, cpu: int) -> int:
+        """The next file to read from its start, opened: a new one, or with ``files``
+        the data set's next once it has them all; -1 if that fails."""
+        p = self.params
+        if p.files is None or len(self._dataset) < p.files:
+            fid = self._new_file(cpu)
+            if fid >= 0 and p.files is not None:
+                self._dataset.append(fid)
+            return fid
+        fid = self._dataset[self._next]
+        self._next = (self._next + 1) % p.files
+        if not self.fsys.open(fid, cpu):
+            return -1
+        mapping = self.fsys.files[fid].mapping
+        mapping.ra = readahead.FileRaState(mapping.ra_pages)  # a new struct file
+        if p.fadvise != "normal":
+            readahead.fadvise(mapping, p.fadvise)
+        self._may_cache(fid)
         self.files_read += 1
         return fid
 
@@ -156,6 +197,7 @@ class PageCache(Workload):
             if f is None or not f.nr_cached:
                 files[k] = files[-1]
                 files.pop()
+                self._cached_set.discard(fid)
                 continue
             mapping = f.mapping
             head = mapping.lookup(int(rng.integers(mapping.nr_pages)))
@@ -189,7 +231,7 @@ class PageCache(Workload):
                     continue
                 cpu = self.cpu()
                 if self._file < 0:
-                    self._file = self._new_file(cpu)
+                    self._file = self._open_next(cpu)
                     self._pos = 0
                     if self._file < 0:
                         self.failed += 1
