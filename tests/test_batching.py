@@ -338,13 +338,14 @@ def test_zone_batches_count_their_calls_even_when_a_page_raises():
 
 @settings(max_examples=50, deadline=None)
 @given(runs=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), max_size=12),
-       seed=st.integers(0, 100))
-def test_page_set_runs_equal_single_calls(runs, seed):
+       seed=st.integers(0, 100), order=st.sampled_from([0, 0, 3]))
+def test_page_set_runs_equal_single_calls(runs, seed, order):
     """add_many / pop_random_many / choice_many / remove_many against add / pop_random /
-    choice / remove."""
-    one, many = PageSet(4096), PageSet(4096)
+    choice / remove, for order-0 pages and for heads of order-3 blocks."""
+    one, many = PageSet(4096, order), PageSet(4096, order)
     rngs = [np.random.default_rng(seed), np.random.default_rng(seed)]
-    fresh = iter(np.random.default_rng(seed + 1).permutation(4096).tolist())
+    fresh = iter((np.random.default_rng(seed + 1).permutation(4096 >> order) << order
+                  ).tolist())
     for n_add, n_pop in runs:
         pfns = [next(fresh) for _ in range(n_add)]
         for pfn in pfns:
@@ -359,6 +360,21 @@ def test_page_set_runs_equal_single_calls(runs, seed):
             one.remove(pfn)
         many.remove_many(gone)
         assert one.pfns == many.pfns and one.where == many.where
+        assert all(one.where[pfn >> order] == i for i, pfn in enumerate(one.pfns))
+
+
+def test_a_page_set_of_huge_pages_keeps_4_bytes_per_block_and_knows_heads_only():
+    """Order 9: the map has an entry per 2 MiB block; a pfn inside a held block is not
+    held (only its head is); migration moves the entry to the new block."""
+    held = PageSet(1 << 20, 9)
+    assert len(held.where) == (1 << 20) >> 9
+    held.add(512 * 7)
+    assert 512 * 7 in held and 512 * 7 + 1 not in held and 512 * 8 not in held
+    assert not held.migrate(512 * 7 + 5, 512 * 9)  # not a head held here
+    assert held.migrate(512 * 7, 512 * 9)
+    assert 512 * 9 in held and 512 * 7 not in held and held.pfns.tolist() == [512 * 9]
+    held.remove(512 * 9)
+    assert len(held) == 0 and set(held.where) == {-1}
 
 
 @settings(max_examples=40, deadline=None)

@@ -19,23 +19,28 @@ _VECTOR_MIN: Final = 16
 class PageSet:
     """Pfns of blocks a workload holds: O(1) add, remove, random choice and migration.
 
-    Backed by two ``array('i')``: the pfns, and a pfn -> index map over the zone (4 bytes
-    a page, once per workload), so millions of pages cost no Python objects.
+    Backed by two ``array('i')``: the pfns, and a map from each aligned block of
+    ``2**order`` pages of the zone to the index of the pfn held there (4 bytes a block,
+    once per workload: a page for order-0 folios, 4 bytes per 2 MiB for huge pages), so
+    millions of pages cost no Python objects. Every pfn held is the head of a block of
+    at least ``order``: aligned, one per block.
     """
 
-    def __init__(self, nr_pages: int) -> None:
+    def __init__(self, nr_pages: int, order: int = 0) -> None:
+        self.shift = order
         self.pfns = array("i")
-        self.where = array("i", [-1]) * nr_pages
+        self.where = array("i", [-1]) * ((nr_pages + (1 << order) - 1) >> order)
         self._where_np = np.frombuffer(self.where, dtype=np.int32)  # never resized
 
     def __len__(self) -> int:
         return len(self.pfns)
 
     def __contains__(self, pfn: int) -> bool:
-        return self.where[pfn] >= 0
+        i = self.where[pfn >> self.shift]
+        return i >= 0 and self.pfns[i] == pfn
 
     def add(self, pfn: int) -> None:
-        self.where[pfn] = len(self.pfns)
+        self.where[pfn >> self.shift] = len(self.pfns)
         self.pfns.append(pfn)
 
     def add_many(self, pfns: list[int]) -> None:
@@ -45,21 +50,23 @@ class PageSet:
         i = len(self.pfns)
         p = np.asarray(pfns, dtype=np.int32)
         self.pfns.frombytes(p.tobytes())
-        self._where_np[p] = np.arange(i, i + len(p), dtype=np.int32)
+        self._where_np[p >> self.shift] = np.arange(i, i + len(p), dtype=np.int32)
 
     def remove(self, pfn: int) -> None:
-        i = self.where[pfn]
+        shift = self.shift
+        i = self.where[pfn >> shift]
         last = self.pfns.pop()
         if last != pfn:
             self.pfns[i] = last
-            self.where[last] = i
-        self.where[pfn] = -1
+            self.where[last >> shift] = i
+        self.where[pfn >> shift] = -1
 
     def remove_many(self, pfns: list[int]) -> None:
         """``remove`` each pfn in turn."""
         keep = len(self.pfns) - len(pfns)
-        if len(pfns) >= _VECTOR_MIN and min(pfns) >= 0 and max(pfns) < len(self.where):
-            positions = self._where_np[np.asarray(pfns, dtype=np.int64)]
+        if (len(pfns) >= _VECTOR_MIN and min(pfns) >= 0
+                and max(pfns) >> self.shift < len(self.where)):
+            positions = self._where_np[np.asarray(pfns, dtype=np.int64) >> self.shift]
             if self._independent(positions, keep):
                 self._swap_out(positions, keep)
                 return
@@ -80,15 +87,15 @@ class PageSet:
         draws = rng.integers(0, np.arange(size, size - n, -1))
         if n >= _VECTOR_MIN and self._independent(draws, size - n):
             return self._swap_out(draws, size - n)
-        pfns, where = self.pfns, self.where
+        pfns, where, shift = self.pfns, self.where, self.shift
         out = []
         for i in draws.tolist():
             pfn = pfns[i]
             last = pfns.pop()
             if last != pfn:
                 pfns[i] = last
-                where[last] = i
-            where[pfn] = -1
+                where[last >> shift] = i
+            where[pfn >> shift] = -1
             out.append(pfn)
         return out
 
@@ -113,8 +120,8 @@ class PageSet:
         out = pfns[positions]  # a copy
         last = pfns[keep:][::-1].copy()  # removal j swaps in the entry at size - 1 - j
         pfns[positions] = last
-        self._where_np[last] = positions
-        self._where_np[out] = -1
+        self._where_np[last >> self.shift] = positions
+        self._where_np[out >> self.shift] = -1
         return out.tolist()
 
     def choice_many(self, rng: np.random.Generator, n: int) -> list[int]:
@@ -129,10 +136,11 @@ class PageSet:
         return self.pfns[int(rng.integers(len(self.pfns)))]
 
     def migrate(self, old: int, new: int) -> bool:
-        i = self.where[old]
-        if i < 0:
+        shift = self.shift
+        i = self.where[old >> shift]
+        if i < 0 or self.pfns[i] != old:
             return False
         self.pfns[i] = new
-        self.where[new] = i
-        self.where[old] = -1
+        self.where[old >> shift] = -1
+        self.where[new >> shift] = i
         return True

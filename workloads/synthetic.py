@@ -333,7 +333,7 @@ class Anon(Workload):
         # kept at all.
         self.vma = AnonVma(self.vma_pages, self.pmd_order, zone.end_pfn) if (
             thp or params.release == "address") else None
-        self.thps = PageSet(zone.end_pfn if thp else 0)  # THP heads
+        self.thps = PageSet(zone.end_pfn if thp else 0, self.pmd_order)  # THP heads
         self._grow_debt = self._churn_debt = 0  # pages a THP fault or zap overdrew
         self.exited = False  # the mm is gone (everything freed at stop)
         self.khugepaged: Khugepaged | None = None
@@ -678,7 +678,7 @@ class ThpProbe(Workload):
         machine.register_page_owner(self.migrate_page, self.owns)
         self.attempts = self.successes = self.compacted = 0
         self.recent: list[int] = []
-        self.held = PageSet(machine.zone.end_pfn)
+        self.held = PageSet(machine.zone.end_pfn, params.order)
 
     def owns(self, pfn: int, order: int) -> bool:
         return pfn in self.held
