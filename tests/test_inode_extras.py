@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_objects import make_fs as make_objects_fs
 
 from sim.buddy import Zone
 from sim.config import load_config
@@ -15,26 +16,13 @@ from sim.migratetype import MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
 from sim.objects import FileSystem
 from sim.procfs import parse_slabinfo
 from sim.slab import SlabCaches, create_cache
-from sim.vmscan import FileLru
 
 REPO = Path(__file__).resolve().parent.parent
 FILESERVER = REPO / "configs" / "real" / "fileserver-a"
 
 
-def make_fs(fs: str = "disk", *, extents: bool = True, lsm: bool = True,
-            nr_pages: int = 1 << 14, rcu: bool = True):
-    zone = Zone(nr_pages, cpus=2)
-    caches = SlabCaches(zone)
-    dcache = caches.create("dentry", 192, rcu_free=rcu)
-    icache = caches.create("shmem_inode_cache" if fs == "tmpfs" else "ext4_inode_cache",
-                           752 if fs == "tmpfs" else 1128, rcu_free=rcu)
-    xa = caches.create("radix_tree_node", 584, rcu_free=rcu)
-    es = caches.create("extent_status", 40) if extents and fs == "disk" else None
-    blobs = caches.create("lsm_inode_cache", 32, rcu_free=rcu) if lsm else None
-    fsys = FileSystem(zone, dcache, icache, xa, fs=fs, es_cache=es, lsm_cache=blobs)
-    owners = [fsys.evict_folio]
-    fsys.attach_lru(FileLru(lambda pfn, owner: owners[owner](pfn), nr_pages=nr_pages), 0)
-    return zone, caches, fsys
+def make_fs(fs: str = "disk", *, nr_pages: int = 1 << 14, rcu: bool = True):
+    return make_objects_fs(fs, nr_pages, rcu, extents=True, lsm=True)
 
 
 def live(caches: SlabCaches, name: str) -> int:
