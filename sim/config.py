@@ -109,6 +109,12 @@ class SlabConfig(Section):
     rcu_grace: Duration = Field(0.1, description="call_rcu grace period; the real trace shows "
                                 "45-150 ms between an unlink and its rcu_do_batch frees")
     vfs_cache_pressure: int = Field(100, ge=0, le=10000)
+    lsm_inode_blob: bool | None = Field(
+        None, description="every inode gets an LSM blob from lsm_inode_cache "
+        "(security_inode_alloc), as on the 6.18 kernel of the project's data, whose LSMs "
+        "ask for 32 bytes an inode; false: a kernel whose LSMs keep none. null: with "
+        "machine.from, as the snapshot says (its slabinfo lists lsm_inode_cache or not), "
+        "else true")
 
 
 class CacheConfig(Section):

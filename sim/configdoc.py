@@ -156,9 +156,9 @@ MEANINGS: dict[str, str] = {
 
 # What a built-in kind is, where its class has no docstring of its own.
 KIND_SUMMARIES: dict[str, str] = {
-    "fs_churn": "Create files (a dentry, an inode, page-cache pages and XArray nodes "
-                "each), then delete a random share of them, on tmpfs or a disk file "
-                "system.",
+    "fs_churn": "Create files (a dentry, an inode with its LSM blob, page-cache pages, "
+                "XArray nodes and, on ext4, extent_status entries each), then delete a "
+                "random share of them, on tmpfs or a disk file system.",
     "phases": "Workloads in sequence: each step lasts ``duration``; its workloads "
               "start with it and stop at its end.",
     "trace": "Replay an ftrace kmem trace inside a running machine; timestamps drive "

@@ -80,7 +80,9 @@ WHAT_IF_MOVE_NOTE = "move for dentries and inodes is a what-if: never implemente
 
 
 def is_dentry_or_inode_cache(name: str) -> bool:
-    return name == "dentry" or name.endswith("inode_cache") or name.endswith("_inode")
+    # lsm_inode_cache holds LSM blobs, not inodes.
+    return (name == "dentry" or name.endswith("_inode")
+            or (name.endswith("inode_cache") and name != "lsm_inode_cache"))
 
 
 class Mobility(Protocol):

@@ -275,14 +275,28 @@ class Machine:
                 return fsys
         inodes = self.cache(inode_cache)
         xa = self.cache("radix_tree_node")
+        # ext4's extent status tree (fs/ext4/extents_status.c); no other file system
+        # fragsim models has one.
+        es = (self.cache("extent_status")
+              if fs == "disk" and inode_cache == "ext4_inode_cache" else None)
         fsys = FileSystem(self.zone, dentry, inodes, xa, fs=fs,
                           vfs_cache_pressure=self.config.slab.vfs_cache_pressure,
-                          alloc_folio=self._page_cache_folio, large_folios=large_folios)
+                          alloc_folio=self._page_cache_folio, large_folios=large_folios,
+                          es_cache=es, lsm_cache=self._lsm_inode_cache())
         self.reclaim.add_filesystem(fsys)
         fsys.attach_lru(self.lru, self.register_lru_owner(
             fsys.evict_folio, fsys.evict_folios if self.batched else None))
         self.register_page_owner(_fs_migrate(fsys), lambda pfn, order: fsys.holds_page(pfn))
         return fsys
+
+    def _lsm_inode_cache(self) -> SlabCache | None:
+        """``lsm_inode_cache`` when the kernel's LSMs keep an inode blob
+        (``slab.lsm_inode_blob``; unset: a snapshot machine has the cache only if its
+        slabinfo lists it, any other machine has it, as the project's 6.18 kernel)."""
+        want = self.config.slab.lsm_inode_blob
+        if want is None:
+            want = not self.config.machine.from_ or "lsm_inode_cache" in self.caches
+        return self.cache("lsm_inode_cache") if want else None
 
     def _page_cache_folio(self, order: int, cpu: int) -> int | None:
         """A file's page-cache folio (``filemap_alloc_folio`` with the mapping's

@@ -1,7 +1,9 @@
-"""Objects and references: files as a dentry, an inode, page-cache pages and XArray nodes.
+"""Objects and references: files as a dentry, an inode (with its LSM blob and, on ext4,
+its extent status entries), page-cache pages and XArray nodes.
 
-Follows the reference rules of Linux 6.18 fs/dcache.c, fs/inode.c, mm/shmem.c and
-lib/xarray.c closely enough for slab reclaim:
+Follows the reference rules of Linux 6.18 fs/dcache.c, fs/inode.c, mm/shmem.c,
+lib/xarray.c, fs/ext4/extents_status.c and security/security.c closely enough for slab
+reclaim:
 
 - A positive dentry holds its inode (``d_inode`` keeps ``i_count`` at 1), so an inode is
   unused only once its dentry is gone (``dentry_unlink_inode`` -> ``iput``).
@@ -35,6 +37,46 @@ lib/xarray.c closely enough for slab reclaim:
   LRUs, the scan split between them in proportion, dentries pruned first, in the super
   block shrinker's batches of 1024 (fs/super.c ``alloc_super``), so that light reclaim at
   DEF_PRIORITY leaves the dcache alone as the kernel's does.
+- Every new inode, of every file system (tmpfs too), gets an LSM blob: ``alloc_inode``
+  -> ``inode_init_always_gfp`` -> ``security_inode_alloc`` -> ``lsm_inode_alloc``, a
+  ``kmem_cache_zalloc`` from ``lsm_inode_cache`` (created in ``security_init`` with
+  SLAB_PANIC alone: unmovable slabs, 32 bytes on the kernel of the shared data). An inode
+  failing it fails ``alloc_inode``. ``evict`` -> ``destroy_inode`` -> ``__destroy_inode``
+  -> ``security_inode_free`` hands it to ``call_rcu`` (``inode_free_by_rcu``). The
+  machine creates blobs when its kernel would (``slab.lsm_inode_blob``; a snapshot
+  machine: when its slabinfo lists the cache). The real tmpfs capture's cache grew by
+  one blob per file and directory (7 040 -> 27 136 objects for 20 000 files).
+- ext4 (``es_cache``): a file written from offset 0 by buffered writes has two
+  ``extent_status`` entries, whatever its size and however many ``write(2)`` calls.
+  The first block's ``ext4_da_write_begin`` -> ``ext4_da_get_block_prep`` ->
+  ``ext4_da_map_blocks`` finds the extent status tree empty; ``ext4_map_query_blocks``
+  -> ``ext4_ext_map_blocks`` without EXT4_GET_BLOCKS_CREATE finds no extent and caches
+  the hole [0, EXT_MAX_BLOCKS) (``ext4_ext_determine_insert_hole`` ->
+  ``ext4_es_insert_extent``, EXTENT_STATUS_HOLE); the lookup again under ``i_data_sem``
+  (``add_delayed``) finds that hole, setting its referenced bit, and
+  ``ext4_insert_delayed_blocks`` -> ``ext4_es_insert_delayed_extent`` cuts the hole to
+  [1, EXT_MAX_BLOCKS) and inserts the delayed extent [0, 1). Each later block merges into
+  the delayed extent (``__es_insert_extent`` with ``ext4_es_can_be_merged``). Writeback
+  (``mpage_map_one_extent`` -> ``ext4_map_blocks`` -> ``ext4_map_create_blocks`` ->
+  ``ext4_es_insert_extent``, EXTENT_STATUS_WRITTEN) replaces the delayed entry by a
+  written one: still two. The real file server's cache had room for 385 662 entries
+  when the last of its 200 000 2 KiB files (and 200 directories, two each) was written,
+  1.92 an inode beyond the 408 it started with: the shrinker below had already taken
+  some (1.99 at 10 s). ``ext4_evict_inode`` ->
+  ``ext4_clear_inode`` -> ``ext4_es_remove_extent(inode, 0, EXT_MAX_BLOCKS)`` frees them
+  all, at once (``ext4_es_free_extent``: no RCU). The cache is SLAB_RECLAIM_ACCOUNT
+  (``ext4_init_es``), 40 bytes.
+- ext4's es shrinker matters here: with no file created or deleted between 50 s and 90
+  s, the real capture's entries fell from 385 662 to 343 802 while its slabs stayed.
+  Written and hole entries are reclaimable (``ext4_es_must_keep`` is true only for
+  delayed ones); ``ext4_es_count`` is ``es_stats_shk_cnt`` (not scaled by
+  vfs_cache_pressure) and ``ext4_es_scan`` -> ``__es_shrink`` walks ``s_es_list`` (inodes
+  in the order they got a reclaimable entry), each inode's entries in logical block order
+  (``es_do_reclaim_extents``): a referenced entry has its bit cleared and is passed, any
+  other is freed, the inode stays. Here the entries are on the cache's own list_lru in
+  the order they were made, each file's data entry before its referenced hole, and the
+  cache's shrinker (sim/slab.py ``shrink_slab``: ``do_shrink_slab`` at DEFAULT_SEEKS in
+  SHRINK_BATCH batches, as ``ext4_es_register_shrinker`` sets it up) walks it.
 
 Departures: one LRU per cache rather than per super block (file systems sharing the
 dentry cache share its LRU); no directories (every file's dentry is a leaf); no dirty
@@ -44,6 +86,33 @@ go at once (the kernel keeps them for the shadows until the shadow shrinker,
 ``shadow_lru_isolate``, takes them), so ``mapping_shrinkable`` is "no page cache". A
 file's XArray nodes are sized for its folios when they are added and shrink only when
 the file has none left.
+
+Departures of the extent status tree: as there is no writeback, a file's data entry is
+written (reclaimable) from its creation, where the kernel keeps it delayed, out of the
+shrinker's reach, until writeback (dirty_expire_centisecs, 30 s by default), and the
+free and allocation that swap the delayed entry for the written one are left out. A
+file's blocks are one extent (mballoc gave them contiguously; fragmented free space
+gives more entries). Only files written through ``create(size=...)`` get entries: an
+empty file has none, as in the kernel, but fragsim's page-less directories have none
+either (the kernel's have two, from ``ext4_append``'s ``ext4_map_blocks`` with
+EXT4_GET_BLOCKS_CREATE), and files created with pages but not written (already on disk,
+such as the page_cache workload's) get none where the kernel caches one written entry
+per on-disk extent as they are read (``ext4_map_query_blocks``; up to 128 MiB an extent,
+so 8 for a 1 GiB file). An entry the shrinker took is never looked up again (no read of
+a written file maps blocks here). One list of entries, not of inodes; inodes with
+EXT4_STATE_EXT_PRECACHED are not passed over first.
+
+Kernel source read: fs/ext4/extents_status.c at intel-lab-lkp/linux 2421fb34e199 (a 6.8
+tree; ``ext4_init_es``, ``__es_insert_extent``, ``ext4_es_can_be_merged``,
+``__es_shrink``, ``es_do_reclaim_extents``, ``ext4_es_count``/``ext4_es_scan``); the 6.18
+fs/ext4/inode.c ``ext4_map_query_blocks``, ``ext4_map_create_blocks`` and
+``ext4_da_map_blocks`` as the context of Zhang Yi's "ext4: pass out extent seq counter
+when mapping blocks" (v3, linux-fsdevel, 10 Oct 2025, against 6.18-rc) shows them;
+fs/ext4/extents.c ``ext4_ext_map_blocks`` -> ``ext4_ext_determine_insert_hole`` (6.13+
+copies); fs/ext4/super.c ``ext4_clear_inode``; a 6.18 fs/inode.c (``alloc_inode``,
+``destroy_inode``, ``__destroy_inode``) and a 6.12+ security/security.c
+(``lsm_inode_alloc``, ``security_inode_alloc``, ``security_inode_free``,
+``security_init``).
 """
 
 from __future__ import annotations
@@ -199,6 +268,7 @@ class FsStats:
     page_cache_evicted: int = 0  # pages evicted with their inode (defragmenter)
     page_cache_reclaimed: int = 0  # pages the file LRU reclaimed (shrink_folio_list)
     page_cache_truncated: int = 0  # pages freed because their file was deleted
+    extents_reclaimed: int = 0  # extent_status entries the es shrinker freed
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -212,7 +282,7 @@ class File:
     """
 
     __slots__ = ("fid", "nr_pages", "dentry", "inode", "folios", "nr_cached", "xa_nodes",
-                 "xa_keys", "xa_top", "open_count", "linked", "mapping")
+                 "xa_keys", "xa_top", "open_count", "linked", "mapping", "lsm", "extents")
 
     def __init__(self, fid: int, nr_pages: int) -> None:
         self.fid = fid
@@ -231,6 +301,9 @@ class File:
         self.open_count = 0
         self.linked = True
         self.mapping: Any = None  # sim.readahead.Mapping, for files read through it
+        self.lsm = -1  # the inode's LSM blob (lsm_inode_cache), -1 when none
+        # The inode's extent_status entries (ext4), in logical block order; None: none.
+        self.extents: list[int] | None = None
 
     @property
     def pages(self) -> list[int]:
@@ -239,7 +312,8 @@ class File:
 
     def __repr__(self) -> str:
         return (f"File(fid={self.fid}, nr_pages={self.nr_pages}, dentry={self.dentry}, "
-                f"inode={self.inode}, folios={self.folios}, xa_nodes={self.xa_nodes}, "
+                f"inode={self.inode}, lsm={self.lsm}, extents={self.extents}, "
+                f"folios={self.folios}, xa_nodes={self.xa_nodes}, "
                 f"open_count={self.open_count}, linked={self.linked})")
 
 
@@ -312,7 +386,8 @@ class FileSystem:
                  xa_cache: SlabCache | None = None, *, fs: str = "disk",
                  vfs_cache_pressure: int = 100,
                  alloc_folio: Callable[[int, int], int | None] | None = None,
-                 large_folios: bool = True) -> None:
+                 large_folios: bool = True, es_cache: SlabCache | None = None,
+                 lsm_cache: SlabCache | None = None) -> None:
         if fs not in FS_TYPES:
             raise ValueError(f"expected fs one of {', '.join(FS_TYPES)}, got {fs!r}")
         self.zone = zone
@@ -333,8 +408,19 @@ class FileSystem:
         self._dentry_owner = _owners(dentry_cache)
         self._inode_owner = _owners(inode_cache)
         self._xa_owner = _owners(xa_cache) if xa_cache is not None else None
+        # ext4's extent status tree (disk only; the caller passes it for ext4 alone) and
+        # the LSM inode blob (every inode, when the kernel's LSMs ask for one).
+        if es_cache is not None and fs != "disk":
+            raise ValueError(f"extent_status entries are ext4's: expected fs disk, got {fs!r}")
+        self.es_cache = es_cache
+        self.lsm_cache = lsm_cache
+        self._es_owner = _owners(es_cache) if es_cache is not None else None
+        if es_cache is not None:
+            # ext4_es_count: es_stats_shk_cnt as it is, not vfs_pressure_ratio'd.
+            es_cache.vfs_cache_pressure = 100
         self._by_dentry = ByOid()  # dentry id -> File
         self._by_inode = ByOid()  # inode id -> File
+        self._by_extent = ByOid()  # extent_status id -> File
         self._page_file: dict[int, File] = {}  # folio head pfn -> file
         # The file LRU a disk file system's folios go on (sim/vmscan.py FileLru) and
         # this file system's owner id there; set by ``attach_lru``.
@@ -407,7 +493,8 @@ class FileSystem:
                     return None
                 got.append((pfn, index, order))
         f.mapping = mapping
-        if not self._grow_xa_nodes(f, layout, cpu, want_nodes):
+        if (not self._grow_xa_nodes(f, layout, cpu, want_nodes)
+                or (size and self.es_cache is not None and not self._alloc_extents(f, cpu))):
             for head, _, k in got:
                 self.zone.free(head, k, cpu)
             self._rollback(f, cpu)
@@ -520,9 +607,66 @@ class FileSystem:
                 xa.free(oid, cpu)  # type: ignore[union-attr]
         f.xa_nodes = []
 
+    def _alloc_extents(self, f: File, cpu: int) -> bool:
+        """The extent status tree a buffered write from offset 0 leaves a new ext4 file
+        with (see the module docstring): the hole ``ext4_ext_determine_insert_hole``
+        caches, then the file's data extent (delayed, written at once here, as fragsim
+        has no writeback). Both go on the es shrinker's list, data first (logical block
+        order); the hole is referenced (``ext4_da_map_blocks``' second lookup found it).
+        False when the data entry cannot be allocated (the kernel's ``__GFP_NOFAIL``
+        retry, here a failed create); a hole that cannot be allocated is not cached."""
+        es = self.es_cache
+        assert es is not None
+        hole = es.alloc(cpu)  # GFP_ATOMIC; -ENOMEM leaves the hole uncached
+        data = es.alloc(cpu)
+        if data is None:
+            if hole is not None:
+                es.free(hole, cpu)
+            return False
+        f.extents = [data] if hole is None else [data, hole]
+        owner = self._es_owner
+        assert owner is not None
+        for oid in f.extents:
+            self._by_extent[oid] = f
+            owner.by_oid[oid] = self
+            es.lru_add(oid)
+        if hole is not None:
+            es.mark_referenced(hole)
+        return True
+
+    def _free_extents(self, f: File, cpu: int) -> None:
+        """``ext4_clear_inode`` -> ``ext4_es_remove_extent(inode, 0, EXT_MAX_BLOCKS)``:
+        every entry freed at once (``ext4_es_free_extent``: no RCU)."""
+        extents = f.extents
+        if extents is None:
+            return
+        es = self.es_cache
+        owner = self._es_owner
+        assert es is not None and owner is not None
+        for oid in extents:
+            self._by_extent.discard(oid)
+            owner.by_oid.discard(oid)
+            es.free(oid, cpu)
+        f.extents = None
+
+    def _free_lsm(self, f: File, cpu: int, rcu: bool) -> None:
+        """``security_inode_free``: the LSM blob, through ``call_rcu``
+        (``inode_free_by_rcu``) when ``rcu`` and the cache frees that way."""
+        blob = f.lsm
+        if blob < 0:
+            return
+        lsm = self.lsm_cache
+        assert lsm is not None
+        if rcu and lsm.rcu_free:
+            lsm.free_rcu(blob, cpu)
+        else:
+            lsm.free(blob, cpu)
+        f.lsm = -1
+
     def _instantiate(self, f: File, cpu: int) -> bool:
         """d_alloc + new_inode (or iget of a still cached inode): a dentry holding an
-        inode, not yet published."""
+        inode, not yet published. A new inode gets its LSM blob
+        (``inode_init_always_gfp`` -> ``security_inode_alloc``)."""
         d = self.dcache.alloc(cpu)
         if d is None:
             return False
@@ -534,6 +678,13 @@ class FileSystem:
             if new is None:
                 self.dcache.free(d, cpu)
                 return False
+            if self.lsm_cache is not None:
+                blob = self.lsm_cache.alloc(cpu)
+                if blob is None:  # alloc_inode fails: the inode goes again
+                    self.icache.free(new, cpu)
+                    self.dcache.free(d, cpu)
+                    return False
+                f.lsm = blob
             i = new
             self.icache.set_published(i, False)
             self._by_inode[i] = f
@@ -550,6 +701,8 @@ class FileSystem:
         for oid in f.xa_nodes:
             self.xa_cache.free(oid, cpu)  # type: ignore[union-attr]
             del self._xa_owner.by_oid[oid]  # type: ignore[union-attr]
+        self._free_extents(f, cpu)
+        self._free_lsm(f, cpu, rcu=False)
         self.dcache.free(f.dentry, cpu)
         self.icache.free(f.inode, cpu)
         self._forget_dentry(f)
@@ -627,8 +780,12 @@ class FileSystem:
             self.icache.lru_add(f.inode)
 
     def _free_inode(self, f: File, cpu: int) -> int:
-        """``evict``: page cache and XArray nodes, then the inode (RCU). Returns pages."""
+        """``evict``: page cache and XArray nodes, the extent status tree
+        (``ext4_evict_inode`` -> ``ext4_clear_inode``), then ``destroy_inode``: the LSM
+        blob and the inode (both RCU). Returns pages."""
         pages = self._drop_page_cache(f, cpu)
+        self._free_extents(f, cpu)
+        self._free_lsm(f, cpu, rcu=True)
         i = f.inode
         self.icache.lru_del(i)
         if self.icache.rcu_free:
@@ -742,6 +899,10 @@ class FileSystem:
             if f.dentry < 0:
                 return not cache.refcount(oid)
             return not self.dcache.refcount(f.dentry)
+        if cache is self.es_cache:
+            # Every entry fragsim keeps is written or a hole: never delayed, so the es
+            # shrinker may take it (ext4_es_must_keep is false).
+            return self._by_extent.get(oid) is not None
         return False
 
     def evict(self, cache: SlabCache, oid: int, cpu: int) -> int:
@@ -758,6 +919,19 @@ class FileSystem:
                 self.stats.dentries_evicted += 1
                 self.dcache.stats.objects_evicted += 1
             return self._evict_inode(f, cpu)
+        if cache is self.es_cache:
+            # es_do_reclaim_extents: rb_erase + ext4_es_free_extent, the inode kept.
+            f = self._by_extent[oid]
+            extents = f.extents
+            assert extents is not None
+            extents.remove(oid)
+            if not extents:
+                f.extents = None
+            self._by_extent.discard(oid)
+            self._es_owner.by_oid.discard(oid)  # type: ignore[union-attr]
+            cache.free(oid, cpu)
+            self.stats.extents_reclaimed += 1
+            return 0
         raise ValueError(f"{cache.name}: object {oid} cannot be evicted on its own")
 
     # ------------------------------------------------------------------ shrinker

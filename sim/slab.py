@@ -115,7 +115,9 @@ SLAB_RECLAIM_ACCOUNT: Final = 1 << 5
 # lib/radix-tree.c radix_tree_init, fs/buffer.c buffer_init, fs/ext4/extents_status.c
 # ext4_init_es, mm/shmem.c shmem_init_inodecache (SLAB_PANIC|SLAB_ACCOUNT only: the
 # trace shows its slabs as migratetype 0), kernel/fork.c (sighand_cache),
-# mm/slab_common.c new_kmalloc_cache (KMALLOC_RECLAIM adds SLAB_RECLAIM_ACCOUNT).
+# mm/slab_common.c new_kmalloc_cache (KMALLOC_RECLAIM adds SLAB_RECLAIM_ACCOUNT),
+# security/security.c security_init (lsm_inode_cache: SLAB_PANIC alone, so unmovable
+# and not memcg-accounted).
 CACHE_FLAGS: dict[str, int] = {
     "dentry": SLAB_RECLAIM_ACCOUNT | SLAB_PANIC | SLAB_ACCOUNT,
     "inode_cache": SLAB_RECLAIM_ACCOUNT | SLAB_PANIC | SLAB_ACCOUNT,
@@ -126,6 +128,7 @@ CACHE_FLAGS: dict[str, int] = {
     "buffer_head": SLAB_RECLAIM_ACCOUNT | SLAB_PANIC,
     "extent_status": SLAB_RECLAIM_ACCOUNT,
     "shmem_inode_cache": SLAB_PANIC | SLAB_ACCOUNT,
+    "lsm_inode_cache": SLAB_PANIC,
     "sighand_cache": SLAB_HWCACHE_ALIGN | SLAB_PANIC | SLAB_TYPESAFE_BY_RCU | SLAB_ACCOUNT,
     "anon_vma": SLAB_TYPESAFE_BY_RCU | SLAB_PANIC | SLAB_ACCOUNT,
 }
@@ -135,10 +138,11 @@ CACHE_FLAG_PATTERNS: tuple[tuple[str, int], ...] = (
     ("dma-kmalloc-*", SLAB_CACHE_DMA),
 )
 # Caches whose objects the kernel frees with call_rcu (d_free, i_callback via
-# destroy_inode / free_inode, radix_tree_node_free).
+# destroy_inode / free_inode, radix_tree_node_free, security_inode_free's
+# inode_free_by_rcu). extent_status is not one: ext4_es_free_extent frees at once.
 RCU_FREED_CACHES = frozenset({
     "dentry", "inode_cache", "ext4_inode_cache", "xfs_inode", "proc_inode_cache",
-    "shmem_inode_cache", "radix_tree_node",
+    "shmem_inode_cache", "radix_tree_node", "lsm_inode_cache",
 })
 
 
@@ -1374,10 +1378,13 @@ class SlabCaches:
 # ------------------------------------------------------------------ caches by name
 
 # Slot sizes (slabinfo objsize) of well-known caches on the real 6.18 x86-64 kernel of
-# the shared data (tests/data/kmem-traces/tmpfs-churn-20k-keep10/before.slabinfo).
+# the shared data (tests/data/kmem-traces/tmpfs-churn-20k-keep10/before.slabinfo; the
+# same in configs/real/fileserver-a/start.slabinfo). lsm_inode_cache's is that kernel's
+# LSMs' inode blob (blob_sizes.lbs_inode), 32 bytes, 128 a slab.
 KNOWN_CACHE_SIZES: Final = {
     "dentry": 192, "shmem_inode_cache": 752, "ext4_inode_cache": 1128, "xfs_inode": 1024,
     "inode_cache": 624, "radix_tree_node": 584, "buffer_head": 104, "filp": 192,
+    "extent_status": 40, "lsm_inode_cache": 32,
 }
 
 

@@ -10,14 +10,19 @@ from sim.slab import F_LRU, SlabCaches
 from sim.vmscan import FileLru
 
 
-def make_fs(fs: str = "disk", nr_pages: int = 1 << 14, rcu: bool = False):
+def make_fs(fs: str = "disk", nr_pages: int = 1 << 14, rcu: bool = False, *,
+            extents: bool = False, lsm: bool = False):
+    """A file system on its own caches; ``extents``: ext4's extent_status entries (disk
+    only), ``lsm``: an LSM blob per inode (tests/test_inode_extras.py)."""
     zone = Zone(nr_pages, cpus=2)
     caches = SlabCaches(zone)
     dcache = caches.create("dentry", 192, rcu_free=rcu)
     icache = caches.create("shmem_inode_cache" if fs == "tmpfs" else "ext4_inode_cache",
                            752 if fs == "tmpfs" else 1128, rcu_free=rcu)
     xa = caches.create("radix_tree_node", 584, rcu_free=rcu)
-    fsys = FileSystem(zone, dcache, icache, xa, fs=fs)
+    es = caches.create("extent_status", 40) if extents and fs == "disk" else None
+    blobs = caches.create("lsm_inode_cache", 32, rcu_free=rcu) if lsm else None
+    fsys = FileSystem(zone, dcache, icache, xa, fs=fs, es_cache=es, lsm_cache=blobs)
     owners = []
     lru = FileLru(lambda pfn, owner: owners[owner](pfn), nr_pages=nr_pages)
     owners.append(fsys.evict_folio)

@@ -1,7 +1,8 @@
 """``fs_churn``: create N files, then delete a random share (the shared capture's workload).
 
-Each file is a dentry, an inode, its page-cache folios and, for files of more than one
-page, XArray nodes (sim/objects.py). A file is written from offset 0 in ``write(2)``
+Each file is a dentry, an inode with its LSM blob, its page-cache folios, for files of
+more than one page XArray nodes, and on ext4 (``fs: disk``), once written, two
+extent_status entries (sim/objects.py). A file is written from offset 0 in ``write(2)``
 calls of ``write_size`` bytes (default: the whole file at once), so its folio orders
 are those 6.18's buffered write gives (``fgf_set_order`` of each call, up to the file
 system's largest folio; sim/readahead.py): a 1 MiB write on ext4 is one order-8 folio,

@@ -22,7 +22,8 @@ give order 0 only.
   never comes back, whose files (their records, and their dentries and inodes until
   the shrinker takes them) add up over a long run.
 
-Each file is a dentry and an inode (sim/objects.py); on a disk file system its folios
+Each file is a dentry and an inode with its LSM blob (sim/objects.py; already on disk,
+its extents are not looked up: no extent_status entry); on a disk file system its folios
 are on the file LRU and reclaim evicts them whole (``shrink_folio_list``). Readahead
 allocates with ``readahead_gfp_mask`` (``__GFP_NORETRY | __GFP_NOWARN``, at every
 order); the page being read, when readahead could not allocate it, with the mapping's
