@@ -11,9 +11,12 @@ it directly:
   kswapd woken, the min watermark, then, for requests that may block, direct
   compaction first for costly or non-movable high orders (``GFPF_NORETRY`` costly
   requests give up when it is skipped or deferred), direct reclaim
-  (``__alloc_pages_direct_reclaim``: a SWAP_CLUSTER_MAX cluster at falling priority,
-  a retry, then ``unreserve_highatomic_pageblock(ac, false)`` and ``drain_all_pages``
-  and a retry), direct compaction again, and the retry rules (``GFPF_NORETRY`` and
+  (``__alloc_pages_direct_reclaim``: ``do_try_to_free_pages`` for SWAP_CLUSTER_MAX
+  pages at falling priority, whose first round at DEF_PRIORITY scans its whole
+  proportional share, ``lru_pages >> 12``, as ``shrink_lruvec``'s
+  ``proportional_reclaim`` does for global direct reclaim; then a retry, then
+  ``unreserve_highatomic_pageblock(ac, false)`` and ``drain_all_pages`` and a retry),
+  direct compaction again, and the retry rules (``GFPF_NORETRY`` and
   costly orders without ``GFPF_RETRY_MAYFAIL`` stop after one round; others retry
   while reclaim makes progress, up to MAX_RECLAIM_RETRIES, and when
   ``should_reclaim_retry`` would give up it first gives back a highatomic pageblock,
@@ -50,7 +53,11 @@ DMA32 request from reclaiming Normal pages; compaction's own watermark checks
 Departures from 6.18 besides: no ``should_reclaim_retry`` watermark estimate (progress
 alone decides), no ``should_compact_retry`` priority escalation beyond async then
 sync-light, no OOM killer, no ``__GFP_NOFAIL``. ``unreserve_highatomic_pageblock``
-gets the request's migratetype as ``ac->migratetype``.
+gets the request's migratetype as ``ac->migratetype``. Direct reclaim for a costly order
+does not follow reclaim/compaction: ``shrink_zones`` skipping a zone already
+``compaction_ready`` and ``shrink_node`` repeating while ``should_continue_reclaim``
+(until ``compact_gap(order)`` pages are free) are not modelled; the cluster and the
+proportional first round are.
 """
 
 from __future__ import annotations
@@ -417,14 +424,18 @@ class PageAllocator:
     def alloc_pages_direct_reclaim(self, order: int, mt: int, cpu: int, owner: int | None,
                                    alloc_flags: int, highest_zoneidx: int = 2
                                    ) -> tuple[int, int | None]:
-        """``__alloc_pages_direct_reclaim``: reclaim a cluster, retry; if that fails,
+        """``__alloc_pages_direct_reclaim``: reclaim at least a cluster (the whole
+        proportional share at DEF_PRIORITY), retry; if that fails,
         give back a highatomic pageblock (keeping the last) and drain the per-CPU lists,
         then retry once more. Returns (pages reclaimed, the pfn or None)."""
         self.stats.direct_reclaim += 1
         reclaimed = 0
         reclaim = self.reclaim
         for priority in range(DEF_PRIORITY, -1, -1):
-            reclaimed += reclaim.shrink_node(SWAP_CLUSTER_MAX - reclaimed, priority, cpu)
+            # shrink_lruvec: global direct reclaim at DEF_PRIORITY scans its whole
+            # proportional share, not just until SWAP_CLUSTER_MAX are reclaimed.
+            reclaimed += reclaim.shrink_node(SWAP_CLUSTER_MAX - reclaimed, priority, cpu,
+                                             proportional=priority == DEF_PRIORITY)
             self.stats.stall_s += reclaim.last_cost
             if reclaimed >= SWAP_CLUSTER_MAX:
                 break

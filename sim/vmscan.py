@@ -16,7 +16,12 @@ back as the newest (``folio_putback_lru`` after migration).
 ``Reclaim`` is a node's reclaim, plain synchronous code that tests drive directly:
 
 - ``shrink_node(nr_to_reclaim, priority)``: the file LRU's share for ``priority``
-  (``lru_pages >> priority``, at least SWAP_CLUSTER_MAX), then ``shrink_slab``: every
+  (``lru_pages >> priority``, at least SWAP_CLUSTER_MAX), stopping once
+  ``nr_to_reclaim`` pages are reclaimed, except for global direct reclaim at
+  DEF_PRIORITY (``proportional``), which scans its whole share as ``shrink_lruvec``'s
+  ``proportional_reclaim`` does ("the fact we are direct reclaiming implies that kswapd
+  is not keeping up and it is best to do a batch of work at once"), then
+  ``shrink_slab``: every
   file system's super block shrinker (``super_cache_scan``: dentries and inodes in
   proportion) and every other cache with an LRU of unused objects
   (``do_shrink_slab``). Its cost (pages scanned and evicted, objects scanned) is left
@@ -493,15 +498,19 @@ class Reclaim:
         if hook is not None:
             hook(order)
 
-    def shrink_node(self, nr_to_reclaim: int, priority: int, cpu: int = 0) -> int:
+    def shrink_node(self, nr_to_reclaim: int, priority: int, cpu: int = 0,
+                    proportional: bool = False) -> int:
         """One ``shrink_node`` round; returns page-cache pages plus slab pages freed and
-        leaves its cost in ``last_cost``."""
+        leaves its cost in ``last_cost``. ``proportional``: scan the LRU's whole share
+        for ``priority`` whatever is reclaimed (``shrink_lruvec``'s
+        ``proportional_reclaim``: global direct reclaim at DEF_PRIORITY)."""
         cfg = self.cfg
         lru = self.lru
         nr_lru = lru.nr_pages
         lru_scan = max(nr_lru >> priority, min(nr_lru, SWAP_CLUSTER_MAX))
         before = lru.stats.scanned
-        evicted = lru.shrink(nr_to_reclaim, max_scan=lru_scan) if nr_lru else 0
+        goal = max(nr_to_reclaim, lru_scan) if proportional else nr_to_reclaim
+        evicted = lru.shrink(goal, max_scan=lru_scan) if nr_lru else 0
         cost = (lru.stats.scanned - before) * cfg.scan_cost + evicted * cfg.evict_cost
         slab_pages_before = sum(c.nr_pages for c in self.caches)
         freed = scanned = 0

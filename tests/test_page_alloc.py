@@ -87,6 +87,21 @@ def test_at_min_a_blocking_request_reclaims_a_cluster_and_stalls_for_it():
     assert node.failures == []
 
 
+def test_global_direct_reclaim_at_def_priority_scans_its_whole_proportional_share():
+    """shrink_lruvec's proportional_reclaim: a global direct reclaimer at DEF_PRIORITY
+    does not stop at SWAP_CLUSTER_MAX; it scans lru_pages >> DEF_PRIORITY (here 255
+    pages of 1 Mi-page zone's page cache, none referenced, so all are reclaimed)."""
+    node = Node(1 << 20)
+    zone = node.zone
+    node.fill_page_cache(leave_free=zone.wmark_pages(WMARK_MIN) - 1)
+    share = len(node.lru) >> DEF_PRIORITY
+    assert share > SWAP_CLUSTER_MAX
+    pfn = node.alloc.alloc_pages(0, GFP_HIGHUSER_MOVABLE, 0, OWNER_MOVABLE)
+    stats = node.alloc.stats
+    assert pfn is not None and stats.direct_reclaim == 1
+    assert stats.direct_reclaimed == node.lru.stats.scanned == share
+
+
 def test_a_request_that_cannot_block_fails_without_reclaim_and_is_counted():
     node = Node()
     zone = node.zone
