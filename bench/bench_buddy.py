@@ -9,6 +9,16 @@ keeps the occupancy near 50 %. fragsim runs with migratetypes (80 % movable, 15 
 unmovable, 5 % reclaimable), per-CPU lists on two CPUs and watermark checks, as a
 kernel would; the reference has one set of free pfns per order and nothing else.
 
+The same sequence also runs through bench/cbuddy.c, a minimal C buddy allocator (one
+LIFO free list per order over a page array), built with the system compiler into a
+temporary directory (skipped, with a one-line message, when there is none): issue 20
+measures fragsim against it. Its free blocks per order at the end must equal those of
+``LifoBuddy``, the same allocator in Python (the reference's sets pop in hash-table
+order, so only its total of free pages can be compared: see ``c_check``).
+
+Times are CPU time (``time.process_time``, the C loop's CLOCK_PROCESS_CPUTIME_ID):
+the machines are shared.
+
     python bench/bench_buddy.py            # 5 repeats, 2 M operations each
     python bench/bench_buddy.py --quick    # a smaller zone and fewer operations
 """
@@ -17,10 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from array import array
 from pathlib import Path
@@ -38,19 +51,26 @@ GiB = 1 << 30
 ALLOC, FREE = 0, 1
 
 
+def initial_blocks(nr_pages: int, max_order: int = 10):
+    """The free blocks (pfn, order) of an empty zone, lowest pfn first: MAX_ORDER
+    blocks, then smaller ones at the end."""
+    pfn = 0
+    while pfn < nr_pages:
+        order = max_order
+        while order and (pfn & ((1 << order) - 1) or pfn + (1 << order) > nr_pages):
+            order -= 1
+        yield pfn, order
+        pfn += 1 << order
+
+
 class ReferenceBuddy:
     """The plainest Python buddy allocator: a set of free pfns per order."""
 
     def __init__(self, nr_pages: int, max_order: int = 10) -> None:
         self.max_order = max_order
         self.free_sets: list[set[int]] = [set() for _ in range(max_order + 1)]
-        pfn = 0
-        while pfn < nr_pages:
-            order = max_order
-            while order and (pfn & ((1 << order) - 1) or pfn + (1 << order) > nr_pages):
-                order -= 1
+        for pfn, order in initial_blocks(nr_pages, max_order):
             self.free_sets[order].add(pfn)
-            pfn += 1 << order
 
     def alloc(self, order: int) -> int | None:
         free_sets = self.free_sets
@@ -74,6 +94,54 @@ class ReferenceBuddy:
             pfn &= buddy
             order += 1
         free_sets[order].add(pfn)
+
+
+class LifoBuddy:
+    """bench/cbuddy.c in Python, for its correctness check: one LIFO free list per
+    order (a dict keeps insertion order, ``popitem`` takes the newest, ``del`` unlinks
+    from the middle as the C loop's doubly linked list does). An allocation that
+    finds no block gives None, and freeing None does nothing, as in the C loop."""
+
+    def __init__(self, nr_pages: int, max_order: int = 10) -> None:
+        self.nr_pages = nr_pages
+        self.max_order = max_order
+        self.free_lists: list[dict[int, None]] = [{} for _ in range(max_order + 1)]
+        for pfn, order in initial_blocks(nr_pages, max_order):
+            self.free_lists[order][pfn] = None
+
+    def alloc(self, order: int) -> int | None:
+        free_lists = self.free_lists
+        for current in range(order, self.max_order + 1):
+            if free_lists[current]:
+                pfn = free_lists[current].popitem()[0]
+                while current > order:
+                    current -= 1
+                    free_lists[current][pfn + (1 << current)] = None
+                return pfn
+        return None
+
+    def free(self, pfn: int | None, order: int) -> None:
+        if pfn is None:
+            return
+        free_lists = self.free_lists
+        while order < self.max_order:
+            buddy = pfn ^ (1 << order)
+            if buddy >= self.nr_pages or buddy not in free_lists[order]:
+                break
+            del free_lists[order][buddy]
+            pfn &= buddy
+            order += 1
+        free_lists[order][pfn] = None
+
+    def checksum(self) -> int:
+        """cbuddy.c's: FNV-1a over (order + 1, pfn) of each free block, order by order,
+        each list from its head (the newest block) on."""
+        value = 1469598103934665603
+        for order, blocks in enumerate(self.free_lists):
+            for pfn in reversed(blocks):
+                value = ((value ^ (order + 1)) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+                value = ((value ^ pfn) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+        return value
 
 
 def make_ops(nr_pages: int, nr_ops: int, seed: int = 1):
@@ -127,14 +195,14 @@ def run_reference(nr_pages, ops, nr_prefill, nr_slots) -> float:
     alloc, free = ref.alloc, ref.free
     for i in range(nr_prefill):
         pfns[slots[i]] = alloc(orders[i])
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for kind, order, slot in zip(kinds[nr_prefill:], orders[nr_prefill:], slots[nr_prefill:],
                                  strict=True):
         if kind == ALLOC:
             pfns[slot] = alloc(order)
         else:
             free(pfns[slot], order)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 def run_fragsim(nr_pages, ops, nr_prefill, nr_slots) -> tuple[float, Zone]:
@@ -144,7 +212,7 @@ def run_fragsim(nr_pages, ops, nr_prefill, nr_slots) -> tuple[float, Zone]:
     alloc, free = zone.alloc, zone.free
     for i in range(nr_prefill):
         pfns[slots[i]] = alloc(orders[i], mts[i], cpus[i])
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for kind, order, mt, cpu, slot in zip(kinds[nr_prefill:], orders[nr_prefill:],
                                           mts[nr_prefill:], cpus[nr_prefill:],
                                           slots[nr_prefill:], strict=True):
@@ -152,10 +220,143 @@ def run_fragsim(nr_pages, ops, nr_prefill, nr_slots) -> tuple[float, Zone]:
             pfns[slot] = alloc(order, mt, cpu)
         else:
             free(pfns[slot], order, cpu)
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     if zone.stats.alloc_fail_wmark or zone.stats.alloc_fail_nopage:
         raise SystemExit("fragsim refused an allocation: the sequences diverged")
     return elapsed, zone
+
+
+def free_blocks(free_lists) -> list[int]:
+    """Free blocks per order of a reference's free sets or lists."""
+    return [len(blocks) for blocks in free_lists]
+
+
+def run_lifo(nr_pages, ops, nr_prefill) -> LifoBuddy:
+    """The sequence through ``LifoBuddy``, prefill included (untimed: a check)."""
+    ref = LifoBuddy(nr_pages)
+    kinds, orders, _mts, _cpus, slots = ops
+    pfns: dict[int, int | None] = {}
+    for kind, order, slot in zip(kinds, orders, slots, strict=True):
+        if kind == ALLOC:
+            pfns[slot] = ref.alloc(order)
+        else:
+            ref.free(pfns[slot], order)
+    return ref
+
+
+def reference_free_blocks(nr_pages, ops) -> list[int]:
+    """Free blocks per order after the sequence through ``ReferenceBuddy`` (untimed)."""
+    ref = ReferenceBuddy(nr_pages)
+    kinds, orders, _mts, _cpus, slots = ops
+    pfns: dict[int, int] = {}
+    for kind, order, slot in zip(kinds, orders, slots, strict=True):
+        if kind == ALLOC:
+            pfn = ref.alloc(order)
+            if pfn is None:
+                raise SystemExit("the reference refused an allocation")
+            pfns[slot] = pfn
+        else:
+            ref.free(pfns[slot], order)
+    return free_blocks(ref.free_sets)
+
+
+OPS_MAGIC = b"FSBUDDY1"
+CBUDDY_SOURCE = Path(__file__).resolve().parent / "cbuddy.c"
+COMPILERS = ("cc", "gcc", "clang")
+
+
+def write_ops(path: Path, nr_pages: int, ops, nr_prefill: int, nr_slots: int,
+              max_order: int = 10) -> None:
+    """The sequence as bench/cbuddy.c reads it (see its header comment)."""
+    kinds, orders, _mts, _cpus, slots = ops
+    header = array("q", [int.from_bytes(OPS_MAGIC, "little"), nr_pages, max_order,
+                         len(kinds), nr_prefill, nr_slots, 0, 0])
+    if sys.byteorder != "little":
+        for a in (header, slots):
+            a.byteswap()
+    with open(path, "wb") as f:
+        f.write(header.tobytes())
+        f.write(kinds.tobytes())
+        f.write(orders.tobytes())
+        f.write(slots.tobytes())
+    if sys.byteorder != "little":
+        for a in (header, slots):
+            a.byteswap()
+
+
+def c_compiler() -> str | None:
+    """The system C compiler: $CC if set and found, else cc, gcc or clang on PATH."""
+    for name in ([os.environ["CC"]] if os.environ.get("CC") else []) + list(COMPILERS):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+NO_COMPILER = "C buddy loop: skipped, no C compiler (cc, gcc or clang) on PATH"
+
+
+def build_cbuddy(directory: Path) -> Path | None:
+    """bench/cbuddy.c compiled with -O2 into ``directory``; None when there is no
+    compiler (``NO_COMPILER`` says so). A compiler that fails is an error."""
+    compiler = c_compiler()
+    if compiler is None:
+        return None
+    exe = Path(directory) / "cbuddy"
+    subprocess.run([compiler, "-O2", "-o", str(exe), str(CBUDDY_SOURCE)], check=True,
+                   capture_output=True, text=True)
+    return exe
+
+
+def run_c(nr_pages, ops, nr_prefill, nr_slots, repeat: int = 1) -> dict:
+    """The sequence through bench/cbuddy.c, ``repeat`` times: the median rate over the
+    timed part (after the prefill), in operations per CPU second, and the end state.
+    ``{"skipped": NO_COMPILER}`` when there is no compiler."""
+    with tempfile.TemporaryDirectory(prefix="fragsim-cbuddy-") as tmp:
+        exe = build_cbuddy(Path(tmp))
+        if exe is None:
+            return {"skipped": NO_COMPILER}
+        ops_file = Path(tmp) / "ops.bin"
+        write_ops(ops_file, nr_pages, ops, nr_prefill, nr_slots)
+        out = subprocess.run([str(exe), str(ops_file), str(repeat)], check=True,
+                             capture_output=True, text=True).stdout
+    rates, free, failed, checksum = [], [], 0, 0
+    for line in out.splitlines():
+        word, *values = line.split()
+        if word == "seconds":
+            rates.append(int(values[0]) / max(float(values[1]), 1e-9))
+        elif word == "free":
+            free.append(int(values[1]))
+        elif word == "failed":
+            failed = int(values[0])
+        elif word == "checksum":
+            checksum = int(values[0])
+    return {"ops_per_s": statistics.median(rates), "rates": rates, "free_blocks": free,
+            "failed": failed, "checksum": checksum}
+
+
+def c_check(nr_pages, ops, nr_prefill, c_result: dict) -> dict:
+    """The C loop's end state against the Python references on the same sequence.
+
+    ``lifo_equal``: the same free blocks per order and the same checksum (every free
+    block's pfn, in list order) as ``LifoBuddy``, the same allocator in Python;
+    ``total_equal``: as many free pages as ``ReferenceBuddy``. The reference's free
+    blocks per order are reported but need not be equal: its sets pop in hash-table
+    order, so it splits and merges other blocks than a LIFO list does."""
+    lifo = run_lifo(nr_pages, ops, nr_prefill)
+    lifo_blocks = free_blocks(lifo.free_lists)
+    ref_blocks = reference_free_blocks(nr_pages, ops)
+    c_blocks = c_result["free_blocks"]
+
+    def pages(blocks):
+        return sum(n << order for order, n in enumerate(blocks))
+
+    lifo_equal = (c_blocks == lifo_blocks and c_result["checksum"] == lifo.checksum()
+                  and c_result["failed"] == 0)
+    return {"c_free_blocks": c_blocks, "lifo_free_blocks": lifo_blocks,
+            "reference_free_blocks": ref_blocks, "lifo_equal": lifo_equal,
+            "total_equal": pages(c_blocks) == pages(ref_blocks),
+            "ok": lifo_equal and pages(c_blocks) == pages(ref_blocks)}
 
 
 RSS_PROBE = """
@@ -202,6 +403,9 @@ def main(argv=None) -> int:
         ref_rates.append(args.ops / run_reference(nr_pages, ops, nr_prefill, nr_slots))
         elapsed, zone = run_fragsim(nr_pages, ops, nr_prefill, nr_slots)
         sim_rates.append(args.ops / elapsed)
+    c = run_c(nr_pages, ops, nr_prefill, nr_slots, args.repeat)
+    if "skipped" not in c:
+        c["check"] = c_check(nr_pages, ops, nr_prefill, c)
     rss_per_page, stored_per_page = bytes_per_page(nr_pages)
     ratios = [s / r for s, r in zip(sim_rates, ref_rates, strict=True)]
     result = {
@@ -214,12 +418,20 @@ def main(argv=None) -> int:
         "rss_bytes_per_page": rss_per_page,
         "stored_bytes_per_page": stored_per_page,
         "fragsim_stats": zone.stats.as_dict(),
+        "c": c,
     }
     print(f"zone {args.memory_gib} GiB ({nr_pages} pages), {args.ops} ops after a 50% fill, "
-          f"median of {args.repeat}")
+          f"median of {args.repeat}, ops per CPU second")
     print(f"  reference (set free lists)  {result['reference_ops_per_s']:>12,.0f} ops/s")
     print(f"  fragsim Zone (mt + pcp)     {result['fragsim_ops_per_s']:>12,.0f} ops/s")
     print(f"  ratio                       {result['ratio']:>12.2f} x")
+    if "skipped" in c:
+        print(f"  {c['skipped']}")
+    else:
+        print(f"  C loop (bench/cbuddy.c)     {c['ops_per_s']:>12,.0f} ops/s: fragsim "
+              f"{result['fragsim_ops_per_s'] / c['ops_per_s']:.3f}x, reference "
+              f"{result['reference_ops_per_s'] / c['ops_per_s']:.3f}x; end state "
+              f"{'as LifoBuddy' if c['check']['ok'] else 'DIFFERS from LifoBuddy'}")
     print(f"  memory: {rss_per_page:.1f} B/page RSS growth, {stored_per_page:.1f} B/page stored")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -291,11 +291,27 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise FragsimError(f"{path}: expected a mapping of keys, got an empty file")
     if not isinstance(data, dict):
         raise FragsimError(f"{path}: expected a mapping of keys, got {type(data).__name__}")
+    data = _unaliased(data, path)
     version = data.get("fragsim_version")
     if version is not None and str(version) != __version__:
         warn(f"{path}: fragsim_version: written by fragsim {version}, read by "
              f"{__version__}: results may differ")
     return data
+
+
+def _unaliased(node: Any, path: Path, parents: frozenset[int] = frozenset()) -> Any:
+    """``node`` with a copy of a YAML alias's (``*name``) sections at each use: PyYAML
+    gives every use the anchor's one object, so a ``--set`` or variant key on one
+    use (``workloads.2.steps.3.duration``) would change them all. A section that
+    contains itself is refused."""
+    if not isinstance(node, (dict, list)):
+        return node
+    if id(node) in parents:
+        raise FragsimError(f"{path}: expected no YAML alias inside its own anchor, got one")
+    inner = parents | {id(node)}
+    if isinstance(node, dict):
+        return {key: _unaliased(value, path, inner) for key, value in node.items()}
+    return [_unaliased(value, path, inner) for value in node]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -124,6 +124,20 @@ def test_set_reaches_into_lists_by_index(tmp_path):
         "--set workloads.3.gfp=light: workloads.3: expected an index from 0 to 0, got '3'")
 
 
+def test_set_on_one_use_of_a_yaml_alias_changes_that_use_only(tmp_path):
+    # configs/bench64.yaml repeats one phases step by alias (*wave): each use must be
+    # its own section, or --set on one step would change every step.
+    path = write(tmp_path, "workloads:\n  - kind: phases\n    steps: [\n"
+                 "      &wave {duration: 1s, workloads: [{kind: thp_probe}]}, *wave, *wave]\n")
+    cfg = load_config(path, ["workloads.0.steps.1.duration=2s",
+                             "workloads.0.steps.2.workloads.0.interval=5s"])
+    steps = cfg.workloads[0].model_extra["steps"]
+    assert [step["duration"] for step in steps] == [1.0, 2.0, 1.0]
+    assert [step["workloads"][0]["interval"] for step in steps] == [1.0, 1.0, 5.0]
+    path = write(tmp_path, "a: &a [1, *a]\n")
+    assert one_line_error(path) == f"{path}: expected no YAML alias inside its own anchor, got one"
+
+
 def test_workload_parameters_are_checked_against_their_kind(tmp_path):
     path = write(tmp_path, "workloads:\n  - {kind: thp_probe, intervall: 1s}\n")
     assert one_line_error(path) == (

@@ -48,6 +48,7 @@ SHORT = {
     "gupta": ["duration=5s", "machine.memory=256MiB"],
     "slab_pollution": ["duration=2500ms", "machine.memory=64MiB"],
     "bench": ["duration=1s", "machine.memory=1GiB"],
+    "bench64": ["duration=1s", "machine.memory=1GiB"],
 }
 # Summary fields that measure the host, not the simulation.
 HOST_FIELDS = set(TIMING_KEYS)
