@@ -93,6 +93,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
+from typing import Any
 
 from sim.buddy import (
     ALLOC_WMARK_MASK,
@@ -321,7 +322,7 @@ class Compactor:
     ) -> None:
         self.zone = zone
         # The sysctls and costs: config's section, the one definition of each.
-        self.cfg = cfg = cfg if cfg is not None else CompactionSection()
+        self.cfg = cfg = cfg if cfg is not None else CompactionSection.model_validate({})
         self.proactiveness = cfg.proactiveness
         self.extfrag_threshold = cfg.extfrag_threshold
         self.slab_movable = slab_movable
@@ -1097,10 +1098,9 @@ class Compactor:
         valid_page = -1
         skip_updated = False
         aborted = False
-        slab_hooks = (
-            self.slab_movable and self.slab_page_mobile is not None
-            and self.vacate_slab_page is not None
-        )
+        # The defragmenter's hooks, None unless compaction may move slab pages.
+        page_mobile = self.slab_page_mobile if self.slab_movable else None
+        vacate_page = self.vacate_slab_page if self.slab_movable else None
         cc.migrate_pfn = low_pfn
 
         while low_pfn < end_pfn:
@@ -1157,9 +1157,9 @@ class Compactor:
                     # page_has_movable_ops: the defragmenter vacates a mobile slab page;
                     # it is freed, and no migration target is needed.
                     if (
-                        tag >= OWNER_SLAB and slab_hooks
-                        and self.slab_page_mobile(low_pfn)
-                        and self.vacate_slab_page(low_pfn)
+                        tag >= OWNER_SLAB and page_mobile is not None
+                        and vacate_page is not None and page_mobile(low_pfn)
+                        and vacate_page(low_pfn)
                     ):
                         cc.slab_vacated += 1
                         low_pfn += 1 << order
@@ -1512,7 +1512,9 @@ class _NodeCompactStats:
     def __init__(self, compactors: list[Compactor]) -> None:
         self._compactors = compactors
 
-    def __getattr__(self, name: str) -> float:
+    # -> Any, not float: mypyc 2.4 generates a __getattr__ wrapper that returns a C
+    # double where the slot wants an object (the compile fails).
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in CompactionStats.__dataclass_fields__:
             raise AttributeError(name)
         return sum(getattr(c.stats, name) for c in self._compactors)

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING
 # The modules on the allocator's per-operation paths (bench/ and a profile of
 # configs/bench.yaml). Order does not matter.
 NATIVE_MODULES = ("sim.buddy", "sim.mmzone", "sim.slab", "sim.objects", "sim.vmscan",
-                  "workloads.expiry", "workloads.objloop", "workloads.pageset")
+                  "sim.compaction", "workloads.expiry", "workloads.objloop",
+                  "workloads.pageset")
 RECORD = "_native_build.json"
 PURE_ENV = "FRAGSIM_PURE_PYTHON"
 STALE = "changed since it was compiled"  # in the reason: select() warns
