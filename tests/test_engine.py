@@ -350,15 +350,21 @@ def test_proactive_compaction_starts_above_wmark_high_and_stops_at_wmark_low(tmp
     wmark_high = compactor.fragmentation_score_wmark(False)
     assert (wmark_low, wmark_high) == (80, 90)  # proactiveness 20 in 6.18
     steps = []
-    proactive = compactor.proactive_compact
 
-    def recording_step(cpu=0):
-        before = compactor.fragmentation_score_node()
-        step = proactive(cpu)
-        steps.append((before, step))
-        return step
+    class Recording:
+        """kcompactd's compactor, recording each proactive step (the compiled Compactor
+        cannot be patched: kcompactd is handed this instead, before it first runs)."""
 
-    compactor.proactive_compact = recording_step
+        def __getattr__(self, name):
+            return getattr(compactor, name)
+
+        def proactive_compact(self, cpu=0):
+            before = compactor.fragmentation_score_node()
+            step = compactor.proactive_compact(cpu)
+            steps.append((before, step))
+            return step
+
+    machine.kcompactd.compactor = Recording()
     machine.env.run(until=0.9)
     assert steps and not any(step.ran for _, step in steps)  # filled, not yet fragmented
     assert compactor.stats.proactive_runs == 0
