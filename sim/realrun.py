@@ -11,7 +11,8 @@ as it says is refused with one line naming the key (FragsimError, exit status 2)
 - a kind without a real counterpart (``slab_churn``, ``kernel_alloc``, ``trace``, a
   ``module:Class`` of one's own), and parameters without one (``anon.pinned_share``,
   ``fragment.unmovable_share`` and ``slab_share``, ``page_cache.large_folios: false``,
-  ``page_cache.fs: tmpfs``, ``cpu: random``, a THP probe of another order);
+  ``page_cache.fs: tmpfs``, ``fs_churn.lifetime``, ``cpu: random``, a THP probe of
+  another order);
 - the what-ifs no kernel has (``defrag.enabled``, ``buddy.free_list_order`` other than
   ``lifo``, ``buddy.pcp`` or ``buddy.grouping_by_mobility`` off,
   ``compaction.slab_movable``);
@@ -473,6 +474,8 @@ class _Planner:
         size = p["file_size"]
         if p["pattern"] == "random":
             files = 1
+        elif p.get("files") is not None:  # the data set: read in turn, round and round
+            files = p["files"]
         else:  # each file read once, as in the model, until the pool exceeds memory
             pool = min(reading * (1 - p["reread"]), m.mem_total + size)
             files = max(1, math.ceil(pool / size))
@@ -491,6 +494,10 @@ class _Planner:
         if cache is not None and INODE_CACHES.get(self.fstype, cache) != cache:
             self.fail(path, "inode_cache", f"expected {INODE_CACHES[self.fstype]} (the inode "
                       f"cache of {self.fstype}, the file system of --workdir), got {cache}")
+        if p.get("lifetime") is not None:
+            self.fail(path, "lifetime", "expected none for --real (the steady state has no "
+                      "real counterpart yet: files created then a share unlinked), got "
+                      f"{p['lifetime']}")
         files = p["files"]
         opened = math.ceil(files * p["open_share"] * 1.05) + 64 if p["open_share"] else 0
         if opened > m.nofile:

@@ -117,8 +117,10 @@ def _run_machine(config: ExperimentConfig, seed: int, variant: str,
     t = 0.0
     while True:
         if t >= next_pb - 1e-9:
-            # The whole census only where a memory map needs it too (t = 0); between,
-            # the mixed-pageblock count alone, a few times cheaper at any size.
+            # The whole census only where a memory map needs it too (t = 0 and the
+            # end); between, the mixed-pageblock count alone, a few times cheaper.
+            if t >= until - 1e-9 and stats_t != t:
+                stats, stats_t = machine.pageblock_stats(), t
             pb_values = machine.pageblock_snapshot(stats if stats_t == t else None)
             next_pb += pb_every
         values = machine.snapshot()

@@ -218,6 +218,7 @@ def test_an_oversized_config_is_refused_before_anything_starts(tmp_path, capsys)
     ({"kind": "page_cache", "large_folios": False}, "workloads.1.large_folios"),
     ({"kind": "thp_probe", "order": 4}, "workloads.1.order: expected 9"),
     ({"kind": "anon", "size": "4MiB", "cpu": "random"}, "workloads.1.cpu"),
+    ({"kind": "fs_churn", "fs": "disk", "lifetime": {"mean": "1s"}}, "workloads.1.lifetime"),
     ({"kind": "fs_churn", "fs": "disk", "files": 1_000_000, "max_bytes": "4MiB"},
      "workloads.1: expected files that fit --workdir's file system"),
 ])
@@ -440,3 +441,24 @@ def test_a_workload_that_fails_stops_the_run_and_cleans_up(tmp_path, capsys):
     assert summary["complete"] is False and run["stopped_by"] == "workload"
     assert "fs_churn-1" in run["failure"] and run["duration_s"] < 15
     assert run["workloads"]["anon-0"]["mappings_left"] == []
+
+
+def test_a_page_cache_data_set_is_the_real_readers_pool(tmp_path):
+    """``page_cache.files``: the real reader's pool is the data set, read round and
+    round as in the model; without it, a file per pass of the model's stream."""
+    from sim.experiment import load_config
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    machine = realrun.read_live_machine()
+    pools = []
+    for extra in ({"files": 3}, {}):
+        path = write_config(tmp_path / "c.yaml", [
+            {"kind": "page_cache", "file_size": "1MiB", "rate": "8MiB", "reread": 0,
+             **extra}])
+        plan = realrun.plan_run(load_config(path), str(path), workdir, machine)
+        (planned,) = plan.workloads
+        pools.append((planned.spec.pool_files, planned.disk))
+    assert pools[0] == (3, 3 << 20)
+    assert pools[1][0] == 12 * 8 and pools[1][1] == (12 * 8) << 20  # 12 s at 8 MiB/s
+    assert list(workdir.iterdir()) == []

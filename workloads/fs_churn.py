@@ -106,11 +106,7 @@ class FsChurn(Workload):
             for j in range(i, i + n):
                 cpu = self.cpu()
                 if p.dir_size and j % p.dir_size == 0:
-                    dir_fid = fsys.create(0, cpu)
-                    if dir_fid is None:
-                        self.failed += 1
-                    else:
-                        self.dirs.append(dir_fid)
+                    self._mkdir(fsys, cpu)
                 fid = fsys.create(cpu=cpu, keep_open=opened[j], size=sizes[j],
                                   write_size=p.write_size)
                 if fid is None:
@@ -134,6 +130,14 @@ class FsChurn(Workload):
                 self.deleted += 1
             k += n
             yield env.timeout(p.tick)
+
+    def _mkdir(self, fsys, cpu: int) -> None:
+        """A directory: a page-less file, never deleted."""
+        dir_fid = fsys.create(0, cpu)
+        if dir_fid is None:
+            self.failed += 1
+        else:
+            self.dirs.append(dir_fid)
 
     def _steady(self, fsys):
         """Create at ``create_rate`` while active; unlink each file as it expires."""
@@ -174,11 +178,7 @@ class FsChurn(Workload):
             cpu = self.cpu()
             if p.dir_size and len(self.dirs) * p.dir_size <= self.live:
                 # the pool grows with the population: a directory per dir_size files
-                dir_fid = fsys.create(0, cpu)
-                if dir_fid is None:
-                    self.failed += 1
-                else:
-                    self.dirs.append(dir_fid)
+                self._mkdir(fsys, cpu)
             held = bool(opened and opened[j])
             fid = fsys.create(cpu=cpu, keep_open=held, size=sizes[j],
                               write_size=p.write_size)
