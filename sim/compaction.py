@@ -262,6 +262,7 @@ class CompactControl:
     ignore_block_suitable: bool = False
     proactive_compaction: bool = False
     cpu: int = 0  # the CPU compaction runs on: where migrated sources are freed
+    gfp_fs: bool = True  # cc->gfp_mask has __GFP_FS; without it only anon folios migrate
     search_order: int = 0
     migrate_pfn: int = 0
     free_pfn: int = 0
@@ -319,6 +320,7 @@ class Compactor:
         vacate_slab_page: Callable[[int], bool] | None = None,
         kswapd_is_running: Callable[[], bool] | None = None,
         split_folio: Callable[[int, int], bool] | None = None,
+        is_file_folio: Callable[[int], bool] | None = None,
     ) -> None:
         self.zone = zone
         # The sysctls and costs: config's section, the one definition of each.
@@ -335,6 +337,10 @@ class Compactor:
         # split the block at this zone pfn of this order into order-0 pages (True), or
         # refuse (a folio whose owner keeps it whole). None: never split.
         self.split_folio = split_folio
+        # The engine's hook: does the folio at this zone pfn have a mapping (page cache)?
+        # A direct compaction without __GFP_FS leaves those (isolate_migratepages_block).
+        # None: every movable folio is anonymous.
+        self.is_file_folio = is_file_folio
         self.stats = CompactionStats()
         self.last_run: CompactRun | None = None
         self.state = ZoneCompactState(cached_migrate_pfn=[0, 0], cached_free_pfn=0)
@@ -479,6 +485,7 @@ class Compactor:
         caller: str = "default",
         cpu: int = 0,
         owner: int | None = None,
+        gfp_fs: bool = True,
     ) -> tuple[CompactResult, int | None]:
         """``try_to_compact_pages`` for this zone: (result, captured pfn or None).
 
@@ -505,7 +512,7 @@ class Compactor:
             self.stats.deferred += 1
             return max(_C.COMPACT_DEFERRED, rc), None
         status, captured = self._compact_zone_order(
-            order, migratetype, priority, alloc_flags, cpu, owner
+            order, migratetype, priority, alloc_flags, cpu, owner, gfp_fs
         )
         rc = max(status, rc)
         if status == _C.COMPACT_SUCCESS:
@@ -528,6 +535,7 @@ class Compactor:
         caller: str = "default",
         cpu: int = 0,
         owner: int | None = None,
+        gfp_fs: bool = True,
     ) -> tuple[CompactResult, int | None]:
         """``__alloc_pages_direct_compact``: compact, then take the captured block or try
         the free lists once (``get_page_from_freelist`` with ``alloc_flags``).
@@ -537,7 +545,7 @@ class Compactor:
         """
         result, page = self.try_to_compact_pages(
             order, migratetype, prio=prio, alloc_flags=alloc_flags, caller=caller, cpu=cpu,
-            owner=owner,
+            owner=owner, gfp_fs=gfp_fs,
         )
         if result == _C.COMPACT_SKIPPED:
             return result, None
@@ -775,7 +783,7 @@ class Compactor:
 
     def _compact_zone_order(
         self, order: int, migratetype: int, prio: CompactPriority, alloc_flags: int,
-        cpu: int, owner: int,
+        cpu: int, owner: int, gfp_fs: bool = True,
     ) -> tuple[CompactResult, int | None]:
         """``compact_zone_order``: a direct compaction with a capture control installed."""
         full = prio == CompactPriority.COMPACT_PRIO_SYNC_FULL
@@ -783,7 +791,7 @@ class Compactor:
             order=order, search_order=order, migratetype=migratetype,
             mode=_ASYNC if prio == CompactPriority.COMPACT_PRIO_ASYNC else _SYNC_LIGHT,
             alloc_flags=alloc_flags, direct_compaction=True, whole_zone=full,
-            ignore_skip_hint=full, ignore_block_suitable=full, cpu=cpu,
+            ignore_skip_hint=full, ignore_block_suitable=full, cpu=cpu, gfp_fs=gfp_fs,
         )
         capc = CaptureControl(order, migratetype, owner)
         self.zone.set_capture_control(capc)
@@ -1101,6 +1109,9 @@ class Compactor:
         # The defragmenter's hooks, None unless compaction may move slab pages.
         page_mobile = self.slab_page_mobile if self.slab_movable else None
         vacate_page = self.vacate_slab_page if self.slab_movable else None
+        # "Only allow to migrate anonymous pages in GFP_NOFS context because those do not
+        # depend on fs locks."
+        file_folio = None if cc.gfp_fs else self.is_file_folio
         cc.migrate_pfn = low_pfn
 
         while low_pfn < end_pfn:
@@ -1134,7 +1145,8 @@ class Compactor:
                     nr_scanned += (1 << order) - 1
                 else:
                     tag = owner[low_pfn]
-                    if tag == OWNER_MOVABLE:
+                    if tag == OWNER_MOVABLE and (file_folio is None
+                                                 or not file_folio(low_pfn)):
                         # The first LRU page takes the lru lock: mark the block skip now,
                         # and give up if another pass already marked it.
                         if not skip_updated and valid_page >= 0:

@@ -191,6 +191,7 @@ class Machine:
                 vacate_slab_page=_at_node_pfn(self.defrag.vacate_now, zone),
                 kswapd_is_running=lambda: self.kswapd.running,
                 split_folio=self._split_folio_hook(zone),
+                is_file_folio=_at_node_pfn(self._is_file_folio, zone),
             )
             zone.on_migrate = self._on_migrate if not zone.zone_start_pfn else \
                 _migrate_at_node_pfn(self._on_migrate, zone.zone_start_pfn)
@@ -327,6 +328,11 @@ class Machine:
 
     def _lru_owns(self, pfn: int, order: int) -> bool:
         return pfn in self.lru
+
+    def _is_file_folio(self, pfn: int) -> bool:
+        """A page-cache folio of any file system (``page_mapping`` not NULL): what a
+        direct compaction without __GFP_FS does not isolate."""
+        return any(fsys.holds_page(pfn) for fsys in self.reclaim.filesystems)
 
     def _split_folio_hook(self, zone: Zone) -> Callable[[int, int], bool]:
         """Compaction's ``split_folio`` for ``zone`` (zone pfns): a large movable block

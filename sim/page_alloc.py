@@ -80,6 +80,7 @@ from sim.compaction import Compactor, CompactResult
 from sim.gfp import (
     GFP_KERNEL,
     GFPF_DIRECT_RECLAIM,
+    GFPF_FS,
     GFPF_HIGH,
     GFPF_KSWAPD_RECLAIM,
     GFPF_NOMEMALLOC,
@@ -284,23 +285,28 @@ class PageAllocator:
     # ------------------------------------------------------------------ slow path
 
     def alloc_pages_direct_compact(self, order: int, mt: int, cpu: int, owner: int | None,
-                                   alloc_flags: int, prio: str, highest_zoneidx: int = 2
+                                   alloc_flags: int, prio: str, highest_zoneidx: int = 2,
+                                   gfp_fs: bool = True
                                    ) -> tuple[CompactResult | None, int | None]:
-        """``__alloc_pages_direct_compact``; its cost is stall time."""
+        """``__alloc_pages_direct_compact``; its cost is stall time. ``gfp_fs``: the
+        request's mask has __GFP_FS (``cc->gfp_mask``); without it only anonymous folios
+        migrate."""
         if not self.compaction or order == 0:
             return None, None
         if self.node is not None:
             return self._direct_compact_zonelist(order, mt, cpu, owner, alloc_flags, prio,
-                                                 highest_zoneidx)
+                                                 highest_zoneidx, gfp_fs)
         before = self.compactor.stats.time_s
         result, pfn = self.compactor.alloc_pages_direct_compact(
-            order, mt, prio=prio, alloc_flags=alloc_flags, cpu=cpu, owner=owner)
+            order, mt, prio=prio, alloc_flags=alloc_flags, cpu=cpu, owner=owner,
+            gfp_fs=gfp_fs)
         self.stats.direct_compact += 1
         self.stats.stall_s += self.compactor.stats.time_s - before
         return result, pfn
 
     def _direct_compact_zonelist(self, order: int, mt: int, cpu: int, owner: int | None,
-                                 alloc_flags: int, prio: str, highest_zoneidx: int
+                                 alloc_flags: int, prio: str, highest_zoneidx: int,
+                                 gfp_fs: bool = True
                                  ) -> tuple[CompactResult | None, int | None]:
         """``__alloc_pages_direct_compact`` with mm/compaction.c ``try_to_compact_pages``
         over the zonelist: each zone's own deferral and ``compact_zone_order``
@@ -319,7 +325,8 @@ class PageAllocator:
         page = None
         for zone in zones:
             status, captured = self.compactors[zone.zone_idx].try_to_compact_pages(
-                order, mt, prio=prio, alloc_flags=alloc_flags, cpu=cpu, owner=owner)
+                order, mt, prio=prio, alloc_flags=alloc_flags, cpu=cpu, owner=owner,
+                gfp_fs=gfp_fs)
             rc = max(rc, status)
             if captured is not None:
                 page = zone.zone_start_pfn + captured
@@ -376,6 +383,7 @@ class PageAllocator:
         gpff = self.get_page_from_freelist
         costly = order > PAGE_ALLOC_COSTLY_ORDER
         can_direct_reclaim = bool(gfp & GFPF_DIRECT_RECLAIM)
+        gfp_fs = bool(gfp & GFPF_FS)
         alloc_flags = gfp_to_alloc_flags(order, gfp)
         if alloc_flags & ALLOC_KSWAPD:
             self._wake_all_kswapds(order, can_direct_reclaim, hz)
@@ -385,7 +393,7 @@ class PageAllocator:
         prio = "async"
         if can_direct_reclaim and (costly or (order > 0 and mt != MIGRATE_MOVABLE)):
             result, pfn = self.alloc_pages_direct_compact(order, mt, cpu, owner, alloc_flags,
-                                                          prio, hz)
+                                                          prio, hz, gfp_fs)
             if pfn is not None:
                 return pfn
             if costly and gfp & GFPF_NORETRY and result in (
@@ -402,11 +410,11 @@ class PageAllocator:
             if not can_direct_reclaim:
                 return None
             progress, pfn = self.alloc_pages_direct_reclaim(order, mt, cpu, owner,
-                                                            alloc_flags, hz)
+                                                            alloc_flags, hz, gfp_fs)
             if pfn is not None:
                 return pfn
             _, pfn = self.alloc_pages_direct_compact(order, mt, cpu, owner, alloc_flags, prio,
-                                                     hz)
+                                                     hz, gfp_fs)
             if pfn is not None:
                 return pfn
             if gfp & GFPF_NORETRY:
@@ -422,8 +430,8 @@ class PageAllocator:
             prio = "sync_light"
 
     def alloc_pages_direct_reclaim(self, order: int, mt: int, cpu: int, owner: int | None,
-                                   alloc_flags: int, highest_zoneidx: int = 2
-                                   ) -> tuple[int, int | None]:
+                                   alloc_flags: int, highest_zoneidx: int = 2,
+                                   gfp_fs: bool = True) -> tuple[int, int | None]:
         """``__alloc_pages_direct_reclaim``: reclaim at least a cluster (the whole
         proportional share at DEF_PRIORITY), retry; if that fails,
         give back a highatomic pageblock (keeping the last) and drain the per-CPU lists,
@@ -435,7 +443,8 @@ class PageAllocator:
             # shrink_lruvec: global direct reclaim at DEF_PRIORITY scans its whole
             # proportional share, not just until SWAP_CLUSTER_MAX are reclaimed.
             reclaimed += reclaim.shrink_node(SWAP_CLUSTER_MAX - reclaimed, priority, cpu,
-                                             proportional=priority == DEF_PRIORITY)
+                                             proportional=priority == DEF_PRIORITY,
+                                             gfp_fs=gfp_fs)
             self.stats.stall_s += reclaim.last_cost
             if reclaimed >= SWAP_CLUSTER_MAX:
                 break

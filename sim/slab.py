@@ -94,6 +94,8 @@ MIN_PARTIAL: Final = 5
 MAX_PARTIAL: Final = 10
 SLUB_MAX_ORDER: Final = PAGE_ALLOC_COSTLY_ORDER  # slub_max_order default
 SHRINK_BATCH: Final = 128
+# A scan_objects that cannot scan now (super_cache_scan without __GFP_FS) returns it.
+SHRINK_STOP: Final = -1
 DEFAULT_SEEKS: Final = 2
 # The real tmpfs trace frees dentries and inodes from rcu_do_batch 45-150 ms after the
 # unlink; 100 ms is the middle of that range.
@@ -474,7 +476,8 @@ def do_shrink_slab(freeable: int, priority: int, scan: Callable[[int], int], *,
                    seeks: int = DEFAULT_SEEKS, batch: int = SHRINK_BATCH,
                    nr_deferred: int = 0) -> tuple[int, int, int]:
     """mm/shrinker.c ``do_shrink_slab``: scan ``freeable``'s share for ``priority`` in
-    batches; ``scan(n)`` scans n objects and returns how many it freed.
+    batches; ``scan(n)`` scans n objects and returns how many it freed, or SHRINK_STOP:
+    the scan ends there, nothing counted, and the share is deferred to a later call.
 
     Returns (freed, scanned, next nr_deferred).
     """
@@ -490,7 +493,10 @@ def do_shrink_slab(freeable: int, priority: int, scan: Callable[[int], int], *,
         nr_to_scan = min(batch, total_scan)
         if nr_to_scan <= 0:
             break
-        freed += scan(nr_to_scan)
+        ret = scan(nr_to_scan)
+        if ret == SHRINK_STOP:
+            break
+        freed += ret
         total_scan -= nr_to_scan
         scanned += nr_to_scan
     next_deferred = min(max(nr_deferred + delta - scanned, 0), 2 * freeable)

@@ -20,8 +20,12 @@ back as the newest (``folio_putback_lru`` after migration).
   ``nr_to_reclaim`` pages are reclaimed, except for global direct reclaim at
   DEF_PRIORITY (``proportional``), which scans its whole share as ``shrink_lruvec``'s
   ``proportional_reclaim`` does ("the fact we are direct reclaiming implies that kswapd
-  is not keeping up and it is best to do a batch of work at once"), then
-  ``shrink_slab``: every
+  is not keeping up and it is best to do a batch of work at once"). The share is
+  scanned in batches of SWAP_CLUSTER_MAX pages, each taking whole folios and at least
+  one (``isolate_lru_folios`` counts a folio's pages and stops once its batch is
+  scanned), so a list of 2 MiB folios is scanned 16 times its share. Then
+  ``shrink_slab``, with the reclaimer's __GFP_FS (the super block shrinkers return
+  SHRINK_STOP without it): every
   file system's super block shrinker (``super_cache_scan``: dentries and inodes in
   proportion) and every other cache with an LRU of unused objects
   (``do_shrink_slab``). Its cost (pages scanned and evicted, objects scanned) is left
@@ -253,13 +257,20 @@ class FileLru:
         if referenced:
             self._ref[new_pfn] = 1
 
-    def shrink(self, nr_to_reclaim: int, max_scan: int | None = None) -> int:
+    def shrink(self, nr_to_reclaim: int, max_scan: int | None = None,
+               batch: int = 0) -> int:
         """Scan from the oldest end, evicting unreferenced folios; returns pages evicted.
 
         A referenced folio loses its bit and goes to the newest end. At most
         ``max_scan`` pages are looked at (default: twice the list, so every folio is seen
         twice); a folio counts all its pages towards both limits, as
         ``isolate_lru_folios`` and ``shrink_folio_list`` count them.
+
+        ``batch`` (SWAP_CLUSTER_MAX for ``shrink_lruvec``): ``max_scan`` is taken in
+        batches of that many pages (``nr_to_scan = min(nr[lru], SWAP_CLUSTER_MAX)``), and
+        each batch's ``isolate_lru_folios`` takes whole folios until it has scanned its
+        pages, at least one folio: with 2 MiB folios every batch of 32 pages scans 512.
+        0: one batch of ``max_scan``.
         """
         queue, pos, ref, owners, orders = (self._queue, self._pos, self._ref, self._owner,
                                            self._order)
@@ -271,7 +282,14 @@ class FileLru:
             self._prefetch(head, 2 * nr_to_reclaim)
         victims: list[int] = []
         victim_owners: list[int] = []
-        while evicted < nr_to_reclaim and scanned < limit and self._count:
+        remaining = limit  # nr[lru]: what the batches still have to scan
+        batch_left = 0  # what the current batch's isolate_lru_folios has left to scan
+        while evicted < nr_to_reclaim and self._count:
+            if batch_left <= 0:
+                if remaining <= 0:
+                    break
+                batch_left = min(batch, remaining) if batch > 0 else remaining
+                remaining -= batch_left
             pfn = queue[head]
             while pos[pfn] != head:  # a folio that left the list or moved up
                 head += 1
@@ -280,6 +298,7 @@ class FileLru:
             order = orders[pfn]
             nr = 1 << order
             scanned += nr
+            batch_left -= nr
             if ref[pfn]:
                 ref[pfn] = 0
                 pos[pfn] = len(queue)
@@ -499,23 +518,25 @@ class Reclaim:
             hook(order)
 
     def shrink_node(self, nr_to_reclaim: int, priority: int, cpu: int = 0,
-                    proportional: bool = False) -> int:
+                    proportional: bool = False, gfp_fs: bool = True) -> int:
         """One ``shrink_node`` round; returns page-cache pages plus slab pages freed and
         leaves its cost in ``last_cost``. ``proportional``: scan the LRU's whole share
         for ``priority`` whatever is reclaimed (``shrink_lruvec``'s
-        ``proportional_reclaim``: global direct reclaim at DEF_PRIORITY)."""
+        ``proportional_reclaim``: global direct reclaim at DEF_PRIORITY). ``gfp_fs``: the
+        reclaimer's gfp mask has __GFP_FS (``sc->gfp_mask``, which ``shrink_slab`` hands
+        to the shrinkers; the super block shrinkers stop without it)."""
         cfg = self.cfg
         lru = self.lru
         nr_lru = lru.nr_pages
         lru_scan = max(nr_lru >> priority, min(nr_lru, SWAP_CLUSTER_MAX))
         before = lru.stats.scanned
         goal = max(nr_to_reclaim, lru_scan) if proportional else nr_to_reclaim
-        evicted = lru.shrink(goal, max_scan=lru_scan) if nr_lru else 0
+        evicted = lru.shrink(goal, max_scan=lru_scan, batch=SWAP_CLUSTER_MAX) if nr_lru else 0
         cost = (lru.stats.scanned - before) * cfg.scan_cost + evicted * cfg.evict_cost
         slab_pages_before = sum(c.nr_pages for c in self.caches)
         freed = scanned = 0
         for fsys in self.filesystems:
-            result = fsys.shrink(priority=priority, cpu=cpu)
+            result = fsys.shrink(priority=priority, cpu=cpu, gfp_fs=gfp_fs)
             freed += result.freed
             scanned += result.scanned
         fs_caches = self.fs_caches

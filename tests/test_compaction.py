@@ -270,6 +270,31 @@ def test_direct_compaction_captures_the_block_it_frees():
     zone.check()
 
 
+def test_direct_compaction_without_gfp_fs_moves_anonymous_folios_only():
+    """isolate_migratepages_block: "Only allow to migrate anonymous pages in GFP_NOFS
+    context": with every movable page page cache, a NOFS direct compaction isolates
+    nothing; with half of them anonymous it moves those alone."""
+    def every(pfn: int) -> bool:
+        return True
+
+    def every_other_group(pfn: int) -> bool:  # of the kept pages (one in four), half
+        return (pfn // 4) % 2 == 0
+
+    for is_file, expect_moves in ((every, False), (every_other_group, True)):
+        zone = keep_one_of_four()
+        compactor = Compactor(zone, is_file_folio=is_file)
+        moved = []
+        zone.on_migrate = lambda old, new, order, moved=moved: moved.append(old)
+        compactor.try_to_compact_pages(4, M, prio="sync_light", gfp_fs=False)
+        assert bool(moved) == expect_moves
+        assert not any(is_file(pfn) for pfn in moved)
+        zone.check()
+    zone = keep_one_of_four()
+    compactor = Compactor(zone, is_file_folio=lambda pfn: True)
+    result, _ = compactor.try_to_compact_pages(4, M, prio="sync_light")  # with __GFP_FS
+    assert compactor.stats.migrated > 0
+
+
 def test_async_direct_compaction_takes_only_source_blocks_of_its_migratetype():
     # An UNMOVABLE request in async mode scans only UNMOVABLE pageblocks: here there are
     # none, so nothing is isolated, while sync-light moves pages.

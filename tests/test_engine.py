@@ -779,7 +779,7 @@ def test_errors_of_a_users_mobility_callbacks_are_summarised_and_warned_about(
     assert main(["run", "configs/quickstart.yaml", "--out", str(out), "--no-plots",
                  "--seeds", "1", "--set", "duration=3s", "--set", "machine.memory=96MiB",
                  "--set", "workloads.0.files=20000",
-                 "--set", "caches.dentry.mobility=mobility_plugin:Broken"]) == 0
+                 "--set", "caches.ext4_inode_cache.mobility=mobility_plugin:Broken"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     run = summary["variants"]["defrag-on"]["runs"][0]["defrag"]
     assert run["callback_errors"] > 0

@@ -191,6 +191,73 @@ def test_an_open_deleted_file_lives_until_its_last_close():
     assert fid not in fs.files and caches["dentry"].nr_live == 0
 
 
+def test_unlinking_a_closed_disk_file_leaves_a_negative_dentry_on_the_lru():
+    """``d_delete`` of the only user: the inode, its pages and its XArray nodes go, the
+    dentry stays, referenced on the LRU (the unlink's ``dput`` found it there)."""
+    zone, caches, fs = make_fs("disk", lsm=True)
+    allocated = zone.nr_allocated_pages
+    fid = fs.create(70)
+    d = fs.files[fid].dentry
+    fs.unlink(fid)
+    assert fid not in fs.files
+    assert fs.nr_dentry_negative == fs.stats.dentries_negative == 1
+    assert fs.stats.page_cache_truncated == 70
+    assert caches["dentry"].nr_live == 1
+    assert caches["ext4_inode_cache"].nr_live == caches["lsm_inode_cache"].nr_live == 0
+    assert caches["radix_tree_node"].nr_live == 0
+    assert caches["dentry"].flags_of(d) & F_LRU
+    assert fs.reclaimable(caches["dentry"], d)
+    assert zone.nr_allocated_pages == allocated + sum(c.nr_pages for c in caches)
+    # The shrinker's first pass clears the referenced bit, its second takes the name.
+    assert fs.shrink(nr_to_scan=1).freed == 0
+    assert fs.shrink(nr_to_scan=1).freed == 1
+    assert fs.nr_dentry_negative == 0 and caches["dentry"].nr_live == 0
+    assert fs.stats.dentries_evicted == 1 and fs.stats.inodes_evicted == 0
+    zone.check()
+
+
+def test_unlinking_a_file_whose_dentry_was_pruned_looks_it_up_again():
+    """The unlink's lookup makes the dentry again (and gets the cached inode back), so
+    the name is left negative all the same."""
+    zone, caches, fs = make_fs("disk")
+    cached, gone = fs.create(1), fs.create(0)
+    fs.shrink(nr_to_scan=10)  # both dentries go; the page-less inode follows its dentry
+    assert fs.files[cached].dentry < 0 and fs.files[gone].inode < 0
+    assert caches["ext4_inode_cache"].nr_live == 1  # the one with page cache
+    fs.unlink(cached)
+    fs.unlink(gone)  # ext4_iget reads the inode in, and d_delete evicts it again
+    assert fs.stats.lookups == 2 and fs.nr_dentry_negative == 2
+    assert caches["dentry"].nr_live == 2 and caches["ext4_inode_cache"].nr_live == 0
+    assert fs.stats.page_cache_truncated == 1
+    zone.check()
+
+
+def test_tmpfs_and_open_files_leave_no_negative_dentry():
+    zone, caches, fs = make_fs("tmpfs")
+    fs.unlink(fs.create(1))
+    assert fs.nr_dentry_negative == 0 and caches["dentry"].nr_live == 0
+    zone, caches, fs = make_fs("disk")
+    fid = fs.create(1, keep_open=True)
+    fs.unlink(fid)  # in use: unhashed (__d_drop), freed at the last dput
+    fs.close(fid)
+    assert fs.nr_dentry_negative == 0 and caches["dentry"].nr_live == 0
+
+
+def test_super_block_shrinker_stops_without_gfp_fs_and_defers_its_share():
+    """``super_cache_scan`` returns SHRINK_STOP to a reclaimer without __GFP_FS (such as
+    readahead's, under ``memalloc_nofs_save``): nothing is scanned, the share is
+    deferred, and the next reclaimer with __GFP_FS scans it."""
+    zone, caches, fs = make_fs("disk")
+    for _ in range(3000):
+        fs.create(1)
+    res = fs.shrink(priority=0, gfp_fs=False)
+    assert res.scanned == res.freed == 0 and fs.stats.dentries_evicted == 0
+    assert fs.nr_deferred == fs.count_objects() * 2  # delta, capped at 2 x freeable
+    res = fs.shrink(priority=0)
+    assert res.freed == 3000 == fs.stats.dentries_evicted
+    zone.check()
+
+
 def test_super_block_shrinker_prunes_dentries_first_then_inodes():
     zone, caches, fs = make_fs("disk")
     for _ in range(200):

@@ -62,6 +62,24 @@ def test_scan_limit_stops_a_list_of_referenced_pages():
     assert lru.shrink(5) == 5
 
 
+def test_a_batch_of_32_pages_takes_a_whole_2mib_folio():
+    """``shrink_lruvec`` takes ``nr[lru]`` in batches of SWAP_CLUSTER_MAX pages, and each
+    batch's ``isolate_lru_folios`` takes folios until it has scanned its pages: a share
+    of 100 pages is four batches, so four 2 MiB folios (2 048 pages), where one scan of
+    100 pages would stop after the first folio. Order-0 pages scan the share exactly."""
+    evicted = []
+    lru = FileLru(lambda pfn, owner: evicted.append(pfn), nr_pages=1 << 14)
+    for k in range(8):
+        lru.add(k << 9, owner=0, order=9)
+    assert lru.shrink(1 << 20, max_scan=100, batch=32) == 4 << 9
+    assert lru.stats.scanned == 4 << 9 and evicted == [0, 512, 1024, 1536]
+    assert lru.shrink(1 << 20, max_scan=100) == 1 << 9  # one batch: one folio
+    small, _ = make_lru()
+    assert small.shrink(100, max_scan=7, batch=32) == 7
+    # the reclaim target still ends the scan within a batch
+    assert lru.shrink(1, max_scan=1000, batch=32) == 1 << 9
+
+
 def test_gfp_strings_from_the_real_trace_parse():
     slub = parse_gfp("GFP_KERNEL|__GFP_RECLAIMABLE|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP")
     assert slub & __GFP_RECLAIMABLE and gfp_migratetype(slub) == MIGRATE_RECLAIMABLE

@@ -42,12 +42,16 @@ from pydantic import Field, model_validator
 
 from sim import readahead
 from sim.buddy import OWNER_MOVABLE
-from sim.gfp import __GFP_NORETRY, __GFP_NOWARN, GFP_HIGHUSER_MOVABLE
+from sim.gfp import __GFP_FS, __GFP_NORETRY, __GFP_NOWARN, GFP_HIGHUSER_MOVABLE
 from sim.units import Size
 from workloads.base import Workload, WorkloadParams
 
-# mm/readahead.c readahead_gfp_mask: the mapping's mask plus __GFP_NORETRY | __GFP_NOWARN.
-GFP_READAHEAD = GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN
+# mm/readahead.c readahead_gfp_mask: the mapping's mask plus __GFP_NORETRY | __GFP_NOWARN,
+# allocated under memalloc_nofs_save (page_cache_ra_unbounded, page_cache_ra_order), which
+# takes __GFP_FS away: the mm_page_alloc event prints GFP_NOFS|__GFP_HIGHMEM|... (see
+# sim/readahead.py). Its reclaim cannot run the super block shrinkers, and its direct
+# compaction cannot move page cache.
+GFP_READAHEAD = (GFP_HIGHUSER_MOVABLE & ~__GFP_FS) | __GFP_NORETRY | __GFP_NOWARN
 FS_KINDS = {"ext4": ("disk", "ext4_inode_cache"), "xfs": ("disk", "xfs_inode"),
             "disk": ("disk", "ext4_inode_cache"), "tmpfs": ("tmpfs", "shmem_inode_cache")}
 
