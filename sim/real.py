@@ -31,6 +31,9 @@ what rate it achieved. Each follows its simulated workload's parameters
   ``create_rate`` in a new directory every ``dir_size`` files, written in
   ``write_size`` calls, ``open_share`` of them kept open; after ``delete_after`` a
   random ``1 - keep`` of them unlinked at ``delete_rate``. Directories stay.
+- ``paced_from`` (``page_cache``, ``fs_churn``): the rate's clock starts then, so a
+  worker that starts later works as fast as this machine lets it until it is on pace;
+  the model's ``catch_up`` has no part here.
 - ``thp_probe``: every ``interval`` a 2 MiB-aligned anonymous mapping of 2 MiB,
   ``madvise``d as ``gfp`` needs, one byte written; success when AnonHugePages
   (/proc/self/smaps_rollup) grew by 2 MiB. A success is held for ``hold`` and unmapped
@@ -433,6 +436,13 @@ class RealWorkload:
         self.tick = float(self.p.get("tick") or 0.01)
         self.mappings_left: list[str] = []
 
+    def paced_from(self) -> float:
+        """Where the rate's clock starts: ``paced_from`` when given (the worker then
+        catches up as fast as this machine lets it; ``catch_up`` is the model's stand-in
+        for that speed), else ``start``."""
+        since = self.p.get("paced_from")
+        return self.start if since is None else float(since)
+
     def active(self) -> bool:
         stop = self.p.get("stop")
         return stop is None or self.ctx.now() < stop
@@ -747,7 +757,8 @@ class RealPageCache(RealWorkload):
 
     def run(self) -> None:
         p = self.p
-        pace = Pace(p["rate"] / p["read_size"], self.start, BATCH_BYTES // p["read_size"])
+        pace = Pace(p["rate"] / p["read_size"], self.paced_from(),
+                    BATCH_BYTES // p["read_size"])
         limit = None if p.get("limit") is None else p["limit"] // PAGE_SIZE
         for now in self.ticks():
             n = pace.due(now)
@@ -838,7 +849,7 @@ class RealFsChurn(RealWorkload):
 
     def run(self) -> None:
         p = self.p
-        pace = Pace(p["create_rate"], self.start, BATCH_FILES)
+        pace = Pace(p["create_rate"], self.paced_from(), BATCH_FILES)
         for now in self.ticks(until_inactive=False):  # the model's fs_churn ignores stop
             for _ in range(min(pace.due(now), p["files"] - self.created)):
                 self._create(self.created)

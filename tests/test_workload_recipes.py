@@ -392,3 +392,50 @@ def test_steady_fs_churn_refuses_the_create_then_delete_keys(key, value):
         validate_config({"machine": {"memory": "64MiB"},
                          "workloads": [{"kind": "fs_churn", key: value,
                                         "lifetime": {"mean": "1s"}}]}, "test")
+
+
+# ------------------------------------------------------------------ paced_from
+
+
+def test_a_workload_paced_from_an_earlier_time_catches_up_then_keeps_pace():
+    """fs_churn at R files/s, started at 1 s, paced from 0 with catch_up 2: it creates at
+    2R until it is on pace, at 2 s (2R x 1 s = R x 2 s), and at R after; unpaced, the
+    same workload is R x 1 s behind for good."""
+    rate = 1000
+
+    def created_at(times, **pace):
+        machine = started([{"kind": "fs_churn", "fs": "disk", "files": 10 * rate,
+                            "create_rate": rate, "start": "1s", "min_bytes": 1,
+                            "max_bytes": 1, "dir_size": 0, **pace}])
+        out = []
+        for t in times:
+            machine.env.run(until=t - 0.0005)  # the ticks before t: the work through t
+            out.append(machine.workloads[0].created)
+        return out
+
+    times = [1.5, 2.0, 3.0, 4.0]
+    paced = created_at(times, paced_from="0s", catch_up=2)
+    assert paced == pytest.approx([1000, 2000, 3000, 4000], abs=1)
+    assert created_at(times) == pytest.approx([500, 1000, 2000, 3000], abs=1)
+
+
+def test_page_cache_paced_from_reads_its_backlog_at_catch_up_times_the_rate():
+    machine = started([{"kind": "page_cache", "rate": "64MiB", "read_size": "1MiB",
+                        "file_size": "16MiB", "start": "1s", "paced_from": "0s",
+                        "catch_up": 4}], memory="1GiB")
+    machine.env.run(until=1.25 - 0.0005)
+    assert machine.workloads[0].reads == pytest.approx(64, abs=1)  # 4 x 64 MiB/s x 0.25 s
+    machine.env.run(until=2.0 - 0.0005)
+    assert machine.workloads[0].reads == pytest.approx(128, abs=1)  # on pace since 1.33 s
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"paced_from": "0s"}, "catch_up: expected with paced_from"),
+    ({"catch_up": 2}, "paced_from: expected with catch_up"),
+    ({"paced_from": "0s", "catch_up": 1}, "catch_up: expected a number above 1"),
+])
+def test_paced_from_and_catch_up_go_together(given, message):
+    with pytest.raises(FragsimError, match=message):
+        validate_config({"workloads": [{"kind": "page_cache", **given}]}, "x.yaml")
+    with pytest.raises(FragsimError, match="paced_from|catch_up"):
+        validate_config({"workloads": [{"kind": "anon", **given}]}, "x.yaml")

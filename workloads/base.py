@@ -37,7 +37,7 @@ from sim.units import Duration
 from workloads.expiry import ExpiryQueue
 from workloads.pageset import PageSet
 
-__all__ = ["CpuSchedule", "Lifetime", "PageSet", "Workload", "WorkloadError",
+__all__ = ["CpuSchedule", "Lifetime", "PacedParams", "PageSet", "Workload", "WorkloadError",
            "WorkloadParams"]
 
 
@@ -85,6 +85,32 @@ class WorkloadParams(BaseModel):
         if self.migrate_every is not None and self.cpu != "any":
             raise ValueError(f"migrate_every: expected only with cpu: any (the CPU of a "
                              f"process), got cpu: {self.cpu}")
+        return self
+
+
+class PacedParams(WorkloadParams):
+    """Keys of a workload with a rate that may pace itself against an earlier clock.
+
+    A program that paces its work against a clock started before it began (``ahead =
+    done / rate - (now - t0)``, sleeping only when ahead, as the shared capture's reader
+    and file creator do) starts behind and works faster until it is on pace. fragsim
+    cannot know how much faster (that is the disk and the CPUs): ``catch_up`` says it,
+    as a multiple of the rate, read off the real run's counters."""
+
+    paced_from: Duration | None = Field(
+        None, description="pace the work from this time rather than from start: a "
+        "workload that starts later works at catch_up x its rate until it is on pace")
+    catch_up: float | None = Field(
+        None, gt=1, description="with paced_from: the rate while behind pace, as a "
+        "multiple of the rate")
+
+    @model_validator(mode="after")
+    def _pace_needs_both(self):
+        if (self.paced_from is None) != (self.catch_up is None):
+            given, missing = (("paced_from", "catch_up") if self.catch_up is None
+                              else ("catch_up", "paced_from"))
+            raise ValueError(f"{missing}: expected with {given} (a workload paced from an "
+                             f"earlier time catches up at catch_up x its rate), got none")
         return self
 
 
@@ -167,6 +193,7 @@ class Workload:
         # draws interleaved with the workload's other draws, page by page.
         self.cpu_draws_rng = params.cpu == "random"
         self._expiry = ExpiryQueue(params.tick)  # items due to be freed
+        self._paced_done = 0.0  # paced(): the work handed out so far
         self.process: simpy.Process | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -202,6 +229,20 @@ class Workload:
     def active(self) -> bool:
         stop = self.params.stop
         return stop is None or self.env.now < stop
+
+    def paced(self, rate: float) -> float:
+        """The work due in the tick that starts now at ``rate`` (per second): rate x tick,
+        or, with ``paced_from`` (PacedParams), what brings the work done since
+        ``paced_from`` up to rate x the time since, at most ``catch_up`` x rate x tick."""
+        p = self.params
+        tick = p.tick
+        since = getattr(p, "paced_from", None)
+        if since is None:
+            return rate * tick
+        target = rate * (self.env.now + tick - since)
+        amount = min(max(0.0, target - self._paced_done), p.catch_up * rate * tick)
+        self._paced_done += amount
+        return amount
 
     def expire_at(self, when: float, item: Any) -> None:
         """``item`` is due at ``when`` (never, when that is infinite)."""

@@ -33,7 +33,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from sim.units import Duration, Size
-from workloads.base import Lifetime, Workload, WorkloadParams
+from workloads.base import Lifetime, PacedParams, Workload
 
 # The create-then-delete keys a steady state (``lifetime``) has no use for.
 _ONE_SHOT_KEYS = ("files", "keep", "delete_rate", "delete_after")
@@ -42,7 +42,7 @@ _ONE_SHOT_KEYS = ("files", "keep", "delete_rate", "delete_after")
 class FsChurn(Workload):
     kind = "fs_churn"
 
-    class Params(WorkloadParams):
+    class Params(PacedParams):
         fs: Literal["tmpfs", "disk"] = "tmpfs"
         files: int = Field(20000, ge=0)
         create_rate: float = Field(50000.0, gt=0, description="files per second")
@@ -100,7 +100,7 @@ class FsChurn(Workload):
         carry = 0.0
         i = 0
         while i < p.files:
-            carry += p.create_rate * p.tick
+            carry += self.paced(p.create_rate)
             n = min(int(carry), p.files - i)
             carry -= n
             for j in range(i, i + n):
@@ -158,7 +158,7 @@ class FsChurn(Workload):
             self.deleted += len(due)
             self.live -= len(due)
             if self.active():
-                carry += p.create_rate * p.tick
+                carry += self.paced(p.create_rate)
                 n = int(carry)
                 carry -= n
                 if n:

@@ -44,7 +44,7 @@ from sim import readahead
 from sim.buddy import OWNER_MOVABLE
 from sim.gfp import __GFP_FS, __GFP_NORETRY, __GFP_NOWARN, GFP_HIGHUSER_MOVABLE
 from sim.units import Size
-from workloads.base import Workload, WorkloadParams
+from workloads.base import PacedParams, Workload
 
 # mm/readahead.c readahead_gfp_mask: the mapping's mask plus __GFP_NORETRY | __GFP_NOWARN,
 # allocated under memalloc_nofs_save (page_cache_ra_unbounded, page_cache_ra_order), which
@@ -61,7 +61,7 @@ class PageCache(Workload):
 
     kind = "page_cache"
 
-    class Params(WorkloadParams):
+    class Params(PacedParams):
         rate: Size = Field(64 << 20, description="bytes read per second")
         reread: float = Field(0.1, ge=0, le=1,
                               description="share of reads that hit an earlier file's cache")
@@ -223,7 +223,7 @@ class PageCache(Workload):
         fsys = self.fsys
         limit = None if p.limit is None else p.limit // readahead.PAGE_SIZE
         while self.active():
-            self._carry += p.rate * p.tick / p.read_size
+            self._carry += self.paced(p.rate) / p.read_size
             n = int(self._carry)
             self._carry -= n
             for _ in range(n):
