@@ -61,6 +61,7 @@ class LiveKernel:
     proc: Path = Path("/proc")
     sys_mm: Path = Path("/sys/kernel/mm")
     debugfs: Path | None = None  # None: find or mount it (as root)
+    sys_block: Path = Path("/sys/block")  # the block devices' queue settings
     mount_debugfs: bool = True
 
 

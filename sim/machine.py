@@ -429,7 +429,8 @@ class Machine:
         """The /proc/vmstat event counters the model has, under the kernel's names,
         counted from t = 0 (what ``fragsim record`` writes as the ``vmstat`` series):
         reclaim (``pgsteal_kswapd``: page-cache pages kswapd's LRU scans reclaimed,
-        ``pgsteal_direct`` the rest; ``pageoutrun`` kswapd's runs; ``allocstall`` direct
+        ``pgsteal_direct`` the rest; ``pgscan_kswapd``/``pgscan_direct``: the pages
+        those scans looked at; ``pageoutrun`` kswapd's runs; ``allocstall`` direct
         reclaim entries; ``slabs_scanned`` objects every shrinker scanned), compaction
         (``compact_stall``/``success``/``fail``, ``compact_migrate_scanned``,
         ``compact_free_scanned``, ``pgmigrate_success``, ``compact_daemon_wake``) and
@@ -452,6 +453,8 @@ class Machine:
         return {
             "pgsteal_kswapd": reclaim.pgsteal_kswapd,
             "pgsteal_direct": self.lru.stats.evicted - reclaim.pgsteal_kswapd,
+            "pgscan_kswapd": reclaim.pgscan_kswapd,
+            "pgscan_direct": self.lru.stats.scanned - reclaim.pgscan_kswapd,
             "pageoutrun": self.kswapd.stats.runs,
             "allocstall": self.page_alloc.stats.direct_reclaim,
             "slabs_scanned": reclaim.shrinker_scanned,

@@ -37,8 +37,9 @@ The recording: ``start/`` and ``final/`` are ``fragsim snapshot`` directories
 partial run directory (sim/results.py ``RunDirectory``), so that a long recording
 holds no series in memory; ``summary.json`` has a run's keys where the kernel has a
 counterpart (``SUMMARY_COUNTERS``), the whole ``vmstat`` delta and ``"source":
-"record"``; ``config.yaml`` the kernel release, the vm sysctls, the THP settings and
-the command. Samples are taken every ``every`` seconds of wall time from the first
+"record"``; ``config.yaml`` the kernel release, the vm sysctls, the THP settings, the
+block devices' read_ahead_kb and max_sectors_kb, and the command. Samples are taken
+every ``every`` seconds of wall time from the first
 (a sample that overruns its slot skips the slots it missed), and once more when the
 command exits or the duration ends.
 
@@ -526,8 +527,26 @@ def _setting(text: str | None) -> int | str | None:
         return text
 
 
+def block_devices(kernel: LiveKernel) -> dict[str, dict[str, int]]:
+    """Each block device's ``read_ahead_kb`` (``bdi->ra_pages``) and ``max_sectors_kb``
+    (``bdi->io_pages``): they set how large a file's page-cache folios grow
+    (sim/readahead.py), so a twin's ``page_cache.read_ahead_kb`` must be its disk's."""
+    out: dict[str, dict[str, int]] = {}
+    try:
+        devices = sorted(kernel.sys_block.iterdir())
+    except OSError:
+        return out
+    for dev in devices:
+        queue = {name: _setting(_text(dev / "queue" / name))
+                 for name in ("read_ahead_kb", "max_sectors_kb")}
+        if all(isinstance(v, int) for v in queue.values()):
+            out[dev.name] = queue  # type: ignore[assignment]
+    return out
+
+
 def kernel_config(kernel: LiveKernel, page_size: int) -> dict[str, Any]:
-    """The kernel release, machine, memory, vm sysctls and THP settings."""
+    """The kernel release, machine, memory, vm sysctls, THP settings and the block
+    devices' readahead limits."""
     meminfo = parse_meminfo(_text(kernel.proc / "meminfo") or "")
     zones = {}
     zoneinfo_text = _text(kernel.proc / "zoneinfo")
@@ -550,6 +569,7 @@ def kernel_config(kernel: LiveKernel, page_size: int) -> dict[str, Any]:
                     for name in VM_SYSCTLS},
         "thp": {name: _setting(_text(kernel.sys_mm / "transparent_hugepage" / name))
                 for name in THP_FILES},
+        "block_devices": block_devices(kernel),
     }
 
 

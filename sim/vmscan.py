@@ -98,7 +98,16 @@ class ReclaimStats:
 
 
 class FileLru:
-    """Page-cache folios, oldest first, with a referenced bit per folio.
+    """Page-cache folios, oldest first, with their access state.
+
+    Access follows ``folio_mark_accessed``: a first access sets PG_referenced (state 1),
+    a second activates the folio (state 2). The scan (``shrink_folio_list`` ->
+    ``folio_check_references``) reclaims an unmapped clean file folio that is only
+    PG_referenced (FOLIOREF_RECLAIM_CLEAN), as it does one never accessed; an activated
+    folio gets a second chance: it goes to the newest end with its state cleared. One
+    list stands for the kernel's inactive and active file lists (the rotation is the
+    activation and the later deactivation); page cache here is never mapped, so no
+    folio has referenced ptes.
 
     An entry is a folio: its head pfn, its order and its owner. It is scanned, aged and
     evicted whole (``shrink_folio_list`` frees the folio), and counted in pages where
@@ -225,16 +234,14 @@ class FileLru:
 
     def mark_accessed_many(self, pfns: list[int]) -> None:
         """``mark_accessed`` each pfn in turn."""
-        if not pfns:
-            return
-        p = np.asarray(pfns, dtype=np.int64)
-        p = p[(p >= 0) & (p < self._size)]
-        self._ref_np[p[self._pos_np[p] >= 0]] = 1
+        for pfn in pfns:
+            self.mark_accessed(pfn)
 
     def mark_accessed(self, pfn: int) -> None:
-        """``folio_mark_accessed``: the folio was read again."""
+        """``folio_mark_accessed``: PG_referenced on a first access, activated on the
+        next."""
         if pfn in self:
-            self._ref[pfn] = 1
+            self._ref[pfn] = 2 if self._ref[pfn] else 1
 
     def remove(self, pfn: int) -> int:
         """The owner drops the folio itself (truncation, unlink); returns its owner id."""
@@ -251,17 +258,16 @@ class FileLru:
     def migrate(self, old_pfn: int, new_pfn: int) -> None:
         """Compaction moved the folio: same owner and order, new pfn, put back as the
         newest (``folio_putback_lru``)."""
-        referenced = old_pfn in self and self._ref[old_pfn]
+        state = self._ref[old_pfn] if old_pfn in self else 0
         order = self._order[old_pfn] if old_pfn in self else 0
         self._put(new_pfn, self.remove(old_pfn), order)
-        if referenced:
-            self._ref[new_pfn] = 1
+        self._ref[new_pfn] = state  # folio_migrate_flags: referenced and active move
 
     def shrink(self, nr_to_reclaim: int, max_scan: int | None = None,
                batch: int = 0) -> int:
-        """Scan from the oldest end, evicting unreferenced folios; returns pages evicted.
+        """Scan from the oldest end, evicting folios not activated; returns pages evicted.
 
-        A referenced folio loses its bit and goes to the newest end. At most
+        An activated folio loses its state and goes to the newest end. At most
         ``max_scan`` pages are looked at (default: twice the list, so every folio is seen
         twice); a folio counts all its pages towards both limits, as
         ``isolate_lru_folios`` and ``shrink_folio_list`` count them.
@@ -299,7 +305,7 @@ class FileLru:
             nr = 1 << order
             scanned += nr
             batch_left -= nr
-            if ref[pfn]:
+            if ref[pfn] == 2:  # active: a second chance
                 ref[pfn] = 0
                 pos[pfn] = len(queue)
                 queue.append(pfn)
@@ -355,6 +361,7 @@ class NodeReclaimStats:
 
     kswapd_reclaimed: int = 0  # page-cache plus slab pages freed for kswapd
     pgsteal_kswapd: int = 0  # of those, page-cache pages (/proc/vmstat pgsteal_kswapd)
+    pgscan_kswapd: int = 0  # page-cache pages kswapd's LRU scans looked at (pgscan_kswapd)
     kswapd_slab_freed: int = 0  # objects the shrinkers freed for kswapd
     kswapd_giveups: int = 0  # balance_pgdat runs that reclaimed nothing (kswapd_failures++)
     shrinker_runs: int = 0
@@ -584,6 +591,7 @@ class Reclaim:
         reclaimed = self.shrink_node(sc.nr_to_reclaim, sc.priority)
         self.stats.kswapd_reclaimed += reclaimed
         self.stats.pgsteal_kswapd += self.lru.stats.evicted - evicted_before
+        self.stats.pgscan_kswapd += self.last_scanned
         self.stats.kswapd_slab_freed += self.stats.shrinker_freed - freed_before
         sc.nr_reclaimed += reclaimed
         sc.nr_scanned = self.last_scanned

@@ -15,6 +15,7 @@ DATA = Path(__file__).resolve().parent / "data" / "kmem-traces" / "tmpfs-churn-2
 VMSTAT = {"nr_free_pages": 20000, "nr_inactive_file": 3000, "nr_active_file": 1000,
           "nr_file_pages": 4500, "allocstall_dma32": 0, "allocstall_normal": 2,
           "pgsteal_kswapd": 100, "pgsteal_direct": 5, "pgscan_kswapd": 150,
+          "pgscan_direct": 7,
           "compact_stall": 1, "compact_success": 1, "compact_fail": 0,
           "compact_migrate_scanned": 4000, "compact_free_scanned": 9000,
           "thp_collapse_alloc": 2, "thp_collapse_alloc_failed": 0,

@@ -18,9 +18,11 @@ from record_helpers import DATA, TINY, VMSTAT, standin_kernel, write_vmstat
 
 from sim import metrics
 from sim.cli import main
+from sim.livekernel import LiveKernel
 from sim.procfs import parse_buddyinfo, parse_pagetypeinfo
 from sim.record import (
     NOT_RECORDED,
+    block_devices,
     free_area_series,
     pageblock_series,
     record,
@@ -73,6 +75,9 @@ def test_recording_a_short_command_writes_a_run_layout_that_plot_and_compare_rea
     assert config["kernel"]["release"] == platform.release()
     assert "vm.min_free_kbytes" in config["kernel"]["sysctls"]
     assert config["kernel"]["thp"]["enabled"] in ("always", "madvise", "never")
+    for dev, queue in config["kernel"]["block_devices"].items():  # as /sys/block says
+        for name, value in queue.items():
+            assert int(Path(f"/sys/block/{dev}/queue/{name}").read_text()) == value
 
     assert main(["plot", str(out)]) == 0
     assert (out / "availability.png").stat().st_size > 0
@@ -307,3 +312,18 @@ def test_help_has_an_example(capsys):
     assert main(["record", "--help"]) == 0
     out = capsys.readouterr().out
     assert "Example:" in out and "fragsim record results/" in out and "-- COMMAND" in out
+
+
+def test_the_block_devices_readahead_limits_are_recorded(tmp_path):
+    """A twin's page_cache.read_ahead_kb must be its disk's (it sets the folio sizes):
+    config.yaml keeps every block device's read_ahead_kb and max_sectors_kb."""
+    for dev, ra, sectors in (("vda", "8192", "4096"), ("loop0", "128", "1280")):
+        (tmp_path / "block" / dev / "queue").mkdir(parents=True)
+        (tmp_path / "block" / dev / "queue" / "read_ahead_kb").write_text(ra + "\n")
+        (tmp_path / "block" / dev / "queue" / "max_sectors_kb").write_text(sectors + "\n")
+    (tmp_path / "block" / "odd").mkdir()  # no queue: left out
+    kernel = LiveKernel(proc=tmp_path / "proc", sys_mm=tmp_path / "mm",
+                        sys_block=tmp_path / "block")
+    assert block_devices(kernel) == {"loop0": {"read_ahead_kb": 128, "max_sectors_kb": 1280},
+                                     "vda": {"read_ahead_kb": 8192, "max_sectors_kb": 4096}}
+    assert block_devices(LiveKernel(sys_block=tmp_path / "none")) == {}

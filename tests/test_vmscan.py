@@ -35,10 +35,13 @@ def test_shrink_evicts_oldest_first_through_the_owner():
     assert len(lru) == 7 and 0 not in lru
 
 
-def test_referenced_pages_get_a_second_chance():
+def test_activated_pages_get_a_second_chance_and_referenced_ones_do_not():
+    """folio_mark_accessed twice activates (a second chance); once only sets
+    PG_referenced, and folio_check_references reclaims such an unmapped clean file folio
+    (FOLIOREF_RECLAIM_CLEAN)."""
     lru, evicted = make_lru()
-    lru.mark_accessed(0)
-    lru.mark_accessed(1)
+    for pfn in (0, 1, 0, 1, 2):
+        lru.mark_accessed(pfn)
     assert lru.shrink(2) == 2
     assert [pfn for pfn, _ in evicted] == [2, 3]
     assert lru.stats.rotated == 2
@@ -56,7 +59,7 @@ def test_migrated_page_keeps_its_owner_under_the_new_pfn():
 
 def test_scan_limit_stops_a_list_of_referenced_pages():
     lru, evicted = make_lru()
-    for pfn in range(10):
+    for pfn in list(range(10)) * 2:
         lru.mark_accessed(pfn)
     assert lru.shrink(5, max_scan=10) == 0
     assert lru.shrink(5) == 5
@@ -95,14 +98,16 @@ def test_gfp_strings_from_the_real_trace_parse():
 
 
 class OrderedDictLru:
-    """The LRU as an OrderedDict of folio head pfn -> owner, an order per folio and a
-    set of referenced pfns: the plain statement of the semantics the queue-and-arrays
-    FileLru must keep. A folio is scanned and evicted whole and counts its pages."""
+    """The LRU as an OrderedDict of folio head pfn -> owner, an order per folio and the
+    sets of PG_referenced and of activated pfns: the plain statement of the semantics
+    the queue-and-arrays FileLru must keep. A folio is scanned and evicted whole and
+    counts its pages."""
 
     def __init__(self, evict):
         self.pages: OrderedDict[int, int] = OrderedDict()
         self.orders: dict[int, int] = {}
         self.referenced: set[int] = set()
+        self.active: set[int] = set()
         self.evict = evict
         self.stats = ReclaimStats()
 
@@ -114,24 +119,35 @@ class OrderedDictLru:
         self.pages[pfn] = owner
         self.orders[pfn] = order
         self.referenced.discard(pfn)
+        self.active.discard(pfn)
 
     def mark_accessed(self, pfn):
         if pfn in self.pages:
-            self.referenced.add(pfn)
+            if pfn in self.referenced or pfn in self.active:
+                self.referenced.discard(pfn)
+                self.active.add(pfn)
+            else:
+                self.referenced.add(pfn)
 
     def remove(self, pfn):
         self.referenced.discard(pfn)
+        self.active.discard(pfn)
         return self.pages.pop(pfn)
 
     def migrate(self, old, new):
         owner = self.pages.pop(old)
         order = self.orders[old]
-        referenced = old in self.referenced
+        referenced, active = old in self.referenced, old in self.active
         self.referenced.discard(old)
+        self.active.discard(old)
+        self.referenced.discard(new)  # the folio's state is the moved one's
+        self.active.discard(new)
         self.pages[new] = owner
         self.orders[new] = order
         if referenced:
             self.referenced.add(new)
+        if active:
+            self.active.add(new)
 
     def shrink(self, nr_to_reclaim, max_scan=None):
         limit = 2 * self.nr_pages if max_scan is None else max_scan
@@ -140,12 +156,13 @@ class OrderedDictLru:
             pfn, owner = self.pages.popitem(last=False)
             nr = 1 << self.orders[pfn]
             scanned += nr
-            if pfn in self.referenced:
-                self.referenced.discard(pfn)
+            if pfn in self.active:  # activated: a second chance, state cleared
+                self.active.discard(pfn)
                 self.pages[pfn] = owner
                 self.stats.rotated += nr
                 continue
             evicted += nr
+            self.referenced.discard(pfn)  # PG_referenced alone: FOLIOREF_RECLAIM_CLEAN
             self.evict(pfn, owner)
         self.stats.scanned += scanned
         self.stats.evicted += evicted
@@ -228,7 +245,7 @@ def test_compaction_keeps_the_order_of_the_pages_left():
     for both in (lru, ref):
         for pfn in range(20):
             both.add(pfn, pfn % 4)
-        for pfn in range(0, 20, 3):
+        for pfn in list(range(0, 20, 3)) * 2:  # activated: they rotate
             both.mark_accessed(pfn)
         both.remove(7)
         both.shrink(8)  # consumes over half the queue: a compaction follows

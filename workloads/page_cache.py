@@ -13,7 +13,11 @@ give order 0 only.
 - ``pattern: random`` reads ``read_size`` at random aligned offsets of one file of
   ``file_size`` (``pread`` at random positions).
 - ``reread``: this share of the reads goes instead to a folio of an earlier file still
-  in the cache (``folio_mark_accessed``: it gets a second trip round the LRU).
+  in the cache (``folio_mark_accessed``: a folio read before is activated, and gets a
+  second trip round the LRU).
+- Every read marks the folios it reads accessed as ``filemap_read`` does: once each in
+  a sequential stream (PG_referenced, which does not keep an unmapped clean folio from
+  reclaim), so a stream read once is reclaimed in one pass of the LRU.
 - ``limit``: the reads that would add page cache beyond this size are skipped.
 - ``files``: the data set is this many files, read in turn and then from the first
   again (each reopened: ``open(2)`` looks up an evicted dentry and inode again, and a
@@ -154,22 +158,13 @@ class PageCache(Workload):
         return fid
 
     def _read_one(self, fid: int, pos: int, count: int, cpu: int) -> None:
-        """One read(2): cached folios are marked accessed, missing ones read ahead."""
+        """One read(2): missing folios read ahead, then the folios read marked accessed
+        (``_mark_read``)."""
         fsys = self.fsys
         f = fsys.files[fid]
         mapping = f.mapping
         lru = fsys.lru
-        # Folios already cached in the range: folio_mark_accessed.
-        if lru is not None and f.nr_cached:
-            index = pos >> readahead.PAGE_SHIFT
-            last = min(pos + count, mapping.i_size) - 1 >> readahead.PAGE_SHIFT
-            while index <= last:
-                head = mapping.lookup(index)
-                if head < 0:
-                    index += 1
-                    continue
-                lru.mark_accessed(mapping.handle_of(head))
-                index = head + (1 << mapping.folio_order(head))
+        prev_pos = mapping.ra.prev_pos
         alloc_pages = self.machine.page_alloc.alloc_pages
 
         def alloc(order: int) -> int | None:
@@ -187,8 +182,38 @@ class PageCache(Workload):
                 mapping.remove(index)
                 self.machine.free_pages(pfn, order, cpu)
         self.read += mapping.nr_cached - before
+        if lru is not None:
+            self._mark_read(mapping, lru, pos, count, prev_pos)
         if not mapping.shmem and mapping.lookup(pos >> readahead.PAGE_SHIFT) < 0:
             self.failed += 1  # -ENOMEM: not even the page being read
+
+    @staticmethod
+    def _mark_read(mapping, lru, pos: int, count: int, prev_pos: int) -> None:
+        """``filemap_read``'s ``folio_mark_accessed`` of the folios it copies from: each
+        folio of [pos, pos + count) once, the first one only if the previous read did
+        not end in it ("When a read accesses the same folio several times, only mark it
+        as accessed the first time": ``pos_same_folio(iocb->ki_pos, last_pos - 1)``). A
+        sequential stream so marks each folio once (PG_referenced: no protection from
+        reclaim); a later read of it activates it."""
+        end = min(pos + count, mapping.i_size)
+        if end <= pos:
+            return
+        index = pos >> readahead.PAGE_SHIFT
+        last = (end - 1) >> readahead.PAGE_SHIFT
+        first = True
+        while index <= last:
+            head = mapping.lookup(index)
+            if head < 0:
+                index += 1
+                first = False
+                continue
+            order = mapping.folio_order(head)
+            if not (first and prev_pos > 0
+                    and (pos >> (readahead.PAGE_SHIFT + order))
+                    == ((prev_pos - 1) >> (readahead.PAGE_SHIFT + order))):
+                lru.mark_accessed(mapping.handle_of(head))
+            first = False
+            index = head + (1 << order)
 
     def _reread(self) -> bool:
         """Mark a random cached folio of an earlier file accessed; False if none."""
