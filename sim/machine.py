@@ -20,6 +20,7 @@ until one says it was its page.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -203,7 +204,10 @@ class Machine:
         self.kswapd = Kswapd(env, zones[0], self.reclaim, self.compactor,
                              self.kcompactd.wakeup, enabled=config.reclaim.kswapd)
         for zone in zones:
-            zone.on_wakeup_kswapd = self.kswapd.wakeup
+            # rmqueue's ZONE_BOOSTED_WATERMARK wake: wakeup_kswapd(zone, 0, 0,
+            # zone_idx(zone)), the boosted zone as the classzone.
+            zone.on_wakeup_kswapd = functools.partial(self.kswapd.wakeup,
+                                                      highest_zoneidx=zone.zone_idx)
         self.reclaim.on_wakeup_kcompactd = self.kcompactd.wakeup
         self.page_alloc = pa = PageAllocator(
             zones[0], self.reclaim, compactors[zones[0].zone_idx], compaction=c.enabled,

@@ -444,7 +444,7 @@ class PageAllocator:
             # proportional share, not just until SWAP_CLUSTER_MAX are reclaimed.
             reclaimed += reclaim.shrink_node(SWAP_CLUSTER_MAX - reclaimed, priority, cpu,
                                              proportional=priority == DEF_PRIORITY,
-                                             gfp_fs=gfp_fs)
+                                             gfp_fs=gfp_fs, reclaim_idx=highest_zoneidx)
             self.stats.stall_s += reclaim.last_cost
             if reclaimed >= SWAP_CLUSTER_MAX:
                 break

@@ -52,9 +52,12 @@ several from sim/mmzone.py): ``pgdat_balanced`` checks the zones up to
 ``kswapd_highest_zoneidx``, ``balance_pgdat`` takes each zone's boost and reclaims for
 ``max(high, SWAP_CLUSTER_MAX)`` summed over the zones up to ``sc.reclaim_idx``.
 
-Departures from 6.18: the LRU has no per-zone lists, so ``sc.reclaim_idx`` sizes the
-reclaim target but does not keep pages of higher zones from being reclaimed (the
-kernel's ``isolate_lru_folios`` skips them); ``zone_watermark_ok_safe`` reads
+``sc.reclaim_idx`` also keeps the folios of higher zones from being reclaimed: the scan
+passes over them as ``isolate_lru_folios`` does (PGSCAN_SKIP) and puts them back as the
+newest, so kswapd woken for a lower zone's boost (rmqueue's ZONE_BOOSTED_WATERMARK wake
+passes ``zone_idx(zone)``) frees that zone's pages.
+
+Departures from 6.18: ``zone_watermark_ok_safe`` reads
 the exact NR_FREE_PAGES (no per-CPU vmstat drift); one LRU, no anonymous reclaim (no
 swap), no writeback (so boosted reclaim's "no writeback, no swap" changes nothing
 here), no ``sc->nr_to_reclaim`` accounting across nodes, no memcg soft limit reclaim,
@@ -88,11 +91,15 @@ _PREFETCH_MIN: Final = 16
 # The largest folio the LRU holds: MAX_PAGECACHE_ORDER and HPAGE_PMD_ORDER are 9 on
 # x86-64; the arrays allow up to MAX_PAGE_ORDER (10).
 MAX_FOLIO_ORDER: Final = 10
+# include/linux/swap.h: isolate_lru_folios passes over at most this many folios of a
+# zone above sc->reclaim_idx in one call ("to prevent hard LOCKUP").
+SWAP_CLUSTER_MAX_SKIPPED: Final = 32 << 10
 
 
 @dataclass
 class ReclaimStats:
-    scanned: int = 0  # pages
+    scanned: int = 0  # pages, the skipped ones too (isolate_lru_folios' total_scan)
+    skipped: int = 0  # pages of folios above the reclaim's zone, passed over (PGSCAN_SKIP)
     rotated: int = 0  # pages of referenced folios given a second chance
     evicted: int = 0  # page-cache pages dropped (a later read refaults them)
 
@@ -264,7 +271,7 @@ class FileLru:
         self._ref[new_pfn] = state  # folio_migrate_flags: referenced and active move
 
     def shrink(self, nr_to_reclaim: int, max_scan: int | None = None,
-               batch: int = 0) -> int:
+               batch: int = 0, skip_from: int = -1) -> int:
         """Scan from the oldest end, evicting folios not activated; returns pages evicted.
 
         An activated folio loses its state and goes to the newest end. At most
@@ -277,6 +284,13 @@ class FileLru:
         each batch's ``isolate_lru_folios`` takes whole folios until it has scanned its
         pages, at least one folio: with 2 MiB folios every batch of 32 pages scans 512.
         0: one batch of ``max_scan``.
+
+        ``skip_from`` (a pfn, -1: none): folios from it up are in zones above the
+        reclaim's ``sc->reclaim_idx``. A batch passes over up to
+        SWAP_CLUSTER_MAX_SKIPPED of them: they count as scanned (``total_scan``, which
+        ``sc->nr_scanned`` and pgscan add up) but not towards the batch, and go back to
+        the newest end at the batch's end ("Splice any skipped folios to the start of
+        the LRU list"), with their access state.
         """
         queue, pos, ref, owners, orders = (self._queue, self._pos, self._ref, self._owner,
                                            self._order)
@@ -290,8 +304,16 @@ class FileLru:
         victim_owners: list[int] = []
         remaining = limit  # nr[lru]: what the batches still have to scan
         batch_left = 0  # what the current batch's isolate_lru_folios has left to scan
-        while evicted < nr_to_reclaim and self._count:
+        held: list[int] = []  # the current batch's skipped folios (folios_skipped)
+        nr_held = skipped = 0
+        while evicted < nr_to_reclaim and self._count > nr_held:
             if batch_left <= 0:
+                if held:
+                    for p in held:  # list_splice(&folios_skipped, src)
+                        pos[p] = len(queue)
+                        queue.append(p)
+                    held = []
+                    nr_held = 0
                 if remaining <= 0:
                     break
                 batch_left = min(batch, remaining) if batch > 0 else remaining
@@ -304,6 +326,11 @@ class FileLru:
             order = orders[pfn]
             nr = 1 << order
             scanned += nr
+            if 0 <= skip_from <= pfn and nr_held < SWAP_CLUSTER_MAX_SKIPPED:
+                held.append(pfn)
+                nr_held += 1
+                skipped += nr
+                continue
             batch_left -= nr
             if ref[pfn] == 2:  # active: a second chance
                 ref[pfn] = 0
@@ -321,6 +348,9 @@ class FileLru:
             else:
                 victims.append(pfn)
                 victim_owners.append(owners[pfn])
+        for p in held:
+            pos[p] = len(queue)
+            queue.append(p)
         self._head = head
         if head > self.COMPACT_AFTER and head > len(queue) // 2:
             self._compact()
@@ -328,6 +358,7 @@ class FileLru:
             assert self._evict_many is not None  # victims are only kept for it
             self._evict_many(victims, victim_owners)
         self.stats.rotated += rotated
+        self.stats.skipped += skipped
         self.stats.scanned += scanned
         self.stats.evicted += evicted
         return evicted
@@ -525,20 +556,24 @@ class Reclaim:
             hook(order)
 
     def shrink_node(self, nr_to_reclaim: int, priority: int, cpu: int = 0,
-                    proportional: bool = False, gfp_fs: bool = True) -> int:
+                    proportional: bool = False, gfp_fs: bool = True,
+                    reclaim_idx: int = -1) -> int:
         """One ``shrink_node`` round; returns page-cache pages plus slab pages freed and
         leaves its cost in ``last_cost``. ``proportional``: scan the LRU's whole share
         for ``priority`` whatever is reclaimed (``shrink_lruvec``'s
         ``proportional_reclaim``: global direct reclaim at DEF_PRIORITY). ``gfp_fs``: the
         reclaimer's gfp mask has __GFP_FS (``sc->gfp_mask``, which ``shrink_slab`` hands
-        to the shrinkers; the super block shrinkers stop without it)."""
+        to the shrinkers; the super block shrinkers stop without it). ``reclaim_idx``:
+        ``sc->reclaim_idx`` (-1: the node's highest zone); the LRU's folios of higher
+        zones are passed over (``FileLru.shrink``'s ``skip_from``)."""
         cfg = self.cfg
         lru = self.lru
         nr_lru = lru.nr_pages
         lru_scan = max(nr_lru >> priority, min(nr_lru, SWAP_CLUSTER_MAX))
         before = lru.stats.scanned
         goal = max(nr_to_reclaim, lru_scan) if proportional else nr_to_reclaim
-        evicted = lru.shrink(goal, max_scan=lru_scan, batch=SWAP_CLUSTER_MAX) if nr_lru else 0
+        evicted = lru.shrink(goal, max_scan=lru_scan, batch=SWAP_CLUSTER_MAX,
+                             skip_from=self.skip_from(reclaim_idx)) if nr_lru else 0
         cost = (lru.stats.scanned - before) * cfg.scan_cost + evicted * cfg.evict_cost
         slab_pages_before = sum(c.nr_pages for c in self.caches)
         freed = scanned = 0
@@ -568,6 +603,13 @@ class Reclaim:
             self.kswapd_failures = 0
         return reclaimed
 
+    def skip_from(self, reclaim_idx: int) -> int:
+        """The first node pfn of the zones above ``reclaim_idx`` (-1: none, or every
+        zone is eligible)."""
+        if reclaim_idx < 0 or reclaim_idx >= self.top_zoneidx:
+            return -1
+        return min(z.zone_start_pfn for z in self.zones if z.zone_idx > reclaim_idx)
+
     def kswapd_shrink_node(self, sc: ScanControl) -> bool:
         """``kswapd_shrink_node``: one ``shrink_node`` for up to the high watermarks'
         pages of the zones up to ``sc.reclaim_idx``; past ``compact_gap(order)`` pages
@@ -588,7 +630,8 @@ class Reclaim:
         sc.nr_to_reclaim = nr_to_reclaim
         freed_before = self.stats.shrinker_freed
         evicted_before = self.lru.stats.evicted
-        reclaimed = self.shrink_node(sc.nr_to_reclaim, sc.priority)
+        reclaimed = self.shrink_node(sc.nr_to_reclaim, sc.priority,
+                                     reclaim_idx=sc.reclaim_idx)
         self.stats.kswapd_reclaimed += reclaimed
         self.stats.pgsteal_kswapd += self.lru.stats.evicted - evicted_before
         self.stats.pgscan_kswapd += self.last_scanned
@@ -640,8 +683,8 @@ class Reclaim:
               wakeup_kcompactd(pgdat, pageblock_order, highest_zoneidx);
 
         ZONE_RECLAIM_ACTIVE is set while it runs (``set_reclaim_active``). The zones are
-        those up to ``highest_zoneidx`` (-1: all), which is also ``sc.reclaim_idx``; the
-        LRU has no per-zone lists, so reclaim_idx only sizes the reclaim target.
+        those up to ``highest_zoneidx`` (-1: all), which is also ``sc.reclaim_idx``: the
+        reclaim target is theirs, and the LRU's folios of higher zones are passed over.
         """
         if highest_zoneidx < 0:
             highest_zoneidx = self.top_zoneidx

@@ -254,3 +254,33 @@ def test_compaction_keeps_the_order_of_the_pages_left():
         both.add(7, 1)
         both.shrink(100)
     assert got == want and len(got) == 20
+
+
+def test_folios_above_the_reclaim_zone_are_passed_over_and_put_back_as_the_newest():
+    """isolate_lru_folios for a lower sc->reclaim_idx: a folio from skip_from up counts
+    as scanned (total_scan) and skipped (PGSCAN_SKIP) but not towards its batch, keeps
+    its access state, and goes back as the newest at the batch's end."""
+    evicted = []
+    lru = FileLru(lambda pfn, owner: evicted.append(pfn), nr_pages=64)
+    for pfn in (40, 1, 41, 2, 42, 3):  # pfns from 32 up stand for the higher zone
+        lru.add(pfn, owner=0)
+    lru.mark_accessed(41)
+    assert lru.shrink(10, max_scan=2, batch=32, skip_from=32) == 2
+    assert evicted == [1, 2] and lru.stats.skipped == 2 and lru.stats.scanned == 4
+    assert lru.shrink(10, max_scan=10, batch=32) == 4  # no skipping: age order
+    assert evicted == [1, 2, 42, 3, 40, 41]  # 40 and 41 went back as the newest
+    assert lru.stats.rotated == 0  # 41 was only PG_referenced
+
+
+def test_a_batch_passes_over_at_most_swap_cluster_max_skipped_folios():
+    from sim.vmscan import SWAP_CLUSTER_MAX_SKIPPED
+    n = SWAP_CLUSTER_MAX_SKIPPED + 10
+    evicted = []
+    lru = FileLru(lambda pfn, owner: evicted.append(pfn), nr_pages=n + 1)
+    for pfn in range(1, n + 1):
+        lru.add(pfn, owner=0)
+    lru.add(0, owner=0)  # the one eligible folio, the newest
+    # One batch: it passes over SWAP_CLUSTER_MAX_SKIPPED folios, then takes the next.
+    assert lru.shrink(1, max_scan=1, batch=32, skip_from=1) == 1
+    assert evicted == [SWAP_CLUSTER_MAX_SKIPPED + 1]
+    assert lru.stats.skipped == SWAP_CLUSTER_MAX_SKIPPED

@@ -402,3 +402,25 @@ def test_pagesets_the_free_lists_cannot_hold_are_one_line():
     with pytest.raises(FragsimError, match=r"zone Normal: the pagesets hold 121138 free pages, "
                        r"more than the zone's allocated memory in MOVABLE pageblocks"):
         Machine(from_config(GUPTA, online="managed"), 1)
+
+
+def test_kswapd_for_a_lower_zone_reclaims_only_that_zones_page_cache():
+    """balance_pgdat with highest_zoneidx DMA32 (rmqueue's wake for a boosted DMA32
+    passes zone_idx(zone)): shrink_node passes over the Normal folios (PGSCAN_SKIP)
+    and reclaims DMA32's."""
+    machine = Machine(config([{"kind": "page_cache", "rate": "512MiB",
+                                "file_size": "16MiB", "stop": "0.4s"}]), 3)
+    machine.start(build_workloads(machine))
+    machine.env.run(until=0.5)
+    reclaim, lru = machine.reclaim, machine.lru
+    start = {name: z.zone_start_pfn for name, z in machine.zones}
+    normal = [p for p in range(start["Normal"], machine.zone.end_pfn) if p in lru]
+    dma32 = [p for p in range(start["DMA32"], start["Normal"]) if p in lru]
+    assert normal and dma32
+    before = lru.stats.skipped
+    reclaim.shrink_node(1 << 20, 0, reclaim_idx=ZONE_DMA32)  # the whole list's share
+    assert all(p in lru for p in normal)  # none reclaimed
+    assert sum(p not in lru for p in dma32) > 0
+    assert lru.stats.skipped > before
+    assert reclaim.skip_from(ZONE_DMA32) == start["Normal"]
+    assert reclaim.skip_from(ZONE_NORMAL) == reclaim.skip_from(-1) == -1
