@@ -12,12 +12,15 @@ What is read, and from where (the files a 6.18 kernel has; a file it lacks is sk
 - ``/sys/kernel/mm/transparent_hugepage``: ``enabled``, ``defrag``, ``shmem_enabled``,
   ``khugepaged/{pages_to_scan,scan_sleep_millisecs,alloc_sleep_millisecs,max_ptes_none,
   defrag}``;
+- ``/sys/block/DEV/queue/{read_ahead_kb,max_sectors_kb}`` of every block device that
+  has them (they set how large page-cache folios grow: sim/readahead.py);
 - debugfs ``extfrag/{unusable_index,extfrag_index}`` (mm/vmstat.c), as root: where
   debugfs is already mounted, or mounted for the read on a temporary directory and
   unmounted after (``mount -t debugfs none DIR``).
 
 Each file is copied byte for byte, under a name that says where it came from
-(``buddyinfo``, ``sys/vm/min_free_kbytes``, ``thp/enabled``, ``extfrag/unusable_index``).
+(``buddyinfo``, ``sys/vm/min_free_kbytes``, ``thp/enabled``, ``block/vda/read_ahead_kb``,
+``extfrag/unusable_index``).
 ``snapshot.json`` records the kernel release, the time, the CPU count, the page size,
 what was taken and what was skipped and why (``permission denied: root only``, ``not
 present``). The copies are taken one after another, not atomically: a busy machine's
@@ -131,6 +134,18 @@ def _debugfs(kernel: LiveKernel, report: SnapshotReport) -> Iterator[Path | None
             mnt.rmdir()
 
 
+BLOCK_QUEUE_FILES = ("read_ahead_kb", "max_sectors_kb")
+
+
+def _block_queues(kernel: LiveKernel) -> list[Path]:
+    """The queue directories of the block devices that have readahead settings."""
+    try:
+        devices = sorted(kernel.sys_block.iterdir())
+    except OSError:
+        return []
+    return [dev / "queue" for dev in devices if (dev / "queue" / "read_ahead_kb").is_file()]
+
+
 def take_snapshot(out: str | Path, kernel: LiveKernel | None = None) -> SnapshotReport:
     """Copy the live kernel's memory files into ``out`` (see the module docstring)."""
     kernel = kernel or LiveKernel()
@@ -154,6 +169,11 @@ def take_snapshot(out: str | Path, kernel: LiveKernel | None = None) -> Snapshot
         for name in THP_FILES:
             _copy(kernel.sys_mm / "transparent_hugepage" / name, tmp / "thp" / name,
                   f"thp/{name}", report)
+        for queue in _block_queues(kernel):
+            for name in BLOCK_QUEUE_FILES:
+                dev = queue.parent.name
+                _copy(queue / name, tmp / "block" / dev / name, f"block/{dev}/{name}",
+                      report)
         with _debugfs(kernel, report) as debugfs:
             if debugfs is not None:
                 for name in EXTFRAG_FILES:

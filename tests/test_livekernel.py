@@ -32,6 +32,9 @@ def test_a_snapshot_of_this_machine_holds_its_memory_files(tmp_path):
     zones = parse_buddyinfo((out / "buddyinfo").read_text(), "buddyinfo")
     zoneinfo = {z.zone for z in parse_zoneinfo((out / "zoneinfo").read_text(), "zoneinfo")}
     assert zones and {z.zone for z in zones} <= zoneinfo
+    for queue in Path("/sys/block").glob("*/queue/read_ahead_kb"):  # each disk's, as it is
+        copy = out / "block" / queue.parent.parent.name / "read_ahead_kb"
+        assert copy.read_text() == queue.read_text()
     if os.geteuid() == 0:  # root: the root-only files and debugfs's extfrag indices too
         for name in ("pagetypeinfo", "slabinfo", "extfrag/unusable_index",
                      "extfrag/extfrag_index"):
@@ -44,7 +47,8 @@ def test_files_a_kernel_lacks_are_skipped_and_said(tmp_path):
     proc = tmp_path / "proc"
     proc.mkdir()
     (proc / "buddyinfo").write_text("Node 0, zone   Normal      1      2      3\n")
-    kernel = LiveKernel(proc=proc, sys_mm=tmp_path / "mm", debugfs=tmp_path / "debug")
+    kernel = LiveKernel(proc=proc, sys_mm=tmp_path / "mm", debugfs=tmp_path / "debug",
+                        sys_block=tmp_path / "block")
     report = take_snapshot(tmp_path / "snap", kernel)
     assert report.taken == ["buddyinfo"]
     assert report.skipped["pagetypeinfo"] == "not present on this kernel"
