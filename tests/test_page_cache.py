@@ -311,3 +311,23 @@ def test_files_is_for_sequential_reading():
     with pytest.raises(FragsimError, match="files: expected only with pattern: sequential"):
         validate_config({"machine": {"memory": "64MiB"}, "workloads": [
             {"kind": "page_cache", "pattern": "random", "files": 3}]}, "test")
+
+
+def test_max_sectors_kb_sets_io_pages_apart_from_read_ahead_kb():
+    """bdi->io_pages is max_sectors_kb / 4, bdi->ra_pages read_ahead_kb / 4; without
+    max_sectors_kb the workload takes read_ahead_kb for both, as it always did."""
+    from sim.experiment import validate_config
+    from sim.machine import Machine
+    from sim.runner import build_workloads
+
+    def mapping_of(**keys):
+        config = validate_config({"machine": {"memory": "256MiB"}, "workloads": [
+            {"kind": "page_cache", "rate": "8MiB", "file_size": "4MiB", **keys}]}, "t")
+        machine = Machine(config, 1)
+        workload = build_workloads(machine)[0]
+        return machine.filesystems[0].files[workload._new_file(0)].mapping
+
+    m = mapping_of(read_ahead_kb=8192, max_sectors_kb=4096)
+    assert (m.ra_pages, m.io_pages) == (2048, 1024)
+    m = mapping_of(read_ahead_kb=512)
+    assert (m.ra_pages, m.io_pages) == (128, 128)

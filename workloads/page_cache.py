@@ -79,6 +79,9 @@ class PageCache(Workload):
             "ext4", description="file system of the files (disk is ext4)")
         large_folios: bool = Field(True, description="false: the pre-folio what-if, order 0")
         read_ahead_kb: int = Field(128, ge=0, description="the device's read_ahead_kb")
+        max_sectors_kb: int | None = Field(
+            None, ge=0, description="the device's max_sectors_kb (bdi->io_pages: a read "
+            "larger than the readahead window may read up to it); null: read_ahead_kb")
         fadvise: Literal["normal", "sequential", "random"] = Field(
             "normal", description="posix_fadvise advice on each file (cat: sequential)")
         files: int | None = Field(
@@ -119,7 +122,8 @@ class PageCache(Workload):
         fsys = self.fsys
         mapping = readahead.Mapping(
             i_size=p.file_size, large_folios=fsys.large_folios,
-            ra_pages=p.read_ahead_kb // 4, io_pages=p.read_ahead_kb // 4,
+            ra_pages=p.read_ahead_kb // 4,
+            io_pages=(p.read_ahead_kb if p.max_sectors_kb is None else p.max_sectors_kb) // 4,
             shmem=fsys.fs == "tmpfs")
         if p.fadvise != "normal":
             readahead.fadvise(mapping, p.fadvise)
