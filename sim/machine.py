@@ -434,7 +434,8 @@ class Machine:
         counted from t = 0 (what ``fragsim record`` writes as the ``vmstat`` series):
         reclaim (``pgsteal_kswapd``: page-cache pages kswapd's LRU scans reclaimed,
         ``pgsteal_direct`` the rest; ``pgscan_kswapd``/``pgscan_direct``: the pages
-        those scans looked at; ``pageoutrun`` kswapd's runs; ``allocstall`` direct
+        those scans looked at; ``pgskip_<zone>`` the pages of each zone they passed over
+        (a reclaim for a lower zone); ``pageoutrun`` kswapd's runs; ``allocstall`` direct
         reclaim entries; ``slabs_scanned`` objects every shrinker scanned), compaction
         (``compact_stall``/``success``/``fail``, ``compact_migrate_scanned``,
         ``compact_free_scanned``, ``pgmigrate_success``, ``compact_daemon_wake``) and
@@ -459,6 +460,8 @@ class Machine:
             "pgsteal_direct": self.lru.stats.evicted - reclaim.pgsteal_kswapd,
             "pgscan_kswapd": reclaim.pgscan_kswapd,
             "pgscan_direct": self.lru.stats.scanned - reclaim.pgscan_kswapd,
+            **{f"pgskip_{name.lower()}": self.lru.stats.skipped_by_zone[zone.zone_idx]
+               for name, zone in self.zones},
             "pageoutrun": self.kswapd.stats.runs,
             "allocstall": self.page_alloc.stats.direct_reclaim,
             "slabs_scanned": reclaim.shrinker_scanned,

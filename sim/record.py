@@ -95,6 +95,7 @@ VMSTAT_COUNTERS = (
     "compact_free_scanned", "compact_isolated", "compact_daemon_wake",
     "compact_daemon_migrate_scanned", "compact_daemon_free_scanned",
     "pgsteal_kswapd", "pgsteal_direct", "pgscan_kswapd", "pgscan_direct",
+    "pgskip_dma", "pgskip_dma32", "pgskip_normal", "pgskip_movable",
     "allocstall_dma", "allocstall_dma32", "allocstall_normal", "allocstall_movable",
     "allocstall_device", "slabs_scanned", "kswapd_inodesteal", "pginodesteal",
     "pgmigrate_success", "pgmigrate_fail", "pageoutrun", "kswapd_low_wmark_hit_quickly",

@@ -69,7 +69,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -100,6 +100,8 @@ SWAP_CLUSTER_MAX_SKIPPED: Final = 32 << 10
 class ReclaimStats:
     scanned: int = 0  # pages, the skipped ones too (isolate_lru_folios' total_scan)
     skipped: int = 0  # pages of folios above the reclaim's zone, passed over (PGSCAN_SKIP)
+    # the same by the passed-over folio's zone index (pgskip_dma, _dma32, _normal, ...)
+    skipped_by_zone: list[int] = field(default_factory=lambda: [0] * 5)
     rotated: int = 0  # pages of referenced folios given a second chance
     evicted: int = 0  # page-cache pages dropped (a later read refaults them)
 
@@ -140,6 +142,9 @@ class FileLru:
         # callbacks do not touch the LRU, so this is the same as one call each).
         self._evict_many = evict_many
         self.stats = ReclaimStats()
+        # (first node pfn, zone index) of the node's zones, lowest first: which zone a
+        # passed-over folio is counted in. Reclaim sets it; one zone by default.
+        self.zone_starts: list[tuple[int, int]] = [(0, 2)]
         self._queue = array("i")
         self._head = 0  # queue entries before this one are consumed
         self._count = 0  # folios on the list
@@ -330,6 +335,7 @@ class FileLru:
                 held.append(pfn)
                 nr_held += 1
                 skipped += nr
+                self._count_skip(pfn, nr)
                 continue
             batch_left -= nr
             if ref[pfn] == 2:  # active: a second chance
@@ -362,6 +368,14 @@ class FileLru:
         self.stats.scanned += scanned
         self.stats.evicted += evicted
         return evicted
+
+    def _count_skip(self, pfn: int, nr: int) -> None:
+        """``nr_skipped[folio_zonenum(folio)] += nr_pages``."""
+        zone_idx = self.zone_starts[0][1]
+        for start, idx in self.zone_starts:
+            if start <= pfn:
+                zone_idx = idx
+        self.stats.skipped_by_zone[zone_idx] += nr
 
     def _prefetch(self, start: int, n: int) -> None:
         """Read the per-pfn entries of the ``n`` queue entries from ``start`` at once,
@@ -416,6 +430,7 @@ class Reclaim:
         # The highest zone index of the node: a highest_zoneidx of -1 means it.
         self.top_zoneidx: int = self.zones[-1].zone_idx
         self.lru = lru
+        lru.zone_starts = sorted((z.zone_start_pfn, z.zone_idx) for z in self.zones)
         self.caches = caches
         self.cfg = cfg
         self.after_shrink = after_shrink

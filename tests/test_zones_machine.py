@@ -422,5 +422,10 @@ def test_kswapd_for_a_lower_zone_reclaims_only_that_zones_page_cache():
     assert all(p in lru for p in normal)  # none reclaimed
     assert sum(p not in lru for p in dma32) > 0
     assert lru.stats.skipped > before
+    # every page passed over is a Normal one, and the vmstat series says so
+    assert lru.stats.skipped_by_zone[ZONE_NORMAL] == lru.stats.skipped
+    vmstat = machine.vmstat()
+    assert vmstat["pgskip_normal"] == lru.stats.skipped
+    assert vmstat["pgskip_dma32"] == vmstat["pgskip_dma"] == 0
     assert reclaim.skip_from(ZONE_DMA32) == start["Normal"]
     assert reclaim.skip_from(ZONE_NORMAL) == reclaim.skip_from(-1) == -1
