@@ -137,7 +137,7 @@ def _debugfs(kernel: LiveKernel, report: SnapshotReport) -> Iterator[Path | None
 BLOCK_QUEUE_FILES = ("read_ahead_kb", "max_sectors_kb")
 
 
-def _block_queues(kernel: LiveKernel) -> list[Path]:
+def block_queues(kernel: LiveKernel) -> list[Path]:
     """The queue directories of the block devices that have readahead settings."""
     try:
         devices = sorted(kernel.sys_block.iterdir())
@@ -169,7 +169,7 @@ def take_snapshot(out: str | Path, kernel: LiveKernel | None = None) -> Snapshot
         for name in THP_FILES:
             _copy(kernel.sys_mm / "transparent_hugepage" / name, tmp / "thp" / name,
                   f"thp/{name}", report)
-        for queue in _block_queues(kernel):
+        for queue in block_queues(kernel):
             for name in BLOCK_QUEUE_FILES:
                 dev = queue.parent.name
                 _copy(queue / name, tmp / "block" / dev / name, f"block/{dev}/{name}",

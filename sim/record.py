@@ -69,7 +69,14 @@ import yaml
 
 from sim import __version__, metrics
 from sim.errors import FragsimError
-from sim.livekernel import THP_FILES, VM_SYSCTLS, LiveKernel, take_snapshot
+from sim.livekernel import (
+    BLOCK_QUEUE_FILES,
+    THP_FILES,
+    VM_SYSCTLS,
+    LiveKernel,
+    block_queues,
+    take_snapshot,
+)
 from sim.procfs import (
     Pagetypeinfo,
     ZoneFree,
@@ -533,15 +540,10 @@ def block_devices(kernel: LiveKernel) -> dict[str, dict[str, int]]:
     (``bdi->io_pages``): they set how large a file's page-cache folios grow
     (sim/readahead.py), so a twin's ``page_cache.read_ahead_kb`` must be its disk's."""
     out: dict[str, dict[str, int]] = {}
-    try:
-        devices = sorted(kernel.sys_block.iterdir())
-    except OSError:
-        return out
-    for dev in devices:
-        queue = {name: _setting(_text(dev / "queue" / name))
-                 for name in ("read_ahead_kb", "max_sectors_kb")}
-        if all(isinstance(v, int) for v in queue.values()):
-            out[dev.name] = queue  # type: ignore[assignment]
+    for queue in block_queues(kernel):
+        values = {name: _setting(_text(queue / name)) for name in BLOCK_QUEUE_FILES}
+        if all(isinstance(v, int) for v in values.values()):
+            out[queue.parent.name] = values  # type: ignore[assignment]
     return out
 
 

@@ -99,8 +99,8 @@ SWAP_CLUSTER_MAX_SKIPPED: Final = 32 << 10
 @dataclass
 class ReclaimStats:
     scanned: int = 0  # pages, the skipped ones too (isolate_lru_folios' total_scan)
-    skipped: int = 0  # pages of folios above the reclaim's zone, passed over (PGSCAN_SKIP)
-    # the same by the passed-over folio's zone index (pgskip_dma, _dma32, _normal, ...)
+    # pages of folios above the reclaim's zone that the scan passed over (PGSCAN_SKIP), by
+    # the folio's zone index (pgskip_dma, _dma32, _normal, ...)
     skipped_by_zone: list[int] = field(default_factory=lambda: [0] * 5)
     rotated: int = 0  # pages of referenced folios given a second chance
     evicted: int = 0  # page-cache pages dropped (a later read refaults them)
@@ -244,11 +244,6 @@ class FileLru:
         self._order_np[p] = order
         self._ref_np[p] = 0
 
-    def mark_accessed_many(self, pfns: list[int]) -> None:
-        """``mark_accessed`` each pfn in turn."""
-        for pfn in pfns:
-            self.mark_accessed(pfn)
-
     def mark_accessed(self, pfn: int) -> None:
         """``folio_mark_accessed``: PG_referenced on a first access, activated on the
         next."""
@@ -310,7 +305,7 @@ class FileLru:
         remaining = limit  # nr[lru]: what the batches still have to scan
         batch_left = 0  # what the current batch's isolate_lru_folios has left to scan
         held: list[int] = []  # the current batch's skipped folios (folios_skipped)
-        nr_held = skipped = 0
+        nr_held = 0
         while evicted < nr_to_reclaim and self._count > nr_held:
             if batch_left <= 0:
                 if held:
@@ -334,7 +329,6 @@ class FileLru:
             if 0 <= skip_from <= pfn and nr_held < SWAP_CLUSTER_MAX_SKIPPED:
                 held.append(pfn)
                 nr_held += 1
-                skipped += nr
                 self._count_skip(pfn, nr)
                 continue
             batch_left -= nr
@@ -364,7 +358,6 @@ class FileLru:
             assert self._evict_many is not None  # victims are only kept for it
             self._evict_many(victims, victim_owners)
         self.stats.rotated += rotated
-        self.stats.skipped += skipped
         self.stats.scanned += scanned
         self.stats.evicted += evicted
         return evicted

@@ -177,7 +177,6 @@ lru_ops = st.lists(st.one_of(
     st.tuples(st.just("add_many"), st.lists(pfn_st, min_size=4, max_size=16), st.integers(0, 3),
               order_st),
     st.tuples(st.just("access"), pfn_st),
-    st.tuples(st.just("access_many"), st.lists(pfn_st, max_size=8)),
     st.tuples(st.just("remove"), pfn_st),
     st.tuples(st.just("migrate"), pfn_st, pfn_st),
     # (16 or more to reclaim: the scan reads its entries ahead, FileLru._prefetch)
@@ -205,10 +204,6 @@ def test_file_lru_behaves_as_an_ordered_dict_with_a_referenced_set(ops, batched,
         elif op[0] == "access":
             lru.mark_accessed(op[1])
             ref.mark_accessed(op[1])
-        elif op[0] == "access_many":
-            lru.mark_accessed_many(op[1])
-            for pfn in op[1]:
-                ref.mark_accessed(pfn)
         elif op[0] == "remove":
             if op[1] in ref.pages:
                 assert lru.remove(op[1]) == ref.remove(op[1])
@@ -266,7 +261,8 @@ def test_folios_above_the_reclaim_zone_are_passed_over_and_put_back_as_the_newes
         lru.add(pfn, owner=0)
     lru.mark_accessed(41)
     assert lru.shrink(10, max_scan=2, batch=32, skip_from=32) == 2
-    assert evicted == [1, 2] and lru.stats.skipped == 2 and lru.stats.scanned == 4
+    assert evicted == [1, 2] and sum(lru.stats.skipped_by_zone) == 2
+    assert lru.stats.scanned == 4
     assert lru.shrink(10, max_scan=10, batch=32) == 4  # no skipping: age order
     assert evicted == [1, 2, 42, 3, 40, 41]  # 40 and 41 went back as the newest
     assert lru.stats.rotated == 0  # 41 was only PG_referenced
@@ -283,4 +279,4 @@ def test_a_batch_passes_over_at_most_swap_cluster_max_skipped_folios():
     # One batch: it passes over SWAP_CLUSTER_MAX_SKIPPED folios, then takes the next.
     assert lru.shrink(1, max_scan=1, batch=32, skip_from=1) == 1
     assert evicted == [SWAP_CLUSTER_MAX_SKIPPED + 1]
-    assert lru.stats.skipped == SWAP_CLUSTER_MAX_SKIPPED
+    assert sum(lru.stats.skipped_by_zone) == SWAP_CLUSTER_MAX_SKIPPED
