@@ -276,9 +276,15 @@ def test_a_duration_alone_samples_every_period_and_once_at_the_end(tmp_path):
     out = tmp_path / "rec"
     result = record(out, duration=0.35, every=0.1, kernel=standin_kernel(tmp_path / "k"))
     times = series_of(out)[("avail", "9")][0]
-    assert result.complete and result.stopped_by == "duration" and result.samples == 5
-    assert times[0] == 0 and 0.349 <= times[-1] < 0.45
-    assert all(0.1 * i - 1e-3 <= t < 0.1 * i + 0.08 for i, t in enumerate(times[:-1]))
+    assert result.complete and result.stopped_by == "duration"
+    assert result.samples == len(times) and times[-1] >= 0.349  # the last: at the end
+    # The others each in a slot of its own, in order, from 0. A sample that overran its
+    # slot skips the slots it missed (record's rule), so a loaded machine may take one
+    # fewer: the wall clock decides how many, the rule where each falls.
+    slots = [int((t + 1e-3) / 0.1) for t in times[:-1]]
+    assert slots[0] == 0 and slots == sorted(set(slots)) and 3 <= len(slots) <= 4
+    assert all(0.1 * k - 1e-3 <= t < 0.1 * k + 0.08 for k, t in zip(slots, times[:-1], strict=True))
+    assert times[-1] < 0.45
     run = summary_of(out)["variants"]["real"]["runs"][0]
     assert run["avail"]["9"] == 2 + 2 * 752 + 13 + 1 + 2 * (3 + 14)  # the stand-in's, all zones
     assert run["compaction"]["stalls"] == 0 and run["engine"]["kswapd_reclaimed"] == 0
