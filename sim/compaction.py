@@ -263,6 +263,9 @@ class CompactControl:
     proactive_compaction: bool = False
     cpu: int = 0  # the CPU compaction runs on: where migrated sources are freed
     gfp_fs: bool = True  # cc->gfp_mask has __GFP_FS; without it only anon folios migrate
+    # cc->highest_zoneidx: the request's classzone, whose lowmem_reserve the watermark
+    # checks keep (-1: this zone's own, no reserve).
+    highest_zoneidx: int = -1
     search_order: int = 0
     migrate_pfn: int = 0
     free_pfn: int = 0
@@ -415,14 +418,17 @@ class Compactor:
 
     # ------------------------------------------------------------------ suitability
 
-    def compaction_suitable(self, order: int, watermark: int) -> bool:
+    def compaction_suitable(self, order: int, watermark: int,
+                            highest_zoneidx: int = -1) -> bool:
         """``compaction_suitable``: enough free pages to migrate into, and (for costly
-        orders) a failure that the fragmentation index blames on fragmentation."""
+        orders) a failure that the fragmentation index blames on fragmentation. The
+        watermark keeps ``lowmem_reserve[highest_zoneidx]`` (``__compaction_suitable``
+        passes the classzone to ``__zone_watermark_ok``)."""
         zone = self.zone
         mark = watermark + compact_gap(order)
         if order > PAGE_ALLOC_COSTLY_ORDER:
             mark += zone.low_wmark - zone.min_wmark
-        if not zone.zone_watermark_ok(0, mark, 0):
+        if not zone.zone_watermark_ok(0, mark, 0, highest_zoneidx):
             return False
         if order > PAGE_ALLOC_COSTLY_ORDER:
             # 0..extfrag_threshold: failure due to lack of memory; -1000: the order is
@@ -433,20 +439,23 @@ class Compactor:
         return True
 
     def compaction_suit_allocation_order(
-        self, order: int, alloc_flags: int, is_async: bool
+        self, order: int, alloc_flags: int, is_async: bool, highest_zoneidx: int = -1
     ) -> CompactResult:
         """``compaction_suit_allocation_order``: SUCCESS if the allocation would succeed
-        now, SKIPPED if compaction is unlikely to help, else CONTINUE."""
+        now, SKIPPED if compaction is unlikely to help, else CONTINUE. Every watermark
+        check keeps the zone's ``lowmem_reserve[highest_zoneidx]``: a lower zone asked
+        on behalf of a higher classzone must keep its reserve, as the allocation that
+        follows must (-1: this zone's own classzone, no reserve)."""
         zone = self.zone
         watermark = zone.wmark_pages(alloc_flags & ALLOC_WMARK_MASK)
-        if zone.zone_watermark_ok(order, watermark, alloc_flags):
+        if zone.zone_watermark_ok(order, watermark, alloc_flags, highest_zoneidx):
             return _C.COMPACT_SUCCESS
         # Without CONFIG_CMA ALLOC_CMA is 0, so this costly async check always applies.
         if order > PAGE_ALLOC_COSTLY_ORDER and is_async and not zone.zone_watermark_ok(
-            0, watermark + compact_gap(order), 0
+            0, watermark + compact_gap(order), 0, highest_zoneidx
         ):
             return _C.COMPACT_SKIPPED
-        if not self.compaction_suitable(order, watermark):
+        if not self.compaction_suitable(order, watermark, highest_zoneidx):
             return _C.COMPACT_SKIPPED
         return _C.COMPACT_CONTINUE
 
@@ -486,8 +495,11 @@ class Compactor:
         cpu: int = 0,
         owner: int | None = None,
         gfp_fs: bool = True,
+        highest_zoneidx: int = -1,
     ) -> tuple[CompactResult, int | None]:
         """``try_to_compact_pages`` for this zone: (result, captured pfn or None).
+        ``highest_zoneidx``: the request's classzone (``ac->highest_zoneidx``), whose
+        lowmem reserve the watermark checks keep (-1: this zone's own).
 
         ``caller`` is "default", or "slub_first_attempt" / "transhuge_light", which may not
         compact (COMPACT_SKIPPED at once). A captured block is allocated to ``owner``
@@ -512,7 +524,7 @@ class Compactor:
             self.stats.deferred += 1
             return max(_C.COMPACT_DEFERRED, rc), None
         status, captured = self._compact_zone_order(
-            order, migratetype, priority, alloc_flags, cpu, owner, gfp_fs
+            order, migratetype, priority, alloc_flags, cpu, owner, gfp_fs, highest_zoneidx
         )
         rc = max(status, rc)
         if status == _C.COMPACT_SUCCESS:
@@ -613,12 +625,14 @@ class Compactor:
         )
         return self._compact_zone(cc)
 
-    def kcompactd_node_suitable(self, order: int) -> bool:
+    def kcompactd_node_suitable(self, order: int, highest_zoneidx: int = -1) -> bool:
         """``kcompactd_node_suitable``: ``wakeup_kcompactd`` wakes kcompactd only when
         compaction for ``order`` would go ahead on the zone:
         ``compaction_suit_allocation_order(zone, pgdat->kcompactd_max_order,
-        highest_zoneidx, ALLOC_WMARK_MIN, false, true) == COMPACT_CONTINUE``."""
-        return (self.compaction_suit_allocation_order(order, ALLOC_WMARK_MIN, False)
+        highest_zoneidx, ALLOC_WMARK_MIN, false, true) == COMPACT_CONTINUE``, with the
+        node's ``kcompactd_highest_zoneidx`` as the classzone."""
+        return (self.compaction_suit_allocation_order(order, ALLOC_WMARK_MIN, False,
+                                                      highest_zoneidx)
                 == _C.COMPACT_CONTINUE)
 
     def kcompactd_do_work(self, order: int, cpu: int = 0) -> CompactResult:
@@ -783,7 +797,7 @@ class Compactor:
 
     def _compact_zone_order(
         self, order: int, migratetype: int, prio: CompactPriority, alloc_flags: int,
-        cpu: int, owner: int, gfp_fs: bool = True,
+        cpu: int, owner: int, gfp_fs: bool = True, highest_zoneidx: int = -1,
     ) -> tuple[CompactResult, int | None]:
         """``compact_zone_order``: a direct compaction with a capture control installed."""
         full = prio == CompactPriority.COMPACT_PRIO_SYNC_FULL
@@ -792,6 +806,7 @@ class Compactor:
             mode=_ASYNC if prio == CompactPriority.COMPACT_PRIO_ASYNC else _SYNC_LIGHT,
             alloc_flags=alloc_flags, direct_compaction=True, whole_zone=full,
             ignore_skip_hint=full, ignore_block_suitable=full, cpu=cpu, gfp_fs=gfp_fs,
+            highest_zoneidx=highest_zoneidx,
         )
         capc = CaptureControl(order, migratetype, owner)
         self.zone.set_capture_control(capc)
@@ -846,7 +861,7 @@ class Compactor:
 
         if cc.order != -1:
             ret = self.compaction_suit_allocation_order(
-                cc.order, cc.alloc_flags, cc.mode == _ASYNC
+                cc.order, cc.alloc_flags, cc.mode == _ASYNC, cc.highest_zoneidx
             )
             if ret != _C.COMPACT_CONTINUE:
                 if ret == _C.COMPACT_SKIPPED:
@@ -1587,8 +1602,11 @@ class NodeCompactor:
         return ProactiveStep(True, score, after, timeout, result)
 
     def kcompactd_node_suitable(self, order: int) -> bool:
-        """``kcompactd_node_suitable``: some zone would compact for ``order``."""
-        return any(c.kcompactd_node_suitable(order) for c in self.compactors)
+        """``kcompactd_node_suitable``: some zone would compact for ``order``, each
+        checked against the node's highest zone as the classzone (its lowmem reserve
+        kept); ``kcompactd_do_work`` then checks each zone as its own classzone."""
+        top = self.compactors[-1].zone.zone_idx
+        return any(c.kcompactd_node_suitable(order, top) for c in self.compactors)
 
     def kcompactd_do_work(self, order: int, cpu: int = 0) -> CompactResult:
         """``kcompactd_do_work``: each zone bottom-up, skipping deferred and unsuitable

@@ -209,6 +209,9 @@ class Machine:
             zone.on_wakeup_kswapd = functools.partial(self.kswapd.wakeup,
                                                       highest_zoneidx=zone.zone_idx)
         self.reclaim.on_wakeup_kcompactd = self.kcompactd.wakeup
+        if c.enabled:
+            # vmscan's reclaim/compaction checks ask compaction_suitable of each zone.
+            self.reclaim.compaction_suitable = _compaction_suitable(compactors)
         self.page_alloc = pa = PageAllocator(
             zones[0], self.reclaim, compactors[zones[0].zone_idx], compaction=c.enabled,
             batched=batched, wakeup_kswapd=self.kswapd.wakeup,
@@ -623,3 +626,15 @@ def _load_mobility(name: str):
     module_name, _, class_name = name.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, class_name)()
+
+
+def _compaction_suitable(compactors: dict[int, Compactor]
+                         ) -> Callable[[Zone, int, int, int], bool]:
+    """mm/compaction.c ``compaction_suitable(zone, order, watermark, highest_zoneidx)``
+    for vmscan's reclaim/compaction checks: the zone's own compactor answers (its
+    ``vm.extfrag_threshold``)."""
+    def compaction_suitable(zone: Zone, order: int, watermark: int,
+                            highest_zoneidx: int) -> bool:
+        return compactors[zone.zone_idx].compaction_suitable(order, watermark,
+                                                             highest_zoneidx)
+    return compaction_suitable

@@ -45,19 +45,22 @@ Zones: over a single zone (``machine.zones: [Normal]``) there is no zonelist wal
 the zonelist from ``gfp_zone(gfp)`` down with ``lowmem_reserve[highest_zoneidx]``, the
 fast path adds ``alloc_flags_nofragment`` (the slow path does not, as in 6.18 without
 ``defrag_mode``), ``unreserve_highatomic_pageblock`` and ``drain_all_pages`` cover the
-zonelist, and direct compaction is ``try_to_compact_pages`` over it. Direct reclaim
-stays node-wide: the LRU has no per-zone lists, so ``sc->reclaim_idx`` does not keep a
-DMA32 request from reclaiming Normal pages; compaction's own watermark checks
-(``compaction_suitable``) do not add the lowmem reserve.
+zonelist, and direct compaction is ``try_to_compact_pages`` over it with the request's
+classzone, so a lower zone's watermark checks (``compaction_suit_allocation_order``,
+``compaction_suitable``) keep its ``lowmem_reserve`` as the allocation after them does.
+Direct reclaim is node-wide with ``sc->reclaim_idx`` = the classzone: the LRU passes over
+the folios of higher zones (sim/vmscan.py).
 
 Departures from 6.18 besides: no ``should_reclaim_retry`` watermark estimate (progress
 alone decides), no ``should_compact_retry`` priority escalation beyond async then
 sync-light, no OOM killer, no ``__GFP_NOFAIL``. ``unreserve_highatomic_pageblock``
-gets the request's migratetype as ``ac->migratetype``. Direct reclaim for a costly order
-does not follow reclaim/compaction: ``shrink_zones`` skipping a zone already
-``compaction_ready`` and ``shrink_node`` repeating while ``should_continue_reclaim``
-(until ``compact_gap(order)`` pages are free) are not modelled; the cluster and the
-proportional first round are.
+gets the request's migratetype as ``ac->migratetype``.
+
+Reclaim/compaction (with compaction on): direct reclaim for a costly order leaves alone
+the zones that are already ``compaction_ready`` and stops after the round that found one
+(``shrink_zones``, ``do_try_to_free_pages``, which then reports progress), and every
+``shrink_node`` of an order > 0 (a costly one, or any once the priority has fallen below
+DEF_PRIORITY - 2) repeats while ``should_continue_reclaim`` (sim/vmscan.py).
 """
 
 from __future__ import annotations
@@ -326,7 +329,7 @@ class PageAllocator:
         for zone in zones:
             status, captured = self.compactors[zone.zone_idx].try_to_compact_pages(
                 order, mt, prio=prio, alloc_flags=alloc_flags, cpu=cpu, owner=owner,
-                gfp_fs=gfp_fs)
+                gfp_fs=gfp_fs, highest_zoneidx=highest_zoneidx)
             rc = max(rc, status)
             if captured is not None:
                 page = zone.zone_start_pfn + captured
@@ -433,28 +436,58 @@ class PageAllocator:
                                    alloc_flags: int, highest_zoneidx: int = 2,
                                    gfp_fs: bool = True) -> tuple[int, int | None]:
         """``__alloc_pages_direct_reclaim``: reclaim at least a cluster (the whole
-        proportional share at DEF_PRIORITY), retry; if that fails,
-        give back a highatomic pageblock (keeping the last) and drain the per-CPU lists,
-        then retry once more. Returns (pages reclaimed, the pfn or None)."""
+        proportional share at DEF_PRIORITY; for a costly order, until compaction could
+        go ahead), retry; if that fails, give back a highatomic pageblock (keeping the
+        last) and drain the per-CPU lists, then retry once more. Returns (progress, the
+        pfn or None): progress is the pages reclaimed, or 1 when reclaim stopped
+        because compaction is ready (``do_try_to_free_pages``)."""
         self.stats.direct_reclaim += 1
         reclaimed = 0
         reclaim = self.reclaim
+        # shrink_zones: for a costly order, a zone that is compaction_ready is left
+        # alone (and ends the priority loop after this round); the node is shrunk once,
+        # at the first zone up to the classzone that is not ready, and the zones after
+        # it are checked after that shrink.
+        zones = ([z for z in self.node.zonelist if z.zone_idx <= highest_zoneidx]
+                 if self.node is not None else [self.zone])
+        costly = order > PAGE_ALLOC_COSTLY_ORDER and self.compaction
+        hz = highest_zoneidx if self.node is not None else -1
+        compaction_ready = False
         for priority in range(DEF_PRIORITY, -1, -1):
-            # shrink_lruvec: global direct reclaim at DEF_PRIORITY scans its whole
-            # proportional share, not just until SWAP_CLUSTER_MAX are reclaimed.
-            reclaimed += reclaim.shrink_node(SWAP_CLUSTER_MAX - reclaimed, priority, cpu,
-                                             proportional=priority == DEF_PRIORITY,
-                                             gfp_fs=gfp_fs, reclaim_idx=highest_zoneidx)
-            self.stats.stall_s += reclaim.last_cost
-            if reclaimed >= SWAP_CLUSTER_MAX:
+            if costly:
+                shrunk = False
+                for zone in zones:
+                    if reclaim.compaction_ready(zone, order, hz):
+                        compaction_ready = True
+                    elif not shrunk:
+                        shrunk = True
+                        reclaimed += self._shrink_node(reclaimed, priority, cpu, gfp_fs,
+                                                       hz, order)
+            else:
+                reclaimed += self._shrink_node(reclaimed, priority, cpu, gfp_fs, hz, order)
+            if reclaimed >= SWAP_CLUSTER_MAX or compaction_ready:
                 break
         self.stats.direct_reclaimed += reclaimed
+        # do_try_to_free_pages: "Aborted reclaim to try compaction? don't OOM, then".
+        progress = reclaimed or int(compaction_ready)
         pfn = self.get_page_from_freelist(order, mt, cpu, owner, alloc_flags, highest_zoneidx)
-        if pfn is None and reclaimed:
+        if pfn is None and progress:
             # "pages are pinned on the per-cpu lists or in high alloc reserves"
             self.unreserve_highatomic_pageblock(mt, False, highest_zoneidx)
             self.stats.drain_all_pages += 1
             self.drain_all_pages()
             pfn = self.get_page_from_freelist(order, mt, cpu, owner, alloc_flags,
                                               highest_zoneidx)
-        return reclaimed, pfn
+        return progress, pfn
+
+    def _shrink_node(self, reclaimed: int, priority: int, cpu: int, gfp_fs: bool,
+                     reclaim_idx: int, order: int) -> int:
+        """Direct reclaim's ``shrink_node`` for what is left of SWAP_CLUSTER_MAX: at
+        DEF_PRIORITY ``shrink_lruvec`` scans its whole proportional share, not just until
+        SWAP_CLUSTER_MAX are reclaimed; ``shrink_node`` repeats while
+        ``should_continue_reclaim`` (``sc->order``). Its cost is stall time."""
+        got = self.reclaim.shrink_node(SWAP_CLUSTER_MAX - reclaimed, priority, cpu,
+                                       proportional=priority == DEF_PRIORITY, gfp_fs=gfp_fs,
+                                       reclaim_idx=reclaim_idx, order=order)
+        self.stats.stall_s += self.reclaim.last_cost
+        return got

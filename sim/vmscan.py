@@ -31,7 +31,12 @@ back as the newest (``folio_putback_lru`` after migration).
   (``do_shrink_slab``). Its cost (pages scanned and evicted, objects scanned) is left
   in ``last_cost`` for the caller: direct reclaim stalls it, kswapd sleeps it. With
   an ``after_shrink`` hook (``defrag.after_shrink``) the slab defragmenter runs at the
-  end of a shrinker round that freed something, as in Lameter's series.
+  end of a shrinker round that freed something, as in Lameter's series. In
+  reclaim/compaction mode (compaction on and an order above PAGE_ALLOC_COSTLY_ORDER, or
+  any order > 0 once the priority is below DEF_PRIORITY - 2) the round repeats while
+  ``should_continue_reclaim``; ``compaction_ready`` is the check direct reclaim's
+  ``shrink_zones`` makes of each zone first (sim/page_alloc.py). Both ask
+  ``compaction_suitable`` through a hook the engine sets.
 - kswapd's rules (the loop that sleeps is sim/daemons.py ``Kswapd``), each method
   named after the kernel function it follows and quoting it:
   ``pgdat_balanced(order)`` (above the high watermark plus the boost, with a free
@@ -74,7 +79,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from sim.buddy import WMARK_HIGH, Zone
+from sim.buddy import PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, Zone
 from sim.compaction import compact_gap
 from sim.objects import FileSystem
 from sim.slab import SlabCaches
@@ -272,7 +277,9 @@ class FileLru:
 
     def shrink(self, nr_to_reclaim: int, max_scan: int | None = None,
                batch: int = 0, skip_from: int = -1) -> int:
-        """Scan from the oldest end, evicting folios not activated; returns pages evicted.
+        """Scan from the oldest end, evicting folios not activated, until
+        ``nr_to_reclaim`` pages are evicted (a negative goal: until ``max_scan`` is
+        scanned, whatever is evicted); returns pages evicted.
 
         An activated folio loses its state and goes to the newest end. At most
         ``max_scan`` pages are looked at (default: twice the list, so every folio is seen
@@ -296,10 +303,13 @@ class FileLru:
                                            self._order)
         nr_by_order = self.nr_by_order
         limit = 2 * self.nr_pages if max_scan is None else max_scan
+        want = nr_to_reclaim if nr_to_reclaim >= 0 else limit
+        if nr_to_reclaim < 0:
+            nr_to_reclaim = self.nr_pages + 1  # more than can be evicted: no goal
         evicted = scanned = rotated = 0
         head = self._head
-        if nr_to_reclaim >= _PREFETCH_MIN and self._size:
-            self._prefetch(head, 2 * nr_to_reclaim)
+        if want >= _PREFETCH_MIN and self._size:
+            self._prefetch(head, 2 * want)
         victims: list[int] = []
         victim_owners: list[int] = []
         remaining = limit  # nr[lru]: what the batches still have to scan
@@ -442,6 +452,10 @@ class Reclaim:
         self.kswapd_failures = 0
         # wakeup_kcompactd(order), set by the engine (sim/machine.py).
         self.on_wakeup_kcompactd: Callable[[int], None] | None = None
+        # mm/compaction.c compaction_suitable(zone, order, watermark, highest_zoneidx),
+        # set by the engine when compaction is on; None is CONFIG_COMPACTION off, with
+        # no reclaim/compaction mode (should_continue_reclaim, compaction_ready).
+        self.compaction_suitable: Callable[[Zone, int, int, int], bool] | None = None
 
     def add_filesystem(self, fsys: FileSystem) -> None:
         """A mounted file system: its super block shrinker joins ``shrink_slab``."""
@@ -565,21 +579,111 @@ class Reclaim:
 
     def shrink_node(self, nr_to_reclaim: int, priority: int, cpu: int = 0,
                     proportional: bool = False, gfp_fs: bool = True,
-                    reclaim_idx: int = -1) -> int:
-        """One ``shrink_node`` round; returns page-cache pages plus slab pages freed and
-        leaves its cost in ``last_cost``. ``proportional``: scan the LRU's whole share
-        for ``priority`` whatever is reclaimed (``shrink_lruvec``'s
-        ``proportional_reclaim``: global direct reclaim at DEF_PRIORITY). ``gfp_fs``: the
-        reclaimer's gfp mask has __GFP_FS (``sc->gfp_mask``, which ``shrink_slab`` hands
-        to the shrinkers; the super block shrinkers stop without it). ``reclaim_idx``:
-        ``sc->reclaim_idx`` (-1: the node's highest zone); the LRU's folios of higher
-        zones are passed over (``FileLru.shrink``'s ``skip_from``)."""
+                    reclaim_idx: int = -1, order: int = 0) -> int:
+        """``shrink_node``; returns page-cache pages plus slab pages freed and leaves its
+        cost in ``last_cost`` and its LRU scan in ``last_scanned``. ``proportional``:
+        scan the LRU's whole share for ``priority`` whatever is reclaimed
+        (``shrink_lruvec``'s ``proportional_reclaim``: global direct reclaim at
+        DEF_PRIORITY). ``gfp_fs``: the reclaimer's gfp mask has __GFP_FS
+        (``sc->gfp_mask``, which ``shrink_slab`` hands to the shrinkers; the super block
+        shrinkers stop without it). ``reclaim_idx``: ``sc->reclaim_idx`` (-1: the node's
+        highest zone); the LRU's folios of higher zones are passed over
+        (``FileLru.shrink``'s ``skip_from``). ``order``: ``sc->order``; in
+        reclaim/compaction mode the round repeats at the same priority while
+        ``should_continue_reclaim`` says so (``goto again``)."""
+        reclaimed = cost = 0.0
+        scanned = 0
+        while True:
+            round_reclaimed = self._shrink_node_round(nr_to_reclaim, priority, cpu,
+                                                      proportional, gfp_fs, reclaim_idx)
+            reclaimed += round_reclaimed
+            cost += self.last_cost
+            scanned += self.last_scanned
+            if not self.should_continue_reclaim(round_reclaimed, order, priority,
+                                                reclaim_idx):
+                break
+        self.last_cost = cost
+        self.last_scanned = scanned
+        return int(reclaimed)
+
+    def in_reclaim_compaction(self, order: int, priority: int) -> bool:
+        """``in_reclaim_compaction``: reclaim for compaction's sake, for a costly order,
+        or any order > 0 once the priority has fallen below DEF_PRIORITY - 2."""
+        return (self.compaction_suitable is not None and order > 0
+                and (order > PAGE_ALLOC_COSTLY_ORDER or priority < DEF_PRIORITY - 2))
+
+    def should_continue_reclaim(self, nr_reclaimed: int, order: int, priority: int,
+                                reclaim_idx: int = -1) -> bool:
+        """``should_continue_reclaim(pgdat, nr_reclaimed, sc)``: in reclaim/compaction
+        mode, go on until a zone up to ``reclaim_idx`` could give the order at its min
+        watermark or compaction would go ahead there, while the round reclaimed
+        something and more than ``compact_gap(order)`` pages are left on the LRU::
+
+            if (!in_reclaim_compaction(sc)) return false;
+            if (!nr_reclaimed) return false;
+            for_each_managed_zone_pgdat(zone, pgdat, z, sc->reclaim_idx) {
+                unsigned long watermark = min_wmark_pages(zone);
+                if (zone_watermark_ok(zone, sc->order, watermark, sc->reclaim_idx, 0))
+                    return false;
+                if (compaction_suitable(zone, sc->order, watermark, sc->reclaim_idx))
+                    return false;
+            }
+            pages_for_compaction = compact_gap(sc->order);
+            inactive_lru_pages = node_page_state(pgdat, NR_INACTIVE_FILE);
+            return inactive_lru_pages > pages_for_compaction;
+
+        One LRU stands for the inactive file list (no swap: anon is not counted)."""
+        suitable = self.compaction_suitable
+        if suitable is None or not self.in_reclaim_compaction(order, priority):
+            return False
+        if not nr_reclaimed:
+            return False
+        hz = reclaim_idx if reclaim_idx >= 0 else self.top_zoneidx
+        for zone in self.zones:
+            if zone.zone_idx > hz:
+                break
+            mark = zone.min_wmark
+            if zone.zone_watermark_ok(order, mark, 0, hz):
+                return False
+            if suitable(zone, order, mark, hz):
+                return False
+        return self.lru.nr_pages > compact_gap(order)
+
+    def compaction_ready(self, zone: Zone, order: int, reclaim_idx: int = -1) -> bool:
+        """``compaction_ready(zone, sc)``: direct reclaim for a costly order leaves alone
+        a zone that could give the order at its min watermark, or where compaction
+        would go ahead above the high watermark (``shrink_zones`` skips it and
+        ``do_try_to_free_pages`` stops after the round)::
+
+            if (zone_watermark_ok(zone, sc->order, min_wmark_pages(zone),
+                                  sc->reclaim_idx, 0))
+                return true;
+            watermark = high_wmark_pages(zone);
+            if (compaction_suitable(zone, sc->order, watermark, sc->reclaim_idx))
+                return true;
+            return false;
+        """
+        suitable = self.compaction_suitable
+        if suitable is None:
+            return False
+        hz = reclaim_idx if reclaim_idx >= 0 else self.top_zoneidx
+        if zone.zone_watermark_ok(order, zone.min_wmark, 0, hz):
+            return True
+        return suitable(zone, order, zone.wmark_pages(WMARK_HIGH), hz)
+
+    def _shrink_node_round(self, nr_to_reclaim: int, priority: int, cpu: int,
+                           proportional: bool, gfp_fs: bool, reclaim_idx: int) -> int:
+        """One round of ``shrink_node`` (``shrink_node_memcgs``: the LRU's share, then
+        ``shrink_slab``)."""
         cfg = self.cfg
         lru = self.lru
         nr_lru = lru.nr_pages
         lru_scan = max(nr_lru >> priority, min(nr_lru, SWAP_CLUSTER_MAX))
         before = lru.stats.scanned
-        goal = max(nr_to_reclaim, lru_scan) if proportional else nr_to_reclaim
+        # proportional_reclaim: every batch of the share is scanned whatever is
+        # reclaimed (with 2 MiB folios each batch of 32 takes one folio, so the share's
+        # lru_scan / 32 batches reclaim up to 16 times lru_scan pages).
+        goal = -1 if proportional else nr_to_reclaim
         evicted = lru.shrink(goal, max_scan=lru_scan, batch=SWAP_CLUSTER_MAX,
                              skip_from=self.skip_from(reclaim_idx)) if nr_lru else 0
         cost = (lru.stats.scanned - before) * cfg.scan_cost + evicted * cfg.evict_cost
@@ -639,7 +743,7 @@ class Reclaim:
         freed_before = self.stats.shrinker_freed
         evicted_before = self.lru.stats.evicted
         reclaimed = self.shrink_node(sc.nr_to_reclaim, sc.priority,
-                                     reclaim_idx=sc.reclaim_idx)
+                                     reclaim_idx=sc.reclaim_idx, order=sc.order)
         self.stats.kswapd_reclaimed += reclaimed
         self.stats.pgsteal_kswapd += self.lru.stats.evicted - evicted_before
         self.stats.pgscan_kswapd += self.last_scanned

@@ -15,11 +15,12 @@ from sim.buddy import (
     ALLOC_NO_WATERMARKS,
     ALLOC_NOFRAGMENT,
     ALLOC_WMARK_LOW,
+    ALLOC_WMARK_MIN,
     WMARK_HIGH,
     Zone,
 )
 from sim.cli import main
-from sim.compaction import Compactor, NodeCompactor
+from sim.compaction import Compactor, CompactResult, NodeCompactor
 from sim.config import ReclaimSection, validate_config
 from sim.errors import FragsimError
 from sim.gfp import (
@@ -29,6 +30,8 @@ from sim.gfp import (
     GFP_KERNEL,
     GFP_NOWAIT,
     GFP_USER,
+    GFPF_NORETRY,
+    GFPF_NOWARN,
 )
 from sim.metrics import fragmentation_score_node
 from sim.migratetype import MIGRATE_MOVABLE as M
@@ -432,6 +435,39 @@ def test_node_compaction_compacts_every_zone_and_scores_the_node_by_present_page
     assert after[1] > before[1] and after[2] > before[2]
     assert node_compactor.stats.time_s == sum(c.stats.time_s for c in compactors) > 0
     node.check()
+
+
+def test_compaction_for_a_higher_classzone_keeps_the_lower_zones_lowmem_reserve():
+    """compaction_suit_allocation_order and compaction_suitable check a zone with
+    ``lowmem_reserve[ac->highest_zoneidx]``, as the allocation after them does. DMA32
+    holds a free order-9 block and just enough free pages for it above min, but not
+    above min plus its reserve for Normal: for itself compaction is not needed
+    (COMPACT_SUCCESS); for a Normal request it is skipped, and a costly __GFP_NORETRY
+    request (readahead's) for Normal gives up without reclaiming, as 6.18 does when
+    every zone skipped."""
+    na = NodeAllocator()
+    node = na.node
+    normal, dma32, dma = (node.node_zones[i] for i in (ZONE_NORMAL, ZONE_DMA32, ZONE_DMA))
+    fill(normal, 0)
+    fill(dma, 0)
+    reserve = dma32.lowmem_reserve[ZONE_NORMAL]
+    assert reserve > 0
+    fill(dma32, dma32.min_wmark + 511 + reserve // 2)  # above min + 511, below + reserve
+    assert dma32.nr_free[9] + dma32.nr_free[10] > 0
+    compactor = na.alloc.compactors[ZONE_DMA32]
+    R = CompactResult
+    assert compactor.compaction_suit_allocation_order(9, ALLOC_WMARK_MIN, True) == R.COMPACT_SUCCESS
+    assert compactor.compaction_suit_allocation_order(
+        9, ALLOC_WMARK_MIN, True, ZONE_NORMAL) == R.COMPACT_SKIPPED
+    assert node.get_page_from_freelist(9, M, alloc_flags=ALLOC_WMARK_MIN,
+                                       highest_zoneidx=ZONE_NORMAL) is None
+    readahead = GFP_HIGHUSER_MOVABLE | GFPF_NORETRY | GFPF_NOWARN
+    assert na.alloc.alloc_pages(9, readahead, 0) is None
+    assert na.alloc.stats.direct_compact == 1 and na.alloc.stats.direct_reclaim == 0
+    assert compactor.stats.stalls == 0  # a skipped compaction is no stall
+    # A DMA32 request keeps no reserve there: the block is its own.
+    pfn = na.alloc.alloc_pages(9, GFP_DMA32 | readahead, 0)
+    assert pfn is not None and node.page_zone(pfn) is dma32
 
 
 # --------------------------------------------------------------------------- machine.zones

@@ -102,6 +102,107 @@ def test_global_direct_reclaim_at_def_priority_scans_its_whole_proportional_shar
     assert stats.direct_reclaimed == node.lru.stats.scanned == share
 
 
+def test_direct_reclaim_of_2_mib_folios_takes_one_folio_for_each_batch_of_its_share():
+    """proportional_reclaim scans the share in batches (``nr[lru] -= nr_to_scan`` with
+    ``nr_to_scan = min(nr[lru], SWAP_CLUSTER_MAX)``), and each batch's
+    isolate_lru_folios takes one whole 2 MiB folio: the stall reclaims ceil(share / 32)
+    folios, 16 times its share, not the share's worth of pages."""
+    node = Node(1 << 20)
+    zone = node.zone
+    node.lru = FileLru(lambda pfn, order: zone.free(pfn, order), nr_pages=1 << 20)
+    node.reclaim = Reclaim(zone, node.lru, node.caches, node.cfg)
+    node.alloc = PageAllocator(zone, node.reclaim, Compactor(zone), compaction=False)
+    low = zone.wmark_pages(WMARK_LOW)
+    while zone.nr_free_pages > low + 1024:
+        pfn = zone.alloc(9, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, ALLOC_NO_WATERMARKS)
+        node.lru.add(pfn, 9, 9)  # the owner id is the folio's order, for the callback
+    while zone.nr_free_pages >= zone.wmark_pages(WMARK_MIN):
+        pfn = zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, ALLOC_NO_WATERMARKS)
+        node.lru.add(pfn, 0, 0)
+    share = node.lru.nr_pages >> DEF_PRIORITY
+    batches = -(-share // SWAP_CLUSTER_MAX)
+    assert batches > 1
+    pfn = node.alloc.alloc_pages(0, GFP_HIGHUSER_MOVABLE, 0, OWNER_MOVABLE)
+    stats = node.alloc.stats
+    assert pfn is not None and stats.direct_reclaim == 1
+    assert stats.direct_reclaimed == node.lru.stats.scanned == batches * 512
+
+
+def fragmented_page_cache(nr_pages: int = 1 << 16) -> Node:
+    """Page cache in every page, then every other page dropped: plenty of free memory,
+    all of it order-0 blocks (fragmentation index near 1000 for order 9)."""
+    node = Node(nr_pages)
+    node.fill_page_cache(leave_free=0)
+    for pfn in range(0, nr_pages, 2):
+        node.lru.remove(pfn)
+        node.zone.free(pfn, 0)
+    return node
+
+
+def test_reclaim_for_a_costly_order_repeats_until_compaction_could_go_ahead():
+    """should_continue_reclaim: a shrink_node for order 9 repeats at the same priority
+    while no zone could give the order at min and compaction_suitable says no; it stops
+    at the first round after which compaction would go ahead. Not for order 0, nor for
+    order 2 at DEF_PRIORITY (in_reclaim_compaction), nor without compaction."""
+    node = Node()
+    zone = node.zone
+    pfns = []
+    while (pfn := zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE,
+                             ALLOC_NO_WATERMARKS)) is not None:
+        pfns.append(pfn)
+    # Oldest first in a stride of 512 pfns, so that what reclaim frees does not merge
+    # into an order-9 block (which would let the allocation succeed and stop it).
+    for pfn in sorted(pfns, key=lambda p: (p % 512, p)):
+        node.lru.add(pfn, 0)
+    target = 3000
+    calls = []
+
+    def suitable(z, order, watermark, highest_zoneidx):
+        calls.append((order, watermark))
+        return z.nr_free_pages >= target
+
+    assert node.reclaim.shrink_node(SWAP_CLUSTER_MAX, DEF_PRIORITY, order=9) == 32
+    node.reclaim.compaction_suitable = suitable
+    assert node.reclaim.shrink_node(SWAP_CLUSTER_MAX, DEF_PRIORITY, order=0) == 32
+    assert node.reclaim.shrink_node(SWAP_CLUSTER_MAX, DEF_PRIORITY, order=2) == 32
+    assert calls == []
+    reclaimed = node.reclaim.shrink_node(SWAP_CLUSTER_MAX, DEF_PRIORITY, order=9)
+    assert target <= zone.nr_free_pages < target + SWAP_CLUSTER_MAX
+    assert reclaimed == zone.nr_free_pages - 3 * 32 and reclaimed % SWAP_CLUSTER_MAX == 0
+    assert set(calls) == {(9, zone.min_wmark)} and len(calls) == reclaimed // 32
+    # in_reclaim_compaction: a costly order at any priority, any order > 0 below
+    # DEF_PRIORITY - 2.
+    mode = node.reclaim.in_reclaim_compaction
+    assert mode(4, DEF_PRIORITY) and not mode(3, DEF_PRIORITY - 2)
+    assert mode(1, DEF_PRIORITY - 3) and not mode(0, 0)
+
+
+def test_direct_reclaim_for_a_costly_order_leaves_a_compaction_ready_zone_alone():
+    """compaction_ready: with free memory above high + compact_gap and fragmented, a
+    costly request's direct reclaim reclaims nothing and reports progress (1), so the
+    slow path goes on to compaction; without compaction it reclaims as before."""
+    node = fragmented_page_cache()
+    compactor = Compactor(node.zone)
+    node.reclaim.compaction_suitable = (
+        lambda z, order, mark, hz: compactor.compaction_suitable(order, mark, hz))
+    assert compactor.compaction_suitable(9, node.zone.wmark_pages(WMARK_HIGH))
+    progress, pfn = node.alloc.alloc_pages_direct_reclaim(9, MIGRATE_MOVABLE, 0, None,
+                                                          ALLOC_WMARK_MIN)
+    assert (progress, pfn) == (1, None)
+    assert node.lru.stats.scanned == 0 and node.alloc.stats.direct_reclaim == 1
+    # An order-3 request (not costly) reclaims.
+    progress, _ = node.alloc.alloc_pages_direct_reclaim(3, MIGRATE_MOVABLE, 0, None,
+                                                        ALLOC_WMARK_MIN)
+    assert progress >= SWAP_CLUSTER_MAX and node.lru.stats.scanned > 0
+    # So does a costly one when compaction is off.
+    off = fragmented_page_cache()
+    off.alloc.compaction = False
+    off.reclaim.compaction_suitable = node.reclaim.compaction_suitable
+    progress, _ = off.alloc.alloc_pages_direct_reclaim(9, MIGRATE_MOVABLE, 0, None,
+                                                       ALLOC_WMARK_MIN)
+    assert progress >= SWAP_CLUSTER_MAX
+
+
 def test_a_request_that_cannot_block_fails_without_reclaim_and_is_counted():
     node = Node()
     zone = node.zone
