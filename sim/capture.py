@@ -24,6 +24,10 @@ into the series a ``fragsim record`` of the same run would hold, under the same 
 - ``probe.csv`` -> ``thp_attempts``, ``thp_success_cumulative`` and
   ``thp_success_rate`` (per sample interval): the capture's own madvised probe, as a
   simulated ``thp_probe`` counts its attempts, not the machine's every THP fault.
+
+:func:`capture_timings` reads the workload's own timings off a capture (the balloon's
+rate, how fast the paced programs caught up, the deletion's rate, the probe's period),
+the values a twin (configs/real/fileserver-*.yaml) takes.
 """
 
 from __future__ import annotations
@@ -198,3 +202,54 @@ def capture_params(path: str | Path) -> dict:
     except (OSError, ValueError) as e:
         raise FragsimError(f"{Path(path) / PARAMS}: cannot read: {e}") from None
 
+
+
+def capture_timings(path: str | Path, on_pace: float = 0.99) -> dict[str, float]:
+    """The workload timings a twin of a ``capture_dynamic.py`` capture takes from it
+    (configs/real/fileserver-*.yaml), read off its files:
+
+    - ``start_s``: when the balloon was touched (``balloon_done_s``), and
+      ``balloon_mib_s`` its rate;
+    - ``reader_on_pace_s``, ``reader_catch_up``: the first sample after the start at
+      which the reader's page cache (``Cached`` less one page for each small file,
+      counted by the dentries) reached ``on_pace`` of rate x t, and the mean speed up to
+      it, t / (t - start), in units of the rate (the tool paces against t = 0);
+    - ``creator_on_pace_s``, ``creator_catch_up``: the same for the file creator (the
+      dentry count against create_rate x t);
+    - ``delete_after_s`` (from ``created_s`` to ``delete_start_s``) and
+      ``delete_per_s``;
+    - ``probe_interval_s``: the mean time between THP probes in ``probe.csv``.
+    """
+    path = Path(path)
+    params = capture_params(path)
+    p = params["params"]
+    start = float(params["balloon_done_s"])
+    rows = _rows(path)
+    times = sorted(rows)
+    t0 = times[0]
+    cached0 = rows[t0]["meminfo"]["Cached"]
+    dentries0 = rows[t0]["slab"]["dentry.active_objs"]
+    reader_t = creator_t = float("nan")
+    for t in times:
+        if t <= start:
+            continue
+        files = rows[t]["slab"].get("dentry.active_objs", dentries0) - dentries0
+        stream_mib = (rows[t]["meminfo"]["Cached"] - cached0 - 4 * files) / 1024
+        if reader_t != reader_t and stream_mib >= on_pace * p["stream_mib_s"] * t:
+            reader_t = t
+        if creator_t != creator_t and files >= on_pace * p["create_rate"] * t:
+            creator_t = t
+    with open(path / "probe.csv", encoding="utf-8") as f:
+        probes = [float(line.split(",")[0]) for line in f.read().splitlines()[1:] if line]
+    deleted = p["files"] * p["delete_pct"] / 100
+    return {
+        "start_s": start,
+        "balloon_mib_s": p["balloon_gib"] * 1024 / start,
+        "reader_on_pace_s": reader_t,
+        "reader_catch_up": reader_t / (reader_t - start),
+        "creator_on_pace_s": creator_t,
+        "creator_catch_up": creator_t / (creator_t - start),
+        "delete_after_s": params["delete_start_s"] - params["created_s"],
+        "delete_per_s": deleted / (params["delete_end_s"] - params["delete_start_s"]),
+        "probe_interval_s": (probes[-1] - probes[0]) / (len(probes) - 1),
+    }

@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.capture import capture_series, is_capture
+from sim.capture import capture_series, capture_timings, is_capture
 from sim.cli import main
+from sim.config import load_config
 from sim.errors import FragsimError
 from sim.procfs import parse_buddyinfo, parse_pagetypeinfo
+from sim.units import parse_duration, parse_size
 
-CAPTURE = Path(__file__).resolve().parent.parent / "configs/real/fileserver-a"
+REAL = Path(__file__).resolve().parent.parent / "configs/real"
+CAPTURE = REAL / "fileserver-a"
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +49,43 @@ def test_the_machine_series_sum_the_zones_and_counters_start_at_zero(series):
                 assert np.all(np.diff(values) >= 0), key
 
 
-def test_the_thp_series_count_the_probe_file(series):
-    rows = (CAPTURE / "probe.csv").read_text().splitlines()[1:]
+@pytest.mark.parametrize("name, probes", [("fileserver-a", 460), ("fileserver-b", 449)])
+def test_the_thp_series_count_the_probe_file(name, probes):
+    capture = REAL / name
+    series = capture_series(capture)
+    rows = (capture / "probe.csv").read_text().splitlines()[1:]
     ok = sum(int(r.split(",")[1]) for r in rows)
     t, tried = series[("thp_attempts", "")]
-    assert tried[-1] == len(rows) == 460
+    assert tried[-1] == len(rows) == probes
     assert series[("thp_success_cumulative", "")][1][-1] == ok / len(rows)
+
+
+@pytest.mark.parametrize("name", ["fileserver-a", "fileserver-b"])
+def test_each_twin_takes_its_workload_timings_from_its_own_capture(name):
+    """configs/real/NAME.yaml's rates, starts, catch-ups, deletion and probe period are
+    the ones capture_timings reads off configs/real/NAME/ (to the configs' rounding),
+    so the two twins are written by one rule."""
+    timings = capture_timings(REAL / name)
+    config = load_config(REAL / f"{name}.yaml")
+    by_kind = {w.kind: w for w in config.workloads}
+    anon, reader, churn, probe = (by_kind[k] for k in ("anon", "page_cache", "fs_churn",
+                                                      "thp_probe"))
+
+    def seconds(spec, key):
+        return parse_duration(getattr(spec, key))
+
+    assert parse_size(anon.grow_rate) / (1 << 20) == pytest.approx(timings["balloon_mib_s"],
+                                                                   abs=2)
+    for w in (reader, churn, probe):
+        assert seconds(w, "start") == pytest.approx(timings["start_s"], abs=0.06)
+    assert reader.catch_up == pytest.approx(timings["reader_catch_up"], abs=0.005)
+    assert churn.catch_up == pytest.approx(timings["creator_catch_up"], abs=0.005)
+    assert seconds(churn, "delete_after") == pytest.approx(timings["delete_after_s"],
+                                                           abs=0.05)
+    assert churn.delete_rate == pytest.approx(timings["delete_per_s"], rel=0.01)
+    assert seconds(probe, "interval") == pytest.approx(timings["probe_interval_s"],
+                                                       abs=0.0005)
+    assert seconds(reader, "paced_from") == seconds(churn, "paced_from") == 0
 
 
 def test_the_capture_compared_with_itself_has_no_error(tmp_path):
