@@ -16,7 +16,15 @@ What is read, and from where (the files a 6.18 kernel has; a file it lacks is sk
   has them (they set how large page-cache folios grow: sim/readahead.py);
 - debugfs ``extfrag/{unusable_index,extfrag_index}`` (mm/vmstat.c), as root: where
   debugfs is already mounted, or mounted for the read on a temporary directory and
-  unmounted after (``mount -t debugfs none DIR``).
+  unmounted after (``mount -t debugfs none DIR``);
+- ``/sys/kernel/mm/damon/admin/kdamonds``: every DAMON scheme of a kdamond that is on
+  (mm/damon/sysfs.c, sysfs-schemes.c), written to ``damon.json``: its operations set,
+  sampling and aggregation intervals, monitored regions, action, access pattern, quotas,
+  filters and its counters (``sz_applied``: bytes the action was applied to). A scheme
+  whose action is ``pageout`` reclaims memory outside kswapd and direct reclaim
+  (``reclaim_pages``), counted in no pgsteal counter; fragsim does not model DAMON, so
+  a recording says when one ran. As root the counters are refreshed first (``echo
+  update_schemes_stats > kdamonds/N/state``); otherwise they are as last refreshed.
 
 Each file is copied byte for byte, under a name that says where it came from
 (``buddyinfo``, ``sys/vm/min_free_kbytes``, ``thp/enabled``, ``block/vda/read_ahead_kb``,
@@ -54,6 +62,10 @@ THP_FILES = ("enabled", "defrag", "shmem_enabled", "khugepaged/pages_to_scan",
              "khugepaged/scan_sleep_millisecs", "khugepaged/alloc_sleep_millisecs",
              "khugepaged/max_ptes_none", "khugepaged/defrag")
 EXTFRAG_FILES = ("unusable_index", "extfrag_index")
+DAMON_KDAMONDS = "damon/admin/kdamonds"  # under /sys/kernel/mm
+DAMON_STATS = ("nr_tried", "sz_tried", "nr_applied", "sz_applied", "sz_ops_filter_passed",
+               "qt_exceeds")
+DAMON_JSON = "damon.json"
 MANIFEST = "snapshot.json"
 
 
@@ -146,6 +158,75 @@ def block_queues(kernel: LiveKernel) -> list[Path]:
     return [dev / "queue" for dev in devices if (dev / "queue" / "read_ahead_kb").is_file()]
 
 
+def _numbered(path: Path) -> list[Path]:
+    """DAMON's numbered sysfs directories (0, 1, ...) under ``path``, in order."""
+    try:
+        return sorted((p for p in path.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    except OSError:
+        return []
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _int(path: Path) -> int | None:
+    try:
+        return int(_read(path))
+    except ValueError:
+        return None
+
+
+def damon_schemes(kernel: LiveKernel, refresh: bool = True) -> list[dict]:
+    """Every DAMON scheme of a kdamond that is on, with its settings and counters (see
+    the module docstring); [] when there is none or DAMON's sysfs is absent.
+    ``refresh``: write ``update_schemes_stats`` to each kdamond's ``state`` first (root;
+    ``stats_refreshed`` says whether it took)."""
+    schemes = []
+    for kdamond in _numbered(kernel.sys_mm / DAMON_KDAMONDS):
+        if _read(kdamond / "state") != "on":
+            continue
+        refreshed = False
+        if refresh:
+            try:
+                (kdamond / "state").write_text("update_schemes_stats")
+                refreshed = True
+            except OSError:
+                pass
+        for context in _numbered(kdamond / "contexts"):
+            intervals = context / "monitoring_attrs" / "intervals"
+            regions = [[_int(r / "start"), _int(r / "end")]
+                       for target in _numbered(context / "targets")
+                       for r in _numbered(target / "regions")]
+            for scheme in _numbered(context / "schemes"):
+                pattern = scheme / "access_pattern"
+                filters = [{"kind": kind, "type": _read(f / "type"),
+                            "matching": _read(f / "matching"), "allow": _read(f / "allow")}
+                           for kind in ("core_filters", "ops_filters", "filters")
+                           for f in _numbered(scheme / kind)]
+                schemes.append({
+                    "kdamond": int(kdamond.name), "context": int(context.name),
+                    "scheme": int(scheme.name),
+                    "operations": _read(context / "operations"),
+                    "intervals_us": {name: _int(intervals / name)
+                                     for name in ("sample_us", "aggr_us", "update_us")},
+                    "regions": regions,
+                    "action": _read(scheme / "action"),
+                    "access_pattern": {f"{what}_{end}": _int(pattern / what / end)
+                                       for what in ("sz", "nr_accesses", "age")
+                                       for end in ("min", "max")},
+                    "quotas": {name: _int(scheme / "quotas" / name)
+                               for name in ("bytes", "ms", "reset_interval_ms")},
+                    "filters": filters,
+                    "stats": {name: _int(scheme / "stats" / name) for name in DAMON_STATS},
+                    "stats_refreshed": refreshed,
+                })
+    return schemes
+
+
 def take_snapshot(out: str | Path, kernel: LiveKernel | None = None) -> SnapshotReport:
     """Copy the live kernel's memory files into ``out`` (see the module docstring)."""
     kernel = kernel or LiveKernel()
@@ -179,6 +260,10 @@ def take_snapshot(out: str | Path, kernel: LiveKernel | None = None) -> Snapshot
                 for name in EXTFRAG_FILES:
                     _copy(debugfs / "extfrag" / name, tmp / "extfrag" / name,
                           f"extfrag/{name}", report)
+        damon = damon_schemes(kernel)
+        if damon:
+            (tmp / DAMON_JSON).write_text(json.dumps(damon, indent=1) + "\n")
+            report.taken.append(DAMON_JSON)
         manifest = {
             "kind": "fragsim snapshot",
             "kernel_release": platform.release(),

@@ -83,6 +83,8 @@ from sim.record import (
     Sampler,
     _Recording,
     _SeriesWriter,
+    damon_activity,
+    damon_notes,
     kernel_config,
     parse_meminfo,
     record_summary,
@@ -910,8 +912,14 @@ def run_real(config_path: str | Path, workdir: str | Path, overrides: Sequence[s
         record.complete = (record.stopped_by == "duration" and workers.failure is None
                            and not workers.files_left)
         summary = _summary(sampler, writer, record, workers, config, time.monotonic() - started)
+        damon = damon_activity(run_dir.path / "start", run_dir.path / "final")
+        if damon:
+            summary["damon"] = damon
         result.summary = summary
         _write(run_dir.path, result, config, chosen, seed, workdir, root, kernel, sampler)
+    if notify is not None:
+        for line in damon_notes(result.summary):
+            notify(line)
     if plots:
         from sim.runner import _plot_kept
 

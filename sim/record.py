@@ -38,7 +38,11 @@ partial run directory (sim/results.py ``RunDirectory``), so that a long recordin
 holds no series in memory; ``summary.json`` has a run's keys where the kernel has a
 counterpart (``SUMMARY_COUNTERS``), the whole ``vmstat`` delta and ``"source":
 "record"``; ``config.yaml`` the kernel release, the vm sysctls, the THP settings, the
-block devices' read_ahead_kb and max_sectors_kb, and the command. Samples are taken
+block devices' read_ahead_kb and max_sectors_kb, the DAMON schemes that run (their
+settings; ``start/damon.json`` and ``final/damon.json`` have their counters, and
+summary.json's ``damon`` what each scheme did during the recording: memory a
+``pageout`` scheme reclaimed is in no pgsteal counter, and fragsim does not model it),
+and the command. Samples are taken
 every ``every`` seconds of wall time from the first
 (a sample that overruns its slot skips the slots it missed), and once more when the
 command exits or the duration ends.
@@ -52,6 +56,7 @@ then SIGKILL after ``STOP_GRACE_S``) and still writes what it recorded, marked
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import platform
@@ -71,10 +76,13 @@ from sim import __version__, metrics
 from sim.errors import FragsimError
 from sim.livekernel import (
     BLOCK_QUEUE_FILES,
+    DAMON_JSON,
+    DAMON_STATS,
     THP_FILES,
     VM_SYSCTLS,
     LiveKernel,
     block_queues,
+    damon_schemes,
     take_snapshot,
 )
 from sim.procfs import (
@@ -88,6 +96,7 @@ from sim.procfs import (
 )
 from sim.results import TIMESERIES_COLUMNS, RunDirectory, write_atomic, write_json, zone_key
 from sim.stats import aggregate
+from sim.units import human_size
 
 VARIANT = "real"
 SEED = 0
@@ -573,7 +582,30 @@ def kernel_config(kernel: LiveKernel, page_size: int) -> dict[str, Any]:
         "thp": {name: _setting(_text(kernel.sys_mm / "transparent_hugepage" / name))
                 for name in THP_FILES},
         "block_devices": block_devices(kernel),
+        "damon": [{k: v for k, v in scheme.items() if k not in ("stats", "stats_refreshed")}
+                  for scheme in damon_schemes(kernel, refresh=False)],
     }
+
+
+def damon_activity(start: Path, final: Path) -> list[dict[str, Any]]:
+    """What each DAMON scheme did between two snapshots (their ``damon.json``): the
+    action and every counter's difference (``sz_applied``: bytes the action was applied
+    to). Schemes in only one of them are left out."""
+    def schemes(path: Path) -> dict[tuple[int, int, int], dict]:
+        try:
+            listed = json.loads((path / DAMON_JSON).read_text())
+        except (OSError, ValueError):
+            return {}
+        return {(d["kdamond"], d["context"], d["scheme"]): d for d in listed}
+    before, after = schemes(start), schemes(final)
+    out = []
+    for key in sorted(before.keys() & after.keys()):
+        b, a = before[key]["stats"], after[key]["stats"]
+        out.append({"kdamond": key[0], "context": key[1], "scheme": key[2],
+                    "action": after[key]["action"],
+                    **{name: a[name] - b[name] for name in DAMON_STATS
+                       if isinstance(a.get(name), int) and isinstance(b.get(name), int)}})
+    return out
 
 
 class _SeriesWriter:
@@ -767,6 +799,9 @@ class _Recording:
             result.sample_cost_mean_s = sum(self.costs) / len(self.costs)
             result.sample_cost_max_s = max(self.costs)
         summary = record_summary(sampler, self.writer, result, self.command, wall_s)
+        damon = damon_activity(path / "start", path / "final")
+        if damon:
+            summary["damon"] = damon
         summary["complete"] = result.complete
         result.summary = summary
         write_atomic(path / "config.yaml", yaml.safe_dump({
@@ -830,7 +865,20 @@ def record(out: str | Path, command: Sequence[str] | None = None, every: float =
             writer.close()
         take_snapshot(run_dir.path / "final", kernel)
         recording.write(run_dir.path, kernel, slab_min_pages, time.monotonic() - started)
+    if notify is not None:
+        for line in damon_notes(result.summary or {}):
+            notify(line)
     return result
+
+
+def damon_notes(summary: dict[str, Any]) -> list[str]:
+    """One line for each DAMON scheme that reclaimed memory during a recording."""
+    return [f"DAMON scheme {d['kdamond']}/{d['context']}/{d['scheme']} paged out "
+            f"{human_size(d['sz_applied'])} during the recording, outside kswapd and direct "
+            "reclaim and in no pgsteal counter; fragsim does not model it (summary.json: "
+            "damon)"
+            for d in summary.get("damon", [])
+            if d.get("action") == "pageout" and d.get("sz_applied", 0) > 0]
 
 
 __all__ = ["record", "RecordResult", "Sampler", "VMSTAT_COUNTERS", "NOT_RECORDED"]
