@@ -14,7 +14,7 @@ into the series a ``fragsim record`` of the same run would hold, under the same 
   pagetypeinfo's fifth column ``CMA``; on these kernels (no CONFIG_CMA) the fifth
   column is ``Isolate``, and it is read as such;
 - ``zoneinfo`` ``ZONE.nr_free_pages`` and ``ZONE.pcp_count.cpuN`` -> ``free_pages`` and
-  ``pcp_pages`` per zone and summed;
+  ``pcp_pages`` per zone and summed, and ``pcp_pages`` ``ZONE/cpuN`` per CPU;
 - ``slab`` ``CACHE.active_objs|num_objs|num_slabs|pagesperslab`` -> ``slab_objects``,
   ``slab_slabs``, ``slab_pages``, ``slab_occupancy`` (the tool samples caches of 50
   slabs or more: a cache below that is absent from a sample);
@@ -120,6 +120,9 @@ def _sample_series(sample: dict[str, dict[str, float]], first_vmstat: dict[str, 
             free += value
         elif field.startswith("pcp_count."):
             values[("pcp_pages", zone)] = values.get(("pcp_pages", zone), 0.0) + value
+            cpu = field.partition(".")[2]
+            values[("pcp_pages", f"{zone}/{cpu}")] = value
+            values[("pcp_pages", cpu)] = values.get(("pcp_pages", cpu), 0.0) + value
             pcp += value
     if free:
         values[("free_pages", "")] = free

@@ -126,6 +126,8 @@ def load_run(spec: str, variant: str | None = None,
     """A run from ``DIR`` or ``DIR:VARIANT``: its variant's series, seeds averaged."""
     path, chosen = _split_spec(spec)
     csv_path = path / "timeseries.csv"
+    if not csv_path.is_file() and (path / "timeseries.csv.gz").is_file():
+        csv_path = path / "timeseries.csv.gz"  # a kept capture, stored gzipped
     if path.is_dir() and is_capture(path):
         # A capture of the shared tool's layout (sim/capture.py): one real run.
         series = _with_thp_window(capture_series(path), thp_window)

@@ -336,6 +336,14 @@ class Machine:
     def _lru_owns(self, pfn: int, order: int) -> bool:
         return pfn in self.lru
 
+    def wake_cpu(self, cpu: int) -> None:
+        """Something ran on ``cpu`` (a process that woke up): its deferrable vmstat work
+        runs at the next refresh, as for a CPU that allocated or freed (sim/buddy.py
+        ``Zone.vmstat_refresh``)."""
+        for _, zone in self.zones:
+            if zone.pcp_enabled:
+                zone.pcp[cpu].awake = True
+
     def _is_file_folio(self, pfn: int) -> bool:
         """A page-cache folio of any file system (``page_mapping`` not NULL): what a
         direct compaction without __GFP_FS does not isolate."""

@@ -255,6 +255,10 @@ def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
     values[("fragmentation_score", "")] = extfrag_for_order(nr_free, zone.pageblock_order)
     values[("free_pages", "")] = zone.nr_free_pages
     values[("pcp_pages", "")] = zone.pcp_pages
+    if zone.pcp_enabled:
+        # Each CPU's pageset (zoneinfo's "count:" under "cpu: N"): key cpuN.
+        for cpu, pcp in enumerate(zone.pcp):
+            values[("pcp_pages", f"cpu{cpu}")] = pcp.count
     values[("watermark_boost", "")] = zone.watermark_boost
     counts = zone.pageblock_counts()
     for name, count in zip(("Unmovable", "Movable", "Reclaimable"), counts, strict=False):
@@ -290,6 +294,10 @@ def node_metrics(zones: Sequence[tuple[str, Zone]]) -> dict[tuple[str, str], flo
                         ("pageblocks", "Unmovable"), ("pageblocks", "Movable"),
                         ("pageblocks", "Reclaimable"), ("highatomic_pageblocks", "")):
         values[(metric, key)] = sum(v[(metric, key)] for _, v in per_zone)
+    for _, zone_values in per_zone:  # each CPU's pagesets, over the zones
+        for (metric, key), value in zone_values.items():
+            if metric == "pcp_pages" and key:
+                values[(metric, key)] = values.get((metric, key), 0) + value
     for name, zone_values in per_zone:
         for (metric, key), value in zone_values.items():
             values[(metric, f"{name}/{key}" if key else name)] = value

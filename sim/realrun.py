@@ -779,11 +779,17 @@ class Workers:
                     signal.signal(sig, handler)
 
     def series(self, t: float, values: dict[tuple[str, str], float]) -> None:
-        """The counterparts' own series in a sample: each anon's resident pages by
-        order (from its smaps), and the THP probes' attempts and success as a run's
-        probe writes them (instead of vmstat's THP faults of the whole machine)."""
+        """The counterparts' own series in a sample: the CPU each counterpart's process
+        last ran on (``workload_cpu``, /proc/PID/stat's ``processor``: where the
+        scheduler put it), each anon's resident pages by order (from its smaps), and the
+        THP probes' attempts and success as a run's probe writes them (instead of
+        vmstat's THP faults of the whole machine)."""
         stats = self.stats[:]
         order = int(math.log2(self.machine.hpage_size // PAGE_SIZE))
+        for w, proc in zip(self.plan.workloads, self.procs, strict=False):
+            cpu = last_cpu(proc.pid) if proc.pid is not None else None
+            if cpu is not None:
+                values[("workload_cpu", w.spec.name)] = cpu
         probes = []
         for w in self.plan.workloads:
             base = w.spec.index * STATS_PER_WORKER
@@ -805,6 +811,18 @@ class Workers:
             values[("thp_success_cumulative", "")] = sum(p["successes"] for p in probes) / attempts
             values[("thp_success_rate", "")] = (sum(p["recent_successes"] for p in probes)
                                                 / recent)
+
+
+def last_cpu(pid: int) -> int | None:
+    """The CPU a process last ran on (/proc/PID/stat field 39, ``processor``); None when
+    it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[36]) if len(fields) > 36 else None
 
 
 def _mem_available() -> int | None:

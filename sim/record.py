@@ -220,7 +220,8 @@ def free_area_series(zones: Sequence[ZoneFree], pageblock_order: int,
 def zoneinfo_series(zones: Sequence[ZoneinfoZone], populated: set[tuple[int, str]]
                     ) -> dict[tuple[str, str], float]:
     """``free_pages`` (NR_FREE_PAGES), ``pcp_pages`` (the pagesets' counts) and
-    ``watermark_boost`` of the zones buddyinfo prints, and of the machine (summed)."""
+    ``watermark_boost`` of the zones buddyinfo prints, and of the machine (summed); and
+    each CPU's pageset count, ``pcp_pages`` key ``ZONE/cpuN`` (and ``cpuN`` summed)."""
     values: dict[tuple[str, str], float] = {}
     sums = {"free_pages": 0, "pcp_pages": 0, "watermark_boost": 0}
     for zone in zones:
@@ -233,6 +234,10 @@ def zoneinfo_series(zones: Sequence[ZoneinfoZone], populated: set[tuple[int, str
         for metric, value in own.items():
             values[(metric, zone_key(label, ""))] = value
             sums[metric] += value
+        for cpu, pageset in enumerate(zone.pcp):
+            count = pageset.get("count", 0)
+            values[("pcp_pages", zone_key(label, f"cpu{cpu}"))] = count
+            values[("pcp_pages", f"cpu{cpu}")] = values.get(("pcp_pages", f"cpu{cpu}"), 0) + count
     for metric, value in sums.items():
         values[(metric, "")] = value
     return values

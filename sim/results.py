@@ -19,6 +19,7 @@ import contextlib
 import csv
 import fcntl
 import glob
+import gzip
 import io
 import json
 import os
@@ -386,9 +387,11 @@ def write_timeseries(path: str | Path, results: Iterable[Result]) -> None:
 
 
 def read_timeseries(path: str | Path) -> dict[tuple[str, int], dict[tuple[str, str], tuple]]:
-    """{(variant, seed): {(metric, key): (times, values)}} from a timeseries.csv."""
+    """{(variant, seed): {(metric, key): (times, values)}} from a timeseries.csv (or a
+    gzipped timeseries.csv.gz, as kept captures are stored)."""
     columns: dict[tuple[str, int], dict[tuple[str, str], tuple[list, list]]] = defaultdict(dict)
-    with open(path, newline="", encoding="utf-8") as f:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader)
         if tuple(header) != TIMESERIES_COLUMNS:

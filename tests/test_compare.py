@@ -51,6 +51,27 @@ def test_a_run_compared_with_itself_has_no_error(runs, tmp_path):
     assert (out / "compare.png").stat().st_size > 0
 
 
+def test_a_kept_record_with_its_series_gzipped_reads_as_before(runs, tmp_path):
+    """configs/real/*/real-*/ keep their timeseries.csv gzipped: compare reads either."""
+    import gzip
+    import shutil
+
+    kept = tmp_path / "kept"
+    shutil.copytree(runs["real"], kept)
+    with open(kept / "timeseries.csv", "rb") as src, gzip.open(kept / "timeseries.csv.gz",
+                                                               "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    (kept / "timeseries.csv").unlink()
+    plain, gzipped = load_run(str(runs["real"])), load_run(str(kept))
+    assert plain.series.keys() == gzipped.series.keys()
+    for name, (times, values) in plain.series.items():
+        assert times.tolist() == gzipped.series[name][0].tolist(), name
+        assert values.tolist() == gzipped.series[name][1].tolist(), name
+    out = tmp_path / "cmp"
+    assert main(["compare", str(runs["real"]), str(kept), "--out", str(out),
+                 "--no-plots", "--tolerance", "free_pages=0"]) == 0
+
+
 def test_two_seeds_of_a_run_differ(runs, tmp_path):
     out = tmp_path / "cmp"
     assert main(["compare", str(runs["seed1"]), str(runs["seed2"]), "--out", str(out)]) == 0

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -178,6 +179,12 @@ def test_a_small_real_run_creates_reads_deletes_and_releases_everything(tmp_path
     series = read_timeseries(out / "timeseries.csv")[("real", 0)]
     assert max(series[("anon_pages_order0", "anon-0")][1]) >= 0.95 * 256 * MiB // 4096
     assert ("mem_available", "") in series and ("avail", "9") in series
+    # Where the scheduler put each counterpart, and each CPU's pageset.
+    cpus = set(os.sched_getaffinity(0))
+    for name in run["workloads"]:
+        assert set(series[("workload_cpu", name)][1]) <= cpus, name
+    per_cpu = [series[("pcp_pages", f"cpu{c}")][1] for c in range(os.cpu_count())]
+    assert np.array_equal(sum(per_cpu), series[("pcp_pages", "")][1])
     assert (out / "availability.png").is_file()
     real = yaml.safe_load((out / "real.yaml").read_text())
     assert real["kind"] == "real" and real["kernel"]["release"] == os.uname().release

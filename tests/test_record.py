@@ -185,6 +185,11 @@ def test_a_record_names_its_series_as_a_simulated_run_does(tmp_path):
     for metric in ("avail", "free_pages", "pageblocks"):  # every zone's, and the machine's
         assert {zone_of(k) for m, k in recorded if m == metric} == zones | {None}
     assert ("free_pages", "Normal") in recorded and ("avail", "Normal/9") in recorded
+    # Each CPU's pageset, per zone and summed, in a record and in a run alike.
+    for series in (recorded, simulated):
+        cpus = sorted(k for m, k in series if m == "pcp_pages" and k.startswith("cpu"))
+        assert cpus and sum(series[("pcp_pages", k)][1] for k in cpus).tolist() == \
+            series[("pcp_pages", "")][1].tolist()
     assert ("free_pages", "DMA32") in simulated and ("avail", "DMA32/9") in simulated
     assert recorded[("thp_success_rate", "")][1].tolist() == [0.5, 0.5, 0.5]
     assert recorded[("vmstat", "thp_fault_alloc")][1].tolist() == [0, 1, 2, 3]

@@ -149,6 +149,33 @@ def test_decay_lowers_each_cpus_high_by_its_own_pageset():
     assert cpu0.count == 0 and cpu0.high in (0, cpu0.high_min)
 
 
+@pytest.mark.parametrize("wakes", [None, "0.5s"])
+def test_an_idle_cpu_keeps_its_raised_pageset_until_something_wakes_it(wakes):
+    """vmstat's decay_pcp_high is deferrable work: on a CPU nothing wakes, a pageset the
+    frees raised stays as it was; a process that wakes there every 0.5 s (wakes_every,
+    as fragsim run --real's own counterparts poll) lets it run each second, draining at
+    most batch << CONFIG_PCP_BATCH_SCALE_MAX pages a refresh (the real machine's CPUs
+    drained 2 016 a second: configs/real/gupta-here)."""
+    extra = {} if wakes is None else {"wakes_every": wakes}
+    machine = started([{**FILL_AND_FREE, "cpu": 1, **extra}])
+    machine.env.run(until=3.0)  # the frees end at 1.75 s, and a refresh after them ran
+    cpu1 = machine.zone.pcp[1]
+    before = cpu1.count
+    assert before > cpu1.high_min
+    machine.env.run(until=7.0)
+    if wakes is None:
+        assert cpu1.count == before
+    else:
+        drained = before - cpu1.count
+        assert 0 < drained <= 4 * (cpu1.batch << 5) + cpu1.batch
+
+
+def test_wakes_every_is_one_process_s_cpu():
+    with pytest.raises(FragsimError, match="wakes_every: expected only with cpu: any or a CPU"):
+        validate_config({"workloads": [{"kind": "anon", "cpu": "round_robin",
+                                        "wakes_every": "1s"}]}, "test")
+
+
 # ------------------------------------------------------------------ fragment: free_rate
 
 

@@ -79,12 +79,22 @@ class WorkloadParams(BaseModel):
         "balancer leaves a lone running task where it is)")
     tick: Duration = Field(0.01, gt=0,
                            description="operations due within a tick share an event")
+    wakes_every: Duration | None = Field(
+        None, gt=0, description="cpu: any or a CPU only: the process wakes this often "
+        "from its start to the end of the run, as a program that polls does (fragsim "
+        "run --real's own counterparts poll every 0.5 s); each wake lets its CPU's "
+        "deferrable vmstat work (decay_pcp_high) run. null: only its allocations and "
+        "frees wake its CPU")
 
     @model_validator(mode="after")
     def _migrate_every_needs_any(self):
         if self.migrate_every is not None and self.cpu != "any":
             raise ValueError(f"migrate_every: expected only with cpu: any (the CPU of a "
                              f"process), got cpu: {self.cpu}")
+        if self.wakes_every is not None and not (self.cpu == "any"
+                                                 or isinstance(self.cpu, int)):
+            raise ValueError(f"wakes_every: expected only with cpu: any or a CPU (one "
+                             f"process's CPU), got cpu: {self.cpu}")
         return self
 
 
@@ -267,6 +277,24 @@ class Workload:
 
     def start(self) -> None:
         self.process = self.env.process(self._main())
+        if self.params.wakes_every is not None:
+            self.env.process(self._wakes())
+
+    def _wakes(self):
+        """``wakes_every``: the process wakes on its CPU (where the scheduler has it)."""
+        every = self.params.wakes_every
+        fixed = self.params.cpu
+        schedule = self.schedule
+        if self.params.start > 0:
+            yield self.env.timeout(self.params.start)
+        while True:
+            yield self.env.timeout(every)
+            if schedule is not None:
+                cpu = schedule.cpu_at(self.env.now)
+            else:
+                assert isinstance(fixed, int)
+                cpu = fixed
+            self.machine.wake_cpu(cpu)
 
     def _main(self):
         if self.params.start > 0:
