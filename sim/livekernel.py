@@ -166,36 +166,36 @@ def _numbered(path: Path) -> list[Path]:
         return []
 
 
-def _read(path: Path) -> str:
+def read_stripped(path: Path) -> str | None:
+    """A kernel file's text, stripped; None when it cannot be read."""
     try:
         return path.read_text().strip()
     except OSError:
-        return ""
+        return None
 
 
 def _int(path: Path) -> int | None:
     try:
-        return int(_read(path))
+        return int(read_stripped(path) or "")
     except ValueError:
         return None
 
 
-def damon_schemes(kernel: LiveKernel, refresh: bool = True) -> list[dict]:
+def damon_schemes(kernel: LiveKernel) -> list[dict]:
     """Every DAMON scheme of a kdamond that is on, with its settings and counters (see
-    the module docstring); [] when there is none or DAMON's sysfs is absent.
-    ``refresh``: write ``update_schemes_stats`` to each kdamond's ``state`` first (root;
-    ``stats_refreshed`` says whether it took)."""
+    the module docstring); [] when there is none or DAMON's sysfs is absent. The
+    counters are refreshed first by writing ``update_schemes_stats`` to each kdamond's
+    ``state`` (root; ``stats_refreshed`` says whether it took)."""
     schemes = []
     for kdamond in _numbered(kernel.sys_mm / DAMON_KDAMONDS):
-        if _read(kdamond / "state") != "on":
+        if read_stripped(kdamond / "state") != "on":
             continue
         refreshed = False
-        if refresh:
-            try:
-                (kdamond / "state").write_text("update_schemes_stats")
-                refreshed = True
-            except OSError:
-                pass
+        try:
+            (kdamond / "state").write_text("update_schemes_stats")
+            refreshed = True
+        except OSError:
+            pass
         for context in _numbered(kdamond / "contexts"):
             intervals = context / "monitoring_attrs" / "intervals"
             regions = [[_int(r / "start"), _int(r / "end")]
@@ -203,18 +203,18 @@ def damon_schemes(kernel: LiveKernel, refresh: bool = True) -> list[dict]:
                        for r in _numbered(target / "regions")]
             for scheme in _numbered(context / "schemes"):
                 pattern = scheme / "access_pattern"
-                filters = [{"kind": kind, "type": _read(f / "type"),
-                            "matching": _read(f / "matching"), "allow": _read(f / "allow")}
+                filters = [{"kind": kind, **{name: read_stripped(f / name)
+                                             for name in ("type", "matching", "allow")}}
                            for kind in ("core_filters", "ops_filters", "filters")
                            for f in _numbered(scheme / kind)]
                 schemes.append({
                     "kdamond": int(kdamond.name), "context": int(context.name),
                     "scheme": int(scheme.name),
-                    "operations": _read(context / "operations"),
+                    "operations": read_stripped(context / "operations"),
                     "intervals_us": {name: _int(intervals / name)
                                      for name in ("sample_us", "aggr_us", "update_us")},
                     "regions": regions,
-                    "action": _read(scheme / "action"),
+                    "action": read_stripped(scheme / "action"),
                     "access_pattern": {f"{what}_{end}": _int(pattern / what / end)
                                        for what in ("sz", "nr_accesses", "age")
                                        for end in ("min", "max")},

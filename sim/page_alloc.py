@@ -448,9 +448,11 @@ class PageAllocator:
         # alone (and ends the priority loop after this round); the node is shrunk once,
         # at the first zone up to the classzone that is not ready, and the zones after
         # it are checked after that shrink.
-        zones = ([z for z in self.node.zonelist if z.zone_idx <= highest_zoneidx]
-                 if self.node is not None else [self.zone])
         costly = order > PAGE_ALLOC_COSTLY_ORDER and self.compaction
+        zones: list[Zone] = []
+        if costly:
+            zones = ([z for z in self.node.zonelist if z.zone_idx <= highest_zoneidx]
+                     if self.node is not None else [self.zone])
         hz = highest_zoneidx if self.node is not None else -1
         compaction_ready = False
         for priority in range(DEF_PRIORITY, -1, -1):

@@ -930,7 +930,7 @@ def run_real(config_path: str | Path, workdir: str | Path, overrides: Sequence[s
         record.complete = (record.stopped_by == "duration" and workers.failure is None
                            and not workers.files_left)
         summary = _summary(sampler, writer, record, workers, config, time.monotonic() - started)
-        damon = damon_activity(run_dir.path / "start", run_dir.path / "final")
+        damon = damon_activity(run_dir.path)
         if damon:
             summary["damon"] = damon
         result.summary = summary

@@ -38,14 +38,13 @@ partial run directory (sim/results.py ``RunDirectory``), so that a long recordin
 holds no series in memory; ``summary.json`` has a run's keys where the kernel has a
 counterpart (``SUMMARY_COUNTERS``), the whole ``vmstat`` delta and ``"source":
 "record"``; ``config.yaml`` the kernel release, the vm sysctls, the THP settings, the
-block devices' read_ahead_kb and max_sectors_kb, the DAMON schemes that run (their
-settings; ``start/damon.json`` and ``final/damon.json`` have their counters, and
-summary.json's ``damon`` what each scheme did during the recording: memory a
-``pageout`` scheme reclaimed is in no pgsteal counter, and fragsim does not model it),
-and the command. Samples are taken
-every ``every`` seconds of wall time from the first
-(a sample that overruns its slot skips the slots it missed), and once more when the
-command exits or the duration ends.
+block devices' read_ahead_kb and max_sectors_kb, and the command; the DAMON schemes that
+run are in ``start/damon.json`` and ``final/damon.json`` (settings and counters), and
+summary.json's ``damon`` says what each did during the recording (memory a ``pageout``
+scheme reclaimed is in no pgsteal counter, and fragsim does not model it). Samples are
+taken every ``every`` seconds of wall time from the first (a sample that overruns its
+slot skips the slots it missed), and once more when the command exits or the duration
+ends.
 
 The command runs in its own process group (so that the terminal's Ctrl-C reaches
 fragsim only); on Ctrl-C, SIGTERM or the time limit fragsim stops the group (SIGTERM,
@@ -82,7 +81,7 @@ from sim.livekernel import (
     VM_SYSCTLS,
     LiveKernel,
     block_queues,
-    damon_schemes,
+    read_stripped,
     take_snapshot,
 )
 from sim.procfs import (
@@ -529,13 +528,6 @@ def _check_command(argv: Sequence[str]) -> None:
         raise FragsimError(f"{name}: expected a command on PATH, got none by that name")
 
 
-def _text(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None
-
-
 def _setting(text: str | None) -> int | str | None:
     """A sysctl's or THP file's value: an int, the bracketed choice of ``always
     [madvise] never``, or the text."""
@@ -555,7 +547,7 @@ def block_devices(kernel: LiveKernel) -> dict[str, dict[str, int]]:
     (sim/readahead.py), so a twin's ``page_cache.read_ahead_kb`` must be its disk's."""
     out: dict[str, dict[str, int]] = {}
     for queue in block_queues(kernel):
-        values = {name: _setting(_text(queue / name)) for name in BLOCK_QUEUE_FILES}
+        values = {name: _setting(read_stripped(queue / name)) for name in BLOCK_QUEUE_FILES}
         if all(isinstance(v, int) for v in values.values()):
             out[queue.parent.name] = values  # type: ignore[assignment]
     return out
@@ -564,9 +556,9 @@ def block_devices(kernel: LiveKernel) -> dict[str, dict[str, int]]:
 def kernel_config(kernel: LiveKernel, page_size: int) -> dict[str, Any]:
     """The kernel release, machine, memory, vm sysctls, THP settings and the block
     devices' readahead limits."""
-    meminfo = parse_meminfo(_text(kernel.proc / "meminfo") or "")
+    meminfo = parse_meminfo(read_stripped(kernel.proc / "meminfo") or "")
     zones = {}
-    zoneinfo_text = _text(kernel.proc / "zoneinfo")
+    zoneinfo_text = read_stripped(kernel.proc / "zoneinfo")
     if zoneinfo_text:
         try:
             for z in parse_zoneinfo(zoneinfo_text, "/proc/zoneinfo"):
@@ -576,33 +568,33 @@ def kernel_config(kernel: LiveKernel, page_size: int) -> dict[str, Any]:
         except FragsimError:
             zones = {}
     return {
-        "release": _text(kernel.proc / "sys" / "kernel" / "osrelease") or platform.release(),
+        "release": (read_stripped(kernel.proc / "sys" / "kernel" / "osrelease")
+                    or platform.release()),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "page_size": page_size,
         "mem_total_bytes": meminfo.get("MemTotal", 0) * 1024 or None,
         "zones": zones,
-        "sysctls": {f"vm.{name}": _setting(_text(kernel.proc / "sys" / "vm" / name))
+        "sysctls": {f"vm.{name}": _setting(read_stripped(kernel.proc / "sys" / "vm" / name))
                     for name in VM_SYSCTLS},
-        "thp": {name: _setting(_text(kernel.sys_mm / "transparent_hugepage" / name))
+        "thp": {name: _setting(read_stripped(kernel.sys_mm / "transparent_hugepage" / name))
                 for name in THP_FILES},
         "block_devices": block_devices(kernel),
-        "damon": [{k: v for k, v in scheme.items() if k not in ("stats", "stats_refreshed")}
-                  for scheme in damon_schemes(kernel, refresh=False)],
     }
 
 
-def damon_activity(start: Path, final: Path) -> list[dict[str, Any]]:
-    """What each DAMON scheme did between two snapshots (their ``damon.json``): the
-    action and every counter's difference (``sz_applied``: bytes the action was applied
-    to). Schemes in only one of them are left out."""
+def damon_activity(run_dir: Path) -> list[dict[str, Any]]:
+    """What each DAMON scheme did during a recording, from its ``start/`` and ``final/``
+    snapshots' ``damon.json``: the action and every counter's difference
+    (``sz_applied``: bytes the action was applied to). Schemes in only one of them are
+    left out."""
     def schemes(path: Path) -> dict[tuple[int, int, int], dict]:
         try:
             listed = json.loads((path / DAMON_JSON).read_text())
         except (OSError, ValueError):
             return {}
         return {(d["kdamond"], d["context"], d["scheme"]): d for d in listed}
-    before, after = schemes(start), schemes(final)
+    before, after = schemes(run_dir / "start"), schemes(run_dir / "final")
     out = []
     for key in sorted(before.keys() & after.keys()):
         b, a = before[key]["stats"], after[key]["stats"]
@@ -804,7 +796,7 @@ class _Recording:
             result.sample_cost_mean_s = sum(self.costs) / len(self.costs)
             result.sample_cost_max_s = max(self.costs)
         summary = record_summary(sampler, self.writer, result, self.command, wall_s)
-        damon = damon_activity(path / "start", path / "final")
+        damon = damon_activity(path)
         if damon:
             summary["damon"] = damon
         summary["complete"] = result.complete

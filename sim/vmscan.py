@@ -591,8 +591,8 @@ class Reclaim:
         (``FileLru.shrink``'s ``skip_from``). ``order``: ``sc->order``; in
         reclaim/compaction mode the round repeats at the same priority while
         ``should_continue_reclaim`` says so (``goto again``)."""
-        reclaimed = cost = 0.0
-        scanned = 0
+        reclaimed = scanned = 0
+        cost = 0.0
         while True:
             round_reclaimed = self._shrink_node_round(nr_to_reclaim, priority, cpu,
                                                       proportional, gfp_fs, reclaim_idx)
@@ -604,7 +604,7 @@ class Reclaim:
                 break
         self.last_cost = cost
         self.last_scanned = scanned
-        return int(reclaimed)
+        return reclaimed
 
     def in_reclaim_compaction(self, order: int, priority: int) -> bool:
         """``in_reclaim_compaction``: reclaim for compaction's sake, for a costly order,
