@@ -308,8 +308,9 @@ class FileLru:
             nr_to_reclaim = self.nr_pages + 1  # more than can be evicted: no goal
         evicted = scanned = rotated = 0
         head = self._head
-        if want >= _PREFETCH_MIN and self._size:
-            self._prefetch(head, 2 * want)
+        if want >= _PREFETCH_MIN and self._size and self._count:
+            # about the entries two passes over ``want`` pages take (folios, not pages)
+            self._prefetch(head, 2 * want * self._count // max(self.nr_pages, 1) + 1)
         victims: list[int] = []
         victim_owners: list[int] = []
         remaining = limit  # nr[lru]: what the batches still have to scan
