@@ -2,7 +2,8 @@
 # fileserver-c: the shared capture tool, fileserver-a's parameters, on this machine, quiet,
 # with the kernel's compaction and direct-reclaim tracepoints recorded beside it
 # (trace.txt.gz): what each direct compaction was asked for and how it ended; and, at
-# 40, 80, 120 and 160 s, which Normal pfns were free (kpageflags_sampler.py).
+# 40, 80, 120 and 160 s, which Normal pfns were free (kpageflags_sampler.py); and every
+# fallback allocation from another migratetype's free list (kmem:mm_page_alloc_extfrag).
 #   sudo configs/real/fileserver-c/record.sh /work/captures/fileserver-c
 set -e
 OUT=${1:-/work/captures/fileserver-c}
@@ -18,7 +19,7 @@ for e in compaction:mm_compaction_try_to_compact_pages compaction:mm_compaction_
          compaction:mm_compaction_migratepages compaction:mm_compaction_kcompactd_wake \
          compaction:mm_compaction_wakeup_kcompactd \
          vmscan:mm_vmscan_direct_reclaim_begin vmscan:mm_vmscan_direct_reclaim_end \
-         vmscan:mm_vmscan_wakeup_kswapd; do
+         vmscan:mm_vmscan_wakeup_kswapd kmem:mm_page_alloc_extfrag; do
   echo "$e" >> $T/set_event
 done
 cat $T/set_event > "$OUT/events.txt"
