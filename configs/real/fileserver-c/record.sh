@@ -5,6 +5,9 @@
 # 40, 80, 120 and 160 s, which Normal pfns were free (kpageflags_sampler.py); and every
 # fallback allocation from another migratetype's free list (kmem:mm_page_alloc_extfrag).
 #   sudo configs/real/fileserver-c/record.sh /work/captures/fileserver-c
+# EXTRA_EVENTS adds tracepoints, each SYSTEM:EVENT[:FILTER] (run-4: 2 MiB frees and each
+# compact_finished, to see what a direct compaction's success coincides with):
+#   EXTRA_EVENTS="kmem:mm_page_free:order==9 compaction:mm_compaction_finished" record.sh OUT
 set -e
 OUT=${1:-/work/captures/fileserver-c}
 T=/sys/kernel/tracing
@@ -22,7 +25,13 @@ for e in compaction:mm_compaction_try_to_compact_pages compaction:mm_compaction_
          vmscan:mm_vmscan_wakeup_kswapd kmem:mm_page_alloc_extfrag; do
   echo "$e" >> $T/set_event
 done
+for e in $EXTRA_EVENTS; do
+  IFS=: read -r sys ev filter <<< "$e"
+  echo "$sys:$ev" >> $T/set_event
+  [ -n "$filter" ] && echo "$filter" > "$T/events/$sys/$ev/filter"
+done
 cat $T/set_event > "$OUT/events.txt"
+for e in $EXTRA_EVENTS; do echo "filter $e" >> "$OUT/events.txt"; done
 cat $T/trace_pipe > "$OUT/trace.txt" &
 reader=$!
 echo 1 > $T/tracing_on
@@ -35,6 +44,7 @@ echo 0 > $T/tracing_on
 sleep 1; kill $reader; wait $reader 2>/dev/null || true
 cat $T/per_cpu/cpu*/stats | grep -E "^overrun|^dropped" > "$OUT/trace-overruns.txt"
 echo > $T/set_event
+for e in $EXTRA_EVENTS; do IFS=: read -r sys ev filter <<< "$e"; echo 0 > "$T/events/$sys/$ev/filter"; done
 gzip -9 "$OUT/trace.txt"
 cat /proc/loadavg > "$OUT/loadavg-after.txt"
 echo done
