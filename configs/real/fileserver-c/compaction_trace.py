@@ -18,19 +18,22 @@ EVENT = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)$"
 FIELD = re.compile(r"(\w+)=(\S+)")
 
 
+def events(path):
+    """Each event of a gzipped ``trace_pipe`` text: (task name, pid, time, event, fields)."""
+    with gzip.open(path, "rt") as trace:
+        for line in trace:
+            m = EVENT.match(line)
+            if m:
+                comm, pid, _cpu, ts, name, rest = m.groups()
+                yield comm, pid, float(ts), name, dict(FIELD.findall(rest))
+
+
 def runs(path):
     """One dict per direct compaction, and the compact_zone runs within it."""
     current, out = {}, []
-    with gzip.open(path, "rt") as trace:
-        lines = list(trace)
-    for line in lines:
-        m = EVENT.match(line)
-        if not m:
-            continue
-        _comm, pid, _cpu, ts, name, rest = m.groups()
-        kv = dict(FIELD.findall(rest))
+    for _comm, pid, ts, name, kv in events(path):
         if name == "mm_compaction_try_to_compact_pages":
-            current[pid] = rec = dict(t=float(ts), order=int(kv["order"]),
+            current[pid] = rec = dict(t=ts, order=int(kv["order"]),
                                       prio=int(kv["priority"]), gfp=kv["gfp_mask"],
                                       zones=[], reclaim_after=False)
             out.append(rec)

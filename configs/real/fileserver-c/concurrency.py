@@ -9,12 +9,13 @@ begin and end, and its ``mm_compaction_finished`` checks, per result.
 """
 import bisect
 import collections
-import gzip
-import re
 import sys
+from pathlib import Path
 
-EVENT = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)$")
-FIELD = re.compile(r"(\w+)=(\S+)")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compaction_trace import events  # noqa: E402
+
 NORMAL_START = 0x100000
 
 
@@ -22,25 +23,18 @@ def main(path):
     frees = []  # (time, pid) of order-9 frees in Normal
     runs = []
     open_runs = {}
-    with gzip.open(path, "rt") as trace:
-        for line in trace:
-            m = EVENT.match(line)
-            if not m:
-                continue
-            comm, pid, _cpu, ts, name, rest = m.groups()
-            kv = dict(FIELD.findall(rest))
-            t = float(ts)
-            if name == "mm_page_free" and int(kv["order"]) == 9:
-                if int(kv["pfn"], 16) >= NORMAL_START:
-                    frees.append((t, pid, comm))
-            elif name == "mm_compaction_begin" and int(kv["zone_start"], 16) == NORMAL_START:
-                open_runs[pid] = dict(t0=t, mode=kv["mode"], finished=0, comm=comm)
-            elif name == "mm_compaction_finished" and pid in open_runs:
-                open_runs[pid]["finished"] += 1
-            elif name == "mm_compaction_end" and pid in open_runs:
-                run = open_runs.pop(pid)
-                run.update(t1=t, status=kv["status"], pid=pid)
-                runs.append(run)
+    for comm, pid, t, name, kv in events(path):
+        if name == "mm_page_free" and int(kv["order"]) == 9:
+            if int(kv["pfn"], 16) >= NORMAL_START:
+                frees.append((t, pid, comm))
+        elif name == "mm_compaction_begin" and int(kv["zone_start"], 16) == NORMAL_START:
+            open_runs[pid] = dict(t0=t, mode=kv["mode"], finished=0, comm=comm)
+        elif name == "mm_compaction_finished" and pid in open_runs:
+            open_runs[pid]["finished"] += 1
+        elif name == "mm_compaction_end" and pid in open_runs:
+            run = open_runs.pop(pid)
+            run.update(t1=t, status=kv["status"], pid=pid)
+            runs.append(run)
     times = [f[0] for f in frees]
     table = collections.defaultdict(list)
     for run in runs:
