@@ -106,9 +106,10 @@ def run_anchor(keep: int = 3, scale: int = 1) -> AnchorRun:
     )
 
 
-def real_unusable_index(snapshot: str) -> list[float]:
-    """The Normal zone's line of a recorded debugfs extfrag/unusable_index."""
-    for line in (DATA / f"{snapshot}.unusable_index").read_text().splitlines():
+def real_unusable_index(snapshot: str, data: Path = DATA) -> list[float]:
+    """The Normal zone's line of a recorded debugfs extfrag/unusable_index
+    (``data``/``snapshot``.unusable_index; the shared anchor's by default)."""
+    for line in (data / f"{snapshot}.unusable_index").read_text().splitlines():
         if line.split(",")[1].split()[1] == "Normal":
             return [float(x) for x in line.split()[4:]]
     raise ValueError(f"{snapshot}.unusable_index has no Normal zone line")

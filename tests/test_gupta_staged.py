@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from anchor_gupta import run_as_user  # noqa: E402
+from anchor_gupta import real_unusable_index, run_as_user  # noqa: E402
 
 from sim.procfs import parse_zoneinfo  # noqa: E402
 
@@ -26,16 +26,8 @@ RUNS = [HERE / f"run-{n}" for n in range(1, 7)]
 TOLERANCE = 0.05
 
 
-def real_index(run: Path, phase: str) -> list[float]:
-    """Normal's row of a snapshot's debugfs extfrag/unusable_index."""
-    for line in (run / f"{phase}.unusable_index").read_text().splitlines():
-        if "Normal" in line:
-            return [float(x) for x in line.split()[4:]]
-    raise AssertionError(f"{run.name}/{phase}: no Normal zone")
-
-
 def median_index(phase: str) -> list[float]:
-    rows = [real_index(run, phase) for run in RUNS]
+    rows = [real_unusable_index(phase, run) for run in RUNS]
     return [statistics.median(col) for col in zip(*rows, strict=True)]
 
 

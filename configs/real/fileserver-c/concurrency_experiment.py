@@ -21,19 +21,11 @@ import sim.page_alloc as page_alloc  # noqa: E402
 from sim import runner  # noqa: E402
 from sim.buddy import WMARK_HIGH  # noqa: E402
 from sim.mmzone import ZONE_NORMAL  # noqa: E402
+from sim.stats import numeric_leaves  # noqa: E402
 
 DEF_PRIORITY = 12
 KEYS = ("compaction.stalls", "compaction.successes", "compaction.failures",
         "engine.direct_reclaim", "engine.direct_reclaimed", "engine.pgsteal_kswapd")
-
-
-def flatten(value, prefix=""):
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}.{key}" if prefix else key))
-        return out
-    return {prefix: value}
 
 
 def main(config, pages):
@@ -50,7 +42,7 @@ def main(config, pages):
                        gfp_fs)
 
     page_alloc.PageAllocator.alloc_pages_direct_compact = with_kswapd_meanwhile
-    flat = flatten(runner.run(config, seed=1).summary)
+    flat = numeric_leaves(runner.run(config, seed=1).summary)
     print(f"pages {pages}: reclaimed before {inline[0]} compactions, {inline[1]} pages")
     for key in KEYS:
         print(f"  {key}: {flat.get(key)}")
