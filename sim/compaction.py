@@ -84,7 +84,10 @@ Departures of the model, and why:
 - Time: compaction is instantaneous in the allocator; the simulated seconds it would take
   are charged from ``CompactionSection``'s costs (sim/config.py) per page scanned, isolated
   and migrated and reported per run (``last_run.time_s``) and in total (``stats.time_s``),
-  for the engine to spend.
+  for the engine to spend. A direct compaction hands its time so far to the engine's
+  ``concurrent`` hook before each ``compact_finished`` (sim/machine.py: kswapd reclaiming
+  on another CPU meanwhile), with its capture control removed for the call: the
+  kernel's ``current->capture_control`` catches only the compacting task's own frees.
 """
 
 from __future__ import annotations
@@ -344,6 +347,10 @@ class Compactor:
         # A direct compaction without __GFP_FS leaves those (isolate_migratepages_block).
         # None: every movable folio is anonymous.
         self.is_file_folio = is_file_folio
+        # The engine's hook for what runs on other CPUs while a direct compaction takes
+        # its time (sim/machine.py: an awake kswapd's reclaim), called with the
+        # simulated seconds this compaction has taken so far. None: nothing overlaps.
+        self.concurrent: Callable[[float], None] | None = None
         self.stats = CompactionStats()
         self.last_run: CompactRun | None = None
         self.state = ZoneCompactState(cached_migrate_pfn=[0, 0], cached_free_pfn=0)
@@ -896,7 +903,23 @@ class Compactor:
         # lru_add_drain(): the LRU add caches are not modelled.
 
         pb_shift = zone.pageblock_order
-        while (ret := self._compact_finished(cc)) == _C.COMPACT_CONTINUE:
+        concurrent = self.concurrent if cc.direct_compaction else None
+        stats = self.stats
+        isolated0, migrated0 = stats.isolated, stats.migrated
+        costs = self.cfg
+        while True:
+            if concurrent is not None:
+                # What other CPUs did while this compaction took its time so far. Their
+                # frees are not this task's to capture (current->capture_control).
+                zone.set_capture_control(None)
+                concurrent(cc.total_migrate_scanned * costs.migrate_scan_cost
+                           + cc.total_free_scanned * costs.free_scan_cost
+                           + (stats.isolated - isolated0) * costs.isolate_cost
+                           + (stats.migrated - migrated0) * costs.migrate_cost)
+                zone.set_capture_control(capc)
+            ret = self._compact_finished(cc)
+            if ret != _C.COMPACT_CONTINUE:
+                break
             iteration_start_pfn = cc.migrate_pfn
             # A second pass over the block last migrated from: finish it this time.
             cc.finish_pageblock = (

@@ -6,7 +6,9 @@ is not a workload is here.
   allocation slow path's ``wake_all_kswapds``, or rmqueue after a watermark boost)
   unless the zone is balanced for the order and unboosted (then kcompactd is woken
   instead for a caller that cannot reclaim directly). It reads and clears the order
-  asked for and runs ``Reclaim.balance_pgdat(order)``, sleeping each round's cost;
+  asked for and runs ``Reclaim.balance_pgdat(order)``, sleeping each step's cost (a
+  step is one batch of the LRU, whose folios the kernel frees at the batch's end, or
+  one pass of the shrinkers);
   when reclaim fell back to order 0 (``compact_gap``) it goes to sleep for order 0 and
   wakes kcompactd for the order asked. Going to sleep on a balanced zone resets
   compaction's skip hints (``reset_isolation_suitable``), wakes kcompactd
@@ -15,7 +17,19 @@ is not a workload is here.
   ``remaining`` > 0) and then, still balanced and not woken, sleeps until woken. On
   an unbalanced zone it does not sleep: it runs ``balance_pgdat`` again at once
   (each run costs simulated time; a hopeless zone, ``kswapd_failures`` >=
-  MAX_RECLAIM_RETRIES, lets it sleep).
+  MAX_RECLAIM_RETRIES, lets it sleep). On a machine of two CPUs or more kswapd also
+  runs while a direct compaction on another CPU takes its time
+  (``run_concurrently``, called by sim/compaction.py's hook with the simulated time
+  the compacting task has reached): a kswapd the slow path has just woken starts its
+  ``balance_pgdat`` at the wake, and every step that starts before that time is run
+  then, its cost slept afterwards by kswapd's own process (which does not run them
+  again). As everywhere here, a step's work is done at its start (the kernel frees a
+  batch's folios at its end, one batch later); work that starts at the compaction's
+  own time is not seen by it. Departures: kswapd is taken to have
+  a CPU to itself whenever there are two (no scheduler, no other runnable task); the
+  concurrent run stops at the end of the current ``balance_pgdat`` (the sleep that
+  follows and a run after it wait for the process); kcompactd does not run beside a
+  direct compaction.
 - ``Kcompactd``: mm/compaction.c ``kcompactd`` and ``wakeup_kcompactd``: woken for an
   order (by kswapd going to sleep, after a boosted ``balance_pgdat`` at pageblock
   order, or by ``wakeup_kswapd`` on a balanced zone) when ``kcompactd_node_suitable``;
@@ -56,7 +70,7 @@ classzone woke it; no freezer, no
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, fields
 
 import simpy
@@ -99,7 +113,20 @@ class Kswapd:
         self.stats = DaemonStats()
         self.short_sleeps = 0  # kswapd_try_to_sleep's HZ/10 naps
         self.full_sleeps = 0  # kswapd_try_to_sleep's schedule() until woken
+        self.concurrent_steps = 0  # balance_pgdat steps run during a direct compaction
         self._event = env.event()
+        self._napping = False  # in the HZ/10 nap (a wake there is premature)
+        # kswapd's loop variables, kept here so that a direct compaction on another CPU
+        # can start a woken kswapd before its process resumes (``run_concurrently``).
+        self._alloc_order = 0
+        self._reclaim_order = 0
+        self._highest_zoneidx = -1
+        # The balance_pgdat in progress: its steps, when the current step ends, its
+        # start, and the order it returned (None while it runs).
+        self._steps: Generator[float, None, int] | None = None
+        self._busy_until = 0.0
+        self._started = 0.0
+        self._done: int | None = None
 
     def wakeup(self, order: int = 0, direct_reclaim: bool = False,
                highest_zoneidx: int = -1) -> None:
@@ -119,6 +146,7 @@ class Kswapd:
         """Sleep on kswapd_wait until woken, or ``timeout`` seconds; True if woken."""
         woken = self._event
         self.sleeping = True
+        self._napping = timeout is not None
         if timeout is None:
             yield woken
         else:
@@ -128,6 +156,15 @@ class Kswapd:
             self._event = self.env.event()
             return True
         return False
+
+    def _premature_wake(self) -> None:
+        """A wake during the HZ/10 nap keeps the classzone and the order it was
+        sleeping for."""
+        reclaim = self.reclaim
+        if reclaim.kswapd_highest_zoneidx < 0:
+            reclaim.kswapd_highest_zoneidx = self._highest_zoneidx
+        if reclaim.kswapd_order < self._reclaim_order:
+            reclaim.kswapd_order = self._reclaim_order
 
     def try_to_sleep(self, alloc_order: int, reclaim_order: int, highest_zoneidx: int = -1):
         """``kswapd_try_to_sleep``: on a zone balanced for ``reclaim_order`` (or a
@@ -152,6 +189,9 @@ class Kswapd:
                 prepare_kswapd_sleep(pgdat, reclaim_order, highest_zoneidx)) {
                 ...
                 schedule();
+
+        When a direct compaction started the woken kswapd before this process resumed
+        (``run_concurrently``), that did what follows the wake; this returns at once.
         """
         reclaim = self.reclaim
         remaining = False
@@ -160,12 +200,10 @@ class Kswapd:
             self.wakeup_kcompactd(alloc_order)
             self.short_sleeps += 1
             remaining = yield from self._sleep(KSWAPD_SHORT_SLEEP)
+            if self._steps is not None:
+                return
             if remaining:
-                # A premature wake keeps the classzone and the order it was sleeping for.
-                if reclaim.kswapd_highest_zoneidx < 0:
-                    reclaim.kswapd_highest_zoneidx = highest_zoneidx
-                if reclaim.kswapd_order < reclaim_order:
-                    reclaim.kswapd_order = reclaim_order
+                self._premature_wake()
         if not remaining and reclaim.prepare_kswapd_sleep(reclaim_order, highest_zoneidx):
             self.full_sleeps += 1
             yield from self._sleep(None)
@@ -187,40 +225,100 @@ class Kswapd:
         """
         reclaim = self.reclaim
         env = self.env
-        highest_zoneidx = -1  # MAX_NR_ZONES - 1: the node's highest zone
+        self._highest_zoneidx = -1  # MAX_NR_ZONES - 1: the node's highest zone
         while True:
-            alloc_order = reclaim_order = reclaim.kswapd_order
-            highest_zoneidx = self._read_highest_zoneidx(highest_zoneidx)
+            self._alloc_order = self._reclaim_order = reclaim.kswapd_order
+            self._highest_zoneidx = self._read_highest_zoneidx(self._highest_zoneidx)
             while True:
-                yield from self.try_to_sleep(alloc_order, reclaim_order, highest_zoneidx)
-                alloc_order = reclaim.kswapd_order
-                highest_zoneidx = self._read_highest_zoneidx(highest_zoneidx)
-                reclaim.kswapd_order = 0
-                reclaim.kswapd_highest_zoneidx = -1
-                self.stats.runs += 1
-                self.running = True
-                started = env.now
-                reclaim_order = yield from self._balance(alloc_order, highest_zoneidx)
-                self.stats.time_s += env.now - started
+                yield from self.try_to_sleep(self._alloc_order, self._reclaim_order,
+                                             self._highest_zoneidx)
+                if self._steps is None:
+                    self._begin_balance(env.now)
+                reclaim_order = yield from self._balance()
+                self._reclaim_order = reclaim_order
+                self.stats.time_s += env.now - self._started
                 self.running = False
-                if reclaim_order >= alloc_order:
+                if reclaim_order >= self._alloc_order:
                     break
+
+    def _begin_balance(self, now: float) -> None:
+        """What follows kswapd_try_to_sleep in ``kswapd``: read and clear the order and
+        the classzone asked for, and start ``balance_pgdat`` at ``now``."""
+        reclaim = self.reclaim
+        self._alloc_order = reclaim.kswapd_order
+        self._highest_zoneidx = self._read_highest_zoneidx(self._highest_zoneidx)
+        reclaim.kswapd_order = 0
+        reclaim.kswapd_highest_zoneidx = -1
+        self.stats.runs += 1
+        self.running = True
+        self._started = self._busy_until = now
+        self._done = None
+        self._steps = reclaim.balance_pgdat(self._alloc_order, self._highest_zoneidx)
 
     def _read_highest_zoneidx(self, prev: int) -> int:
         """``kswapd_highest_zoneidx(pgdat, prev)``: the classzone asked, or ``prev``."""
         curr = self.reclaim.kswapd_highest_zoneidx
         return prev if curr < 0 else curr
 
-    def _balance(self, order: int, highest_zoneidx: int = -1):
-        """``balance_pgdat``, sleeping each round's cost; returns its order."""
-        steps = self.reclaim.balance_pgdat(order, highest_zoneidx)
-        while True:
-            try:
-                cost = next(steps)
-            except StopIteration as done:
-                return done.value
-            yield self.env.timeout(cost)
+    def _step(self) -> float:
+        """Run balance_pgdat's next step at ``_busy_until``; it ends its cost later.
+        Returns the cost (0 when balance_pgdat returned)."""
+        steps = self._steps
+        assert steps is not None
+        try:
+            cost = next(steps)
+        except StopIteration as done:
+            self._done = done.value
+            return 0.0
+        self._busy_until += cost
+        return cost
 
+    def _balance(self):
+        """``balance_pgdat``, sleeping each step's cost; returns its order. Steps a
+        direct compaction already ran (``run_concurrently``) are slept, not repeated."""
+        env = self.env
+        while True:
+            if self._busy_until > env.now:
+                # Steps run ahead by a direct compaction: sleep until the last one ends.
+                target = self._busy_until
+                yield env.timeout(target - env.now)
+                if self._busy_until == target:
+                    self._busy_until = env.now
+                continue
+            if self._done is None:
+                self._busy_until = env.now
+                cost = self._step()
+                if self._done is None:
+                    # The step's cost, slept; steps run meanwhile extend the sleep.
+                    yield env.timeout(cost)
+                continue
+            done = self._done
+            self._steps = None
+            self._done = None
+            return done
+
+    def run_concurrently(self, until: float) -> None:
+        """kswapd on another CPU while a direct compaction takes its time, up to
+        simulated time ``until``: a kswapd woken and not yet resumed starts its
+        ``balance_pgdat`` at once (the kernel wakes it before compacting), and every
+        step that starts before ``until`` runs now. A step's work is done at its start
+        and its cost slept after it, as in ``_balance``; work that starts at ``until``
+        is not seen (nothing is done in no time). The rest of that balance_pgdat, and
+        any sleep after it, is left to kswapd's own process."""
+        if not self.enabled:
+            return
+        now = self.env.now
+        if self._steps is None:
+            if not (self.sleeping and self._event.triggered) or until <= now:
+                return
+            # What the process does when it resumes from the wake.
+            self.sleeping = False
+            if self._napping:
+                self._premature_wake()
+            self._begin_balance(now)
+        while self._done is None and self._busy_until < until:
+            self.concurrent_steps += 1
+            self._step()
 
 class Kcompactd:
     """kcompactd for one node (see the module docstring)."""

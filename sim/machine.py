@@ -217,6 +217,15 @@ class Machine:
             batched=batched, wakeup_kswapd=self.kswapd.wakeup,
             on_failure=self.defrag.on_alloc_failure if d.enabled and d.on_failure else None,
             node=node, compactors=compactors)
+        if config.machine.cpus > 1 and config.reclaim.kswapd:
+            # kswapd runs on another CPU while a direct compaction takes its time.
+            kswapd = self.kswapd
+
+            def concurrent(elapsed: float) -> None:
+                kswapd.run_concurrently(env.now + pa.stalled_before_compaction + elapsed)
+
+            for compactor in compactors.values():
+                compactor.concurrent = concurrent
         self.initial_population: InitialPopulation | None = None
         if fillers is not None:
             self._start_from_snapshot(fillers)
@@ -526,6 +535,8 @@ class Machine:
             **self.kswapd.stats.as_dict("kswapd"),
             **{k: reclaim.pop(k) for k in ("kswapd_reclaimed", "kswapd_slab_freed",
                                            "kswapd_giveups")},
+            # balance_pgdat steps kswapd ran beside a direct compaction
+            "kswapd_concurrent_steps": self.kswapd.concurrent_steps,
             **self.kcompactd.stats.as_dict("kcompactd"),
             **reclaim,
         }

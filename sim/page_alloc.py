@@ -37,7 +37,10 @@ it directly:
 
 Time: direct reclaim and direct compaction run at once in simulated time, inside
 the allocating workload's step; their cost is added up as stall time
-(``AllocStats.stall_s``) rather than slept.
+(``AllocStats.stall_s``) rather than slept. ``stalled_before_compaction`` is what the
+slow path had stalled when its current direct compaction began, for the engine's hook
+that runs kswapd on another CPU meanwhile (sim/machine.py, sim/daemons.py
+``Kswapd.run_concurrently``).
 
 Zones: over a single zone (``machine.zones: [Normal]``) there is no zonelist walk, no
 ``ALLOC_NOFRAGMENT`` pass and no lowmem reserve. Over a ``Node`` of several zones
@@ -176,6 +179,11 @@ class PageAllocator:
             lambda order, direct_reclaim, highest_zoneidx=-1: None)
         self.on_failure = on_failure
         self.stats = AllocStats()
+        # Simulated time: the stall at the start of the current slow path, and what it
+        # had stalled when its current direct compaction began (the engine's hook for
+        # work on other CPUs meanwhile reads it; sim/machine.py).
+        self._slowpath_stall0 = 0.0
+        self.stalled_before_compaction = 0.0
         self.slowpath_s = 0.0  # wall time of this process in the slow path
         self.failures_by_order = [0] * (zone.max_order + 1)
         self._gfp_fast: dict[int, tuple[int, int, int]] = {}
@@ -300,6 +308,7 @@ class PageAllocator:
             return self._direct_compact_zonelist(order, mt, cpu, owner, alloc_flags, prio,
                                                  highest_zoneidx, gfp_fs)
         before = self.compactor.stats.time_s
+        self.stalled_before_compaction = self.stats.stall_s - self._slowpath_stall0
         result, pfn = self.compactor.alloc_pages_direct_compact(
             order, mt, prio=prio, alloc_flags=alloc_flags, cpu=cpu, owner=owner,
             gfp_fs=gfp_fs)
@@ -326,7 +335,10 @@ class PageAllocator:
         before = sum(c.stats.time_s for c in self.compactors.values())
         rc = CompactResult.COMPACT_SKIPPED
         page = None
+        stalled = self.stats.stall_s - self._slowpath_stall0
         for zone in zones:
+            self.stalled_before_compaction = stalled + sum(
+                c.stats.time_s for c in self.compactors.values()) - before
             status, captured = self.compactors[zone.zone_idx].try_to_compact_pages(
                 order, mt, prio=prio, alloc_flags=alloc_flags, cpu=cpu, owner=owner,
                 gfp_fs=gfp_fs, highest_zoneidx=highest_zoneidx)
@@ -382,6 +394,7 @@ class PageAllocator:
                              owner: int | None) -> int | None:
         """``__alloc_pages_slowpath`` (see the module docstring)."""
         self.stats.slowpath += 1
+        self._slowpath_stall0 = self.stats.stall_s
         hz = gfp_zone(gfp)
         gpff = self.get_page_from_freelist
         costly = order > PAGE_ALLOC_COSTLY_ORDER

@@ -285,22 +285,29 @@ def test_kswapd_wakes_below_low_reclaims_below_high_plus_boost_and_stops_there(t
         wakes.append((zone.nr_free_pages, zone.wmark_pages(WMARK_LOW), zone.watermark_boost))
         wakeup(order, direct_reclaim)
 
-    def recording_balance(order, highest_zoneidx=-1):
-        """kswapd's balance_pgdat, recording the zone before each round and at the end."""
-        boost = zone.watermark_boost
-        steps = reclaim.balance_pgdat(order, highest_zoneidx)
-        n = 0
-        while True:
-            state = (zone.nr_free_pages, zone.wmark_pages(WMARK_HIGH), boost)
-            try:
-                cost = next(steps)
-            except StopIteration as done:
-                ends.append((reclaim.pgdat_balanced(), n, zone.nr_free_pages,
-                             zone.wmark_pages(WMARK_HIGH), boost))
-                return done.value
+    begin, step = kswapd._begin_balance, kswapd._step
+    run = {"boost": 0, "rounds": 0}
+
+    def recording_begin(now):
+        """kswapd starts balance_pgdat: the boost it starts with."""
+        run["boost"], run["rounds"] = zone.watermark_boost, 0
+        begin(now)
+
+    def recording_step():
+        """One step of balance_pgdat (by kswapd's process, or beside a direct
+        compaction), recording the zone before each kswapd_shrink_node round, and at
+        the end of the run."""
+        boost = run["boost"]
+        state = (zone.nr_free_pages, zone.wmark_pages(WMARK_HIGH), boost)
+        began = reclaim.stats.kswapd_rounds
+        cost = step()
+        if kswapd._done is not None:
+            ends.append((reclaim.pgdat_balanced(), run["rounds"], zone.nr_free_pages,
+                         zone.wmark_pages(WMARK_HIGH), boost))
+        elif reclaim.stats.kswapd_rounds != began:
             rounds.append(state)
-            n += 1
-            yield machine.env.timeout(cost)
+            run["rounds"] += 1
+        return cost
 
     def recording_wakeup_kcompactd(order):
         compactd_wakes.append((order, zone.watermark_boost, machine.kswapd.running))
@@ -308,7 +315,8 @@ def test_kswapd_wakes_below_low_reclaims_below_high_plus_boost_and_stops_there(t
 
     kswapd.wakeup = zone.on_wakeup_kswapd = recording_wakeup
     machine.page_alloc.wakeup_kswapd = recording_wakeup
-    kswapd._balance = recording_balance
+    kswapd._begin_balance = recording_begin
+    kswapd._step = recording_step
     kswapd.wakeup_kcompactd = reclaim.on_wakeup_kcompactd = recording_wakeup_kcompactd
     machine.env.run(until=5.0)
 
@@ -788,3 +796,15 @@ def test_errors_of_a_users_mobility_callbacks_are_summarised_and_warned_about(
     err = capsys.readouterr().err
     assert "defrag-on: warning:" in err and "plugin broke" in err
     assert "defrag-off: warning" not in err
+
+
+def test_kswapd_runs_beside_direct_compaction_only_with_a_cpu_to_run_on(tmp_path):
+    """With two CPUs or more every zone's direct compaction lets an awake kswapd
+    reclaim while it takes its time (sim/daemons.py ``Kswapd.run_concurrently``);
+    with one, or without kswapd, nothing runs beside it."""
+    text = (ROOT / "configs/quickstart.yaml").read_text()
+    two = Machine(load_config(_write(tmp_path / "a.yaml", text), ["machine.cpus=2"]), 1)
+    assert all(c.concurrent is not None for c in two.compactors.values())
+    for overrides in (["machine.cpus=1"], ["machine.cpus=2", "reclaim.kswapd=false"]):
+        one = Machine(load_config(_write(tmp_path / "b.yaml", text), overrides), 1)
+        assert all(c.concurrent is None for c in one.compactors.values())

@@ -8,7 +8,7 @@ import random
 import simpy
 
 from sim.buddy import ALLOC_NO_WATERMARKS, OWNER_MOVABLE, WMARK_HIGH, Zone
-from sim.compaction import Compactor, compact_gap
+from sim.compaction import Compactor, CompactResult, compact_gap
 from sim.config import CompactionSection, ReclaimSection
 from sim.daemons import Kcompactd, Kswapd
 from sim.gfp import GFP_NOWAIT
@@ -239,3 +239,90 @@ def test_wakeup_kcompactd_wakes_only_a_sleeping_kcompactd_on_a_suitable_zone():
     env.run(until=0.6)
     # ... where kcompactd_work_requested holds; do_work finds compaction unsuitable.
     assert compactor.stats.kcompactd_wakes == 1 and kcompactd.max_order == 0
+
+
+# ------------------------------------------------------------------ kswapd beside compaction
+
+
+def _woken_beside_a_compaction(concurrent: bool):
+    """Every odd pfn page cache (on the LRU in pfn order), every even pfn free; kswapd
+    asleep, then woken for order 4 as the slow path does before compacting. The page
+    cache cannot migrate (a compaction without __GFP_FS), so compaction alone finds
+    nothing to do; kswapd's first round frees pfns 1-63, which merge with their free
+    buddies."""
+    node = Node()
+    pfns = node.all_page_cache()
+    for pfn in pfns:
+        if pfn & 1:
+            node.lru.add(pfn, 0)
+    for pfn in pfns:
+        if not pfn & 1:
+            node.zone.free(pfn, 0)
+    env = simpy.Environment()
+    kcompactd = Kcompactd(env, node.compactor)
+    kswapd = Kswapd(env, node.zone, node.reclaim, node.compactor, kcompactd.wakeup)
+    node.reclaim.on_wakeup_kcompactd = kcompactd.wakeup
+    env.process(kswapd.run())
+    env.process(kcompactd.run())
+    env.run(until=0.5)
+    assert kswapd.sleeping and kswapd.stats.runs == 0
+    if concurrent:
+        node.compactor.concurrent = lambda elapsed: kswapd.run_concurrently(env.now + elapsed)
+    node.compactor.is_file_folio = lambda pfn: True
+    kswapd.wakeup(order=4, direct_reclaim=True)
+    assert avail(node.zone, 4) == 0
+    result, captured = node.compactor.try_to_compact_pages(4, MIGRATE_MOVABLE,
+                                                           owner=OWNER_MOVABLE, gfp_fs=False)
+    return env, node, kswapd, result, captured
+
+
+def test_a_woken_kswapd_reclaims_on_another_cpu_while_a_direct_compaction_takes_its_time():
+    """With a CPU for kswapd, the direct compaction that the wake came before sees
+    kswapd's first round once its own time has passed it: it finishes on a block that
+    kswapd freed (COMPACT_SUCCESS, nothing migrated), as the kernel's successful direct
+    compactions do while kswapd frees beside them. Without one, kswapd runs only
+    after the compaction, which crossed the zone for nothing."""
+    env, node, kswapd, result, captured = _woken_beside_a_compaction(concurrent=True)
+    run = node.compactor.last_run
+    assert result == CompactResult.COMPACT_SUCCESS and captured is None
+    assert run is not None and run.migrated == 0 and 0 < run.migrate_scanned < 512
+    # kswapd's first step: one LRU batch of its first round, 32 pages freed.
+    assert kswapd.running and kswapd.stats.runs == 1 and kswapd.concurrent_steps == 1
+    assert node.lru.stats.evicted == SWAP_CLUSTER_MAX
+    assert avail(node.zone, 4) > 0
+
+    env1, node1, kswapd1, result1, _ = _woken_beside_a_compaction(concurrent=False)
+    assert result1 == CompactResult.COMPACT_PARTIAL_SKIPPED
+    assert kswapd1.stats.runs == 0 and node1.lru.stats.evicted == 0
+    assert avail(node1.zone, 4) == 0
+
+
+def test_rounds_kswapd_ran_during_a_compaction_are_slept_not_run_again():
+    """Once both kswapds' processes have run, the two machines agree: the same run,
+    the same pages reclaimed, the same time spent; only when the first round's work
+    was done differs."""
+    env, node, kswapd, _, _ = _woken_beside_a_compaction(concurrent=True)
+    env1, node1, kswapd1, _, _ = _woken_beside_a_compaction(concurrent=False)
+    env.run(until=5)
+    env1.run(until=5)
+    for k in (kswapd, kswapd1):
+        assert k.stats.runs == 1 and not k.running
+    assert node.reclaim.stats.kswapd_reclaimed == node1.reclaim.stats.kswapd_reclaimed
+    assert abs(kswapd.stats.time_s - kswapd1.stats.time_s) < 1e-12
+    assert kswapd.short_sleeps == kswapd1.short_sleeps
+
+
+def test_nothing_kswapd_does_is_seen_in_no_time():
+    """A compaction that has taken no time yet sees nothing of the kswapd it woke: the
+    run does not start, and kswapd's own process starts it as before."""
+    node = Node()
+    node.checkerboard()
+    env = simpy.Environment()
+    kswapd = Kswapd(env, node.zone, node.reclaim, node.compactor, lambda order: None)
+    env.process(kswapd.run())
+    env.run(until=0.5)
+    kswapd.wakeup(order=3, direct_reclaim=True)
+    kswapd.run_concurrently(env.now)
+    assert kswapd.sleeping and kswapd.stats.runs == 0 and not kswapd.running
+    kswapd.run_concurrently(env.now + 1e-6)
+    assert kswapd.running and kswapd.stats.runs == 1 and not kswapd.sleeping

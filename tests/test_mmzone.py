@@ -394,7 +394,8 @@ def test_kswapd_reclaims_for_every_zones_high_watermark_and_takes_every_boost_of
     zones = node.zonelist
     sc = ScanControl(0)
     sc.reclaim_idx = ZONE_DMA32
-    reclaim.kswapd_shrink_node(sc)
+    for _ in reclaim.kswapd_shrink_node(sc):
+        pass
     assert sc.nr_to_reclaim == sum(max(z.wmark_pages(WMARK_HIGH), 32)
                                    for z in zones if z.zone_idx <= ZONE_DMA32)
     for zone in zones:

@@ -81,9 +81,11 @@ def test_at_min_a_blocking_request_reclaims_a_cluster_and_stalls_for_it():
     assert stats.direct_reclaim == 1
     assert stats.direct_reclaimed >= SWAP_CLUSTER_MAX
     assert len(node.lru) == before - stats.direct_reclaimed
-    scanned = node.lru.stats.scanned
-    assert stats.stall_s == pytest.approx(scanned * node.cfg.scan_cost
-                                          + stats.direct_reclaimed * node.cfg.evict_cost)
+    scanned = node.lru.stats.scanned  # order-0 folios: as many folios as pages
+    cfg = node.cfg
+    assert stats.stall_s == pytest.approx(
+        scanned * cfg.scan_cost
+        + stats.direct_reclaimed * (cfg.evict_cost + cfg.evict_page_cost))
     assert node.failures == []
 
 
@@ -223,9 +225,34 @@ def test_shrink_node_scans_the_priority_share_and_charges_its_cost():
     share = max(nr >> DEF_PRIORITY, min(nr, SWAP_CLUSTER_MAX))
     assert node.lru.stats.scanned == share and freed == share
     assert node.zone.nr_free_pages == share
-    assert node.reclaim.last_cost == pytest.approx(share * (node.cfg.scan_cost
-                                                            + node.cfg.evict_cost))
+    cfg = node.cfg
+    assert node.reclaim.last_cost == pytest.approx(
+        share * (cfg.scan_cost + cfg.evict_cost + cfg.evict_page_cost))
     assert node.reclaim.stats.shrinker_runs == 1
+
+
+def test_reclaim_charges_a_large_folio_per_folio_and_per_page():
+    """Evicting a folio costs ``scan_cost`` + ``evict_cost`` whatever its size, plus
+    ``evict_page_cost`` a page (configs/real/reclaim-cost: kswapd's CPU time over
+    order-0, 1 MiB and 2 MiB folios fits that line within 5 %). A 2 MiB folio costs
+    about 17 order-0 folios, not 512."""
+    zone = Zone(1 << 14, cpus=1, pcp=False)
+    lru = FileLru(lambda pfn, order: zone.free(pfn, order), nr_pages=1 << 14)
+    cfg = ReclaimSection()
+    reclaim = Reclaim(zone, lru, SlabCaches(zone), cfg)
+    while True:
+        pfn = zone.alloc(9, MIGRATE_MOVABLE, 0, OWNER_MOVABLE, ALLOC_NO_WATERMARKS)
+        if pfn is None:
+            break
+        lru.add(pfn, 9, order=9)  # the owner tag is the order to free at
+    assert len(lru) >= 16
+    freed = reclaim.shrink_node(1 << 20, DEF_PRIORITY)
+    # The share (32 pages) is one batch, which takes one whole folio.
+    assert freed == 512 and lru.stats.folios_evicted == lru.stats.folios_scanned == 1
+    one = cfg.scan_cost + cfg.evict_cost + 512 * cfg.evict_page_cost
+    assert reclaim.last_cost == pytest.approx(one)
+    order0 = cfg.scan_cost + cfg.evict_cost + cfg.evict_page_cost
+    assert 10 * order0 < one < 30 * order0
 
 
 def test_balance_pgdat_reclaims_until_above_high_then_stops():
@@ -248,7 +275,10 @@ def test_balance_pgdat_reclaims_until_above_high_then_stops():
         freed += share
         nr -= share
         priority -= 1
-    assert len(costs) == len(shares) and zone.nr_free_pages == sum(shares)
+    # Each round in its steps: a cost for every batch of 32 pages.
+    assert node.reclaim.stats.kswapd_rounds == len(shares)
+    assert zone.nr_free_pages == sum(shares)
+    assert len(costs) == sum(-(-share // SWAP_CLUSTER_MAX) for share in shares)
     assert all(c > 0 for c in costs)
     assert node.reclaim.stats.kswapd_reclaimed == zone.nr_free_pages
     assert not zone.zone_reclaim_active and node.reclaim.kswapd_failures == 0

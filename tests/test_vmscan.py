@@ -156,12 +156,14 @@ class OrderedDictLru:
             pfn, owner = self.pages.popitem(last=False)
             nr = 1 << self.orders[pfn]
             scanned += nr
+            self.stats.folios_scanned += 1
             if pfn in self.active:  # activated: a second chance, state cleared
                 self.active.discard(pfn)
                 self.pages[pfn] = owner
                 self.stats.rotated += nr
                 continue
             evicted += nr
+            self.stats.folios_evicted += 1
             self.referenced.discard(pfn)  # PG_referenced alone: FOLIOREF_RECLAIM_CLEAN
             self.evict(pfn, owner)
         self.stats.scanned += scanned
