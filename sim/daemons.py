@@ -23,9 +23,14 @@ is not a workload is here.
   the compacting task has reached): a kswapd the slow path has just woken starts its
   ``balance_pgdat`` at the wake, and every step that starts before that time is run
   then, its cost slept afterwards by kswapd's own process (which does not run them
-  again). As everywhere here, a step's work is done at its start (the kernel frees a
-  batch's folios at its end, one batch later); work that starts at the compaction's
-  own time is not seen by it. Departures: kswapd is taken to have
+  again). A wake by a slow path that has already stalled (its retry loop wakes kswapd
+  again) starts kswapd at that task's time, not at the slow path's start. As
+  everywhere here, a step's work is done at its start (the kernel frees a batch's
+  folios at its end, one batch later); work that starts at the compaction's own time
+  is not seen by it. kswapd's frees go where fragsim's reclaim frees, to CPU 0's
+  per-CPU list (sim/objects.py): a direct compaction on CPU 0 that drains its list
+  later can capture them, where the kernel's kswapd frees on its own CPU. Departures:
+  kswapd is taken to have
   a CPU to itself whenever there are two (no scheduler, no other runnable task); the
   concurrent run stops at the end of the current ``balance_pgdat`` (the sleep that
   follows and a run after it wait for the process); kcompactd does not run beside a
@@ -116,6 +121,10 @@ class Kswapd:
         self.concurrent_steps = 0  # balance_pgdat steps run during a direct compaction
         self._event = env.event()
         self._napping = False  # in the HZ/10 nap (a wake there is premature)
+        # The waking task's clock (sim/machine.py: a slow path's time includes what it
+        # has stalled), and when the last wake came by it.
+        self.clock: Callable[[], float] = lambda: env.now
+        self._woken_at = 0.0
         # kswapd's loop variables, kept here so that a direct compaction on another CPU
         # can start a woken kswapd before its process resumes (``run_concurrently``).
         self._alloc_order = 0
@@ -140,6 +149,7 @@ class Kswapd:
         if (self.reclaim.wakeup_kswapd(order, direct_reclaim, self.sleeping,
                                        highest_zoneidx)
                 and not self._event.triggered):
+            self._woken_at = self.clock()
             self._event.succeed()
 
     def _sleep(self, timeout: float | None):
@@ -307,18 +317,23 @@ class Kswapd:
         any sleep after it, is left to kswapd's own process."""
         if not self.enabled:
             return
-        now = self.env.now
         if self._steps is None:
-            if not (self.sleeping and self._event.triggered) or until <= now:
+            if not (self.sleeping and self._event.triggered):
+                return
+            # The wake came at the waking task's time: a slow path may have stalled
+            # before it.
+            start = max(self.env.now, self._woken_at)
+            if until <= start:
                 return
             # What the process does when it resumes from the wake.
             self.sleeping = False
             if self._napping:
                 self._premature_wake()
-            self._begin_balance(now)
+            self._begin_balance(start)
         while self._done is None and self._busy_until < until:
-            self.concurrent_steps += 1
             self._step()
+            if self._done is None:
+                self.concurrent_steps += 1
 
 class Kcompactd:
     """kcompactd for one node (see the module docstring)."""

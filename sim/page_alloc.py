@@ -182,6 +182,7 @@ class PageAllocator:
         # Simulated time: the stall at the start of the current slow path, and what it
         # had stalled when its current direct compaction began (the engine's hook for
         # work on other CPUs meanwhile reads it; sim/machine.py).
+        self._in_slowpath = False
         self._slowpath_stall0 = 0.0
         self.stalled_before_compaction = 0.0
         self.slowpath_s = 0.0  # wall time of this process in the slow path
@@ -390,11 +391,28 @@ class PageAllocator:
         else:
             self.wakeup_kswapd(order, direct_reclaim, highest_zoneidx)
 
+    def slowpath_elapsed(self) -> float:
+        """The simulated time the current slow path has stalled so far (0 outside
+        one): the waking task's clock for ``wakeup_kswapd`` (sim/machine.py)."""
+        return self.stats.stall_s - self._slowpath_stall0 if self._in_slowpath else 0.0
+
     def alloc_pages_slowpath(self, order: int, gfp: int, mt: int, cpu: int,
                              owner: int | None) -> int | None:
-        """``__alloc_pages_slowpath`` (see the module docstring)."""
-        self.stats.slowpath += 1
+        """``__alloc_pages_slowpath`` (see the module docstring). A slow path inside
+        another's direct compaction (a slab page emptied for it allocates) keeps its own
+        clock and gives the outer one back at its end."""
+        saved = (self._in_slowpath, self._slowpath_stall0, self.stalled_before_compaction)
+        self._in_slowpath = True
         self._slowpath_stall0 = self.stats.stall_s
+        try:
+            return self._alloc_pages_slowpath(order, gfp, mt, cpu, owner)
+        finally:
+            (self._in_slowpath, self._slowpath_stall0,
+             self.stalled_before_compaction) = saved
+
+    def _alloc_pages_slowpath(self, order: int, gfp: int, mt: int, cpu: int,
+                              owner: int | None) -> int | None:
+        self.stats.slowpath += 1
         hz = gfp_zone(gfp)
         gpff = self.get_page_from_freelist
         costly = order > PAGE_ALLOC_COSTLY_ORDER

@@ -30,7 +30,9 @@ back as the newest (``folio_putback_lru`` after migration).
   proportion) and every other cache with an LRU of unused objects
   (``do_shrink_slab``). Its cost (folios scanned, folios and their pages evicted, as
   configs/real/reclaim-cost measured kswapd's eviction; objects scanned) is left
-  in ``last_cost`` for the caller: direct reclaim stalls it, kswapd sleeps it. With
+  in ``last_cost`` for direct reclaim, which stalls it; kswapd takes the same work in
+  its steps (``shrink_node_steps``: each LRU batch of 32 pages, then the shrinkers)
+  and sleeps each step's cost. With
   an ``after_shrink`` hook (``defrag.after_shrink``) the slab defragmenter runs at the
   end of a shrinker round that freed something, as in Lameter's series. In
   reclaim/compaction mode (compaction on and an order above PAGE_ALLOC_COSTLY_ORDER, or
@@ -826,8 +828,9 @@ class Reclaim:
     def balance_pgdat(self, order: int = 0, highest_zoneidx: int = -1
                       ) -> Generator[float, None, int]:
         """``balance_pgdat(pgdat, order, highest_zoneidx)``: kswapd's reclaim. Yields
-        each ``kswapd_shrink_node`` round's cost (at least 1 us), which kswapd sleeps
-        before it looks at the zone again, and returns the order it finished at
+        the cost of each step of each ``kswapd_shrink_node`` round (every LRU batch,
+        then the shrinkers, and a last step that brings a round to at least 1 us),
+        which kswapd sleeps before the next, and returns the order it finished at
         (``sc.order``: 0 when it fell back from a high order).
 
         - The boost present at the start is reclaimed even on a balanced zone, at a

@@ -326,3 +326,23 @@ def test_nothing_kswapd_does_is_seen_in_no_time():
     assert kswapd.sleeping and kswapd.stats.runs == 0 and not kswapd.running
     kswapd.run_concurrently(env.now + 1e-6)
     assert kswapd.running and kswapd.stats.runs == 1 and not kswapd.sleeping
+
+
+def test_a_wake_after_a_stall_starts_kswapd_at_the_waking_tasks_time():
+    """A slow path's retry loop wakes kswapd again after it has stalled: kswapd starts
+    then, not at the slow path's start, and a compaction sees nothing of it before."""
+    node = Node()
+    node.checkerboard()
+    env = simpy.Environment()
+    kswapd = Kswapd(env, node.zone, node.reclaim, node.compactor, lambda order: None)
+    env.process(kswapd.run())
+    env.run(until=0.5)
+    kswapd.clock = lambda: env.now + 0.01  # the task has stalled 10 ms
+    kswapd.wakeup(order=3, direct_reclaim=True)
+    kswapd.run_concurrently(env.now + 0.005)
+    assert kswapd.sleeping and kswapd.stats.runs == 0
+    kswapd.run_concurrently(env.now + 0.011)
+    assert kswapd.running and kswapd._started == env.now + 0.01
+    assert kswapd.concurrent_steps >= 1
+    env.run(until=1.0)
+    assert kswapd.stats.runs == 1 and not kswapd.running
