@@ -312,15 +312,21 @@ def test_rounds_kswapd_ran_during_a_compaction_are_slept_not_run_again():
     assert kswapd.short_sleeps == kswapd1.short_sleeps
 
 
-def test_nothing_kswapd_does_is_seen_in_no_time():
-    """A compaction that has taken no time yet sees nothing of the kswapd it woke: the
-    run does not start, and kswapd's own process starts it as before."""
+def _kswapd_asleep_on_a_checkerboard():
+    """kswapd fully asleep on the checkerboard zone, which is not balanced for order 3."""
     node = Node()
     node.checkerboard()
     env = simpy.Environment()
     kswapd = Kswapd(env, node.zone, node.reclaim, node.compactor, lambda order: None)
     env.process(kswapd.run())
     env.run(until=0.5)
+    return env, kswapd
+
+
+def test_nothing_kswapd_does_is_seen_in_no_time():
+    """A compaction that has taken no time yet sees nothing of the kswapd it woke: the
+    run does not start, and kswapd's own process starts it as before."""
+    env, kswapd = _kswapd_asleep_on_a_checkerboard()
     kswapd.wakeup(order=3, direct_reclaim=True)
     kswapd.run_concurrently(env.now)
     assert kswapd.sleeping and kswapd.stats.runs == 0 and not kswapd.running
@@ -331,12 +337,7 @@ def test_nothing_kswapd_does_is_seen_in_no_time():
 def test_a_wake_after_a_stall_starts_kswapd_at_the_waking_tasks_time():
     """A slow path's retry loop wakes kswapd again after it has stalled: kswapd starts
     then, not at the slow path's start, and a compaction sees nothing of it before."""
-    node = Node()
-    node.checkerboard()
-    env = simpy.Environment()
-    kswapd = Kswapd(env, node.zone, node.reclaim, node.compactor, lambda order: None)
-    env.process(kswapd.run())
-    env.run(until=0.5)
+    env, kswapd = _kswapd_asleep_on_a_checkerboard()
     kswapd.clock = lambda: env.now + 0.01  # the task has stalled 10 ms
     kswapd.wakeup(order=3, direct_reclaim=True)
     kswapd.run_concurrently(env.now + 0.005)
