@@ -222,7 +222,7 @@ class Machine:
             kswapd = self.kswapd
 
             def concurrent(elapsed: float) -> None:
-                kswapd.run_concurrently(env.now + pa.stalled_before_compaction + elapsed)
+                kswapd.run_concurrently(env.now + pa.slowpath_elapsed() + elapsed)
 
             for compactor in compactors.values():
                 compactor.concurrent = concurrent

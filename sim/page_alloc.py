@@ -37,10 +37,10 @@ it directly:
 
 Time: direct reclaim and direct compaction run at once in simulated time, inside
 the allocating workload's step; their cost is added up as stall time
-(``AllocStats.stall_s``) rather than slept. ``stalled_before_compaction`` is what the
-slow path had stalled when its current direct compaction began, for the engine's hook
-that runs kswapd on another CPU meanwhile (sim/machine.py, sim/daemons.py
-``Kswapd.run_concurrently``).
+(``AllocStats.stall_s``) rather than slept. ``slowpath_elapsed`` is what the current
+slow path has stalled so far: the task's clock, which the engine's hooks read when it
+wakes kswapd and while its direct compaction lets kswapd run on another CPU
+(sim/machine.py, sim/daemons.py ``Kswapd.run_concurrently``).
 
 Zones: over a single zone (``machine.zones: [Normal]``) there is no zonelist walk, no
 ``ALLOC_NOFRAGMENT`` pass and no lowmem reserve. Over a ``Node`` of several zones
@@ -179,12 +179,10 @@ class PageAllocator:
             lambda order, direct_reclaim, highest_zoneidx=-1: None)
         self.on_failure = on_failure
         self.stats = AllocStats()
-        # Simulated time: the stall at the start of the current slow path, and what it
-        # had stalled when its current direct compaction began (the engine's hook for
-        # work on other CPUs meanwhile reads it; sim/machine.py).
+        # Simulated time: in a slow path, and the stall at its start
+        # (``slowpath_elapsed``: the task's clock for the engine's hooks).
         self._in_slowpath = False
         self._slowpath_stall0 = 0.0
-        self.stalled_before_compaction = 0.0
         self.slowpath_s = 0.0  # wall time of this process in the slow path
         self.failures_by_order = [0] * (zone.max_order + 1)
         self._gfp_fast: dict[int, tuple[int, int, int]] = {}
@@ -309,7 +307,6 @@ class PageAllocator:
             return self._direct_compact_zonelist(order, mt, cpu, owner, alloc_flags, prio,
                                                  highest_zoneidx, gfp_fs)
         before = self.compactor.stats.time_s
-        self.stalled_before_compaction = self.stats.stall_s - self._slowpath_stall0
         result, pfn = self.compactor.alloc_pages_direct_compact(
             order, mt, prio=prio, alloc_flags=alloc_flags, cpu=cpu, owner=owner,
             gfp_fs=gfp_fs)
@@ -333,16 +330,17 @@ class PageAllocator:
         zones = [z for z in node.zonelist if z.zone_idx <= highest_zoneidx]
         if not zones:
             return None, None
-        before = sum(c.stats.time_s for c in self.compactors.values())
+        compactors = self.compactors.values()
         rc = CompactResult.COMPACT_SKIPPED
         page = None
-        stalled = self.stats.stall_s - self._slowpath_stall0
         for zone in zones:
-            self.stalled_before_compaction = stalled + sum(
-                c.stats.time_s for c in self.compactors.values()) - before
+            # Each zone's compaction is stalled as it ends, so the next one's clock
+            # (``slowpath_elapsed``) includes it.
+            before = sum(c.stats.time_s for c in compactors)
             status, captured = self.compactors[zone.zone_idx].try_to_compact_pages(
                 order, mt, prio=prio, alloc_flags=alloc_flags, cpu=cpu, owner=owner,
                 gfp_fs=gfp_fs, highest_zoneidx=highest_zoneidx)
+            self.stats.stall_s += sum(c.stats.time_s for c in compactors) - before
             rc = max(rc, status)
             if captured is not None:
                 page = zone.zone_start_pfn + captured
@@ -350,7 +348,6 @@ class PageAllocator:
             if status == CompactResult.COMPACT_SUCCESS:
                 break
         self.stats.direct_compact += 1
-        self.stats.stall_s += sum(c.stats.time_s for c in self.compactors.values()) - before
         if rc == CompactResult.COMPACT_SKIPPED:
             return rc, None
         preferred = self.compactors[zones[0].zone_idx]
@@ -393,7 +390,7 @@ class PageAllocator:
 
     def slowpath_elapsed(self) -> float:
         """The simulated time the current slow path has stalled so far (0 outside
-        one): the waking task's clock for ``wakeup_kswapd`` (sim/machine.py)."""
+        one); a direct compaction's own time is added when it ends."""
         return self.stats.stall_s - self._slowpath_stall0 if self._in_slowpath else 0.0
 
     def alloc_pages_slowpath(self, order: int, gfp: int, mt: int, cpu: int,
@@ -401,14 +398,13 @@ class PageAllocator:
         """``__alloc_pages_slowpath`` (see the module docstring). A slow path inside
         another's direct compaction (a slab page emptied for it allocates) keeps its own
         clock and gives the outer one back at its end."""
-        saved = (self._in_slowpath, self._slowpath_stall0, self.stalled_before_compaction)
+        saved = (self._in_slowpath, self._slowpath_stall0)
         self._in_slowpath = True
         self._slowpath_stall0 = self.stats.stall_s
         try:
             return self._alloc_pages_slowpath(order, gfp, mt, cpu, owner)
         finally:
-            (self._in_slowpath, self._slowpath_stall0,
-             self.stalled_before_compaction) = saved
+            self._in_slowpath, self._slowpath_stall0 = saved
 
     def _alloc_pages_slowpath(self, order: int, gfp: int, mt: int, cpu: int,
                               owner: int | None) -> int | None:
