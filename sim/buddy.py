@@ -85,9 +85,9 @@ Where this departs from the kernel, and why:
 
 The allocator is plain synchronous Python; it knows nothing of SimPy. The engine
 calls ``alloc`` (``get_page_from_freelist`` for this zone) and handles the slow path.
-Storage is intrusive: next/prev ``array('i')`` links per pfn, and a state byte and a
-2-byte owner tag per pfn interleaved in one 4-byte slot (12 bytes per page), plus a
-list entry per pageblock. Compiled with mypyc by default (sim/native.py).
+Storage is intrusive: next/prev 32-bit links per pfn, a state byte and a 2-byte owner
+tag per pfn (11 bytes per page), in typed vectors (librt.vecs), plus a list entry per
+pageblock. Compiled with mypyc by default (sim/native.py).
 """
 
 from __future__ import annotations
@@ -101,6 +101,8 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+from librt.vecs import vec
+from mypy_extensions import i16, i32, u8
 
 from sim.migratetype import (
     MIGRATE_HIGHATOMIC,
@@ -161,7 +163,7 @@ OWNER_UNMOVABLE: Final = 2
 OWNER_RECLAIMABLE: Final = 3
 OWNER_PINNED: Final = 4  # movable memory held by a long-term GUP pin: on the LRU, not migratable
 OWNER_SLAB: Final = 16
-OWNER_SLAB_MAX: Final = 0xFFFF
+OWNER_SLAB_MAX: Final = 0x7FFF  # the owner tags are signed 16-bit
 
 # free_batch reads the state of the pages of a run at least this long in one gather
 # first (Zone._prefetch_page_state).
@@ -410,28 +412,24 @@ class Zone(PageSpace):
 
         nr_lists = (max_order + 1) * MIGRATE_TYPES
         self._sentinel = nr_pages  # list L = order * MIGRATE_TYPES + mt has node nr_pages + L
-        links = array("i", range(nr_pages, nr_pages + nr_lists))
-        # array * n builds in place: no temporary of the array's size; the list heads
-        # are assigned into the tail, since an extend would over-allocate by a
-        # sixteenth (0.25 bytes a page each).
-        self._next = array("i", [0]) * (nr_pages + nr_lists)
-        self._next[nr_pages:] = links
-        self._prev = array("i", [0]) * (nr_pages + nr_lists)
-        self._prev[nr_pages:] = links
-        # Page state and owner tag interleaved, 4 bytes a page (state, pad, owner): the
-        # two views below are strided over one buffer, so that an allocation's state and
-        # owner writes land in one cache line. On a 16 GiB zone, two separate arrays
-        # cost a cache and TLB miss each per allocation (bench/bench_buddy.py: 0.85x the
-        # reference instead of 1.0x).
-        self._page_buf = bytearray(4 * nr_pages)
-        page_view = memoryview(self._page_buf)
-        self._state: memoryview = page_view[0::4]
-        self._owner: memoryview = page_view.cast("H")[1::2]
+        # Typed vectors (librt.vecs): compiled, an element is read and written as a C
+        # integer, with no Python int boxed or reference counted (docs/performance.md).
+        # The links: one per pfn, then one per list head.
+        links = array("i", [0]) * (nr_pages + nr_lists)
+        links[nr_pages:] = array("i", range(nr_pages, nr_pages + nr_lists))
+        self._next: vec[i32] = vec[i32](links, capacity=len(links))
+        self._prev: vec[i32] = vec[i32](links, capacity=len(links))
+        del links
+        # The state byte and the owner tag of every pfn (3 bytes a page).
+        self._state: vec[u8] = vec[u8](bytes(nr_pages), capacity=nr_pages)
+        owners = array("h", [0]) * nr_pages  # a name: mypyc 2.4 asserts on an expression
+        self._owner: vec[i16] = vec[i16](owners, capacity=nr_pages)
+        del owners
         # memmap_init makes every pageblock MOVABLE; with grouping disabled
         # set_pageblock_migratetype turns that into UNMOVABLE.
         boot_mt = MIGRATE_MOVABLE if grouping_by_mobility else MIGRATE_UNMOVABLE
-        # A list, not a bytearray: compiled, a list is indexed without boxing the index.
-        self._pageblock_mt: list[int] = [boot_mt] * self.nr_pageblocks
+        boot_types = bytes((boot_mt,)) * self.nr_pageblocks
+        self._pageblock_mt: vec[u8] = vec[u8](boot_types, capacity=self.nr_pageblocks)
         self._addr_heaps: list[list[int]] | None = (
             [[] for _ in range(nr_lists)] if free_list_order == "address" else None
         )
@@ -454,7 +452,7 @@ class Zone(PageSpace):
         # Called as on_migrate(old_pfn, new_pfn, order) when compaction moves a block.
         self.on_migrate: Callable[[int, int, int], None] | None = None
         self._capc: CaptureControl | None = None  # compaction's capture_control
-        self._pageblock_skip_bits: bytearray | None = None  # see _skip_bits
+        self._pageblock_skip_bits: vec[u8] | None = None  # see _skip_bits
 
         self.min_free_kbytes = 0
         self._watermark = [0, 0, 0, 0]  # min, low, high, promo
@@ -704,13 +702,13 @@ class Zone(PageSpace):
         nxt = self._next
         prv = self._prev
         if to_tail or self.free_list_order == "fifo":
-            t = prv[s]
+            t = int(prv[s])
             prv[pfn] = t
             nxt[pfn] = s
             nxt[t] = pfn
             prv[s] = pfn
         else:
-            n = nxt[s]
+            n = int(nxt[s])
             nxt[pfn] = n
             prv[pfn] = s
             prv[n] = pfn
@@ -727,8 +725,8 @@ class Zone(PageSpace):
     def _del_from_free_list(self, pfn: int, order: int, mt: int) -> None:
         nxt = self._next
         prv = self._prev
-        n = nxt[pfn]
-        p = prv[pfn]
+        n = int(nxt[pfn])
+        p = int(prv[pfn])
         nxt[p] = n
         prv[n] = p
         self._state[pfn] = PG_TAIL
@@ -751,7 +749,7 @@ class Zone(PageSpace):
             return -1
         heap = self._addr_heaps[lst] if self._addr_heaps is not None else None
         if heap is None:
-            return self._next[self._sentinel + lst]
+            return int(self._next[self._sentinel + lst])
         # Lazy deletion: skip entries that left this list since they were pushed.
         state = self._state
         want = PG_BUDDY | order
@@ -759,7 +757,7 @@ class Zone(PageSpace):
         pb_mt = self._pageblock_mt
         while heap:
             pfn = heap[0]
-            if state[pfn] == want and pb_mt[pfn >> pb_shift] == mt:
+            if int(state[pfn]) == want and int(pb_mt[pfn >> pb_shift]) == mt:
                 return pfn
             heapq.heappop(heap)
         raise BuddyCorrupt(f"free list order {order} mt {mt} counted but empty")
@@ -776,7 +774,7 @@ class Zone(PageSpace):
         first = pfn >> shift
         nr = 1 << max(order - shift, 0)
         for block in range(first, first + nr):
-            if self._pageblock_mt[block] != mt:
+            if int(self._pageblock_mt[block]) != mt:
                 self._pageblock_mt[block] = mt
                 self.stats.pageblocks_retyped += 1
 
@@ -821,12 +819,12 @@ class Zone(PageSpace):
         free = movable = 0
         pfn = start
         while pfn < end:
-            st = state[pfn]
+            st = int(state[pfn])
             size = 1 << (st & PG_ORDER)
             kind = st & PG_KIND
             if kind == PG_BUDDY:
                 free += size
-            elif kind == PG_ALLOC and owner[pfn] in (OWNER_MOVABLE, OWNER_PINNED):
+            elif kind == PG_ALLOC and int(owner[pfn]) in (OWNER_MOVABLE, OWNER_PINNED):
                 # 6.18 walks pfn by pfn and PageLRU is PF_HEAD (a tail page reads its
                 # head's flag): every page of an LRU folio counts.
                 movable += size
@@ -841,7 +839,7 @@ class Zone(PageSpace):
         end = start + self.pageblock_nr_pages
         pfn = start
         while pfn < end:
-            st = state[pfn]
+            st = int(state[pfn])
             order = st & PG_ORDER
             if st & PG_KIND == PG_BUDDY:
                 self._del_from_free_list(pfn, order, old_mt)
@@ -960,7 +958,7 @@ class Zone(PageSpace):
         if self.nr_reserved_highatomic >= max_managed:
             return
         shift = self.pageblock_order
-        mt = self._pageblock_mt[pfn >> shift]
+        mt = int(self._pageblock_mt[pfn >> shift])
         if mt >= MIGRATE_PCPTYPES:  # !migratetype_is_mergeable(mt)
             return
         if order < shift:
@@ -1087,8 +1085,8 @@ class Zone(PageSpace):
                 # heads, exactly as repeated calls would.
                 take = min(count - len(got), avail)
                 for _ in range(take):
-                    pfn = nxt[sentinel]
-                    n = nxt[pfn]
+                    pfn = int(nxt[sentinel])
+                    n = int(nxt[pfn])
                     nxt[sentinel] = n
                     prv[n] = sentinel
                     state[pfn] = pcp_state
@@ -1133,7 +1131,8 @@ class Zone(PageSpace):
         pcp_state = PG_PCP | order
         step = 1 << order
         end = block + (taken << order)
-        state[block:end:step] = bytes((pcp_state,)) * taken
+        for page in range(block, end, step):
+            state[page] = pcp_state
         got.extend(range(block, end, step))
         pfn = end
         block_end = block + (1 << k)
@@ -1211,7 +1210,7 @@ class Zone(PageSpace):
                 pfn = lst.popleft()
                 count -= nr_pages
                 pcp.count -= nr_pages
-                self._free_one_page(pfn, order, pb_mt[pfn >> shift], False)
+                self._free_one_page(pfn, order, int(pb_mt[pfn >> shift]), False)
                 if count <= 0 or not lst:
                     break
 
@@ -1357,18 +1356,18 @@ class Zone(PageSpace):
             if capc is not None and self._capture(capc, pfn, order, mt):
                 return
             buddy_pfn = pfn ^ (1 << order)
-            if buddy_pfn >= nr_pages or state[buddy_pfn] != PG_BUDDY | order:
+            if buddy_pfn >= nr_pages or int(state[buddy_pfn]) != PG_BUDDY | order:
                 break
             buddy_mt = mt
             if order >= shift:
-                buddy_mt = pb_mt[buddy_pfn >> shift]
+                buddy_mt = int(pb_mt[buddy_pfn >> shift])
                 if buddy_mt != mt and (
                     mt >= MIGRATE_PCPTYPES or buddy_mt >= MIGRATE_PCPTYPES
                 ):
                     break  # no merging across isolated or highatomic blocks
             # _del_from_free_list(buddy_pfn, order, buddy_mt), inline
-            n = nxt[buddy_pfn]
-            p = prv[buddy_pfn]
+            n = int(nxt[buddy_pfn])
+            p = int(prv[buddy_pfn])
             nxt[p] = n
             prv[n] = p
             state[buddy_pfn] = PG_TAIL
@@ -1388,7 +1387,7 @@ class Zone(PageSpace):
             # buddy_merge_likely: is the next-higher block's buddy free?
             higher = buddy_pfn & pfn
             higher_buddy = higher ^ (1 << (order + 1))
-            to_tail = higher_buddy < nr_pages and state[higher_buddy] == PG_BUDDY | (order + 1)
+            to_tail = higher_buddy < nr_pages and int(state[higher_buddy]) == PG_BUDDY | (order + 1)
         self._add_to_free_list(pfn, order, mt, to_tail)
 
     # ------------------------------------------------------------------ public API
@@ -1495,12 +1494,12 @@ class Zone(PageSpace):
         # machine integer: each use as an index or a list item would box it anew.)
         page: Any = pfn
         try:
-            bad = pfn < 0 or state[page] != PG_ALLOC | order
+            bad = pfn < 0 or int(state[page]) != PG_ALLOC | order
         except IndexError:
             bad = True
         if bad:
             raise BadFree(self._describe_bad_free(pfn, order))
-        mt = self._pageblock_mt[pfn >> self.pageblock_order]
+        mt = int(self._pageblock_mt[pfn >> self.pageblock_order])
         if (not order and self._fast_ok and not to_tail and mt <= 2
                 and self._pcp_fast_free(self.pcp[cpu], page, mt)):
             # The order-0 fast path took it. Same effect as the general path.
@@ -1579,7 +1578,7 @@ class Zone(PageSpace):
             index = np.asarray(pfns, dtype=np.intp)
         except (OverflowError, TypeError, ValueError):
             return  # not all pfns: the loop reports the bad one
-        np.frombuffer(self._page_buf, dtype=np.uint8).take(index * 4, mode="clip")
+        np.frombuffer(memoryview(self._state), dtype=np.uint8).take(index, mode="clip")
 
     def free_batch(self, pfns: Iterable[int], order: int, cpu: Callable[[], int]) -> None:
         """``free(pfn, order, cpu())`` for each pfn in turn, without a call per page
@@ -1595,8 +1594,8 @@ class Zone(PageSpace):
             for pfn in pfns:
                 c = cpu()
                 if (not order and self._fast_ok and 0 <= pfn < self.nr_pages
-                        and state[pfn] == PG_ALLOC):
-                    mt = pb_mt[pfn >> shift]
+                        and int(state[pfn]) == PG_ALLOC):
+                    mt = int(pb_mt[pfn >> shift])
                     if mt <= 2 and self._pcp_fast_free(pcps[c], pfn, mt):
                         done += 1
                         continue
@@ -1607,7 +1606,7 @@ class Zone(PageSpace):
     def _describe_bad_free(self, pfn: int, order: int) -> str:
         if not 0 <= pfn < self.nr_pages:
             return f"free of pfn {pfn} order {order}: outside the zone (0..{self.nr_pages - 1})"
-        st = self._state[pfn]
+        st = int(self._state[pfn])
         kind = st & PG_KIND
         if kind == PG_ALLOC:
             return (
@@ -1621,13 +1620,13 @@ class Zone(PageSpace):
     # ------------------------------------------------------------------ inspection
 
     def order_of(self, pfn: int) -> int:
-        return self._state[pfn] & PG_ORDER
+        return int(self._state[pfn]) & PG_ORDER
 
     def is_allocated(self, pfn: int) -> bool:
-        return self._state[pfn] & PG_KIND == PG_ALLOC
+        return int(self._state[pfn]) & PG_KIND == PG_ALLOC
 
     def owner_of(self, pfn: int) -> int:
-        return self._owner[pfn]
+        return int(self._owner[pfn])
 
     def set_owner(self, pfn: int, owner: int) -> None:
         if not self.is_allocated(pfn):
@@ -1636,7 +1635,7 @@ class Zone(PageSpace):
 
     def pageblock_migratetype(self, pfn: int) -> int:
         """``get_pfnblock_migratetype``"""
-        return self._pageblock_mt[pfn >> self.pageblock_order]
+        return int(self._pageblock_mt[pfn >> self.pageblock_order])
 
     def set_pageblock_migratetype(self, pfn: int, mt: int) -> None:
         """``set_pageblock_migratetype`` for the pageblock holding ``pfn``.
@@ -1655,10 +1654,10 @@ class Zone(PageSpace):
         end = min(start + self.pageblock_nr_pages, self.nr_pages)
         seg = np.asarray(self._state[first:end])
         for head in (np.flatnonzero((seg & PG_KIND) == PG_BUDDY) + first).tolist():
-            if head + (1 << (self._state[head] & PG_ORDER)) > start:
+            if head + (1 << (int(self._state[head]) & PG_ORDER)) > start:
                 raise ValueError(f"pageblock at pfn {start} holds the free block at pfn "
                                  f"{head}: move its free pages first")
-        old_mt = self._pageblock_mt[start >> shift]
+        old_mt = int(self._pageblock_mt[start >> shift])
         if (old_mt == MIGRATE_HIGHATOMIC) != (mt == MIGRATE_HIGHATOMIC):
             self.nr_reserved_highatomic += (
                 self.pageblock_nr_pages if mt == MIGRATE_HIGHATOMIC
@@ -1683,30 +1682,24 @@ class Zone(PageSpace):
         """The pfns on one free list, head first (for tests and inspection)."""
         s = self._sentinel + order * MIGRATE_TYPES + mt
         out = []
-        pfn = self._next[s]
+        pfn = int(self._next[s])
         while pfn != s:
             out.append(pfn)
-            pfn = self._next[pfn]
+            pfn = int(self._next[pfn])
         return out
 
     def memory_bytes(self) -> int:
         """Bytes held by page state and free lists (the per-page storage)."""
         return (
-            self._next.itemsize * len(self._next)
-            + self._prev.itemsize * len(self._prev)
-            + len(self._page_buf)  # state and owner tags
-            + 8 * len(self._pageblock_mt)  # pointers to the cached small ints
+            4 * len(self._next)
+            + 4 * len(self._prev)
+            + len(self._state) + 2 * len(self._owner)  # state bytes and owner tags
+            + len(self._pageblock_mt)  # a migratetype byte per pageblock
         )
-
-    def page_state_buffer(self) -> bytearray:
-        """The interleaved per-page buffer, 4 bytes a page: the state byte, a spare byte
-        and the 2-byte owner tag (little-endian). Read-only by contract, for the
-        vectorised pageblock census (sim/metrics.py ``pageblock_stats``)."""
-        return self._page_buf
 
     def pageblock_types(self) -> list[int]:
         """A copy of every pageblock's migratetype, in pfn order."""
-        return list(self._pageblock_mt)
+        return [int(mt) for mt in self._pageblock_mt]
 
     def report(self) -> dict[str, int]:
         """The zone's counters for a run's summary (``buddy``), and the highatomic
@@ -1736,7 +1729,7 @@ class Zone(PageSpace):
         seen = {PG_BUDDY: 0, PG_PCP: 0, PG_ALLOC: 0}
         pfn = 0
         while pfn < n:
-            st = state[pfn]
+            st = int(state[pfn])
             kind = st & PG_KIND
             order = st & PG_ORDER
             if kind == PG_TAIL:
@@ -1759,16 +1752,16 @@ class Zone(PageSpace):
                 if len(blocks) != self._nr_free_mt[order * MIGRATE_TYPES + mt]:
                     raise BuddyCorrupt(f"list order {order} mt {mt} length disagrees with count")
                 for pfn in blocks:
-                    if state[pfn] != PG_BUDDY | order:
+                    if int(state[pfn]) != PG_BUDDY | order:
                         raise BuddyCorrupt(
-                            f"pfn {pfn} on list order {order} has state {state[pfn]:#x}"
+                            f"pfn {pfn} on list order {order} has state {int(state[pfn]):#x}"
                         )
                     # The kernel keeps a free block on the list of its first
                     # pageblock's type (move_to_free_list warns otherwise).
-                    if pb_mt[pfn >> shift] != mt:
+                    if int(pb_mt[pfn >> shift]) != mt:
                         raise BuddyCorrupt(
                             f"pfn {pfn} on the mt {mt} list lies in a pageblock of type "
-                            f"{pb_mt[pfn >> shift]}"
+                            f"{int(pb_mt[pfn >> shift])}"
                         )
                 per_order += len(blocks)
             if per_order != self.nr_free[order]:
@@ -1797,9 +1790,9 @@ class Zone(PageSpace):
             for pindex, lst in enumerate(pcp.lists):
                 order = self._pindex_to_order(pindex)
                 for pfn in lst:
-                    if state[pfn] != PG_PCP | order:
+                    if int(state[pfn]) != PG_PCP | order:
                         raise BuddyCorrupt(f"cpu {cpu} pcp list {pindex} holds pfn {pfn} "
-                                           f"with state {state[pfn]:#x}")
+                                           f"with state {int(state[pfn]):#x}")
                     count += 1 << order
             if count != pcp.count:
                 raise BuddyCorrupt(f"cpu {cpu} pcp count {pcp.count}, lists hold {count}")
@@ -1815,8 +1808,9 @@ class Zone(PageSpace):
     # allocator's own paths above are unchanged by this section. The scanners read the
     # page state directly (page_state_arrays); every change goes through a method here.
 
-    def page_state_arrays(self) -> tuple[memoryview, memoryview]:
-        """The per-pfn state bytes and owner tags, for the compaction scanners.
+    def page_state_arrays(self) -> tuple[vec[u8], vec[i16]]:
+        """The per-pfn state bytes and owner tags, for the compaction scanners and the
+        vectorised pageblock census (sim/metrics.py, through ``numpy.frombuffer``).
 
         Read-only by contract: a scanner walks millions of pfns, and a method call per
         pfn would cost more than the walk. Changes go through the methods below.
@@ -1840,12 +1834,12 @@ class Zone(PageSpace):
         migrated page or frees it. A block of at least half a pageblock turns every
         mergeable pageblock it touches MOVABLE, moving the block's other free pages.
         """
-        st = self._state[pfn]
+        st = int(self._state[pfn])
         if st & PG_KIND != PG_BUDDY:
             raise ValueError(f"pfn {pfn} is not the head of a free block (state {st:#x})")
         order = st & PG_ORDER
         shift = self.pageblock_order
-        mt = self._pageblock_mt[pfn >> shift]
+        mt = int(self._pageblock_mt[pfn >> shift])
         if mt != MIGRATE_ISOLATE and not self.zone_watermark_ok(
             0, self._watermark[WMARK_MIN] + (1 << order), 0
         ):
@@ -1856,7 +1850,7 @@ class Zone(PageSpace):
         if order >= shift - 1:
             pb = self.pageblock_nr_pages
             for page in range(pfn, pfn + (1 << order) - 1, pb):
-                block_mt = self._pageblock_mt[page >> shift]
+                block_mt = int(self._pageblock_mt[page >> shift])
                 start = page & ~(pb - 1)
                 # migratetype_is_mergeable, and prep_move_freepages_block's refusal of
                 # a pageblock that straddles the zone end.
@@ -1869,7 +1863,7 @@ class Zone(PageSpace):
         """Split an isolated block as ``compaction_alloc`` does: keep the lowest
         ``2**new_order`` pages at ``pfn``; return the upper halves, largest first
         (pfn + 2**(order-1) at order-1, ..., pfn + 2**new_order at new_order)."""
-        if self._state[pfn] != PG_ALLOC | order or self._owner[pfn] != OWNER_NONE:
+        if int(self._state[pfn]) != PG_ALLOC | order or int(self._owner[pfn]) != OWNER_NONE:
             raise ValueError(f"pfn {pfn} is not an isolated free block of order {order}")
         pieces = []
         for k in range(order - 1, new_order - 1, -1):
@@ -1884,9 +1878,9 @@ class Zone(PageSpace):
         """``split_folio``: the allocated block of ``order`` at ``pfn`` becomes
         ``2**order`` allocated order-0 blocks with its owner, as splitting a large folio
         into base pages leaves it (mm/huge_memory.c ``__split_unmapped_folio``)."""
-        if order <= 0 or self._state[pfn] != PG_ALLOC | order:
+        if order <= 0 or int(self._state[pfn]) != PG_ALLOC | order:
             raise ValueError(f"pfn {pfn} is not an allocated block of order {order}")
-        owner = self._owner[pfn]
+        owner = int(self._owner[pfn])
         for page in range(pfn, pfn + (1 << order)):
             self._state[page] = PG_ALLOC
             self._owner[page] = owner
@@ -1901,27 +1895,27 @@ class Zone(PageSpace):
         ``zone.on_migrate(src, dst, order)``, if the engine set it, is called before the
         source is freed: whoever tracks the block by pfn (rmap, in the kernel) follows it.
         """
-        st = self._state[src]
+        st = int(self._state[src])
         order = st & PG_ORDER
         if st & PG_KIND != PG_ALLOC:
             raise ValueError(f"migration source pfn {src} is not allocated (state {st:#x})")
-        if self._state[dst] != PG_ALLOC | order or self._owner[dst] != OWNER_NONE:
+        if int(self._state[dst]) != PG_ALLOC | order or int(self._owner[dst]) != OWNER_NONE:
             raise ValueError(
                 f"migration target pfn {dst} is not an isolated block of order {order}"
             )
-        self._owner[dst] = self._owner[src]
+        self._owner[dst] = int(self._owner[src])
         on_migrate = getattr(self, "on_migrate", None)
         if on_migrate is not None:
             on_migrate(src, dst, order)
         self.free(src, order, cpu)
 
     @property
-    def _skip_bits(self) -> bytearray:
+    def _skip_bits(self) -> vec[u8]:
         # PB_compact_skip of every pageblock, created on first use so that a zone that
         # is never compacted carries nothing.
         bits = self._pageblock_skip_bits
         if bits is None:
-            bits = self._pageblock_skip_bits = bytearray(self.nr_pageblocks)
+            bits = self._pageblock_skip_bits = vec[u8](bytes(self.nr_pageblocks))
         return bits
 
     def pageblock_skip(self, pfn: int) -> bool:
@@ -1942,9 +1936,9 @@ class Zone(PageSpace):
         """
         s = self._sentinel + order * MIGRATE_TYPES + mt
         links = self._prev if reverse else self._next
-        pfn = links[s]
+        pfn = int(links[s])
         while pfn != s:
-            after = links[pfn]
+            after = int(links[pfn])
             yield pfn
             pfn = after
 
@@ -1955,7 +1949,7 @@ class Zone(PageSpace):
         if before == s or after == s:
             return  # already the head (or the tail): list_is_first/list_is_last
         nxt, prv = self._next, self._prev
-        n, p = nxt[s], prv[s]
+        n, p = int(nxt[s]), int(prv[s])
         nxt[p] = n
         prv[n] = p
         nxt[before] = s
@@ -1966,15 +1960,15 @@ class Zone(PageSpace):
     def move_freelist_head(self, order: int, mt: int, pfn: int) -> None:
         """mm/compaction.c ``move_freelist_head``: make ``pfn`` the list head; the
         entries before it go to the tail, in order."""
-        if self._state[pfn] != PG_BUDDY | order:
+        if int(self._state[pfn]) != PG_BUDDY | order:
             raise ValueError(f"pfn {pfn} is not on a free list of order {order}")
-        self._rotate_free_list(order, mt, self._prev[pfn], pfn)
+        self._rotate_free_list(order, mt, int(self._prev[pfn]), pfn)
 
     def move_freelist_tail(self, order: int, mt: int, pfn: int) -> None:
         """mm/compaction.c ``move_freelist_tail``: make ``pfn`` the list tail."""
-        if self._state[pfn] != PG_BUDDY | order:
+        if int(self._state[pfn]) != PG_BUDDY | order:
             raise ValueError(f"pfn {pfn} is not on a free list of order {order}")
-        self._rotate_free_list(order, mt, pfn, self._next[pfn])
+        self._rotate_free_list(order, mt, pfn, int(self._next[pfn]))
 
     def set_capture_control(self, capc: CaptureControl | None) -> None:
         """Install ``current->capture_control`` for a direct compaction, or remove it:

@@ -719,21 +719,21 @@ class Compactor:
         state = self._state
         for order in range(self.zone.max_order + 1):
             head = pfn & ~((1 << order) - 1)
-            st = state[head]
+            st = int(state[head])
             if st & PG_KIND != PG_TAIL:
                 return head if head + (1 << (st & PG_ORDER)) > pfn else pfn
         return pfn
 
     def _is_lru(self, pfn: int) -> bool:
         head = self._head_of(pfn)
-        return self._state[head] & PG_KIND == PG_ALLOC and self._owner[head] in (
+        return int(self._state[head]) & PG_KIND == PG_ALLOC and int(self._owner[head]) in (
             OWNER_MOVABLE, OWNER_PINNED,
         )
 
     def _pageblock_skip_persistent(self, pfn: int) -> bool:
         """A compound page of pageblock order or more covers this pfn: always skip."""
         head = self._head_of(pfn)
-        st = self._state[head]
+        st = int(self._state[head])
         return st & PG_KIND == PG_ALLOC and (st & PG_ORDER) >= self.zone.pageblock_order
 
     def _reset_isolation_pfn(self, pfn: int, check_source: bool, check_target: bool) -> bool:
@@ -754,7 +754,7 @@ class Compactor:
             if check_source and self._is_lru(page):
                 zone.clear_pageblock_skip(page)
                 return True
-            if check_target and self._state[page] & PG_KIND == PG_BUDDY:
+            if check_target and int(self._state[page]) & PG_KIND == PG_BUDDY:
                 zone.clear_pageblock_skip(page)
                 return True
         return False
@@ -1166,7 +1166,7 @@ class Compactor:
                     aborted = True
                     break
                 valid_page = low_pfn
-            st = state[low_pfn]
+            st = int(state[low_pfn])
             kind = st & PG_KIND
             order = st & PG_ORDER
             if kind == PG_BUDDY:
@@ -1182,7 +1182,7 @@ class Compactor:
                     low_pfn += (1 << order) - 1
                     nr_scanned += (1 << order) - 1
                 else:
-                    tag = owner[low_pfn]
+                    tag = int(owner[low_pfn])
                     if tag == OWNER_MOVABLE and (file_folio is None
                                                  or not file_folio(low_pfn)):
                         # The first LRU page takes the lru lock: mark the block skip now,
@@ -1268,7 +1268,7 @@ class Compactor:
         nr_split = 0
         err = 0
         for src in sources:
-            order = state[src] & PG_ORDER
+            order = int(state[src]) & PG_ORDER
             dst = self._compaction_alloc(cc, order)
             if dst < 0:
                 self.stats.migrate_failed += 1 << order
@@ -1284,7 +1284,7 @@ class Compactor:
         migrated = 0
         cpu = cc.cpu
         for src, dst in pairs:
-            order = state[src] & PG_ORDER
+            order = int(state[src]) & PG_ORDER
             zone.migrate_page(src, dst, cpu)
             migrated += 1 << order
         if split and not err:
@@ -1330,7 +1330,7 @@ class Compactor:
             return pfn
 
     def _suitable_migration_target(self, cc: CompactControl, pfn: int) -> bool:
-        st = self._state[pfn]
+        st = int(self._state[pfn])
         if st & PG_KIND == PG_BUDDY:
             # A large free block at the pageblock start: leave the pageblock alone.
             order = cc.order if cc.order > 0 else self.zone.pageblock_order
@@ -1351,7 +1351,7 @@ class Compactor:
         nr_scanned = total_isolated = 0
         while blockpfn < end_pfn:
             nr_scanned += 1
-            st = state[blockpfn]
+            st = int(state[blockpfn])
             kind = st & PG_KIND
             if kind == PG_ALLOC:
                 order = st & PG_ORDER

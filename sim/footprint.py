@@ -1,7 +1,7 @@
 """How much of this computer's memory a run will take, and a refusal before it starts.
 
 fragsim keeps per-page state for the whole zone from the start (the buddy allocator's
-links, state and owner: 12 B), the file LRU's arrays, the pageblock samples' numpy
+links, state and owner: 11 B), the file LRU's arrays, the pageblock samples' numpy
 copies and each page-holding workload's pfn index (anon, page_cache, thp_probe,
 fragment: 4 B a page each, plus the pfns it holds). The model is
 

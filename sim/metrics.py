@@ -377,17 +377,17 @@ def node_mixed_pageblocks(zones: Sequence[Zone]) -> int:
 def _mixed_pageblocks_of(zone: Zone) -> int:
     shift = zone.pageblock_order
     nblocks = zone.nr_pageblocks
-    # One 32-bit word a page: the state byte, a spare byte, the owner tag.
-    words = np.frombuffer(zone.page_state_buffer(), dtype="<u4")
-    owner = words >> 16
-    nonmovable = (owner >= OWNER_SLAB) | ((owner - OWNER_UNMOVABLE) <= (
-        OWNER_RECLAIMABLE - OWNER_UNMOVABLE))  # unsigned: owners below wrap round
+    state_vec, owner_vec = zone.page_state_arrays()
+    state = np.frombuffer(state_vec, dtype=np.uint8)
+    owner = np.frombuffer(owner_vec, dtype=np.int16)
+    nonmovable = (owner >= OWNER_SLAB) | (owner == OWNER_UNMOVABLE) | (
+        owner == OWNER_RECLAIMABLE)
     del owner
-    nonmovable &= (words & PG_KIND) == PG_ALLOC
+    nonmovable &= (state & PG_KIND) == PG_ALLOC
     heads = np.flatnonzero(nonmovable)
     hit = np.zeros(nblocks, dtype=bool)
     hit[heads >> shift] = True
-    orders = words[heads] & PG_ORDER
+    orders = state[heads] & PG_ORDER
     for pfn, order in zip(heads[orders > shift].tolist(), orders[orders > shift].tolist(),
                           strict=True):
         first = pfn >> shift
@@ -404,16 +404,13 @@ def pageblock_stats(zone: Zone) -> PageblockStats:
     nblocks = zone.nr_pageblocks
     shift = zone.pageblock_order
     n = zone.nr_pages
-    buf = zone.page_state_buffer()
-    # Contiguous copies of the state bytes and of the owner tags (capped at
-    # OWNER_SLAB), padded with tails to whole pageblocks: numpy is several times
-    # faster on them than on the strided views, and this runs on every pageblock
-    # sample of a run.
+    state_vec, owner_vec = zone.page_state_arrays()
+    # Copies of the state bytes and of the owner tags (capped at OWNER_SLAB), padded
+    # with tails to whole pageblocks.
     state = np.zeros(nblocks << shift, dtype=np.uint8)
-    state[:n] = np.frombuffer(buf, dtype=np.uint8)[0::4]
+    state[:n] = np.frombuffer(state_vec, dtype=np.uint8)
     owner = np.zeros(nblocks << shift, dtype=np.uint8)
-    owner[:n] = np.minimum(np.frombuffer(buf, dtype=np.uint16)[1::2],
-                           OWNER_SLAB)
+    owner[:n] = np.minimum(np.frombuffer(owner_vec, dtype=np.int16), OWNER_SLAB)
     # A category per page from a table over (kind, owner class): a head counts
     # once where it stands (tails are "other"), then heads of larger blocks add
     # the rest of their pages.

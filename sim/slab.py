@@ -72,6 +72,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Final, Protocol
 
+from librt.vecs import append as vec_append
+from librt.vecs import vec
+from mypy_extensions import i32, u8
+
 from sim.buddy import (
     ALLOC_KSWAPD,
     ALLOC_WMARK_LOW,
@@ -380,10 +384,11 @@ class Slab:
         # The free slot numbers: a stack in free_slots[:nr_free] (the top is the next
         # one handed out), all of them, lowest on top, at first. A list of fixed length
         # with a count, not one that grows and shrinks: no reallocation per object.
-        self.free_slots: list[int] = list(range(objects - 1, -1, -1))
+        self.free_slots: vec[i32] = vec[i32](range(objects - 1, -1, -1))
         self.nr_free = objects
-        # Object id per slot, -1 if free (an array: a freed slot drops no int object).
-        self.slot_obj = array("i", [-1]) * objects
+        # Object id per slot, -1 if free.
+        empty = array("i", [-1]) * objects
+        self.slot_obj: vec[i32] = vec[i32](empty)
         self.defragged = False  # unfrozen non-empty by the defragmenter
 
     def __repr__(self) -> str:
@@ -397,12 +402,12 @@ class Slab:
     @property
     def free(self) -> list[int]:
         """The free slot numbers, the next one handed out last."""
-        return self.free_slots[:self.nr_free]
+        return [int(slot) for slot in self.free_slots[:self.nr_free]]
 
     def pop_free(self) -> int:
         n = self.nr_free - 1
         self.nr_free = n
-        return self.free_slots[n]
+        return int(self.free_slots[n])
 
     def push_free(self, slot: int) -> None:
         n = self.nr_free
@@ -568,11 +573,14 @@ class SlabCache:
         self._cpu_partial: list[list[Slab]] = [[] for _ in range(self.cpus)]
         self._node_partial: OrderedDict[Slab, None] = OrderedDict()
         self._slab_at: dict[int, Slab] = {}  # head pfn -> slab
-        # Per object id: its slab (None when free), slot, flags and reference count.
+        # Per object id: its slab (None when free), slot, flags and reference count;
+        # the last three in typed vectors (librt.vecs), which grow by ``vec_append``.
+        # A vector that grows may move: no local alias of one is kept across a call
+        # that can allocate an object.
         self._obj_slab: list[Slab | None] = []
-        self._obj_slot: list[int] = []
-        self._flags = bytearray()
-        self._ref: list[int] = []
+        self._obj_slot: vec[i32] = vec[i32]()
+        self._flags: vec[u8] = vec[u8]()
+        self._ref: vec[i32] = vec[i32]()
         self._free_ids: list[int] = []
         self._lru: OrderedDict[int, None] = OrderedDict()
         # call_rcu queue: enqueue times and object ids, FIFO.
@@ -607,7 +615,7 @@ class SlabCache:
                 return None
         n = slab.nr_free - 1  # slab.pop_free(), inlined
         slab.nr_free = n
-        slot = slab.free_slots[n]
+        slot = int(slab.free_slots[n])
         slab.inuse += 1
         free_ids = self._free_ids
         if free_ids:
@@ -617,9 +625,9 @@ class SlabCache:
         else:
             oid = len(self._obj_slab)
             self._obj_slab.append(slab)
-            self._obj_slot.append(slot)
-            self._flags.append(0)
-            self._ref.append(0)
+            self._obj_slot = vec_append(self._obj_slot, slot)
+            self._flags = vec_append(self._flags, 0)
+            self._ref = vec_append(self._ref, 0)
         slab.slot_obj[slot] = oid
         self.nr_inuse += 1
         self.nr_allocs += 1
@@ -706,12 +714,12 @@ class SlabCache:
         if slab is None:
             raise BadSlabFree(self._describe_bad_free(oid))
         flags = self._flags
-        if flags[oid]:
+        if int(flags[oid]):
             if not self._may_free_now(oid):
                 return
             flags[oid] = 0
         # _free_object and _release_slot, unrolled for the common case.
-        slot = self._obj_slot[oid]
+        slot = int(self._obj_slot[oid])
         self._obj_slab[oid] = None
         self._ref[oid] = 0
         self._free_ids.append(oid)
@@ -736,7 +744,7 @@ class SlabCache:
             slab = self._obj_slab[oid] if oid >= 0 else None
         except (IndexError, TypeError):
             slab = None
-        fl = self._flags[oid] if slab is not None else 0
+        fl = int(self._flags[oid]) if slab is not None else 0
         if slab is None or fl & (F_RCU | F_DEFERRED):
             raise BadSlabFree(self._describe_bad_free(oid))
         if fl & F_LRU:
@@ -749,7 +757,7 @@ class SlabCache:
 
     def _may_free_now(self, oid: int) -> bool:
         """A free of a flagged object: defer it if the defragmenter holds the object."""
-        fl = self._flags[oid]
+        fl = int(self._flags[oid])
         if fl & (F_RCU | F_DEFERRED):
             raise BadSlabFree(self._describe_bad_free(oid))
         if fl & F_HELD:
@@ -763,7 +771,7 @@ class SlabCache:
         return True
 
     def _free_object(self, slab: Slab, oid: int, cpu: int) -> None:
-        slot = self._obj_slot[oid]
+        slot = int(self._obj_slot[oid])
         self._obj_slab[oid] = None
         self._flags[oid] = 0
         self._ref[oid] = 0
@@ -873,7 +881,7 @@ class SlabCache:
             times.popleft()
             oid = oids.popleft()
             cpu = cpus.popleft()
-            fl = flags[oid] & ~F_RCU
+            fl = int(flags[oid]) & ~F_RCU
             flags[oid] = fl
             done += 1
             if fl & F_HELD:
@@ -908,7 +916,7 @@ class SlabCache:
     def is_live(self, oid: int) -> bool:
         """Allocated and not dying (RCU-pending, free deferred, or a moved-out ghost)."""
         return (self.is_allocated(oid)
-                and not self._flags[oid] & (F_RCU | F_DEFERRED | F_GHOST))
+                and not int(self._flags[oid]) & (F_RCU | F_DEFERRED | F_GHOST))
 
     @property
     def nr_live(self) -> int:
@@ -918,46 +926,46 @@ class SlabCache:
         return self._obj_slab[oid] if 0 <= oid < len(self._obj_slab) else None
 
     def flags_of(self, oid: int) -> int:
-        return self._flags[oid]
+        return int(self._flags[oid])
 
     def refcount(self, oid: int) -> int:
-        return self._ref[oid]
+        return int(self._ref[oid])
 
     def get_ref(self, oid: int) -> None:
         """Pin the object (dget / __iget / an open file)."""
         self._ref[oid] += 1
 
     def put_ref(self, oid: int) -> int:
-        ref = self._ref[oid] - 1
+        ref = int(self._ref[oid]) - 1
         if ref < 0:
             raise ValueError(f"{self.name}: reference count of object {oid} below zero")
         self._ref[oid] = ref
         return ref
 
     def is_pinned(self, oid: int) -> bool:
-        return self._ref[oid] > 0
+        return int(self._ref[oid]) > 0
 
     def set_published(self, oid: int, published: bool = True) -> None:
         if published:
-            self._flags[oid] &= ~F_UNPUBLISHED
+            self._flags[oid] = int(self._flags[oid]) & ~F_UNPUBLISHED
         else:
-            self._flags[oid] |= F_UNPUBLISHED
+            self._flags[oid] = int(self._flags[oid]) | F_UNPUBLISHED
 
     def lru_add(self, oid: int) -> None:
         """``list_lru_add``: the object is unused and may be reclaimed (tail = newest)."""
-        fl = self._flags[oid]
+        fl = int(self._flags[oid])
         if not fl & F_LRU:
             self._flags[oid] = fl | F_LRU
             self._lru[oid] = None
 
     def lru_del(self, oid: int) -> None:
-        fl = self._flags[oid]
+        fl = int(self._flags[oid])
         if fl & F_LRU:
             self._flags[oid] = fl & ~F_LRU
             del self._lru[oid]
 
     def mark_referenced(self, oid: int) -> None:
-        self._flags[oid] |= F_REFERENCED
+        self._flags[oid] = int(self._flags[oid]) | F_REFERENCED
 
     @property
     def nr_lru(self) -> int:
@@ -967,7 +975,7 @@ class SlabCache:
         """Unused, so that the shrinker or free-mode defragmentation may free it."""
         if not self.is_allocated(oid):
             return False
-        if self._flags[oid] & (F_RCU | F_DEFERRED | F_GHOST | F_UNPUBLISHED):
+        if int(self._flags[oid]) & (F_RCU | F_DEFERRED | F_GHOST | F_UNPUBLISHED):
             return False
         if self.owner is not None:
             # bool(): a user's owner may answer with any truth value (np.bool_, 1).
@@ -976,7 +984,7 @@ class SlabCache:
 
     def default_reclaimable(self, oid: int) -> bool:
         """Without an owner: unpinned and on the LRU."""
-        return self._ref[oid] == 0 and bool(self._flags[oid] & F_LRU)
+        return int(self._ref[oid]) == 0 and bool(int(self._flags[oid]) & F_LRU)
 
     def evict(self, oid: int, cpu: int = 0) -> int:
         """Free an unused object through its owner (dentry -> inode -> page cache).
@@ -1011,8 +1019,8 @@ class SlabCache:
         while res.scanned < nr_to_scan and lru:
             oid = next(iter(lru))
             res.scanned += 1
-            fl = flags[oid]
-            if ref[oid]:
+            fl = int(flags[oid])
+            if int(ref[oid]):
                 # In use again: taken off the LRU, not freed (LRU_REMOVED).
                 del lru[oid]
                 flags[oid] = fl & ~F_LRU
@@ -1027,6 +1035,7 @@ class SlabCache:
                 if oid in lru:  # an owner that did not take it off: do it here
                     self.lru_del(oid)
                 res.freed += 1
+                flags, ref = self._flags, self._ref  # the owner may have allocated
         res.pages_returned = self.stats.pages_freed - pages0
         res.page_cache_evicted = self.stats.page_cache_evicted - pc0
         self.stats.shrink_scanned += res.scanned
@@ -1120,10 +1129,10 @@ class SlabCache:
         """Make an object stable for reclaim (a get() reference): a free waits."""
         if not self.is_allocated(oid):
             raise ValueError(f"{self.name}: object {oid} is not allocated")
-        self._flags[oid] |= F_HELD
+        self._flags[oid] = int(self._flags[oid]) | F_HELD
 
     def is_held(self, oid: int) -> bool:
-        return self.is_allocated(oid) and bool(self._flags[oid] & F_HELD)
+        return self.is_allocated(oid) and bool(int(self._flags[oid]) & F_HELD)
 
     def release(self, oid: int, cpu: int = 0) -> bool:
         """Drop a get() reference; a free that came meanwhile is applied now, once.
@@ -1132,7 +1141,7 @@ class SlabCache:
         """
         if not self.is_allocated(oid):
             return False
-        fl = self._flags[oid]
+        fl = int(self._flags[oid])
         if not fl & F_HELD:
             return False
         self._flags[oid] = fl & ~(F_HELD | F_DEFERRED)
@@ -1154,7 +1163,7 @@ class SlabCache:
         Returns False when no slot could be allocated elsewhere.
         """
         src = self._obj_slab[oid] if 0 <= oid < len(self._obj_slab) else None
-        if src is None or self._flags[oid] & (F_RCU | F_DEFERRED | F_GHOST):
+        if src is None or int(self._flags[oid]) & (F_RCU | F_DEFERRED | F_GHOST):
             raise ValueError(f"{self.name}: object {oid} is not a live object")
         dst = self._cpu_slab[cpu]
         if dst is None or not dst.nr_free:
@@ -1166,7 +1175,7 @@ class SlabCache:
         new_slot = dst.pop_free()
         dst.inuse += 1
         dst.slot_obj[new_slot] = oid
-        old_slot = self._obj_slot[oid]
+        old_slot = int(self._obj_slot[oid])
         self._obj_slab[oid] = dst
         self._obj_slot[oid] = new_slot
         self.nr_inuse += 1
@@ -1181,9 +1190,9 @@ class SlabCache:
             else:
                 ghost = len(self._obj_slab)
                 self._obj_slab.append(src)
-                self._obj_slot.append(old_slot)
-                self._flags.append(0)
-                self._ref.append(0)
+                self._obj_slot = vec_append(self._obj_slot, old_slot)
+                self._flags = vec_append(self._flags, 0)
+                self._ref = vec_append(self._ref, 0)
             src.slot_obj[old_slot] = ghost
             self._flags[ghost] = F_GHOST | F_RCU
             self._rcu_time.append(self.clock())
@@ -1225,7 +1234,7 @@ class SlabCache:
             return f"{self.name}: free of object {oid!r}, which this cache never allocated"
         if self._obj_slab[oid] is None:
             return f"{self.name}: double free of object {oid}: it is already free"
-        fl = self._flags[oid]
+        fl = int(self._flags[oid])
         if fl & F_RCU:
             return f"{self.name}: double free of object {oid}: it waits for an RCU free"
         return f"{self.name}: double free of object {oid}: its free is already deferred"
@@ -1248,10 +1257,11 @@ class SlabCache:
                 raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} miscounts its objects")
             if sorted(slab.free) != [i for i, o in enumerate(slab.slot_obj) if o < 0]:
                 raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} free slots disagree")
-            for slot, oid in enumerate(slab.slot_obj):
+            for slot, slot_oid in enumerate(slab.slot_obj):
+                oid = int(slot_oid)
                 if oid < 0:
                     continue
-                if self._obj_slab[oid] is not slab or self._obj_slot[oid] != slot:
+                if self._obj_slab[oid] is not slab or int(self._obj_slot[oid]) != slot:
                     raise SlabCorrupt(f"{self.name}: object {oid} is not where slot {slot} "
                                       f"of pfn {pfn} says")
                 seen_oids.add(oid)
@@ -1278,12 +1288,12 @@ class SlabCache:
         if allocated != seen_oids:
             raise SlabCorrupt(f"{self.name}: {len(allocated ^ seen_oids)} objects are lost")
         for oid in self._lru:
-            if oid not in allocated or not self._flags[oid] & F_LRU:
+            if oid not in allocated or not int(self._flags[oid]) & F_LRU:
                 raise SlabCorrupt(f"{self.name}: LRU holds object {oid} wrongly")
         for oid in self._rcu_oid:
-            if oid not in allocated or not self._flags[oid] & F_RCU:
+            if oid not in allocated or not int(self._flags[oid]) & F_RCU:
                 raise SlabCorrupt(f"{self.name}: RCU queue holds object {oid} wrongly")
-        deferred = sum(1 for oid in allocated if self._flags[oid] & F_DEFERRED)
+        deferred = sum(1 for oid in allocated if int(self._flags[oid]) & F_DEFERRED)
         if deferred != self.nr_deferred:
             raise SlabCorrupt(f"{self.name}: {deferred} deferred frees, counter "
                               f"{self.nr_deferred}")

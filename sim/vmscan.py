@@ -78,9 +78,13 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+from librt.vecs import append as vec_append
+from librt.vecs import extend as vec_extend
+from librt.vecs import vec
+from mypy_extensions import i16, i32, u8
 
 from sim.buddy import PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, Zone
 from sim.compaction import compact_gap
@@ -151,12 +155,12 @@ class FileLru:
     (``isolate_lru_folios`` adds ``folio_nr_pages`` to ``scan``) and the pages
     reclaimed.
 
-    Kept as a queue of head pfns in the order they became newest, plus per-pfn arrays
-    over the zone: the queue index of the pfn's live entry (-1 when not on the list), its
-    owner, its order and its referenced bit. Removing a folio only clears its index; the
-    scan skips queue entries that are no longer live, and the queue is compacted once
-    mostly stale. Adds and accesses of a run of folios are then a few numpy calls. The
-    order is an ordered dict's: a folio added again while on the list keeps its place.
+    Kept as a queue of head pfns in the order they became newest, plus per-pfn typed
+    vectors (librt.vecs) over the zone: the queue index of the pfn's live entry (-1 when
+    not on the list), its owner, its order and its referenced bit (8 bytes a page).
+    Removing a folio only clears its index; the scan skips queue entries that are no
+    longer live, and the queue is compacted once mostly stale. The order is an ordered
+    dict's: a folio added again while on the list keeps its place.
     """
 
     COMPACT_AFTER = 4096  # consumed queue entries before a compaction is considered
@@ -172,61 +176,71 @@ class FileLru:
         # (first node pfn, zone index) of the node's zones, lowest first: which zone a
         # passed-over folio is counted in. Reclaim sets it; one zone by default.
         self.zone_starts: list[tuple[int, int]] = [(0, 2)]
-        self._queue = array("i")
+        # Typed vectors (librt.vecs): compiled, read and written as C integers. The
+        # queue grows by ``vec_append``, which may move it: it is never held in a local
+        # across a call that could append.
+        self._queue: vec[i32] = vec[i32]()
         self._head = 0  # queue entries before this one are consumed
         self._count = 0  # folios on the list
         self.exhausted = False  # the last shrink found nothing more it may take
         self.nr_pages = 0  # pages on the list
         self.nr_by_order = [0] * (MAX_FOLIO_ORDER + 1)  # folios on the list, by order
         self._size = 0  # pfns covered by the arrays below, grown on demand
-        self._pos = array("i")
-        self._owner = array("h")
-        self._order = bytearray()
-        self._ref = bytearray()
-        self._pos_np = self._owner_np = self._ref_np = np.zeros(0, dtype=np.int32)
-        self._order_np = np.zeros(0, dtype=np.uint8)
+        self._pos: vec[i32] = vec[i32]()  # queue position of the folio headed here, or -1
+        self._owner: vec[i16] = vec[i16]()
+        self._order: vec[u8] = vec[u8]()
+        self._ref: vec[u8] = vec[u8]()  # 1: PG_referenced, 2: activated
+        self._views: tuple[Any, ...] = ()
         self._nr_pages = nr_pages  # the zone's size: the arrays' size at the first add
 
     def _grow(self, size: int) -> None:
         """Cover pfns below ``size``: at once the zone, when it was given."""
         size = max(size, 2 * self._size, self._nr_pages)
         extra = size - self._size
-        # Drop the numpy views first: an array with exported buffers cannot grow.
-        self._pos_np = self._owner_np = self._ref_np = np.zeros(0, dtype=np.int32)
-        self._order_np = np.zeros(0, dtype=np.uint8)
-        self._pos.extend(array("i", [-1]) * extra)
-        self._owner.extend(array("h", [0]) * extra)
-        self._order.extend(bytes(extra))
-        self._ref.extend(bytes(extra))
+        unlisted = array("i", [-1]) * extra
+        zeros = bytes(extra)
+        owners = array("h", [0]) * extra
+        if not self._size:  # the first: exactly the zone, no spare capacity
+            self._pos = vec[i32](unlisted, capacity=size)
+            self._owner = vec[i16](owners, capacity=size)
+            self._order = vec[u8](zeros, capacity=size)
+            self._ref = vec[u8](zeros, capacity=size)
+        else:
+            self._pos = vec_extend(self._pos, unlisted)
+            self._owner = vec_extend(self._owner, owners)
+            self._order = vec_extend(self._order, zeros)
+            self._ref = vec_extend(self._ref, zeros)
         self._size = size
-        self._pos_np = np.frombuffer(self._pos, dtype=np.int32)
-        self._owner_np = np.frombuffer(self._owner, dtype=np.int16)
-        self._order_np = np.frombuffer(self._order, dtype=np.uint8)
-        self._ref_np = np.frombuffer(self._ref, dtype=np.uint8)
+        # Read-only numpy views of the per-pfn vectors, for _prefetch (they move only here).
+        self._views = (
+            np.frombuffer(memoryview(self._pos), dtype=np.int32),
+            np.frombuffer(memoryview(self._ref), dtype=np.uint8),
+            np.frombuffer(memoryview(self._owner), dtype=np.int16),
+            np.frombuffer(memoryview(self._order), dtype=np.uint8))
 
     def __len__(self) -> int:
         """Folios on the list (``nr_pages`` counts their pages)."""
         return self._count
 
     def __contains__(self, pfn: int) -> bool:
-        return 0 <= pfn < self._size and self._pos[pfn] >= 0
+        return 0 <= pfn < self._size and int(self._pos[pfn]) >= 0
 
     def order_of(self, pfn: int) -> int:
         """The order of the folio with head ``pfn`` on the list."""
         if pfn not in self:
             raise KeyError(pfn)
-        return self._order[pfn]
+        return int(self._order[pfn])
 
     def _put(self, pfn: int, owner: int, order: int) -> None:
         """``pfn`` on the list with ``owner``: the newest, unless it is there already."""
         if pfn >= self._size:
             self._grow(pfn + 1)
-        if self._pos[pfn] < 0:
-            self._pos[pfn] = len(self._queue)
-            self._queue.append(pfn)
+        if int(self._pos[pfn]) < 0:
+            self._pos[pfn] = int(len(self._queue))
+            self._queue = vec_append(self._queue, pfn)
             self._count += 1
         else:
-            old = self._order[pfn]
+            old = int(self._order[pfn])
             self.nr_pages -= 1 << old
             self.nr_by_order[old] -= 1
         self._order[pfn] = order
@@ -241,42 +255,19 @@ class FileLru:
 
     def add_many(self, pfns: list[int], owner: int, order: int = 0) -> None:
         """``add`` each of these folios, all of ``order``, in turn."""
-        if not pfns:
-            return
-        p = np.asarray(pfns, dtype=np.int64)
-        top = int(p.max())
-        if top >= self._size:
-            self._grow(top + 1)
-        on_list = p[self._pos_np[p] >= 0]
-        new = p[self._pos_np[p] < 0]
-        where = np.arange(len(self._queue), len(self._queue) + len(new), dtype=np.int32)
-        self._pos_np[new] = where
-        if not np.array_equal(self._pos_np[new], where):
-            # A pfn twice in the run: only its first add appends. Undo, go one by one.
-            self._pos_np[new] = -1
-            for pfn in pfns:
-                self.add(pfn, owner, order)
-            return
-        if len(on_list):  # re-added folios: their old order leaves the counts
-            on_list = np.unique(on_list)
-            old = self._order_np[on_list]
-            self.nr_pages -= int((np.int64(1) << old.astype(np.int64)).sum())
-            for k, n in enumerate(np.bincount(old, minlength=len(self.nr_by_order))):
-                self.nr_by_order[k] -= int(n)
-        self._queue.frombytes(new.astype(np.int32).tobytes())
-        self._count += len(new)
-        added = len(new) + len(on_list)  # distinct folios now of this order
-        self.nr_pages += added << order
-        self.nr_by_order[order] += added
-        self._owner_np[p] = owner
-        self._order_np[p] = order
-        self._ref_np[p] = 0
+        if pfns:
+            top = max(pfns)
+            if top >= self._size:
+                self._grow(top + 1)
+        for pfn in pfns:
+            self._put(pfn, owner, order)
+            self._ref[pfn] = 0
 
     def mark_accessed(self, pfn: int) -> None:
         """``folio_mark_accessed``: PG_referenced on a first access, activated on the
         next."""
         if pfn in self:
-            self._ref[pfn] = 2 if self._ref[pfn] else 1
+            self._ref[pfn] = 2 if int(self._ref[pfn]) else 1
 
     def remove(self, pfn: int) -> int:
         """The owner drops the folio itself (truncation, unlink); returns its owner id."""
@@ -285,16 +276,16 @@ class FileLru:
         self._pos[pfn] = -1
         self._ref[pfn] = 0
         self._count -= 1
-        order = self._order[pfn]
+        order = int(self._order[pfn])
         self.nr_pages -= 1 << order
         self.nr_by_order[order] -= 1
-        return self._owner[pfn]
+        return int(self._owner[pfn])
 
     def migrate(self, old_pfn: int, new_pfn: int) -> None:
         """Compaction moved the folio: same owner and order, new pfn, put back as the
         newest (``folio_putback_lru``)."""
-        state = self._ref[old_pfn] if old_pfn in self else 0
-        order = self._order[old_pfn] if old_pfn in self else 0
+        state = int(self._ref[old_pfn]) if old_pfn in self else 0
+        order = int(self._order[old_pfn]) if old_pfn in self else 0
         self._put(new_pfn, self.remove(old_pfn), order)
         self._ref[new_pfn] = state  # folio_migrate_flags: referenced and active move
 
@@ -332,9 +323,11 @@ class FileLru:
             nr_to_reclaim = self.nr_pages + 1  # more than can be evicted: no goal
         evicted = scanned = rotated = folios_scanned = folios_evicted = 0
         head = self._head
-        if want >= _PREFETCH_MIN and self._size and self._count:
+        if self._size and self._count:
             # about the entries two passes over ``want`` pages take (folios, not pages)
-            self._prefetch(head, 2 * want * self._count // max(self.nr_pages, 1) + 1)
+            entries = 2 * want * self._count // max(self.nr_pages, 1) + 1
+            if entries >= _PREFETCH_MIN:
+                self._prefetch(head, entries)
         victims: list[int] = []
         victim_owners: list[int] = []
         remaining = limit  # nr[lru]: what the batches still have to scan
@@ -345,20 +338,20 @@ class FileLru:
             if batch_left <= 0:
                 if held:
                     for p in held:  # list_splice(&folios_skipped, src)
-                        pos[p] = len(queue)
-                        queue.append(p)
+                        pos[p] = int(len(queue))
+                        queue = vec_append(queue, p)
                     held = []
                     nr_held = 0
                 if remaining <= 0:
                     break
                 batch_left = min(batch, remaining) if batch > 0 else remaining
                 remaining -= batch_left
-            pfn = queue[head]
+            pfn = int(queue[head])
             while pos[pfn] != head:  # a folio that left the list or moved up
                 head += 1
-                pfn = queue[head]
+                pfn = int(queue[head])
             head += 1
-            order = orders[pfn]
+            order = int(orders[pfn])
             nr = 1 << order
             scanned += nr
             folios_scanned += 1
@@ -370,8 +363,8 @@ class FileLru:
             batch_left -= nr
             if ref[pfn] == 2:  # active: a second chance
                 ref[pfn] = 0
-                pos[pfn] = len(queue)
-                queue.append(pfn)
+                pos[pfn] = int(len(queue))
+                queue = vec_append(queue, pfn)
                 rotated += nr
                 continue
             pos[pfn] = -1
@@ -381,16 +374,20 @@ class FileLru:
             evicted += nr
             folios_evicted += 1
             if self._evict_many is None:
-                self._evict(pfn, owners[pfn])
+                self._queue = queue  # the callback sees the list as it is
+                self._evict(pfn, int(owners[pfn]))
+                queue, pos, ref, owners, orders = (self._queue, self._pos, self._ref,
+                                                   self._owner, self._order)
             else:
                 victims.append(pfn)
-                victim_owners.append(owners[pfn])
+                victim_owners.append(int(owners[pfn]))
         # The scan ended with every folio left passed over (or none left): another
         # batch would find nothing it may take.
         self.exhausted = self._count <= nr_held
         for p in held:
-            pos[p] = len(queue)
-            queue.append(p)
+            pos[p] = int(len(queue))
+            queue = vec_append(queue, p)
+        self._queue = queue
         self._head = head
         if head > self.COMPACT_AFTER and head > len(queue) // 2:
             self._compact()
@@ -418,20 +415,22 @@ class FileLru:
         and drop what was read: only a speed-up, with no effect on any result. One
         numpy gather per array issues the random reads together, where the scan would
         wait on each in turn (cache and TLB misses, on a large zone)."""
-        pfns = np.frombuffer(self._queue, dtype=np.int32)[start:start + n]
+        pfns = np.frombuffer(memoryview(self._queue), dtype=np.int32)[start:start + n]
         if len(pfns):
-            self._pos_np.take(pfns, mode="clip")
-            self._ref_np.take(pfns, mode="clip")
-            self._owner_np.take(pfns, mode="clip")
-            self._order_np.take(pfns, mode="clip")
+            for view in self._views:
+                view.take(pfns, mode="clip")
 
     def _compact(self) -> None:
         """Drop consumed and stale queue entries; live entries keep their order."""
-        q = np.frombuffer(self._queue, dtype=np.int32)[self._head:].copy()
-        live = q[self._pos_np[q] == np.arange(self._head, self._head + len(q))]
-        self._pos_np[live] = np.arange(len(live))
-        queue = array("i")
-        queue.frombytes(live.tobytes())
+        old, pos = self._queue, self._pos
+        queue: vec[i32] = vec[i32](capacity=self._count)
+        n = 0
+        for i in range(self._head, len(old)):
+            pfn = int(old[i])
+            if pos[pfn] == i:  # live: the entry its folio's position names
+                pos[pfn] = n
+                queue = vec_append(queue, pfn)
+                n += 1
         self._queue = queue
         self._head = 0
 
