@@ -235,16 +235,23 @@ def write_layout(size: int, write_size: int, large_folios: bool, shmem: bool
                  ) -> tuple[list[tuple[int, int]], int]:
     """The folios, as (index, order), that writing ``size`` bytes from offset 0 in
     ``write(2)`` calls of ``write_size`` bytes creates when every allocation succeeds
-    (sim/readahead.py ``write``), and the XArray nodes they need. Memoized: a file
-    system creates many files of the same few sizes."""
+    (sim/readahead.py ``write``), and the XArray nodes they need. Memoized (one
+    write(2) by its size alone): a file system creates many files of the same sizes.
+    The lists returned are shared: callers read them only."""
     if write_size >= size:
-        direct = first_write_layout(size, readahead.MAX_PAGECACHE_ORDER if large_folios
-                                    and not shmem else 0)
-        return direct, xa_nodes_for_folios(direct)
+        write_size = size  # one write(2): the layout depends on the size alone
     key = (size, write_size, large_folios, shmem)
     known = _WRITE_LAYOUTS.get(key)
     if known is not None:
         return known
+    if len(_WRITE_LAYOUTS) >= 1 << 16:
+        _WRITE_LAYOUTS.clear()
+    if write_size == size:
+        direct = first_write_layout(size, readahead.MAX_PAGECACHE_ORDER if large_folios
+                                    and not shmem else 0)
+        result = (direct, xa_nodes_for_folios(direct))
+        _WRITE_LAYOUTS[key] = result
+        return result
     m = readahead.Mapping(max_order=readahead.MAX_PAGECACHE_ORDER,
                           large_folios=large_folios and not shmem, shmem=shmem)
     count = [0]
@@ -259,8 +266,6 @@ def write_layout(size: int, write_size: int, large_folios: bool, shmem: bool
         n = min(write_size, size - pos)
         layout.extend((index, order) for index, order, _ in readahead.write(m, pos, n, alloc))
         pos += n
-    if len(_WRITE_LAYOUTS) >= 1 << 16:
-        _WRITE_LAYOUTS.clear()
     result = (layout, xa_nodes_for_folios(layout))
     _WRITE_LAYOUTS[key] = result
     return result
