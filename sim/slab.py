@@ -582,7 +582,13 @@ class SlabCache:
         self._flags: vec[u8] = vec[u8]()
         self._ref: vec[i32] = vec[i32]()
         self._free_ids: list[int] = []
-        self._lru: OrderedDict[int, None] = OrderedDict()
+        # The list_lru: a doubly linked list through the object ids, oldest first, in
+        # two more per-object vectors (-1 ends it). F_LRU marks its members.
+        self._lru_next: vec[i32] = vec[i32]()
+        self._lru_prev: vec[i32] = vec[i32]()
+        self._lru_head = -1
+        self._lru_tail = -1
+        self._nr_lru = 0
         # call_rcu queue: enqueue times and object ids, FIFO.
         self._rcu_time: deque[float] = deque()
         self._rcu_oid: deque[int] = deque()
@@ -628,6 +634,8 @@ class SlabCache:
             self._obj_slot = vec_append(self._obj_slot, slot)
             self._flags = vec_append(self._flags, 0)
             self._ref = vec_append(self._ref, 0)
+            self._lru_next = vec_append(self._lru_next, -1)
+            self._lru_prev = vec_append(self._lru_prev, -1)
         slab.slot_obj[slot] = oid
         self.nr_inuse += 1
         self.nr_allocs += 1
@@ -748,7 +756,7 @@ class SlabCache:
         if slab is None or fl & (F_RCU | F_DEFERRED):
             raise BadSlabFree(self._describe_bad_free(oid))
         if fl & F_LRU:
-            del self._lru[oid]
+            self._lru_unlink(oid)
         self._flags[oid] = (fl & ~(F_LRU | F_REFERENCED)) | F_RCU
         self._rcu_time.append(self.clock() if now is None else now)
         self._rcu_oid.append(oid)
@@ -767,7 +775,7 @@ class SlabCache:
             self.stats.frees_deferred += 1
             return False
         if fl & F_LRU:
-            del self._lru[oid]
+            self._lru_unlink(oid)
         return True
 
     def _free_object(self, slab: Slab, oid: int, cpu: int) -> None:
@@ -952,24 +960,65 @@ class SlabCache:
             self._flags[oid] = int(self._flags[oid]) | F_UNPUBLISHED
 
     def lru_add(self, oid: int) -> None:
-        """``list_lru_add``: the object is unused and may be reclaimed (tail = newest)."""
+        """``list_lru_add``: the object is unused and may be reclaimed (tail = newest).
+        Only a live object: one that is free, or freed through RCU, or moved out, is on
+        no list (ValueError)."""
+        if not self.is_live(oid):
+            raise ValueError(f"{self.name}: object {oid} is not live: not put on the LRU")
         fl = int(self._flags[oid])
         if not fl & F_LRU:
             self._flags[oid] = fl | F_LRU
-            self._lru[oid] = None
+            self._lru_link(oid)
 
     def lru_del(self, oid: int) -> None:
+        if oid < 0:
+            raise KeyError(oid)
         fl = int(self._flags[oid])
         if fl & F_LRU:
             self._flags[oid] = fl & ~F_LRU
-            del self._lru[oid]
+            self._lru_unlink(oid)
+
+    def _lru_link(self, oid: int) -> None:
+        """The object at the list's tail (the newest); the caller sets F_LRU."""
+        tail = self._lru_tail
+        self._lru_prev[oid] = tail
+        self._lru_next[oid] = -1
+        if tail >= 0:
+            self._lru_next[tail] = oid
+        else:
+            self._lru_head = oid
+        self._lru_tail = oid
+        self._nr_lru += 1
+
+    def _lru_unlink(self, oid: int) -> None:
+        """The object off the list; the caller clears F_LRU."""
+        prev = int(self._lru_prev[oid])
+        nxt = int(self._lru_next[oid])
+        if prev >= 0:
+            self._lru_next[prev] = nxt
+        else:
+            self._lru_head = nxt
+        if nxt >= 0:
+            self._lru_prev[nxt] = prev
+        else:
+            self._lru_tail = prev
+        self._nr_lru -= 1
+
+    def lru_order(self) -> list[int]:
+        """The objects on the LRU, oldest first."""
+        out = []
+        oid = self._lru_head
+        while oid >= 0:
+            out.append(oid)
+            oid = int(self._lru_next[oid])
+        return out
 
     def mark_referenced(self, oid: int) -> None:
         self._flags[oid] = int(self._flags[oid]) | F_REFERENCED
 
     @property
     def nr_lru(self) -> int:
-        return len(self._lru)
+        return self._nr_lru
 
     def reclaimable(self, oid: int) -> bool:
         """Unused, so that the shrinker or free-mode defragmentation may free it."""
@@ -1013,26 +1062,27 @@ class SlabCache:
         """Walk ``nr_to_scan`` LRU entries from the oldest (``list_lru_shrink_walk`` with
         the ``dentry_lru_isolate`` rules)."""
         res = ShrinkResult()
-        lru, flags, ref = self._lru, self._flags, self._ref
+        flags, ref = self._flags, self._ref
         pages0 = self.stats.pages_freed
         pc0 = self.stats.page_cache_evicted
-        while res.scanned < nr_to_scan and lru:
-            oid = next(iter(lru))
+        while res.scanned < nr_to_scan and self._lru_head >= 0:
+            oid = self._lru_head
             res.scanned += 1
             fl = int(flags[oid])
             if int(ref[oid]):
                 # In use again: taken off the LRU, not freed (LRU_REMOVED).
-                del lru[oid]
+                self._lru_unlink(oid)
                 flags[oid] = fl & ~F_LRU
                 res.removed += 1
             elif fl & (F_REFERENCED | F_HELD):
                 # Second chance (LRU_ROTATE); a held object is busy and rotates too.
-                lru.move_to_end(oid)
+                self._lru_unlink(oid)
+                self._lru_link(oid)
                 flags[oid] = fl & ~F_REFERENCED
                 res.rotated += 1
             else:
                 self.evict(oid, cpu)
-                if oid in lru:  # an owner that did not take it off: do it here
+                if int(self._flags[oid]) & F_LRU:  # an owner that did not take it off
                     self.lru_del(oid)
                 res.freed += 1
                 flags, ref = self._flags, self._ref  # the owner may have allocated
@@ -1044,7 +1094,7 @@ class SlabCache:
 
     def count_objects(self) -> int:
         """The shrinker's ``count_objects``: ``vfs_pressure_ratio(list_lru_count)``."""
-        return len(self._lru) * self.vfs_cache_pressure // 100
+        return self._nr_lru * self.vfs_cache_pressure // 100
 
     def shrink_slab(self, priority: int, cpu: int = 0) -> ShrinkResult:
         """``do_shrink_slab`` of this cache's own shrinker at ``priority`` (12 is
@@ -1148,7 +1198,7 @@ class SlabCache:
         if fl & F_DEFERRED:
             self.nr_deferred -= 1
             if fl & F_LRU:
-                del self._lru[oid]
+                self._lru_unlink(oid)
             slab = self._obj_slab[oid]
             assert slab is not None  # a live object has a slab
             self._free_object(slab, oid, cpu)
@@ -1193,6 +1243,8 @@ class SlabCache:
                 self._obj_slot = vec_append(self._obj_slot, old_slot)
                 self._flags = vec_append(self._flags, 0)
                 self._ref = vec_append(self._ref, 0)
+                self._lru_next = vec_append(self._lru_next, -1)
+                self._lru_prev = vec_append(self._lru_prev, -1)
             src.slot_obj[old_slot] = ghost
             self._flags[ghost] = F_GHOST | F_RCU
             self._rcu_time.append(self.clock())
@@ -1287,9 +1339,14 @@ class SlabCache:
         allocated = {i for i, s in enumerate(self._obj_slab) if s is not None}
         if allocated != seen_oids:
             raise SlabCorrupt(f"{self.name}: {len(allocated ^ seen_oids)} objects are lost")
-        for oid in self._lru:
+        on_lru = self.lru_order()
+        if len(on_lru) != self._nr_lru:
+            raise SlabCorrupt(f"{self.name}: LRU counts {self._nr_lru}, links {len(on_lru)}")
+        for oid in on_lru:
             if oid not in allocated or not int(self._flags[oid]) & F_LRU:
                 raise SlabCorrupt(f"{self.name}: LRU holds object {oid} wrongly")
+        if sum(1 for oid in allocated if int(self._flags[oid]) & F_LRU) != len(on_lru):
+            raise SlabCorrupt(f"{self.name}: an object flagged F_LRU is not on the LRU")
         for oid in self._rcu_oid:
             if oid not in allocated or not int(self._flags[oid]) & F_RCU:
                 raise SlabCorrupt(f"{self.name}: RCU queue holds object {oid} wrongly")

@@ -480,7 +480,7 @@ def test_shrinker_frees_unused_objects_and_gives_referenced_a_second_chance():
     assert (res.scanned, res.freed, res.rotated, res.removed) == (4, 2, 1, 1)
     assert not cache.is_allocated(ids[2]) and not cache.is_allocated(ids[3])
     assert cache.is_allocated(ids[0]) and cache.is_allocated(ids[1])
-    assert list(cache._lru) == [ids[4], ids[5], ids[0]]  # rotated to the tail, bit cleared
+    assert cache.lru_order() == [ids[4], ids[5], ids[0]]  # rotated to the tail, bit cleared
     res = cache.shrink(10)
     assert res.freed == 3 and cache.nr_lru == 0
 
