@@ -574,7 +574,7 @@ class SlabCache:
         self._node_partial: OrderedDict[Slab, None] = OrderedDict()
         self._slab_at: dict[int, Slab] = {}  # head pfn -> slab
         # Per object id: its slab (None when free), slot, flags and reference count;
-        # the last three in typed vectors (librt.vecs), which grow by ``vec_append``.
+        # all but the slab in typed vectors (librt.vecs), which grow in ``_new_id``.
         # A vector that grows may move: no local alias of one is kept across a call
         # that can allocate an object.
         self._obj_slab: list[Slab | None] = []
@@ -629,16 +629,22 @@ class SlabCache:
             self._obj_slab[oid] = slab
             self._obj_slot[oid] = slot
         else:
-            oid = len(self._obj_slab)
-            self._obj_slab.append(slab)
-            self._obj_slot = vec_append(self._obj_slot, slot)
-            self._flags = vec_append(self._flags, 0)
-            self._ref = vec_append(self._ref, 0)
-            self._lru_next = vec_append(self._lru_next, -1)
-            self._lru_prev = vec_append(self._lru_prev, -1)
+            oid = self._new_id(slab, slot)
         slab.slot_obj[slot] = oid
         self.nr_inuse += 1
         self.nr_allocs += 1
+        return oid
+
+    def _new_id(self, slab: Slab, slot: int) -> int:
+        """A new object id, past every one so far, for ``slot`` of ``slab``: every
+        per-object vector grows by one entry."""
+        oid = len(self._obj_slab)
+        self._obj_slab.append(slab)
+        self._obj_slot = vec_append(self._obj_slot, slot)
+        self._flags = vec_append(self._flags, 0)
+        self._ref = vec_append(self._ref, 0)
+        self._lru_next = vec_append(self._lru_next, -1)
+        self._lru_prev = vec_append(self._lru_prev, -1)
         return oid
 
     def _alloc_slowpath(self, cpu: int) -> Slab | None:
@@ -1238,13 +1244,7 @@ class SlabCache:
                 self._obj_slot[ghost] = old_slot
                 self._ref[ghost] = 0
             else:
-                ghost = len(self._obj_slab)
-                self._obj_slab.append(src)
-                self._obj_slot = vec_append(self._obj_slot, old_slot)
-                self._flags = vec_append(self._flags, 0)
-                self._ref = vec_append(self._ref, 0)
-                self._lru_next = vec_append(self._lru_next, -1)
-                self._lru_prev = vec_append(self._lru_prev, -1)
+                ghost = self._new_id(src, old_slot)
             src.slot_obj[old_slot] = ghost
             self._flags[ghost] = F_GHOST | F_RCU
             self._rcu_time.append(self.clock())

@@ -255,10 +255,6 @@ class FileLru:
 
     def add_many(self, pfns: list[int], owner: int, order: int = 0) -> None:
         """``add`` each of these folios, all of ``order``, in turn."""
-        if pfns:
-            top = max(pfns)
-            if top >= self._size:
-                self._grow(top + 1)
         for pfn in pfns:
             self._put(pfn, owner, order)
             self._ref[pfn] = 0
