@@ -1078,7 +1078,11 @@ class Compactor:
         order = cc.order - 1
         while order >= PAGE_ALLOC_COSTLY_ORDER and not found and nr_scanned < limit:
             if zone.nr_free[order]:
-                for freepage in zone.free_list_iter(order, MIGRATE_MOVABLE):
+                head = zone.free_list_sentinel(order, MIGRATE_MOVABLE)
+                nxt = zone.free_list_link(head)
+                while nxt != head:
+                    freepage = nxt
+                    nxt = zone.free_list_link(freepage)
                     nr_scanned += 1
                     if nr_scanned - 1 >= limit:
                         zone.move_freelist_tail(order, MIGRATE_MOVABLE, freepage)
@@ -1455,7 +1459,11 @@ class Compactor:
                 order_scanned = 0
                 high_pfn = -1
                 freepage = -1  # the list head itself: moving it changes nothing
-                for pfn in zone.free_list_iter(order, MIGRATE_MOVABLE, reverse=True):
+                head = zone.free_list_sentinel(order, MIGRATE_MOVABLE)
+                nxt = zone.free_list_link(head, True)
+                while nxt != head:
+                    pfn = nxt
+                    nxt = zone.free_list_link(pfn, True)
                     order_scanned += 1
                     nr_scanned += 1
                     freepage = pfn

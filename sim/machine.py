@@ -358,7 +358,11 @@ class Machine:
     def _is_file_folio(self, pfn: int) -> bool:
         """A page-cache folio of any file system (``page_mapping`` not NULL): what a
         direct compaction without __GFP_FS does not isolate."""
-        return any(fsys.holds_page(pfn) for fsys in self.reclaim.filesystems)
+        # A loop, not any(): compaction asks this of every movable page it scans.
+        for fsys in self.reclaim.filesystems:  # noqa: SIM110
+            if fsys.holds_page(pfn):
+                return True
+        return False
 
     def _split_folio_hook(self, zone: Zone) -> Callable[[int, int], bool]:
         """Compaction's ``split_folio`` for ``zone`` (zone pfns): a large movable block

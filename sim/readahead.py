@@ -323,7 +323,10 @@ class Mapping:
         if self.lookup(index) != -1:
             return True
         order_of = self._order
-        return any(i in order_of for i in range(index + 1, index + nr_pages))
+        for i in range(index + 1, index + nr_pages):  # noqa: SIM110 (no generator per call)
+            if i in order_of:
+                return True
+        return False
 
     def insert(self, index: int, order: int, handle: object, readahead: bool = False) -> None:
         """Add a folio (``filemap_add_folio``). It must be aligned and overlap none."""

@@ -18,6 +18,8 @@ import sim
 import sim.buddy
 import sim.mmzone  # noqa: F401
 import sim.objects
+import sim.page_alloc  # noqa: F401
+import sim.readahead  # noqa: F401
 import sim.slab
 import sim.vmscan
 import workloads.expiry  # noqa: F401  (every NATIVE_MODULES entry is loaded)
