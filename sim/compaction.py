@@ -85,9 +85,18 @@ Departures of the model, and why:
   are charged from ``CompactionSection``'s costs (sim/config.py) per page scanned, isolated
   and migrated and reported per run (``last_run.time_s``) and in total (``stats.time_s``),
   for the engine to spend. A direct compaction hands its time so far to the engine's
-  ``concurrent`` hook before each ``compact_finished`` (sim/machine.py: kswapd reclaiming
-  on another CPU meanwhile), with its capture control removed for the call: the
-  kernel's ``current->capture_control`` catches only the compacting task's own frees.
+  ``concurrent`` hook before each ``compact_finished`` and before each batch's
+  ``migrate_pages`` (sim/machine.py: kswapd reclaiming on another CPU meanwhile), with
+  its capture control removed for the call: the kernel's ``current->capture_control``
+  catches only the compacting task's own frees. The call before ``migrate_pages``
+  matters: a kswapd woken before the compaction has begun ``balance_pgdat`` by the
+  time the first batch's isolation is done, and its ZONE_RECLAIM_ACTIVE caps
+  ``pcp->high`` (``nr_pcp_high``), so the batch's freed sources overflow the per-CPU
+  list into the buddy (``free_pcppages_bulk``), where a merged block is captured
+  (``compaction_capture``). Without it the first batch was freed under the uncapped
+  ``pcp->high`` and a capture waited for the second batch: the traced file server's
+  successful compactions migrated a median 32 pages where the twin's migrated 489
+  (configs/real/fileserver-c/README.md).
 """
 
 from __future__ import annotations
@@ -907,16 +916,21 @@ class Compactor:
         stats = self.stats
         isolated0, migrated0 = stats.isolated, stats.migrated
         costs = self.cfg
+
+        def other_cpus() -> None:
+            # What other CPUs did while this compaction took its time so far. Their
+            # frees are not this task's to capture (current->capture_control).
+            assert concurrent is not None
+            zone.set_capture_control(None)
+            concurrent(cc.total_migrate_scanned * costs.migrate_scan_cost
+                       + cc.total_free_scanned * costs.free_scan_cost
+                       + (stats.isolated - isolated0) * costs.isolate_cost
+                       + (stats.migrated - migrated0) * costs.migrate_cost)
+            zone.set_capture_control(capc)
+
         while True:
             if concurrent is not None:
-                # What other CPUs did while this compaction took its time so far. Their
-                # frees are not this task's to capture (current->capture_control).
-                zone.set_capture_control(None)
-                concurrent(cc.total_migrate_scanned * costs.migrate_scan_cost
-                           + cc.total_free_scanned * costs.free_scan_cost
-                           + (stats.isolated - isolated0) * costs.isolate_cost
-                           + (stats.migrated - migrated0) * costs.migrate_cost)
-                zone.set_capture_control(capc)
+                other_cpus()
             ret = self._compact_finished(cc)
             if ret != _C.COMPACT_CONTINUE:
                 break
@@ -934,6 +948,11 @@ class Compactor:
                     break
                 update_cached = False
                 last_migrated_pfn = max(start_pfn, self._pageblock_start(cc.migrate_pfn - 1))
+                if concurrent is not None:
+                    # The batch's sources are freed after its isolation took its time:
+                    # a kswapd woken before this compaction has begun balance_pgdat
+                    # (ZONE_RECLAIM_ACTIVE, which caps pcp->high) by then.
+                    other_cpus()
                 err = self._migrate_pages(cc)
                 migrated_now = True
                 cc.nr_migratepages = 0
