@@ -57,6 +57,20 @@ def runs(path):
     return out
 
 
+def success_groups(migrated):
+    """The successes' pages migrated, grouped as the kernel's fall: none, one or two
+    batches of 32 (a capture of another block), or a whole order-9 block."""
+    m = sorted(migrated)
+    n = len(m)
+    if not n:
+        return "successes (async): none"
+
+    def share(lo, hi):
+        return f"{100 * sum(lo <= x <= hi for x in m) / n:.0f} %"
+    return (f"successes (async): {n}; 0 pages {share(0, 0)}, 1-64 {share(1, 64)}, "
+            f"448 or more {share(448, 1 << 30)}; median {m[n // 2]}, mean {sum(m) / n:.0f}")
+
+
 def main(path):
     out = runs(path)
     zone_runs = [z for r in out for z in r["zones"] if "status" in z]
@@ -78,6 +92,7 @@ def main(path):
         print(f"| {status} ({mode}) | {len(zs)} | {med(z['migrated'] for z in zs)} | "
               f"{med(z['end'][0] - z['begin'][0] for z in zs)} | "
               f"{med(z['begin'][1] - z['end'][1] for z in zs)} |")
+    print(success_groups([z["migrated"] for z in rows.get(("success", "async"), [])]))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,20 @@ RESULT = {"COMPACT_SUCCESS": "success", "COMPACT_COMPLETE": "complete",
           "COMPACT_PARTIAL_SKIPPED": "partial_skipped", "COMPACT_CONTENDED": "contended"}
 
 
+def success_groups(migrated):
+    """The successes' pages migrated, grouped as the kernel's fall: none, one or two
+    batches of 32 (a capture of another block), or a whole order-9 block."""
+    m = sorted(migrated)
+    n = len(m)
+    if not n:
+        return "successes (async): none"
+
+    def share(lo, hi):
+        return f"{100 * sum(lo <= x <= hi for x in m) / n:.0f} %"
+    return (f"successes (async): {n}; 0 pages {share(0, 0)}, 1-64 {share(1, 64)}, "
+            f"448 or more {share(448, 1 << 30)}; median {m[n // 2]}, mean {sum(m) / n:.0f}")
+
+
 def main(config):
     rows = collections.defaultdict(list)
     skipped = collections.Counter()
@@ -52,6 +66,7 @@ def main(config):
     for (status, mode), zs in sorted(rows.items(), key=lambda kv: -len(kv[1])):
         med = [sorted(z[i] for z in zs)[len(zs) // 2] for i in range(3)]
         print(f"| {status} ({mode}) | {len(zs)} | {med[0]} | {med[1]} | {med[2]} |")
+    print(success_groups([z[0] for z in rows.get(("success", "async"), [])]))
 
 
 if __name__ == "__main__":
