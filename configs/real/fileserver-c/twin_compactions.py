@@ -13,6 +13,9 @@ from pathlib import Path
 
 os.environ["FRAGSIM_PURE_PYTHON"] = "1"
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compaction_trace import success_groups  # noqa: E402
 
 import sim.compaction as compaction  # noqa: E402
 from sim import runner  # noqa: E402
@@ -20,20 +23,6 @@ from sim.mmzone import ZONE_NORMAL  # noqa: E402
 
 RESULT = {"COMPACT_SUCCESS": "success", "COMPACT_COMPLETE": "complete",
           "COMPACT_PARTIAL_SKIPPED": "partial_skipped", "COMPACT_CONTENDED": "contended"}
-
-
-def success_groups(migrated):
-    """The successes' pages migrated, grouped as the kernel's fall: none, one or two
-    batches of 32 (a capture of another block), or a whole order-9 block."""
-    m = sorted(migrated)
-    n = len(m)
-    if not n:
-        return "successes (async): none"
-
-    def share(lo, hi):
-        return f"{100 * sum(lo <= x <= hi for x in m) / n:.0f} %"
-    return (f"successes (async): {n}; 0 pages {share(0, 0)}, 1-64 {share(1, 64)}, "
-            f"448 or more {share(448, 1 << 30)}; median {m[n // 2]}, mean {sum(m) / n:.0f}")
 
 
 def main(config):
