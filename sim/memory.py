@@ -19,7 +19,9 @@ What follows mm/memory.c ``__handle_mm_fault``:
 - Zapping a whole PMD-mapped range (``zap_huge_pmd``) leaves it pmd_none again, so a
   later fault may try a huge page there once more. Zapping 4 KiB pages leaves the
   range's page table in place (CONFIG_PT_RECLAIM's freeing of emptied page tables is
-  not modelled).
+  not modelled) until the exit's ``free_pgtables``. The page-table pages themselves are
+  allocated and freed by the workload that owns the VMA (workloads/synthetic.py
+  ``Anon``).
 
 The VMA starts on a PMD boundary, as the recorded 256 MiB mapping did (6.18 gives an
 anonymous mapping of a PMD multiple a PMD-aligned address); a VMA that is not a
@@ -173,6 +175,12 @@ class AnonVma:
         self.rmap[pfn] = -1
         self.low_hole = min(self.low_hole, lo)
         return r
+
+    def free_pgtables(self) -> None:
+        """``free_pgtables`` at exit, once nothing is mapped: no range has a page table."""
+        if (self._pte != PTE_NONE).any():
+            raise ValueError("free_pgtables of a VMA that still maps pages")
+        self._table[:] = 0
 
     # ------------------------------------------------------------------ migration
 

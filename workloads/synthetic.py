@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from array import array
 from typing import Any, Literal
 
 import numpy as np
@@ -21,6 +22,7 @@ from sim.daemons import Khugepaged
 from sim.gfp import (
     GFP_HIGHUSER_MOVABLE,
     GFP_KERNEL,
+    GFP_PGTABLE_USER,
     GFP_TRANSHUGE,
     GFP_TRANSHUGE_LIGHT,
 )
@@ -277,12 +279,22 @@ class Anon(Workload):
     With ``thp: never`` (the default), or ``madvise`` without ``madvise: true``, there
     are neither THPs nor khugepaged, and the page tables are not kept.
 
-    Departure: no page-table pages are allocated. The kernel takes an Unmovable order-0
-    page for each 2 MiB range it maps (``__pte_alloc``; a THP fault deposits one too),
-    freed at the exit (``free_pgtables``): the recorded file server's
-    ``nr_page_table_pages`` rose by 6 176 with its 12 GiB balloon
-    (configs/real/fileserver-b/start.vmstat, deleted.vmstat), where 12 GiB is 6 144
-    ranges.
+    Page-table pages (mm/memory.c ``__pte_alloc``, mm/huge_memory.c
+    ``__do_huge_pmd_anonymous_page``): the first fault in a pmd_none 2 MiB range
+    allocates the range's PTE page, order 0 with GFP_PGTABLE_USER (Unmovable), before
+    the data page; a THP fault allocates one too after its folio and deposits it with
+    the PMD (``pgtable_trans_huge_deposit``); khugepaged's collapse keeps the range's
+    PTE page as the deposit. ``zap_huge_pmd`` frees the deposited page
+    (``zap_deposited_table``), before the THP; zapping 4 KiB pages leaves the PTE page
+    (CONFIG_PT_RECLAIM is not modelled); the exit frees every one after the data
+    (``free_pgtables``). 12 GiB of anonymous memory so holds 6 144 Unmovable pages, as
+    the recorded file server's ``nr_page_table_pages`` rose by 6 176 with its 12 GiB
+    balloon. Without kept page tables the faults still go lowest address first, so a
+    PTE page is taken whenever a fault reaches a new 2 MiB range past the highest
+    address written. Departures: the PMD pages (one per GiB) and PUD pages are not
+    allocated; a failed PTE-page allocation (VM_FAULT_OOM in the kernel) ends the
+    tick's writes as a failed order-0 allocation does, and after a THP fault the folio
+    is freed and the range falls back to order 0.
     """
 
     kind = "anon"
@@ -341,6 +353,12 @@ class Anon(Workload):
         self.vma = AnonVma(self.vma_pages, self.pmd_order, zone.end_pfn) if (
             thp or params.release == "address") else None
         self.thps = PageSet(zone.end_pfn if thp else 0, self.pmd_order)  # THP heads
+        # PTE pages: by 2 MiB range with kept page tables (-1: pmd_none), else in the
+        # order of the ranges the faults reached (``_span`` virtual pages written).
+        self._pgtable = array("i", [-1]) * (self.vma.nr_ranges if self.vma else 0)
+        self._pgtables: list[int] = []
+        self._span = 0
+        self.page_tables = 0
         self._grow_debt = self._churn_debt = 0  # pages a THP fault or zap overdrew
         self.exited = False  # the mm is gone (everything freed at stop)
         self.khugepaged: Khugepaged | None = None
@@ -402,22 +420,87 @@ class Anon(Workload):
             def owner_of() -> int:
                 return OWNER_PINNED if rng_random() < pinned else OWNER_MOVABLE
 
-        done = 0
-        while done < n:
-            got: list[int] = []
-            refused = m.alloc_pages_batch(n - done, GFP_HIGHUSER_MOVABLE, self.cpu,
-                                          OWNER_MOVABLE, got, owner_of)
-            # In hand (and mapped) before a slow path can migrate them.
-            self._add_order0(got, vpages, done)
-            done += len(got)
-            if refused is not None:
-                pfn = m.alloc_pages_refused(0, GFP_HIGHUSER_MOVABLE, *refused)
-                if pfn is None:
-                    self.failed += 1
-                    return done
-                self._add_order0([pfn], vpages, done)
-                done += 1
-        return done
+        tables = self._pte_alloc_points(n, vpages)
+        holes = self._span - len(self.pages)  # without kept tables: below the span
+        done = k = 0
+        try:
+            while done < n:
+                if k < len(tables) and tables[k] == done:
+                    # __pte_alloc: the range's page table before its first page.
+                    if not self._pte_alloc(vpages, done):
+                        self.failed += 1
+                        return done
+                    k += 1
+                end = tables[k] if k < len(tables) else n
+                got: list[int] = []
+                refused = m.alloc_pages_batch(end - done, GFP_HIGHUSER_MOVABLE, self.cpu,
+                                              OWNER_MOVABLE, got, owner_of)
+                # In hand (and mapped) before a slow path can migrate them.
+                self._add_order0(got, vpages, done)
+                done += len(got)
+                if refused is not None:
+                    pfn = m.alloc_pages_refused(0, GFP_HIGHUSER_MOVABLE, *refused)
+                    if pfn is None:
+                        self.failed += 1
+                        return done
+                    self._add_order0([pfn], vpages, done)
+                    done += 1
+            return done
+        finally:
+            if vpages is None:
+                self._span += max(0, done - holes)
+
+    def _pte_alloc_points(self, n: int, vpages: np.ndarray | None) -> list[int]:
+        """Which of ``n`` order-0 faults (at ``vpages``, or past the highest address
+        written when the tables are not kept) each first need their 2 MiB range's page
+        table, as indexes into the run."""
+        shift = self.pmd_order
+        if vpages is None:
+            holes = max(0, self._span - len(self.pages))
+            hp = 1 << shift
+            first = holes + (-self._span) % hp  # the first new range's first fault
+            return list(range(first, n, hp))
+        if n <= 0:
+            return []
+        ranges = np.asarray(vpages[:n], dtype=np.int64) >> shift
+        starts = np.flatnonzero(np.diff(ranges, prepend=-1))  # each range's first fault
+        table = self._pgtable
+        return [int(i) for i in starts if table[int(ranges[i])] < 0]
+
+    def _pte_alloc(self, vpages: np.ndarray | None, at: int) -> bool:
+        """``pte_alloc_one`` for the range of the fault at ``vpages[at]`` (or the next
+        new range): False if no page could be had."""
+        pfn = self.machine.alloc_pages(0, GFP_PGTABLE_USER, self.cpu(), OWNER_UNMOVABLE)
+        if pfn is None:
+            return False
+        if vpages is None:
+            self._pgtables.append(pfn)
+        else:
+            self._pgtable[int(vpages[at]) >> self.pmd_order] = pfn
+        self.page_tables += 1
+        return True
+
+    def _pte_free(self, r: int) -> None:
+        """``pte_free`` of range ``r``'s page table (``zap_deposited_table``)."""
+        pfn = self._pgtable[r]
+        if pfn >= 0:
+            self._pgtable[r] = -1
+            self.page_tables -= 1
+            self.machine.free_pages(pfn, 0, self.cpu())
+
+    def _free_pgtables(self) -> None:
+        """``free_pgtables`` at exit: every page table left, lowest range first."""
+        for r, pfn in enumerate(self._pgtable):
+            if pfn >= 0:
+                self._pte_free(r)
+        if self.vma is not None:
+            self.vma.free_pgtables()
+        m = self.machine
+        for pfn in self._pgtables:
+            m.free_pages(pfn, 0, self.cpu())
+        self.page_tables -= len(self._pgtables)
+        self._pgtables = []
+        self._span = 0
 
     def _add_order0(self, pfns: list[int], vpages: np.ndarray | None, at: int) -> None:
         self.pages.add_many(pfns)
@@ -433,6 +516,13 @@ class Anon(Workload):
                                        self.cpu(), owner, self.thp_stats)
         if pfn is None:
             return False
+        # pte_alloc_one for the deposit (pgtable_trans_huge_deposit), after the folio.
+        table = self.machine.alloc_pages(0, GFP_PGTABLE_USER, self.cpu(), OWNER_UNMOVABLE)
+        if table is None:  # VM_FAULT_OOM: the folio goes back
+            self.machine.free_pages(pfn, self.pmd_order, self.cpu())
+            return False
+        self._pgtable[r] = table
+        self.page_tables += 1
         self.thps.add(pfn)
         self.vma.map_pmd(r, pfn)
         return True
@@ -521,7 +611,7 @@ class Anon(Workload):
             else:
                 pfn = thps.pfns[(x - n0) >> shift]
                 thps.remove(pfn)
-                vma.zap_pmd(pfn)
+                self._pte_free(vma.zap_pmd(pfn))
                 m.free_pages(pfn, shift, self.cpu())
                 freed += 1 << shift
         return freed
@@ -543,7 +633,7 @@ class Anon(Workload):
             if first == PTE_PMD:  # zap_huge_pmd: the whole THP goes
                 pfn = vma.pmd[int(vpages[0]) >> self.pmd_order]
                 self.thps.remove(pfn)
-                vma.zap_pmd(pfn)
+                self._pte_free(vma.zap_pmd(pfn))
                 m.free_pages(pfn, self.pmd_order, self.cpu())
                 freed += 1 << self.pmd_order
                 continue
@@ -559,13 +649,14 @@ class Anon(Workload):
     def _free_all(self) -> None:
         if self.params.release == "address":
             self._free_lowest(self.resident)
-            return
-        m = self.machine
-        for pfn in list(self.thps.pfns):
-            self.thps.remove(pfn)
-            self.vma.zap_pmd(pfn)
-            m.free_pages(pfn, self.pmd_order, self.cpu())
-        self._free(len(self.pages))
+        else:
+            m = self.machine
+            for pfn in list(self.thps.pfns):
+                self.thps.remove(pfn)
+                self._pte_free(self.vma.zap_pmd(pfn))
+                m.free_pages(pfn, self.pmd_order, self.cpu())
+            self._free(len(self.pages))
+        self._free_pgtables()
 
     def _churn(self, n: int, target: int) -> None:
         """Free ``n`` pages' worth (less what earlier zaps overdrew), then write as many
@@ -657,6 +748,7 @@ class Anon(Workload):
             "thp_fault_fallback": stats.thp_fault_fallback,
             "thp_collapse_alloc": stats.thp_collapse_alloc,
             "thp_collapse_alloc_failed": stats.thp_collapse_alloc_failed,
+            "page_tables": self.page_tables,  # PTE pages held (nr_page_table_pages)
         }
         if self.khugepaged is not None:
             out["khugepaged_pages_collapsed"] = stats.pages_collapsed
