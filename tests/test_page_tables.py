@@ -33,23 +33,19 @@ def table_pfns(workload) -> list[int]:
     return [pfn for pfn in workload._pgtable if pfn >= 0] + list(workload._pgtables)
 
 
-def allocated_pages(zone) -> int:
-    return zone.nr_allocated_pages
-
-
 @pytest.mark.parametrize("anon", [{}, {"thp": "always"}, {"release": "address"}],
                          ids=["no-tables-kept", "thp", "tables-kept"])
 def test_every_2_mib_range_written_holds_one_unmovable_page_table_until_the_exit(anon):
     machine, workload = anon_machine(**anon)
     zone = machine.zone
-    before = allocated_pages(zone)
+    before = zone.nr_allocated_pages
     workload._grow(16384)  # the whole 64 MiB VMA
     assert workload.resident == 16384
     assert workload.page_tables == 32 == len(table_pfns(workload))
     for pfn in table_pfns(workload):
         assert zone.is_allocated(pfn) and zone.order_of(pfn) == 0
         assert zone.owner_of(pfn) == OWNER_UNMOVABLE
-    assert allocated_pages(zone) - before == workload.resident + 32
+    assert zone.nr_allocated_pages - before == workload.resident + 32
     # 4 KiB pages zapped at random leave their tables; a zapped THP's range goes
     # pmd_none with its deposited table. Written again, the ranges hold 32 again.
     workload._free(5000)
@@ -58,7 +54,7 @@ def test_every_2_mib_range_written_holds_one_unmovable_page_table_until_the_exit
     assert workload.page_tables == 32 and workload.resident == 16384
     workload._free_all()
     assert workload.resident == 0 and workload.page_tables == 0
-    assert allocated_pages(zone) == before
+    assert zone.nr_allocated_pages == before
     zone.check()
 
 

@@ -358,7 +358,6 @@ class Anon(Workload):
         self._pgtable = array("i", [-1]) * (self.vma.nr_ranges if self.vma else 0)
         self._pgtables: list[int] = []
         self._span = 0
-        self.page_tables = 0
         self._grow_debt = self._churn_debt = 0  # pages a THP fault or zap overdrew
         self.exited = False  # the mm is gone (everything freed at stop)
         self.khugepaged: Khugepaged | None = None
@@ -370,6 +369,11 @@ class Anon(Workload):
             self.khugepaged = Khugepaged(machine.env, scan, pages_to_scan=k.pages_to_scan,
                                          scan_sleep=k.scan_sleep, alloc_sleep=k.alloc_sleep,
                                          alive=lambda: not self.exited)
+
+    @property
+    def page_tables(self) -> int:
+        """PTE pages held (``nr_page_table_pages``)."""
+        return sum(1 for pfn in self._pgtable if pfn >= 0) + len(self._pgtables)
 
     @property
     def resident(self) -> int:
@@ -420,14 +424,15 @@ class Anon(Workload):
             def owner_of() -> int:
                 return OWNER_PINNED if rng_random() < pinned else OWNER_MOVABLE
 
-        tables = self._pte_alloc_points(n, vpages)
         holes = self._span - len(self.pages)  # without kept tables: below the span
+        tables = self._pte_alloc_points(n, vpages, holes)
         done = k = 0
         try:
             while done < n:
                 if k < len(tables) and tables[k] == done:
                     # __pte_alloc: the range's page table before its first page.
-                    if not self._pte_alloc(vpages, done):
+                    if not self._pte_alloc(
+                            None if vpages is None else int(vpages[done]) >> self.pmd_order):
                         self.failed += 1
                         return done
                     k += 1
@@ -450,13 +455,12 @@ class Anon(Workload):
             if vpages is None:
                 self._span += max(0, done - holes)
 
-    def _pte_alloc_points(self, n: int, vpages: np.ndarray | None) -> list[int]:
-        """Which of ``n`` order-0 faults (at ``vpages``, or past the highest address
-        written when the tables are not kept) each first need their 2 MiB range's page
-        table, as indexes into the run."""
+    def _pte_alloc_points(self, n: int, vpages: np.ndarray | None, holes: int) -> list[int]:
+        """Which of ``n`` order-0 faults (at ``vpages``, or, when the tables are not
+        kept, into the ``holes`` below the highest address written and then past it)
+        each first need their 2 MiB range's page table, as indexes into the run."""
         shift = self.pmd_order
         if vpages is None:
-            holes = max(0, self._span - len(self.pages))
             hp = 1 << shift
             first = holes + (-self._span) % hp  # the first new range's first fault
             return list(range(first, n, hp))
@@ -467,17 +471,16 @@ class Anon(Workload):
         table = self._pgtable
         return [int(i) for i in starts if table[int(ranges[i])] < 0]
 
-    def _pte_alloc(self, vpages: np.ndarray | None, at: int) -> bool:
-        """``pte_alloc_one`` for the range of the fault at ``vpages[at]`` (or the next
-        new range): False if no page could be had."""
+    def _pte_alloc(self, r: int | None) -> bool:
+        """``pte_alloc_one`` for range ``r`` (None: the next new range, when the tables
+        are not kept): False if no page could be had."""
         pfn = self.machine.alloc_pages(0, GFP_PGTABLE_USER, self.cpu(), OWNER_UNMOVABLE)
         if pfn is None:
             return False
-        if vpages is None:
+        if r is None:
             self._pgtables.append(pfn)
         else:
-            self._pgtable[int(vpages[at]) >> self.pmd_order] = pfn
-        self.page_tables += 1
+            self._pgtable[r] = pfn
         return True
 
     def _pte_free(self, r: int) -> None:
@@ -485,7 +488,6 @@ class Anon(Workload):
         pfn = self._pgtable[r]
         if pfn >= 0:
             self._pgtable[r] = -1
-            self.page_tables -= 1
             self.machine.free_pages(pfn, 0, self.cpu())
 
     def _free_pgtables(self) -> None:
@@ -498,7 +500,6 @@ class Anon(Workload):
         m = self.machine
         for pfn in self._pgtables:
             m.free_pages(pfn, 0, self.cpu())
-        self.page_tables -= len(self._pgtables)
         self._pgtables = []
         self._span = 0
 
@@ -517,12 +518,9 @@ class Anon(Workload):
         if pfn is None:
             return False
         # pte_alloc_one for the deposit (pgtable_trans_huge_deposit), after the folio.
-        table = self.machine.alloc_pages(0, GFP_PGTABLE_USER, self.cpu(), OWNER_UNMOVABLE)
-        if table is None:  # VM_FAULT_OOM: the folio goes back
+        if not self._pte_alloc(r):  # VM_FAULT_OOM: the folio goes back
             self.machine.free_pages(pfn, self.pmd_order, self.cpu())
             return False
-        self._pgtable[r] = table
-        self.page_tables += 1
         self.thps.add(pfn)
         self.vma.map_pmd(r, pfn)
         return True
@@ -748,7 +746,7 @@ class Anon(Workload):
             "thp_fault_fallback": stats.thp_fault_fallback,
             "thp_collapse_alloc": stats.thp_collapse_alloc,
             "thp_collapse_alloc_failed": stats.thp_collapse_alloc_failed,
-            "page_tables": self.page_tables,  # PTE pages held (nr_page_table_pages)
+            "page_tables": self.page_tables,
         }
         if self.khugepaged is not None:
             out["khugepaged_pages_collapsed"] = stats.pages_collapsed
