@@ -88,11 +88,9 @@ import os
 import pickle
 import sys
 import zlib
-from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from operator import itemgetter
 from typing import IO, NamedTuple
 
 from sim.errors import FragsimError
@@ -124,8 +122,6 @@ EVENT_KINDS: dict[str, int] = {
 }
 
 _MAX_TAILS = 100_000  # distinct tails cached per event kind
-_KIND_OF = itemgetter(2)
-_TS_OF = itemgetter(0)
 _NULL_PAGE = "page=0000000000000000"  # %p of NULL on 64-bit: a failed mm_page_alloc
 
 # The same, as split() sees it in a line's head: "kmalloc:".
@@ -297,7 +293,7 @@ class TraceStream:
                     raise FragsimError(f"{name}: cannot open: {err.strerror}") from None
         else:
             raw = path
-        buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+        buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type,type-var]
         self._stream: IO[bytes] = buffered
         magic = buffered.peek(6)[:6]
         self.compression = None
@@ -466,6 +462,8 @@ class TraceReader:
             for chunk in stream.chunks():
                 out: list[tuple] = []
                 add = out.append
+                low = inf  # the earliest and latest times of the chunk's events
+                high = -inf
                 for line in chunk:
                     lineno += 1
                     kind = None
@@ -553,30 +551,32 @@ class TraceReader:
                                     # it is a duplicate too.
                                     ptrs[ptr] = -lineno
                         add(ev)
+                        per_kind[kind] += 1
+                        if ts < low:
+                            low = ts
+                        if ts > high:
+                            high = ts
                     except _BadLine as err:
                         self._bad(lineno, str(err), line, err.kind)
                         if kind == 0 or kind == 2:
                             self._bad_alloc(line, lineno)
-                    except (ValueError, IndexError, KeyError) as err:
-                        self._bad(lineno, f"unreadable field ({type(err).__name__}: {err})",
-                                  line)
+                    except (ValueError, IndexError, KeyError) as unreadable:
+                        # (its own name: a compiled except clause types its variable)
+                        self._bad(lineno, f"unreadable field ({type(unreadable).__name__}: "
+                                  f"{unreadable})", line)
                         if kind == 0 or kind == 2:
                             self._bad_alloc(line, lineno)
                 if out:
-                    # ftrace's merged output is in time order; min/max cost little anyway.
-                    lo = min(map(_TS_OF, out))
-                    hi = max(map(_TS_OF, out))
-                    if stats.first_ts is None or lo < stats.first_ts:
-                        stats.first_ts = lo
-                    if stats.last_ts is None or hi > stats.last_ts:
-                        stats.last_ts = hi
-                    for kind, count in Counter(map(_KIND_OF, out)).items():
-                        per_kind[kind] += count
+                    # ftrace's merged output is in time order, within the tolerance.
+                    if stats.first_ts is None or low < stats.first_ts:
+                        stats.first_ts = low
+                    if stats.last_ts is None or high > stats.last_ts:
+                        stats.last_ts = high
                     yield out
-        except (EOFError, zlib.error, lzma.LZMAError, OSError) as err:
+        except (EOFError, zlib.error, lzma.LZMAError, OSError) as broken:
             # A truncated or corrupt compressed stream: keep what was read, say why.
             stats.error = (f"{stats.source}: the trace ends early after line {lineno} "
-                           f"({type(err).__name__}: {err})")
+                           f"({type(broken).__name__}: {broken})")
         finally:
             stream.close()
             stats.lines = lineno
@@ -891,9 +891,9 @@ def _parse_in_child(reader: TraceReader, conn: Connection, parent_end: Connectio
             conn.send_bytes(pickle.dumps(("error", str(err))))
     except (BrokenPipeError, KeyboardInterrupt):
         pass  # the parent stopped reading
-    except BaseException as err:  # noqa: BLE001 - reported to the parent, which raises
+    except BaseException as crash:  # noqa: BLE001 - reported to the parent, which raises
         with contextlib.suppress(OSError):
-            conn.send_bytes(pickle.dumps(("crash", f"{type(err).__name__}: {err}")))
+            conn.send_bytes(pickle.dumps(("crash", f"{type(crash).__name__}: {crash}")))
     finally:
         conn.close()
 
