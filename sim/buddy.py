@@ -1207,7 +1207,7 @@ class Zone(PageSpace):
             order = self._pindex_to_order(pindex)
             nr_pages = 1 << order
             while True:
-                pfn = lst.popleft()
+                pfn: int = lst.popleft()
                 count -= nr_pages
                 pcp.count -= nr_pages
                 self._free_one_page(pfn, order, int(pb_mt[pfn >> shift]), False)
@@ -1327,7 +1327,8 @@ class Zone(PageSpace):
         if pcp.alloc_factor:
             pcp.alloc_factor >>= 1
         pcp.awake = True
-        self._state[page] = PG_PCP
+        pfn: int = page
+        self._state[pfn] = PG_PCP
         pcp.lists[mt].append(page)
         pcp.count = count
         if pcp.flags:
@@ -1490,11 +1491,12 @@ class Zone(PageSpace):
         # The owner tag of a free block is stale and never read: alloc sets it.
         self.nr_free_calls += 1
         state = self._state
-        # One int object for the indexing and the list below. (Compiled, pfn is a
-        # machine integer: each use as an index or a list item would box it anew.)
+        # One int object for the per-CPU list below (compiled, pfn is a machine
+        # integer: each use as a list item would box it anew); the vector is indexed
+        # by pfn itself, which a compiled vector reads as a C load.
         page: Any = pfn
         try:
-            bad = pfn < 0 or int(state[page]) != PG_ALLOC | order
+            bad = pfn < 0 or int(state[pfn]) != PG_ALLOC | order
         except IndexError:
             bad = True
         if bad:

@@ -581,7 +581,10 @@ class SlabCache:
         self._obj_slot: vec[i32] = vec[i32]()
         self._flags: vec[u8] = vec[u8]()
         self._ref: vec[i32] = vec[i32]()
-        self._free_ids: list[int] = []
+        # Object ids free for reuse, a stack (the newest first): the first
+        # ``_nr_free_ids`` entries of a vector that never shrinks.
+        self._free_ids: vec[i32] = vec[i32]()
+        self._nr_free_ids = 0
         # The list_lru: a doubly linked list through the object ids, oldest first, in
         # two more per-object vectors (-1 ends it). F_LRU marks its members.
         self._lru_next: vec[i32] = vec[i32]()
@@ -623,9 +626,11 @@ class SlabCache:
         slab.nr_free = n
         slot = int(slab.free_slots[n])
         slab.inuse += 1
-        free_ids = self._free_ids
-        if free_ids:
-            oid = free_ids.pop()
+        nr_free_ids = self._nr_free_ids
+        if nr_free_ids:
+            nr_free_ids -= 1
+            self._nr_free_ids = nr_free_ids
+            oid = int(self._free_ids[nr_free_ids])
             self._obj_slab[oid] = slab
             self._obj_slot[oid] = slot
         else:
@@ -634,6 +639,15 @@ class SlabCache:
         self.nr_inuse += 1
         self.nr_allocs += 1
         return oid
+
+    def _push_free_id(self, oid: int) -> None:
+        """A freed object id, to be reused first."""
+        n = self._nr_free_ids
+        if n < len(self._free_ids):
+            self._free_ids[n] = oid
+        else:
+            self._free_ids = vec_append(self._free_ids, oid)
+        self._nr_free_ids = n + 1
 
     def _new_id(self, slab: Slab, slot: int) -> int:
         """A new object id, past every one so far, for ``slot`` of ``slab``: every
@@ -736,7 +750,7 @@ class SlabCache:
         slot = int(self._obj_slot[oid])
         self._obj_slab[oid] = None
         self._ref[oid] = 0
-        self._free_ids.append(oid)
+        self._push_free_id(oid)
         self.nr_inuse -= 1
         self.nr_frees += 1
         slab.slot_obj[slot] = -1
@@ -789,7 +803,7 @@ class SlabCache:
         self._obj_slab[oid] = None
         self._flags[oid] = 0
         self._ref[oid] = 0
-        self._free_ids.append(oid)
+        self._push_free_id(oid)
         self.nr_inuse -= 1
         self.nr_frees += 1
         self._release_slot(slab, slot, cpu)
@@ -1238,8 +1252,9 @@ class SlabCache:
         self.stats.objects_moved += 1
         if self.rcu_free:
             # RCU readers may still see the old copy: it is freed after a grace period.
-            if self._free_ids:
-                ghost = self._free_ids.pop()
+            if self._nr_free_ids:
+                self._nr_free_ids -= 1
+                ghost = int(self._free_ids[self._nr_free_ids])
                 self._obj_slab[ghost] = src
                 self._obj_slot[ghost] = old_slot
                 self._ref[ghost] = 0
