@@ -592,10 +592,14 @@ class SlabCache:
         self._lru_head = -1
         self._lru_tail = -1
         self._nr_lru = 0
-        # call_rcu queue: enqueue times and object ids, FIFO.
-        self._rcu_time: deque[float] = deque()
-        self._rcu_oid: deque[int] = deque()
-        self._rcu_cpu: deque[int] = deque()
+        # call_rcu queue, FIFO: enqueue times, object ids and CPUs, entries
+        # [_rcu_head, _rcu_tail) of three vectors (``_rcu_push``; emptied, or compacted
+        # once mostly consumed, so they stay the size of the queue).
+        self._rcu_time: vec[float] = vec[float]()
+        self._rcu_oid: vec[i32] = vec[i32]()
+        self._rcu_cpu: vec[i32] = vec[i32]()
+        self._rcu_head = 0
+        self._rcu_tail = 0
         # SLAB_TYPESAFE_BY_RCU: slab pages waiting for a grace period (rcu_free_slab).
         self._rcu_pages: deque[tuple[float, int, int, int]] = deque()
 
@@ -778,10 +782,32 @@ class SlabCache:
         if fl & F_LRU:
             self._lru_unlink(oid)
         self._flags[oid] = (fl & ~(F_LRU | F_REFERENCED)) | F_RCU
-        self._rcu_time.append(self.clock() if now is None else now)
-        self._rcu_oid.append(oid)
-        self._rcu_cpu.append(cpu)
+        self._rcu_push(self.clock() if now is None else now, oid, cpu)
         self.stats.rcu_queued += 1
+
+    def _rcu_push(self, when: float, oid: int, cpu: int) -> None:
+        """An object freed at ``when`` on ``cpu`` joins the call_rcu queue's tail."""
+        tail = self._rcu_tail
+        if tail == len(self._rcu_oid):
+            head = self._rcu_head
+            if head and head >= tail >> 1:
+                # Mostly consumed: move the live entries down rather than grow.
+                times, oids, cpus = self._rcu_time, self._rcu_oid, self._rcu_cpu
+                for i in range(head, tail):
+                    times[i - head] = times[i]
+                    oids[i - head] = oids[i]
+                    cpus[i - head] = cpus[i]
+                tail -= head
+                self._rcu_head = 0
+        if tail < len(self._rcu_oid):
+            self._rcu_time[tail] = when
+            self._rcu_oid[tail] = oid
+            self._rcu_cpu[tail] = cpu
+        else:
+            self._rcu_time = vec_append(self._rcu_time, when)
+            self._rcu_oid = vec_append(self._rcu_oid, oid)
+            self._rcu_cpu = vec_append(self._rcu_cpu, cpu)
+        self._rcu_tail = tail + 1
 
     def _may_free_now(self, oid: int) -> bool:
         """A free of a flagged object: defer it if the defragmenter holds the object."""
@@ -902,13 +928,23 @@ class SlabCache:
         """Run the RCU callbacks whose grace period has ended by ``now`` (FIFO), at most
         ``limit`` of them. Returns the number of object frees applied."""
         grace = self.rcu_grace
-        times, oids, cpus = self._rcu_time, self._rcu_oid, self._rcu_cpu
         done = 0
         obj_slab, flags = self._obj_slab, self._flags
-        while times and times[0] + grace <= now and (limit is None or done < limit):
-            times.popleft()
-            oid = oids.popleft()
-            cpu = cpus.popleft()
+        # The queue's vectors and head are read afresh each time round: a free may
+        # queue another callback, which may move them (``_rcu_push``).
+        while True:
+            head = self._rcu_head
+            tail = self._rcu_tail
+            if (head == tail or not self._rcu_time[head] + grace <= now
+                    or (limit is not None and done >= limit)):
+                break
+            oid = int(self._rcu_oid[head])
+            cpu = int(self._rcu_cpu[head])
+            head += 1
+            if head == tail:  # emptied: the next callback starts the vectors again
+                head = 0
+                self._rcu_tail = 0
+            self._rcu_head = head
             fl = int(flags[oid]) & ~F_RCU
             flags[oid] = fl
             done += 1
@@ -934,7 +970,7 @@ class SlabCache:
 
     @property
     def nr_rcu_pending(self) -> int:
-        return len(self._rcu_oid)
+        return self._rcu_tail - self._rcu_head
 
     # ------------------------------------------------------------------ object state
 
@@ -948,7 +984,7 @@ class SlabCache:
 
     @property
     def nr_live(self) -> int:
-        return self.nr_inuse - len(self._rcu_oid) - self.nr_deferred
+        return self.nr_inuse - (self._rcu_tail - self._rcu_head) - self.nr_deferred
 
     def slab_of(self, oid: int) -> Slab | None:
         return self._obj_slab[oid] if 0 <= oid < len(self._obj_slab) else None
@@ -1262,9 +1298,7 @@ class SlabCache:
                 ghost = self._new_id(src, old_slot)
             src.slot_obj[old_slot] = ghost
             self._flags[ghost] = F_GHOST | F_RCU
-            self._rcu_time.append(self.clock())
-            self._rcu_oid.append(ghost)
-            self._rcu_cpu.append(cpu)
+            self._rcu_push(self.clock(), ghost, cpu)
             self.stats.rcu_queued += 1
         else:
             self.nr_inuse -= 1
@@ -1362,7 +1396,8 @@ class SlabCache:
                 raise SlabCorrupt(f"{self.name}: LRU holds object {oid} wrongly")
         if sum(1 for oid in allocated if int(self._flags[oid]) & F_LRU) != len(on_lru):
             raise SlabCorrupt(f"{self.name}: an object flagged F_LRU is not on the LRU")
-        for oid in self._rcu_oid:
+        for i in range(self._rcu_head, self._rcu_tail):
+            oid = int(self._rcu_oid[i])
             if oid not in allocated or not int(self._flags[oid]) & F_RCU:
                 raise SlabCorrupt(f"{self.name}: RCU queue holds object {oid} wrongly")
         deferred = sum(1 for oid in allocated if int(self._flags[oid]) & F_DEFERRED)
