@@ -1497,7 +1497,7 @@ class Zone(PageSpace):
         page: Any = pfn
         try:
             bad = pfn < 0 or int(state[pfn]) != PG_ALLOC | order
-        except IndexError:
+        except (IndexError, ValueError, OverflowError):  # ValueError: past an i64 (compiled)
             bad = True
         if bad:
             raise BadFree(self._describe_bad_free(pfn, order))
