@@ -95,10 +95,9 @@ from __future__ import annotations
 import heapq
 import math
 from array import array
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from librt.vecs import vec
@@ -224,6 +223,91 @@ class BuddyStats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+class PcpList:
+    """One of ``struct per_cpu_pages``' lists, of head pfns. Its right end is the
+    kernel list's head (``rmqueue_pcplist`` takes from it, ``free_frozen_page_commit``
+    adds to it) and its left end the tail (``free_pcppages_bulk`` takes from it,
+    ``rmqueue_bulk`` adds to it): the ``deque`` operations it had been, on a ring in a
+    typed vector (librt.vecs) doubled when full, so that a page on a per-CPU list is a
+    C integer rather than an int object in a deque."""
+
+    def __init__(self) -> None:
+        zeros = array("i", [0]) * 8
+        self._buf: vec[i32] = vec[i32](zeros, capacity=len(zeros))
+        self._mask = 7
+        self._head = 0  # the leftmost entry
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def _grow(self) -> None:
+        old = self._buf
+        head, mask = self._head, self._mask
+        zeros = array("i", [0]) * (2 * (mask + 1))
+        new: vec[i32] = vec[i32](zeros, capacity=len(zeros))
+        for i in range(self._count):
+            new[i] = old[(head + i) & mask]
+        self._buf = new
+        self._mask = 2 * mask + 1
+        self._head = 0
+
+    def append(self, pfn: int) -> None:
+        """At the right end: the head."""
+        if self._count > self._mask:
+            self._grow()
+        self._buf[(self._head + self._count) & self._mask] = pfn
+        self._count += 1
+
+    def appendleft(self, pfn: int) -> None:
+        """At the left end: the tail."""
+        if self._count > self._mask:
+            self._grow()
+        head = (self._head - 1) & self._mask
+        self._buf[head] = pfn
+        self._head = head
+        self._count += 1
+
+    def extendleft(self, pfns: list[int]) -> None:
+        """``appendleft`` each in turn (so the last ends leftmost)."""
+        for pfn in pfns:
+            self.appendleft(pfn)
+
+    def pop(self) -> int:
+        """From the right end: the head."""
+        if not self._count:
+            raise IndexError("pop from an empty per-CPU list")
+        self._count -= 1
+        return int(self._buf[(self._head + self._count) & self._mask])
+
+    def popleft(self) -> int:
+        """From the left end: the tail."""
+        if not self._count:
+            raise IndexError("pop from an empty per-CPU list")
+        head = self._head
+        pfn = int(self._buf[head])
+        self._head = (head + 1) & self._mask
+        self._count -= 1
+        return pfn
+
+    def tolist(self) -> list[int]:
+        """Left (tail) to right (head)."""
+        buf, head, mask = self._buf, self._head, self._mask
+        return [int(buf[(head + i) & mask]) for i in range(self._count)]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.tolist())
+
+    def __contains__(self, pfn: object) -> bool:
+        return pfn in self.tolist()
+
+    def __repr__(self) -> str:
+        return f"PcpList({self.tolist()})"
+
+
 @dataclass(slots=True)
 class PerCpuPages:
     """``struct per_cpu_pages`` of one CPU for this zone."""
@@ -236,7 +320,8 @@ class PerCpuPages:
     free_count: int = 0
     alloc_factor: int = 0
     flags: int = 0
-    lists: list[deque] = field(default_factory=lambda: [deque() for _ in range(NR_PCP_LISTS)])
+    lists: list[PcpList] = field(
+        default_factory=lambda: [PcpList() for _ in range(NR_PCP_LISTS)])
     free_count_max: int = 0  # batch << CONFIG_PCP_BATCH_SCALE_MAX, kept for the fast path
     # The CPU allocated or freed through this pageset since vmstat's last refresh: it
     # was awake, so its deferrable vmstat work ran (see ``vmstat_refresh``).
@@ -1066,7 +1151,8 @@ class Zone(PageSpace):
             batch = max(batch >> order, 2)
         return batch
 
-    def _rmqueue_bulk(self, order: int, count: int, lst: deque, mt: int, alloc_flags: int) -> int:
+    def _rmqueue_bulk(self, order: int, count: int, lst: PcpList, mt: int,
+                      alloc_flags: int) -> int:
         """``rmqueue_bulk``: up to ``count`` blocks onto the tail of a pcp list."""
         self.stats.pcp_refills += 1
         mode = [RMQUEUE_NORMAL]
@@ -1106,7 +1192,7 @@ class Zone(PageSpace):
                 break
             state[page] = pcp_state
             got.append(page)
-        lst.extendleft(got)  # the deque's right end is the kernel list's head
+        lst.extendleft(got)  # the list's right end is the kernel list's head
         return len(got)
 
     def _bulk_split(self, order: int, want: int, mt: int, got: list[int]) -> bool:
@@ -1301,10 +1387,10 @@ class Zone(PageSpace):
 
     # The order-0 per-CPU fast path, defined once: alloc(), alloc_batch(), free() and
     # free_batch() call these two when the conditions they check hold (see alloc()
-    # and free()). The pfn is an object (Any), not an int: compiled, an int argument
-    # would be unboxed and boxed again for each use as an index or a list item.
+    # and free()). The per-CPU lists hold C integers (PcpList), so the pfn is an int
+    # throughout.
 
-    def _pcp_fast_alloc(self, pcp: PerCpuPages, lst: deque, owner: int) -> Any:
+    def _pcp_fast_alloc(self, pcp: PerCpuPages, lst: PcpList, owner: int) -> int:
         """``rmqueue_pcplist`` for an order-0 page when ``lst``, a pcp list of ``pcp``, is
         not empty: pop its head and hand it out to ``owner``."""
         pcp.free_count >>= 1
@@ -1315,7 +1401,7 @@ class Zone(PageSpace):
         self._owner[pfn] = owner
         return pfn
 
-    def _pcp_fast_free(self, pcp: PerCpuPages, page: Any, mt: int) -> bool:
+    def _pcp_fast_free(self, pcp: PerCpuPages, pfn: int, mt: int) -> bool:
         """``free_frozen_page_commit`` for an allocated order-0 page of pcp migratetype
         ``mt`` while ``pcp->high`` is settled (clamped once by first use, auto-tuning,
         no reclaim, zone above high: ``_fast_ok``): the page goes on its list if the
@@ -1327,9 +1413,8 @@ class Zone(PageSpace):
         if pcp.alloc_factor:
             pcp.alloc_factor >>= 1
         pcp.awake = True
-        pfn: int = page
         self._state[pfn] = PG_PCP
-        pcp.lists[mt].append(page)
+        pcp.lists[mt].append(pfn)
         pcp.count = count
         if pcp.flags:
             pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
@@ -1491,10 +1576,6 @@ class Zone(PageSpace):
         # The owner tag of a free block is stale and never read: alloc sets it.
         self.nr_free_calls += 1
         state = self._state
-        # One int object for the per-CPU list below (compiled, pfn is a machine
-        # integer: each use as a list item would box it anew); the vector is indexed
-        # by pfn itself, which a compiled vector reads as a C load.
-        page: Any = pfn
         try:
             bad = pfn < 0 or int(state[pfn]) != PG_ALLOC | order
         except (IndexError, ValueError, OverflowError):  # ValueError: past an i64 (compiled)
@@ -1503,7 +1584,7 @@ class Zone(PageSpace):
             raise BadFree(self._describe_bad_free(pfn, order))
         mt = int(self._pageblock_mt[pfn >> self.pageblock_order])
         if (not order and self._fast_ok and not to_tail and mt <= 2
-                and self._pcp_fast_free(self.pcp[cpu], page, mt)):
+                and self._pcp_fast_free(self.pcp[cpu], pfn, mt)):
             # The order-0 fast path took it. Same effect as the general path.
             return
         if (

@@ -30,6 +30,7 @@ from sim.buddy import (
     RMQUEUE_NORMAL,
     BadFree,
     BuddyStats,
+    PcpList,
     Zone,
     zone_batchsize,
     zone_highsize,
@@ -423,7 +424,7 @@ def test_pcp_refill_equals_repeated_rmqueue_calls(seed, order, mt, count, flags)
     once a block, keeping the rmqueue mode. Both leave the same zone and pcp list."""
     bulk, calls = fragmented_zone(seed), fragmented_zone(seed)
     assert buddy_state(bulk) == buddy_state(calls)
-    lst: deque[int] = deque()
+    lst = PcpList()
     n = bulk._rmqueue_bulk(order, count, lst, mt, flags)
     state = calls.page_state_arrays()[0]
     mode = [RMQUEUE_NORMAL]
@@ -700,3 +701,31 @@ def test_a_claim_counts_every_page_of_an_lru_folio():
     assert zone2.stats.extfrag_claim == 1
     assert zone2.pageblock_migratetype(0) == MIGRATE_UNMOVABLE
     zone2.check()
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["append", "appendleft", "pop", "popleft",
+                                               "extendleft"]),
+                              st.lists(st.integers(0, 2**31 - 1), max_size=40)),
+                    max_size=120))
+def test_a_pcp_list_does_what_the_deque_it_replaced_did(ops):
+    """PcpList is the deque operations the per-CPU lists use, on a ring that doubles:
+    the same items in the same order, through growth and wrap-around."""
+    ring, model = PcpList(), deque()
+    for op, pfns in ops:
+        if op in ("append", "appendleft"):
+            for pfn in pfns:
+                getattr(ring, op)(pfn)
+                getattr(model, op)(pfn)
+        elif op == "extendleft":
+            ring.extendleft(pfns)
+            model.extendleft(pfns)
+        elif model:
+            assert getattr(ring, op)() == getattr(model, op)()
+        else:
+            with pytest.raises(IndexError):
+                getattr(ring, op)()
+        assert len(ring) == len(model) and bool(ring) == bool(model)
+        assert list(ring) == list(model) == ring.tolist()
+        if model:
+            assert model[0] in ring and model[-1] in ring
