@@ -101,7 +101,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from librt.vecs import vec
-from mypy_extensions import i16, i32, u8
+from mypy_extensions import i16, i32, i64, u8
 
 from sim.migratetype import (
     MIGRATE_HIGHATOMIC,
@@ -519,8 +519,12 @@ class Zone(PageSpace):
             [[] for _ in range(nr_lists)] if free_list_order == "address" else None
         )
 
-        self.nr_free = [0] * (max_order + 1)  # free_area[order].nr_free
-        self._nr_free_mt = [0] * nr_lists  # blocks per (order, migratetype)
+        # free_area[order].nr_free (``nr_free`` gives it as a list), a typed vector
+        # for the same reason as the next.
+        self._nr_free: vec[i64] = vec[i64]([0] * (max_order + 1))
+        # Blocks per (order, migratetype), in a typed vector: counted on every list
+        # add and delete, where a list of ints would make an int object each time.
+        self._nr_free_mt: vec[i64] = vec[i64]([0] * nr_lists)
         self.nr_free_pages = 0  # NR_FREE_PAGES: buddy pages only, not pcp pages
         self.nr_alloc_calls = 0  # alloc() and free() calls: the simulator's "alloc_ops"
         self.nr_free_calls = 0
@@ -730,7 +734,7 @@ class Zone(PageSpace):
             return True
         nr_free_mt = self._nr_free_mt
         for o in range(order, self.max_order + 1):
-            if not self.nr_free[o]:
+            if not self._nr_free[o]:
                 continue
             base = o * MIGRATE_TYPES
             for mt in range(MIGRATE_PCPTYPES):
@@ -802,7 +806,7 @@ class Zone(PageSpace):
             heapq.heappush(self._addr_heaps[lst], pfn)
         self._state[pfn] = PG_BUDDY | order
         self._nr_free_mt[lst] += 1
-        self.nr_free[order] += 1
+        self._nr_free[order] += 1
         self.nr_free_pages += 1 << order
         if mt == MIGRATE_HIGHATOMIC:
             self._account_highatomic(1 << order)
@@ -816,7 +820,7 @@ class Zone(PageSpace):
         prv[n] = p
         self._state[pfn] = PG_TAIL
         self._nr_free_mt[order * MIGRATE_TYPES + mt] -= 1
-        self.nr_free[order] -= 1
+        self._nr_free[order] -= 1
         self.nr_free_pages -= 1 << order
         if mt == MIGRATE_HIGHATOMIC:
             self._account_highatomic(-(1 << order))
@@ -888,7 +892,7 @@ class Zone(PageSpace):
         """-2: too small to claim (stop the scan); -1: nothing at this order; else the type."""
         if claimable and not self._should_try_claim_block(order, mt):
             return -2
-        if not self.nr_free[order]:
+        if not self._nr_free[order]:
             return -1
         base = order * MIGRATE_TYPES
         for fallback_mt in FALLBACKS[mt]:
@@ -1165,7 +1169,7 @@ class Zone(PageSpace):
         nxt, prv = self._next, self._prev
         unrolled = self._addr_heaps is None
         while len(got) < count:
-            avail = nr_free_mt[lst_index]
+            avail = int(nr_free_mt[lst_index])
             if unrolled and avail and mode[0] == RMQUEUE_NORMAL:
                 # __rmqueue_smallest finding the list of this very order: take list
                 # heads, exactly as repeated calls would.
@@ -1178,7 +1182,7 @@ class Zone(PageSpace):
                     state[pfn] = pcp_state
                     got.append(pfn)
                 nr_free_mt[lst_index] -= take
-                self.nr_free[order] -= take
+                self._nr_free[order] -= take
                 self.nr_free_pages -= take << order
                 continue
             if (
@@ -1383,6 +1387,11 @@ class Zone(PageSpace):
     def pcp_pages(self) -> int:
         return sum(pcp.count for pcp in self.pcp)
 
+    @property
+    def nr_free(self) -> list[int]:
+        """``free_area[order].nr_free`` for every order (a new list: a copy)."""
+        return [int(n) for n in self._nr_free]
+
     # ------------------------------------------------------------------ order-0 fast path
 
     # The order-0 per-CPU fast path, defined once: alloc(), alloc_batch(), free() and
@@ -1437,7 +1446,7 @@ class Zone(PageSpace):
         state[pfn] = PG_TAIL
         buddy_pfn = pfn
         nxt, prv = self._next, self._prev
-        nr_free_mt, nr_free = self._nr_free_mt, self.nr_free
+        nr_free_mt, nr_free = self._nr_free_mt, self._nr_free
         while order < max_order:
             if capc is not None and self._capture(capc, pfn, order, mt):
                 return
@@ -1750,9 +1759,9 @@ class Zone(PageSpace):
     def nr_free_by_type(self) -> list[list[int]]:
         """Free blocks per migratetype per order, as /proc/pagetypeinfo counts them."""
         n = MIGRATE_TYPES
-        return [
-            [self._nr_free_mt[o * n + mt] for o in range(self.max_order + 1)] for mt in range(n)
-        ]
+        counts = self._nr_free_mt
+        return [[int(counts[o * n + mt]) for o in range(self.max_order + 1)]
+                for mt in range(n)]
 
     def pageblock_counts(self) -> list[int]:
         """Pageblocks per migratetype ("Number of blocks type" in pagetypeinfo)."""
@@ -1847,9 +1856,9 @@ class Zone(PageSpace):
                             f"{int(pb_mt[pfn >> shift])}"
                         )
                 per_order += len(blocks)
-            if per_order != self.nr_free[order]:
+            if per_order != self._nr_free[order]:
                 raise BuddyCorrupt(
-                    f"nr_free[{order}] = {self.nr_free[order]}, lists hold {per_order}"
+                    f"nr_free[{order}] = {self._nr_free[order]}, lists hold {per_order}"
                 )
             listed += per_order
         if listed != seen_buddy:
@@ -1857,7 +1866,7 @@ class Zone(PageSpace):
         if seen[PG_BUDDY] != self.nr_free_pages:
             raise BuddyCorrupt(f"NR_FREE_PAGES {self.nr_free_pages}, buddy pages {seen[PG_BUDDY]}")
         highatomic_free = sum(
-            self._nr_free_mt[order * MIGRATE_TYPES + MIGRATE_HIGHATOMIC] << order
+            int(self._nr_free_mt[order * MIGRATE_TYPES + MIGRATE_HIGHATOMIC]) << order
             for order in range(self.max_order + 1))
         if highatomic_free != self.nr_free_highatomic:
             raise BuddyCorrupt(f"nr_free_highatomic {self.nr_free_highatomic}, HIGHATOMIC "
