@@ -127,7 +127,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sim import readahead
 from sim.buddy import OWNER_MOVABLE, PageSpace
@@ -140,6 +140,9 @@ from sim.slab import (
     SlabCache,
     do_shrink_slab,
 )
+
+if TYPE_CHECKING:  # (sim.vmscan imports this module)
+    from sim.vmscan import FileLru
 
 # fs/super.c alloc_super: the super block shrinker's batch (s_shrink->batch = 1024), not
 # SHRINK_BATCH: do_shrink_slab scans only once total_scan reaches it (or all freeable),
@@ -315,7 +318,7 @@ class File:
         self.xa_top = 0  # the last index those folios cover (decides the tree's height)
         self.open_count = 0
         self.linked = True
-        self.mapping: Any = None  # sim.readahead.Mapping, for files read through it
+        self.mapping: readahead.Mapping | None = None  # for files read through it
         self.lsm = -1  # the inode's LSM blob (lsm_inode_cache), -1 when none
         # The inode's extent_status entries (ext4), in logical block order; None: none.
         self.extents: list[int] | None = None
@@ -452,13 +455,13 @@ class FileSystem:
         self._page_file: dict[int, File] = {}  # folio head pfn -> file
         # The file LRU a disk file system's folios go on (sim/vmscan.py FileLru) and
         # this file system's owner id there; set by ``attach_lru``.
-        self.lru: Any = None
+        self.lru: FileLru | None = None
         self.lru_owner = -1
         self.nr_deferred = 0  # the super block shrinker's nr_deferred
         self.nr_dentry_negative = 0  # dentry-state's nr_negative: deleted files' dentries
         self.stats = FsStats()
 
-    def attach_lru(self, lru: Any, owner: int) -> None:
+    def attach_lru(self, lru: FileLru, owner: int) -> None:
         """Put this disk file system's page cache on ``lru`` as ``owner`` (its evict
         callbacks are ``evict_folio``/``evict_folios``). tmpfs pages never go there."""
         self.lru = lru if self.fs == "disk" else None
@@ -468,7 +471,8 @@ class FileSystem:
 
     def create(self, nr_pages: int = 0, cpu: int = 0, *, keep_open: bool = False,
                folios: list[tuple[int, int]] | None = None, size: int | None = None,
-               write_size: int | None = None, mapping: Any = None) -> int | None:
+               write_size: int | None = None,
+               mapping: readahead.Mapping | None = None) -> int | None:
         """Create a file and return its id, or None (and nothing allocated) when an
         allocation fails. Its page cache is, in order of precedence:
 
@@ -616,24 +620,31 @@ class FileSystem:
             return True
         if want < 0:
             want = xa_nodes_for_folios(layout)
+        xa = self.xa_cache
+        owner = self._xa_owner
+        assert owner is not None  # (narrowed: compiled, an Optional's attribute is generic)
         while len(f.xa_nodes) < want:
-            oid = self.xa_cache.alloc(cpu)
+            oid = xa.alloc(cpu)
             if oid is None:
                 return False
             f.xa_nodes.append(oid)
-            self._xa_owner.by_oid[oid] = self  # type: ignore[union-attr]
+            owner.by_oid[oid] = self
         return True
 
     def _free_xa_nodes(self, f: File, cpu: int) -> None:
         f.xa_keys = None
         f.xa_top = 0
+        if not f.xa_nodes:
+            return
         xa = self.xa_cache
+        owner = self._xa_owner
+        assert xa is not None and owner is not None
         for oid in f.xa_nodes:
-            del self._xa_owner.by_oid[oid]  # type: ignore[union-attr]
-            if xa.rcu_free:  # type: ignore[union-attr]
-                xa.free_rcu(oid, cpu)  # type: ignore[union-attr]
+            del owner.by_oid[oid]
+            if xa.rcu_free:
+                xa.free_rcu(oid, cpu)
             else:
-                xa.free(oid, cpu)  # type: ignore[union-attr]
+                xa.free(oid, cpu)
         f.xa_nodes = []
 
     def _alloc_extents(self, f: File, cpu: int) -> bool:
