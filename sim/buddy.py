@@ -1162,25 +1162,27 @@ class Zone(PageSpace):
         mode = [RMQUEUE_NORMAL]
         state = self._state
         pcp_state = PG_PCP | order
-        got: list[int] = []
+        # Each block goes onto the list's tail as it is taken (the kernel's list_add_tail
+        # in rmqueue_bulk), so that no int object is made for it.
+        start = len(lst)
         lst_index = order * MIGRATE_TYPES + mt
         nr_free_mt = self._nr_free_mt
         sentinel = self._sentinel + lst_index
         nxt, prv = self._next, self._prev
         unrolled = self._addr_heaps is None
-        while len(got) < count:
+        while len(lst) - start < count:
             avail = int(nr_free_mt[lst_index])
             if unrolled and avail and mode[0] == RMQUEUE_NORMAL:
                 # __rmqueue_smallest finding the list of this very order: take list
                 # heads, exactly as repeated calls would.
-                take = min(count - len(got), avail)
+                take = min(count - (len(lst) - start), avail)
                 for _ in range(take):
                     pfn = int(nxt[sentinel])
                     n = int(nxt[pfn])
                     nxt[sentinel] = n
                     prv[n] = sentinel
                     state[pfn] = pcp_state
-                    got.append(pfn)
+                    lst.appendleft(pfn)
                 nr_free_mt[lst_index] -= take
                 self._nr_free[order] -= take
                 self.nr_free_pages -= take << order
@@ -1188,18 +1190,17 @@ class Zone(PageSpace):
             if (
                 unrolled
                 and mode[0] == RMQUEUE_NORMAL
-                and self._bulk_split(order, count - len(got), mt, got)
+                and self._bulk_split(order, count - (len(lst) - start), mt, lst)
             ):
                 continue
             page = self._rmqueue(order, mt, alloc_flags, mode)
             if page < 0:
                 break
             state[page] = pcp_state
-            got.append(page)
-        lst.extendleft(got)  # the list's right end is the kernel list's head
-        return len(got)
+            lst.appendleft(page)  # the list's right end is the kernel list's head
+        return len(lst) - start
 
-    def _bulk_split(self, order: int, want: int, mt: int, got: list[int]) -> bool:
+    def _bulk_split(self, order: int, want: int, mt: int, lst: PcpList) -> bool:
         """Repeated ``__rmqueue_smallest`` calls that have to split a larger block.
 
         The smallest non-empty list of this migratetype is at order k > ``order``, so
@@ -1223,7 +1224,7 @@ class Zone(PageSpace):
         end = block + (taken << order)
         for page in range(block, end, step):
             state[page] = pcp_state
-        got.extend(range(block, end, step))
+            lst.appendleft(page)  # onto the tail, as _rmqueue_bulk's other pages
         pfn = end
         block_end = block + (1 << k)
         while pfn < block_end:
