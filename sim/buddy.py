@@ -223,13 +223,15 @@ class BuddyStats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-class PcpList:
-    """One of ``struct per_cpu_pages``' lists, of head pfns. Its right end is the
-    kernel list's head (``rmqueue_pcplist`` takes from it, ``free_frozen_page_commit``
-    adds to it) and its left end the tail (``free_pcppages_bulk`` takes from it,
-    ``rmqueue_bulk`` adds to it): the ``deque`` operations it had been, on a ring in a
-    typed vector (librt.vecs) doubled when full, so that a page on a per-CPU list is a
-    C integer rather than an int object in a deque."""
+class PfnList:
+    """A kernel list of pages (a ``list_head``), as their head pfns: one of ``struct
+    per_cpu_pages``' lists, or one of compaction's lists of isolated free blocks
+    (``compact_control.freepages``, sim/compaction.py). On a per-CPU list the right end
+    is the kernel list's head (``rmqueue_pcplist`` takes from it,
+    ``free_frozen_page_commit`` adds to it) and the left end its tail
+    (``free_pcppages_bulk`` takes from it, ``rmqueue_bulk`` adds to it). The ``deque``
+    operations these lists had been, on a ring in a typed vector (librt.vecs) doubled
+    when full, so that a page on a list is a C integer rather than an int object."""
 
     def __init__(self) -> None:
         zeros = array("i", [0]) * 8
@@ -279,14 +281,14 @@ class PcpList:
     def pop(self) -> int:
         """From the right end: the head."""
         if not self._count:
-            raise IndexError("pop from an empty per-CPU list")
+            raise IndexError("pop from an empty page list")
         self._count -= 1
         return int(self._buf[(self._head + self._count) & self._mask])
 
     def popleft(self) -> int:
         """From the left end: the tail."""
         if not self._count:
-            raise IndexError("pop from an empty per-CPU list")
+            raise IndexError("pop from an empty page list")
         head = self._head
         pfn = int(self._buf[head])
         self._head = (head + 1) & self._mask
@@ -305,7 +307,7 @@ class PcpList:
         return pfn in self.tolist()
 
     def __repr__(self) -> str:
-        return f"PcpList({self.tolist()})"
+        return f"PfnList({self.tolist()})"
 
 
 @dataclass(slots=True)
@@ -320,8 +322,8 @@ class PerCpuPages:
     free_count: int = 0
     alloc_factor: int = 0
     flags: int = 0
-    lists: list[PcpList] = field(
-        default_factory=lambda: [PcpList() for _ in range(NR_PCP_LISTS)])
+    lists: list[PfnList] = field(
+        default_factory=lambda: [PfnList() for _ in range(NR_PCP_LISTS)])
     free_count_max: int = 0  # batch << CONFIG_PCP_BATCH_SCALE_MAX, kept for the fast path
     # The CPU allocated or freed through this pageset since vmstat's last refresh: it
     # was awake, so its deferrable vmstat work ran (see ``vmstat_refresh``).
@@ -1155,7 +1157,7 @@ class Zone(PageSpace):
             batch = max(batch >> order, 2)
         return batch
 
-    def _rmqueue_bulk(self, order: int, count: int, lst: PcpList, mt: int,
+    def _rmqueue_bulk(self, order: int, count: int, lst: PfnList, mt: int,
                       alloc_flags: int) -> int:
         """``rmqueue_bulk``: up to ``count`` blocks onto the tail of a pcp list."""
         self.stats.pcp_refills += 1
@@ -1200,7 +1202,7 @@ class Zone(PageSpace):
             lst.appendleft(page)  # the list's right end is the kernel list's head
         return len(lst) - start
 
-    def _bulk_split(self, order: int, want: int, mt: int, lst: PcpList) -> bool:
+    def _bulk_split(self, order: int, want: int, mt: int, lst: PfnList) -> bool:
         """Repeated ``__rmqueue_smallest`` calls that have to split a larger block.
 
         The smallest non-empty list of this migratetype is at order k > ``order``, so
@@ -1397,10 +1399,10 @@ class Zone(PageSpace):
 
     # The order-0 per-CPU fast path, defined once: alloc(), alloc_batch(), free() and
     # free_batch() call these two when the conditions they check hold (see alloc()
-    # and free()). The per-CPU lists hold C integers (PcpList), so the pfn is an int
+    # and free()). The per-CPU lists hold C integers (PfnList), so the pfn is an int
     # throughout.
 
-    def _pcp_fast_alloc(self, pcp: PerCpuPages, lst: PcpList, owner: int) -> int:
+    def _pcp_fast_alloc(self, pcp: PerCpuPages, lst: PfnList, owner: int) -> int:
         """``rmqueue_pcplist`` for an order-0 page when ``lst``, a pcp list of ``pcp``, is
         not empty: pop its head and hand it out to ``owner``."""
         pcp.free_count >>= 1

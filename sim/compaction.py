@@ -101,7 +101,6 @@ Departures of the model, and why:
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
@@ -120,6 +119,7 @@ from sim.buddy import (
     PG_KIND,
     PG_ORDER,
     PG_TAIL,
+    PfnList,
     Zone,
 )
 from sim.config import CompactionSection
@@ -286,7 +286,7 @@ class CompactControl:
     finish_pageblock: bool = False
     nr_freepages: int = 0
     nr_migratepages: int = 0
-    freepages: list[deque[int]] = field(default_factory=list)  # per order, isolated blocks
+    freepages: list[PfnList] = field(default_factory=list)  # per order, isolated blocks
     migratepages: list[int] = field(default_factory=list)  # isolated sources, oldest first
     total_migrate_scanned: int = 0
     total_free_scanned: int = 0
@@ -872,7 +872,7 @@ class Compactor:
         sync = cc.mode != _ASYNC
         cc.total_migrate_scanned = cc.total_free_scanned = 0
         cc.nr_migratepages = cc.nr_freepages = 0
-        cc.freepages = [deque() for _ in range(zone.max_order + 1)]
+        cc.freepages = [PfnList() for _ in range(zone.max_order + 1)]
         cc.migratepages = []
 
         if cc.order != -1:

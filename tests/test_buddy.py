@@ -30,7 +30,7 @@ from sim.buddy import (
     RMQUEUE_NORMAL,
     BadFree,
     BuddyStats,
-    PcpList,
+    PfnList,
     Zone,
     zone_batchsize,
     zone_highsize,
@@ -424,7 +424,7 @@ def test_pcp_refill_equals_repeated_rmqueue_calls(seed, order, mt, count, flags)
     once a block, keeping the rmqueue mode. Both leave the same zone and pcp list."""
     bulk, calls = fragmented_zone(seed), fragmented_zone(seed)
     assert buddy_state(bulk) == buddy_state(calls)
-    lst = PcpList()
+    lst = PfnList()
     n = bulk._rmqueue_bulk(order, count, lst, mt, flags)
     state = calls.page_state_arrays()[0]
     mode = [RMQUEUE_NORMAL]
@@ -709,9 +709,9 @@ def test_a_claim_counts_every_page_of_an_lru_folio():
                               st.lists(st.integers(0, 2**31 - 1), max_size=40)),
                     max_size=120))
 def test_a_pcp_list_does_what_the_deque_it_replaced_did(ops):
-    """PcpList is the deque operations the per-CPU lists use, on a ring that doubles:
+    """PfnList is the deque operations the per-CPU lists use, on a ring that doubles:
     the same items in the same order, through growth and wrap-around."""
-    ring, model = PcpList(), deque()
+    ring, model = PfnList(), deque()
     for op, pfns in ops:
         if op in ("append", "appendleft"):
             for pfn in pfns:
