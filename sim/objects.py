@@ -919,8 +919,12 @@ class FileSystem:
     def _remove_mapping(self, pfn: int, cpu: int) -> None:
         """``__remove_mapping``: the folio leaves its file; once the mapping is empty the
         inode is shrinkable and, unused, goes on the inode LRU (``inode_add_lru``)."""
-        f = self._page_file.pop(pfn)
-        index = f.folios.pop(pfn)
+        page_file = self._page_file
+        f = page_file[pfn]
+        del page_file[pfn]  # (a compiled dict.pop is a generic call; these two are not)
+        folios = f.folios
+        index = folios[pfn]
+        del folios[pfn]
         order = self.zone.order_of(pfn)
         f.nr_cached -= 1 << order
         keys = f.xa_keys

@@ -84,7 +84,7 @@ import numpy as np
 from librt.vecs import append as vec_append
 from librt.vecs import extend as vec_extend
 from librt.vecs import vec
-from mypy_extensions import i16, i32, u8
+from mypy_extensions import i16, i32, i64, u8
 
 from sim.buddy import PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, Zone
 from sim.compaction import compact_gap
@@ -184,7 +184,9 @@ class FileLru:
         self._count = 0  # folios on the list
         self.exhausted = False  # the last shrink found nothing more it may take
         self.nr_pages = 0  # pages on the list
-        self.nr_by_order = [0] * (MAX_FOLIO_ORDER + 1)  # folios on the list, by order
+        # Folios on the list, by order (``nr_by_order`` gives the list): a typed vector,
+        # as a list of ints makes an int object at each count.
+        self._nr_by_order: vec[i64] = vec[i64]([0] * (MAX_FOLIO_ORDER + 1))
         self._size = 0  # pfns covered by the arrays below, grown on demand
         self._pos: vec[i32] = vec[i32]()  # queue position of the folio headed here, or -1
         self._owner: vec[i16] = vec[i16]()
@@ -192,6 +194,11 @@ class FileLru:
         self._ref: vec[u8] = vec[u8]()  # 1: PG_referenced, 2: activated
         self._views: tuple[Any, ...] = ()
         self._nr_pages = nr_pages  # the zone's size: the arrays' size at the first add
+
+    @property
+    def nr_by_order(self) -> list[int]:
+        """Folios on the list, by order (a new list: a copy)."""
+        return [int(n) for n in self._nr_by_order]
 
     def _grow(self, size: int) -> None:
         """Cover pfns below ``size``: at once the zone, when it was given."""
@@ -242,10 +249,10 @@ class FileLru:
         else:
             old = int(self._order[pfn])
             self.nr_pages -= 1 << old
-            self.nr_by_order[old] -= 1
+            self._nr_by_order[old] -= 1
         self._order[pfn] = order
         self.nr_pages += 1 << order
-        self.nr_by_order[order] += 1
+        self._nr_by_order[order] += 1
         self._owner[pfn] = owner
 
     def add(self, pfn: int, owner: int, order: int = 0) -> None:
@@ -274,7 +281,7 @@ class FileLru:
         self._count -= 1
         order = int(self._order[pfn])
         self.nr_pages -= 1 << order
-        self.nr_by_order[order] -= 1
+        self._nr_by_order[order] -= 1
         return int(self._owner[pfn])
 
     def migrate(self, old_pfn: int, new_pfn: int) -> None:
@@ -311,7 +318,7 @@ class FileLru:
         """
         queue, pos, ref, owners, orders = (self._queue, self._pos, self._ref, self._owner,
                                            self._order)
-        nr_by_order = self.nr_by_order
+        nr_by_order = self._nr_by_order
         limit = 2 * self.nr_pages if max_scan is None else max_scan
         # What the scan can reach: its goal, and never more than ``max_scan`` (a batch).
         want = min(nr_to_reclaim, limit) if nr_to_reclaim >= 0 else limit
