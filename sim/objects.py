@@ -232,6 +232,9 @@ def first_write_layout(size: int, max_order: int) -> list[tuple[int, int]]:
 
 
 _WRITE_LAYOUTS: dict[tuple[int, int, bool, bool], tuple[list[tuple[int, int]], int]] = {}
+# One write(2) of the whole file, by its size, for each (large_folios, shmem): an int key,
+# where the general memo hashes a tuple made for each lookup.
+_ONE_WRITE_LAYOUTS: list[dict[int, tuple[list[tuple[int, int]], int]]] = [{}, {}, {}, {}]
 
 
 def write_layout(size: int, write_size: int, large_folios: bool, shmem: bool
@@ -241,20 +244,22 @@ def write_layout(size: int, write_size: int, large_folios: bool, shmem: bool
     (sim/readahead.py ``write``), and the XArray nodes they need. Memoized (one
     write(2) by its size alone): a file system creates many files of the same sizes.
     The lists returned are shared: callers read them only."""
-    if write_size >= size:
-        write_size = size  # one write(2): the layout depends on the size alone
+    if write_size >= size:  # one write(2): the layout depends on the size alone
+        one = _ONE_WRITE_LAYOUTS[2 * large_folios + shmem]
+        known = one.get(size)
+        if known is None:
+            if len(one) >= 1 << 16:
+                one.clear()
+            direct = first_write_layout(size, readahead.MAX_PAGECACHE_ORDER if large_folios
+                                        and not shmem else 0)
+            known = one[size] = (direct, xa_nodes_for_folios(direct))
+        return known
     key = (size, write_size, large_folios, shmem)
     known = _WRITE_LAYOUTS.get(key)
     if known is not None:
         return known
     if len(_WRITE_LAYOUTS) >= 1 << 16:
         _WRITE_LAYOUTS.clear()
-    if write_size == size:
-        direct = first_write_layout(size, readahead.MAX_PAGECACHE_ORDER if large_folios
-                                    and not shmem else 0)
-        result = (direct, xa_nodes_for_folios(direct))
-        _WRITE_LAYOUTS[key] = result
-        return result
     m = readahead.Mapping(max_order=readahead.MAX_PAGECACHE_ORDER,
                           large_folios=large_folios and not shmem, shmem=shmem)
     count = [0]
