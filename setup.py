@@ -27,6 +27,17 @@ def warn(message: str) -> None:
           file=sys.stderr)
 
 
+def record_failure(reason: str, *paths: Path) -> None:
+    """A build record that says why compiling failed: pip hides this script's output,
+    so fragsim says it once when it starts (sim/native.py)."""
+    first = str(reason).strip().splitlines()[0] if str(reason).strip() else "?"
+    if len(first) > 100:
+        first = first[:100] + "..."
+    for path in paths:
+        if path.parent.is_dir():
+            path.write_text(json.dumps({"failed": first}, indent=1) + "\n")
+
+
 class OptionalBuildExt(build_ext):
     """A failed compile leaves a working pure-Python install, not a failed one."""
 
@@ -39,9 +50,8 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as err:  # a compiler error, a missing header, ...
-            RECORD_PATH.unlink(missing_ok=True)
-            built = Path(self.build_lib) / "sim" / RECORD
-            built.unlink(missing_ok=True)
+            record_failure(f"the C compiler failed: {err}", RECORD_PATH,
+                           Path(self.build_lib) / "sim" / RECORD)
             warn(f"compiling failed ({err})")
 
 
@@ -63,6 +73,8 @@ def native_extensions() -> list:
             separate=True,
         )
     except (Exception, SystemExit) as err:  # mypy missing, or refusing the source
+        record_failure(f"mypyc exited with status {err.code}" if isinstance(err, SystemExit)
+                       else f"mypyc failed: {err}", RECORD_PATH)
         warn(f"mypyc unavailable ({err})")
         return []
     RECORD_PATH.write_text(json.dumps({

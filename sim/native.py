@@ -10,8 +10,9 @@ At ``import sim``, ``select()`` picks one of the two for all of these modules at
 
 - ``FRAGSIM_PURE_PYTHON=1`` in the environment: pure Python;
 - no build record (``sim/_native_build.json``, written by setup.py when it compiles):
-  pure Python. That is an install made with ``FRAGSIM_PURE_PYTHON=1``, or one whose
-  compiler failed;
+  pure Python. That is an install made with ``FRAGSIM_PURE_PYTHON=1``;
+- a record that says compiling failed (mypyc or the C compiler, at install): pure
+  Python, with a one-line warning, since pip hides what setup.py prints;
 - a source file that differs from the one compiled (its sha256 is in the record):
   pure Python, with a one-line warning. An edited module must never be shadowed by a
   stale build; ``pip install -e .`` compiles it again.
@@ -40,6 +41,7 @@ NATIVE_MODULES = ("sim.buddy", "sim.mmzone", "sim.slab", "sim.objects", "sim.vms
 RECORD = "_native_build.json"
 PURE_ENV = "FRAGSIM_PURE_PYTHON"
 STALE = "changed since it was compiled"  # in the reason: select() warns
+FAILED = "compiling failed at install"  # in the reason: select() warns
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +74,9 @@ def choose(environ: os._Environ | dict = os.environ, record_path: Path | None = 
     record_path = record_path or Path(__file__).with_name(RECORD)
     try:
         record = json.loads(record_path.read_text())
+        if isinstance(record, dict) and "failed" in record:
+            return False, (f"{FAILED} ({record['failed']}): pure Python, slower, same "
+                           "results; `pip install -v -e .` shows why")
         digests = record["modules"]
     except (OSError, ValueError, KeyError, TypeError):
         return False, "not compiled (no build record)"
@@ -95,14 +100,21 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(name, source_path(name))
 
 
+def warning(why: str) -> str | None:
+    """The line ``select`` prints on stderr for a reason ``choose`` gave, or None: a
+    stale build or a failed compile, not a pure-Python install that was asked for."""
+    return f"fragsim: {why}" if STALE in why or FAILED in why else None
+
+
 def select() -> tuple[bool, str]:
     """Decide once per process, before any of NATIVE_MODULES is imported."""
     compiled, why = choose()
     if not compiled:
         if not any(isinstance(f, _SourceFinder) for f in sys.meta_path):
             sys.meta_path.insert(0, _SourceFinder())
-        if STALE in why and not os.environ.get("_FRAGSIM_WARNED"):
-            print(f"fragsim: {why}", file=sys.stderr)
+        line = warning(why)
+        if line and not os.environ.get("_FRAGSIM_WARNED"):
+            print(line, file=sys.stderr)
             os.environ["_FRAGSIM_WARNED"] = "1"  # once, not again in every worker
     return compiled, why
 

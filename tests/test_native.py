@@ -62,6 +62,20 @@ def test_no_record_or_a_broken_one_selects_pure_python(tmp_path):
     assert native.choose({}, tmp_path / "bad.json")[0] is False
 
 
+def test_a_compile_that_failed_at_install_is_said_once_at_run_time(tmp_path):
+    """setup.py writes {"failed": why} when mypyc or the C compiler fails (pip hides its
+    output); the run then says so, as it does for a stale build, and not for a pure
+    install that was asked for."""
+    record = tmp_path / "failed.json"
+    record.write_text(json.dumps({"failed": "the C compiler failed: no gcc"}))
+    compiled, why = native.choose({}, record)
+    assert compiled is False and why.startswith(native.FAILED)
+    assert "no gcc" in why and "pip install -v -e ." in why
+    assert native.warning(why) == f"fragsim: {why}"
+    assert native.warning(native.choose({native.PURE_ENV: "1"}, record)[1]) is None
+    assert native.warning(native.choose({}, tmp_path / "missing.json")[1]) is None
+
+
 def test_an_edited_source_is_never_shadowed_by_its_stale_build(tmp_path):
     digests = true_digests()
     digests["sim.slab"] = "0" * 64  # as if sim/slab.py changed after the compile
