@@ -30,7 +30,8 @@ def warn(message: str) -> None:
 def record_failure(reason: str, *paths: Path) -> None:
     """A build record that says why compiling failed: pip hides this script's output,
     so fragsim says it once when it starts (sim/native.py)."""
-    first = str(reason).strip().splitlines()[0] if str(reason).strip() else "?"
+    lines = reason.strip().splitlines()
+    first = lines[0] if lines else "?"
     if len(first) > 100:
         first = first[:100] + "..."
     for path in paths:

@@ -230,7 +230,7 @@ class PfnList:
     is the kernel list's head (``rmqueue_pcplist`` takes from it,
     ``free_frozen_page_commit`` adds to it) and the left end its tail
     (``free_pcppages_bulk`` takes from it, ``rmqueue_bulk`` adds to it). The ``deque``
-    operations these lists had been, on a ring in a typed vector (librt.vecs) doubled
+    operations these lists used, on a ring in a typed vector (librt.vecs) doubled
     when full, so that a page on a list is a C integer rather than an int object."""
 
     def __init__(self) -> None:
@@ -272,11 +272,6 @@ class PfnList:
         self._buf[head] = pfn
         self._head = head
         self._count += 1
-
-    def extendleft(self, pfns: list[int]) -> None:
-        """``appendleft`` each in turn (so the last ends leftmost)."""
-        for pfn in pfns:
-            self.appendleft(pfn)
 
     def pop(self) -> int:
         """From the right end: the head."""
@@ -1300,7 +1295,7 @@ class Zone(PageSpace):
             order = self._pindex_to_order(pindex)
             nr_pages = 1 << order
             while True:
-                pfn: int = lst.popleft()
+                pfn = lst.popleft()
                 count -= nr_pages
                 pcp.count -= nr_pages
                 self._free_one_page(pfn, order, int(pb_mt[pfn >> shift]), False)
@@ -1590,7 +1585,7 @@ class Zone(PageSpace):
         state = self._state
         try:
             bad = pfn < 0 or int(state[pfn]) != PG_ALLOC | order
-        except (IndexError, ValueError, OverflowError):  # ValueError: past an i64 (compiled)
+        except (IndexError, ValueError):  # compiled, a pfn past an i64 is a ValueError
             bad = True
         if bad:
             raise BadFree(self._describe_bad_free(pfn, order))

@@ -630,11 +630,8 @@ class SlabCache:
         slab.nr_free = n
         slot = int(slab.free_slots[n])
         slab.inuse += 1
-        nr_free_ids = self._nr_free_ids
-        if nr_free_ids:
-            nr_free_ids -= 1
-            self._nr_free_ids = nr_free_ids
-            oid = int(self._free_ids[nr_free_ids])
+        oid = self._pop_free_id()
+        if oid >= 0:
             self._obj_slab[oid] = slab
             self._obj_slot[oid] = slot
         else:
@@ -643,6 +640,14 @@ class SlabCache:
         self.nr_inuse += 1
         self.nr_allocs += 1
         return oid
+
+    def _pop_free_id(self) -> int:
+        """The newest freed object id, taken for reuse; -1 when there is none."""
+        n = self._nr_free_ids
+        if not n:
+            return -1
+        self._nr_free_ids = n - 1
+        return int(self._free_ids[n - 1])
 
     def _push_free_id(self, oid: int) -> None:
         """A freed object id, to be reused first."""
@@ -1288,9 +1293,8 @@ class SlabCache:
         self.stats.objects_moved += 1
         if self.rcu_free:
             # RCU readers may still see the old copy: it is freed after a grace period.
-            if self._nr_free_ids:
-                self._nr_free_ids -= 1
-                ghost = int(self._free_ids[self._nr_free_ids])
+            ghost = self._pop_free_id()
+            if ghost >= 0:
                 self._obj_slab[ghost] = src
                 self._obj_slot[ghost] = old_slot
                 self._ref[ghost] = 0

@@ -80,18 +80,11 @@ class PageSet:
         if n <= 0:
             return []
         draws: list[int] = rng.integers(0, np.arange(size, size - n, -1)).tolist()
-        held, where, shift = self.pfns, self.where, self.shift
         out = []
         for i in draws:
-            pfn = int(held[i])
-            held, popped = vec_pop(held)
-            last = int(popped)
-            if last != pfn:
-                held[i] = last
-                where[last >> shift] = i
-            where[pfn >> shift] = -1
+            pfn = int(self.pfns[i])
+            self.remove(pfn)
             out.append(pfn)
-        self.pfns = held
         return out
 
     def choice_many(self, rng: np.random.Generator, n: int) -> list[int]:

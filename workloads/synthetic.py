@@ -492,9 +492,8 @@ class Anon(Workload):
 
     def _free_pgtables(self) -> None:
         """``free_pgtables`` at exit: every page table left, lowest range first."""
-        for r, pfn in enumerate(self._pgtable):
-            if pfn >= 0:
-                self._pte_free(r)
+        for r in range(len(self._pgtable)):
+            self._pte_free(r)
         if self.vma is not None:
             self.vma.free_pgtables()
         m = self.machine
