@@ -125,9 +125,15 @@ copies); fs/ext4/super.c ``ext4_clear_inode``; a 6.18 fs/inode.c (``alloc_inode`
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Final
+
+from librt.vecs import append as vec_append
+from librt.vecs import extend as vec_extend
+from librt.vecs import vec
+from mypy_extensions import i32
 
 from sim import readahead
 from sim.buddy import OWNER_MOVABLE, PageSpace
@@ -198,12 +204,14 @@ def _xa_height(top: int) -> int:
     return height
 
 
-def xa_node_keys(index: int, order: int, top: int) -> set[tuple[int, int]]:
-    """The XArray nodes, as (level, index >> shift), a folio (index, order) needs in a
-    tree whose last index is ``top``: one per level from the level its entry is stored
-    at up to the root (none when ``top`` is 0: one page, in ``xa_head``)."""
-    return {(level, index >> (XA_CHUNK_SHIFT * (level + 1)))
-            for level in range(order // XA_CHUNK_SHIFT, _xa_height(top) + 1)}
+def xa_node_keys(index: int, order: int, top: int) -> list[int]:
+    """The XArray nodes a folio (index, order) needs in a tree whose last index is
+    ``top``: one per level from the level its entry is stored at up to the root (none
+    when ``top`` is 0: one page, in ``xa_head``). Each is one int, ``(index >> shift)
+    << 3 | level`` (levels are below 8: 6 bits each cover an index of 42 bits), so a
+    file's count of them is keyed without a tuple."""
+    return [(index >> (XA_CHUNK_SHIFT * (level + 1))) << 3 | level
+            for level in range(order // XA_CHUNK_SHIFT, _xa_height(top) + 1)]
 
 
 def first_write_layout(size: int, max_order: int) -> list[tuple[int, int]]:
@@ -300,26 +308,35 @@ class FsStats:
 class File:
     """One file: its in-memory objects (-1 when not cached) and state.
 
+    Its cached folios are two typed vectors, in the order they were added: the head
+    pfn (-1 once the folio has left) and the file index it holds; the file system's
+    per-pfn vectors give each head pfn's file and position (``page->mapping`` and, here,
+    the position rather than ``page->index``). A folio's order is the zone's.
+
     A plain class rather than a dataclass: mypyc compiles this ``__init__``, where a
     dataclass's would be generated, interpreted code (one call per file created).
     """
 
-    __slots__ = ("fid", "nr_pages", "dentry", "inode", "folios", "nr_cached", "xa_nodes",
-                 "xa_keys", "xa_top", "open_count", "linked", "mapping", "lsm", "extents")
+    __slots__ = ("fid", "nr_pages", "dentry", "inode", "_pfns", "_index", "nr_folios",
+                 "slot", "nr_cached", "xa_nodes", "xa_keys", "xa_top", "open_count",
+                 "linked", "mapping", "lsm", "extents")
 
     def __init__(self, fid: int, nr_pages: int) -> None:
         self.fid = fid
         self.nr_pages = nr_pages  # the file's size in pages (i_size)
         self.dentry = -1
         self.inode = -1
-        # Cached folios: head pfn -> the file index it holds (its order is the zone's).
-        self.folios: dict[int, int] = {}
+        # Cached folios, in the order added: head pfn (-1: gone since) and file index.
+        self._pfns: vec[i32] = vec[i32]()
+        self._index: vec[i32] = vec[i32]()
+        self.nr_folios = 0  # live entries of _pfns
+        self.slot = -1  # this file's slot in its file system's table while it has folios
         self.nr_cached = 0  # pages in those folios (mapping->nrpages)
         self.xa_nodes: list[int] = []
-        # (level, index >> shift) of every XArray node the cached folios need, with the
-        # number of folios that need it; kept for files that folios are added to one at
-        # a time (add_folio).
-        self.xa_keys: dict[tuple[int, int], int] | None = None
+        # The XArray nodes the cached folios need, each as ``xa_node_key`` (level and
+        # index >> shift in one int), with the number of folios that need it; kept for
+        # files that folios are added to one at a time (add_folio).
+        self.xa_keys: dict[int, int] | None = None
         self.xa_top = 0  # the last index those folios cover (decides the tree's height)
         self.open_count = 0
         self.linked = True
@@ -329,9 +346,17 @@ class File:
         self.extents: list[int] | None = None
 
     @property
+    def folios(self) -> dict[int, int]:
+        """The cached folios, head pfn -> file index, in the order they were added (a
+        new dict: a copy)."""
+        pfns = self._pfns
+        index = self._index
+        return {int(pfns[k]): int(index[k]) for k in range(len(pfns)) if int(pfns[k]) >= 0}
+
+    @property
     def pages(self) -> list[int]:
         """The cached folios' head pfns, in the order they were added."""
-        return list(self.folios)
+        return [int(pfn) for pfn in self._pfns if int(pfn) >= 0]
 
     def __repr__(self) -> str:
         return (f"File(fid={self.fid}, nr_pages={self.nr_pages}, dentry={self.dentry}, "
@@ -457,7 +482,15 @@ class FileSystem:
         self._by_dentry = ByOid()  # dentry id -> File
         self._by_inode = ByOid()  # inode id -> File
         self._by_extent = ByOid()  # extent_status id -> File
-        self._page_file: dict[int, File] = {}  # folio head pfn -> file
+        # The page cache's tables, as the kernel's ``page->mapping``: per pfn (typed
+        # vectors over the zone, grown on demand), the slot of the file whose folio is
+        # headed there (-1: none) and the folio's position in that file's list; the
+        # slots hold the files that have page cache, reused once one has none.
+        self._page_slot: vec[i32] = vec[i32]()
+        self._page_pos: vec[i32] = vec[i32]()
+        self._page_size = 0  # pfns those vectors cover
+        self._slots: list[File | None] = []
+        self._free_slots: list[int] = []
         # The file LRU a disk file system's folios go on (sim/vmscan.py FileLru) and
         # this file system's owner id there; set by ``attach_lru``.
         self.lru: FileLru | None = None
@@ -557,9 +590,8 @@ class FileSystem:
     def _add_folio(self, f: File, pfn: int, index: int, order: int) -> None:
         """``filemap_add_folio``: in the mapping and, on a disk file system, on the
         file LRU as the newest (``folio_add_lru``)."""
-        f.folios[pfn] = index
+        self._page_cache_add(f, pfn, index)
         f.nr_cached += 1 << order
-        self._page_file[pfn] = f
         if self.lru is not None:
             self.lru.add(pfn, self.lru_owner, order)
 
@@ -573,9 +605,13 @@ class FileSystem:
         if keys is None or _xa_height(top) != _xa_height(f.xa_top):
             # The tree grows a level (rare): every folio's path, from scratch.
             keys = {}
-            for p, i in f.folios.items():
-                for key in xa_node_keys(i, self.zone.order_of(p), top):
-                    keys[key] = keys.get(key, 0) + 1
+            pfns = f._pfns
+            indexes = f._index
+            for k in range(len(pfns)):
+                p = int(pfns[k])
+                if p >= 0:
+                    for key in xa_node_keys(int(indexes[k]), self.zone.order_of(p), top):
+                        keys[key] = keys.get(key, 0) + 1
         new = xa_node_keys(index, order, top)
         want = len(keys) + sum(1 for key in new if key not in keys)
         f.xa_keys = keys
@@ -586,6 +622,66 @@ class FileSystem:
             keys[key] = keys.get(key, 0) + 1
         self._add_folio(f, pfn, index, order)
         return True
+
+    def read(self, fid: int, pos: int, count: int, alloc: Callable[[int], int | None],
+             alloc_fallback: Callable[[int], int | None],
+             free: Callable[[int, int, int], object], allocated_by_order: list[int],
+             cpu: int = 0) -> tuple[int, bool]:
+        """One read(2) of ``count`` bytes at byte ``pos`` of file ``fid``, which has a
+        Mapping (``filemap_read``): the folios sim/readahead.py allocates (``alloc``,
+        ``alloc_fallback``: the readahead and ``filemap_create_folio`` allocations) go
+        into the file with the XArray nodes they need, one that gets none is freed
+        again (``free(pfn, order, cpu)``), and the folios read are marked accessed
+        (``mark_read``). Counts each folio kept in ``allocated_by_order``; returns the
+        pages newly cached and whether the page at ``pos`` is cached after it (False:
+        -ENOMEM, not even the page being read)."""
+        f = self.files[fid]
+        mapping = f.mapping
+        assert mapping is not None
+        prev_pos = mapping.ra.prev_pos
+        before = mapping.nr_cached
+        for index, order, pfn in readahead.read(mapping, pos, count, alloc,
+                                                alloc_fallback=alloc_fallback):
+            if self.add_folio(fid, pfn, index, order, cpu):
+                allocated_by_order[order] += 1
+            else:  # no XArray node for it: the folio is dropped again
+                mapping.remove(index)
+                free(pfn, order, cpu)
+        read = mapping.nr_cached - before
+        if self.lru is not None:
+            self.mark_read(mapping, pos, count, prev_pos)
+        return read, mapping.shmem or mapping.lookup(pos >> readahead.PAGE_SHIFT) >= 0
+
+    def mark_read(self, mapping: readahead.Mapping, pos: int, count: int,
+                  prev_pos: int) -> None:
+        """``filemap_read``'s ``folio_mark_accessed`` of the folios it copies from: each
+        folio of [pos, pos + count) once, the first one only if the previous read did
+        not end in it ("When a read accesses the same folio several times, only mark it
+        as accessed the first time": ``pos_same_folio(iocb->ki_pos, last_pos - 1)``). A
+        sequential stream so marks each folio once (PG_referenced: no protection from
+        reclaim); a later read of it activates it."""
+        lru = self.lru
+        assert lru is not None
+        end = min(pos + count, mapping.i_size)
+        if end <= pos:
+            return
+        page_shift = readahead.PAGE_SHIFT
+        index = pos >> page_shift
+        last = (end - 1) >> page_shift
+        first = True
+        while index <= last:
+            head = mapping.lookup(index)
+            if head < 0:
+                index += 1
+                first = False
+                continue
+            order = mapping.folio_order(head)
+            if not (first and prev_pos > 0
+                    and (pos >> (page_shift + order))
+                    == ((prev_pos - 1) >> (page_shift + order))):
+                lru.mark_accessed(mapping.handle_of(head))
+            first = False
+            index = head + (1 << order)
 
     def _write_fallback(self, got: list[tuple[int, int, int]], refused: tuple[int, int],
                         size: int, chunk: int, shmem: bool, cpu: int) -> bool:
@@ -896,17 +992,25 @@ class FileSystem:
         off the LRU and freed, then the XArray nodes. Returns pages."""
         zone = self.zone
         lru = self.lru
-        page_file = self._page_file
-        for pfn in f.folios:
+        page_slot = self._page_slot  # (no call below grows it)
+        pfns = f._pfns
+        for k in range(len(pfns)):
+            pfn = int(pfns[k])
+            if pfn < 0:
+                continue
             if lru is not None and pfn in lru:
                 lru.remove(pfn)
             zone.free(pfn, zone.order_of(pfn), cpu)
-            del page_file[pfn]
+            page_slot[pfn] = -1
         pages = f.nr_cached
-        if f.mapping is not None:
-            for index in f.folios.values():
-                f.mapping.remove(index)
-        f.folios = {}
+        mapping = f.mapping
+        if mapping is not None:
+            indexes = f._index
+            for k in range(len(pfns)):
+                if int(pfns[k]) >= 0:
+                    mapping.remove(int(indexes[k]))
+        if f.slot >= 0:
+            self._release_slot(f)
         f.nr_cached = 0
         self._free_xa_nodes(f, cpu)
         return pages
@@ -924,12 +1028,8 @@ class FileSystem:
     def _remove_mapping(self, pfn: int, cpu: int) -> None:
         """``__remove_mapping``: the folio leaves its file; once the mapping is empty the
         inode is shrinkable and, unused, goes on the inode LRU (``inode_add_lru``)."""
-        page_file = self._page_file
-        f = page_file[pfn]
-        del page_file[pfn]  # (a compiled dict.pop is a generic call; these two are not)
-        folios = f.folios
-        index = folios[pfn]
-        del folios[pfn]
+        f = self._file_of(pfn)
+        index = self._page_cache_del(f, pfn)
         order = self.zone.order_of(pfn)
         f.nr_cached -= 1 << order
         keys = f.xa_keys
@@ -949,6 +1049,89 @@ class FileSystem:
             if f.inode >= 0 and f.linked:
                 self._inode_add_lru(f)
 
+    # ------------------------------------------------------------------ page tables
+
+    def _file_of(self, pfn: int) -> File:
+        """The file whose folio is headed at ``pfn`` (KeyError: none of ours)."""
+        if not self.holds_page(pfn):
+            raise KeyError(pfn)
+        f = self._slots[int(self._page_slot[pfn])]
+        assert f is not None
+        return f
+
+    def _page_cache_add(self, f: File, pfn: int, index: int) -> None:
+        """The folio headed at ``pfn``, holding file index ``index``, is ``f``'s newest."""
+        if pfn >= self._page_size:
+            self._page_cache_grow(pfn + 1)
+        slot = f.slot
+        if slot < 0:
+            if self._free_slots:
+                slot = self._free_slots.pop()
+                self._slots[slot] = f
+            else:
+                slot = len(self._slots)
+                self._slots.append(f)
+            f.slot = slot
+        self._page_slot[pfn] = slot
+        self._page_pos[pfn] = int(len(f._pfns))
+        f._pfns = vec_append(f._pfns, pfn)
+        f._index = vec_append(f._index, index)
+        f.nr_folios += 1
+
+    def _page_cache_del(self, f: File, pfn: int) -> int:
+        """The folio headed at ``pfn`` leaves ``f``'s list; returns its file index."""
+        pos = int(self._page_pos[pfn])
+        index = int(f._index[pos])
+        f._pfns[pos] = -1
+        self._page_slot[pfn] = -1
+        f.nr_folios -= 1
+        if not f.nr_folios:
+            self._release_slot(f)
+        else:
+            self._compact_folios(f)
+        return index
+
+    def _release_slot(self, f: File) -> None:
+        """``f`` has no folio left: its lists emptied, its slot free for another."""
+        f._pfns = vec[i32]()
+        f._index = vec[i32]()
+        f.nr_folios = 0
+        self._slots[f.slot] = None
+        self._free_slots.append(f.slot)
+        f.slot = -1
+
+    def _compact_folios(self, f: File) -> None:
+        """Drop the entries of folios that left, once they are most of ``f``'s list,
+        keeping the order of the rest (so a whole file's drop costs its folios)."""
+        pfns = f._pfns
+        if len(pfns) < 16 or 2 * f.nr_folios >= len(pfns):
+            return
+        indexes = f._index
+        new_pfns: vec[i32] = vec[i32](capacity=f.nr_folios)
+        new_indexes: vec[i32] = vec[i32](capacity=f.nr_folios)
+        page_pos = self._page_pos
+        for k in range(len(pfns)):
+            pfn = int(pfns[k])
+            if pfn >= 0:
+                page_pos[pfn] = int(len(new_pfns))
+                new_pfns = vec_append(new_pfns, pfn)
+                new_indexes = vec_append(new_indexes, int(indexes[k]))
+        f._pfns = new_pfns
+        f._index = new_indexes
+
+    def _page_cache_grow(self, size: int) -> None:
+        """Cover pfns below ``size`` (the whole zone at the first folio)."""
+        size = max(size, 2 * self._page_size, self.zone.end_pfn)
+        extra = size - self._page_size
+        none = array("i", [-1]) * extra
+        if not self._page_size:  # the first: exactly the zone, no spare capacity
+            self._page_slot = vec[i32](none, capacity=size)
+            self._page_pos = vec[i32](none, capacity=size)
+        else:
+            self._page_slot = vec_extend(self._page_slot, none)
+            self._page_pos = vec_extend(self._page_pos, none)
+        self._page_size = size
+
     def _forget_dentry(self, f: File) -> None:
         self._by_dentry.discard(f.dentry)
         self._dentry_owner.by_oid.discard(f.dentry)
@@ -967,21 +1150,25 @@ class FileSystem:
 
     def holds_page(self, pfn: int) -> bool:
         """Whether ``pfn`` heads one of this file system's page-cache folios."""
-        return pfn in self._page_file
+        return 0 <= pfn < self._page_size and int(self._page_slot[pfn]) >= 0
 
     def migrate_page(self, old_pfn: int, new_pfn: int) -> bool:
         """Re-point a page-cache page that compaction moved; False if not ours."""
-        f = self._page_file.pop(old_pfn, None)
-        if f is None:
+        if not self.holds_page(old_pfn):
             return False
-        index = f.folios.pop(old_pfn)
-        f.folios[new_pfn] = index
-        self._page_file[new_pfn] = f
+        f = self._file_of(old_pfn)
+        # Out of the file's list and in again as its newest, in one step: a file whose
+        # only folio moves keeps its slot.
+        pos = int(self._page_pos[old_pfn])
+        index = int(f._index[pos])
+        f._pfns[pos] = -1
+        self._page_slot[old_pfn] = -1
+        f.nr_folios -= 1
+        self._page_cache_add(f, new_pfn, index)
+        self._compact_folios(f)
         m = f.mapping
         if m is not None:  # the mapping's slot now points at the new folio
-            marked = m.test_readahead(index)
-            order, _ = m.remove(index)
-            m.insert(index, order, new_pfn, marked)
+            m.set_handle(index, new_pfn)
         return True
 
     # ------------------------------------------------------------------ ObjectOwner

@@ -4,7 +4,7 @@ mm/readahead.c and the folio-order parts of mm/filemap.c.
 Pure and synchronous: it knows nothing of SimPy, the zone or the rest of fragsim. The
 page allocator is a callback, ``alloc(order) -> handle or None``, called once per folio
 in the order the kernel calls ``filemap_alloc_folio``; ``None`` is a failed allocation,
-and the handle (a pfn, say) is opaque here and handed back.
+and the handle, an int >= 0 (a pfn, say), is opaque here and handed back.
 
 API
 ---
@@ -144,6 +144,10 @@ Departures
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Final
+
+from librt.vecs import vec
+from mypy_extensions import i32
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -164,10 +168,14 @@ _ULONG_MASK = (1 << 64) - 1
 # answers "is anything cached in this range?" at once. An aligned folio never crosses
 # such a block.
 _BLOCK_SHIFT = MAX_PAGECACHE_ORDER
+# A Mapping's entry for a folio: its order in the low 4 bits, PG_readahead, the handle.
+_ORDER_MASK: Final = 0xF
+_PG_READAHEAD: Final = 0x10
+_HANDLE_SHIFT: Final = 5
 
-Alloc = Callable[[int], object | None]
-Free = Callable[[object, int], None]  # (handle, order)
-Folio = tuple[int, int, object]  # (head index, order, handle)
+Alloc = Callable[[int], int | None]
+Free = Callable[[int, int], None]  # (handle, order)
+Folio = tuple[int, int, int]  # (head index, order, handle)
 
 # The gfp flags of each path, as mm_page_alloc prints them on 6.18 for an ext4 file
 # (mapping gfp GFP_HIGHUSER_MOVABLE). filemap_alloc_folio -> folio_alloc adds __GFP_COMP
@@ -249,7 +257,7 @@ class Mapping:
     is a multiple of ``2**o``."""
 
     __slots__ = ("i_size", "min_order", "max_order", "ra_pages", "io_pages", "shmem",
-                 "ra", "nr_cached", "_order", "_handle", "_readahead", "_block_pages")
+                 "ra", "nr_cached", "_folio", "_nr_by_order", "_block_pages")
 
     def __init__(self, nr_pages: int = 0, *, i_size: int | None = None,
                  min_order: int = 0, max_order: int = MAX_PAGECACHE_ORDER,
@@ -274,9 +282,11 @@ class Mapping:
         self.shmem = shmem
         self.ra = FileRaState(ra_pages)
         self.nr_cached = 0
-        self._order: dict[int, int] = {}
-        self._handle: dict[int, object] = {}
-        self._readahead: set[int] = set()
+        # Cached folios: head index -> handle << _HANDLE_SHIFT | PG_readahead << 4 |
+        # order, one int (the XArray's one entry per folio); handles are ints >= 0.
+        self._folio: dict[int, int] = {}
+        # Folios by order: ``lookup`` and ``range_cached`` try only the orders cached.
+        self._nr_by_order: vec[i32] = vec[i32]([0] * (MAX_PAGECACHE_ORDER + 1))
         self._block_pages: dict[int, int] = {}
 
     @property
@@ -296,7 +306,7 @@ class Mapping:
     def __repr__(self) -> str:
         return (f"Mapping(i_size={self.i_size}, orders={self.min_order}..{self.max_order}, "
                 f"ra_pages={self.ra_pages}, io_pages={self.io_pages}, "
-                f"folios={len(self._order)}, pages={self.nr_cached})")
+                f"folios={len(self._folio)}, pages={self.nr_cached})")
 
     # ---------------------------------------------------------------- the cache
 
@@ -304,54 +314,68 @@ class Mapping:
         """Head index of the folio holding page ``index``, or -1 (``xa_load``).
 
         A folio of order o holding ``index`` starts at ``index`` with its low o bits
-        cleared, so it is found by one look-up per order."""
-        order_of = self._order
+        cleared, so it is found by one look-up per order cached."""
         if not self._block_pages.get(index >> _BLOCK_SHIFT):
             return -1
+        folio = self._folio
+        nr_by_order = self._nr_by_order
         for order in range(self.max_order + 1):
+            if not nr_by_order[order]:
+                continue
             head = index & ~((1 << order) - 1)
-            head_order = order_of.get(head)
-            if head_order is not None and head_order >= order:
+            entry = folio.get(head)
+            if entry is not None and entry & _ORDER_MASK >= order:
                 return head
         return -1
 
     def range_cached(self, index: int, nr_pages: int) -> bool:
         """True if any page of [index, index + nr_pages) is cached. The range must be
-        aligned to a power of two no larger than 2**MAX_PAGECACHE_ORDER."""
+        aligned to a power of two no larger than 2**MAX_PAGECACHE_ORDER: a folio in it
+        holds ``index`` or starts inside it, at a multiple of its own size, so only
+        those multiples of the smallest order cached are looked at."""
         if not self._block_pages.get(index >> _BLOCK_SHIFT):
             return False
         if self.lookup(index) != -1:
             return True
-        order_of = self._order
-        for i in range(index + 1, index + nr_pages):  # noqa: SIM110 (no generator per call)
-            if i in order_of:
+        nr_by_order = self._nr_by_order
+        step = 1
+        for order in range(self.max_order + 1):
+            if nr_by_order[order]:
+                step = 1 << order
+                break
+        folio = self._folio
+        for i in range(index + step, index + nr_pages, step):  # noqa: SIM110 (no generator)
+            if i in folio:
                 return True
         return False
 
-    def insert(self, index: int, order: int, handle: object, readahead: bool = False) -> None:
+    def insert(self, index: int, order: int, handle: int, readahead: bool = False) -> None:
         """Add a folio (``filemap_add_folio``). It must be aligned and overlap none."""
         if index < 0 or order < 0 or index & ((1 << order) - 1):
             raise ValueError(f"a folio of order {order} cannot start at index {index}")
         if not self.min_order <= order <= self.max_order:
             raise ValueError(f"order {order} is outside this mapping's folio orders "
                              f"{self.min_order}..{self.max_order}")
+        if handle < 0:
+            raise ValueError(f"expected a handle >= 0, got {handle}")
         if self.range_cached(index, 1 << order):
             raise ValueError(f"[{index}, {index + (1 << order)}) overlaps a cached folio")
-        self._order[index] = order
-        self._handle[index] = handle
-        if readahead:
-            self._readahead.add(index)
+        flags = _PG_READAHEAD if readahead else 0
+        self._folio[index] = handle << _HANDLE_SHIFT | flags | order
+        self._nr_by_order[order] += 1
         block = index >> _BLOCK_SHIFT
         self._block_pages[block] = self._block_pages.get(block, 0) + (1 << order)
         self.nr_cached += 1 << order
 
-    def remove(self, index: int) -> tuple[int, object]:
+    def remove(self, index: int) -> tuple[int, int]:
         """Evict the folio whose head is ``index``; return its (order, handle)."""
-        order = self._order.pop(index, None)
-        if order is None:
+        folio = self._folio
+        if index not in folio:
             raise KeyError(f"no folio starts at index {index}")
-        handle = self._handle.pop(index)
-        self._readahead.discard(index)
+        entry = folio[index]
+        del folio[index]  # (a compiled dict.pop is a generic call; these two are not)
+        order = entry & _ORDER_MASK
+        self._nr_by_order[order] -= 1
         block = index >> _BLOCK_SHIFT
         left = self._block_pages[block] - (1 << order)
         if left:
@@ -359,26 +383,47 @@ class Mapping:
         else:
             del self._block_pages[block]
         self.nr_cached -= 1 << order
-        return order, handle
+        return order, entry >> _HANDLE_SHIFT
 
     def folios(self) -> Iterator[Folio]:
         """Every cached folio as (head index, order, handle), in index order."""
-        for index in sorted(self._order):
-            yield index, self._order[index], self._handle[index]
+        folio = self._folio
+        for index in sorted(folio):
+            entry = folio[index]
+            yield index, entry & _ORDER_MASK, entry >> _HANDLE_SHIFT
 
     def folio_order(self, head: int) -> int:
-        return self._order[head]
+        return self._folio[head] & _ORDER_MASK
 
-    def handle_of(self, head: int) -> object:
+    def order_or_none(self, head: int) -> int:
+        """The order of the folio whose head is ``head``, or -1 when none is."""
+        entry = self._folio.get(head)
+        return -1 if entry is None else entry & _ORDER_MASK
+
+    def handle_of(self, head: int) -> int:
         """The handle (the caller's pfn) of the folio whose head is ``head``."""
-        return self._handle[head]
+        return self._folio[head] >> _HANDLE_SHIFT
+
+    def set_handle(self, head: int, handle: int) -> None:
+        """The folio whose head is ``head`` now has ``handle`` (compaction moved it)."""
+        if handle < 0:
+            raise ValueError(f"expected a handle >= 0, got {handle}")
+        entry = self._folio[head]
+        self._folio[head] = handle << _HANDLE_SHIFT | entry & ((1 << _HANDLE_SHIFT) - 1)
 
     def test_readahead(self, head: int) -> bool:
         """``folio_test_readahead`` of the folio whose head is ``head``."""
-        return head in self._readahead
+        entry = self._folio.get(head)
+        return entry is not None and bool(entry & _PG_READAHEAD)
+
+    def clear_readahead(self, head: int) -> None:
+        """``folio_clear_readahead`` of the folio whose head is ``head``."""
+        entry = self._folio.get(head)
+        if entry is not None and entry & _PG_READAHEAD:
+            self._folio[head] = entry & ~_PG_READAHEAD
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self._folio)
 
 
 # -------------------------------------------------------------------- fadvise
@@ -584,7 +629,7 @@ class _Readahead:
         ra = m.ra
         if not ra.ra_pages:  # no readahead
             return
-        m._readahead.discard(index)  # folio_clear_readahead
+        m.clear_readahead(index)  # folio_clear_readahead
         max_pages = self.ractl_max_pages(req_count)
         nr = 1 << m.folio_order(index)
         expected = (ra.start + ra.size - ra.async_size) & ~(nr - 1)
@@ -684,9 +729,9 @@ def _get_read_batch(mapping: Mapping, index: int, max_index: int) -> list[int]:
     head = mapping.lookup(index)
     while head != -1:
         batch.append(head)
-        if len(batch) == PAGEVEC_SIZE or head in mapping._readahead:
+        if len(batch) == PAGEVEC_SIZE or mapping.test_readahead(head):
             break
-        index = head + (1 << mapping._order[head])
+        index = head + (1 << mapping.folio_order(head))
         if index > max_index:
             break
         head = mapping.lookup(index)
@@ -730,15 +775,15 @@ def read(mapping: Mapping, pos: int, count: int, alloc: Alloc, *,
                 break  # -ENOMEM
             batch = [mapping.lookup(index)]
         last = batch[-1]
-        if last in mapping._readahead:
+        if mapping.test_readahead(last):
             ractl.page_cache_async_ra(last, last_index - last)
         end_offset = min(mapping.i_size, end)
         for head in batch:
             folio_pos = head << PAGE_SHIFT
             if end_offset < folio_pos:
                 break
-            order = mapping._order.get(head)
-            if order is None:
+            order = mapping.order_or_none(head)
+            if order < 0:
                 # Reclaimed by an allocation this read made (see Departures): the
                 # next pass reads it again.
                 break
@@ -799,7 +844,7 @@ def write(mapping: Mapping, pos: int, count: int, alloc: Alloc, *,
         head = _write_begin(mapping, pos, nbytes, alloc, free, allocated)
         if head == -1:
             break  # -ENOMEM: a short write
-        folio_end = (head << PAGE_SHIFT) + (PAGE_SIZE << mapping._order[head])
+        folio_end = (head << PAGE_SHIFT) + (PAGE_SIZE << mapping.folio_order(head))
         nbytes = min(nbytes, folio_end - pos)
         pos += nbytes
         left -= nbytes

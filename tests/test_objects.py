@@ -1,10 +1,11 @@
 """Files as dentry -> inode -> page cache / XArray nodes, with tmpfs and disk pinning."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sim.buddy import OWNER_MOVABLE, Zone
+from sim.migratetype import MIGRATE_MOVABLE
 from sim.objects import FileSystem, xa_nodes_for, xa_nodes_for_folios
 from sim.slab import F_LRU, SlabCaches
 from sim.vmscan import FileLru
@@ -320,3 +321,52 @@ def test_by_oid_maps_ids_like_a_dict_of_ids_at_or_above_zero():
     assert m.get(2) is None
     with pytest.raises(ValueError):
         m[-1] = "minus one"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["add", "add", "evict", "migrate", "unlink"]),
+                          st.integers(0, 2), st.integers(0, 1000)), max_size=80))
+@example([("add", 0, 0), ("add", 0, 0), ("add", 0, 0), ("migrate", 0, 0), ("evict", 0, 1),
+          ("add", 0, 0), ("unlink", 0, 0), ("add", 1, 0)])
+def test_the_page_cache_tables_keep_each_files_folios_in_the_order_added(script):
+    """The per-pfn tables (``page->mapping``) and each file's folio list against a dict
+    per file: a folio added goes last, one evicted leaves, one compaction moved goes
+    last under its new pfn (a dict's pop and insert), and a deleted file's are freed."""
+    zone, caches, fs = make_fs()
+    fids = [fs.create(0) for _ in range(3)]
+    model = {fid: {} for fid in fids}  # head pfn -> file index, in insertion order
+    next_index = dict.fromkeys(fids, 0)
+    for op, k, r in script:
+        fid = fids[k]
+        if fid not in fs.files:
+            continue
+        folios = model[fid]
+        if op == "add":
+            pfn = zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE)
+            assert fs.add_folio(fid, pfn, next_index[fid], 0)
+            folios[pfn] = next_index[fid]
+            next_index[fid] += 1
+        elif op == "evict" and folios:
+            pfn = list(folios)[r % len(folios)]
+            fs.lru.remove(pfn)
+            fs.evict_folio(pfn)
+            del folios[pfn]
+            assert not fs.holds_page(pfn) and not zone.is_allocated(pfn)
+        elif op == "migrate" and folios:
+            old = list(folios)[r % len(folios)]
+            new = zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE)
+            fs.lru.migrate(old, new)
+            assert fs.migrate_page(old, new)
+            zone.free(old, 0, 0)
+            folios[new] = folios.pop(old)
+        elif op == "unlink":
+            fs.unlink(fid)
+            assert not any(fs.holds_page(pfn) or zone.is_allocated(pfn) for pfn in folios)
+            model[fid] = {}
+        for fid2, want in model.items():
+            if fid2 in fs.files:
+                f = fs.files[fid2]
+                assert list(f.folios.items()) == list(want.items())
+                assert f.pages == list(want) and f.nr_cached == len(want)
+        assert all(fs.holds_page(pfn) for want in model.values() for pfn in want)
+    assert fs.lru.nr_pages == sum(len(want) for want in model.values())

@@ -468,34 +468,51 @@ def test_folios_never_overlap_are_aligned_and_cover_what_was_read_or_written(
 @given(inserts=st.lists(st.tuples(st.integers(0, 2047), st.integers(0, 9)), max_size=40),
        removes=st.lists(st.integers(0, 39), max_size=20))
 def test_lookup_finds_the_folio_holding_every_page(inserts, removes):
+    """lookup, range_cached (which looks only at the orders cached), the handles, the
+    PG_readahead bits and ``set_handle`` against a page-by-page model."""
     m = Mapping(i_size=8 * MiB)
     heads = []
     for index, order in inserts:
         index &= ~((1 << order) - 1)
         if not m.range_cached(index, 1 << order):
-            m.insert(index, order, object())
+            m.insert(index, order, len(heads), readahead=index % 3 == 0)
             heads.append(index)
     for r in removes:
         if r < len(heads) and heads[r] is not None:
-            m.remove(heads[r])
+            assert m.remove(heads[r])[1] == r
             heads[r] = None
     owner = {}
-    for index, order, _ in m.folios():
+    for index, order, handle in m.folios():
+        assert heads[handle] == index
         for i in range(index, index + (1 << order)):
             owner[i] = index
     assert all(m.lookup(i) == owner.get(i, -1) for i in range(2048))
     assert m.nr_cached == len(owner)
+    for order in range(10):
+        n = 1 << order
+        for start in range(0, 2048, n):
+            assert m.range_cached(start, n) == any(i in owner for i in range(start, start + n))
+    for handle, head in enumerate(heads):
+        if head is not None:
+            assert m.test_readahead(head) == (head % 3 == 0)
+            m.set_handle(head, handle + 1000)  # compaction moved it: the bit stays
+            assert m.handle_of(head) == handle + 1000
+            assert m.test_readahead(head) == (head % 3 == 0)
+            m.clear_readahead(head)
+            assert not m.test_readahead(head) and m.handle_of(head) == handle + 1000
 
 
 def test_insert_refuses_overlapping_or_misaligned_folios():
     m = Mapping(i_size=MiB)
-    m.insert(8, 3, "a")
+    m.insert(8, 3, 1)
     with pytest.raises(ValueError):
-        m.insert(12, 2, "b")
+        m.insert(12, 2, 2)
     with pytest.raises(ValueError):
-        m.insert(0, 4, "c")
+        m.insert(0, 4, 3)
     with pytest.raises(ValueError):
-        m.insert(2, 2, "d")
+        m.insert(2, 2, 4)
     with pytest.raises(ValueError):
-        Mapping(large_folios=False).insert(0, 1, "e")
-    assert m.remove(8) == (3, "a") and len(m) == 0
+        Mapping(large_folios=False).insert(0, 1, 5)
+    with pytest.raises(ValueError):
+        m.insert(0, 0, -1)  # a handle is an int >= 0 (a pfn)
+    assert m.remove(8) == (3, 1) and len(m) == 0

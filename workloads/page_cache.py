@@ -162,13 +162,8 @@ class PageCache(Workload):
         return fid
 
     def _read_one(self, fid: int, pos: int, count: int, cpu: int) -> None:
-        """One read(2): missing folios read ahead, then the folios read marked accessed
-        (``_mark_read``)."""
-        fsys = self.fsys
-        f = fsys.files[fid]
-        mapping = f.mapping
-        lru = fsys.lru
-        prev_pos = mapping.ra.prev_pos
+        """One read(2) (sim/objects.py ``FileSystem.read``): missing folios read ahead,
+        then the folios read marked accessed."""
         alloc_pages = self.machine.page_alloc.alloc_pages
 
         def alloc(order: int) -> int | None:
@@ -177,47 +172,11 @@ class PageCache(Workload):
         def alloc_fallback(order: int) -> int | None:
             return alloc_pages(order, GFP_HIGHUSER_MOVABLE, cpu, OWNER_MOVABLE)
 
-        before = mapping.nr_cached
-        got = readahead.read(mapping, pos, count, alloc, alloc_fallback=alloc_fallback)
-        for index, order, pfn in got:
-            if fsys.add_folio(fid, pfn, index, order, cpu):
-                self.allocated_by_order[order] += 1
-            else:  # no XArray node for it: the folio is dropped again
-                mapping.remove(index)
-                self.machine.free_pages(pfn, order, cpu)
-        self.read += mapping.nr_cached - before
-        if lru is not None:
-            self._mark_read(mapping, lru, pos, count, prev_pos)
-        if not mapping.shmem and mapping.lookup(pos >> readahead.PAGE_SHIFT) < 0:
+        read, ok = self.fsys.read(fid, pos, count, alloc, alloc_fallback,
+                                  self.machine.free_pages, self.allocated_by_order, cpu)
+        self.read += read
+        if not ok:
             self.failed += 1  # -ENOMEM: not even the page being read
-
-    @staticmethod
-    def _mark_read(mapping, lru, pos: int, count: int, prev_pos: int) -> None:
-        """``filemap_read``'s ``folio_mark_accessed`` of the folios it copies from: each
-        folio of [pos, pos + count) once, the first one only if the previous read did
-        not end in it ("When a read accesses the same folio several times, only mark it
-        as accessed the first time": ``pos_same_folio(iocb->ki_pos, last_pos - 1)``). A
-        sequential stream so marks each folio once (PG_referenced: no protection from
-        reclaim); a later read of it activates it."""
-        end = min(pos + count, mapping.i_size)
-        if end <= pos:
-            return
-        index = pos >> readahead.PAGE_SHIFT
-        last = (end - 1) >> readahead.PAGE_SHIFT
-        first = True
-        while index <= last:
-            head = mapping.lookup(index)
-            if head < 0:
-                index += 1
-                first = False
-                continue
-            order = mapping.folio_order(head)
-            if not (first and prev_pos > 0
-                    and (pos >> (readahead.PAGE_SHIFT + order))
-                    == ((prev_pos - 1) >> (readahead.PAGE_SHIFT + order))):
-                lru.mark_accessed(mapping.handle_of(head))
-            first = False
-            index = head + (1 << order)
 
     def _reread(self) -> bool:
         """Mark a random cached folio of an earlier file accessed; False if none."""
