@@ -223,6 +223,9 @@ class BuddyStats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+_PFNLIST_RING0: Final = array("i", [0]) * 8  # a new PfnList's ring, copied
+
+
 class PfnList:
     """A kernel list of pages (a ``list_head``), as their head pfns: one of ``struct
     per_cpu_pages``' lists, or one of compaction's lists of isolated free blocks
@@ -234,8 +237,8 @@ class PfnList:
     when full, so that a page on a list is a C integer rather than an int object."""
 
     def __init__(self) -> None:
-        zeros = array("i", [0]) * 8
-        self._buf: vec[i32] = vec[i32](zeros, capacity=len(zeros))
+        zeros = _PFNLIST_RING0  # (compaction makes eleven lists per run)
+        self._buf: vec[i32] = vec[i32](zeros, capacity=8)
         self._mask = 7
         self._head = 0  # the leftmost entry
         self._count = 0

@@ -146,8 +146,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Final
 
+from librt.vecs import extend as vec_extend
 from librt.vecs import vec
-from mypy_extensions import i32
+from mypy_extensions import i32, u8
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -164,10 +165,6 @@ PAGEVEC_SIZE = 31
 # chunk of force_page_cache_ra: "so that we don't pin too much memory at once"
 FORCE_RA_CHUNK_PAGES = (2 * 1024 * 1024) // PAGE_SIZE
 _ULONG_MASK = (1 << 64) - 1
-# The cache counts pages per MAX_PAGECACHE_ORDER-aligned block, so an empty block
-# answers "is anything cached in this range?" at once. An aligned folio never crosses
-# such a block.
-_BLOCK_SHIFT = MAX_PAGECACHE_ORDER
 # A Mapping's entry for a folio: its order in the low 4 bits, PG_readahead, the handle.
 _ORDER_MASK: Final = 0xF
 _PG_READAHEAD: Final = 0x10
@@ -257,7 +254,7 @@ class Mapping:
     is a multiple of ``2**o``."""
 
     __slots__ = ("i_size", "min_order", "max_order", "ra_pages", "io_pages", "shmem",
-                 "ra", "nr_cached", "_folio", "_nr_by_order", "_block_pages")
+                 "ra", "nr_cached", "_folio", "_nr_by_order", "_cached")
 
     def __init__(self, nr_pages: int = 0, *, i_size: int | None = None,
                  min_order: int = 0, max_order: int = MAX_PAGECACHE_ORDER,
@@ -287,7 +284,10 @@ class Mapping:
         self._folio: dict[int, int] = {}
         # Folios by order: ``lookup`` and ``range_cached`` try only the orders cached.
         self._nr_by_order: vec[i32] = vec[i32]([0] * (MAX_PAGECACHE_ORDER + 1))
-        self._block_pages: dict[int, int] = {}
+        # One bit per page, set while a folio holds it (bit i & 7 of byte i >> 3): "is
+        # anything cached here?" without a look-up. Grown on demand, dropped when the
+        # mapping has no page left.
+        self._cached: vec[u8] = vec[u8]()
 
     @property
     def nr_pages(self) -> int:
@@ -315,7 +315,9 @@ class Mapping:
 
         A folio of order o holding ``index`` starts at ``index`` with its low o bits
         cleared, so it is found by one look-up per order cached."""
-        if not self._block_pages.get(index >> _BLOCK_SHIFT):
+        cached = self._cached
+        byte = index >> 3
+        if index < 0 or byte >= len(cached) or not int(cached[byte]) >> (index & 7) & 1:
             return -1
         folio = self._folio
         nr_by_order = self._nr_by_order
@@ -330,24 +332,41 @@ class Mapping:
 
     def range_cached(self, index: int, nr_pages: int) -> bool:
         """True if any page of [index, index + nr_pages) is cached. The range must be
-        aligned to a power of two no larger than 2**MAX_PAGECACHE_ORDER: a folio in it
-        holds ``index`` or starts inside it, at a multiple of its own size, so only
-        those multiples of the smallest order cached are looked at."""
-        if not self._block_pages.get(index >> _BLOCK_SHIFT):
-            return False
-        if self.lookup(index) != -1:
-            return True
-        nr_by_order = self._nr_by_order
-        step = 1
-        for order in range(self.max_order + 1):
-            if nr_by_order[order]:
-                step = 1 << order
-                break
-        folio = self._folio
-        for i in range(index + step, index + nr_pages, step):  # noqa: SIM110 (no generator)
-            if i in folio:
+        aligned to its size, a power of two: it is then whole bytes of the page bitmap,
+        or bits of one byte."""
+        if nr_pages <= 0 or nr_pages & (nr_pages - 1) or index < 0 or index & (nr_pages - 1):
+            raise ValueError(f"expected a range aligned to its size, a power of two, got "
+                             f"[{index}, {index + nr_pages})")
+        cached = self._cached
+        byte = index >> 3
+        if nr_pages < 8:
+            return (byte < len(cached)
+                    and int(cached[byte]) >> (index & 7) & ((1 << nr_pages) - 1) != 0)
+        end = min(byte + (nr_pages >> 3), len(cached))
+        while byte < end:
+            if cached[byte]:
                 return True
+            byte += 1
         return False
+
+    def _mark(self, index: int, nr_pages: int, on: bool) -> None:
+        """Set (``on``) or clear the bitmap's bits of an aligned range of pages."""
+        end = (index + nr_pages + 7) >> 3
+        if end > len(self._cached):
+            self._cached = vec_extend(self._cached, bytes(max(end, 2 * len(self._cached))
+                                                          - len(self._cached)))
+        cached = self._cached
+        byte = index >> 3
+        if nr_pages >= 8:
+            value = 0xFF if on else 0
+            for k in range(byte, byte + (nr_pages >> 3)):
+                cached[k] = value
+            return
+        bits = ((1 << nr_pages) - 1) << (index & 7)
+        if on:
+            cached[byte] = int(cached[byte]) | bits
+        else:
+            cached[byte] = int(cached[byte]) & ~bits & 0xFF
 
     def insert(self, index: int, order: int, handle: int, readahead: bool = False) -> None:
         """Add a folio (``filemap_add_folio``). It must be aligned and overlap none."""
@@ -360,11 +379,14 @@ class Mapping:
             raise ValueError(f"expected a handle >= 0, got {handle}")
         if self.range_cached(index, 1 << order):
             raise ValueError(f"[{index}, {index + (1 << order)}) overlaps a cached folio")
+        self._insert(index, order, handle, readahead)
+
+    def _insert(self, index: int, order: int, handle: int, readahead: bool) -> None:
+        """``insert`` of a folio its caller has found room for."""
         flags = _PG_READAHEAD if readahead else 0
         self._folio[index] = handle << _HANDLE_SHIFT | flags | order
         self._nr_by_order[order] += 1
-        block = index >> _BLOCK_SHIFT
-        self._block_pages[block] = self._block_pages.get(block, 0) + (1 << order)
+        self._mark(index, 1 << order, True)
         self.nr_cached += 1 << order
 
     def remove(self, index: int) -> tuple[int, int]:
@@ -376,13 +398,11 @@ class Mapping:
         del folio[index]  # (a compiled dict.pop is a generic call; these two are not)
         order = entry & _ORDER_MASK
         self._nr_by_order[order] -= 1
-        block = index >> _BLOCK_SHIFT
-        left = self._block_pages[block] - (1 << order)
-        if left:
-            self._block_pages[block] = left
-        else:
-            del self._block_pages[block]
         self.nr_cached -= 1 << order
+        if self.nr_cached:
+            self._mark(index, 1 << order, False)
+        else:
+            self._cached = vec[u8]()
         return order, entry >> _HANDLE_SHIFT
 
     def folios(self) -> Iterator[Folio]:
@@ -462,7 +482,8 @@ def _alloc_add(mapping: Mapping, index: int, order: int, readahead: bool, alloc:
     handle = alloc(order)
     if handle is None:
         return False
-    mapping.insert(index, order, handle, readahead)
+    # Checked above: the allocation (reclaim, compaction) can only have taken folios.
+    mapping._insert(index, order, handle, readahead)
     allocated.append((index, order, handle))
     return True
 
