@@ -402,8 +402,8 @@ class ByOid:
         if oid < 0:
             raise ValueError(f"expected an object id >= 0, got {oid}")
         of = self._of
-        if oid >= len(of):
-            of.extend([None] * (oid + 1 - len(of)))
+        if oid >= len(of):  # by a quarter at least: a cache's ids grow one at a time
+            of.extend([None] * (max(oid + 1, len(of) + (len(of) >> 2) + 64) - len(of)))
         of[oid] = value
 
     def __delitem__(self, oid: int) -> None:
@@ -552,7 +552,8 @@ class FileSystem:
                         self.zone.free(head, k, cpu)
                     self._rollback(f, cpu)
                     return None
-            layout = [(index, order) for _, index, order in got]
+            # The folios allocated, as (index, order): the plan itself when it all was.
+            layout = plan if failed_at < 0 else [(index, order) for _, index, order in got]
         else:
             layout = [(i, 0) for i in range(nr_pages)] if folios is None else folios
             for index, order in layout:

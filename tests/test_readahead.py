@@ -515,4 +515,7 @@ def test_insert_refuses_overlapping_or_misaligned_folios():
         Mapping(large_folios=False).insert(0, 1, 5)
     with pytest.raises(ValueError):
         m.insert(0, 0, -1)  # a handle is an int >= 0 (a pfn)
+    for index, nr_pages in ((4, 8), (0, 3), (-8, 8), (0, 0)):  # aligned to a power of two
+        with pytest.raises(ValueError):
+            m.range_cached(index, nr_pages)
     assert m.remove(8) == (3, 1) and len(m) == 0
