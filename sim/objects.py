@@ -318,8 +318,8 @@ class File:
     """
 
     __slots__ = ("fid", "nr_pages", "dentry", "inode", "_pfns", "_index", "nr_folios",
-                 "slot", "nr_cached", "xa_nodes", "xa_keys", "xa_top", "open_count",
-                 "linked", "mapping", "lsm", "extents")
+                 "slot", "nr_cached", "_xa_nodes", "xa_keys", "xa_top", "open_count",
+                 "linked", "mapping", "lsm", "_extents")
 
     def __init__(self, fid: int, nr_pages: int) -> None:
         self.fid = fid
@@ -332,7 +332,9 @@ class File:
         self.nr_folios = 0  # live entries of _pfns
         self.slot = -1  # this file's slot in its file system's table while it has folios
         self.nr_cached = 0  # pages in those folios (mapping->nrpages)
-        self.xa_nodes: list[int] = []
+        # Its XArray nodes' object ids (a typed vector, as most files have one or none:
+        # a list and its int objects cost three times as much).
+        self._xa_nodes: vec[i32] = vec[i32]()
         # The XArray nodes the cached folios need, each as ``xa_node_key`` (level and
         # index >> shift in one int), with the number of folios that need it; kept for
         # files that folios are added to one at a time (add_folio).
@@ -342,8 +344,8 @@ class File:
         self.linked = True
         self.mapping: readahead.Mapping | None = None  # for files read through it
         self.lsm = -1  # the inode's LSM blob (lsm_inode_cache), -1 when none
-        # The inode's extent_status entries (ext4), in logical block order; None: none.
-        self.extents: list[int] | None = None
+        # The inode's extent_status entries (ext4), in logical block order.
+        self._extents: vec[i32] = vec[i32]()
 
     @property
     def folios(self) -> dict[int, int]:
@@ -352,6 +354,17 @@ class File:
         pfns = self._pfns
         index = self._index
         return {int(pfns[k]): int(index[k]) for k in range(len(pfns)) if int(pfns[k]) >= 0}
+
+    @property
+    def xa_nodes(self) -> list[int]:
+        """Its XArray nodes' object ids (a new list: a copy)."""
+        return [int(oid) for oid in self._xa_nodes]
+
+    @property
+    def extents(self) -> list[int] | None:
+        """Its extent_status entries' object ids in logical block order (a new list),
+        or None when it has none."""
+        return [int(oid) for oid in self._extents] if len(self._extents) else None
 
     @property
     def pages(self) -> list[int]:
@@ -725,29 +738,31 @@ class FileSystem:
         xa = self.xa_cache
         owner = self._xa_owner
         assert owner is not None  # (narrowed: compiled, an Optional's attribute is generic)
-        while len(f.xa_nodes) < want:
+        while len(f._xa_nodes) < want:
             oid = xa.alloc(cpu)
             if oid is None:
                 return False
-            f.xa_nodes.append(oid)
+            f._xa_nodes = vec_append(f._xa_nodes, oid)
             owner.by_oid[oid] = self
         return True
 
     def _free_xa_nodes(self, f: File, cpu: int) -> None:
         f.xa_keys = None
         f.xa_top = 0
-        if not f.xa_nodes:
+        nodes = f._xa_nodes
+        if not len(nodes):
             return
         xa = self.xa_cache
         owner = self._xa_owner
         assert xa is not None and owner is not None
-        for oid in f.xa_nodes:
+        for k in range(len(nodes)):
+            oid = int(nodes[k])
             del owner.by_oid[oid]
             if xa.rcu_free:
                 xa.free_rcu(oid, cpu)
             else:
                 xa.free(oid, cpu)
-        f.xa_nodes = []
+        f._xa_nodes = vec[i32]()
 
     def _alloc_extents(self, f: File, cpu: int) -> bool:
         """The extent status tree a buffered write from offset 0 leaves a new ext4 file
@@ -765,10 +780,14 @@ class FileSystem:
             if hole is not None:
                 es.free(hole, cpu)
             return False
-        f.extents = [data] if hole is None else [data, hole]
+        extents: vec[i32] = vec_append(vec[i32](), data)
+        if hole is not None:
+            extents = vec_append(extents, hole)
+        f._extents = extents
         owner = self._es_owner
         assert owner is not None
-        for oid in f.extents:
+        for k in range(len(extents)):
+            oid = int(extents[k])
             self._by_extent[oid] = f
             owner.by_oid[oid] = self
             es.lru_add(oid)
@@ -779,17 +798,18 @@ class FileSystem:
     def _free_extents(self, f: File, cpu: int) -> None:
         """``ext4_clear_inode`` -> ``ext4_es_remove_extent(inode, 0, EXT_MAX_BLOCKS)``:
         every entry freed at once (``ext4_es_free_extent``: no RCU)."""
-        extents = f.extents
-        if extents is None:
+        extents = f._extents
+        if not len(extents):
             return
         es = self.es_cache
         owner = self._es_owner
         assert es is not None and owner is not None
-        for oid in extents:
+        for k in range(len(extents)):
+            oid = int(extents[k])
             self._by_extent.discard(oid)
             owner.by_oid.discard(oid)
             es.free(oid, cpu)
-        f.extents = None
+        f._extents = vec[i32]()
 
     def _free_lsm(self, f: File, cpu: int, rcu: bool) -> None:
         """``security_inode_free``: the LSM blob, through ``call_rcu``
@@ -840,9 +860,9 @@ class FileSystem:
 
     def _rollback(self, f: File, cpu: int) -> None:
         # Nothing was published: free at once, no RCU. The caller freed the folios.
-        for oid in f.xa_nodes:
-            self.xa_cache.free(oid, cpu)  # type: ignore[union-attr]
-            del self._xa_owner.by_oid[oid]  # type: ignore[union-attr]
+        for oid in f._xa_nodes:
+            self.xa_cache.free(int(oid), cpu)  # type: ignore[union-attr]
+            del self._xa_owner.by_oid[int(oid)]  # type: ignore[union-attr]
         self._free_extents(f, cpu)
         self._free_lsm(f, cpu, rcu=False)
         self.dcache.free(f.dentry, cpu)
@@ -1213,11 +1233,11 @@ class FileSystem:
         if cache is self.es_cache:
             # es_do_reclaim_extents: rb_erase + ext4_es_free_extent, the inode kept.
             f = self._by_extent[oid]
-            extents = f.extents
-            assert extents is not None
-            extents.remove(oid)
-            if not extents:
-                f.extents = None
+            left: vec[i32] = vec[i32]()
+            for other in f._extents:
+                if int(other) != oid:
+                    left = vec_append(left, other)
+            f._extents = left
             self._by_extent.discard(oid)
             self._es_owner.by_oid.discard(oid)  # type: ignore[union-attr]
             cache.free(oid, cpu)
