@@ -34,7 +34,7 @@ same interpreter, right before what it is compared with, so machine noise cancel
   simulated seconds per CPU second while memory fills and once it is full (steady
   state, 30 simulated seconds after 10 of settling), and from the steady rate the wall
   time of a simulated hour and week on one core; --quick runs it at 24 GiB, 10 s;
-- scale (full only): the same at 128 GiB for peak RSS (``ru_maxrss`` of the fresh
+- scale (full only): the same at 128 GiB for peak RSS (``VmHWM`` of the fresh
   interpreter) and bytes per page, extrapolated linearly in pages from 64 and 128 GiB
   to 256 GiB, which runs only if the extrapolation is within --max-rss. A child
   process is stopped when its RSS passes --max-rss.
