@@ -282,7 +282,7 @@ class Mapping:
         # Cached folios: head index -> handle << _HANDLE_SHIFT | PG_readahead << 4 |
         # order, one int (the XArray's one entry per folio); handles are ints >= 0.
         self._folio: dict[int, int] = {}
-        # Folios by order: ``lookup`` and ``range_cached`` try only the orders cached.
+        # Folios by order: ``lookup`` tries only the orders cached.
         self._nr_by_order: vec[i32] = vec[i32]([0] * (MAX_PAGECACHE_ORDER + 1))
         # One bit per page, set while a folio holds it (bit i & 7 of byte i >> 3): "is
         # anything cached here?" without a look-up. Grown on demand, dropped when the
