@@ -15,12 +15,12 @@ are taken rather than at the config's duration:
   unlinks), so ``--steady`` is a multiple of 10 s: whole waves.
 
 A machine that is not full after ``--max-fill`` simulated seconds is reported as such.
-Peak RSS is this process's at the end, ``VmHWM`` of /proc/self/status (run it in a
-fresh interpreter: bench/run.py does); bytes per page divide it by the simulated pages.
-Not ``ru_maxrss``: started by fork and exec, as bench/run.py starts it, that counts the
-parent's resident set at the fork too (Linux keeps the larger of the two across exec),
-which read 84 B a page for the 24 GiB run that measures 74 alone. ``ru_maxrss`` where
-there is no /proc.
+Peak RSS is the run's at the end, the machine's building included (``sim.runner``
+``peak_rss_bytes``: ``VmHWM`` of /proc/self/status, reset as the run starts); bytes per
+page divide it by the simulated pages. Not ``ru_maxrss``: started by fork and exec, as
+bench/run.py starts it, that counts the parent's resident set at the fork too (Linux
+keeps the larger of the two across exec), which read 84 B a page for the 24 GiB run
+that measures 74 alone.
 
     python bench/bench64.py                                  # 64 GiB, settle 10 s, steady 30 s
     python bench/bench64.py --set machine.memory=128GiB --steady 10 --json out.json
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -76,7 +75,7 @@ def measure(overrides: list[str], settle: float, steady: float, max_fill: float)
         machine = machines[-1]
         vmstat = machine.vmstat()
         marks.append({"t": t, "cpu_s": time.process_time() - cpu0,
-                      "maxrss_kib": peak_rss_bytes() // 1024,
+                      "maxrss_kib": sim.runner.peak_rss_bytes() // 1024,
                       "alloc_ops": machine.buddy_calls,
                       **{k: vmstat[k] for k in COUNTERS}})
         if cut["full_s"] is None and vmstat["pgsteal_kswapd"] + vmstat["pgsteal_direct"] > 0:
@@ -96,20 +95,8 @@ def measure(overrides: list[str], settle: float, steady: float, max_fill: float)
     return {"overrides": overrides, "memory_bytes": config.machine.memory, "pages": pages,
             "cpus": config.machine.cpus, "zones": [name for name, _ in machines[-1].zones],
             "settle_s": settle, "steady_s": steady, "full_s": cut["full_s"],
-            "peak_rss_bytes": peak_rss_bytes(),
+            "peak_rss_bytes": sim.runner.peak_rss_bytes(),
             "marks": marks}
-
-
-def peak_rss_bytes() -> int:
-    """This program's peak resident set (``VmHWM``: its own, from its exec on), or
-    ``ru_maxrss`` where /proc does not give it."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _at(marks: list[dict], t: float) -> dict:

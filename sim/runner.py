@@ -87,6 +87,32 @@ def fewer_gc_passes():
         gc.set_threshold(*old)
 
 
+def reset_peak_rss() -> None:
+    """Start this process's peak resident set afresh, at its current set: ``5`` written
+    to /proc/self/clear_refs resets ``VmHWM`` (Linux 4.0+). A run then measures its own
+    peak, not an earlier run's in the same process (a pool worker's, or ``--jobs 1``'s
+    seeds and variants one after another). Without /proc, nothing."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set since ``reset_peak_rss`` or its exec
+    (``VmHWM``), or ``ru_maxrss`` where /proc does not give it (which keeps the largest
+    set of the process's life, and across exec its parent's at the fork too)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def run_machine(config: ExperimentConfig, seed: int, variant: str,
                 progress: Callable[[float], None] | None = None,
                 batched: bool = True) -> Result:
@@ -96,6 +122,7 @@ def run_machine(config: ExperimentConfig, seed: int, variant: str,
 
 def _run_machine(config: ExperimentConfig, seed: int, variant: str,
                  progress: Callable[[float], None] | None, batched: bool) -> Result:
+    reset_peak_rss()  # this run's peak, the machine's building included
     started = time.perf_counter()
     cpu_started = time.process_time()
     machine = Machine(config, seed, variant, batched=batched)
@@ -229,7 +256,7 @@ def summarize(machine: Machine, workloads: list, result: Result, wall: float,
         "ops_per_s": buddy_calls / wall if wall else math.nan,
         "slab_ops": slab_ops,
         "slab_ops_per_s": slab_ops / wall if wall else math.nan,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
         "cpu_s": cpu,
         "slow_path_s": machine.page_alloc.slowpath_s,
         "slow_path_time_share": machine.page_alloc.slowpath_s / wall if wall else math.nan,

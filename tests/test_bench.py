@@ -146,22 +146,3 @@ def test_bench64_windows_and_the_extrapolation_are_arithmetic_on_the_marks():
     assert bench64.analyse(never)["error"].startswith("memory not full after")
     assert math.isnan(bench64._window(never["marks"], 3, 3)["sim_s_per_cpu_s"])
 
-
-def test_bench64s_peak_rss_is_its_own_not_its_parents_at_the_fork():
-    """bench/run.py starts bench64.py by fork and exec from a process that holds
-    hundreds of MiB: ``ru_maxrss`` keeps that parent's resident set across the exec,
-    ``peak_rss_bytes`` (VmHWM) does not."""
-    import subprocess
-
-    held = bytearray(400 << 20)
-    for i in range(0, len(held), 4096):
-        held[i] = 1  # resident
-    child = ("import resource, sys; sys.path.insert(0, 'bench'); import bench64; "
-             "print(bench64.peak_rss_bytes(), "
-             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
-    out = subprocess.run([sys.executable, "-c", child], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout.split()
-    peak, ru_maxrss = int(out[0]), int(out[1])
-    assert ru_maxrss >= len(held)  # the parent's set, kept across the exec
-    assert 0 < peak < len(held)  # the child's own: an interpreter and fragsim's imports
-    del held

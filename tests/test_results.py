@@ -261,3 +261,36 @@ def test_the_headline_gives_a_rate_inside_0_1_and_the_slab_figures(tmp_path, cap
     assert "+/- 1." not in out.split("time-avg")[0]
     assert "slabs at the end (median): dentry 31.5" in out
     assert "pages the defragmenter returned 44.5" in out and "3 by its passes" in out
+
+
+def test_a_runs_peak_rss_is_its_own_not_the_processs_or_its_parents():
+    """summary.json's peak_rss_bytes: ``VmHWM``, reset as each run starts. Not
+    ``ru_maxrss``, which keeps an earlier, larger set of the same process (a pool
+    worker's last point, --jobs 1's last seed) and, across exec, the parent's set at the
+    fork (bench/run.py starts bench64.py so)."""
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sim.experiment import load_config
+    from sim.runner import run_machine
+
+    held = bytearray(400 << 20)
+    for i in range(0, len(held), 4096):
+        held[i] = 1  # resident
+    child = ("import resource, sim.runner; print(sim.runner.peak_rss_bytes(), "
+             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                         check=True).stdout.split()
+    peak, ru_maxrss = int(out[0]), int(out[1])
+    assert ru_maxrss >= len(held)  # the parent's set, kept across the exec
+    assert 0 < peak < len(held)  # the child's own: an interpreter and fragsim's imports
+    del held  # (a large buffer goes back to the system at once)
+    process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert process_peak >= 400 << 20  # this process held the buffer before the run
+
+    config = load_config(Path(__file__).resolve().parent.parent / "configs/quickstart.yaml",
+                         ["duration=1s", "machine.memory=256MiB"])
+    summary = run_machine(config, 1, "default").summary
+    assert 0 < summary["peak_rss_bytes"] < process_peak - (200 << 20)
