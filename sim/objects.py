@@ -749,9 +749,9 @@ class FileSystem:
     def _free_xa_nodes(self, f: File, cpu: int) -> None:
         f.xa_keys = None
         f.xa_top = 0
-        nodes = f._xa_nodes
-        if not len(nodes):
+        if not len(f._xa_nodes):
             return
+        nodes = f._xa_nodes
         xa = self.xa_cache
         owner = self._xa_owner
         assert xa is not None and owner is not None
@@ -798,9 +798,9 @@ class FileSystem:
     def _free_extents(self, f: File, cpu: int) -> None:
         """``ext4_clear_inode`` -> ``ext4_es_remove_extent(inode, 0, EXT_MAX_BLOCKS)``:
         every entry freed at once (``ext4_es_free_extent``: no RCU)."""
-        extents = f._extents
-        if not len(extents):
+        if not len(f._extents):
             return
+        extents = f._extents
         es = self.es_cache
         owner = self._es_owner
         assert es is not None and owner is not None
@@ -860,9 +860,10 @@ class FileSystem:
 
     def _rollback(self, f: File, cpu: int) -> None:
         # Nothing was published: free at once, no RCU. The caller freed the folios.
-        for oid in f._xa_nodes:
-            self.xa_cache.free(int(oid), cpu)  # type: ignore[union-attr]
-            del self._xa_owner.by_oid[int(oid)]  # type: ignore[union-attr]
+        nodes = f._xa_nodes
+        for k in range(len(nodes)):
+            self.xa_cache.free(int(nodes[k]), cpu)  # type: ignore[union-attr]
+            del self._xa_owner.by_oid[int(nodes[k])]  # type: ignore[union-attr]
         self._free_extents(f, cpu)
         self._free_lsm(f, cpu, rcu=False)
         self.dcache.free(f.dentry, cpu)
@@ -1232,12 +1233,16 @@ class FileSystem:
             return self._evict_inode(f, cpu)
         if cache is self.es_cache:
             # es_do_reclaim_extents: rb_erase + ext4_es_free_extent, the inode kept.
-            f = self._by_extent[oid]
+            # Typed: through an Any, compiled code boxes the vector to read it and
+            # unboxes it to write it, and leaked a buffer each time (mypyc 2.4.1).
+            ef: File = self._by_extent[oid]
+            extents = ef._extents
             left: vec[i32] = vec[i32]()
-            for other in f._extents:
-                if int(other) != oid:
+            for k in range(len(extents)):
+                other = int(extents[k])
+                if other != oid:
                     left = vec_append(left, other)
-            f._extents = left
+            ef._extents = left
             self._by_extent.discard(oid)
             self._es_owner.by_oid.discard(oid)  # type: ignore[union-attr]
             cache.free(oid, cpu)
