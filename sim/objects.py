@@ -1100,13 +1100,18 @@ class FileSystem:
         f._index = vec_append(f._index, index)
         f.nr_folios += 1
 
-    def _page_cache_del(self, f: File, pfn: int) -> int:
-        """The folio headed at ``pfn`` leaves ``f``'s list; returns its file index."""
+    def _page_cache_unlink(self, f: File, pfn: int) -> int:
+        """The folio headed at ``pfn`` off ``f``'s list and the page table; returns its
+        file index."""
         pos = int(self._page_pos[pfn])
-        index = int(f._index[pos])
         f._pfns[pos] = -1
         self._page_slot[pfn] = -1
         f.nr_folios -= 1
+        return int(f._index[pos])
+
+    def _page_cache_del(self, f: File, pfn: int) -> int:
+        """The folio headed at ``pfn`` leaves ``f``'s list; returns its file index."""
+        index = self._page_cache_unlink(f, pfn)
         if not f.nr_folios:
             self._release_slot(f)
         else:
@@ -1181,11 +1186,7 @@ class FileSystem:
         f = self._file_of(old_pfn)
         # Out of the file's list and in again as its newest, in one step: a file whose
         # only folio moves keeps its slot.
-        pos = int(self._page_pos[old_pfn])
-        index = int(f._index[pos])
-        f._pfns[pos] = -1
-        self._page_slot[old_pfn] = -1
-        f.nr_folios -= 1
+        index = self._page_cache_unlink(f, old_pfn)
         self._page_cache_add(f, new_pfn, index)
         self._compact_folios(f)
         m = f.mapping
