@@ -12,12 +12,12 @@ import os
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from sim.native import NATIVE_MODULES, PURE_ENV, RECORD, source_digest  # noqa: E402
+from sim.native import C_EXTENSIONS, NATIVE_MODULES, PURE_ENV, RECORD, source_digest  # noqa: E402
 
 RECORD_PATH = HERE / "sim" / RECORD
 
@@ -80,9 +80,10 @@ def native_extensions() -> list:
         return []
     RECORD_PATH.write_text(json.dumps({
         "mypy": mypy.version.__version__,
-        "modules": {m: source_digest(m) for m in NATIVE_MODULES},
+        "modules": {m: source_digest(m) for m in (*NATIVE_MODULES, *C_EXTENSIONS)},
     }, indent=1) + "\n")
-    return extensions
+    # The C extensions: only with the mypyc build, whose record they share.
+    return extensions + [Extension(name, [source]) for name, source in C_EXTENSIONS.items()]
 
 
 setup(ext_modules=native_extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -68,7 +68,11 @@ Speed (the replay must outrun the kernel that recorded the trace): the file is r
 quarter MiB at a time and split into lines in one call. A line is split once, into its
 head, call site, ``ptr=``/``pfn=`` and the rest (its tail), and the tails, which repeat
 (54 distinct ones for the real trace's 308 000 cache events), are parsed once by field
-name and cached; so are cache names (interned) and CPU fields. :meth:`TraceReader.batches`
+name and cached; so are cache names (interned) and CPU fields. In the compiled build
+that fast path is C (sim/_ftrace_scan.c): it returns a line's event only where every
+field is the plain common shape and every table lookup hits, and hands any other line
+back to this module's code, so the two read every trace alike (a test holds them to it
+on mutated real lines). :meth:`TraceReader.batches`
 yields lists of plain tuples, and on Linux with two CPUs or more it parses in a forked
 child process that sends marshalled batches through a pipe, so that parsing and replaying
 run side by side.
@@ -88,7 +92,7 @@ import os
 import pickle
 import sys
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import IO, NamedTuple
@@ -458,6 +462,9 @@ class TraceReader:
         # ptr -> line of its allocation (> 0) or of its free (< 0).
         ptrs = self._ptrs
         bad_allocs = self._bad_allocs
+        scan = _c_scanner(kinds, cpus, tails)
+        ts: float
+        ev: tuple | None
         try:
             for chunk in stream.chunks():
                 out: list[tuple] = []
@@ -468,54 +475,62 @@ class TraceReader:
                     lineno += 1
                     kind = None
                     try:
-                        # "  comm-pid  [001] .....  4728.514174: kmalloc: call_site=... ptr=..."
-                        t = line.split(None, 7)
-                        try:
-                            kind = kinds.get(t[4])
-                            cpu = cpus.get(t[1])
-                            key = t[6]
-                        except IndexError:
-                            kind = None
-                        if kind is None or cpu is None:
-                            # A comment, a blank line, another event, a task name with
-                            # spaces, no irq-info column, or a garbled line.
-                            head = self._head(line)
-                            if head is None:
-                                continue
-                            cpu, ts, kind, rest = head
-                            ev = self._careful(rest.split(), kind, ts, cpu) + (lineno,)
-                        elif kind < 4:
-                            ts = float(t[3][:-1])
-                            ptr = key[4:]
-                            if key[:4] != "ptr=" or not ptr:
-                                v = None  # a module in the call site, or garbled
-                            elif len(t) == 8:
-                                v = tails[kind].get(t[7])
-                                if v is None:
-                                    v = tail_of(kind, t[7])
-                            elif kind == 3:  # kfree: ptr is the last field
-                                v = _KFREE_TAIL
-                            else:
-                                v = None
-                            if v is None:
-                                ev = self._careful(line.split()[5:], kind, ts, cpu) + (lineno,)
-                            else:
-                                # (name, bytes_req, bytes_alloc, gfp, accounted)
-                                ev = (ts, cpu, kind, ptr, -1, v[0], v[1], v[2], v[3], 0, 0,
-                                      v[4], lineno)
+                        ev = scan(line, lineno) if scan is not None else None
+                        if ev is not None:  # the C scanner read it (compiled build)
+                            ts = ev[0]
+                            kind = ev[2]
                         else:
-                            ts = float(t[3][:-1])
-                            v = None
-                            if key[:6] == "pfn=0x" and len(t) == 8 and t[5] != _NULL_PAGE:
-                                v = tails[kind].get(t[7])
+                            # "  comm-pid  [001] .....  4728.514174: kmalloc: call_site=...
+                            #  ptr=..."
+                            t = line.split(None, 7)
+                            try:
+                                kind = kinds.get(t[4])
+                                cpu = cpus.get(t[1])
+                                key = t[6]
+                            except IndexError:
+                                kind = None
+                            if kind is None or cpu is None:
+                                # A comment, a blank line, another event, a task name with
+                                # spaces, no irq-info column, or a garbled line.
+                                head = self._head(line)
+                                if head is None:
+                                    continue
+                                cpu, ts, kind, rest = head
+                                ev = self._careful(rest.split(), kind, ts, cpu) + (lineno,)
+                            elif kind < 4:
+                                ts = float(t[3][:-1])
+                                ptr = key[4:]
+                                if key[:4] != "ptr=" or not ptr:
+                                    v = None  # a module in the call site, or garbled
+                                elif len(t) == 8:
+                                    v = tails[kind].get(t[7])
+                                    if v is None:
+                                        v = tail_of(kind, t[7])
+                                elif kind == 3:  # kfree: ptr is the last field
+                                    v = _KFREE_TAIL
+                                else:
+                                    v = None
                                 if v is None:
-                                    v = tail_of(kind, t[7])
-                            if v is None:
-                                ev = self._careful(line.split()[5:], kind, ts, cpu) + (lineno,)
+                                    ev = self._careful(line.split()[5:], kind, ts,
+                                                       cpu) + (lineno,)
+                                else:
+                                    # (name, bytes_req, bytes_alloc, gfp, accounted)
+                                    ev = (ts, cpu, kind, ptr, -1, v[0], v[1], v[2], v[3], 0, 0,
+                                          v[4], lineno)
                             else:
-                                # (order, migratetype, gfp)
-                                ev = (ts, cpu, kind, "", int(key[6:], 16), None, 0, 0, v[2],
-                                      v[0], v[1], False, lineno)
+                                ts = float(t[3][:-1])
+                                v = None
+                                if key[:6] == "pfn=0x" and len(t) == 8 and t[5] != _NULL_PAGE:
+                                    v = tails[kind].get(t[7])
+                                    if v is None:
+                                        v = tail_of(kind, t[7])
+                                if v is None:
+                                    ev = self._careful(line.split()[5:], kind, ts,
+                                                       cpu) + (lineno,)
+                                else:
+                                    # (order, migratetype, gfp)
+                                    ev = (ts, cpu, kind, "", int(key[6:], 16), None, 0, 0, v[2],
+                                          v[0], v[1], False, lineno)
                         # Time: finite, not negative, and never more than the tolerance
                         # before the latest event (NaN fails every comparison).
                         if ts >= floor:
@@ -853,6 +868,20 @@ class TraceReader:
 
 
 _KFREE_TAIL = (None, 0, 0, 0, False)
+
+
+def _c_scanner(kinds: dict[str, int], cpus: dict[str, int],
+               tails: list[dict[str, tuple | None]]) -> Callable[[str, int], tuple | None] | None:
+    """The C fast path of ``_parse_batches`` (sim/_ftrace_scan.c) over the parser's own
+    tables, when the compiled build runs; None in pure Python, whose fast path is this
+    module's (the test suite runs both)."""
+    import sim
+
+    if not sim.NATIVE:
+        return None
+    from sim._ftrace_scan import Scanner  # built with them (setup.py)
+
+    return Scanner(kinds, cpus, tails, _KFREE_TAIL, _NULL_PAGE).line
 
 
 def _ts_reason(ts: float, top: float) -> str:

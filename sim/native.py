@@ -38,6 +38,8 @@ NATIVE_MODULES = ("sim.buddy", "sim.mmzone", "sim.slab", "sim.objects", "sim.vms
                   "sim.page_alloc", "sim.readahead", "sim.ftrace",
                   "sim.compaction", "workloads.expiry", "workloads.objloop",
                   "workloads.pageset")
+# C extensions built with them, each used only when they run compiled: module -> source.
+C_EXTENSIONS = {"sim._ftrace_scan": "sim/_ftrace_scan.c"}
 RECORD = "_native_build.json"
 PURE_ENV = "FRAGSIM_PURE_PYTHON"
 STALE = "changed since it was compiled"  # in the reason: select() warns
@@ -63,7 +65,8 @@ def source_path(module: str) -> Path:
 
 
 def source_digest(module: str) -> str:
-    return hashlib.sha256(source_path(module).read_bytes()).hexdigest()
+    path = ROOT / C_EXTENSIONS[module] if module in C_EXTENSIONS else source_path(module)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def choose(environ: os._Environ | dict = os.environ, record_path: Path | None = None
@@ -80,14 +83,15 @@ def choose(environ: os._Environ | dict = os.environ, record_path: Path | None = 
         digests = record["modules"]
     except (OSError, ValueError, KeyError, TypeError):
         return False, "not compiled (no build record)"
-    for module in NATIVE_MODULES:
+    for module in (*NATIVE_MODULES, *C_EXTENSIONS):
         try:
             same = digests.get(module) == source_digest(module)
         except OSError:
             same = False
         if not same:
-            return False, (f"{source_path(module).relative_to(ROOT)} {STALE}: pure Python "
-                           f"until `pip install -e .` compiles it again")
+            path = C_EXTENSIONS.get(module) or source_path(module).relative_to(ROOT)
+            return False, (f"{path} {STALE}: pure Python until `pip install -e .` compiles "
+                           f"it again")
     return True, f"compiled with mypyc {record.get('mypy', '?')}"
 
 

@@ -526,3 +526,92 @@ def test_only_the_first_ten_bad_lines_are_kept_but_all_are_counted(tmp_path):
     assert report[1].startswith(f"{stats.source}:3: duplicated free of ptr=p: freed at line 2 "
                                 "and not allocated since: ' python3-2864")
     assert len(report) == 11
+
+
+_MUTATIONS = [
+    # timestamps: more digits than the exact path takes, none after the point, the
+    # forms float() reads that the C scanner leaves to it, a wrong last character
+    lambda ln, r: ln.replace(": ", f"{r.randrange(10**9):09d}: ", 1),
+    lambda ln, r: ln.replace(": ", "".join(r.choices("0123456789", k=r.randrange(1, 9)))
+                             + ": ", 1),
+    lambda ln, r: ln.replace(".", "", 1), lambda ln, r: ln.replace(".", "_", 1),
+    lambda ln, r: ln.replace(": ", ".: ", 1),
+    lambda ln, r: _stamp(ln, r.choice(["inf", "nan", "-1.0", ".5", "1_0.5", "0x10", ""])),
+    lambda ln, r: ln.replace(": ", "x ", 1),
+    # pfns: upper case, a second 0x, too many digits, none, decimal
+    lambda ln, r: ln.replace("pfn=0x", "pfn=0xABC"),
+    lambda ln, r: ln.replace("pfn=0x", "pfn=0x0x"),
+    lambda ln, r: ln.replace("pfn=0x", "pfn=0x" + "f" * 16),
+    lambda ln, r: ln.replace("pfn=0x", "pfn=0x "),
+    lambda ln, r: ln.replace("pfn=0x", "pfn="),
+    # what str.split() splits at, and where
+    lambda ln, r: _respace(ln, r), lambda ln, r: _respace(ln, r), lambda ln, r: _respace(ln, r),
+    lambda ln, r: ln + r.choice(["\t", "\x1c", "\x1f", " \x0b", "\r", "\x0c "]),
+    lambda ln, r: ln.replace(" ", "\x85", 1),  # NEL: whitespace, not ASCII
+    lambda ln, r: ln + " " * r.randrange(1, 3), lambda ln, r: "  " + ln,
+    lambda ln, r: ln.replace("python3", "pythön"), lambda ln, r: ln.replace("[0", "[x", 1),
+    lambda ln, r: ln.replace("[0", "[", 1), lambda ln, r: ln[:r.randrange(len(ln))],
+    lambda ln, r: ln.replace("ptr=", "ptr= "), lambda ln, r: ln.replace("ptr=", "ptr"),
+    lambda ln, r: ln.replace("gfp_flags=", "gfp_flags=__GFP_UNKNOWN|"),
+    lambda ln, r: ln.replace("accounted=false", "accounted=maybe"),
+    lambda ln, r: ln.replace("bytes_req=", "bytes_req=9"),
+    lambda ln, r: ln.replace("page=", "page=0000000000000000 x=", 1),
+    lambda ln, r: ln.replace("kmem_cache_alloc:", "kmem_cache_alloc_node:"),
+    lambda ln, r: ln.replace("call_site=", "call_site=f+0x1/0x2 [xfs] "),
+]
+
+
+def _respace(line, rng):
+    """One space of the line, anywhere, as another character str.split() splits at."""
+    spaces = [i for i, c in enumerate(line) if c == " "]
+    if not spaces:
+        return line
+    i = rng.choice(spaces)
+    return line[:i] + rng.choice("\t\x0b\x0c\r\x1c\x1d\x1e\x1f") + line[i + 1:]
+
+
+def _stamp(line, stamp):
+    head, colon, rest = line.partition(": ")
+    return head.rsplit(" ", 1)[0] + " " + stamp + colon + rest
+
+
+def test_the_c_scanner_reads_every_line_as_the_python_parser_does(tmp_path):
+    """The compiled build reads plain lines with sim/_ftrace_scan.c and leaves every
+    other line to the Python parser: a trace of real lines, each mutated or not in
+    ways at the edge of what the scanner takes (timestamps float() reads that it
+    leaves alone, pfns, whitespace of every kind, cut lines), gives the same events
+    and counts as the pure-Python build does in a process of its own."""
+    import os
+    import pickle
+    import random
+    import subprocess
+    import sys
+
+    import sim
+    from sim.ftrace import TraceReader
+
+    rng = random.Random(20261206)
+    with gzip.open(DATA / "slice.txt.gz", "rt") as f:
+        lines = f.read().split("\n")
+    out = []
+    for line in lines:
+        out.append(line)
+        for _ in range(3 if line and not line.startswith("#") else 0):
+            out.append(rng.choice(_MUTATIONS)(line, rng))
+            if rng.random() < 0.2:  # the same again: a tail the scanner has memoised
+                out.append(out[-1])
+    path = tmp_path / "mutated.txt"
+    path.write_text("\n".join(out))
+    read = ("import pickle, sys\nfrom sim.ftrace import TraceReader\n"
+            "r = TraceReader(sys.argv[1], parallel=False)\n"
+            "ev = [tuple(e) for b in r.batches() for e in b]\n"
+            "sys.stdout.buffer.write(pickle.dumps((ev, r.stats.as_dict())))\n")
+    env = {**os.environ, "FRAGSIM_PURE_PYTHON": "1"}
+    pure = subprocess.run([sys.executable, "-c", read, str(path)], env=env,
+                          capture_output=True, check=True).stdout
+    reader = TraceReader(path, parallel=False)
+    events = [tuple(e) for b in reader.batches() for e in b]
+    assert (events, reader.stats.as_dict()) == pickle.loads(pure)
+    assert len(events) > 3000 and reader.stats.bad_lines > 100  # both kinds of line
+    # The compiled build did read them with the C scanner, and pure Python without.
+    assert ("sim._ftrace_scan" in sys.modules) == sim.NATIVE

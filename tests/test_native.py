@@ -40,8 +40,11 @@ def write_record(path: Path, digests: dict[str, str]) -> Path:
 
 
 def true_digests() -> dict[str, str]:
-    return {m: hashlib.sha256(native.source_path(m).read_bytes()).hexdigest()
-            for m in native.NATIVE_MODULES}
+    digests = {m: hashlib.sha256(native.source_path(m).read_bytes()).hexdigest()
+               for m in native.NATIVE_MODULES}
+    for module, source in native.C_EXTENSIONS.items():
+        digests[module] = hashlib.sha256((REPO / source).read_bytes()).hexdigest()
+    return digests
 
 
 def test_a_record_matching_every_source_selects_the_compiled_build(tmp_path):
@@ -82,6 +85,17 @@ def test_an_edited_source_is_never_shadowed_by_its_stale_build(tmp_path):
     compiled, why = native.choose({}, write_record(tmp_path / "r.json", digests))
     assert compiled is False
     assert why.startswith("sim/slab.py changed since it was compiled")
+
+
+def test_an_edited_c_extension_is_never_shadowed_by_its_stale_build(tmp_path):
+    """The C fast path of the trace parser is recorded as the mypyc modules are."""
+    digests = true_digests()
+    digests["sim._ftrace_scan"] = "0" * 64  # as if sim/_ftrace_scan.c changed
+    compiled, why = native.choose({}, write_record(tmp_path / "r.json", digests))
+    assert compiled is False
+    assert why.startswith("sim/_ftrace_scan.c changed since it was compiled")
+    del digests["sim._ftrace_scan"]  # a record from before the scanner
+    assert native.choose({}, write_record(tmp_path / "r.json", digests))[0] is False
 
 
 def test_the_running_modules_are_the_build_that_was_selected():
