@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 # The modules on the allocator's per-operation paths (bench/ and a profile of
 # configs/bench.yaml). Order does not matter.
 NATIVE_MODULES = ("sim.buddy", "sim.mmzone", "sim.slab", "sim.objects", "sim.vmscan",
-                  "sim.page_alloc", "sim.readahead", "sim.ftrace",
+                  "sim.page_alloc", "sim.readahead", "sim.ftrace", "sim.replay",
                   "sim.compaction", "workloads.expiry", "workloads.objloop",
                   "workloads.pageset")
 # C extensions built with them, each used only when they run compiled: module -> source.

@@ -100,7 +100,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sim.buddy import (
@@ -278,7 +278,8 @@ class ReplayStats:
         return self.last_ts - self.first_ts
 
     def as_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
+        # By field, not __dict__: compiled (mypyc), an instance has none.
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["span_s"] = self.span_s
         return d
 
@@ -330,7 +331,7 @@ class CacheReplayStats:
     num_objs: int
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class Replayer:
@@ -352,7 +353,7 @@ class Replayer:
 
     def __init__(
         self,
-        zone: Zone,
+        zone: Zone | Node,
         caches: SlabCaches,
         *,
         population: InitialPopulation | None = None,
@@ -500,7 +501,8 @@ class Replayer:
             # A kmem_cache_alloc of a known cache with another size is a bad line.
             events.expect_cache_sizes({cache.name: cache.size for cache in self.caches})
             self._batches = events.batches()
-            self._source = itertools.chain.from_iterable(self._batches)
+            self._source = itertools.chain.from_iterable(
+                self._batches)  # type: ignore[arg-type]  # tuples laid out as TraceEvent
         else:
             self._source = iter(events)
         self._peek = None
@@ -589,9 +591,10 @@ class Replayer:
         start = self.start
         speed = self.speed
         inv_speed = 1.0 / speed
-        t0 = self.t0
+        started = self.t0 is not None  # t0 is the first event's trace time once started
+        t0 = self.t0 if self.t0 is not None else 0.0
         ts_until = ts_tick = limit = -math.inf
-        if t0 is not None:
+        if started:
             ts_until = t0 + (until - start) * speed
             ts_tick = t0 + (self._next_tick - start) * speed
             limit = min(ts_until, ts_tick)
@@ -601,7 +604,8 @@ class Replayer:
         for ev in events:
             ts = ev[0]
             if ts > limit:
-                if t0 is None:
+                if not started:
+                    started = True
                     t0 = self.t0 = ts
                     ts_until = t0 + (until - start) * speed
                     ts_tick = t0 + (self._next_tick - start) * speed
@@ -632,11 +636,13 @@ class Replayer:
                 if oid is None:
                     self._alloc_failed(ev, cache, cpu)
                     continue
-                entry = (cache, oid)
-                if objects.setdefault(ev[3], entry) is not entry:
-                    self._realloc(ev[3], entry, cpu)
+                # (not setdefault's identity: compiled, a tuple is boxed anew each time)
+                if ev[3] in objects:
+                    self._realloc(ev[3], (cache, oid), cpu)
+                else:
+                    objects[ev[3]] = (cache, oid)
             elif kind == 1:  # EV_CACHE_FREE
-                entry = objects.pop(ev[3], None)
+                entry = objects.pop(ev[3], None)  # type: ignore[arg-type]
                 if entry is None:
                     if self._failed and ev[3] in self._failed:
                         self._failed.discard(ev[3])
@@ -707,7 +713,7 @@ class Replayer:
             elif kind == 2:  # EV_KMALLOC
                 self._kmalloc(ev, cpu)
             elif kind == 3:  # EV_KFREE
-                entry = objects.pop(ev[3], None)
+                entry = objects.pop(ev[3], None)  # type: ignore[arg-type]
                 if entry is None:
                     self._kfree_other(ev[3], cpu)
                     continue
@@ -729,7 +735,7 @@ class Replayer:
         if done:
             stats.first_ts = self.t0
             stats.last_ts = last
-            now = start + (last - t0) * inv_speed  # type: ignore[operator]
+            now = start + (last - t0) * inv_speed
             if now > self.now:
                 self.now = now
         return done, ended
@@ -780,13 +786,17 @@ class Replayer:
                             cache: str | None) -> None:
         """The first failure's trace line and the zone as the failed attempt left it
         (a failed allocation changes no free list)."""
-        zone = self.zone
+        zone: Zone
         name = self.zone_name
         if self.node is not None:
             # The zone the request's zonelist starts at (ALLOC_NOFRAGMENT aside, where
             # it ran out first); the others' free pages besides.
             zone = self.node.zonelist[0]
             name = ZONE_NAMES[zone.zone_idx]
+        elif isinstance(self.zone, Zone):
+            zone = self.zone
+        else:  # a node of one zone
+            zone = self.zone.zonelist[0]
         self.stats.first_alloc_failure = {
             "line": ev[12] if len(ev) > 12 else 0,  # 0: an event made by hand
             "event": KIND_NAMES[ev[2]],
@@ -822,7 +832,8 @@ class Replayer:
         oid = pool.pop()
         cache = self.cache_named(name)  # type: ignore[arg-type]
         stats.unknown_frees += 1
-        self.unknown_frees_by_cache[name] = self.unknown_frees_by_cache.get(name, 0) + 1  # type: ignore[index]
+        self.unknown_frees_by_cache[name] = self.unknown_frees_by_cache.get(  # type: ignore[index]
+            name, 0) + 1  # type: ignore[arg-type]
         try:
             if self.rcu_frees == "queue" and cache.rcu_free:
                 cache.free_rcu(oid, cpu, now)
@@ -862,9 +873,10 @@ class Replayer:
             if oid is None:
                 self._alloc_failed(ev, cache, cpu)
                 return
-            entry = (cache, oid)
-            if self.objects.setdefault(ev[3], entry) is not entry:
-                self._realloc(ev[3], entry, cpu)
+            if ev[3] in self.objects:
+                self._realloc(ev[3], (cache, oid), cpu)
+            else:
+                self.objects[ev[3]] = (cache, oid)
             return
         # __kmalloc_large_node: get_order(size) pages, gfp | __GFP_COMP.
         stats.large_kmallocs += 1
@@ -887,12 +899,12 @@ class Replayer:
             return
         gfp = ev[8] | _GFP_COMP
         mt = gfp_migratetype(gfp)
-        sim = self.page_alloc(order, gfp, cpu, _OWNER_OF_MT[mt])
-        if sim is None:
+        new = self.page_alloc(order, gfp, cpu, _OWNER_OF_MT[mt])
+        if new is None:
             self._page_alloc_failed(ev, order, mt)
             self._failed.add(ev[3])  # its kfree frees nothing
             return
-        self.large[ev[3]] = (-1, sim, order)
+        self.large[ev[3]] = (-1, new, order)
 
     def _free_page(self, pfn: int, cpu: int) -> None:
         sim, order = self.pages.pop(pfn)
@@ -981,7 +993,7 @@ class Replayer:
 class ReplayResult:
     """What :func:`replay_file` built and did."""
 
-    zone: Zone
+    zone: Zone | Node  # the node when it has several zones
     caches: SlabCaches
     replayer: Replayer
     population: InitialPopulation | None
@@ -1033,7 +1045,7 @@ def _read(source: str | os.PathLike[str] | None) -> tuple[str, str] | None:
 class ReplaySetup:
     """A machine built from snapshots, and the replayer that will drive it."""
 
-    zone: Zone
+    zone: Zone | Node  # the node when it has several zones
     caches: SlabCaches
     population: InitialPopulation | None
     replayer: Replayer
@@ -1071,7 +1083,7 @@ def build_replay(
     options = dict(zone_options or {})
     entries = slabinfo if isinstance(slabinfo, list) else None
     if entries is None and slabinfo is not None:
-        text, name = _read(slabinfo)  # type: ignore[misc]
+        text, name = _read(slabinfo)  # type: ignore[misc, arg-type]
         entries = parse_slabinfo(text, name)
     filler = None
     picked = "Normal"
@@ -1113,11 +1125,13 @@ def build_replay(
         if zoneinfo is not None:
             text, name = _read(zoneinfo)  # type: ignore[misc]
             managed = {z.zone: z.managed for z in parse_zoneinfo(text, name)}
-        snap = pick_zone(rows, ptinfo, zone_name, managed_pages=managed)
-        picked = snap.name
-        zone, filler = synthesize_zone(snap.nr_free, nr_pages or snap.nr_pages,
-                                       free_by_type=snap.free_by_type,
-                                       pageblock_counts=snap.pageblock_counts, **options)
+        picked_zone = pick_zone(rows, ptinfo, zone_name, managed_pages=managed)
+        picked = picked_zone.name
+        zone, filler = synthesize_zone(picked_zone.nr_free,
+                                       nr_pages or picked_zone.nr_pages,
+                                       free_by_type=picked_zone.free_by_type,
+                                       pageblock_counts=picked_zone.pageblock_counts,
+                                       **options)
     else:
         zone = Zone(nr_pages or (1 << 18), **options)
     zone.on_wakeup_kswapd = functools.partial(_kswapd_finds_nothing_to_reclaim, zone)

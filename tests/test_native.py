@@ -21,6 +21,7 @@ import sim.mmzone  # noqa: F401
 import sim.objects
 import sim.page_alloc  # noqa: F401
 import sim.readahead  # noqa: F401
+import sim.replay  # noqa: F401
 import sim.slab
 import sim.vmscan
 import workloads.expiry  # noqa: F401  (every NATIVE_MODULES entry is loaded)
@@ -28,6 +29,7 @@ import workloads.objloop  # noqa: F401
 import workloads.pageset  # noqa: F401
 from sim import native
 from sim.config import load_config
+from sim.replay import replay_file
 from sim.results import TIMING_KEYS
 from sim.runner import run_machine
 
@@ -126,6 +128,18 @@ def _short_run() -> dict:
         path.write_text(PRESSURE)
         config = load_config(path, ["duration=3s"])
         runs["pressure"] = _outcome(run_machine(config, config.seed, "default"))
+    # The trace replay (sim/replay.py and the parser's C fast path in the compiled
+    # build): a real trace slice on its machine's snapshots, RCU frees both ways.
+    snaps = REPO / "tests" / "data" / "kmem-traces" / "tmpfs-churn-20k-keep10"
+    for rcu_frees in ("trace", "queue"):
+        res = replay_file(REPO / "tests" / "data" / "kmem-traces" / "slice.txt.gz",
+                          slabinfo=snaps / "before.slabinfo",
+                          buddyinfo=snaps / "before.buddyinfo",
+                          pagetypeinfo=snaps / "before.pagetypeinfo", rcu_frees=rcu_frees)
+        summary = res.summary()
+        del summary["wall_s"]
+        runs[f"replay-{rcu_frees}"] = {"summary": summary, "nr_free": list(res.zone.nr_free),
+                                       "slabinfo": res.caches.format_slabinfo()}
     return runs
 
 
@@ -153,4 +167,6 @@ def test_compiled_and_pure_python_runs_are_identical():
     here = json.loads(json.dumps(_short_run(), sort_keys=True, default=str))
     assert child["run"]["quickstart"]["summary"]["alloc_ops"] > 10_000
     assert child["run"]["pressure"]["summary"]["workloads"]["slab_churn-5"]["evicted"] > 0
+    assert child["run"]["replay-queue"]["summary"]["trace"]["events"] > 3000
+    assert child["run"]["replay-queue"]["summary"]["trace"]["replay"]["rcu_queued"] > 0
     assert child["run"] == here
