@@ -78,6 +78,13 @@ class Recorder:
             if len(series) == n:  # absent from this sample
                 series.append(float("nan"))
 
+    def decimate(self) -> None:
+        """Keep every other sample, the first included: half as many, twice as far apart
+        (a stream of unknown length keeps a bounded number of evenly spaced samples)."""
+        self.times = self.times[::2]
+        for name, series in self._series.items():
+            self._series[name] = series[::2]
+
     def series(self) -> dict[tuple[str, str], np.ndarray]:
         return {name: np.array(values, dtype=float) for name, values in self._series.items()}
 

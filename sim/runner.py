@@ -474,25 +474,33 @@ def run_replay(
     replayer.feed(reader)
     first = replayer.next_time()
     t = first if first is not None else 0.0
-    step = None
+    # The span is known only at the end of a stream: sample on a grid of a millisecond
+    # of trace time, and each time ``2 * samples`` are kept, drop every other one and
+    # double the grid's step. A trace of any length ends with ``samples`` to
+    # ``2 * samples`` evenly spaced samples, the last the first after its end, and takes
+    # about ``samples`` more per doubling (a grid point with no event since the one
+    # before reuses its values).
+    step = 1e-3
+    keep = 2 * max(samples, 1)
     zones = setup.zones
 
     def zone_values() -> dict:
         return node_metrics(zones) if len(zones) > 1 else zone_metrics(zones[0][1])
 
+    values: dict | None = None
     while True:
-        values = zone_values()
-        values.update(cache_metrics(setup.caches))
+        if values is None:
+            values = zone_values()
+            values.update(cache_metrics(setup.caches))
+        if len(recorder.times) >= keep:
+            recorder.decimate()
+            step *= 2
         recorder.sample(t, values)
-        nxt = replayer.next_time()
-        if nxt is None:
+        if replayer.next_time() is None:
             break
-        if step is None:
-            # The span is known only at the end of a stream: sample by event count
-            # instead, about ``samples`` times over the shared trace's rate.
-            step = max((nxt - t) * 1000, 1e-3)
-        t = max(t + step, nxt)
-        replayer.events_until(t)
+        t += step
+        if replayer.events_until(t):
+            values = None
     replayer.advance(replayer.now)
     wall = time.perf_counter() - started
     result = ReplayResult(setup.zone, setup.caches, replayer, setup.population,

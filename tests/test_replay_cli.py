@@ -372,3 +372,25 @@ def test_replay_from_and_a_file_of_its_own_is_one_line(capsys):
                  "--buddyinfo", str(EXAMPLE / "before.buddyinfo")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "--buddyinfo: expected it or --from" in err
+
+
+@pytest.mark.parametrize("gap, n", [(0.01, 6000), (0.00001, 40000)])
+def test_a_replay_keeps_about_a_hundred_evenly_spaced_samples_whatever_its_span(
+        tmp_path, gap, n):
+    """A trace's span is known only at its end: the replay samples every millisecond
+    and halves its samples each time 200 are kept. Before, the step came from the first
+    two events' gap (x 1000, at least 1 ms): 7 samples for this 60 s trace, and one a
+    millisecond for any dense one, 3.6 million for an hour."""
+    lines = []
+    for i in range(n // 2):  # an allocation and its free, ``gap`` apart
+        lines += [alloc(f"{1 + 2 * i * gap:.6f}", f"p{i}"),
+                  free(f"{1 + (2 * i + 1) * gap:.6f}", f"p{i}")]
+    code, _, out = small_replay(tmp_path, lines)
+    assert code == 0
+    series = read_timeseries(out / "timeseries.csv")[("replay", 0)]
+    times = series[next(iter(series))][0]
+    assert 100 <= len(times) <= 201
+    steps = {round(b - a, 9) for a, b in zip(times[:-2], times[1:-1], strict=True)}
+    assert len(steps) == 1  # evenly spaced, but for the last
+    end = (n - 1) * gap  # the last event's time: the last sample is the first after it
+    assert end <= times[-1] < end + steps.pop() + 1e-9
