@@ -7,7 +7,10 @@ its before.slabinfo / buddyinfo / pagetypeinfo, it measures:
 - replaying alone (sim/replay.py) from events already parsed;
 - the whole thing, parse + replay, in one process and with the parser in a child process
   (what ``replay_file`` does on two CPUs or more), with the real-time factor: trace span
-  / wall time. Set-up (zone synthesis, slabinfo population) is reported apart.
+  / wall time. Set-up (zone synthesis, slabinfo population) is reported apart;
+- ``fragsim replay`` itself, in a fresh interpreter: the same, plus the time series it
+  samples as it goes (its own real-time factor, from its summary.json; writing the files
+  after the replay is not in it).
 
 Each figure is the median of ``--repeat`` runs (default 3). The trace defaults to
 ../shared/data/kmem-traces/tmpfs-churn-20k-keep10/trace.txt.gz when that exists, else
@@ -21,9 +24,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,6 +107,18 @@ def main(argv: list[str] | None = None) -> int:
 
     replay_s, _ = median_of(args.repeat, replay_only)
 
+    def command() -> tuple[float, object]:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, "-m", "sim", "replay", str(trace), "--slabinfo",
+                            str(slabinfo), "--buddyinfo", str(buddyinfo), "--pagetypeinfo",
+                            str(pagetypeinfo), "--no-plots", "--out", f"{tmp}/out"],
+                           cwd=ROOT, check=True, capture_output=True)
+            summary = json.loads(Path(f"{tmp}/out/summary.json").read_text())
+        wall = summary["variants"]["replay"]["mean"]["wall_s"]
+        return wall, None
+
+    command_s, _ = median_of(args.repeat, command)
+
     print(f"trace: {trace} ({events} events over {span:.3f} s)")
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
           f"median of {args.repeat}")
@@ -112,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({one_s:.3f} s), real-time factor {span / one_s:.2f}")
     print(f"parse + replay, parser in child: {events / two_s / 1e3:5.0f} k events/s  "
           f"({two_s:.3f} s), real-time factor {span / two_s:.2f}")
+    print(f"fragsim replay (samples too):    {events / command_s / 1e3:5.0f} k events/s  "
+          f"({command_s:.3f} s), real-time factor {span / command_s:.2f}")
     print(f"set-up (zone synthesis, slabinfo population): {setup_s:.3f} s")
     print(f"replay_file uses: {'the child' if auto else 'one process'}; load average now "
           f"{os.getloadavg()[0]:.2f}; real-time factor = trace span / wall time, >= 1 is the "
