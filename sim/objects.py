@@ -502,6 +502,7 @@ class FileSystem:
         self._page_slot: vec[i32] = vec[i32]()
         self._page_pos: vec[i32] = vec[i32]()
         self._page_size = 0  # pfns those vectors cover
+        self._pos_shared = False  # _page_pos is the machine's page_index (share_page_index)
         self._slots: list[File | None] = []
         self._free_slots: list[int] = []
         # The file LRU a disk file system's folios go on (sim/vmscan.py FileLru) and
@@ -1146,17 +1147,33 @@ class FileSystem:
         f._pfns = new_pfns
         f._index = new_indexes
 
+    def share_page_index(self, index: vec[i32]) -> None:
+        """Keep each folio's position in its file's list in ``index``, one entry a pfn
+        of the zone, shared with the machine's other owners of pages (sim/machine.py
+        ``page_index``; the kernel's ``struct page`` has one ``index`` whoever owns the
+        page). This file system reads an entry only where its own slot table says it
+        holds the folio, so what others write for their pages does not matter. Before
+        the first folio only."""
+        if self._page_size or len(index) < self.zone.end_pfn:
+            raise ValueError("share_page_index: before the first folio, over the zone")
+        self._page_pos = index
+        self._pos_shared = True
+
     def _page_cache_grow(self, size: int) -> None:
         """Cover pfns below ``size`` (the whole zone at the first folio)."""
         size = max(size, 2 * self._page_size, self.zone.end_pfn)
         extra = size - self._page_size
         none = array("i", [-1]) * extra
+        if self._pos_shared and size > len(self._page_pos):
+            raise IndexError(f"pfn beyond the shared page index ({len(self._page_pos)})")
         if not self._page_size:  # the first: exactly the zone, no spare capacity
             self._page_slot = vec[i32](none, capacity=size)
-            self._page_pos = vec[i32](none, capacity=size)
+            if not self._pos_shared:
+                self._page_pos = vec[i32](none, capacity=size)
         else:
             self._page_slot = vec_extend(self._page_slot, none)
-            self._page_pos = vec_extend(self._page_pos, none)
+            if not self._pos_shared:
+                self._page_pos = vec_extend(self._page_pos, none)
         self._page_size = size
 
     def _forget_dentry(self, f: File) -> None:

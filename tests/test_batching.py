@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -469,3 +470,46 @@ def test_expiry_queue_buckets_that_share_a_ring_slot_keep_their_order():
     q.push_many([far + 0.65], [7])  # into the bucket put back
     assert q.pop_due(2 * far) == [7, 2]
     assert q.pop_due(math.inf) == [4] and not q and q.next_due() == math.inf
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from("aarmwc"), st.integers(0, 2),
+                              st.integers(0, 255), st.integers(-3, 300)), max_size=120))
+def test_page_sets_sharing_one_map_with_other_owners_hold_what_they_hold(ops):
+    """Two order-0 sets keep their maps in one shared index (the machine's
+    ``page_index``), and a third owner (a file system keeping its folios' places there)
+    writes any value for the pages it holds. Each set still holds exactly its pages,
+    by membership, removal and migration, against a model of who owns each page."""
+    from librt.vecs import vec
+    from mypy_extensions import i32
+
+    n = 256
+    index = vec[i32](array("i", [-1]) * n, capacity=n)
+    sets = [PageSet(0), PageSet(0)]
+    for s in sets:
+        s.share_where(index)
+    owner: dict[int, int] = {}  # pfn -> 0 or 1 (a set), 2 (the other owner)
+    for op, who, pfn, value in ops:
+        if op == "a" and pfn not in owner:  # a free page allocated by ``who``
+            owner[pfn] = who
+            if who == 2:
+                index[pfn] = value  # the other owner writes its own value
+            else:
+                sets[who].add(pfn)
+        elif op == "r" and owner.get(pfn) == who:  # ``who`` frees its page
+            del owner[pfn]
+            if who < 2:
+                sets[who].remove(pfn)
+        elif op == "w" and owner.get(pfn) == 2:
+            index[pfn] = value  # the other owner moves its own entry
+        elif op == "m" and pfn in owner:  # compaction moves the page to a free pfn
+            new = next((p for p in range(n) if p not in owner), None)
+            if new is not None:
+                moved = [s.migrate(pfn, new) for s in sets]
+                assert moved == [owner[pfn] == 0, owner[pfn] == 1]
+                if owner[pfn] == 2:
+                    index[new] = value
+                owner[new] = owner.pop(pfn)
+        for k, s in enumerate(sets):
+            assert {p for p in range(n) if p in s} == {p for p, o in owner.items() if o == k}
+            assert len(s) == sum(o == k for o in owner.values())

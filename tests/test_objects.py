@@ -323,16 +323,28 @@ def test_by_oid_maps_ids_like_a_dict_of_ids_at_or_above_zero():
         m[-1] = "minus one"
 
 
+@pytest.mark.parametrize("shared", [False, True])
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["add", "add", "evict", "migrate", "unlink"]),
                           st.integers(0, 2), st.integers(0, 1000)), max_size=80))
 @example([("add", 0, 0), ("add", 0, 0), ("add", 0, 0), ("migrate", 0, 0), ("evict", 0, 1),
           ("add", 0, 0), ("unlink", 0, 0), ("add", 1, 0)])
-def test_the_page_cache_tables_keep_each_files_folios_in_the_order_added(script):
+def test_the_page_cache_tables_keep_each_files_folios_in_the_order_added(shared, script):
     """The per-pfn tables (``page->mapping``) and each file's folio list against a dict
     per file: a folio added goes last, one evicted leaves, one compaction moved goes
-    last under its new pfn (a dict's pop and insert), and a deleted file's are freed."""
+    last under its new pfn (a dict's pop and insert), and a deleted file's are freed.
+    ``shared``: the positions are kept in an index shared with other owners of pages
+    (the machine's ``page_index``), who write their own values for pages the file
+    system does not hold: before it takes a page and after it lets one go."""
+    from array import array
+
+    from librt.vecs import vec
+    from mypy_extensions import i32
+
     zone, caches, fs = make_fs()
+    index = vec[i32](array("i", [-1]) * zone.end_pfn, capacity=zone.end_pfn)
+    if shared:
+        fs.share_page_index(index)
     fids = [fs.create(0) for _ in range(3)]
     model = {fid: {} for fid in fids}  # head pfn -> file index, in insertion order
     next_index = dict.fromkeys(fids, 0)
@@ -343,6 +355,7 @@ def test_the_page_cache_tables_keep_each_files_folios_in_the_order_added(script)
         folios = model[fid]
         if op == "add":
             pfn = zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE)
+            index[pfn] = r % 7  # what the page's last owner left there
             assert fs.add_folio(fid, pfn, next_index[fid], 0)
             folios[pfn] = next_index[fid]
             next_index[fid] += 1
@@ -352,16 +365,21 @@ def test_the_page_cache_tables_keep_each_files_folios_in_the_order_added(script)
             fs.evict_folio(pfn)
             del folios[pfn]
             assert not fs.holds_page(pfn) and not zone.is_allocated(pfn)
+            index[pfn] = r % 5  # its next owner's
         elif op == "migrate" and folios:
             old = list(folios)[r % len(folios)]
             new = zone.alloc(0, MIGRATE_MOVABLE, 0, OWNER_MOVABLE)
+            index[new] = r % 3
             fs.lru.migrate(old, new)
             assert fs.migrate_page(old, new)
             zone.free(old, 0, 0)
+            index[old] = r % 11
             folios[new] = folios.pop(old)
         elif op == "unlink":
             fs.unlink(fid)
             assert not any(fs.holds_page(pfn) or zone.is_allocated(pfn) for pfn in folios)
+            for pfn in folios:
+                index[pfn] = r % 13
             model[fid] = {}
         for fid2, want in model.items():
             if fid2 in fs.files:

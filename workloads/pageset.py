@@ -23,6 +23,12 @@ class PageSet:
     for order-0 folios, 4 bytes per 2 MiB for huge pages), so millions of pages cost no
     Python objects. Every pfn held is the head of a block of at least ``order``:
     aligned, one per block. The ``*_many`` methods are the single calls in turn.
+
+    An order-0 set may keep its map in a vector shared with other owners of pages
+    (``share_where``: the machine's per-pfn index, sim/machine.py ``page_index``, as the
+    kernel's ``struct page`` holds one ``index`` for whichever owner a page has). An entry
+    is then trusted only when it points at the pfn: ``pfns[i] == pfn``, which holds only
+    for a pfn this set holds, whatever another owner wrote there while it held the page.
     """
 
     def __init__(self, nr_pages: int, order: int = 0) -> None:
@@ -31,12 +37,19 @@ class PageSet:
         unheld = array("i", [-1]) * ((nr_pages + (1 << order) - 1) >> order)
         self.where: vec[i32] = vec[i32](unheld, capacity=len(unheld))
 
+    def share_where(self, where: vec[i32]) -> None:
+        """Keep the map in ``where``, one entry a pfn of the zone, shared with other
+        owners of pages (see the class). Only an empty order-0 set may."""
+        if self.shift or len(self.pfns) or len(where) < len(self.where):
+            raise ValueError("share_where: an empty order-0 set, and a map over its zone")
+        self.where = where
+
     def __len__(self) -> int:
         return len(self.pfns)
 
     def __contains__(self, pfn: int) -> bool:
         i = int(self.where[pfn >> self.shift])
-        return i >= 0 and int(self.pfns[i]) == pfn
+        return 0 <= i < len(self.pfns) and int(self.pfns[i]) == pfn
 
     def add(self, pfn: int) -> None:
         self.where[pfn >> self.shift] = int(len(self.pfns))
@@ -102,7 +115,7 @@ class PageSet:
         shift = self.shift
         where = self.where
         i = int(where[old >> shift])
-        if i < 0 or int(self.pfns[i]) != old:
+        if not 0 <= i < len(self.pfns) or int(self.pfns[i]) != old:
             return False
         self.pfns[i] = new
         where[old >> shift] = -1

@@ -339,7 +339,8 @@ class Anon(Workload):
             self.vma_pages = zone.nr_pages
         else:
             self.vma_pages = self.DEFAULT_SIZE // zone.page_size
-        self.pages = PageSet(zone.end_pfn)  # order-0 folios
+        self.pages = PageSet(0)  # order-0 folios, its map the machine's page index
+        self.pages.share_where(machine.page_index())
         self.page_size = zone.page_size
         self.failed = self.allocated = 0
         self._carry = 0.0
@@ -774,7 +775,11 @@ class ThpProbe(Workload):
         machine.register_page_owner(self.migrate_page, self.owns)
         self.attempts = self.successes = self.compacted = 0
         self.recent: list[int] = []
-        self.held = PageSet(machine.zone.end_pfn, params.order)
+        if params.order:
+            self.held = PageSet(machine.zone.end_pfn, params.order)
+        else:  # its map the machine's page index
+            self.held = PageSet(0)
+            self.held.share_where(machine.page_index())
 
     def owns(self, pfn: int, order: int) -> bool:
         return pfn in self.held
