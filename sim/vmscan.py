@@ -84,7 +84,7 @@ import numpy as np
 from librt.vecs import append as vec_append
 from librt.vecs import extend as vec_extend
 from librt.vecs import vec
-from mypy_extensions import i16, i32, i64, u8
+from mypy_extensions import i16, i32, i64
 
 from sim.buddy import PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, Zone
 from sim.compaction import compact_gap
@@ -103,6 +103,13 @@ _PREFETCH_MIN: Final = 16
 # The largest folio the LRU holds: MAX_PAGECACHE_ORDER and HPAGE_PMD_ORDER are 9 on
 # x86-64; the arrays allow up to MAX_PAGE_ORDER (10).
 MAX_FOLIO_ORDER: Final = 10
+# FileLru's per-pfn word: the folio's order, its referenced state, its owner.
+_ORDER_MASK: Final = 0xF
+_REF_SHIFT: Final = 4
+_REF_MASK: Final = 0x30
+_ACTIVE: Final = 2 << 4  # the referenced state "activated", in place
+_OWNER_SHIFT: Final = 6
+_MAX_OWNER: Final = (1 << 9) - 1  # an i16's bits 6-14
 # include/linux/swap.h: isolate_lru_folios passes over at most this many folios of a
 # zone above sc->reclaim_idx in one call ("to prevent hard LOCKUP").
 SWAP_CLUSTER_MAX_SKIPPED: Final = 32 << 10
@@ -157,7 +164,9 @@ class FileLru:
 
     Kept as a queue of head pfns in the order they became newest, plus per-pfn typed
     vectors (librt.vecs) over the zone: the queue index of the pfn's live entry (-1 when
-    not on the list), its owner, its order and its referenced bit (8 bytes a page).
+    not on the list), and its order, referenced state and owner in one 16-bit word
+    (bits 0-3, 4-5 and 6-14: up to 512 owners), 6 bytes a page; one word is one read
+    where the scan looks at a folio.
     Removing a folio only clears its index; the scan skips queue entries that are no
     longer live, and the queue is compacted once mostly stale. The order is an ordered
     dict's: a folio added again while on the list keeps its place.
@@ -189,9 +198,9 @@ class FileLru:
         self._nr_by_order: vec[i64] = vec[i64]([0] * (MAX_FOLIO_ORDER + 1))
         self._size = 0  # pfns covered by the arrays below, grown on demand
         self._pos: vec[i32] = vec[i32]()  # queue position of the folio headed here, or -1
-        self._owner: vec[i16] = vec[i16]()
-        self._order: vec[u8] = vec[u8]()
-        self._ref: vec[u8] = vec[u8]()  # 1: PG_referenced, 2: activated
+        # order | ref << 4 | owner << 6; ref 1: PG_referenced, 2: activated. Meaningful
+        # only while the pfn is on the list.
+        self._meta: vec[i16] = vec[i16]()
         self._views: tuple[Any, ...] = ()
         self._nr_pages = nr_pages  # the zone's size: the arrays' size at the first add
 
@@ -205,25 +214,18 @@ class FileLru:
         size = max(size, 2 * self._size, self._nr_pages)
         extra = size - self._size
         unlisted = array("i", [-1]) * extra
-        zeros = bytes(extra)
-        owners = array("h", [0]) * extra
+        zeros = array("h", [0]) * extra
         if not self._size:  # the first: exactly the zone, no spare capacity
             self._pos = vec[i32](unlisted, capacity=size)
-            self._owner = vec[i16](owners, capacity=size)
-            self._order = vec[u8](zeros, capacity=size)
-            self._ref = vec[u8](zeros, capacity=size)
+            self._meta = vec[i16](zeros, capacity=size)
         else:
             self._pos = vec_extend(self._pos, unlisted)
-            self._owner = vec_extend(self._owner, owners)
-            self._order = vec_extend(self._order, zeros)
-            self._ref = vec_extend(self._ref, zeros)
+            self._meta = vec_extend(self._meta, zeros)
         self._size = size
         # Read-only numpy views of the per-pfn vectors, for _prefetch (they move only here).
         self._views = (
             np.frombuffer(memoryview(self._pos), dtype=np.int32),
-            np.frombuffer(memoryview(self._ref), dtype=np.uint8),
-            np.frombuffer(memoryview(self._owner), dtype=np.int16),
-            np.frombuffer(memoryview(self._order), dtype=np.uint8))
+            np.frombuffer(memoryview(self._meta), dtype=np.int16))
 
     def __len__(self) -> int:
         """Folios on the list (``nr_pages`` counts their pages)."""
@@ -236,61 +238,67 @@ class FileLru:
         """The order of the folio with head ``pfn`` on the list."""
         if pfn not in self:
             raise KeyError(pfn)
-        return int(self._order[pfn])
+        return int(self._meta[pfn]) & _ORDER_MASK
 
     def _put(self, pfn: int, owner: int, order: int) -> None:
-        """``pfn`` on the list with ``owner``: the newest, unless it is there already."""
+        """``pfn`` on the list with ``owner``: the newest, unless it is there already
+        (its referenced state stays as it was)."""
+        if not 0 <= owner <= _MAX_OWNER:
+            raise ValueError(f"FileLru: owner {owner}: expected 0 to {_MAX_OWNER}")
         if pfn >= self._size:
             self._grow(pfn + 1)
+        meta = int(self._meta[pfn])
         if int(self._pos[pfn]) < 0:
             self._pos[pfn] = int(len(self._queue))
             self._queue = vec_append(self._queue, pfn)
             self._count += 1
         else:
-            old = int(self._order[pfn])
+            old = meta & _ORDER_MASK
             self.nr_pages -= 1 << old
             self._nr_by_order[old] -= 1
-        self._order[pfn] = order
+        self._meta[pfn] = (meta & _REF_MASK) | order | owner << _OWNER_SHIFT
         self.nr_pages += 1 << order
         self._nr_by_order[order] += 1
-        self._owner[pfn] = owner
 
     def add(self, pfn: int, owner: int, order: int = 0) -> None:
         """``folio_add_lru``: a new page-cache folio, the newest on the list."""
         self._put(pfn, owner, order)
-        self._ref[pfn] = 0
+        self._meta[pfn] = int(self._meta[pfn]) & ~_REF_MASK
 
     def add_many(self, pfns: list[int], owner: int, order: int = 0) -> None:
         """``add`` each of these folios, all of ``order``, in turn."""
         for pfn in pfns:
             self._put(pfn, owner, order)
-            self._ref[pfn] = 0
+            self._meta[pfn] = int(self._meta[pfn]) & ~_REF_MASK
 
     def mark_accessed(self, pfn: int) -> None:
         """``folio_mark_accessed``: PG_referenced on a first access, activated on the
         next."""
         if pfn in self:
-            self._ref[pfn] = 2 if int(self._ref[pfn]) else 1
+            meta = int(self._meta[pfn])
+            ref = 2 if meta & _REF_MASK else 1
+            self._meta[pfn] = (meta & ~_REF_MASK) | ref << _REF_SHIFT
 
     def remove(self, pfn: int) -> int:
         """The owner drops the folio itself (truncation, unlink); returns its owner id."""
         if pfn not in self:
             raise KeyError(pfn)
+        meta = int(self._meta[pfn])
         self._pos[pfn] = -1
-        self._ref[pfn] = 0
+        self._meta[pfn] = meta & ~_REF_MASK
         self._count -= 1
-        order = int(self._order[pfn])
+        order = meta & _ORDER_MASK
         self.nr_pages -= 1 << order
         self._nr_by_order[order] -= 1
-        return int(self._owner[pfn])
+        return meta >> _OWNER_SHIFT
 
     def migrate(self, old_pfn: int, new_pfn: int) -> None:
         """Compaction moved the folio: same owner and order, new pfn, put back as the
         newest (``folio_putback_lru``)."""
-        state = int(self._ref[old_pfn]) if old_pfn in self else 0
-        order = int(self._order[old_pfn]) if old_pfn in self else 0
-        self._put(new_pfn, self.remove(old_pfn), order)
-        self._ref[new_pfn] = state  # folio_migrate_flags: referenced and active move
+        meta = int(self._meta[old_pfn]) if old_pfn in self else 0
+        self._put(new_pfn, self.remove(old_pfn), meta & _ORDER_MASK)
+        # folio_migrate_flags: referenced and active move
+        self._meta[new_pfn] = (int(self._meta[new_pfn]) & ~_REF_MASK) | (meta & _REF_MASK)
 
     def shrink(self, nr_to_reclaim: int, max_scan: int | None = None,
                batch: int = 0, skip_from: int = -1) -> int:
@@ -316,8 +324,7 @@ class FileLru:
         the newest end at the batch's end ("Splice any skipped folios to the start of
         the LRU list"), with their access state.
         """
-        queue, pos, ref, owners, orders = (self._queue, self._pos, self._ref, self._owner,
-                                           self._order)
+        queue, pos, metas = self._queue, self._pos, self._meta
         nr_by_order = self._nr_by_order
         limit = 2 * self.nr_pages if max_scan is None else max_scan
         # What the scan can reach: its goal, and never more than ``max_scan`` (a batch).
@@ -354,7 +361,8 @@ class FileLru:
                 head += 1
                 pfn = int(queue[head])
             head += 1
-            order = int(orders[pfn])
+            meta = int(metas[pfn])
+            order = meta & _ORDER_MASK
             nr = 1 << order
             scanned += nr
             folios_scanned += 1
@@ -364,8 +372,8 @@ class FileLru:
                 self._count_skip(pfn, nr)
                 continue
             batch_left -= nr
-            if ref[pfn] == 2:  # active: a second chance
-                ref[pfn] = 0
+            if meta & _REF_MASK == _ACTIVE:  # active: a second chance
+                metas[pfn] = meta & ~_REF_MASK
                 pos[pfn] = int(len(queue))
                 queue = vec_append(queue, pfn)
                 rotated += nr
@@ -378,12 +386,11 @@ class FileLru:
             folios_evicted += 1
             if self._evict_many is None:
                 self._queue = queue  # the callback sees the list as it is
-                self._evict(pfn, int(owners[pfn]))
-                queue, pos, ref, owners, orders = (self._queue, self._pos, self._ref,
-                                                   self._owner, self._order)
+                self._evict(pfn, meta >> _OWNER_SHIFT)
+                queue, pos, metas = self._queue, self._pos, self._meta
             else:
                 victims.append(pfn)
-                victim_owners.append(int(owners[pfn]))
+                victim_owners.append(meta >> _OWNER_SHIFT)
         # The scan ended with every folio left passed over (or none left): another
         # batch would find nothing it may take.
         self.exhausted = self._count <= nr_held

@@ -172,11 +172,13 @@ class OrderedDictLru:
 
 
 pfn_st = st.integers(0, 40)
-order_st = st.sampled_from([0, 0, 0, 2, 9])
+order_st = st.sampled_from([0, 0, 0, 2, 9, 10])
+# owners up to the largest FileLru keeps (its per-pfn word: order, state, owner)
+owner_st = st.sampled_from([0, 1, 2, 3, 511])
 lru_ops = st.lists(st.one_of(
-    st.tuples(st.just("add"), pfn_st, st.integers(0, 3), order_st),
-    st.tuples(st.just("add_many"), st.lists(pfn_st, max_size=8), st.integers(0, 3), order_st),
-    st.tuples(st.just("add_many"), st.lists(pfn_st, min_size=4, max_size=16), st.integers(0, 3),
+    st.tuples(st.just("add"), pfn_st, owner_st, order_st),
+    st.tuples(st.just("add_many"), st.lists(pfn_st, max_size=8), owner_st, order_st),
+    st.tuples(st.just("add_many"), st.lists(pfn_st, min_size=4, max_size=16), owner_st,
               order_st),
     st.tuples(st.just("access"), pfn_st),
     st.tuples(st.just("remove"), pfn_st),
@@ -232,6 +234,16 @@ def test_file_lru_behaves_as_an_ordered_dict_with_a_referenced_set(ops, batched,
     lru.shrink(10**6, 10**6)
     ref.shrink(10**6, 10**6)
     assert got == want
+
+
+def test_the_lru_keeps_up_to_512_owners_and_refuses_more():
+    lru = FileLru(lambda pfn, owner: None)
+    lru.add(7, 511, 10)
+    lru.mark_accessed(7)
+    lru.mark_accessed(7)
+    assert lru.order_of(7) == 10 and lru.remove(7) == 511
+    with pytest.raises(ValueError, match="owner 512: expected 0 to 511"):
+        lru.add(8, 512)
 
 
 def test_compaction_keeps_the_order_of_the_pages_left():
