@@ -404,6 +404,28 @@ class PageSpace:
         raise NotImplementedError
 
 
+class PageIndex:
+    """One 32-bit index per pfn of a page space, kept for whichever owner holds the
+    page, as the kernel's ``struct page`` holds one ``index`` (sim/machine.py
+    ``page_index``: the file systems' folio positions and the workloads' page sets'
+    maps). The vector is made and read in compiled code only: handed to interpreted
+    code and back, mypyc 2.4.1 boxes a vector and leaks its buffer (the first version
+    made it in sim/machine.py, and a run left 256 KiB behind)."""
+
+    def __init__(self, size: int) -> None:
+        unset = array("i", [-1]) * size  # a name: mypyc 2.4 asserts on an expression
+        self.index: vec[i32] = vec[i32](unset, capacity=size)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, pfn: int) -> int:
+        return int(self.index[pfn])
+
+    def __setitem__(self, pfn: int, value: int) -> None:
+        self.index[pfn] = value
+
+
 class Zone(PageSpace):
     """One zone's buddy allocator with per-CPU page lists.
 

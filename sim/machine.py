@@ -21,17 +21,14 @@ until one says it was its page.
 from __future__ import annotations
 
 import functools
-from array import array
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import simpy
-from librt.vecs import vec
-from mypy_extensions import i32
 
 from sim import metrics
-from sim.buddy import OWNER_MOVABLE, WMARK_LOW, PageSpace, Zone
+from sim.buddy import OWNER_MOVABLE, WMARK_LOW, PageIndex, PageSpace, Zone
 from sim.compaction import Compactor, NodeCompactor
 from sim.config import ExperimentConfig
 from sim.daemons import Kcompactd, Kswapd, rcu_tick, vmstat_refresh
@@ -169,7 +166,7 @@ class Machine:
                       for z in sorted(zones, key=lambda z: z.zone_start_pfn)]
         self.workloads: list = []
         self._page_owners: list[Callable[[int, int, int], object]] = []
-        self._page_index: Any = None  # see page_index
+        self._page_index: PageIndex | None = None  # see page_index
         self._page_owns: list[Callable[[int, int], bool] | None] = []
         self._lru_owners: list[Callable[[int], None]] = []
         self._lru_batch_owners: list[Callable[[list[int]], None] | None] = []
@@ -338,7 +335,7 @@ class Machine:
         self._lru_batch_owners.append(evict_many)
         return len(self._lru_owners) - 1
 
-    def page_index(self) -> Any:
+    def page_index(self) -> PageIndex:
         """One 32-bit index per pfn of the machine (a typed vector, made at the first
         call), shared by the owners of pages that keep a position per page: the file
         systems (a folio's place in its file's list) and the workloads' order-0 page
@@ -347,9 +344,7 @@ class Machine:
         holds one ``index`` for whichever owner the page has: 4 bytes a page instead of
         4 for each owner (issue 20, item 4)."""
         if self._page_index is None:
-            size = self.zone.end_pfn
-            unset = array("i", [-1]) * size  # a name: mypyc asserts on an expression
-            self._page_index = vec[i32](unset, capacity=size)
+            self._page_index = PageIndex(self.zone.end_pfn)
         return self._page_index
 
     def register_page_owner(self, migrate: Callable[[int, int, int], object],

@@ -136,7 +136,7 @@ from librt.vecs import vec
 from mypy_extensions import i32
 
 from sim import readahead
-from sim.buddy import OWNER_MOVABLE, PageSpace
+from sim.buddy import OWNER_MOVABLE, PageIndex, PageSpace
 from sim.migratetype import MIGRATE_MOVABLE
 from sim.slab import (
     DEFAULT_SEEKS,
@@ -1147,7 +1147,7 @@ class FileSystem:
         f._pfns = new_pfns
         f._index = new_indexes
 
-    def share_page_index(self, index: vec[i32]) -> None:
+    def share_page_index(self, index: PageIndex) -> None:
         """Keep each folio's position in its file's list in ``index``, one entry a pfn
         of the zone, shared with the machine's other owners of pages (sim/machine.py
         ``page_index``; the kernel's ``struct page`` has one ``index`` whoever owns the
@@ -1156,7 +1156,7 @@ class FileSystem:
         the first folio only."""
         if self._page_size or len(index) < self.zone.end_pfn:
             raise ValueError("share_page_index: before the first folio, over the zone")
-        self._page_pos = index
+        self._page_pos = index.index
         self._pos_shared = True
 
     def _page_cache_grow(self, size: int) -> None:

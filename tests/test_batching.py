@@ -15,7 +15,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from array import array
 from pathlib import Path
 
 import numpy as np
@@ -480,11 +479,10 @@ def test_page_sets_sharing_one_map_with_other_owners_hold_what_they_hold(ops):
     ``page_index``), and a third owner (a file system keeping its folios' places there)
     writes any value for the pages it holds. Each set still holds exactly its pages,
     by membership, removal and migration, against a model of who owns each page."""
-    from librt.vecs import vec
-    from mypy_extensions import i32
+    from sim.buddy import PageIndex
 
     n = 256
-    index = vec[i32](array("i", [-1]) * n, capacity=n)
+    index = PageIndex(n)
     sets = [PageSet(0), PageSet(0)]
     for s in sets:
         s.share_where(index)

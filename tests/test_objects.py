@@ -336,13 +336,10 @@ def test_the_page_cache_tables_keep_each_files_folios_in_the_order_added(shared,
     ``shared``: the positions are kept in an index shared with other owners of pages
     (the machine's ``page_index``), who write their own values for pages the file
     system does not hold: before it takes a page and after it lets one go."""
-    from array import array
-
-    from librt.vecs import vec
-    from mypy_extensions import i32
+    from sim.buddy import PageIndex
 
     zone, caches, fs = make_fs()
-    index = vec[i32](array("i", [-1]) * zone.end_pfn, capacity=zone.end_pfn)
+    index = PageIndex(zone.end_pfn)
     if shared:
         fs.share_page_index(index)
     fids = [fs.create(0) for _ in range(3)]

@@ -13,6 +13,8 @@ from librt.vecs import pop as vec_pop
 from librt.vecs import vec
 from mypy_extensions import i32
 
+from sim.buddy import PageIndex
+
 
 class PageSet:
     """Pfns of blocks a workload holds: O(1) add, remove, random choice and migration.
@@ -37,12 +39,12 @@ class PageSet:
         unheld = array("i", [-1]) * ((nr_pages + (1 << order) - 1) >> order)
         self.where: vec[i32] = vec[i32](unheld, capacity=len(unheld))
 
-    def share_where(self, where: vec[i32]) -> None:
+    def share_where(self, where: PageIndex) -> None:
         """Keep the map in ``where``, one entry a pfn of the zone, shared with other
         owners of pages (see the class). Only an empty order-0 set may."""
         if self.shift or len(self.pfns) or len(where) < len(self.where):
             raise ValueError("share_where: an empty order-0 set, and a map over its zone")
-        self.where = where
+        self.where = where.index
 
     def __len__(self) -> int:
         return len(self.pfns)
