@@ -596,6 +596,10 @@ def test_the_c_scanner_reads_every_line_as_the_python_parser_does(tmp_path):
     out = []
     for line in lines:
         out.append(line)
+        if " kfree: " in line:
+            # ptr= last: whitespace after it is where a character the scanner did not
+            # split at would change the event it returns rather than send the line on
+            out += [line + ws for ws in "\t\x0b\x0c\r\x1c\x1d\x1e\x1f "]
         for _ in range(3 if line and not line.startswith("#") else 0):
             out.append(rng.choice(_MUTATIONS)(line, rng))
             if rng.random() < 0.2:  # the same again: a tail the scanner has memoised
