@@ -336,13 +336,13 @@ class Machine:
         return len(self._lru_owners) - 1
 
     def page_index(self) -> PageIndex:
-        """One 32-bit index per pfn of the machine (a typed vector, made at the first
-        call), shared by the owners of pages that keep a position per page: the file
-        systems (a folio's place in its file's list) and the workloads' order-0 page
-        sets (a page's place among those held). A page has one owner at a time, and each
-        owner trusts an entry only for a page it holds, as the kernel's ``struct page``
-        holds one ``index`` for whichever owner the page has: 4 bytes a page instead of
-        4 for each owner (issue 20, item 4)."""
+        """One 32-bit index per pfn of the machine (a sim/buddy.py ``PageIndex``, made
+        at the first call), shared by the owners of pages that keep a position per
+        page: the file systems (a folio's place in its file's list) and the workloads'
+        order-0 page sets (a page's place among those held). A page has one owner at a
+        time, and each owner trusts an entry only for a page it holds, as the kernel's
+        ``struct page`` holds one ``index`` for whichever owner the page has: 4 bytes a
+        page instead of 4 for each owner (issue 20, item 4)."""
         if self._page_index is None:
             self._page_index = PageIndex(self.zone.end_pfn)
         return self._page_index
