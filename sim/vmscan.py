@@ -107,7 +107,7 @@ MAX_FOLIO_ORDER: Final = 10
 _ORDER_MASK: Final = 0xF
 _REF_SHIFT: Final = 4
 _REF_MASK: Final = 0x30
-_ACTIVE: Final = 2 << 4  # the referenced state "activated", in place
+_ACTIVE: Final = 2 << _REF_SHIFT  # the referenced state "activated", in place
 _OWNER_SHIFT: Final = 6
 _MAX_OWNER: Final = (1 << 9) - 1  # an i16's bits 6-14
 # include/linux/swap.h: isolate_lru_folios passes over at most this many folios of a

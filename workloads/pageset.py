@@ -42,8 +42,8 @@ class PageSet:
     def share_where(self, where: PageIndex) -> None:
         """Keep the map in ``where``, one entry a pfn of the zone, shared with other
         owners of pages (see the class). Only an empty order-0 set may."""
-        if self.shift or len(self.pfns) or len(where) < len(self.where):
-            raise ValueError("share_where: an empty order-0 set, and a map over its zone")
+        if self.shift or len(self.pfns):
+            raise ValueError("share_where: only an empty order-0 set")
         self.where = where.index
 
     def __len__(self) -> int:
