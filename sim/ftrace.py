@@ -95,6 +95,7 @@ import zlib
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from types import ModuleType
 from typing import IO, NamedTuple
 
 from sim.errors import FragsimError
@@ -124,6 +125,15 @@ EVENT_KINDS: dict[str, int] = {
     "mm_page_free": EV_PAGE_FREE,
     "mm_page_free_batched": EV_PAGE_FREE_BATCHED,
 }
+
+_ZLIB: ModuleType
+try:  # zlib-ng's inflate, 2.3x faster than zlib's (_GzipReader)
+    from zlib_ng import zlib_ng as _ZLIB
+except ImportError:  # pragma: no cover - a platform without its wheel
+    _ZLIB = zlib
+# What ends a stream early: truncated or corrupt (zlib's errors or zlib-ng's), or unreadable.
+_BROKEN_STREAM: tuple[type[Exception], ...] = (EOFError, zlib.error, _ZLIB.error,
+                                               lzma.LZMAError, OSError)
 
 _MAX_TAILS = 100_000  # distinct tails cached per event kind
 _NULL_PAGE = "page=0000000000000000"  # %p of NULL on 64-bit: a failed mm_page_alloc
@@ -337,11 +347,19 @@ class TraceStream:
 class _GzipReader:
     """gzip members read with zlib, so that a truncated or corrupt file gives every
     byte that could be decompressed before it raises (``gzip.GzipFile.read`` drops
-    the data of the call that meets the end)."""
+    the data of the call that meets the end).
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    zlib-ng's inflate (``zlib_ng``, a dependency) when it imports, else the standard
+    library's zlib: the same interface, the same bytes out of a good, truncated or
+    corrupt stream (a test compares them), and 2.3x faster on the shared trace (0.048
+    s against 0.110 s for its 66 MB): the replay's parser child spent a quarter of its
+    time in zlib."""
+
+    def __init__(self, raw: IO[bytes], zlib_module: ModuleType | None = None) -> None:
+        self._zlib = zlib_module or _ZLIB
+        self._errors: tuple[type[Exception], ...] = (zlib.error, self._zlib.error)
         self._raw = raw
-        self._inflate = zlib.decompressobj(wbits=31)
+        self._inflate = self._zlib.decompressobj(wbits=31)
         self._buf = b""
         self._error: Exception | None = None
         self._done = False
@@ -360,9 +378,9 @@ class _GzipReader:
                 while self._inflate.eof and self._inflate.unused_data:
                     # Another gzip member follows (concatenated .gz files).
                     rest = self._inflate.unused_data
-                    self._inflate = zlib.decompressobj(wbits=31)
+                    self._inflate = self._zlib.decompressobj(wbits=31)
                     self._buf += self._inflate.decompress(rest)
-            except zlib.error as err:
+            except self._errors as err:
                 self._done = True
                 self._error = err
 
@@ -588,7 +606,7 @@ class TraceReader:
                     if stats.last_ts is None or high > stats.last_ts:
                         stats.last_ts = high
                     yield out
-        except (EOFError, zlib.error, lzma.LZMAError, OSError) as broken:
+        except _BROKEN_STREAM as broken:
             # A truncated or corrupt compressed stream: keep what was read, say why.
             stats.error = (f"{stats.source}: the trace ends early after line {lineno} "
                            f"({type(broken).__name__}: {broken})")

@@ -236,16 +236,41 @@ def free_pages_per_block_histogram(
 def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
                        ) -> dict[tuple[str, str], float]:
     """``nr_free``, ``avail`` and ``unusable_index`` by order, and
-    ``fragmentation_index`` at pageblock order, of one set of free block counts."""
+    ``fragmentation_index`` at pageblock order, of one set of free block counts.
+
+    The same values as ``avail``, ``unusable_index`` and ``fragmentation_index`` give
+    (a test holds them to it), from one pass over the orders rather than one per order
+    and index: the blocks suitable at order o are ``nr_free[o]`` plus twice those
+    suitable at o + 1 (a sample is taken hundreds of times a run)."""
+    top = len(nr_free)
+    _check_order(nr_free, pageblock_order)
+    pages = total = 0
+    for order, blocks in enumerate(nr_free):
+        total += blocks
+        pages += blocks << order
+    suitable = [0] * top
+    above = 0
+    for order in range(top - 1, -1, -1):
+        above = suitable[order] = nr_free[order] + 2 * above
     values: dict[tuple[str, str], float] = {}
-    for order in range(len(nr_free)):
-        key = str(order)
+    for order in range(top):
+        key = _ORDER_KEYS[order] if order < len(_ORDER_KEYS) else str(order)
         values[("nr_free", key)] = nr_free[order]
-        values[("avail", key)] = avail(nr_free, order)
-        values[("unusable_index", key)] = unusable_index(nr_free, order)
-    values[("fragmentation_index", str(pageblock_order))] = fragmentation_index(
-        nr_free, pageblock_order)
+        values[("avail", key)] = suitable[order]
+        values[("unusable_index", key)] = (
+            (pages - (suitable[order] << order)) * 1000 // pages if pages else 1000)
+    # __fragmentation_index
+    if total == 0:
+        index = 0
+    elif suitable[pageblock_order]:
+        index = -1000
+    else:
+        index = 1000 - (1000 + pages * 1000 // (1 << pageblock_order)) // total
+    values[("fragmentation_index", str(pageblock_order))] = index
     return values
+
+
+_ORDER_KEYS = tuple(str(order) for order in range(16))
 
 
 def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
@@ -307,13 +332,25 @@ def node_metrics(zones: Sequence[tuple[str, Zone]]) -> dict[tuple[str, str], flo
 def cache_metrics(caches: SlabCaches) -> dict[tuple[str, str], float]:
     """Per slab cache: live objects, slabs, pages and occupancy."""
     values: dict[tuple[str, str], float] = {}
+    keys_of = _CACHE_KEYS
     for cache in caches:
         if cache.nr_slabs or cache.nr_allocs:
-            values[("slab_objects", cache.name)] = cache.nr_live
-            values[("slab_slabs", cache.name)] = cache.nr_slabs
-            values[("slab_pages", cache.name)] = cache.nr_pages
-            values[("slab_occupancy", cache.name)] = cache.occupancy()
+            keys = keys_of.get(cache.name)
+            if keys is None:
+                if len(keys_of) > 4096:
+                    keys_of.clear()
+                name = cache.name
+                keys = keys_of[name] = (("slab_objects", name), ("slab_slabs", name),
+                                        ("slab_pages", name), ("slab_occupancy", name))
+            values[keys[0]] = cache.nr_live
+            values[keys[1]] = cache.nr_slabs
+            values[keys[2]] = cache.nr_pages
+            values[keys[3]] = cache.occupancy()
     return values
+
+
+# cache name -> its four keys in cache_metrics (made once, not at every sample)
+_CACHE_KEYS: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
 # ------------------------------------------------------------------ the pageblock census

@@ -61,12 +61,29 @@ class Recorder:
     grows with its samples alone).
     """
 
+    _ROWS = 64
+
     def __init__(self) -> None:
         self.times = array("d")
         self._series: dict[tuple[str, str], array] = {}
+        # Samples with the same keys in the same order as the one before (a run's
+        # every sample, as a rule) are kept as rows, a list of values each, and moved
+        # into their series by numpy every _ROWS samples and whenever anything else
+        # reads or changes the series (a sample costs a few microseconds, not one
+        # append per series).
+        self._keys: tuple[tuple[str, str], ...] = ()
+        self._rows: list[list[float]] = []
 
     def sample(self, time: float, values: dict[tuple[str, str], float]) -> None:
         """Record one sample; a series first seen late is padded with NaN before."""
+        keys = tuple(values)
+        if keys == self._keys and len(keys) == len(self._series):
+            self.times.append(time)
+            self._rows.append(list(values.values()))
+            if len(self._rows) >= self._ROWS:
+                self._flush()
+            return
+        self._flush()
         n = len(self.times)
         self.times.append(time)
         for name, value in values.items():
@@ -77,15 +94,27 @@ class Recorder:
         for series in self._series.values():
             if len(series) == n:  # absent from this sample
                 series.append(float("nan"))
+        self._keys = keys
+
+    def _flush(self) -> None:
+        """Move the rows kept by ``sample`` into their series."""
+        if not self._rows:
+            return
+        columns = np.array(self._rows, dtype=np.float64).T.copy()
+        for name, column in zip(self._keys, columns, strict=True):
+            self._series[name].frombytes(column.tobytes())
+        self._rows = []
 
     def decimate(self) -> None:
         """Keep every other sample, the first included: half as many, twice as far apart
         (a stream of unknown length keeps a bounded number of evenly spaced samples)."""
+        self._flush()
         self.times = self.times[::2]
         for name, series in self._series.items():
             self._series[name] = series[::2]
 
     def series(self) -> dict[tuple[str, str], np.ndarray]:
+        self._flush()
         return {name: np.array(values, dtype=float) for name, values in self._series.items()}
 
 

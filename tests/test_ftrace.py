@@ -8,7 +8,10 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from sim import ftrace
 from sim.errors import FragsimError
 from sim.ftrace import (
     EV_CACHE_ALLOC,
@@ -334,6 +337,34 @@ def test_a_truncated_gzip_keeps_every_line_that_could_be_decompressed(tmp_path, 
     expected, _ = read_trace(write(tmp_path, prefix.decode(), "prefix.txt"))
     assert events == expected
     assert len(events) > 0 and stats.error and "ends early" in stats.error
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=3),
+       st.floats(0.05, 1.0))
+def test_zlib_ng_inflates_every_stream_as_zlib_does(flips, keep):
+    """The reader's inflate is zlib-ng's where it imports: out of a good, corrupt or cut
+    stream it must give the very bytes zlib gives, and fail where zlib fails."""
+    from zlib_ng import zlib_ng
+
+    data = bytearray(SLICE.read_bytes())
+    for where, mask in flips:
+        data[min(int(where * len(data)), len(data) - 1)] ^= mask
+    data = bytes(data[: max(1, int(len(data) * keep))])
+
+    def inflate(module):
+        reader = ftrace._GzipReader(io.BufferedReader(io.BytesIO(data)), module)
+        out = []
+        try:
+            while chunk := reader.read(1 << 14):
+                out.append(chunk)
+        except (zlib.error, zlib_ng.error) as err:
+            return b"".join(out), str(err)
+        except EOFError as err:
+            return b"".join(out), f"EOF {err}"
+        return b"".join(out), None
+
+    assert inflate(zlib_ng) == inflate(zlib)
 
 
 def test_concatenated_gzip_members_read_as_one_trace(tmp_path):

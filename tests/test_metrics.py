@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from sim.metrics import (
     ContigPageInfo,
+    _free_area_metrics,
     avail,
     contig_page_info,
     extfrag_for_order,
@@ -126,6 +127,29 @@ def test_unusable_index_is_within_0_and_1000_and_never_falls_with_order(nr_free)
     values = [unusable_index(nr_free, order) for order in ORDERS]
     assert all(0 <= v <= 1000 for v in values)
     assert values == sorted(values)
+
+
+# Free lists empty from some order up: the fragmentation index's formula branch.
+_low_orders_only = st.integers(0, MAX_ORDER + 1).flatmap(lambda top: st.lists(
+    st.integers(0, 10**7), min_size=top, max_size=top).map(
+        lambda low: low + [0] * (MAX_ORDER + 1 - len(low))))
+
+
+@given(nr_free_lists | _low_orders_only | st.just(ONE_MAX_ORDER_BLOCK),
+       st.integers(0, MAX_ORDER))
+def test_a_samples_free_area_values_are_the_kernels_formulas(nr_free, pageblock_order):
+    # _free_area_metrics computes every order in one pass; each value must be what the
+    # per-order functions (mm/vmstat.c's formulas) give.
+    values = _free_area_metrics(nr_free, pageblock_order)
+    expect = {}
+    for order in ORDERS:
+        expect[("nr_free", str(order))] = nr_free[order]
+        expect[("avail", str(order))] = avail(nr_free, order)
+        expect[("unusable_index", str(order))] = unusable_index(nr_free, order)
+    expect[("fragmentation_index", str(pageblock_order))] = fragmentation_index(
+        nr_free, pageblock_order)
+    assert values == expect
+    assert list(values) == list(expect)  # the same order of keys (of CSV rows)
 
 
 @given(nr_free_lists)

@@ -5,7 +5,10 @@ import os
 import shutil
 import stat
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.errors import FragsimError
 from sim.results import (
@@ -339,3 +342,47 @@ def test_runs_one_after_another_in_a_process_leave_nothing_behind(name, settings
     kept = after.compare_to(before, "filename")
     assert sum(stat.count_diff for stat in kept) < 1000
     assert sum(stat.size_diff for stat in kept) < 256 << 10
+
+
+def _reference_series(samples):
+    """Recorder's result by its definition: every key ever seen, NaN where a sample
+    lacks it."""
+    names = []
+    for _, values in samples:
+        names += [k for k in values if k not in names]
+    return {k: [float(v.get(k, math.nan)) for _, v in samples] for k in names}
+
+
+_KEYS = [("avail", "9"), ("free", ""), ("pcp", "cpu0"), ("pcp", "cpu1")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.dictionaries(st.sampled_from(_KEYS),
+                                          st.integers(-10**6, 10**6) | st.floats(allow_nan=False),
+                                          max_size=4),
+                          st.integers(1, 4)), max_size=8),
+       st.integers(0, 40), st.sampled_from([1, 2, 3, 64]))
+def test_recorder_keeps_every_series_whatever_the_order_of_keys(layouts, cut, rows):
+    # Each layout repeats (the fast path), in the keys' order given or reversed; then
+    # another layout; a decimation at sample ``cut`` keeps every other sample so far.
+    samples: list[tuple[float, dict]] = []
+    for values, times in layouts:
+        for k in range(times):
+            d = dict(values) if k % 2 == 0 else dict(reversed(list(values.items())))
+            samples.append((float(len(samples)), d))
+    rec = Recorder()
+    rec._ROWS = rows  # samples kept as rows before they join their series
+    kept: list[tuple[float, dict]] = []
+    for i, (t, values) in enumerate(samples):
+        rec.sample(t, values)
+        kept.append((t, values))
+        if i == cut:
+            rec.decimate()
+            kept = kept[::2]
+    expect = _reference_series(kept)
+    got = rec.series()
+    assert list(rec.times) == [t for t, _ in kept]
+    assert set(expect) <= set(got)
+    for k, values in got.items():  # a key seen only in dropped samples is all NaN
+        want = expect.get(k, [math.nan] * len(kept))
+        assert np.array_equal(values, np.array(want, dtype=float), equal_nan=True), k
