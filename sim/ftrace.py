@@ -96,7 +96,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from types import ModuleType
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from sim.errors import FragsimError
 from sim.gfp import __GFP_DIRECT_RECLAIM, __GFP_RETRY_MAYFAIL, COMPOSITES, FLAGS, GFP_KERNEL
@@ -338,6 +338,28 @@ class TraceStream:
         if rest:
             yield [rest]
 
+    def byte_chunks(self) -> Iterator[bytes]:
+        """The file's bytes, in chunks that end at the end of a line (the last one maybe
+        not): what the C scanner reads. Split at b"\\n" alone, a line decodes as it does
+        within the whole text (no UTF-8 sequence holds that byte), so ``chunks`` and
+        these give the same lines."""
+        read = self._stream.read
+        rest = b""
+        while True:
+            data = read(self.CHUNK)
+            if not data:
+                break
+            if rest:
+                data = rest + data
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield data[:cut] if cut < len(data) else data
+                rest = data[cut:]
+            else:
+                rest = data
+        if rest:
+            yield rest
+
     def close(self) -> None:
         self._stream.close()
         if self._raw is not None:
@@ -418,6 +440,8 @@ class TraceReader:
         self._sizes: dict[str, int] = {}  # cache name -> bytes_alloc (s->size)
         self._ptrs: dict[str, int] = {}
         self._bad_allocs: dict[str, int] = {}  # ptr -> line of its bad allocation
+        self._forget_ptr: Callable[[str], object] = self._pop_ptr  # ptrs.pop(ptr, None)
+        self._kind: int | None = None  # the kind of the line _event reads, as far as read
         self._used = False
 
     def expect_cache_sizes(self, sizes: dict[str, int]) -> None:
@@ -455,23 +479,35 @@ class TraceReader:
 
     # ------------------------------------------------------------------ iteration
 
-    def _parse_batches(self) -> Iterator[list[tuple]]:
+    def _parse_batches(self, records: bool = False) -> Iterator[Any]:
         """The parser: lists of plain tuples laid out as TraceEvent, one list per chunk
-        of lines read.
+        of the file read.
 
         A line is split into its head (task-pid, [cpu], irq flags, "ts:", "event:"), the
         call site (or page=), ``ptr=`` (or ``pfn=``) and the rest, its **tail**. Tails
         repeat (the real trace has 54 distinct ones for its 308 000 cache events: one
         per cache, gfp string and size), so each distinct tail is parsed once, by name
         (``_tail``), and cached. Any other shape of line goes through the careful
-        helpers."""
+        helpers.
+
+        In the compiled build the C scanner (sim/_ftrace_scan.c) reads the chunks'
+        bytes and takes every line of the common shape whole, and this code reads the
+        others (``_event``); with ``records`` the batches are the scanner's records
+        (``Scanner.take``: what the parser process sends), else their event tuples."""
+        scanner = _c_scanner(_HEAD_KINDS, self._cpus, self._tails, self._bad_allocs)
+        if scanner is None:
+            self._forget_ptr = self._pop_ptr
+            return self._parse_lines()
+        self._forget_ptr = scanner.ptr_pop
+        return self._parse_records(scanner, records)
+
+    def _parse_lines(self) -> Iterator[list[tuple]]:
+        """``_parse_batches`` in pure Python: lists of lines, each read by ``_event``,
+        then checked here (see "Bad lines" in the module docstring)."""
         stats = self.stats
         stream = TraceStream(self.path)
-        kinds = _HEAD_KINDS
         per_kind = stats.per_kind
-        cpus = self._cpus
-        tails = self._tails
-        tail_of = self._tail
+        event = self._event
         lineno = 0
         # Timestamps: the latest so far, and how far back the next one may be.
         top = -_INF
@@ -480,7 +516,6 @@ class TraceReader:
         # ptr -> line of its allocation (> 0) or of its free (< 0).
         ptrs = self._ptrs
         bad_allocs = self._bad_allocs
-        scan = _c_scanner(kinds, cpus, tails)
         ts: float
         ev: tuple | None
         try:
@@ -491,64 +526,12 @@ class TraceReader:
                 high = -inf
                 for line in chunk:
                     lineno += 1
-                    kind = None
                     try:
-                        ev = scan(line, lineno) if scan is not None else None
-                        if ev is not None:  # the C scanner read it (compiled build)
-                            ts = ev[0]
-                            kind = ev[2]
-                        else:
-                            # "  comm-pid  [001] .....  4728.514174: kmalloc: call_site=...
-                            #  ptr=..."
-                            t = line.split(None, 7)
-                            try:
-                                kind = kinds.get(t[4])
-                                cpu = cpus.get(t[1])
-                                key = t[6]
-                            except IndexError:
-                                kind = None
-                            if kind is None or cpu is None:
-                                # A comment, a blank line, another event, a task name with
-                                # spaces, no irq-info column, or a garbled line.
-                                head = self._head(line)
-                                if head is None:
-                                    continue
-                                cpu, ts, kind, rest = head
-                                ev = self._careful(rest.split(), kind, ts, cpu) + (lineno,)
-                            elif kind < 4:
-                                ts = float(t[3][:-1])
-                                ptr = key[4:]
-                                if key[:4] != "ptr=" or not ptr:
-                                    v = None  # a module in the call site, or garbled
-                                elif len(t) == 8:
-                                    v = tails[kind].get(t[7])
-                                    if v is None:
-                                        v = tail_of(kind, t[7])
-                                elif kind == 3:  # kfree: ptr is the last field
-                                    v = _KFREE_TAIL
-                                else:
-                                    v = None
-                                if v is None:
-                                    ev = self._careful(line.split()[5:], kind, ts,
-                                                       cpu) + (lineno,)
-                                else:
-                                    # (name, bytes_req, bytes_alloc, gfp, accounted)
-                                    ev = (ts, cpu, kind, ptr, -1, v[0], v[1], v[2], v[3], 0, 0,
-                                          v[4], lineno)
-                            else:
-                                ts = float(t[3][:-1])
-                                v = None
-                                if key[:6] == "pfn=0x" and len(t) == 8 and t[5] != _NULL_PAGE:
-                                    v = tails[kind].get(t[7])
-                                    if v is None:
-                                        v = tail_of(kind, t[7])
-                                if v is None:
-                                    ev = self._careful(line.split()[5:], kind, ts,
-                                                       cpu) + (lineno,)
-                                else:
-                                    # (order, migratetype, gfp)
-                                    ev = (ts, cpu, kind, "", int(key[6:], 16), None, 0, 0, v[2],
-                                          v[0], v[1], False, lineno)
+                        ev = event(line, lineno)
+                        if ev is None:
+                            continue
+                        ts = ev[0]
+                        kind = ev[2]
                         # Time: finite, not negative, and never more than the tolerance
                         # before the latest event (NaN fails every comparison).
                         if ts >= floor:
@@ -570,16 +553,13 @@ class TraceReader:
                                 seen = ptrs.get(ptr)
                                 if seen is not None:
                                     if seen < 0:
-                                        raise _BadLine(
-                                            f"duplicated free of ptr={ptr}: freed at line "
-                                            f"{-seen} and not allocated since",
-                                            "duplicate_free")
+                                        raise _BadLine(_duplicate_free(ptr, seen),
+                                                       "duplicate_free")
                                     ptrs[ptr] = -lineno
                                 elif ptr != NULL_PTR:
                                     if bad_allocs and ptr in bad_allocs:
-                                        raise _BadLine(
-                                            f"free of ptr={ptr}, whose allocation was the bad "
-                                            f"line {bad_allocs[ptr]}", "free_of_bad_alloc")
+                                        raise _BadLine(_free_of_bad_alloc(ptr, bad_allocs),
+                                                       "free_of_bad_alloc")
                                     # An object from before the trace: a second free of
                                     # it is a duplicate too.
                                     ptrs[ptr] = -lineno
@@ -590,30 +570,164 @@ class TraceReader:
                         if ts > high:
                             high = ts
                     except _BadLine as err:
-                        self._bad(lineno, str(err), line, err.kind)
-                        if kind == 0 or kind == 2:
-                            self._bad_alloc(line, lineno)
+                        self._bad_line(lineno, str(err), line, err.kind)
                     except (ValueError, IndexError, KeyError) as unreadable:
-                        # (its own name: a compiled except clause types its variable)
-                        self._bad(lineno, f"unreadable field ({type(unreadable).__name__}: "
-                                  f"{unreadable})", line)
-                        if kind == 0 or kind == 2:
-                            self._bad_alloc(line, lineno)
+                        self._unreadable(lineno, unreadable, line)
                 if out:
-                    # ftrace's merged output is in time order, within the tolerance.
-                    if stats.first_ts is None or low < stats.first_ts:
-                        stats.first_ts = low
-                    if stats.last_ts is None or high > stats.last_ts:
-                        stats.last_ts = high
+                    self._seen_times(low, high)
                     yield out
         except _BROKEN_STREAM as broken:
-            # A truncated or corrupt compressed stream: keep what was read, say why.
-            stats.error = (f"{stats.source}: the trace ends early after line {lineno} "
-                           f"({type(broken).__name__}: {broken})")
+            self._broken(lineno, broken)
         finally:
             stream.close()
             stats.lines = lineno
             stats.events = sum(per_kind)
+
+    def _parse_records(self, scanner: Any, records: bool) -> Iterator[Any]:
+        """``_parse_batches`` with the C scanner: chunks of bytes, whose lines the
+        scanner takes whole where it can; each other line is read by ``_event`` and
+        checked by ``Scanner.accept``, as ``_parse_lines`` checks it."""
+        stats = self.stats
+        stream = TraceStream(self.path)
+        event = self._event
+        take = scanner.take
+        run = scanner.chunk
+        accept = scanner.accept
+        decode = _c_decoder().decode if not records else None
+        lineno = 0
+        try:
+            for chunk in stream.byte_chunks():
+                size = len(chunk)
+                pos = 0
+                while pos < size:
+                    pos, lineno = run(chunk, pos, lineno)
+                    if pos >= size:
+                        break
+                    end = chunk.find(b"\n", pos)
+                    if end < 0:
+                        end = size
+                    line = chunk[pos:end].decode("utf-8", "replace")
+                    pos = end + 1
+                    lineno += 1
+                    try:
+                        ev = event(line, lineno)
+                        if ev is None:
+                            continue
+                        why = accept(ev)
+                        if why:
+                            raise self._rejected(why, ev, scanner)
+                    except _BadLine as err:
+                        self._bad_line(lineno, str(err), line, err.kind)
+                    except (ValueError, IndexError, KeyError) as unreadable:
+                        self._unreadable(lineno, unreadable, line)
+                batch, objects, new_tails, events, low, high = take()
+                if events:
+                    self._seen_times(low, high)
+                    if decode is not None:
+                        yield decode(batch, objects, new_tails)
+                    else:
+                        yield (batch, objects, new_tails)
+        except _BROKEN_STREAM as broken:
+            self._broken(lineno, broken)
+        finally:
+            stream.close()
+            stats.lines = lineno
+            stats.per_kind[:] = scanner.counts()
+            stats.events = sum(stats.per_kind)
+
+    def _event(self, line: str, lineno: int) -> tuple | None:
+        """One line's event tuple (laid out as TraceEvent), or None for a line of no kmem
+        event; raises for a bad one. ``self._kind`` is its kind as far as read (for a
+        bad allocation's pointer, ``_bad_line``)."""
+        self._kind = None
+        # "  comm-pid  [001] .....  4728.514174: kmalloc: call_site=...  ptr=..."
+        t = line.split(None, 7)
+        kind: int | None = None
+        cpu: int | None = None
+        try:
+            kind = _HEAD_KINDS.get(t[4])
+            cpu = self._cpus.get(t[1])
+            key = t[6]
+        except IndexError:
+            kind = None
+        self._kind = kind
+        if kind is None or cpu is None:
+            # A comment, a blank line, another event, a task name with spaces, no
+            # irq-info column, or a garbled line.
+            head = self._head(line)
+            if head is None:
+                return None
+            cpu, ts, kind, rest = head
+            self._kind = kind
+            return self._careful(rest.split(), kind, ts, cpu) + (lineno,)
+        tails = self._tails
+        if kind < 4:
+            ts = float(t[3][:-1])
+            ptr = key[4:]
+            v: tuple | None
+            if key[:4] != "ptr=" or not ptr:
+                v = None  # a module in the call site, or garbled
+            elif len(t) == 8:
+                v = tails[kind].get(t[7])
+                if v is None:
+                    v = self._tail(kind, t[7])
+            elif kind == 3:  # kfree: ptr is the last field
+                v = _KFREE_TAIL
+            else:
+                v = None
+            if v is None:
+                return self._careful(line.split()[5:], kind, ts, cpu) + (lineno,)
+            # (name, bytes_req, bytes_alloc, gfp, accounted)
+            return (ts, cpu, kind, ptr, -1, v[0], v[1], v[2], v[3], 0, 0, v[4], lineno)
+        ts = float(t[3][:-1])
+        v = None
+        if key[:6] == "pfn=0x" and len(t) == 8 and t[5] != _NULL_PAGE:
+            v = tails[kind].get(t[7])
+            if v is None:
+                v = self._tail(kind, t[7])
+        if v is None:
+            return self._careful(line.split()[5:], kind, ts, cpu) + (lineno,)
+        # (order, migratetype, gfp)
+        return (ts, cpu, kind, "", int(key[6:], 16), None, 0, 0, v[2], v[0], v[1], False,
+                lineno)
+
+    def _rejected(self, why: int, ev: tuple, scanner: Any) -> _BadLine:
+        """The bad line ``Scanner.accept`` found (1, 2, 3), worded as _parse_lines words
+        it."""
+        if why == 1:
+            ts = ev[0]
+            if ts == _INF:
+                return _BadLine("timestamp inf: expected a finite time", "timestamp")
+            return _BadLine(_ts_reason(ts, scanner.top), "timestamp")
+        ptr = ev[3]
+        if why == 2:
+            seen = scanner.ptr_get(ptr)
+            return _BadLine(_duplicate_free(ptr, seen if seen is not None else 0),
+                            "duplicate_free")
+        return _BadLine(_free_of_bad_alloc(ptr, self._bad_allocs), "free_of_bad_alloc")
+
+    def _bad_line(self, lineno: int, reason: str, line: str, kind: str) -> None:
+        self._bad(lineno, reason, line, kind)
+        if self._kind == 0 or self._kind == 2:
+            self._bad_alloc(line, lineno)
+
+    def _unreadable(self, lineno: int, unreadable: Exception, line: str) -> None:
+        self._bad_line(lineno, f"unreadable field ({type(unreadable).__name__}: "
+                       f"{unreadable})", line, "garbled")
+
+    def _seen_times(self, low: float, high: float) -> None:
+        """A batch's earliest and latest times: ftrace's merged output is in time order,
+        within the tolerance."""
+        stats = self.stats
+        if stats.first_ts is None or low < stats.first_ts:
+            stats.first_ts = low
+        if stats.last_ts is None or high > stats.last_ts:
+            stats.last_ts = high
+
+    def _broken(self, lineno: int, broken: Exception) -> None:
+        """A truncated or corrupt compressed stream: keep what was read, say why."""
+        self.stats.error = (f"{self.stats.source}: the trace ends early after line {lineno} "
+                            f"({type(broken).__name__}: {broken})")
 
     def _tail(self, kind: int, tail: str) -> tuple | None:
         """The fields after ``ptr=`` (object events) or ``pfn=`` (page events), parsed by
@@ -721,6 +835,7 @@ class TraceReader:
         proc.start()
         sender.close()
         loads = marshal.loads
+        decoder: Any = None
         try:
             while True:
                 try:
@@ -729,7 +844,13 @@ class TraceReader:
                     raise RuntimeError(f"{self.stats.source}: the trace parser process died "
                                        f"(exit status {proc.exitcode})") from None
                 if msg[0] != 0x80:
-                    yield loads(msg)
+                    batch = loads(msg)
+                    if type(batch) is tuple:  # the C scanner's records (Scanner.take)
+                        if decoder is None:
+                            decoder = _c_decoder()
+                        yield decoder.decode(batch[0], batch[1], batch[2])
+                    else:
+                        yield batch
                     continue
                 what, value = pickle.loads(msg)
                 if what == "stats":
@@ -765,7 +886,10 @@ class TraceReader:
         ptr = line[i + 5:j] if j >= 0 else line[i + 5:]
         if ptr and ptr != NULL_PTR:
             self._bad_allocs[ptr] = lineno
-            self._ptrs.pop(ptr, None)
+            self._forget_ptr(ptr)
+
+    def _pop_ptr(self, ptr: str) -> None:
+        self._ptrs.pop(ptr, None)
 
     def _check_alloc(self, name: str | None, req: int, size: int) -> None:
         """bytes_req and bytes_alloc of an allocation; the cache's size for a named one."""
@@ -889,17 +1013,33 @@ _KFREE_TAIL = (None, 0, 0, 0, False)
 
 
 def _c_scanner(kinds: dict[str, int], cpus: dict[str, int],
-               tails: list[dict[str, tuple | None]]) -> Callable[[str, int], tuple | None] | None:
-    """The C fast path of ``_parse_batches`` (sim/_ftrace_scan.c) over the parser's own
-    tables, when the compiled build runs; None in pure Python, whose fast path is this
-    module's (the test suite runs both)."""
+               tails: list[dict[str, tuple | None]], bad_allocs: dict[str, int]) -> Any:
+    """The C fast path of ``_parse_batches`` (sim/_ftrace_scan.c's Scanner) over the
+    parser's own tables, when the compiled build runs; None in pure Python, whose
+    parser is this module's alone (the test suite runs both)."""
     import sim
 
     if not sim.NATIVE:
         return None
     from sim._ftrace_scan import Scanner  # built with them (setup.py)
 
-    return Scanner(kinds, cpus, tails, _KFREE_TAIL, _NULL_PAGE).line
+    return Scanner(kinds, cpus, tails, _KFREE_TAIL, _NULL_PAGE, bad_allocs,
+                   TS_BACKWARDS_TOLERANCE)
+
+
+def _c_decoder() -> Any:
+    """sim/_ftrace_scan.c's Decoder: the event tuples of a Scanner's records."""
+    from sim._ftrace_scan import Decoder
+
+    return Decoder()
+
+
+def _duplicate_free(ptr: str, seen: int) -> str:
+    return f"duplicated free of ptr={ptr}: freed at line {-seen} and not allocated since"
+
+
+def _free_of_bad_alloc(ptr: str, bad_allocs: dict[str, int]) -> str:
+    return f"free of ptr={ptr}, whose allocation was the bad line {bad_allocs[ptr]}"
 
 
 def _ts_reason(ts: float, top: float) -> str:
@@ -930,7 +1070,7 @@ def _parse_in_child(reader: TraceReader, conn: Connection, parent_end: Connectio
     try:
         dumps = marshal.dumps
         send = conn.send_bytes
-        for batch in reader._parse_batches():
+        for batch in reader._parse_batches(records=True):
             send(dumps(batch))
         send(pickle.dumps(("stats", reader.stats)))
     except FragsimError as err:

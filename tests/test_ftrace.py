@@ -4,6 +4,7 @@ in 6.18's format and in the older ones, streaming, and survives bad input."""
 import gzip
 import io
 import lzma
+import re
 import zlib
 from pathlib import Path
 
@@ -589,6 +590,15 @@ _MUTATIONS = [
     lambda ln, r: ln.replace("page=", "page=0000000000000000 x=", 1),
     lambda ln, r: ln.replace("kmem_cache_alloc:", "kmem_cache_alloc_node:"),
     lambda ln, r: ln.replace("call_site=", "call_site=f+0x1/0x2 [xfs] "),
+    # pointers: upper case, short, long, NULL (each its own key to pair frees by)
+    lambda ln, r: re.sub(r"ptr=([0-9a-f]{16})", lambda m: "ptr=" + m.group(1).upper(), ln),
+    lambda ln, r: re.sub(r"ptr=([0-9a-f]{8})", "ptr=", ln),
+    lambda ln, r: ln.replace("ptr=", "ptr=0"), lambda ln, r: re.sub(
+        r"ptr=[0-9a-f]{16}", "ptr=0000000000000000", ln),
+    # time: a little ahead (within the tolerance for the next line) or back too far
+    lambda ln, r: re.sub(r"(\d+\.\d+): ",
+                         lambda m: f"{float(m.group(1)) + r.choice([4e-4, -2e-3, -0.5]):.6f}: ",
+                         ln, count=1),
 ]
 
 
@@ -606,12 +616,16 @@ def _stamp(line, stamp):
     return head.rsplit(" ", 1)[0] + " " + stamp + colon + rest
 
 
-def test_the_c_scanner_reads_every_line_as_the_python_parser_does(tmp_path):
+@pytest.mark.parametrize("chunk", [1 << 18, 1009])
+def test_the_c_scanner_reads_every_line_as_the_python_parser_does(tmp_path, chunk):
     """The compiled build reads plain lines with sim/_ftrace_scan.c and leaves every
     other line to the Python parser: a trace of real lines, each mutated or not in
     ways at the edge of what the scanner takes (timestamps float() reads that it
-    leaves alone, pfns, whitespace of every kind, cut lines), gives the same events
-    and counts as the pure-Python build does in a process of its own."""
+    leaves alone or that go back, pfns, pointers of other spellings, whitespace of every
+    kind, bytes that are not UTF-8, cut lines, lines repeated: duplicated frees), gives
+    the same events, bad lines and counts as the pure-Python build does in a process of
+    its own, read by chunks of the file's size or of 1009 bytes (lines cut by chunks),
+    in one process and with the parser in a child."""
     import os
     import pickle
     import random
@@ -619,7 +633,7 @@ def test_the_c_scanner_reads_every_line_as_the_python_parser_does(tmp_path):
     import sys
 
     import sim
-    from sim.ftrace import TraceReader
+    from sim.ftrace import TraceReader, TraceStream
 
     rng = random.Random(20261206)
     with gzip.open(DATA / "slice.txt.gz", "rt") as f:
@@ -635,18 +649,34 @@ def test_the_c_scanner_reads_every_line_as_the_python_parser_does(tmp_path):
             out.append(rng.choice(_MUTATIONS)(line, rng))
             if rng.random() < 0.2:  # the same again: a tail the scanner has memoised
                 out.append(out[-1])
+    data = [line.encode() for line in out]
+    for i in rng.sample(range(len(data)), 60):  # bytes that are not UTF-8
+        cut = rng.randrange(len(data[i]) + 1)
+        data[i] = data[i][:cut] + rng.choice([b"\xff", b"\xe2\x82", b"\xc3"]) + data[i][cut:]
     path = tmp_path / "mutated.txt"
-    path.write_text("\n".join(out))
-    read = ("import pickle, sys\nfrom sim.ftrace import TraceReader\n"
+    path.write_bytes(b"\n".join(data))
+    read = ("import pickle, sys\nfrom sim.ftrace import TraceReader, TraceStream\n"
+            f"TraceStream.CHUNK = {chunk}\n"
             "r = TraceReader(sys.argv[1], parallel=False)\n"
             "ev = [tuple(e) for b in r.batches() for e in b]\n"
             "sys.stdout.buffer.write(pickle.dumps((ev, r.stats.as_dict())))\n")
     env = {**os.environ, "FRAGSIM_PURE_PYTHON": "1"}
-    pure = subprocess.run([sys.executable, "-c", read, str(path)], env=env,
-                          capture_output=True, check=True).stdout
-    reader = TraceReader(path, parallel=False)
-    events = [tuple(e) for b in reader.batches() for e in b]
-    assert (events, reader.stats.as_dict()) == pickle.loads(pure)
+    pure = pickle.loads(subprocess.run([sys.executable, "-c", read, str(path)], env=env,
+                                       capture_output=True, check=True).stdout)
+    saved = TraceStream.CHUNK
+    TraceStream.CHUNK = chunk
+    try:
+        for parallel in (False, True):
+            reader = TraceReader(path, parallel=parallel)
+            events = [tuple(e) for b in reader.batches() for e in b]
+            stats = reader.stats.as_dict()
+            stats.pop("parallel", None)
+            pure[1].pop("parallel", None)
+            assert (events, stats) == pure
+    finally:
+        TraceStream.CHUNK = saved
+    kinds = reader.stats.bad_by_kind
     assert len(events) > 3000 and reader.stats.bad_lines > 100  # both kinds of line
-    # The compiled build did read them with the C scanner, and pure Python without.
+    assert kinds.get("timestamp", 0) > 10 and kinds.get("duplicate_free", 0) > 10
+    assert kinds.get("free_of_bad_alloc", 0) > 0
     assert ("sim._ftrace_scan" in sys.modules) == sim.NATIVE
