@@ -681,6 +681,22 @@ check_time(Scanner *self, double ts)
     return 0;
 }
 
+/* No byte of p[0:n] at 0x80 or above: 8 bytes at a time. */
+static int
+is_ascii(const char *p, Py_ssize_t n)
+{
+    uint64_t high = 0;
+    Py_ssize_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        uint64_t w;
+        memcpy(&w, p + k, 8);
+        high |= w;
+    }
+    for (; k < n; k++)
+        high |= (unsigned char)p[k];
+    return (high & 0x8080808080808080ull) == 0;
+}
+
 /* Scanner.chunk(buf, pos, lineno) -> (pos, lineno): reads the lines of buf from pos on
    (each ending in "\n", the last one maybe not) while the fast path takes them whole;
    returns where it stopped (len(buf) at the end) and the number of the last line read. */
@@ -706,14 +722,7 @@ scanner_chunk(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         const char *s = buf + pos;
         const char *nl = memchr(s, '\n', (size_t)(size - pos));
         Py_ssize_t n = nl ? nl - s : size - pos;
-        int ascii = 1;
-        for (Py_ssize_t k = 0; k < n; k++) {
-            if ((unsigned char)s[k] >= 0x80) {
-                ascii = 0;
-                break;
-            }
-        }
-        if (!ascii)
+        if (!is_ascii(s, n))
             break;
         Fields f;
         int got = read_fields(self, s, n, &f);

@@ -65,17 +65,20 @@ at all, or an empty one, is a one-line :class:`~sim.errors.FragsimError`, raised
 stream ends.
 
 Speed (the replay must outrun the kernel that recorded the trace): the file is read a
-quarter MiB at a time and split into lines in one call. A line is split once, into its
-head, call site, ``ptr=``/``pfn=`` and the rest (its tail), and the tails, which repeat
-(54 distinct ones for the real trace's 308 000 cache events), are parsed once by field
-name and cached; so are cache names (interned) and CPU fields. In the compiled build
-that fast path is C (sim/_ftrace_scan.c): it returns a line's event only where every
-field is the plain common shape and every table lookup hits, and hands any other line
-back to this module's code, so the two read every trace alike (a test holds them to it
-on mutated real lines). :meth:`TraceReader.batches`
-yields lists of plain tuples, and on Linux with two CPUs or more it parses in a forked
-child process that sends marshalled batches through a pipe, so that parsing and replaying
-run side by side.
+quarter MiB at a time (gzip through zlib-ng's inflate where it imports) and split into
+lines in one call. A line is split once, into its head, call site, ``ptr=``/``pfn=`` and
+the rest (its tail), and the tails, which repeat (54 distinct ones for the real trace's
+308 000 cache events), are parsed once by field name and cached; so are cache names
+(interned) and CPU fields. In the compiled build that fast path is C
+(sim/_ftrace_scan.c): it reads the chunks' bytes, takes every line of the common shape
+whole (the timestamp's checks and the pairing of pointers included) and writes a
+32-byte record for it; it stops at any other line, which this module's code reads and
+hands back to be checked, so the two builds read every trace alike (a test holds them
+to it on mutated real lines). :meth:`TraceReader.batches` yields lists of plain tuples,
+and on Linux with two CPUs or more it parses in a forked child process that sends its
+batches through a pipe (the C scanner's records, which a Decoder turns into the tuples
+in the parent; marshalled tuples in pure Python), so that parsing and replaying run
+side by side.
 """
 
 from __future__ import annotations
@@ -126,9 +129,10 @@ EVENT_KINDS: dict[str, int] = {
     "mm_page_free_batched": EV_PAGE_FREE_BATCHED,
 }
 
-_ZLIB: ModuleType
 try:  # zlib-ng's inflate, 2.3x faster than zlib's (_GzipReader)
-    from zlib_ng import zlib_ng as _ZLIB
+    from zlib_ng import zlib_ng as _zlib_ng
+
+    _ZLIB: ModuleType = _zlib_ng
 except ImportError:  # pragma: no cover - a platform without its wheel
     _ZLIB = zlib
 # What ends a stream early: truncated or corrupt (zlib's errors or zlib-ng's), or unreadable.
@@ -383,38 +387,53 @@ class _GzipReader:
         self._raw = raw
         self._inflate = self._zlib.decompressobj(wbits=31)
         self._buf = b""
+        self._pos = 0  # _buf[_pos:] is what is not read yet (no copy of it at each read)
         self._error: Exception | None = None
         self._done = False
 
     def _fill(self, size: int) -> None:
-        while len(self._buf) < size and not self._done:
+        if len(self._buf) - self._pos >= size or self._done:
+            return
+        pieces = [self._buf[self._pos:]]
+        have = len(pieces[0])
+        while have < size and not self._done:
             data = self._raw.read(1 << 16)
             if not data:
                 self._done = True
                 if not self._inflate.eof:
                     self._error = EOFError(
                         "Compressed file ended before the end-of-stream marker was reached")
-                return
+                break
             try:
-                self._buf += self._inflate.decompress(data)
+                pieces.append(self._inflate.decompress(data))
+                have += len(pieces[-1])
                 while self._inflate.eof and self._inflate.unused_data:
                     # Another gzip member follows (concatenated .gz files).
                     rest = self._inflate.unused_data
                     self._inflate = self._zlib.decompressobj(wbits=31)
-                    self._buf += self._inflate.decompress(rest)
+                    pieces.append(self._inflate.decompress(rest))
+                    have += len(pieces[-1])
             except self._errors as err:
                 self._done = True
                 self._error = err
+        self._buf = b"".join(pieces)
+        self._pos = 0
 
     def read(self, size: int) -> bytes:
         self._fill(size)
-        if not self._buf and self._error is not None:
+        pos = self._pos
+        if pos >= len(self._buf) and self._error is not None:
             raise self._error
-        out, self._buf = self._buf[:size], self._buf[size:]
+        if pos == 0 and size >= len(self._buf):
+            out = self._buf
+        else:
+            out = self._buf[pos:pos + size]
+        self._pos = pos + len(out)
         return out
 
     def close(self) -> None:
         self._buf = b""
+        self._pos = 0
 
 
 class TraceReader:
