@@ -763,9 +763,6 @@ scanner_chunk(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
                     break; /* the free of a bad allocation */
             }
         }
-        Record *r = new_record(self);
-        if (!r)
-            return NULL;
         lineno++;
         if (ts > self->top) {
             self->top = ts;
@@ -780,6 +777,9 @@ scanner_chunk(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
             else if (!null && ptrs_set(&self->ptrs, key, -lineno) < 0)
                 return NULL;
         }
+        Record *r = new_record(self);
+        if (!r)
+            return NULL;
         r->ts = ts;
         r->lineno = lineno;
         r->key = key;
