@@ -680,3 +680,39 @@ def test_the_c_scanner_reads_every_line_as_the_python_parser_does(tmp_path, chun
     assert kinds.get("timestamp", 0) > 10 and kinds.get("duplicate_free", 0) > 10
     assert kinds.get("free_of_bad_alloc", 0) > 0
     assert ("sim._ftrace_scan" in sys.modules) == sim.NATIVE
+
+
+def test_the_parsers_records_decode_to_its_events_and_nothing_else():
+    """The compiled build's parser sends records (sim/_ftrace_scan.c) that a Decoder
+    turns into the events; a record it cannot read (a partial one, a tail or an object
+    it was never given) is an error, never a crash or a made-up event. Pure Python has
+    no records: its parser child sends the event tuples themselves."""
+    import struct
+
+    import sim
+    from sim import ftrace
+
+    scanner = ftrace._c_scanner(ftrace._HEAD_KINDS, {}, [{} for _ in ftrace.KIND_NAMES], {})
+    if not sim.NATIVE:
+        assert scanner is None
+        reader = TraceReader(SLICE, parallel=False)
+        assert all(type(batch) is list for batch in reader._parse_batches(records=True))
+        return
+    reader = TraceReader(SLICE, parallel=False)
+    batches = list(reader._parse_batches(records=True))
+    decoder = ftrace._c_decoder()
+    events = [ev for batch in batches for ev in decoder.decode(*batch)]
+    assert events == [tuple(e) for e in read_trace(SLICE)[0]]
+    records, objects, new_tails = batches[0]
+    assert len(records) % 32 == 0 and len(records) // 32 >= 100 and new_tails
+    fresh = ftrace._c_decoder()
+    with pytest.raises(ValueError, match="partial record"):
+        fresh.decode(records[:-1], objects, new_tails)
+    with pytest.raises(ValueError, match="no tail"):
+        fresh.decode(records, objects, [])  # the tails were never given
+    # An object record (type 1) whose index is past the objects given.
+    ts, lineno, key, tail, cpu, kind, kind_of_record = 1.0, 1, 5, -1, 0, 0, 1
+    bad = struct.pack("=dqQihBB", ts, lineno, key, tail, cpu, kind, kind_of_record)
+    with pytest.raises(ValueError, match="no object"):
+        fresh.decode(bad, [], [])
+    assert fresh.decode(bad, [("ev",)] * 6, []) == [("ev",)]
