@@ -492,17 +492,13 @@ ptrs_slot(const PtrTable *t, uint64_t key, int for_insert)
     }
 }
 
-static int ptrs_set(PtrTable *t, uint64_t key, int64_t value);
-
 static int
 ptrs_grow(PtrTable *t)
 {
     PtrTable old = *t;
     size_t cap = old.cap ? old.cap : 1024;
-    while ((old.used + 1) * 2 > cap)
+    while ((old.used + 1) * 2 > cap) /* else the same size: removed slots cleared */
         cap *= 2;
-    if (old.cap && old.used * 2 < old.cap && cap == old.cap)
-        cap = old.cap; /* only removed slots to clear */
     PtrTable t2 = {PyMem_Malloc(cap * sizeof(uint64_t)), PyMem_Malloc(cap * sizeof(int64_t)),
                    PyMem_Calloc(cap, 1), cap, 0, 0};
     if (!t2.keys || !t2.values || !t2.state) {
@@ -602,14 +598,21 @@ ptr_text(uint64_t v)
     return s;
 }
 
+/* canonical_ptr of a str. */
+static int
+canonical_str(PyObject *ptr, uint64_t *out)
+{
+    return PyUnicode_IS_ASCII(ptr)
+           && canonical_ptr((const char *)PyUnicode_1BYTE_DATA(ptr), PyUnicode_GET_LENGTH(ptr),
+                            out);
+}
+
 /* ptrs.get(ptr) for any str: 1 and *out when present, 0 when not, -1 on an error. */
 static int
 ptr_lookup(Scanner *self, PyObject *ptr, int64_t *out)
 {
     uint64_t key;
-    if (PyUnicode_IS_ASCII(ptr)
-        && canonical_ptr((const char *)PyUnicode_1BYTE_DATA(ptr), PyUnicode_GET_LENGTH(ptr),
-                         &key)) {
+    if (canonical_str(ptr, &key)) {
         int64_t *v = ptrs_find(&self->ptrs, key);
         if (!v)
             return 0;
@@ -627,9 +630,7 @@ static int
 ptr_store(Scanner *self, PyObject *ptr, int64_t value)
 {
     uint64_t key;
-    if (PyUnicode_IS_ASCII(ptr)
-        && canonical_ptr((const char *)PyUnicode_1BYTE_DATA(ptr), PyUnicode_GET_LENGTH(ptr),
-                         &key))
+    if (canonical_str(ptr, &key))
         return ptrs_set(&self->ptrs, key, value);
     PyObject *v = PyLong_FromLongLong(value);
     if (!v)
@@ -665,20 +666,23 @@ count_event(Scanner *self, long kind, double ts)
         self->high = ts;
 }
 
-/* The loop's timestamp check: 0 and the state advanced, or 1 for a bad timestamp (the
-   state untouched). NaN fails every comparison. */
+/* The loop's timestamp check: finite, and no more than the tolerance before the
+   latest time (NaN fails every comparison; the latest time is finite, so an infinite
+   time is always later than it). */
 static int
-check_time(Scanner *self, double ts)
+time_ok(const Scanner *self, double ts)
 {
-    if (!(ts >= self->floor))
-        return 1;
+    return ts >= self->floor && !isinf(ts);
+}
+
+/* A good time: the latest so far, and how far back the next one may be. */
+static void
+time_advance(Scanner *self, double ts)
+{
     if (ts > self->top) {
-        if (isinf(ts))
-            return 1;
         self->top = ts;
         self->floor = ts - self->tolerance;
     }
-    return 0;
 }
 
 /* No byte of p[0:n] at 0x80 or above: 8 bytes at a time. */
@@ -743,7 +747,7 @@ scanner_chunk(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         /* The checks, as the loop makes them, without touching the state until the
            line is known to pass them all. */
         double ts = f.ts;
-        if (!(ts >= self->floor) || isinf(ts))
+        if (!time_ok(self, ts))
             break;
         int64_t *seen = NULL;
         int null = f.kind < 4 && key == 0;
@@ -764,10 +768,7 @@ scanner_chunk(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
             }
         }
         lineno++;
-        if (ts > self->top) {
-            self->top = ts;
-            self->floor = ts - self->tolerance;
-        }
+        time_advance(self, ts);
         if (f.kind == 0 || f.kind == 2) {
             if (!null && ptrs_set(&self->ptrs, key, lineno) < 0)
                 return NULL;
@@ -811,8 +812,9 @@ scanner_accept(Scanner *self, PyObject *ev)
         PyErr_SetString(PyExc_ValueError, "accept: kind outside 0..6");
         return NULL;
     }
-    if (check_time(self, ts))
+    if (!time_ok(self, ts))
         return PyLong_FromLong(1);
+    time_advance(self, ts);
     if (kind < 4) {
         PyObject *ptr = PyTuple_GET_ITEM(ev, 3);
         if (!PyUnicode_Check(ptr)) {
@@ -890,9 +892,7 @@ scanner_ptr_pop(Scanner *self, PyObject *ptr)
         return NULL;
     }
     uint64_t key;
-    if (PyUnicode_IS_ASCII(ptr)
-        && canonical_ptr((const char *)PyUnicode_1BYTE_DATA(ptr), PyUnicode_GET_LENGTH(ptr),
-                         &key)) {
+    if (canonical_str(ptr, &key)) {
         ptrs_remove(&self->ptrs, key);
         Py_RETURN_NONE;
     }

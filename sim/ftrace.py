@@ -95,7 +95,7 @@ import os
 import pickle
 import sys
 import zlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from types import ModuleType
@@ -459,7 +459,7 @@ class TraceReader:
         self._sizes: dict[str, int] = {}  # cache name -> bytes_alloc (s->size)
         self._ptrs: dict[str, int] = {}
         self._bad_allocs: dict[str, int] = {}  # ptr -> line of its bad allocation
-        self._forget_ptr: Callable[[str], object] = self._pop_ptr  # ptrs.pop(ptr, None)
+        self._scanner: Any = None  # the C scanner of the compiled build, while it parses
         self._kind: int | None = None  # the kind of the line _event reads, as far as read
         self._used = False
 
@@ -513,11 +513,10 @@ class TraceReader:
         bytes and takes every line of the common shape whole, and this code reads the
         others (``_event``); with ``records`` the batches are the scanner's records
         (``Scanner.take``: what the parser process sends), else their event tuples."""
-        scanner = _c_scanner(_HEAD_KINDS, self._cpus, self._tails, self._bad_allocs)
+        scanner = self._scanner = _c_scanner(_HEAD_KINDS, self._cpus, self._tails,
+                                             self._bad_allocs)
         if scanner is None:
-            self._forget_ptr = self._pop_ptr
             return self._parse_lines()
-        self._forget_ptr = scanner.ptr_pop
         return self._parse_records(scanner, records)
 
     def _parse_lines(self) -> Iterator[list[tuple]]:
@@ -556,8 +555,7 @@ class TraceReader:
                         if ts >= floor:
                             if ts > top:
                                 if ts == inf:
-                                    raise _BadLine("timestamp inf: expected a finite time",
-                                                   "timestamp")
+                                    raise _BadLine(_ts_reason(ts, top), "timestamp")
                                 top = ts
                                 floor = ts - TS_BACKWARDS_TOLERANCE
                         else:
@@ -714,10 +712,7 @@ class TraceReader:
         """The bad line ``Scanner.accept`` found (1, 2, 3), worded as _parse_lines words
         it."""
         if why == 1:
-            ts = ev[0]
-            if ts == _INF:
-                return _BadLine("timestamp inf: expected a finite time", "timestamp")
-            return _BadLine(_ts_reason(ts, scanner.top), "timestamp")
+            return _BadLine(_ts_reason(ev[0], scanner.top), "timestamp")
         ptr = ev[3]
         if why == 2:
             seen = scanner.ptr_get(ptr)
@@ -905,10 +900,10 @@ class TraceReader:
         ptr = line[i + 5:j] if j >= 0 else line[i + 5:]
         if ptr and ptr != NULL_PTR:
             self._bad_allocs[ptr] = lineno
-            self._forget_ptr(ptr)
-
-    def _pop_ptr(self, ptr: str) -> None:
-        self._ptrs.pop(ptr, None)
+            if self._scanner is not None:  # the C scanner pairs the pointers
+                self._scanner.ptr_pop(ptr)
+            else:
+                self._ptrs.pop(ptr, None)
 
     def _check_alloc(self, name: str | None, req: int, size: int) -> None:
         """bytes_req and bytes_alloc of an allocation; the cache's size for a named one."""
@@ -1065,6 +1060,8 @@ def _ts_reason(ts: float, top: float) -> str:
     """Why a timestamp is bad (see "Bad lines" in the module docstring)."""
     if ts != ts:
         return "timestamp nan: expected a finite time"
+    if ts == _INF:
+        return "timestamp inf: expected a finite time"
     if ts < 0:
         return f"timestamp {ts}: expected a time >= 0"
     return (f"timestamp {ts:.6f}: goes back {top - ts:.6f} s after {top:.6f}; expected at "

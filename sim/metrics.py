@@ -254,7 +254,7 @@ def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
         above = suitable[order] = nr_free[order] + 2 * above
     values: dict[tuple[str, str], float] = {}
     for order in range(top):
-        key = _ORDER_KEYS[order] if order < len(_ORDER_KEYS) else str(order)
+        key = str(order)
         values[("nr_free", key)] = nr_free[order]
         values[("avail", key)] = suitable[order]
         values[("unusable_index", key)] = (
@@ -268,9 +268,6 @@ def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
         index = 1000 - (1000 + pages * 1000 // (1 << pageblock_order)) // total
     values[("fragmentation_index", str(pageblock_order))] = index
     return values
-
-
-_ORDER_KEYS = tuple(str(order) for order in range(16))
 
 
 def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
@@ -332,25 +329,13 @@ def node_metrics(zones: Sequence[tuple[str, Zone]]) -> dict[tuple[str, str], flo
 def cache_metrics(caches: SlabCaches) -> dict[tuple[str, str], float]:
     """Per slab cache: live objects, slabs, pages and occupancy."""
     values: dict[tuple[str, str], float] = {}
-    keys_of = _CACHE_KEYS
     for cache in caches:
         if cache.nr_slabs or cache.nr_allocs:
-            keys = keys_of.get(cache.name)
-            if keys is None:
-                if len(keys_of) > 4096:
-                    keys_of.clear()
-                name = cache.name
-                keys = keys_of[name] = (("slab_objects", name), ("slab_slabs", name),
-                                        ("slab_pages", name), ("slab_occupancy", name))
-            values[keys[0]] = cache.nr_live
-            values[keys[1]] = cache.nr_slabs
-            values[keys[2]] = cache.nr_pages
-            values[keys[3]] = cache.occupancy()
+            values[("slab_objects", cache.name)] = cache.nr_live
+            values[("slab_slabs", cache.name)] = cache.nr_slabs
+            values[("slab_pages", cache.name)] = cache.nr_pages
+            values[("slab_occupancy", cache.name)] = cache.occupancy()
     return values
-
-
-# cache name -> its four keys in cache_metrics (made once, not at every sample)
-_CACHE_KEYS: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
 # ------------------------------------------------------------------ the pageblock census
