@@ -563,7 +563,7 @@ class Zone(PageSpace):
         # Called as on_migrate(old_pfn, new_pfn, order) when compaction moves a block.
         self.on_migrate: Callable[[int, int, int], None] | None = None
         self._capc: CaptureControl | None = None  # compaction's capture_control
-        self._pageblock_skip_bits: vec[u8] | None = None  # see _skip_bits
+        self._pageblock_skip_bits: vec[u8] = vec[u8]()  # see _skip_bits
 
         self.min_free_kbytes = 0
         self._watermark = [0, 0, 0, 0]  # min, low, high, promo
@@ -1415,6 +1415,10 @@ class Zone(PageSpace):
         """``free_area[order].nr_free`` for every order (a new list: a copy)."""
         return [int(n) for n in self._nr_free]
 
+    def nr_free_at(self, order: int) -> int:
+        """``free_area[order].nr_free`` (``nr_free[order]`` without the list)."""
+        return int(self._nr_free[order])
+
     # ------------------------------------------------------------------ order-0 fast path
 
     # The order-0 per-CPU fast path, defined once: alloc(), alloc_batch(), free() and
@@ -2019,7 +2023,7 @@ class Zone(PageSpace):
                 f"migration target pfn {dst} is not an isolated block of order {order}"
             )
         self._owner[dst] = int(self._owner[src])
-        on_migrate = getattr(self, "on_migrate", None)
+        on_migrate = self.on_migrate
         if on_migrate is not None:
             on_migrate(src, dst, order)
         self.free(src, order, cpu)
@@ -2028,8 +2032,10 @@ class Zone(PageSpace):
     def _skip_bits(self) -> vec[u8]:
         # PB_compact_skip of every pageblock, created on first use so that a zone that
         # is never compacted carries nothing.
+        # (An empty vector until then, not None: an optional vector is unboxed at each
+        # read.)
         bits = self._pageblock_skip_bits
-        if bits is None:
+        if len(bits) != self.nr_pageblocks:
             bits = self._pageblock_skip_bits = vec[u8](bytes(self.nr_pageblocks))
         return bits
 

@@ -104,7 +104,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
 
 from sim.buddy import (
     ALLOC_WMARK_MASK,
@@ -126,17 +126,17 @@ from sim.config import CompactionSection
 from sim.metrics import fragmentation_index, fragmentation_score_node, fragmentation_score_zone
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_UNMOVABLE
 
-COMPACT_CLUSTER_MAX = 32  # SWAP_CLUSTER_MAX: pages isolated per migration batch
-COMPACT_MAX_DEFER_SHIFT = 6  # skip at most 1 << 6 = 64 compaction attempts
-HPAGE_FRAG_CHECK_INTERVAL_S = 0.5  # kcompactd's proactive check period (500 ms)
+COMPACT_CLUSTER_MAX: Final = 32  # SWAP_CLUSTER_MAX: pages isolated per migration batch
+COMPACT_MAX_DEFER_SHIFT: Final = 6  # skip at most 1 << 6 = 64 compaction attempts
+HPAGE_FRAG_CHECK_INTERVAL_S: Final = 0.5  # kcompactd's proactive check period (500 ms)
 
 # -ENOMEM from migrate_pages: compaction_alloc found no target.
-ENOMEM = -12
+ENOMEM: Final = -12
 
 # cc->fast_start_pfn: 0 in the kernel means "not set", ULONG_MAX "do not use". pfn 0 is a
 # real pfn here, so "not set" is -1.
-_FAST_START_UNSET = -1
-_FAST_START_OFF = 1 << 62
+_FAST_START_UNSET: Final = -1
+_FAST_START_OFF: Final = 1 << 62
 
 # Who asks for direct compaction. Only "default" may compact: SLUB's first high-order
 # attempt strips __GFP_RECLAIM (and adds __GFP_NORETRY), and GFP_TRANSHUGE_LIGHT (THP faults
@@ -181,12 +181,24 @@ PRIORITIES = {
     "async": CompactPriority.COMPACT_PRIO_ASYNC,
 }
 
-_C = CompactResult
 # kcompactd, compact_node and compact_memory compact with GFP_KERNEL, and compact_zone sets
 # cc->migratetype = gfp_migratetype(GFP_KERNEL): kcompactd's compact_finished therefore asks
 # for an UNMOVABLE block, or a fallback an UNMOVABLE request would claim.
-_GFP_KERNEL_MIGRATETYPE = MIGRATE_UNMOVABLE
-_ASYNC, _SYNC_LIGHT, _SYNC = MigrateMode
+_GFP_KERNEL_MIGRATETYPE: Final = MIGRATE_UNMOVABLE
+_ASYNC: Final = MigrateMode.MIGRATE_ASYNC
+_SYNC_LIGHT: Final = MigrateMode.MIGRATE_SYNC_LIGHT
+_SYNC: Final = MigrateMode.MIGRATE_SYNC
+# The results by static names: compiled, ``CompactResult.X`` through a module global is
+# a look-up in the module's dict and another through the enum's metaclass at each use.
+_NOT_SUITABLE_ZONE: Final = CompactResult.COMPACT_NOT_SUITABLE_ZONE
+_SKIPPED: Final = CompactResult.COMPACT_SKIPPED
+_DEFERRED: Final = CompactResult.COMPACT_DEFERRED
+_NO_SUITABLE_PAGE: Final = CompactResult.COMPACT_NO_SUITABLE_PAGE
+_CONTINUE: Final = CompactResult.COMPACT_CONTINUE
+_COMPLETE: Final = CompactResult.COMPACT_COMPLETE
+_PARTIAL_SKIPPED: Final = CompactResult.COMPACT_PARTIAL_SKIPPED
+_CONTENDED: Final = CompactResult.COMPACT_CONTENDED
+_SUCCESS: Final = CompactResult.COMPACT_SUCCESS
 
 
 def compact_gap(order: int) -> int:
@@ -315,6 +327,21 @@ def _validate_int(name: str, value: object, low: int, high: int) -> int:
     return value
 
 
+class PagePredicate:
+    """A yes-or-no question compaction asks of a page by its zone pfn, with the engine's
+    answer: ``PagePredicate(fn)`` asks ``fn(pfn)``. The migrate scanner asks
+    ``is_file_folio`` of every movable page it passes, so the engine's answer there is a
+    compiled subclass (sim/vmscan.py ``FileFolios``) whose ``holds`` the compiled
+    scanner calls with a C integer: no int object and no Python frame per page."""
+
+    def __init__(self, fn: Callable[[int], bool] | None = None) -> None:
+        self.fn = fn
+
+    def holds(self, pfn: int) -> bool:
+        fn = self.fn
+        return fn is not None and bool(fn(pfn))
+
+
 class Compactor:
     """Compaction of one zone: the per-zone state, the counters, and the entry points.
 
@@ -335,7 +362,7 @@ class Compactor:
         vacate_slab_page: Callable[[int], bool] | None = None,
         kswapd_is_running: Callable[[], bool] | None = None,
         split_folio: Callable[[int, int], bool] | None = None,
-        is_file_folio: Callable[[int], bool] | None = None,
+        is_file_folio: PagePredicate | Callable[[int], bool] | None = None,
     ) -> None:
         self.zone = zone
         # The sysctls and costs: config's section, the one definition of each.
@@ -354,8 +381,11 @@ class Compactor:
         self.split_folio = split_folio
         # The engine's hook: does the folio at this zone pfn have a mapping (page cache)?
         # A direct compaction without __GFP_FS leaves those (isolate_migratepages_block).
-        # None: every movable folio is anonymous.
-        self.is_file_folio = is_file_folio
+        # None: every movable folio is anonymous. A callable is asked through a
+        # PagePredicate.
+        self.is_file_folio: PagePredicate | None = (
+            is_file_folio if is_file_folio is None or isinstance(is_file_folio, PagePredicate)
+            else PagePredicate(is_file_folio))
         # The engine's hook for what runs on other CPUs while a direct compaction takes
         # its time (sim/machine.py: an awake kswapd's reclaim), called with the
         # simulated seconds this compaction has taken so far. None: nothing overlaps.
@@ -465,15 +495,15 @@ class Compactor:
         zone = self.zone
         watermark = zone.wmark_pages(alloc_flags & ALLOC_WMARK_MASK)
         if zone.zone_watermark_ok(order, watermark, alloc_flags, highest_zoneidx):
-            return _C.COMPACT_SUCCESS
+            return _SUCCESS
         # Without CONFIG_CMA ALLOC_CMA is 0, so this costly async check always applies.
         if order > PAGE_ALLOC_COSTLY_ORDER and is_async and not zone.zone_watermark_ok(
             0, watermark + compact_gap(order), 0, highest_zoneidx
         ):
-            return _C.COMPACT_SKIPPED
+            return _SKIPPED
         if not self.compaction_suitable(order, watermark, highest_zoneidx):
-            return _C.COMPACT_SKIPPED
-        return _C.COMPACT_CONTINUE
+            return _SKIPPED
+        return _CONTINUE
 
     # ------------------------------------------------------------------ proactive scoring
 
@@ -532,23 +562,23 @@ class Compactor:
             )
         if caller != "default":
             self.stats.skipped += 1
-            return _C.COMPACT_SKIPPED, None
+            return _SKIPPED, None
         if owner is None:
             owner = DEFAULT_OWNER[migratetype]
-        rc = _C.COMPACT_SKIPPED
+        rc = _SKIPPED
         if priority > CompactPriority.COMPACT_PRIO_SYNC_FULL and self.compaction_deferred(order):
             self.stats.deferred += 1
-            return max(_C.COMPACT_DEFERRED, rc), None
+            return max(_DEFERRED, rc), None
         status, captured = self._compact_zone_order(
             order, migratetype, priority, alloc_flags, cpu, owner, gfp_fs, highest_zoneidx
         )
         rc = max(status, rc)
-        if status == _C.COMPACT_SUCCESS:
+        if status == _SUCCESS:
             # Expected to succeed, not certain: the allocation resets with True.
             self.compaction_defer_reset(order, False)
         elif priority != CompactPriority.COMPACT_PRIO_ASYNC and status in (
-            _C.COMPACT_COMPLETE,
-            _C.COMPACT_PARTIAL_SKIPPED,
+            _COMPLETE,
+            _PARTIAL_SKIPPED,
         ):
             self.defer_compaction(order)
         return rc, captured
@@ -575,7 +605,7 @@ class Compactor:
             order, migratetype, prio=prio, alloc_flags=alloc_flags, caller=caller, cpu=cpu,
             owner=owner, gfp_fs=gfp_fs,
         )
-        if result == _C.COMPACT_SKIPPED:
+        if result == _SKIPPED:
             return result, None
         self.stats.stalls += 1
         if page is None:
@@ -649,7 +679,7 @@ class Compactor:
         node's ``kcompactd_highest_zoneidx`` as the classzone."""
         return (self.compaction_suit_allocation_order(order, ALLOC_WMARK_MIN, False,
                                                       highest_zoneidx)
-                == _C.COMPACT_CONTINUE)
+                == _CONTINUE)
 
     def kcompactd_do_work(self, order: int, cpu: int = 0) -> CompactResult:
         """``kcompactd_do_work`` after ``wakeup_kcompactd(order)`` (kswapd, boosts)."""
@@ -658,10 +688,10 @@ class Compactor:
         self.stats.kcompactd_wakes += 1
         if self.compaction_deferred(order):
             self.stats.deferred += 1
-            return _C.COMPACT_DEFERRED
+            return _DEFERRED
         ret = self.compaction_suit_allocation_order(order, ALLOC_WMARK_MIN, False)
-        if ret != _C.COMPACT_CONTINUE:
-            if ret == _C.COMPACT_SKIPPED:
+        if ret != _CONTINUE:
+            if ret == _SKIPPED:
                 self.stats.skipped += 1
             return ret
         cc = CompactControl(
@@ -669,9 +699,9 @@ class Compactor:
             mode=_SYNC_LIGHT, alloc_flags=ALLOC_WMARK_MIN, cpu=cpu,
         )
         status = self._compact_zone(cc)
-        if status == _C.COMPACT_SUCCESS:
+        if status == _SUCCESS:
             self.compaction_defer_reset(order, False)
-        elif status in (_C.COMPACT_PARTIAL_SKIPPED, _C.COMPACT_COMPLETE):
+        elif status in (_PARTIAL_SKIPPED, _COMPLETE):
             # Buddy pages may be stranded on the per-CPU lists; the deferral below
             # rate-limits this.
             self.zone.drain_all_pages()
@@ -831,7 +861,7 @@ class Compactor:
         finally:
             self.zone.set_capture_control(None)
         if capc.page is not None:
-            ret = _C.COMPACT_SUCCESS
+            ret = _SUCCESS
         return ret, capc.page
 
     def _compact_zone(
@@ -879,8 +909,8 @@ class Compactor:
             ret = self.compaction_suit_allocation_order(
                 cc.order, cc.alloc_flags, cc.mode == _ASYNC, cc.highest_zoneidx
             )
-            if ret != _C.COMPACT_CONTINUE:
-                if ret == _C.COMPACT_SKIPPED:
+            if ret != _CONTINUE:
+                if ret == _SKIPPED:
                     self.stats.skipped += 1
                 return ret
         self.stats.runs += 1
@@ -915,24 +945,30 @@ class Compactor:
         concurrent = self.concurrent if cc.direct_compaction else None
         stats = self.stats
         isolated0, migrated0 = stats.isolated, stats.migrated
+        # The costs, read once: compiled, each read of the pydantic section is a look-up
+        # through its __getattr__ hook, and other_cpus runs at every round.
         costs = self.cfg
+        scan_cost: float = costs.migrate_scan_cost
+        free_cost: float = costs.free_scan_cost
+        isolate_cost: float = costs.isolate_cost
+        migrate_cost: float = costs.migrate_cost
 
         def other_cpus() -> None:
             # What other CPUs did while this compaction took its time so far. Their
             # frees are not this task's to capture (current->capture_control).
             assert concurrent is not None
             zone.set_capture_control(None)
-            concurrent(cc.total_migrate_scanned * costs.migrate_scan_cost
-                       + cc.total_free_scanned * costs.free_scan_cost
-                       + (stats.isolated - isolated0) * costs.isolate_cost
-                       + (stats.migrated - migrated0) * costs.migrate_cost)
+            concurrent(cc.total_migrate_scanned * scan_cost
+                       + cc.total_free_scanned * free_cost
+                       + (stats.isolated - isolated0) * isolate_cost
+                       + (stats.migrated - migrated0) * migrate_cost)
             zone.set_capture_control(capc)
 
         while True:
             if concurrent is not None:
                 other_cpus()
             ret = self._compact_finished(cc)
-            if ret != _C.COMPACT_CONTINUE:
+            if ret != _CONTINUE:
                 break
             iteration_start_pfn = cc.migrate_pfn
             # A second pass over the block last migrated from: finish it this time.
@@ -958,7 +994,7 @@ class Compactor:
                 cc.nr_migratepages = 0
                 if err:
                     if err == ENOMEM and not self._scanners_met(cc):
-                        ret = _C.COMPACT_CONTENDED
+                        ret = _CONTENDED
                         return self._compact_zone_out(cc, ret)
                     # A partial failure in a block that fast_find_migrateblock may
                     # revisit: scan the rest of the block now, so it gets marked skip.
@@ -974,7 +1010,7 @@ class Compactor:
                         continue
                 break
             if migrated_now and capc is not None and capc.page is not None:
-                ret = _C.COMPACT_SUCCESS
+                ret = _SUCCESS
                 break
             # check_drain: once the migrate scanner has left the cc->order-aligned block
             # it migrated from, drain this CPU's per-CPU list so the freed sources merge
@@ -1020,27 +1056,27 @@ class Compactor:
             # this, the decision should follow an allocation request.
             if cc.direct_compaction:
                 self.state.blockskip_flush = True
-            return _C.COMPACT_COMPLETE if cc.whole_zone else _C.COMPACT_PARTIAL_SKIPPED
+            return _COMPLETE if cc.whole_zone else _PARTIAL_SKIPPED
         if cc.proactive_compaction:
             if self.kswapd_is_running():
-                return _C.COMPACT_PARTIAL_SKIPPED
+                return _PARTIAL_SKIPPED
             if self.fragmentation_score_zone() > self.fragmentation_score_wmark(True):
-                return _C.COMPACT_CONTINUE
-            return _C.COMPACT_SUCCESS
+                return _CONTINUE
+            return _SUCCESS
         if cc.order == -1:
-            return _C.COMPACT_CONTINUE
+            return _CONTINUE
         # Always finish a pageblock, so that it is as free as possible.
         if cc.migrate_pfn & (self._pb - 1):
-            return _C.COMPACT_CONTINUE
+            return _CONTINUE
         mt = cc.migratetype
         for order in range(cc.order, zone.max_order + 1):
             if not zone.free_area_empty(order, mt):
-                return _C.COMPACT_SUCCESS
+                return _SUCCESS
             # A fallback that would claim a whole block is as good: movable pages are
             # fine anywhere, and the non-movable case finished its pageblock above.
             if zone.find_suitable_fallback(order, mt, True) >= 0:
-                return _C.COMPACT_SUCCESS
-        return _C.COMPACT_CONTINUE
+                return _SUCCESS
+        return _CONTINUE
 
     # ------------------------------------------------------------------ migrate scanner
 
@@ -1096,7 +1132,7 @@ class Compactor:
         found = False
         order = cc.order - 1
         while order >= PAGE_ALLOC_COSTLY_ORDER and not found and nr_scanned < limit:
-            if zone.nr_free[order]:
+            if zone.nr_free_at(order):
                 head = zone.free_list_sentinel(order, MIGRATE_MOVABLE)
                 nxt = zone.free_list_link(head)
                 while nxt != head:
@@ -1207,7 +1243,7 @@ class Compactor:
                 else:
                     tag = int(owner[low_pfn])
                     if tag == OWNER_MOVABLE and (file_folio is None
-                                                 or not file_folio(low_pfn)):
+                                                 or not file_folio.holds(low_pfn)):
                         # The first LRU page takes the lru lock: mark the block skip now,
                         # and give up if another pass already marked it.
                         if not skip_updated and valid_page >= 0:
@@ -1474,7 +1510,7 @@ class Compactor:
         cc.search_order = min(cc.order - 1, cc.search_order)
         order = cc.search_order
         while page < 0 and order >= 0:
-            if zone.nr_free[order]:
+            if zone.nr_free_at(order):
                 order_scanned = 0
                 high_pfn = -1
                 freepage = -1  # the list head itself: moving it changes nothing

@@ -99,20 +99,20 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from types import ModuleType
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, Final, NamedTuple
 
 from sim.errors import FragsimError
 from sim.gfp import __GFP_DIRECT_RECLAIM, __GFP_RETRY_MAYFAIL, COMPOSITES, FLAGS, GFP_KERNEL
 from sim.gfp import __GFP_RECLAIMABLE as _GFP_RECLAIMABLE
 
 # Event kinds (TraceEvent.kind).
-EV_CACHE_ALLOC = 0
-EV_CACHE_FREE = 1
-EV_KMALLOC = 2
-EV_KFREE = 3
-EV_PAGE_ALLOC = 4
-EV_PAGE_FREE = 5
-EV_PAGE_FREE_BATCHED = 6
+EV_CACHE_ALLOC: Final = 0
+EV_CACHE_FREE: Final = 1
+EV_KMALLOC: Final = 2
+EV_KFREE: Final = 3
+EV_PAGE_ALLOC: Final = 4
+EV_PAGE_FREE: Final = 5
+EV_PAGE_FREE_BATCHED: Final = 6
 KIND_NAMES = ("kmem_cache_alloc", "kmem_cache_free", "kmalloc", "kfree", "mm_page_alloc",
               "mm_page_free", "mm_page_free_batched")
 
@@ -149,12 +149,12 @@ MAX_BAD_LINES_KEPT = 10
 _SHOWN_LINE_CHARS = 100
 
 # What a kmem event may hold (see "Bad lines" in the module docstring).
-MAX_PAGE_ORDER = 10
+MAX_PAGE_ORDER: Final = 10
 MAX_ALLOC_BYTES = 1 << (MAX_PAGE_ORDER + 12)  # the largest kmalloc: an order-10 block
 MAX_MIGRATETYPE = 5  # 6.18 MIGRATE_TYPES with CMA and memory isolation, minus one
-TS_BACKWARDS_TOLERANCE = 0.001  # seconds an event may be printed before the latest one
-NULL_PTR = "0000000000000000"
-_INF = float("inf")
+TS_BACKWARDS_TOLERANCE: Final = 0.001  # seconds an event may be printed before the latest one
+NULL_PTR: Final = "0000000000000000"
+_INF: Final = float("inf")
 
 # gfp names that older kernels printed and 6.18 no longer has (include/linux/gfp_types.h
 # history): their nearest 6.18 meaning, or 0 where the bit has no effect on placement.

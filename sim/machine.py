@@ -13,9 +13,14 @@ This module only builds and connects; each mechanism lives under its kernel file
   vmstat refresh, the RCU tick);
 - sim/metrics.py: what a sample records.
 
-Page owners (the file LRU, file systems, workloads holding pages) register with
-``register_page_owner``; compaction's migration of a page is passed to each in turn
-until one says it was its page.
+Page owners (file systems, workloads holding pages) register with
+``register_page_owner``; compaction's migration of a page goes to the file LRU, then to
+each in turn until one says it was its page (sim/vmscan.py ``MigrateOwners``).
+
+The hooks compaction and the file systems call once per page or folio are compiled
+objects, not functions of this module: an interpreted function between two compiled
+calls costs a Python frame and an int object per call (``MigrateOwners``,
+``FileFolios``, sim/page_alloc.py ``FolioAlloc``, ``env_clock``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import numpy as np
 import simpy
 
 from sim import metrics
-from sim.buddy import OWNER_MOVABLE, WMARK_LOW, PageIndex, PageSpace, Zone
+from sim.buddy import WMARK_LOW, PageIndex, PageSpace, Zone
 from sim.compaction import Compactor, NodeCompactor
 from sim.config import ExperimentConfig
 from sim.daemons import Kcompactd, Kswapd, rcu_tick, vmstat_refresh
@@ -38,7 +43,7 @@ from sim.gfp import GFP_HIGHUSER_MOVABLE, GFPF_NORETRY, GFPF_NOWARN
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE
 from sim.mmzone import ZONE_NAMES, ZONE_NORMAL, Node, zone_spans_for
 from sim.objects import FileSystem
-from sim.page_alloc import PageAllocator
+from sim.page_alloc import FolioAlloc, PageAllocator
 from sim.slab import SlabCache, SlabCaches, create_cache
 from sim.snapshot import (
     FillerPool,
@@ -50,7 +55,7 @@ from sim.snapshot import (
     read_machine_snapshot,
     start_from_snapshot,
 )
-from sim.vmscan import FileLru, Reclaim
+from sim.vmscan import FileFolios, FileLru, MigrateOwners, Reclaim
 
 # machine: keys that are the node's or the snapshot's, not Zone arguments.
 NODE_KEYS = frozenset({"memory", "zones", "from_", "online", "pagesets", "boot"})
@@ -60,6 +65,14 @@ PAGECACHE_ORDERS = 10
 
 
 GFP_PAGECACHE_LARGE = GFP_HIGHUSER_MOVABLE | GFPF_NORETRY | GFPF_NOWARN
+
+
+def env_clock(env: simpy.Environment) -> Callable[[], float]:
+    """``env.now`` as a callable with no Python frame (the slab caches ask it at every
+    ``call_rcu``): SimPy's ``now`` property returns ``env._now``, read here by C code
+    alone (``getattr`` through ``functools.partial``). tests/test_machine.py holds it to
+    ``env.now``."""
+    return functools.partial(getattr, env, "_now")
 
 
 class CountingEnvironment(simpy.Environment):
@@ -165,7 +178,10 @@ class Machine:
         self.zones = [(ZONE_NAMES[z.zone_idx], z)
                       for z in sorted(zones, key=lambda z: z.zone_start_pfn)]
         self.workloads: list = []
-        self._page_owners: list[Callable[[int, int, int], object]] = []
+        # Compaction's page owners, in registration order (sim/vmscan.py MigrateOwners):
+        # a file system, or None and the owner's migrate callable.
+        self._migrate_fsys: list[FileSystem | None] = []
+        self._migrate_calls: list[Callable[[int, int, int], object] | None] = []
         self._page_index: PageIndex | None = None  # see page_index
         self._page_owns: list[Callable[[int, int], bool] | None] = []
         self._lru_owners: list[Callable[[int], None]] = []
@@ -174,12 +190,13 @@ class Machine:
 
         d, c = config.defrag, config.compaction
         self.caches = SlabCaches(space, page_allocator=self._slab_page_allocator,
-                                 rcu_grace=config.slab.rcu_grace, clock=self._now)
+                                 rcu_grace=config.slab.rcu_grace, clock=env_clock(env))
         self.caches.on_create = self._created
         self.defrag = Defragmenter(env, self.caches, config=d)
         self.lru = FileLru(self._evict_lru_page, self._evict_lru_pages if batched else None,
                            nr_pages=space.end_pfn)
-        self.register_page_owner(self._migrate_lru_page, self._lru_owns)
+        # The LRU follows every migrated folio first (MigrateOwners), owning none.
+        self._page_owns.append(self._lru_owns)
         self.reclaim = Reclaim(zones[0], self.lru, self.caches, config.reclaim,
                                after_shrink=self.defrag.after_shrink
                                if d.enabled and d.after_shrink else None,
@@ -193,10 +210,10 @@ class Machine:
                 vacate_slab_page=_at_node_pfn(self.defrag.vacate_now, zone),
                 kswapd_is_running=lambda: self.kswapd.running,
                 split_folio=self._split_folio_hook(zone),
-                is_file_folio=_at_node_pfn(self._is_file_folio, zone),
+                is_file_folio=FileFolios(self.reclaim.filesystems, zone.zone_start_pfn),
             )
-            zone.on_migrate = self._on_migrate if not zone.zone_start_pfn else \
-                _migrate_at_node_pfn(self._on_migrate, zone.zone_start_pfn)
+            zone.on_migrate = MigrateOwners(self.lru, zone.zone_start_pfn,
+                                            self._migrate_fsys, self._migrate_calls)
         self.compactors = compactors
         self.compactor: Compactor | NodeCompactor = (
             NodeCompactor(list(compactors.values())) if multi
@@ -218,6 +235,10 @@ class Machine:
             batched=batched, wakeup_kswapd=self.kswapd.wakeup,
             on_failure=self.defrag.on_alloc_failure if d.enabled and d.on_failure else None,
             node=node, compactors=compactors)
+        # A file's page-cache folio (``filemap_alloc_folio`` with the mapping's
+        # GFP_HIGHUSER_MOVABLE, plus ``__GFP_NORETRY | __GFP_NOWARN`` above order 0 as
+        # ``__filemap_get_folio`` and readahead add them), through the full path.
+        self._page_cache_folio = FolioAlloc(pa, GFP_HIGHUSER_MOVABLE, GFP_PAGECACHE_LARGE)
         if config.machine.cpus > 1 and config.reclaim.kswapd:
             # kswapd runs on another CPU while a direct compaction takes its time.
             kswapd = self.kswapd
@@ -252,9 +273,6 @@ class Machine:
     @property
     def filesystems(self) -> list[FileSystem]:
         return self.reclaim.filesystems
-
-    def _now(self) -> float:
-        return self.env.now
 
     def _slab_page_allocator(self, order: int, mt: int, cpu: int, owner: int,
                              alloc_flags: int, noretry: bool) -> int | None:
@@ -307,7 +325,7 @@ class Machine:
         fsys.share_page_index(self.page_index())
         fsys.attach_lru(self.lru, self.register_lru_owner(
             fsys.evict_folio, fsys.evict_folios if self.batched else None))
-        self.register_page_owner(_fs_migrate(fsys), lambda pfn, order: fsys.holds_page(pfn))
+        self.register_page_owner(fsys, lambda pfn, order: fsys.holds_page(pfn))
         return fsys
 
     def _lsm_inode_cache(self) -> SlabCache | None:
@@ -318,13 +336,6 @@ class Machine:
         if want is None:
             want = not self.config.machine.from_ or "lsm_inode_cache" in self.caches
         return self.cache("lsm_inode_cache") if want else None
-
-    def _page_cache_folio(self, order: int, cpu: int) -> int | None:
-        """A file's page-cache folio (``filemap_alloc_folio`` with the mapping's
-        GFP_HIGHUSER_MOVABLE, plus ``__GFP_NORETRY | __GFP_NOWARN`` above order 0 as
-        ``__filemap_get_folio`` and readahead add them), through the full path."""
-        gfp = GFP_HIGHUSER_MOVABLE if order == 0 else GFP_PAGECACHE_LARGE
-        return self.page_alloc.alloc_pages(order, gfp, cpu, OWNER_MOVABLE)
 
     def register_lru_owner(self, evict: Callable[[int], None],
                            evict_many: Callable[[list[int]], None] | None = None) -> int:
@@ -347,15 +358,20 @@ class Machine:
             self._page_index = PageIndex(self.zone.end_pfn)
         return self._page_index
 
-    def register_page_owner(self, migrate: Callable[[int, int, int], object],
+    def register_page_owner(self, migrate: FileSystem | Callable[[int, int, int], object],
                             owns: Callable[[int, int], bool] | None = None) -> None:
         """An owner of allocated movable pages: ``migrate(old, new, order)`` hears of
         every page compaction moves, in registration order, and returns True when the
-        page was its own (the later owners are then not asked). ``owns(pfn, order)``
-        says whether the block is its own; an owner without it is taken to own every
-        block, so that compaction never splits a large folio it might hold
-        (``_split_folio_hook``)."""
-        self._page_owners.append(migrate)
+        page was its own (the later owners are then not asked); a file system is asked
+        its ``migrate_page(old, new)``. ``owns(pfn, order)`` says whether the block is
+        its own; an owner without it is taken to own every block, so that compaction
+        never splits a large folio it might hold (``_split_folio_hook``)."""
+        if isinstance(migrate, FileSystem):
+            self._migrate_fsys.append(migrate)
+            self._migrate_calls.append(None)
+        else:
+            self._migrate_fsys.append(None)
+            self._migrate_calls.append(migrate)
         self._page_owns.append(owns)
 
     def _lru_owns(self, pfn: int, order: int) -> bool:
@@ -368,15 +384,6 @@ class Machine:
         for _, zone in self.zones:
             if zone.pcp_enabled:
                 zone.pcp[cpu].awake = True
-
-    def _is_file_folio(self, pfn: int) -> bool:
-        """A page-cache folio of any file system (``page_mapping`` not NULL): what a
-        direct compaction without __GFP_FS does not isolate."""
-        # A loop, not any(): compaction asks this of every movable page it scans.
-        for fsys in self.reclaim.filesystems:  # noqa: SIM110
-            if fsys.holds_page(pfn):
-                return True
-        return False
 
     def _split_folio_hook(self, zone: Zone) -> Callable[[int, int], bool]:
         """Compaction's ``split_folio`` for ``zone`` (zone pfns): a large movable block
@@ -416,18 +423,6 @@ class Machine:
                 for pfn in pfns[start:end]:
                     evict(pfn)
             start = end
-
-    def _migrate_lru_page(self, old: int, new: int, order: int) -> bool:
-        """The LRU keeps its bookkeeping under the new pfn; the page's owner is asked too."""
-        if old in self.lru:
-            self.lru.migrate(old, new)
-        return False
-
-    def _on_migrate(self, old: int, new: int, order: int) -> None:
-        """Compaction moved a movable block: tell its owner."""
-        for migrate in self._page_owners:
-            if migrate(old, new, order) is True:
-                return
 
     def add_sample_hook(self, hook: Callable[[dict], None]) -> None:
         self._sample_hooks.append(hook)
@@ -641,19 +636,6 @@ def _at_node_pfn(hook: Callable[[int], bool], zone: Zone) -> Callable[[int], boo
     def at_node_pfn(pfn: int) -> bool:
         return hook(pfn + start)
     return at_node_pfn
-
-
-def _migrate_at_node_pfn(on_migrate: Callable[[int, int, int], None], start: int
-                         ) -> Callable[[int, int, int], None]:
-    def migrate(old: int, new: int, order: int) -> None:
-        on_migrate(old + start, new + start, order)
-    return migrate
-
-
-def _fs_migrate(fsys: FileSystem) -> Callable[[int, int, int], bool]:
-    def migrate(old: int, new: int, order: int) -> bool:
-        return fsys.migrate_page(old, new)
-    return migrate
 
 
 def _load_mobility(name: str):

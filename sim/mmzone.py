@@ -103,6 +103,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from sim.buddy import (
     ALLOC_KSWAPD,
@@ -116,22 +117,22 @@ from sim.buddy import (
 from sim.gfp import __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, __GFP_MOVABLE
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_PCPTYPES
 
-ZONE_DMA = 0
-ZONE_DMA32 = 1
-ZONE_NORMAL = 2
-ZONE_MOVABLE = 3
-ZONE_DEVICE = 4
-MAX_NR_ZONES = 5
-ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
+ZONE_DMA: Final = 0
+ZONE_DMA32: Final = 1
+ZONE_NORMAL: Final = 2
+ZONE_MOVABLE: Final = 3
+ZONE_DEVICE: Final = 4
+MAX_NR_ZONES: Final = 5
+ZONE_NAMES: Final = ("DMA", "DMA32", "Normal", "Movable", "Device")
 
 # mm/page_alloc.c sysctl_lowmem_reserve_ratio (6.18, x86-64: no HIGHMEM; Device unset).
-SYSCTL_LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)
+SYSCTL_LOWMEM_RESERVE_RATIO: Final = (256, 256, 32, 0, 0)
 
 # arch/x86/include/asm/dma.h: MAX_DMA_PFN (16 MiB) and MAX_DMA32_PFN (4 GiB), 4 KiB pages.
-MAX_DMA_BYTES = 16 << 20
-MAX_DMA32_BYTES = 4 << 30
+MAX_DMA_BYTES: Final = 16 << 20
+MAX_DMA32_BYTES: Final = 4 << 30
 
-SWAP_CLUSTER_MAX = 32
+SWAP_CLUSTER_MAX: Final = 32
 
 
 def zone_index(name: str) -> int:
@@ -143,14 +144,22 @@ def zone_index(name: str) -> int:
                          f"got {name!r}") from None
 
 
+# sim/gfp.py's zone flags as this module's constants: compiled, a static read rather than
+# a look-up in the module's globals at every allocation.
+_GFP_DMA: Final = __GFP_DMA
+_GFP_DMA32: Final = __GFP_DMA32
+_GFP_MOVABLE: Final = __GFP_MOVABLE
+_GFP_HIGHMEM: Final = __GFP_HIGHMEM
+
+
 def gfp_zone(gfp: int) -> int:
     """include/linux/gfp.h ``gfp_zone`` on x86-64 (GFP_ZONE_TABLE, OPT_ZONE_HIGHMEM =
     ZONE_NORMAL): the highest zone a request may use."""
-    if gfp & __GFP_DMA:
+    if gfp & _GFP_DMA:
         return ZONE_DMA
-    if gfp & __GFP_DMA32:
+    if gfp & _GFP_DMA32:
         return ZONE_DMA32
-    if gfp & __GFP_MOVABLE and gfp & __GFP_HIGHMEM:
+    if gfp & _GFP_MOVABLE and gfp & _GFP_HIGHMEM:
         return ZONE_MOVABLE
     return ZONE_NORMAL
 

@@ -239,10 +239,10 @@ def first_write_layout(size: int, max_order: int) -> list[tuple[int, int]]:
     return layout
 
 
-_WRITE_LAYOUTS: dict[tuple[int, int, bool, bool], tuple[list[tuple[int, int]], int]] = {}
+_WRITE_LAYOUTS: Final[dict[tuple[int, int, bool, bool], tuple[list[tuple[int, int]], int]]] = {}
 # One write(2) of the whole file, by its size, for each (large_folios, shmem): an int key,
 # where the general memo hashes a tuple made for each lookup.
-_ONE_WRITE_LAYOUTS: list[dict[int, tuple[list[tuple[int, int]], int]]] = [{}, {}, {}, {}]
+_ONE_WRITE_LAYOUTS: Final[list[dict[int, tuple[list[tuple[int, int]], int]]]] = [{}, {}, {}, {}]
 
 
 def write_layout(size: int, write_size: int, large_folios: bool, shmem: bool

@@ -79,6 +79,7 @@ from sim.buddy import (
     ALLOC_NON_BLOCK,
     ALLOC_WMARK_LOW,
     ALLOC_WMARK_MIN,
+    OWNER_MOVABLE,
     PAGE_ALLOC_COSTLY_ORDER,
     Zone,
 )
@@ -520,3 +521,26 @@ class PageAllocator:
                                        reclaim_idx=reclaim_idx, order=order)
         self.stats.stall_s += self.reclaim.last_cost
         return got
+
+
+class FolioAlloc:
+    """One call site's folio allocations with its GFP flags fixed: ``alloc_pages(order,
+    gfp, cpu, OWNER_MOVABLE)``, ``gfp`` at order 0 and ``gfp_large`` above. A compiled
+    callable for the file system (``__call__(order, cpu)``, its ``alloc_folio``) and for
+    a read's readahead (``on_cpu(order)``, at ``cpu`` as last set): the engine's
+    callables were interpreted functions between two compiled calls, one Python frame
+    per folio. Nothing else: the same allocation as calling ``alloc_pages`` itself."""
+
+    def __init__(self, page_alloc: PageAllocator, gfp: int, gfp_large: int) -> None:
+        self.page_alloc = page_alloc
+        self.gfp = gfp
+        self.gfp_large = gfp_large
+        self.cpu = 0  # on_cpu's CPU
+
+    def __call__(self, order: int, cpu: int) -> int | None:
+        return self.page_alloc.alloc_pages(order, self.gfp if order == 0 else self.gfp_large,
+                                           cpu, OWNER_MOVABLE)
+
+    def on_cpu(self, order: int) -> int | None:
+        return self.page_alloc.alloc_pages(order, self.gfp if order == 0 else self.gfp_large,
+                                           self.cpu, OWNER_MOVABLE)

@@ -150,21 +150,21 @@ from librt.vecs import extend as vec_extend
 from librt.vecs import vec
 from mypy_extensions import i32, u8
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
-HPAGE_PMD_ORDER = 9
-XA_CHUNK_SHIFT = 6
+PAGE_SHIFT: Final = 12
+PAGE_SIZE: Final = 1 << PAGE_SHIFT
+HPAGE_PMD_ORDER: Final = 9
+XA_CHUNK_SHIFT: Final = 6
 # include/linux/pagemap.h: xas_split_alloc() cannot split above two xarray levels.
-MAX_XAS_ORDER = XA_CHUNK_SHIFT * 2 - 1
-PREFERRED_MAX_PAGECACHE_ORDER = HPAGE_PMD_ORDER  # CONFIG_TRANSPARENT_HUGEPAGE=y
-MAX_PAGECACHE_ORDER = min(MAX_XAS_ORDER, PREFERRED_MAX_PAGECACHE_ORDER)
+MAX_XAS_ORDER: Final = XA_CHUNK_SHIFT * 2 - 1
+PREFERRED_MAX_PAGECACHE_ORDER: Final = HPAGE_PMD_ORDER  # CONFIG_TRANSPARENT_HUGEPAGE=y
+MAX_PAGECACHE_ORDER: Final = min(MAX_XAS_ORDER, PREFERRED_MAX_PAGECACHE_ORDER)
 # include/linux/mm.h: the default read_ahead_kb, 128 KiB; also bdi_init's io_pages.
-VM_READAHEAD_PAGES = (128 * 1024) // PAGE_SIZE
+VM_READAHEAD_PAGES: Final = (128 * 1024) // PAGE_SIZE
 # include/linux/pagevec.h: the folios filemap_get_read_batch hands back at once.
-PAGEVEC_SIZE = 31
+PAGEVEC_SIZE: Final = 31
 # chunk of force_page_cache_ra: "so that we don't pin too much memory at once"
-FORCE_RA_CHUNK_PAGES = (2 * 1024 * 1024) // PAGE_SIZE
-_ULONG_MASK = (1 << 64) - 1
+FORCE_RA_CHUNK_PAGES: Final = (2 * 1024 * 1024) // PAGE_SIZE
+_ULONG_MASK: Final = (1 << 64) - 1
 # A Mapping's entry for a folio: its order in the low 4 bits, PG_readahead, the handle.
 _ORDER_MASK: Final = 0xF
 _PG_READAHEAD: Final = 0x10
@@ -178,12 +178,12 @@ Folio = tuple[int, int, int]  # (head index, order, handle)
 # (mapping gfp GFP_HIGHUSER_MOVABLE). filemap_alloc_folio -> folio_alloc adds __GFP_COMP
 # at every order. Readahead runs under memalloc_nofs_save, which clears __GFP_FS
 # (GFP_HIGHUSER_MOVABLE without __GFP_FS prints as GFP_NOFS|__GFP_HIGHMEM|...).
-_READAHEAD_GFP = ("GFP_NOFS|__GFP_HIGHMEM|__GFP_MOVABLE|__GFP_NOWARN|__GFP_NORETRY"
+_READAHEAD_GFP: Final = ("GFP_NOFS|__GFP_HIGHMEM|__GFP_MOVABLE|__GFP_NOWARN|__GFP_NORETRY"
                   "|__GFP_COMP|__GFP_HARDWALL")
-_CREATE_FOLIO_GFP = "GFP_HIGHUSER_MOVABLE|__GFP_COMP"
-_WRITE_GFP = "GFP_HIGHUSER_MOVABLE|__GFP_WRITE|__GFP_COMP"
-_WRITE_GFP_LARGE = "GFP_HIGHUSER_MOVABLE|__GFP_WRITE|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP"
-_SHMEM_GFP = "GFP_HIGHUSER_MOVABLE|__GFP_COMP"
+_CREATE_FOLIO_GFP: Final = "GFP_HIGHUSER_MOVABLE|__GFP_COMP"
+_WRITE_GFP: Final = "GFP_HIGHUSER_MOVABLE|__GFP_WRITE|__GFP_COMP"
+_WRITE_GFP_LARGE: Final = "GFP_HIGHUSER_MOVABLE|__GFP_WRITE|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP"
+_SHMEM_GFP: Final = "GFP_HIGHUSER_MOVABLE|__GFP_COMP"
 
 
 def readahead_gfp(order: int) -> str:
@@ -448,7 +448,7 @@ class Mapping:
 
 # -------------------------------------------------------------------- fadvise
 
-FADVISE = ("normal", "sequential", "random")
+FADVISE: Final = ("normal", "sequential", "random")
 
 
 def fadvise(mapping: Mapping, advice: str) -> None:

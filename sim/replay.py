@@ -101,7 +101,7 @@ import random
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Final
 
 from sim.buddy import (
     OWNER_MOVABLE,
@@ -157,11 +157,11 @@ from sim.snapshot import (
 KMALLOC_MAX_CACHE_SIZE = 8192
 # mm/slub.c allocate_slab: alloc_gfp = (flags | __GFP_NOWARN | __GFP_NORETRY) & ~__GFP_NOFAIL,
 # and slab folios are always compound.
-SLAB_GFP_SIGNATURE = __GFP_NOWARN | __GFP_NORETRY | __GFP_COMP
-_GFP_COMP = __GFP_COMP  # a double-underscore name would be mangled inside a class
+SLAB_GFP_SIGNATURE: Final = __GFP_NOWARN | __GFP_NORETRY | __GFP_COMP
+_GFP_COMP: Final = __GFP_COMP  # a double-underscore name would be mangled inside a class
 NULL_PTR = "0000000000000000"
 RCU_FREES = ("trace", "queue")
-_OWNER_OF_MT = (OWNER_UNMOVABLE, OWNER_MOVABLE, OWNER_RECLAIMABLE)
+_OWNER_OF_MT: Final = (OWNER_UNMOVABLE, OWNER_MOVABLE, OWNER_RECLAIMABLE)
 
 # page_allocator(order, gfp, cpu, owner) -> pfn or None: Machine.alloc_pages' signature.
 PageAlloc = Callable[[int, int, int, "int | None"], "int | None"]

@@ -364,6 +364,21 @@ class SlabCorrupt(AssertionError):
     """``SlabCache.check()`` found a broken invariant."""
 
 
+# A new slab's two slot arrays by its object count, as arrays to copy (a buffer copy,
+# where a vec built from a range makes and reads an int object per slot).
+_SLOT_STACKS: Final[dict[int, tuple[array, array]]] = {}
+
+
+def _slot_stacks(objects: int) -> tuple[array, array]:
+    """The free-slot stack (``objects - 1`` down to 0) and the all-free object ids (-1)
+    of a new slab of ``objects`` slots."""
+    stacks = _SLOT_STACKS.get(objects)
+    if stacks is None:
+        stacks = _SLOT_STACKS[objects] = (array("i", range(objects - 1, -1, -1)),
+                                          array("i", [-1]) * objects)
+    return stacks
+
+
 class Slab:
     """``struct slab``: one slab page (block of 2**order pages) of a cache.
 
@@ -384,11 +399,11 @@ class Slab:
         # The free slot numbers: a stack in free_slots[:nr_free] (the top is the next
         # one handed out), all of them, lowest on top, at first. A list of fixed length
         # with a count, not one that grows and shrinks: no reallocation per object.
-        self.free_slots: vec[i32] = vec[i32](range(objects - 1, -1, -1))
+        stacks = _slot_stacks(objects)
+        self.free_slots: vec[i32] = vec[i32](stacks[0])
         self.nr_free = objects
         # Object id per slot, -1 if free.
-        empty = array("i", [-1]) * objects
-        self.slot_obj: vec[i32] = vec[i32](empty)
+        self.slot_obj: vec[i32] = vec[i32](stacks[1])
         self.defragged = False  # unfrozen non-empty by the defragmenter
 
     def __repr__(self) -> str:

@@ -87,7 +87,7 @@ from librt.vecs import vec
 from mypy_extensions import i16, i32, i64
 
 from sim.buddy import PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, Zone
-from sim.compaction import compact_gap
+from sim.compaction import PagePredicate, compact_gap
 from sim.objects import FileSystem
 from sim.slab import SlabCaches
 
@@ -461,6 +461,61 @@ class NodeReclaimStats:
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class FileFolios(PagePredicate):
+    """``page_mapping(page)`` is not NULL: the folio headed at zone pfn ``pfn`` is the
+    page cache of one of ``filesystems`` (the engine's list, which grows as file systems
+    are made) at node pfn ``pfn + start``. Compaction's ``is_file_folio`` (a direct
+    compaction without __GFP_FS leaves those pages), compiled: its migrate scanner asks
+    it of every movable page it passes."""
+
+    def __init__(self, filesystems: list[FileSystem], start: int = 0) -> None:
+        super().__init__()
+        self.filesystems = filesystems
+        self.start = start
+
+    def holds(self, pfn: int) -> bool:
+        pfn += self.start
+        for fsys in self.filesystems:  # noqa: SIM110 (a loop: no generator per page)
+            if fsys.holds_page(pfn):
+                return True
+        return False
+
+
+class MigrateOwners:
+    """``zone.on_migrate(old, new, order)`` for a zone whose pfns start at node pfn
+    ``start``: compaction moved the block at ``old`` to ``new``. The file LRU keeps its
+    bookkeeping under the new pfn (``folio_putback_lru``), then the page owners hear of
+    it in registration order until one says the block was its own. ``owners`` and
+    ``calls`` are the engine's lists, shared by its zones and grown as owners register:
+    entry k is a file system (asked ``migrate_page``) or, when it is None, ``calls[k]``
+    (any other owner, a workload's ``migrate_page``; True: its own). Compiled, as it runs
+    once per migrated block: the LRU and the file systems are called with C integers."""
+
+    def __init__(self, lru: FileLru | None, start: int, owners: list[FileSystem | None],
+                 calls: list[Callable[[int, int, int], object] | None]) -> None:
+        self.lru = lru
+        self.start = start
+        self.owners = owners
+        self.calls = calls
+
+    def __call__(self, old: int, new: int, order: int) -> None:
+        old += self.start
+        new += self.start
+        lru = self.lru
+        if lru is not None and old in lru:
+            lru.migrate(old, new)
+        owners = self.owners
+        for k in range(len(owners)):
+            fsys = owners[k]
+            if fsys is not None:
+                if fsys.migrate_page(old, new):
+                    return
+            else:
+                call = self.calls[k]
+                if call is not None and call(old, new, order) is True:
+                    return
 
 
 class Reclaim:

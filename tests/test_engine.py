@@ -808,3 +808,24 @@ def test_kswapd_runs_beside_direct_compaction_only_with_a_cpu_to_run_on(tmp_path
     for overrides in (["machine.cpus=1"], ["machine.cpus=2", "reclaim.kswapd=false"]):
         one = Machine(load_config(_write(tmp_path / "b.yaml", text), overrides), 1)
         assert all(c.concurrent is None for c in one.compactors.values())
+
+
+def test_env_clock_reads_the_simulated_time_as_env_now_does():
+    """The slab caches' clock (sim/machine.py ``env_clock``) reads SimPy's internal
+    ``_now``: it must stay what ``env.now`` gives, before and after events run."""
+    from sim.machine import CountingEnvironment, env_clock
+
+    env = CountingEnvironment()
+    clock = env_clock(env)
+    seen = []
+
+    def proc():
+        for delay in (0.25, 1.5, 3.0):
+            yield env.timeout(delay)
+            seen.append((clock(), env.now))
+
+    assert clock() == env.now == 0
+    env.process(proc())
+    env.run()
+    assert seen == [(0.25, 0.25), (1.75, 1.75), (4.75, 4.75)]
+    assert clock() == env.now == 4.75

@@ -8,7 +8,7 @@ import random
 import simpy
 
 from sim.buddy import ALLOC_NO_WATERMARKS, OWNER_MOVABLE, WMARK_HIGH, Zone
-from sim.compaction import Compactor, CompactResult, compact_gap
+from sim.compaction import Compactor, CompactResult, PagePredicate, compact_gap
 from sim.config import CompactionSection, ReclaimSection
 from sim.daemons import Kcompactd, Kswapd
 from sim.gfp import GFP_NOWAIT
@@ -268,7 +268,7 @@ def _woken_beside_a_compaction(concurrent: bool):
     assert kswapd.sleeping and kswapd.stats.runs == 0
     if concurrent:
         node.compactor.concurrent = lambda elapsed: kswapd.run_concurrently(env.now + elapsed)
-    node.compactor.is_file_folio = lambda pfn: True
+    node.compactor.is_file_folio = PagePredicate(lambda pfn: True)
     kswapd.wakeup(order=4, direct_reclaim=True)
     assert avail(node.zone, 4) == 0
     result, captured = node.compactor.try_to_compact_pages(4, MIGRATE_MOVABLE,

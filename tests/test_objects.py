@@ -5,10 +5,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sim.buddy import OWNER_MOVABLE, Zone
+from sim.compaction import PagePredicate
 from sim.migratetype import MIGRATE_MOVABLE
 from sim.objects import FileSystem, xa_nodes_for, xa_nodes_for_folios
 from sim.slab import F_LRU, SlabCaches
-from sim.vmscan import FileLru
+from sim.vmscan import FileFolios, FileLru, MigrateOwners
 
 
 def make_fs(fs: str = "disk", nr_pages: int = 1 << 14, rcu: bool = False, *,
@@ -385,3 +386,37 @@ def test_the_page_cache_tables_keep_each_files_folios_in_the_order_added(shared,
                 assert f.pages == list(want) and f.nr_cached == len(want)
         assert all(fs.holds_page(pfn) for want in model.values() for pfn in want)
     assert fs.lru.nr_pages == sum(len(want) for want in model.values())
+
+
+def test_compactions_page_cache_question_and_migration_owners_in_zone_pfns():
+    """The compiled hooks the engine gives compaction (sim/vmscan.py): ``FileFolios``
+    answers ``holds_page`` at node pfn ``pfn + start``; ``MigrateOwners`` moves the LRU's
+    entry first, then asks the owners in order until one owns the block."""
+    zone, caches, fs = make_fs("disk")
+    fid = fs.create(3)
+    head = fs.files[fid].pages[0]
+    start = 64
+    folios = FileFolios([fs], start)
+    assert all(folios.holds(pfn - start) == fs.holds_page(pfn)
+               for pfn in range(start, zone.nr_pages))
+    assert folios.holds(head - start) and not FileFolios([], start).holds(head - start)
+    assert PagePredicate(lambda pfn: pfn == 7).holds(7) and not PagePredicate().holds(7)
+
+    calls = []
+
+    def owner(name, answer):
+        return lambda old, new, order: calls.append((name, old, new, order)) or answer
+
+    fsys_list = [None, fs, None]
+    call_list = [owner("a", False), None, owner("b", True)]
+    migrate = MigrateOwners(fs.lru, start, fsys_list, call_list)
+    new = zone.nr_pages - 1  # the page's new place (the zone's part is not asked here)
+    assert not fs.holds_page(new)
+    migrate(head - start, new - start, 0)  # a page-cache folio: the file system owns it
+    assert calls == [("a", head, new, 0)]
+    assert fs.holds_page(new) and not fs.holds_page(head)
+    assert new in fs.lru and head not in fs.lru
+    calls.clear()
+    migrate(head - start, new - 1 - start, 0)  # no longer ours: the last owner takes it
+    assert calls == [("a", head, new - 1, 0), ("b", head, new - 1, 0)]
+    assert fs.holds_page(new)

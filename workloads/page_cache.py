@@ -45,8 +45,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from sim import readahead
-from sim.buddy import OWNER_MOVABLE
 from sim.gfp import __GFP_FS, __GFP_NORETRY, __GFP_NOWARN, GFP_HIGHUSER_MOVABLE
+from sim.page_alloc import FolioAlloc
 from sim.units import Size
 from workloads.base import PacedParams, Workload
 
@@ -106,6 +106,10 @@ class PageCache(Workload):
         self.fsys = machine.filesystem(fs, inode_cache=icache, large_folios=p.large_folios)
         self.read = self.failed = self.hits = self.reads = self.files_read = 0
         self.allocated_by_order = [0] * (readahead.MAX_PAGECACHE_ORDER + 1)
+        pa = machine.page_alloc
+        alloc = FolioAlloc(pa, GFP_READAHEAD, GFP_READAHEAD)
+        fallback = FolioAlloc(pa, GFP_HIGHUSER_MOVABLE, GFP_HIGHUSER_MOVABLE)
+        self._alloc = (alloc, fallback, alloc.on_cpu, fallback.on_cpu)
         self._carry = 0.0
         self._file = -1  # the file being read (sequential), or the one file (random)
         self._pos = 0
@@ -164,15 +168,11 @@ class PageCache(Workload):
     def _read_one(self, fid: int, pos: int, count: int, cpu: int) -> None:
         """One read(2) (sim/objects.py ``FileSystem.read``): missing folios read ahead,
         then the folios read marked accessed."""
-        alloc_pages = self.machine.page_alloc.alloc_pages
-
-        def alloc(order: int) -> int | None:
-            return alloc_pages(order, GFP_READAHEAD, cpu, OWNER_MOVABLE)
-
-        def alloc_fallback(order: int) -> int | None:
-            return alloc_pages(order, GFP_HIGHUSER_MOVABLE, cpu, OWNER_MOVABLE)
-
-        read, ok = self.fsys.read(fid, pos, count, alloc, alloc_fallback,
+        # alloc_pages(order, GFP_READAHEAD or, for filemap_create_folio,
+        # GFP_HIGHUSER_MOVABLE, cpu, OWNER_MOVABLE), compiled (sim/page_alloc.py).
+        alloc, fallback, on_cpu, fallback_on_cpu = self._alloc
+        alloc.cpu = fallback.cpu = cpu
+        read, ok = self.fsys.read(fid, pos, count, on_cpu, fallback_on_cpu,
                                   self.machine.free_pages, self.allocated_by_order, cpu)
         self.read += read
         if not ok:
