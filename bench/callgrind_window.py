@@ -12,8 +12,8 @@ that small.
     callgrind_annotate cg.out | head -40
 
 The config is configs/bench64.yaml unless ``--config`` names another; ``--set`` overrides
-its keys as ``fragsim run --set`` does. Without callgrind (``callgrind_control`` missing
-or no valgrind process) it says so and exits with 2.
+its keys as ``fragsim run --set`` does. Not under valgrind (or without
+``callgrind_control``), it says so and exits with 2.
 """
 
 from __future__ import annotations
@@ -59,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"window: expected 0 <= start < end, got {args.start:g} {args.end:g}",
               file=sys.stderr)
         return 2
-    if shutil.which("callgrind_control") is None:
-        print("callgrind_control not found: run this under valgrind --tool=callgrind",
-              file=sys.stderr)
+    if shutil.which("callgrind_control") is None or "vgpreload" not in os.environ.get(
+            "LD_PRELOAD", ""):  # valgrind preloads its vgpreload_*.so into the program
+        print("not under valgrind: run this under valgrind --tool=callgrind "
+              "--instr-atstart=no (see --help)", file=sys.stderr)
         return 2
     config = load_config(args.config, [*args.set, f"duration={args.end + 1:g}s"])
     state = {"on": False}
