@@ -188,12 +188,11 @@ _GFP_KERNEL_MIGRATETYPE: Final = MIGRATE_UNMOVABLE
 _ASYNC: Final = MigrateMode.MIGRATE_ASYNC
 _SYNC_LIGHT: Final = MigrateMode.MIGRATE_SYNC_LIGHT
 _SYNC: Final = MigrateMode.MIGRATE_SYNC
-# The results by static names: compiled, ``CompactResult.X`` through a module global is
-# a look-up in the module's dict and another through the enum's metaclass at each use.
-_NOT_SUITABLE_ZONE: Final = CompactResult.COMPACT_NOT_SUITABLE_ZONE
+# The results this module returns or compares, by static names: compiled,
+# ``CompactResult.X`` through a module global is a look-up in the module's dict and
+# another through the enum's metaclass at each use.
 _SKIPPED: Final = CompactResult.COMPACT_SKIPPED
 _DEFERRED: Final = CompactResult.COMPACT_DEFERRED
-_NO_SUITABLE_PAGE: Final = CompactResult.COMPACT_NO_SUITABLE_PAGE
 _CONTINUE: Final = CompactResult.COMPACT_CONTINUE
 _COMPLETE: Final = CompactResult.COMPACT_COMPLETE
 _PARTIAL_SKIPPED: Final = CompactResult.COMPACT_PARTIAL_SKIPPED

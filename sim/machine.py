@@ -70,7 +70,7 @@ GFP_PAGECACHE_LARGE = GFP_HIGHUSER_MOVABLE | GFPF_NORETRY | GFPF_NOWARN
 def env_clock(env: simpy.Environment) -> Callable[[], float]:
     """``env.now`` as a callable with no Python frame (the slab caches ask it at every
     ``call_rcu``): SimPy's ``now`` property returns ``env._now``, read here by C code
-    alone (``getattr`` through ``functools.partial``). tests/test_machine.py holds it to
+    alone (``getattr`` through ``functools.partial``). tests/test_engine.py holds it to
     ``env.now``."""
     return functools.partial(getattr, env, "_now")
 
@@ -178,10 +178,8 @@ class Machine:
         self.zones = [(ZONE_NAMES[z.zone_idx], z)
                       for z in sorted(zones, key=lambda z: z.zone_start_pfn)]
         self.workloads: list = []
-        # Compaction's page owners, in registration order (sim/vmscan.py MigrateOwners):
-        # a file system, or None and the owner's migrate callable.
-        self._migrate_fsys: list[FileSystem | None] = []
-        self._migrate_calls: list[Callable[[int, int, int], object] | None] = []
+        # Compaction's page owners, in registration order (sim/vmscan.py MigrateOwners).
+        self._migrate_owners: list[FileSystem | Callable[[int, int, int], object]] = []
         self._page_index: PageIndex | None = None  # see page_index
         self._page_owns: list[Callable[[int, int], bool] | None] = []
         self._lru_owners: list[Callable[[int], None]] = []
@@ -213,7 +211,7 @@ class Machine:
                 is_file_folio=FileFolios(self.reclaim.filesystems, zone.zone_start_pfn),
             )
             zone.on_migrate = MigrateOwners(self.lru, zone.zone_start_pfn,
-                                            self._migrate_fsys, self._migrate_calls)
+                                            self._migrate_owners)
         self.compactors = compactors
         self.compactor: Compactor | NodeCompactor = (
             NodeCompactor(list(compactors.values())) if multi
@@ -366,12 +364,7 @@ class Machine:
         its ``migrate_page(old, new)``. ``owns(pfn, order)`` says whether the block is
         its own; an owner without it is taken to own every block, so that compaction
         never splits a large folio it might hold (``_split_folio_hook``)."""
-        if isinstance(migrate, FileSystem):
-            self._migrate_fsys.append(migrate)
-            self._migrate_calls.append(None)
-        else:
-            self._migrate_fsys.append(None)
-            self._migrate_calls.append(migrate)
+        self._migrate_owners.append(migrate)
         self._page_owns.append(owns)
 
     def _lru_owns(self, pfn: int, order: int) -> bool:

@@ -487,18 +487,17 @@ class MigrateOwners:
     """``zone.on_migrate(old, new, order)`` for a zone whose pfns start at node pfn
     ``start``: compaction moved the block at ``old`` to ``new``. The file LRU keeps its
     bookkeeping under the new pfn (``folio_putback_lru``), then the page owners hear of
-    it in registration order until one says the block was its own. ``owners`` and
-    ``calls`` are the engine's lists, shared by its zones and grown as owners register:
-    entry k is a file system (asked ``migrate_page``) or, when it is None, ``calls[k]``
-    (any other owner, a workload's ``migrate_page``; True: its own). Compiled, as it runs
-    once per migrated block: the LRU and the file systems are called with C integers."""
+    it in registration order until one says the block was its own. ``owners`` is the
+    engine's list, shared by its zones and grown as owners register: a file system (asked
+    ``migrate_page``) or any other owner's callable (a workload's ``migrate_page``; True:
+    its own). Compiled, as it runs once per migrated block: the LRU and the file systems
+    are called with C integers."""
 
-    def __init__(self, lru: FileLru | None, start: int, owners: list[FileSystem | None],
-                 calls: list[Callable[[int, int, int], object] | None]) -> None:
+    def __init__(self, lru: FileLru | None, start: int,
+                 owners: list[FileSystem | Callable[[int, int, int], object]]) -> None:
         self.lru = lru
         self.start = start
         self.owners = owners
-        self.calls = calls
 
     def __call__(self, old: int, new: int, order: int) -> None:
         old += self.start
@@ -506,16 +505,12 @@ class MigrateOwners:
         lru = self.lru
         if lru is not None and old in lru:
             lru.migrate(old, new)
-        owners = self.owners
-        for k in range(len(owners)):
-            fsys = owners[k]
-            if fsys is not None:
-                if fsys.migrate_page(old, new):
+        for owner in self.owners:
+            if isinstance(owner, FileSystem):
+                if owner.migrate_page(old, new):
                     return
-            else:
-                call = self.calls[k]
-                if call is not None and call(old, new, order) is True:
-                    return
+            elif owner(old, new, order) is True:
+                return
 
 
 class Reclaim:

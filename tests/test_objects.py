@@ -407,9 +407,7 @@ def test_compactions_page_cache_question_and_migration_owners_in_zone_pfns():
     def owner(name, answer):
         return lambda old, new, order: calls.append((name, old, new, order)) or answer
 
-    fsys_list = [None, fs, None]
-    call_list = [owner("a", False), None, owner("b", True)]
-    migrate = MigrateOwners(fs.lru, start, fsys_list, call_list)
+    migrate = MigrateOwners(fs.lru, start, [owner("a", False), fs, owner("b", True)])
     new = zone.nr_pages - 1  # the page's new place (the zone's part is not asked here)
     assert not fs.holds_page(new)
     migrate(head - start, new - start, 0)  # a page-cache folio: the file system owns it
