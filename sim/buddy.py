@@ -154,6 +154,10 @@ PG_ALLOC: Final = 0x80  # head of an allocated block
 PG_PCP: Final = 0xC0  # head of a free block on a per-CPU list
 PG_KIND: Final = 0xC0
 PG_ORDER: Final = 0x3F
+# The largest max_order: a zone has fewer than 2**31 pages, so no block is larger. The
+# compiled scanners (sim/compaction.py) shift in i64, and mypyc 2.4.1 computes
+# ``1 << n`` of a literal in a C int, wrong from n = 32: orders stay below that.
+MAX_ORDER_LIMIT: Final = 30
 
 # Owner tags of allocated blocks. A slab page is OWNER_SLAB + the cache's id.
 OWNER_NONE: Final = 0
@@ -461,9 +465,9 @@ class Zone(PageSpace):
         percpu_pagelist_high_fraction: int = 0,
         page_size: int = 4096,
     ) -> None:
-        if not 0 <= pageblock_order <= max_order <= PG_ORDER:
+        if not 0 <= pageblock_order <= max_order <= MAX_ORDER_LIMIT:
             raise ValueError(
-                f"expected 0 <= pageblock_order <= max_order <= {PG_ORDER}, "
+                f"expected 0 <= pageblock_order <= max_order <= {MAX_ORDER_LIMIT}, "
                 f"got pageblock_order={pageblock_order}, max_order={max_order}"
             )
         if pageblock_order <= PAGE_ALLOC_COSTLY_ORDER:
@@ -502,6 +506,7 @@ class Zone(PageSpace):
         self.pcp_enabled = pcp
         self.grouping_by_mobility = grouping_by_mobility
         self.free_list_order = free_list_order
+        self._fifo = free_list_order == "fifo"  # a bool: tested at every list add
         self.page_size = page_size
         self.thp = thp
         self.nr_populated_zones = nr_populated_zones
@@ -563,7 +568,11 @@ class Zone(PageSpace):
         # Called as on_migrate(old_pfn, new_pfn, order) when compaction moves a block.
         self.on_migrate: Callable[[int, int, int], None] | None = None
         self._capc: CaptureControl | None = None  # compaction's capture_control
-        self._pageblock_skip_bits: vec[u8] = vec[u8]()  # see _skip_bits
+        # PB_compact_skip of every pageblock (a byte each): compaction's hints, which
+        # its scanners read and write directly (``pageblock_skip_bits``).
+        skip_bits = bytes(self.nr_pageblocks)  # a name: mypyc 2.4 asserts on an expression
+        self._pageblock_skip_bits: vec[u8] = vec[u8](skip_bits, capacity=self.nr_pageblocks)
+        del skip_bits
 
         self.min_free_kbytes = 0
         self._watermark = [0, 0, 0, 0]  # min, low, high, promo
@@ -808,44 +817,49 @@ class Zone(PageSpace):
     # ------------------------------------------------------------------ free lists
 
     def _add_to_free_list(self, pfn: int, order: int, mt: int, to_tail: bool) -> None:
-        lst = order * MIGRATE_TYPES + mt
-        s = self._sentinel + lst
+        # i64: C integer arithmetic when compiled (see _free_one_page).
+        p: i64 = pfn
+        o: i64 = order
+        lst: i64 = o * MIGRATE_TYPES + mt
+        s: i64 = self._sentinel + lst
         nxt = self._next
         prv = self._prev
-        if to_tail or self.free_list_order == "fifo":
-            t = int(prv[s])
-            prv[pfn] = t
-            nxt[pfn] = s
-            nxt[t] = pfn
-            prv[s] = pfn
+        if to_tail or self._fifo:
+            t = prv[s]
+            prv[p] = t
+            nxt[p] = i32(s)
+            nxt[i64(t)] = i32(p)
+            prv[s] = i32(p)
         else:
-            n = int(nxt[s])
-            nxt[pfn] = n
-            prv[pfn] = s
-            prv[n] = pfn
-            nxt[s] = pfn
+            n = nxt[s]
+            nxt[p] = n
+            prv[p] = i32(s)
+            prv[i64(n)] = i32(p)
+            nxt[s] = i32(p)
         if self._addr_heaps is not None:
             heapq.heappush(self._addr_heaps[lst], pfn)
-        self._state[pfn] = PG_BUDDY | order
+        self._state[p] = u8(PG_BUDDY | o)
         self._nr_free_mt[lst] += 1
-        self._nr_free[order] += 1
-        self.nr_free_pages += 1 << order
+        self._nr_free[o] += 1
+        self.nr_free_pages += 1 << o
         if mt == MIGRATE_HIGHATOMIC:
-            self._account_highatomic(1 << order)
+            self._account_highatomic(1 << o)
 
     def _del_from_free_list(self, pfn: int, order: int, mt: int) -> None:
+        p: i64 = pfn
+        o: i64 = order
         nxt = self._next
         prv = self._prev
-        n = int(nxt[pfn])
-        p = int(prv[pfn])
-        nxt[p] = n
-        prv[n] = p
-        self._state[pfn] = PG_TAIL
-        self._nr_free_mt[order * MIGRATE_TYPES + mt] -= 1
-        self._nr_free[order] -= 1
-        self.nr_free_pages -= 1 << order
+        n = nxt[p]
+        q = prv[p]
+        nxt[i64(q)] = n
+        prv[i64(n)] = q
+        self._state[p] = PG_TAIL
+        self._nr_free_mt[o * MIGRATE_TYPES + mt] -= 1
+        self._nr_free[o] -= 1
+        self.nr_free_pages -= 1 << o
         if mt == MIGRATE_HIGHATOMIC:
-            self._account_highatomic(-(1 << order))
+            self._account_highatomic(-(1 << o))
 
     def _account_highatomic(self, nr_pages: int) -> None:
         """``account_freepages`` for MIGRATE_HIGHATOMIC: ``zone->nr_free_highatomic``,
@@ -1464,53 +1478,58 @@ class Zone(PageSpace):
         """``__free_one_page``: merge with free buddies, then add to a list."""
         state = self._state
         pb_mt = self._pageblock_mt
-        shift = self.pageblock_order
-        max_order = self.max_order
-        nr_pages = self.nr_pages
+        # i64 (mypy_extensions): C integer arithmetic when compiled, plain ints when
+        # interpreted. Orders stay below MAX_ORDER_LIMIT (see there).
+        p: i64 = pfn
+        o: i64 = order
+        m: i64 = mt
+        shift: i64 = self.pageblock_order
+        max_order: i64 = self.max_order
+        nr_pages: i64 = self.nr_pages
         capc = self._capc
         if capc is not None and capc.page is not None:
             capc = None  # task_capc(): only until one page is captured
-        state[pfn] = PG_TAIL
-        buddy_pfn = pfn
+        state[p] = PG_TAIL
+        buddy_pfn: i64 = p
         nxt, prv = self._next, self._prev
         nr_free_mt, nr_free = self._nr_free_mt, self._nr_free
-        while order < max_order:
-            if capc is not None and self._capture(capc, pfn, order, mt):
+        while o < max_order:
+            if capc is not None and self._capture(capc, p, o, m):
                 return
-            buddy_pfn = pfn ^ (1 << order)
-            if buddy_pfn >= nr_pages or int(state[buddy_pfn]) != PG_BUDDY | order:
+            buddy_pfn = p ^ (1 << o)
+            if buddy_pfn >= nr_pages or i64(state[buddy_pfn]) != PG_BUDDY | o:
                 break
-            buddy_mt = mt
-            if order >= shift:
-                buddy_mt = int(pb_mt[buddy_pfn >> shift])
-                if buddy_mt != mt and (
-                    mt >= MIGRATE_PCPTYPES or buddy_mt >= MIGRATE_PCPTYPES
+            buddy_mt: i64 = m
+            if o >= shift:
+                buddy_mt = i64(pb_mt[buddy_pfn >> shift])
+                if buddy_mt != m and (
+                    m >= MIGRATE_PCPTYPES or buddy_mt >= MIGRATE_PCPTYPES
                 ):
                     break  # no merging across isolated or highatomic blocks
             # _del_from_free_list(buddy_pfn, order, buddy_mt), inline
-            n = int(nxt[buddy_pfn])
-            p = int(prv[buddy_pfn])
-            nxt[p] = n
-            prv[n] = p
+            n = nxt[buddy_pfn]
+            q = prv[buddy_pfn]
+            nxt[i64(q)] = n
+            prv[i64(n)] = q
             state[buddy_pfn] = PG_TAIL
-            nr_free_mt[order * MIGRATE_TYPES + buddy_mt] -= 1
-            nr_free[order] -= 1
-            self.nr_free_pages -= 1 << order
+            nr_free_mt[o * MIGRATE_TYPES + buddy_mt] -= 1
+            nr_free[o] -= 1
+            self.nr_free_pages -= 1 << o
             if buddy_mt == MIGRATE_HIGHATOMIC:
-                self._account_highatomic(-(1 << order))
-            if buddy_mt != mt:
+                self._account_highatomic(-(1 << o))
+            if buddy_mt != m:
                 # set_pageblock_migratetype(buddy): match the buddy's type so that a
                 # later expand() puts the pieces on the right lists. Every pageblock
                 # of the buddy (see the module docstring).
-                self._set_pageblock_range(buddy_pfn, order, mt)
-            pfn &= buddy_pfn
-            order += 1
-        if not to_tail and order < max_order - 1:
+                self._set_pageblock_range(buddy_pfn, o, m)
+            p &= buddy_pfn
+            o += 1
+        if not to_tail and o < max_order - 1:
             # buddy_merge_likely: is the next-higher block's buddy free?
-            higher = buddy_pfn & pfn
-            higher_buddy = higher ^ (1 << (order + 1))
-            to_tail = higher_buddy < nr_pages and int(state[higher_buddy]) == PG_BUDDY | (order + 1)
-        self._add_to_free_list(pfn, order, mt, to_tail)
+            higher = buddy_pfn & p
+            higher_buddy = higher ^ (1 << (o + 1))
+            to_tail = higher_buddy < nr_pages and i64(state[higher_buddy]) == PG_BUDDY | (o + 1)
+        self._add_to_free_list(p, o, m, to_tail)
 
     # ------------------------------------------------------------------ public API
 
@@ -1814,6 +1833,7 @@ class Zone(PageSpace):
             + 4 * len(self._prev)
             + len(self._state) + 2 * len(self._owner)  # state bytes and owner tags
             + len(self._pageblock_mt)  # a migratetype byte per pageblock
+            + len(self._pageblock_skip_bits)  # and a skip byte
         )
 
     def pageblock_types(self) -> list[int]:
@@ -2028,26 +2048,27 @@ class Zone(PageSpace):
             on_migrate(src, dst, order)
         self.free(src, order, cpu)
 
-    @property
-    def _skip_bits(self) -> vec[u8]:
-        # PB_compact_skip of every pageblock, created on first use so that a zone that
-        # is never compacted carries nothing.
-        # (An empty vector until then, not None: an optional vector is unboxed at each
-        # read.)
-        bits = self._pageblock_skip_bits
-        if len(bits) != self.nr_pageblocks:
-            bits = self._pageblock_skip_bits = vec[u8](bytes(self.nr_pageblocks))
-        return bits
+    def pageblock_migratetypes(self) -> vec[u8]:
+        """Every pageblock's migratetype, indexed by ``pfn >> pageblock_order``, for the
+        compaction scanners. Read-only by contract, as ``page_state_arrays``: changes go
+        through ``set_pageblock_migratetype``."""
+        return self._pageblock_mt
+
+    def pageblock_skip_bits(self) -> vec[u8]:
+        """PB_compact_skip of every pageblock, indexed by ``pfn >> pageblock_order``:
+        compaction's own hints, which its scanners read and write directly (a method
+        call per pageblock cost more than the scanners' test of it)."""
+        return self._pageblock_skip_bits
 
     def pageblock_skip(self, pfn: int) -> bool:
         """``get_pageblock_skip``"""
-        return bool(self._skip_bits[pfn >> self.pageblock_order])
+        return bool(self._pageblock_skip_bits[pfn >> self.pageblock_order])
 
     def set_pageblock_skip(self, pfn: int) -> None:
-        self._skip_bits[pfn >> self.pageblock_order] = 1
+        self._pageblock_skip_bits[pfn >> self.pageblock_order] = 1
 
     def clear_pageblock_skip(self, pfn: int) -> None:
-        self._skip_bits[pfn >> self.pageblock_order] = 0
+        self._pageblock_skip_bits[pfn >> self.pageblock_order] = 0
 
     def free_list_iter(self, order: int, mt: int, reverse: bool = False) -> Iterator[int]:
         """The pfns of one free list, head first (or tail first), read lazily.
@@ -2076,6 +2097,13 @@ class Zone(PageSpace):
                 ...  # pfn may be moved (move_freelist_head/_tail): nxt was read first
         """
         return self._sentinel + order * MIGRATE_TYPES + mt
+
+    def free_list_links(self) -> tuple[vec[i32], vec[i32]]:
+        """The free lists' next and previous links of every pfn, then of every list
+        head (``free_list_sentinel``), for the compaction searches' walks: a
+        ``free_list_link`` call per step cost more than the step. Read-only by
+        contract, as ``page_state_arrays``."""
+        return self._next, self._prev
 
     def free_list_link(self, pfn: int, reverse: bool = False) -> int:
         """The pfn after ``pfn`` on its free list (before it if ``reverse``); a

@@ -106,6 +106,8 @@ from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Any, Final
 
+from mypy_extensions import i64
+
 from sim.buddy import (
     ALLOC_WMARK_MASK,
     ALLOC_WMARK_MIN,
@@ -394,7 +396,13 @@ class Compactor:
         self.state = ZoneCompactState(cached_migrate_pfn=[0, 0], cached_free_pfn=0)
         self._reset_cached_positions()
         self._state, self._owner = zone.page_state_arrays()
+        # The pageblocks' skip hints and migratetypes, read (and the hints written) in
+        # place: the scanners test them once per pageblock, millions of times a run.
+        self._skip = zone.pageblock_skip_bits()
+        self._pageblock_mt = zone.pageblock_migratetypes()
         self._pb = zone.pageblock_nr_pages
+        self._pb_order = zone.pageblock_order
+        self._max_order = zone.max_order
         self._end_pfn = zone.nr_pages
 
     # ------------------------------------------------------------------ validation
@@ -754,12 +762,19 @@ class Compactor:
 
     def _head_of(self, pfn: int) -> int:
         """The head pfn of the block containing ``pfn`` (``compound_head``)."""
+        # i64 (mypy_extensions): compiled, C integer arithmetic (plain ints interpreted).
         state = self._state
-        for order in range(self.zone.max_order + 1):
-            head = pfn & ~((1 << order) - 1)
-            st = int(state[head])
+        p: i64 = pfn
+        top: i64 = self._max_order
+        order: i64 = 0
+        while order <= top:
+            head = p & ~((1 << order) - 1)
+            st = i64(state[head])
             if st & PG_KIND != PG_TAIL:
-                return head if head + (1 << (st & PG_ORDER)) > pfn else pfn
+                if head + (1 << (st & PG_ORDER)) > p:
+                    return int(head)
+                return pfn
+            order += 1
         return pfn
 
     def _is_lru(self, pfn: int) -> bool:
@@ -772,28 +787,27 @@ class Compactor:
         """A compound page of pageblock order or more covers this pfn: always skip."""
         head = self._head_of(pfn)
         st = int(self._state[head])
-        return st & PG_KIND == PG_ALLOC and (st & PG_ORDER) >= self.zone.pageblock_order
+        return st & PG_KIND == PG_ALLOC and (st & PG_ORDER) >= self._pb_order
 
     def _reset_isolation_pfn(self, pfn: int, check_source: bool, check_target: bool) -> bool:
         """``__reset_isolation_pfn``: clear the skip bit if a sample of the block (every
         8th page) holds an LRU page (source) or a free page (target)."""
-        zone = self.zone
         if self._pageblock_skip_persistent(pfn):
             return False
-        if check_source and check_target and not zone.pageblock_skip(pfn):
+        block = pfn >> self._pb_order
+        if check_source and check_target and not self._skip[block]:
             return True
         if not check_source and check_target and (
-            zone.pageblock_migratetype(pfn) != MIGRATE_MOVABLE
+            int(self._pageblock_mt[block]) != MIGRATE_MOVABLE
         ):
             return False
         block_pfn = self._pageblock_start(pfn)
         end_pfn = min(self._pageblock_end(pfn) - 1, self._end_pfn - 1)
+        state = self._state
         for page in range(block_pfn, end_pfn + 1, 1 << PAGE_ALLOC_COSTLY_ORDER):
-            if check_source and self._is_lru(page):
-                zone.clear_pageblock_skip(page)
-                return True
-            if check_target and int(self._state[page]) & PG_KIND == PG_BUDDY:
-                zone.clear_pageblock_skip(page)
+            if (check_source and self._is_lru(page)) or (
+                    check_target and int(state[page]) & PG_KIND == PG_BUDDY):
+                self._skip[block] = 0  # clear_pageblock_skip
                 return True
         return False
 
@@ -803,15 +817,16 @@ class Compactor:
         st.cached_free_pfn = (self.zone.nr_pages - 1) & ~(self.zone.pageblock_nr_pages - 1)
 
     def _isolation_suitable(self, cc: CompactControl, pfn: int) -> bool:
-        return cc.ignore_skip_hint or not self.zone.pageblock_skip(pfn)
+        return cc.ignore_skip_hint or not self._skip[pfn >> self._pb_order]
 
     def _test_and_set_skip(self, cc: CompactControl, pfn: int) -> bool:
         if cc.ignore_skip_hint:
             return False
-        skip = self.zone.pageblock_skip(pfn)
-        if not skip:
-            self.zone.set_pageblock_skip(pfn)
-        return skip
+        block = pfn >> self._pb_order
+        if self._skip[block]:
+            return True
+        self._skip[block] = 1
+        return False
 
     def _update_cached_migrate(self, cc: CompactControl, pfn: int) -> None:
         st = self.state
@@ -822,7 +837,7 @@ class Compactor:
             st.cached_migrate_pfn[1] = pfn
 
     def _update_pageblock_skip(self, pfn: int, cached_pfn: int) -> None:
-        self.zone.set_pageblock_skip(pfn)
+        self._skip[pfn >> self._pb_order] = 1
         if cached_pfn < self.state.cached_free_pfn:
             self.state.cached_free_pfn = cached_pfn
 
@@ -1084,7 +1099,7 @@ class Compactor:
             return False
         if cc.mode != _ASYNC or not cc.direct_compaction:
             return True
-        block_mt = self.zone.pageblock_migratetype(pfn)
+        block_mt = int(self._pageblock_mt[pfn >> self._pb_order])
         if cc.migratetype == MIGRATE_MOVABLE:
             return block_mt == MIGRATE_MOVABLE  # is_migrate_movable(): MOVABLE (no CMA)
         return block_mt == cc.migratetype
@@ -1142,7 +1157,7 @@ class Compactor:
                         zone.move_freelist_tail(order, MIGRATE_MOVABLE, freepage)
                         break
                     if freepage < high_pfn:
-                        if zone.pageblock_skip(freepage):
+                        if self._skip[freepage >> self._pb_order]:
                             continue
                         zone.move_freelist_tail(order, MIGRATE_MOVABLE, freepage)
                         self._update_fast_start_pfn(cc, freepage)
@@ -1159,19 +1174,22 @@ class Compactor:
 
     def _isolate_migratepages(self, cc: CompactControl) -> bool:
         """``isolate_migratepages``: True (ISOLATE_SUCCESS) if pages were isolated."""
-        low_pfn = self._fast_find_migrateblock(cc)
-        block_start_pfn = self._pageblock_start(low_pfn)
+        low_pfn: i64 = self._fast_find_migrateblock(cc)
+        block_start_pfn: i64 = self._pageblock_start(low_pfn)
         # fast_find_migrateblock checked the skip bit of a block it found.
         fast_find_block = low_pfn != cc.migrate_pfn and not cc.fast_search_fail
-        block_end_pfn = self._pageblock_end(low_pfn)
-        pb = self._pb
+        block_end_pfn: i64 = self._pageblock_end(low_pfn)
+        pb: i64 = self._pb
+        # The skip test (isolation_suitable) in place: the loop passes over every
+        # skipped pageblock up to the free scanner, millions of times a run.
+        skip, pb_order, ignore_skip = self._skip, self._pb_order, cc.ignore_skip_hint
         while block_end_pfn <= cc.free_pfn:
             # The skip bit is checked once per block: COMPACT_CLUSTER_MAX brings the
             # scanner back to a block several times.
             if (
                 (not low_pfn & (pb - 1) or low_pfn == 0)
                 and not fast_find_block
-                and not self._isolation_suitable(cc, block_start_pfn)
+                and not ignore_skip and skip[block_start_pfn >> pb_order]
             ):
                 pass
             elif not self._suitable_migration_source(cc, block_start_pfn):
@@ -1190,16 +1208,20 @@ class Compactor:
         """``isolate_migratepages_block`` for one pageblock from ``low_pfn``."""
         zone = self.zone
         state, owner = self._state, self._owner
-        pb_mask = self._pb - 1
-        pb_order = zone.pageblock_order
-        target_order = cc.order
-        nr_scanned = nr_isolated = 0
+        # i64: C integer arithmetic when compiled (the loop runs once per pfn scanned).
+        low: i64 = low_pfn
+        end: i64 = end_pfn
+        pb_mask: i64 = self._pb - 1
+        pb_order: i64 = zone.pageblock_order
+        target_order: i64 = cc.order
+        nr_scanned: i64 = 0
+        nr_isolated: i64 = 0
         migratepages = cc.migratepages
         skip_on_failure = cc.direct_compaction and cc.mode == _ASYNC
-        next_skip_pfn = 0
+        next_skip_pfn: i64 = 0
         if skip_on_failure:
-            next_skip_pfn = (low_pfn | ((1 << cc.order) - 1)) + 1  # block_end_pfn(low, order)
-        valid_page = -1
+            next_skip_pfn = (low | ((1 << target_order) - 1)) + 1  # block_end_pfn(low, order)
+        valid_page: i64 = -1
         skip_updated = False
         aborted = False
         # The defragmenter's hooks, None unless compaction may move slab pages.
@@ -1210,74 +1232,74 @@ class Compactor:
         file_folio = None if cc.gfp_fs else self.is_file_folio
         cc.migrate_pfn = low_pfn
 
-        while low_pfn < end_pfn:
-            if skip_on_failure and low_pfn >= next_skip_pfn:
+        while low < end:
+            if skip_on_failure and low >= next_skip_pfn:
                 # Everything in the previous order-aligned block was isolated: migrate
                 # it now, and hopefully the allocation succeeds.
                 if nr_isolated:
                     break
-                next_skip_pfn = (low_pfn | ((1 << cc.order) - 1)) + 1
+                next_skip_pfn = (low | ((1 << target_order) - 1)) + 1
             nr_scanned += 1
-            if valid_page < 0 and (not low_pfn & pb_mask or low_pfn == 0):
-                if not self._isolation_suitable(cc, low_pfn):
-                    low_pfn = end_pfn
+            if valid_page < 0 and (not low & pb_mask or low == 0):
+                if not self._isolation_suitable(cc, low):
+                    low = end
                     aborted = True
                     break
-                valid_page = low_pfn
-            st = int(state[low_pfn])
+                valid_page = low
+            st = i64(state[low])
             kind = st & PG_KIND
             order = st & PG_ORDER
             if kind == PG_BUDDY:
                 # Free: skip it whole (order read without the zone lock in the kernel).
                 if order:
-                    low_pfn += (1 << order) - 1
+                    low += (1 << order) - 1
                     nr_scanned += (1 << order) - 1
-                low_pfn += 1
+                low += 1
                 continue
             if kind == PG_ALLOC:
                 if order and self._skip_isolation_on_order(order, target_order, pb_order):
                     # A compound page too large to be worth moving: skip it whole.
-                    low_pfn += (1 << order) - 1
+                    low += (1 << order) - 1
                     nr_scanned += (1 << order) - 1
                 else:
-                    tag = int(owner[low_pfn])
+                    tag = i64(owner[low])
                     if tag == OWNER_MOVABLE and (file_folio is None
-                                                 or not file_folio.holds(low_pfn)):
+                                                 or not file_folio.holds(low)):
                         # The first LRU page takes the lru lock: mark the block skip now,
                         # and give up if another pass already marked it.
                         if not skip_updated and valid_page >= 0:
                             skip_updated = True
                             if self._test_and_set_skip(cc, valid_page) and not cc.finish_pageblock:
-                                low_pfn = end_pfn
+                                low = end
                                 aborted = True
                                 break
-                        migratepages.append(low_pfn)
+                        migratepages.append(low)
                         nr_pages = 1 << order
                         cc.nr_migratepages += nr_pages
                         nr_isolated += nr_pages
                         nr_scanned += nr_pages - 1
-                        low_pfn += nr_pages - 1
+                        low += nr_pages - 1
                         if cc.nr_migratepages >= COMPACT_CLUSTER_MAX and not cc.finish_pageblock:
-                            low_pfn += 1
+                            low += 1
                             break
-                        low_pfn += 1
+                        low += 1
                         continue
                     # page_has_movable_ops: the defragmenter vacates a mobile slab page;
                     # it is freed, and no migration target is needed.
                     if (
                         tag >= OWNER_SLAB and page_mobile is not None
-                        and vacate_page is not None and page_mobile(low_pfn)
-                        and vacate_page(low_pfn)
+                        and vacate_page is not None and page_mobile(low)
+                        and vacate_page(low)
                     ):
                         cc.slab_vacated += 1
-                        low_pfn += 1 << order
+                        low += 1 << order
                         continue
                     # PINNED (the kernel's pinned-anon check), UNMOVABLE, RECLAIMABLE,
                     # immobile slab pages: not isolated.
             # PG_PCP (free but not PageBuddy) and PG_TAIL (inside a block): not LRU.
             # isolate_fail:
             if not skip_on_failure:
-                low_pfn += 1
+                low += 1
                 continue
             # The cc->order block cannot become free: release what was taken from it and
             # move to the next one.
@@ -1285,23 +1307,23 @@ class Compactor:
                 migratepages.clear()
                 cc.nr_migratepages = 0
                 nr_isolated = 0
-            if low_pfn < next_skip_pfn:
-                low_pfn = next_skip_pfn - 1
-                next_skip_pfn += 1 << cc.order
-            low_pfn += 1
+            if low < next_skip_pfn:
+                low = next_skip_pfn - 1
+                next_skip_pfn += 1 << target_order
+            low += 1
 
-        if not aborted and low_pfn > end_pfn:
-            low_pfn = end_pfn
+        if not aborted and low > end:
+            low = end
         # Mark the block skip once it has been scanned to the end and nothing (or, on the
         # second pass, anything) was isolated from it.
-        if low_pfn == end_pfn and (not nr_isolated or cc.finish_pageblock):
+        if low == end and (not nr_isolated or cc.finish_pageblock):
             if valid_page >= 0 and not skip_updated:
-                zone.set_pageblock_skip(valid_page)
-            self._update_cached_migrate(cc, low_pfn)
+                self._skip[valid_page >> self._pb_order] = 1
+            self._update_cached_migrate(cc, low)
         cc.total_migrate_scanned += nr_scanned
         if nr_isolated:
             self.stats.isolated += nr_isolated
-        cc.migrate_pfn = low_pfn
+        cc.migrate_pfn = int(low)
 
     def _migrate_pages(self, cc: CompactControl) -> int:
         """``migrate_pages`` with ``compaction_alloc``: 0, ENOMEM if targets ran out, or
@@ -1381,22 +1403,23 @@ class Compactor:
             pfn = freepages[start_order].popleft()
             if start_order > order:
                 pieces = self.zone.split_isolated_page(pfn, start_order, order)
-                for k, piece in zip(range(start_order - 1, order - 1, -1), pieces, strict=True):
-                    freepages[k].appendleft(piece)
+                # the pieces from order start_order - 1 down to order
+                for i in range(len(pieces)):
+                    freepages[start_order - 1 - i].appendleft(pieces[i])
             cc.nr_freepages -= 1 << order
             cc.nr_migratepages -= 1 << order
             return pfn
 
     def _suitable_migration_target(self, cc: CompactControl, pfn: int) -> bool:
-        st = int(self._state[pfn])
+        st = i64(self._state[pfn])
         if st & PG_KIND == PG_BUDDY:
             # A large free block at the pageblock start: leave the pageblock alone.
-            order = cc.order if cc.order > 0 else self.zone.pageblock_order
+            order = cc.order if cc.order > 0 else self._pb_order
             if st & PG_ORDER >= order:
                 return False
         if cc.ignore_block_suitable:
             return True
-        return self.zone.pageblock_migratetype(pfn) == MIGRATE_MOVABLE
+        return int(self._pageblock_mt[pfn >> self._pb_order]) == MIGRATE_MOVABLE
 
     def _isolate_freepages_block(
         self, cc: CompactControl, start_pfn: int, end_pfn: int, stride: int
@@ -1405,25 +1428,29 @@ class Compactor:
         zone = self.zone
         state = self._state
         freepages = cc.freepages
-        blockpfn = start_pfn
-        nr_scanned = total_isolated = 0
-        while blockpfn < end_pfn:
+        # i64: C integer arithmetic when compiled (the loop runs once per pfn scanned).
+        blockpfn: i64 = start_pfn
+        end: i64 = end_pfn
+        step: i64 = stride
+        nr_scanned: i64 = 0
+        total_isolated: i64 = 0
+        while blockpfn < end:
             nr_scanned += 1
-            st = int(state[blockpfn])
+            st = i64(state[blockpfn])
             kind = st & PG_KIND
             if kind == PG_ALLOC:
                 order = st & PG_ORDER
                 # A compound page: skip it whole if it ends within the range.
-                if order and blockpfn + (1 << order) <= end_pfn:
+                if order and blockpfn + (1 << order) <= end:
                     blockpfn += (1 << order) - 1
                     nr_scanned += (1 << order) - 1
-                blockpfn += stride
+                blockpfn += step
                 continue
             if kind != PG_BUDDY:
-                blockpfn += stride
+                blockpfn += step
                 continue
             order = st & PG_ORDER
-            isolated = zone.isolate_free_page(blockpfn)
+            isolated: i64 = zone.isolate_free_page(blockpfn)
             if not isolated:
                 break  # the zone is at its min watermark
             nr_scanned += isolated - 1
@@ -1434,12 +1461,12 @@ class Compactor:
                 blockpfn += isolated
                 break
             blockpfn += isolated - 1
-            blockpfn += stride
-        if blockpfn > end_pfn:
-            blockpfn = end_pfn
+            blockpfn += step
+        if blockpfn > end:
+            blockpfn = end
         cc.total_free_scanned += nr_scanned
         self.stats.isolated += total_isolated
-        return total_isolated, blockpfn
+        return int(total_isolated), int(blockpfn)
 
     def _isolate_freepages(self, cc: CompactControl) -> None:
         """``isolate_freepages``: from ``cc.free_pfn`` down to the migrate scanner's block,
@@ -1447,15 +1474,17 @@ class Compactor:
         self._fast_isolate_freepages(cc)
         if cc.nr_freepages:
             return
-        pb = self._pb
-        isolate_start_pfn = cc.free_pfn
-        block_start_pfn = self._pageblock_start(isolate_start_pfn)
-        block_end_pfn = min(block_start_pfn + pb, self._end_pfn)
-        low_pfn = self._pageblock_end(cc.migrate_pfn)
+        pb: i64 = self._pb
+        isolate_start_pfn: i64 = cc.free_pfn
+        block_start_pfn: i64 = self._pageblock_start(isolate_start_pfn)
+        block_end_pfn: i64 = min(block_start_pfn + pb, self._end_pfn)
+        low_pfn: i64 = self._pageblock_end(cc.migrate_pfn)
         stride = COMPACT_CLUSTER_MAX if cc.mode == _ASYNC else 1
+        # The skip test (isolation_suitable) in place, as in isolate_migratepages.
+        skip, pb_order, ignore_skip = self._skip, self._pb_order, cc.ignore_skip_hint
         while block_start_pfn >= low_pfn:
-            if self._suitable_migration_target(cc, block_start_pfn) and self._isolation_suitable(
-                cc, block_start_pfn
+            if self._suitable_migration_target(cc, block_start_pfn) and (
+                ignore_skip or not skip[block_start_pfn >> pb_order]
             ):
                 nr_isolated, isolate_start_pfn = self._isolate_freepages_block(
                     cc, isolate_start_pfn, block_end_pfn, stride
@@ -1493,36 +1522,39 @@ class Compactor:
         if cc.order <= 0:
             return  # full compaction
         zone = self.zone
-        pb = self._pb
-        limit = max(1, self._freelist_scan_limit(cc) >> 1)
-        nr_scanned = 0
-        highest = -1
-        page = -1
+        # i64: C integer arithmetic when compiled; the free lists' links read in place
+        # (free_list_links), a walk of up to a few hundred entries a call.
+        prev_links = zone.free_list_links()[1]
+        pb: i64 = self._pb
+        limit: i64 = max(1, self._freelist_scan_limit(cc) >> 1)
+        nr_scanned: i64 = 0
+        highest: i64 = -1
+        page: i64 = -1
         scan_start = False
         if cc.free_pfn >= self.state.init_free_pfn:
             limit = pb >> 1
             scan_start = True
-        distance = cc.free_pfn - cc.migrate_pfn
-        low_pfn = self._pageblock_start(cc.free_pfn - (distance >> 2))
-        min_pfn = self._pageblock_start(cc.free_pfn - (distance >> 1))
+        distance: i64 = cc.free_pfn - cc.migrate_pfn
+        low_pfn: i64 = self._pageblock_start(cc.free_pfn - (distance >> 2))
+        min_pfn: i64 = self._pageblock_start(cc.free_pfn - (distance >> 1))
         low_pfn = max(low_pfn, min_pfn)
         cc.search_order = min(cc.order - 1, cc.search_order)
-        order = cc.search_order
+        order: i64 = cc.search_order
         while page < 0 and order >= 0:
             if zone.nr_free_at(order):
-                order_scanned = 0
-                high_pfn = -1
-                freepage = -1  # the list head itself: moving it changes nothing
-                head = zone.free_list_sentinel(order, MIGRATE_MOVABLE)
-                nxt = zone.free_list_link(head, True)
+                order_scanned: i64 = 0
+                high_pfn: i64 = -1
+                freepage: i64 = -1  # the list head itself: moving it changes nothing
+                head: i64 = zone.free_list_sentinel(order, MIGRATE_MOVABLE)
+                nxt = i64(prev_links[head])
                 while nxt != head:
                     pfn = nxt
-                    nxt = zone.free_list_link(pfn, True)
+                    nxt = i64(prev_links[pfn])
                     order_scanned += 1
                     nr_scanned += 1
                     freepage = pfn
                     if pfn >= highest:
-                        highest = self._pageblock_start(pfn)
+                        highest = pfn & ~(pb - 1)  # pageblock_start_pfn
                     if pfn >= low_pfn:
                         cc.fast_search_fail = 0
                         cc.search_order = order
@@ -1586,7 +1618,7 @@ class Compactor:
         _, start_pfn = self._isolate_freepages_block(cc, start_pfn, end_pfn, 1)
         # The block is full or nearly: skip it in the future.
         if start_pfn == end_pfn:
-            self.zone.set_pageblock_skip(pfn)
+            self._skip[pfn >> self._pb_order] = 1
 
 
 def compact_memory(zone: Zone, cpu: int = 0, **kwargs: object) -> Compactor:

@@ -103,7 +103,7 @@ _PREFETCH_MIN: Final = 16
 # The largest folio the LRU holds: MAX_PAGECACHE_ORDER and HPAGE_PMD_ORDER are 9 on
 # x86-64; the arrays allow up to MAX_PAGE_ORDER (10).
 MAX_FOLIO_ORDER: Final = 10
-# FileLru's per-pfn word: the folio's order, its referenced state, its owner.
+# FileLru's word of a queue entry: the folio's order, its referenced state, its owner.
 _ORDER_MASK: Final = 0xF
 _REF_SHIFT: Final = 4
 _REF_MASK: Final = 0x30
@@ -162,11 +162,12 @@ class FileLru:
     (``isolate_lru_folios`` adds ``folio_nr_pages`` to ``scan``) and the pages
     reclaimed.
 
-    Kept as a queue of head pfns in the order they became newest, plus per-pfn typed
-    vectors (librt.vecs) over the zone: the queue index of the pfn's live entry (-1 when
-    not on the list), and its order, referenced state and owner in one 16-bit word
-    (bits 0-3, 4-5 and 6-14: up to 512 owners), 6 bytes a page; one word is one read
-    where the scan looks at a folio.
+    Kept as a queue of entries in the order they became newest, each a head pfn and a
+    16-bit word beside it (two typed vectors, librt.vecs): the folio's order, its
+    referenced state and its owner (bits 0-3, 4-5 and 6-14: up to 512 owners). Per pfn
+    of the zone, one 32-bit vector: the queue index of the pfn's live entry (-1 when
+    not on the list), 4 bytes a page. The scan reads the words in queue order, where
+    the per-pfn index is the only read at a random place.
     Removing a folio only clears its index; the scan skips queue entries that are no
     longer live, and the queue is compacted once mostly stale. The order is an ordered
     dict's: a folio added again while on the list keeps its place.
@@ -186,9 +187,12 @@ class FileLru:
         # passed-over folio is counted in. Reclaim sets it; one zone by default.
         self.zone_starts: list[tuple[int, int]] = [(0, 2)]
         # Typed vectors (librt.vecs): compiled, read and written as C integers. The
-        # queue grows by ``vec_append``, which may move it: it is never held in a local
-        # across a call that could append.
+        # queue and its words grow by ``vec_append``, which may move them: they are
+        # never held in a local across a call that could append.
         self._queue: vec[i32] = vec[i32]()
+        # order | ref << 4 | owner << 6 of each queue entry; ref 1: PG_referenced, 2:
+        # activated. Meaningful only for live entries.
+        self._words: vec[i16] = vec[i16]()
         self._head = 0  # queue entries before this one are consumed
         self._count = 0  # folios on the list
         self.exhausted = False  # the last shrink found nothing more it may take
@@ -196,13 +200,10 @@ class FileLru:
         # Folios on the list, by order (``nr_by_order`` gives the list): a typed vector,
         # as a list of ints makes an int object at each count.
         self._nr_by_order: vec[i64] = vec[i64]([0] * (MAX_FOLIO_ORDER + 1))
-        self._size = 0  # pfns covered by the arrays below, grown on demand
+        self._size = 0  # pfns covered by the vector below, grown on demand
         self._pos: vec[i32] = vec[i32]()  # queue position of the folio headed here, or -1
-        # order | ref << 4 | owner << 6; ref 1: PG_referenced, 2: activated. Meaningful
-        # only while the pfn is on the list.
-        self._meta: vec[i16] = vec[i16]()
-        self._views: tuple[Any, ...] = ()
-        self._nr_pages = nr_pages  # the zone's size: the arrays' size at the first add
+        self._view: Any = None
+        self._nr_pages = nr_pages  # the zone's size: the vector's size at the first add
 
     @property
     def nr_by_order(self) -> list[int]:
@@ -214,18 +215,13 @@ class FileLru:
         size = max(size, 2 * self._size, self._nr_pages)
         extra = size - self._size
         unlisted = array("i", [-1]) * extra
-        zeros = array("h", [0]) * extra
         if not self._size:  # the first: exactly the zone, no spare capacity
             self._pos = vec[i32](unlisted, capacity=size)
-            self._meta = vec[i16](zeros, capacity=size)
         else:
             self._pos = vec_extend(self._pos, unlisted)
-            self._meta = vec_extend(self._meta, zeros)
         self._size = size
-        # Read-only numpy views of the per-pfn vectors, for _prefetch (they move only here).
-        self._views = (
-            np.frombuffer(memoryview(self._pos), dtype=np.int32),
-            np.frombuffer(memoryview(self._meta), dtype=np.int16))
+        # A read-only numpy view of the per-pfn vector, for _prefetch (it moves only here).
+        self._view = np.frombuffer(memoryview(self._pos), dtype=np.int32)
 
     def __len__(self) -> int:
         """Folios on the list (``nr_pages`` counts their pages)."""
@@ -234,71 +230,80 @@ class FileLru:
     def __contains__(self, pfn: int) -> bool:
         return 0 <= pfn < self._size and int(self._pos[pfn]) >= 0
 
+    def _word(self, pfn: int) -> int:
+        """The word of ``pfn``'s live entry (``pfn`` on the list)."""
+        return int(self._words[int(self._pos[pfn])])
+
     def order_of(self, pfn: int) -> int:
         """The order of the folio with head ``pfn`` on the list."""
         if pfn not in self:
             raise KeyError(pfn)
-        return int(self._meta[pfn]) & _ORDER_MASK
+        return self._word(pfn) & _ORDER_MASK
 
-    def _put(self, pfn: int, owner: int, order: int) -> None:
-        """``pfn`` on the list with ``owner``: the newest, unless it is there already
-        (its referenced state stays as it was)."""
+    def _append(self, pfn: int, word: int) -> None:
+        """A new queue entry for ``pfn``, its live one."""
+        self._pos[pfn] = int(len(self._queue))
+        self._queue = vec_append(self._queue, pfn)
+        self._words = vec_append(self._words, word)
+
+    def _put(self, pfn: int, owner: int, order: int, ref: int) -> None:
+        """``pfn`` on the list with ``owner`` and referenced state ``ref`` (-1: keep
+        it, 0 for a folio new to the list): the newest, unless it is there already."""
         if not 0 <= owner <= _MAX_OWNER:
             raise ValueError(f"FileLru: owner {owner}: expected 0 to {_MAX_OWNER}")
         if pfn >= self._size:
             self._grow(pfn + 1)
-        meta = int(self._meta[pfn])
-        if int(self._pos[pfn]) < 0:
-            self._pos[pfn] = int(len(self._queue))
-            self._queue = vec_append(self._queue, pfn)
+        pos = int(self._pos[pfn])
+        if pos < 0:
+            self._append(pfn, order | owner << _OWNER_SHIFT | max(ref, 0) << _REF_SHIFT)
             self._count += 1
         else:
-            old = meta & _ORDER_MASK
+            word = int(self._words[pos])
+            old = word & _ORDER_MASK
             self.nr_pages -= 1 << old
             self._nr_by_order[old] -= 1
-        self._meta[pfn] = (meta & _REF_MASK) | order | owner << _OWNER_SHIFT
+            ref_bits = word & _REF_MASK if ref < 0 else ref << _REF_SHIFT
+            self._words[pos] = ref_bits | order | owner << _OWNER_SHIFT
         self.nr_pages += 1 << order
         self._nr_by_order[order] += 1
 
     def add(self, pfn: int, owner: int, order: int = 0) -> None:
         """``folio_add_lru``: a new page-cache folio, the newest on the list."""
-        self._put(pfn, owner, order)
-        self._meta[pfn] = int(self._meta[pfn]) & ~_REF_MASK
+        self._put(pfn, owner, order, 0)
 
     def add_many(self, pfns: list[int], owner: int, order: int = 0) -> None:
         """``add`` each of these folios, all of ``order``, in turn."""
         for pfn in pfns:
-            self._put(pfn, owner, order)
-            self._meta[pfn] = int(self._meta[pfn]) & ~_REF_MASK
+            self._put(pfn, owner, order, 0)
 
     def mark_accessed(self, pfn: int) -> None:
         """``folio_mark_accessed``: PG_referenced on a first access, activated on the
         next."""
         if pfn in self:
-            meta = int(self._meta[pfn])
-            ref = 2 if meta & _REF_MASK else 1
-            self._meta[pfn] = (meta & ~_REF_MASK) | ref << _REF_SHIFT
+            pos = int(self._pos[pfn])
+            word = int(self._words[pos])
+            ref = 2 if word & _REF_MASK else 1
+            self._words[pos] = (word & ~_REF_MASK) | ref << _REF_SHIFT
 
     def remove(self, pfn: int) -> int:
         """The owner drops the folio itself (truncation, unlink); returns its owner id."""
         if pfn not in self:
             raise KeyError(pfn)
-        meta = int(self._meta[pfn])
+        word = self._word(pfn)
         self._pos[pfn] = -1
-        self._meta[pfn] = meta & ~_REF_MASK
         self._count -= 1
-        order = meta & _ORDER_MASK
+        order = word & _ORDER_MASK
         self.nr_pages -= 1 << order
         self._nr_by_order[order] -= 1
-        return meta >> _OWNER_SHIFT
+        return word >> _OWNER_SHIFT
 
     def migrate(self, old_pfn: int, new_pfn: int) -> None:
         """Compaction moved the folio: same owner and order, new pfn, put back as the
-        newest (``folio_putback_lru``)."""
-        meta = int(self._meta[old_pfn]) if old_pfn in self else 0
-        self._put(new_pfn, self.remove(old_pfn), meta & _ORDER_MASK)
-        # folio_migrate_flags: referenced and active move
-        self._meta[new_pfn] = (int(self._meta[new_pfn]) & ~_REF_MASK) | (meta & _REF_MASK)
+        newest (``folio_putback_lru``), its referenced state with it
+        (``folio_migrate_flags``)."""
+        word = self._word(old_pfn) if old_pfn in self else 0
+        self._put(new_pfn, self.remove(old_pfn), word & _ORDER_MASK,
+                  (word & _REF_MASK) >> _REF_SHIFT)
 
     def shrink(self, nr_to_reclaim: int, max_scan: int | None = None,
                batch: int = 0, skip_from: int = -1) -> int:
@@ -324,7 +329,7 @@ class FileLru:
         the newest end at the batch's end ("Splice any skipped folios to the start of
         the LRU list"), with their access state.
         """
-        queue, pos, metas = self._queue, self._pos, self._meta
+        queue, words, pos = self._queue, self._words, self._pos
         nr_by_order = self._nr_by_order
         limit = 2 * self.nr_pages if max_scan is None else max_scan
         # What the scan can reach: its goal, and never more than ``max_scan`` (a batch).
@@ -343,14 +348,17 @@ class FileLru:
         remaining = limit  # nr[lru]: what the batches still have to scan
         batch_left = 0  # what the current batch's isolate_lru_folios has left to scan
         held: list[int] = []  # the current batch's skipped folios (folios_skipped)
+        held_words: list[int] = []  # their words
         nr_held = 0
         while evicted < nr_to_reclaim and self._count > nr_held:
             if batch_left <= 0:
                 if held:
-                    for p in held:  # list_splice(&folios_skipped, src)
-                        pos[p] = int(len(queue))
-                        queue = vec_append(queue, p)
+                    for i in range(len(held)):  # list_splice(&folios_skipped, src)
+                        pos[held[i]] = int(len(queue))
+                        queue = vec_append(queue, held[i])
+                        words = vec_append(words, held_words[i])
                     held = []
+                    held_words = []
                     nr_held = 0
                 if remaining <= 0:
                     break
@@ -360,22 +368,23 @@ class FileLru:
             while pos[pfn] != head:  # a folio that left the list or moved up
                 head += 1
                 pfn = int(queue[head])
+            word = int(words[head])
             head += 1
-            meta = int(metas[pfn])
-            order = meta & _ORDER_MASK
+            order = word & _ORDER_MASK
             nr = 1 << order
             scanned += nr
             folios_scanned += 1
             if 0 <= skip_from <= pfn and nr_held < SWAP_CLUSTER_MAX_SKIPPED:
                 held.append(pfn)
+                held_words.append(word)
                 nr_held += 1
                 self._count_skip(pfn, nr)
                 continue
             batch_left -= nr
-            if meta & _REF_MASK == _ACTIVE:  # active: a second chance
-                metas[pfn] = meta & ~_REF_MASK
+            if word & _REF_MASK == _ACTIVE:  # active: a second chance
                 pos[pfn] = int(len(queue))
                 queue = vec_append(queue, pfn)
+                words = vec_append(words, word & ~_REF_MASK)
                 rotated += nr
                 continue
             pos[pfn] = -1
@@ -385,19 +394,20 @@ class FileLru:
             evicted += nr
             folios_evicted += 1
             if self._evict_many is None:
-                self._queue = queue  # the callback sees the list as it is
-                self._evict(pfn, meta >> _OWNER_SHIFT)
-                queue, pos, metas = self._queue, self._pos, self._meta
+                self._queue, self._words = queue, words  # the callback sees the list as it is
+                self._evict(pfn, word >> _OWNER_SHIFT)
+                queue, words, pos = self._queue, self._words, self._pos
             else:
                 victims.append(pfn)
-                victim_owners.append(meta >> _OWNER_SHIFT)
+                victim_owners.append(word >> _OWNER_SHIFT)
         # The scan ended with every folio left passed over (or none left): another
         # batch would find nothing it may take.
         self.exhausted = self._count <= nr_held
-        for p in held:
-            pos[p] = int(len(queue))
-            queue = vec_append(queue, p)
-        self._queue = queue
+        for i in range(len(held)):
+            pos[held[i]] = int(len(queue))
+            queue = vec_append(queue, held[i])
+            words = vec_append(words, held_words[i])
+        self._queue, self._words = queue, words
         self._head = head
         if head > self.COMPACT_AFTER and head > len(queue) // 2:
             self._compact()
@@ -423,25 +433,26 @@ class FileLru:
     def _prefetch(self, start: int, n: int) -> None:
         """Read the per-pfn entries of the ``n`` queue entries from ``start`` at once,
         and drop what was read: only a speed-up, with no effect on any result. One
-        numpy gather per array issues the random reads together, where the scan would
-        wait on each in turn (cache and TLB misses, on a large zone)."""
+        numpy gather issues the random reads together, where the scan would wait on
+        each in turn (cache and TLB misses, on a large zone)."""
         pfns = np.frombuffer(memoryview(self._queue), dtype=np.int32)[start:start + n]
         if len(pfns):
-            for view in self._views:
-                view.take(pfns, mode="clip")
+            self._view.take(pfns, mode="clip")
 
     def _compact(self) -> None:
         """Drop consumed and stale queue entries; live entries keep their order."""
-        old, pos = self._queue, self._pos
+        old, old_words, pos = self._queue, self._words, self._pos
         queue: vec[i32] = vec[i32](capacity=self._count)
+        words: vec[i16] = vec[i16](capacity=self._count)
         n = 0
         for i in range(self._head, len(old)):
             pfn = int(old[i])
             if pos[pfn] == i:  # live: the entry its folio's position names
                 pos[pfn] = n
                 queue = vec_append(queue, pfn)
+                words = vec_append(words, old_words[i])
                 n += 1
-        self._queue = queue
+        self._queue, self._words = queue, words
         self._head = 0
 
 
@@ -788,6 +799,9 @@ class Reclaim:
         """One round of ``shrink_node`` (``shrink_node_memcgs``: the LRU's share, then
         ``shrink_slab``), yielding the cost of each LRU batch and then the shrinkers'."""
         cfg = self.cfg
+        # The costs read once: a pydantic model's attribute goes through its __getattr__
+        # hook, and the loop below runs once per batch of 32 pages.
+        scan_cost, evict_cost, evict_page_cost = cfg.scan_cost, cfg.evict_cost, cfg.evict_page_cost
         lru = self.lru
         nr_lru = lru.nr_pages
         lru_scan = max(nr_lru >> priority, min(nr_lru, SWAP_CLUSTER_MAX))
@@ -812,9 +826,9 @@ class Reclaim:
             # Eviction costs per folio, and per page for what a folio's size adds
             # (freeing its pages): configs/real/reclaim-cost measured kswapd at 650 ns a
             # folio and 29 ns a page, from order-0 to 2 MiB folios.
-            yield ((lru_stats.folios_scanned - folios_scanned) * cfg.scan_cost
-                   + (lru_stats.folios_evicted - folios_evicted) * cfg.evict_cost
-                   + got * cfg.evict_page_cost)
+            yield ((lru_stats.folios_scanned - folios_scanned) * scan_cost
+                   + (lru_stats.folios_evicted - folios_evicted) * evict_cost
+                   + got * evict_page_cost)
             if lru.exhausted:
                 break
         slab_pages_before = sum(c.nr_pages for c in self.caches)

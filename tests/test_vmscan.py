@@ -173,7 +173,7 @@ class OrderedDictLru:
 
 pfn_st = st.integers(0, 40)
 order_st = st.sampled_from([0, 0, 0, 2, 9, 10])
-# owners up to the largest FileLru keeps (its per-pfn word: order, state, owner)
+# owners up to the largest FileLru keeps (the word of its queue entries: order, state, owner)
 owner_st = st.sampled_from([0, 1, 2, 3, 511])
 lru_ops = st.lists(st.one_of(
     st.tuples(st.just("add"), pfn_st, owner_st, order_st),

@@ -99,16 +99,18 @@ class FsChurn(Workload):
         opened = (self.rng.random(p.files) < p.open_share).tolist()
         carry = 0.0
         i = 0
-        while i < p.files:
+        # In locals: a pydantic model's attribute goes through its __getattr__ hook.
+        nr_files, dir_size, write_size = p.files, p.dir_size, p.write_size
+        while i < nr_files:
             carry += self.paced(p.create_rate)
-            n = min(int(carry), p.files - i)
+            n = min(int(carry), nr_files - i)
             carry -= n
             for j in range(i, i + n):
                 cpu = self.cpu()
-                if p.dir_size and j % p.dir_size == 0:
+                if dir_size and j % dir_size == 0:
                     self._mkdir(fsys, cpu)
                 fid = fsys.create(cpu=cpu, keep_open=opened[j], size=sizes[j],
-                                  write_size=p.write_size)
+                                  write_size=write_size)
                 if fid is None:
                     self.failed += 1
                     continue
@@ -174,14 +176,15 @@ class FsChurn(Workload):
         lives = p.lifetime.sample(self.rng, n).tolist()
         whens: list[float] = []
         items: list[int] = []
+        dir_size, write_size = p.dir_size, p.write_size
         for j in range(n):
             cpu = self.cpu()
-            if p.dir_size and len(self.dirs) * p.dir_size <= self.live:
+            if dir_size and len(self.dirs) * dir_size <= self.live:
                 # the pool grows with the population: a directory per dir_size files
                 self._mkdir(fsys, cpu)
             held = bool(opened and opened[j])
             fid = fsys.create(cpu=cpu, keep_open=held, size=sizes[j],
-                              write_size=p.write_size)
+                              write_size=write_size)
             if fid is None:
                 self.failed += 1
                 continue

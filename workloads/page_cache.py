@@ -210,13 +210,19 @@ class PageCache(Workload):
         env = self.env
         fsys = self.fsys
         limit = None if p.limit is None else p.limit // readahead.PAGE_SIZE
+        # The parameters in locals: a pydantic model's attribute goes through its
+        # __getattr__ hook, and this loop runs once per read(2).
+        reread, read_size, file_size = p.reread, p.read_size, p.file_size
+        random_pattern = p.pattern == "random"
+        slots = max(1, file_size // read_size)
+        rng = self.rng
         while self.active():
-            self._carry += self.paced(p.rate) / p.read_size
+            self._carry += self.paced(p.rate) / read_size
             n = int(self._carry)
             self._carry -= n
             for _ in range(n):
                 self.reads += 1
-                if (p.reread and self._cached_files and self.rng.random() < p.reread
+                if (reread and self._cached_files and rng.random() < reread
                         and self._reread()):
                     self.hits += 1
                     continue
@@ -229,14 +235,13 @@ class PageCache(Workload):
                     if self._file < 0:
                         self.failed += 1
                         continue
-                if p.pattern == "random":
-                    slots = max(1, p.file_size // p.read_size)
-                    pos = int(self.rng.integers(slots)) * p.read_size
-                    self._read_one(self._file, pos, p.read_size, cpu)
+                if random_pattern:
+                    pos = int(rng.integers(slots)) * read_size
+                    self._read_one(self._file, pos, read_size, cpu)
                     continue
-                self._read_one(self._file, self._pos, p.read_size, cpu)
-                self._pos += p.read_size
-                if self._pos >= p.file_size:  # EOF: close, the next read opens a new file
+                self._read_one(self._file, self._pos, read_size, cpu)
+                self._pos += read_size
+                if self._pos >= file_size:  # EOF: close, the next read opens a new file
                     fsys.close(self._file, cpu)
                     self._file = -1
             yield env.timeout(p.tick)
