@@ -760,33 +760,29 @@ class Compactor:
     def _pageblock_end(self, pfn: int) -> int:
         return (pfn | (self._pb - 1)) + 1
 
-    def _head_of(self, pfn: int) -> int:
+    def _head_of(self, pfn: i64) -> i64:
         """The head pfn of the block containing ``pfn`` (``compound_head``)."""
         # i64 (mypy_extensions): compiled, C integer arithmetic (plain ints interpreted).
         state = self._state
-        p: i64 = pfn
         top: i64 = self._max_order
         order: i64 = 0
         while order <= top:
-            head = p & ~((1 << order) - 1)
+            head = pfn & ~((1 << order) - 1)
             st = i64(state[head])
             if st & PG_KIND != PG_TAIL:
-                if head + (1 << (st & PG_ORDER)) > p:
-                    return int(head)
-                return pfn
+                return head if head + (1 << (st & PG_ORDER)) > pfn else pfn
             order += 1
         return pfn
 
-    def _is_lru(self, pfn: int) -> bool:
+    def _is_lru(self, pfn: i64) -> bool:
         head = self._head_of(pfn)
-        return int(self._state[head]) & PG_KIND == PG_ALLOC and int(self._owner[head]) in (
+        return i64(self._state[head]) & PG_KIND == PG_ALLOC and i64(self._owner[head]) in (
             OWNER_MOVABLE, OWNER_PINNED,
         )
 
-    def _pageblock_skip_persistent(self, pfn: int) -> bool:
+    def _pageblock_skip_persistent(self, pfn: i64) -> bool:
         """A compound page of pageblock order or more covers this pfn: always skip."""
-        head = self._head_of(pfn)
-        st = int(self._state[head])
+        st = i64(self._state[self._head_of(pfn)])
         return st & PG_KIND == PG_ALLOC and (st & PG_ORDER) >= self._pb_order
 
     def _reset_isolation_pfn(self, pfn: int, check_source: bool, check_target: bool) -> bool:
@@ -801,14 +797,17 @@ class Compactor:
             int(self._pageblock_mt[block]) != MIGRATE_MOVABLE
         ):
             return False
-        block_pfn = self._pageblock_start(pfn)
-        end_pfn = min(self._pageblock_end(pfn) - 1, self._end_pfn - 1)
+        # i64: C integer arithmetic when compiled (every pageblock of the zone, 64 pages
+        # of each, at each reset).
+        page: i64 = self._pageblock_start(pfn)
+        end_pfn: i64 = min(self._pageblock_end(pfn) - 1, self._end_pfn - 1)
         state = self._state
-        for page in range(block_pfn, end_pfn + 1, 1 << PAGE_ALLOC_COSTLY_ORDER):
+        while page <= end_pfn:
             if (check_source and self._is_lru(page)) or (
-                    check_target and int(state[page]) & PG_KIND == PG_BUDDY):
+                    check_target and i64(state[page]) & PG_KIND == PG_BUDDY):
                 self._skip[block] = 0  # clear_pageblock_skip
                 return True
+            page += 1 << PAGE_ALLOC_COSTLY_ORDER
         return False
 
     def _reset_cached_positions(self) -> None:
@@ -1202,6 +1201,14 @@ class Compactor:
             cc.migrate_pfn = low_pfn = block_end_pfn
             block_start_pfn = block_end_pfn
             block_end_pfn += pb
+            if not ignore_skip:
+                # The blocks marked skip from here in one tight loop: the test above for a
+                # block after the first (aligned, not fast_find_block's).
+                free_pfn: i64 = cc.free_pfn
+                while block_end_pfn <= free_pfn and skip[block_start_pfn >> pb_order]:
+                    block_start_pfn = block_end_pfn
+                    block_end_pfn += pb
+                cc.migrate_pfn = low_pfn = block_start_pfn
         return cc.nr_migratepages > 0
 
     def _isolate_migratepages_block(self, cc: CompactControl, low_pfn: int, end_pfn: int) -> None:

@@ -71,6 +71,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
+
+from librt.vecs import append as vec_append
+from librt.vecs import vec
+from mypy_extensions import i64
 
 from sim.buddy import (
     ALLOC_HIGHATOMIC,
@@ -186,7 +191,12 @@ class PageAllocator:
         self._slowpath_stall0 = 0.0
         self.slowpath_s = 0.0  # wall time of this process in the slow path
         self.failures_by_order = [0] * (zone.max_order + 1)
-        self._gfp_fast: dict[int, tuple[int, int, int]] = {}
+        # The fast path's parameters of each gfp mask seen so far (``_fast_params``): the
+        # masks in a typed vector searched in order (a run uses a handful), and their
+        # (migratetype, alloc_flags, highest_zoneidx) in a list beside it. A dict keyed by
+        # the mask made an int object of the key at every allocation.
+        self._fast_gfps: vec[i64] = vec[i64]()
+        self._fast_values: list[tuple[int, int, int]] = []
         self.node = node if node is not None and node.multi_zone else None
         self.compactors = compactors if compactors is not None else {zone.zone_idx: compactor}
         if self.node is not None:
@@ -202,13 +212,17 @@ class PageAllocator:
     def _fast_params(self, gfp: int) -> tuple[int, int, int]:
         """The fast path's migratetype, alloc_flags and highest_zoneidx, which depend on
         the gfp mask alone."""
-        fast = self._gfp_fast.get(gfp)
-        if fast is None:
-            highest_zoneidx = gfp_zone(gfp)
-            flags = ALLOC_WMARK_LOW | (ALLOC_KSWAPD if gfp & GFPF_KSWAPD_RECLAIM else 0)
-            if self.node is not None:
-                flags |= self.node.alloc_flags_nofragment(highest_zoneidx)
-            fast = self._gfp_fast[gfp] = (gfp_migratetype(gfp), flags, highest_zoneidx)
+        gfps = self._fast_gfps
+        for i in range(len(gfps)):
+            if gfps[i] == gfp:
+                return self._fast_values[i]
+        highest_zoneidx = gfp_zone(gfp)
+        flags = ALLOC_WMARK_LOW | (ALLOC_KSWAPD if gfp & GFPF_KSWAPD_RECLAIM else 0)
+        if self.node is not None:
+            flags |= self.node.alloc_flags_nofragment(highest_zoneidx)
+        fast = (gfp_migratetype(gfp), flags, highest_zoneidx)
+        self._fast_gfps = vec_append(self._fast_gfps, gfp)
+        self._fast_values.append(fast)
         return fast
 
     def get_page_from_freelist(self, order: int, mt: int, cpu: int, owner: int | None,
@@ -222,7 +236,7 @@ class PageAllocator:
     def alloc_pages(self, order: int, gfp: int = GFP_KERNEL, cpu: int = 0,
                     owner: int | None = None) -> int | None:
         """``__alloc_pages``: the fast path, then the slow path; the head pfn or None."""
-        fast = self._gfp_fast.get(gfp) or self._fast_params(gfp)
+        fast = self._fast_params(gfp)
         if self.node is None:
             pfn = self.zone.alloc(order, fast[0], cpu, owner, fast[1])
         else:
@@ -262,7 +276,7 @@ class PageAllocator:
         finishes that page with ``alloc_pages_refused(0, gfp, cpu, owner)``.
         ``owner_of``, when given, draws each page's owner before its CPU.
         """
-        mt, flags, highest_zoneidx = self._gfp_fast.get(gfp) or self._fast_params(gfp)
+        mt, flags, highest_zoneidx = self._fast_params(gfp)
         if self.batched:
             if self.node is not None:
                 return self.node.alloc_batch(n, mt, cpu, owner, flags, highest_zoneidx, out,
@@ -521,6 +535,34 @@ class PageAllocator:
                                        reclaim_idx=reclaim_idx, order=order)
         self.stats.stall_s += self.reclaim.last_cost
         return got
+
+
+class KswapdAlongside:
+    """The compactors' ``concurrent`` hook when kswapd runs on another CPU
+    (sim/machine.py): ``kswapd.run_concurrently`` up to the waking task's clock
+    (``env.now`` plus what its slow path has stalled) plus the compaction's time so far.
+
+    Compiled, with ``run_concurrently``'s test for nothing to do first: a kswapd
+    disabled, or in a balance_pgdat that has ended or whose current step ends at or
+    after that time (nearly every call of a direct compaction under pressure). That
+    test reads the interpreted kswapd's attributes and changes nothing, so the result is
+    the call's; only the call's interpreted frames are saved."""
+
+    def __init__(self, kswapd: Any, env: Any, page_alloc: PageAllocator) -> None:
+        self.kswapd = kswapd  # sim/daemons.py's Kswapd
+        self.env = env
+        self.page_alloc = page_alloc
+
+    def __call__(self, elapsed: float) -> None:
+        # env.now is SimPy's property over env._now; read the attribute, no frame.
+        until: float = self.env._now + self.page_alloc.slowpath_elapsed() + elapsed
+        kswapd = self.kswapd
+        if not kswapd.enabled:
+            return
+        if kswapd._steps is not None and (kswapd._done is not None
+                                          or kswapd._busy_until >= until):
+            return
+        kswapd.run_concurrently(until)
 
 
 class FolioAlloc:
