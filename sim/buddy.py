@@ -817,49 +817,44 @@ class Zone(PageSpace):
     # ------------------------------------------------------------------ free lists
 
     def _add_to_free_list(self, pfn: int, order: int, mt: int, to_tail: bool) -> None:
-        # i64: C integer arithmetic when compiled (see _free_one_page).
-        p: i64 = pfn
-        o: i64 = order
-        lst: i64 = o * MIGRATE_TYPES + mt
-        s: i64 = self._sentinel + lst
+        lst = order * MIGRATE_TYPES + mt
+        s = self._sentinel + lst
         nxt = self._next
         prv = self._prev
         if to_tail or self._fifo:
-            t = prv[s]
-            prv[p] = t
-            nxt[p] = i32(s)
-            nxt[i64(t)] = i32(p)
-            prv[s] = i32(p)
+            t = int(prv[s])
+            prv[pfn] = t
+            nxt[pfn] = s
+            nxt[t] = pfn
+            prv[s] = pfn
         else:
-            n = nxt[s]
-            nxt[p] = n
-            prv[p] = i32(s)
-            prv[i64(n)] = i32(p)
-            nxt[s] = i32(p)
+            n = int(nxt[s])
+            nxt[pfn] = n
+            prv[pfn] = s
+            prv[n] = pfn
+            nxt[s] = pfn
         if self._addr_heaps is not None:
             heapq.heappush(self._addr_heaps[lst], pfn)
-        self._state[p] = u8(PG_BUDDY | o)
+        self._state[pfn] = PG_BUDDY | order
         self._nr_free_mt[lst] += 1
-        self._nr_free[o] += 1
-        self.nr_free_pages += 1 << o
+        self._nr_free[order] += 1
+        self.nr_free_pages += 1 << order
         if mt == MIGRATE_HIGHATOMIC:
-            self._account_highatomic(1 << o)
+            self._account_highatomic(1 << order)
 
     def _del_from_free_list(self, pfn: int, order: int, mt: int) -> None:
-        p: i64 = pfn
-        o: i64 = order
         nxt = self._next
         prv = self._prev
-        n = nxt[p]
-        q = prv[p]
-        nxt[i64(q)] = n
-        prv[i64(n)] = q
-        self._state[p] = PG_TAIL
-        self._nr_free_mt[o * MIGRATE_TYPES + mt] -= 1
-        self._nr_free[o] -= 1
-        self.nr_free_pages -= 1 << o
+        n = int(nxt[pfn])
+        p = int(prv[pfn])
+        nxt[p] = n
+        prv[n] = p
+        self._state[pfn] = PG_TAIL
+        self._nr_free_mt[order * MIGRATE_TYPES + mt] -= 1
+        self._nr_free[order] -= 1
+        self.nr_free_pages -= 1 << order
         if mt == MIGRATE_HIGHATOMIC:
-            self._account_highatomic(-(1 << o))
+            self._account_highatomic(-(1 << order))
 
     def _account_highatomic(self, nr_pages: int) -> None:
         """``account_freepages`` for MIGRATE_HIGHATOMIC: ``zone->nr_free_highatomic``,
@@ -1479,7 +1474,9 @@ class Zone(PageSpace):
         state = self._state
         pb_mt = self._pageblock_mt
         # i64 (mypy_extensions): C integer arithmetic when compiled, plain ints when
-        # interpreted. Orders stay below MAX_ORDER_LIMIT (see there).
+        # interpreted (vector elements are read with int(), which is i64's conversion
+        # compiled and no call of the i64 class interpreted). Orders stay below
+        # MAX_ORDER_LIMIT (see there).
         p: i64 = pfn
         o: i64 = order
         m: i64 = mt
@@ -1497,20 +1494,20 @@ class Zone(PageSpace):
             if capc is not None and self._capture(capc, p, o, m):
                 return
             buddy_pfn = p ^ (1 << o)
-            if buddy_pfn >= nr_pages or i64(state[buddy_pfn]) != PG_BUDDY | o:
+            if buddy_pfn >= nr_pages or int(state[buddy_pfn]) != PG_BUDDY | o:
                 break
             buddy_mt: i64 = m
             if o >= shift:
-                buddy_mt = i64(pb_mt[buddy_pfn >> shift])
+                buddy_mt = int(pb_mt[buddy_pfn >> shift])
                 if buddy_mt != m and (
                     m >= MIGRATE_PCPTYPES or buddy_mt >= MIGRATE_PCPTYPES
                 ):
                     break  # no merging across isolated or highatomic blocks
             # _del_from_free_list(buddy_pfn, order, buddy_mt), inline
-            n = nxt[buddy_pfn]
-            q = prv[buddy_pfn]
-            nxt[i64(q)] = n
-            prv[i64(n)] = q
+            n = int(nxt[buddy_pfn])
+            q = int(prv[buddy_pfn])
+            nxt[q] = n
+            prv[n] = q
             state[buddy_pfn] = PG_TAIL
             nr_free_mt[o * MIGRATE_TYPES + buddy_mt] -= 1
             nr_free[o] -= 1
@@ -1528,7 +1525,7 @@ class Zone(PageSpace):
             # buddy_merge_likely: is the next-higher block's buddy free?
             higher = buddy_pfn & p
             higher_buddy = higher ^ (1 << (o + 1))
-            to_tail = higher_buddy < nr_pages and i64(state[higher_buddy]) == PG_BUDDY | (o + 1)
+            to_tail = higher_buddy < nr_pages and int(state[higher_buddy]) == PG_BUDDY | (o + 1)
         self._add_to_free_list(p, o, m, to_tail)
 
     # ------------------------------------------------------------------ public API

@@ -768,7 +768,7 @@ class Compactor:
         order: i64 = 0
         while order <= top:
             head = pfn & ~((1 << order) - 1)
-            st = i64(state[head])
+            st: i64 = int(state[head])
             if st & PG_KIND != PG_TAIL:
                 return head if head + (1 << (st & PG_ORDER)) > pfn else pfn
             order += 1
@@ -776,13 +776,13 @@ class Compactor:
 
     def _is_lru(self, pfn: i64) -> bool:
         head = self._head_of(pfn)
-        return i64(self._state[head]) & PG_KIND == PG_ALLOC and i64(self._owner[head]) in (
-            OWNER_MOVABLE, OWNER_PINNED,
-        )
+        st: i64 = int(self._state[head])
+        tag: i64 = int(self._owner[head])
+        return st & PG_KIND == PG_ALLOC and tag in (OWNER_MOVABLE, OWNER_PINNED)
 
     def _pageblock_skip_persistent(self, pfn: i64) -> bool:
         """A compound page of pageblock order or more covers this pfn: always skip."""
-        st = i64(self._state[self._head_of(pfn)])
+        st: i64 = int(self._state[self._head_of(pfn)])
         return st & PG_KIND == PG_ALLOC and (st & PG_ORDER) >= self._pb_order
 
     def _reset_isolation_pfn(self, pfn: int, check_source: bool, check_target: bool) -> bool:
@@ -804,7 +804,7 @@ class Compactor:
         state = self._state
         while page <= end_pfn:
             if (check_source and self._is_lru(page)) or (
-                    check_target and i64(state[page]) & PG_KIND == PG_BUDDY):
+                    check_target and int(state[page]) & PG_KIND == PG_BUDDY):
                 self._skip[block] = 0  # clear_pageblock_skip
                 return True
             page += 1 << PAGE_ALLOC_COSTLY_ORDER
@@ -1253,7 +1253,7 @@ class Compactor:
                     aborted = True
                     break
                 valid_page = low
-            st = i64(state[low])
+            st: i64 = int(state[low])
             kind = st & PG_KIND
             order = st & PG_ORDER
             if kind == PG_BUDDY:
@@ -1269,7 +1269,7 @@ class Compactor:
                     low += (1 << order) - 1
                     nr_scanned += (1 << order) - 1
                 else:
-                    tag = i64(owner[low])
+                    tag: i64 = int(owner[low])
                     if tag == OWNER_MOVABLE and (file_folio is None
                                                  or not file_folio.holds(low)):
                         # The first LRU page takes the lru lock: mark the block skip now,
@@ -1418,7 +1418,7 @@ class Compactor:
             return pfn
 
     def _suitable_migration_target(self, cc: CompactControl, pfn: int) -> bool:
-        st = i64(self._state[pfn])
+        st: i64 = int(self._state[pfn])
         if st & PG_KIND == PG_BUDDY:
             # A large free block at the pageblock start: leave the pageblock alone.
             order = cc.order if cc.order > 0 else self._pb_order
@@ -1443,7 +1443,7 @@ class Compactor:
         total_isolated: i64 = 0
         while blockpfn < end:
             nr_scanned += 1
-            st = i64(state[blockpfn])
+            st: i64 = int(state[blockpfn])
             kind = st & PG_KIND
             if kind == PG_ALLOC:
                 order = st & PG_ORDER
@@ -1553,10 +1553,10 @@ class Compactor:
                 high_pfn: i64 = -1
                 freepage: i64 = -1  # the list head itself: moving it changes nothing
                 head: i64 = zone.free_list_sentinel(order, MIGRATE_MOVABLE)
-                nxt = i64(prev_links[head])
+                nxt: i64 = int(prev_links[head])
                 while nxt != head:
                     pfn = nxt
-                    nxt = i64(prev_links[pfn])
+                    nxt = int(prev_links[pfn])
                     order_scanned += 1
                     nr_scanned += 1
                     freepage = pfn
