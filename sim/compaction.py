@@ -1487,11 +1487,9 @@ class Compactor:
         block_end_pfn: i64 = min(block_start_pfn + pb, self._end_pfn)
         low_pfn: i64 = self._pageblock_end(cc.migrate_pfn)
         stride = COMPACT_CLUSTER_MAX if cc.mode == _ASYNC else 1
-        # The skip test (isolation_suitable) in place, as in isolate_migratepages.
-        skip, pb_order, ignore_skip = self._skip, self._pb_order, cc.ignore_skip_hint
         while block_start_pfn >= low_pfn:
-            if self._suitable_migration_target(cc, block_start_pfn) and (
-                ignore_skip or not skip[block_start_pfn >> pb_order]
+            if self._suitable_migration_target(cc, block_start_pfn) and self._isolation_suitable(
+                cc, block_start_pfn
             ):
                 nr_isolated, isolate_start_pfn = self._isolate_freepages_block(
                     cc, isolate_start_pfn, block_end_pfn, stride

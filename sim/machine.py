@@ -43,7 +43,7 @@ from sim.gfp import GFP_HIGHUSER_MOVABLE, GFPF_NORETRY, GFPF_NOWARN
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE
 from sim.mmzone import ZONE_NAMES, ZONE_NORMAL, Node, zone_spans_for
 from sim.objects import FileSystem
-from sim.page_alloc import FolioAlloc, KswapdAlongside, PageAllocator
+from sim.page_alloc import FolioAlloc, PageAllocator
 from sim.slab import SlabCache, SlabCaches, create_cache
 from sim.snapshot import (
     FillerPool,
@@ -240,7 +240,10 @@ class Machine:
         if config.machine.cpus > 1 and config.reclaim.kswapd:
             # kswapd runs on another CPU while a direct compaction takes its time.
             kswapd = self.kswapd
-            concurrent = KswapdAlongside(kswapd, env, pa)
+
+            def concurrent(elapsed: float) -> None:
+                kswapd.run_concurrently(env.now + pa.slowpath_elapsed() + elapsed)
+
             for compactor in compactors.values():
                 compactor.concurrent = concurrent
             # A wake from a slow path comes at the waking task's time.

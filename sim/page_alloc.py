@@ -71,7 +71,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
 
 from librt.vecs import append as vec_append
 from librt.vecs import vec
@@ -535,34 +534,6 @@ class PageAllocator:
                                        reclaim_idx=reclaim_idx, order=order)
         self.stats.stall_s += self.reclaim.last_cost
         return got
-
-
-class KswapdAlongside:
-    """The compactors' ``concurrent`` hook when kswapd runs on another CPU
-    (sim/machine.py): ``kswapd.run_concurrently`` up to the waking task's clock
-    (``env.now`` plus what its slow path has stalled) plus the compaction's time so far.
-
-    Compiled, with ``run_concurrently``'s test for nothing to do first: a kswapd
-    disabled, or in a balance_pgdat that has ended or whose current step ends at or
-    after that time (nearly every call of a direct compaction under pressure). That
-    test reads the interpreted kswapd's attributes and changes nothing, so the result is
-    the call's; only the call's interpreted frames are saved."""
-
-    def __init__(self, kswapd: Any, env: Any, page_alloc: PageAllocator) -> None:
-        self.kswapd = kswapd  # sim/daemons.py's Kswapd
-        self.env = env
-        self.page_alloc = page_alloc
-
-    def __call__(self, elapsed: float) -> None:
-        # env.now is SimPy's property over env._now; read the attribute, no frame.
-        until: float = self.env._now + self.page_alloc.slowpath_elapsed() + elapsed
-        kswapd = self.kswapd
-        if not kswapd.enabled:
-            return
-        if kswapd._steps is not None and (kswapd._done is not None
-                                          or kswapd._busy_until >= until):
-            return
-        kswapd.run_concurrently(until)
 
 
 class FolioAlloc:

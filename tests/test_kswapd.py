@@ -13,7 +13,7 @@ from sim.config import CompactionSection, ReclaimSection
 from sim.daemons import Kcompactd, Kswapd
 from sim.gfp import GFP_NOWAIT
 from sim.migratetype import MIGRATE_MOVABLE
-from sim.page_alloc import KswapdAlongside, PageAllocator
+from sim.page_alloc import PageAllocator
 from sim.slab import SlabCaches
 from sim.vmscan import DEF_PRIORITY, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX, FileLru, Reclaim
 
@@ -244,7 +244,7 @@ def test_wakeup_kcompactd_wakes_only_a_sleeping_kcompactd_on_a_suitable_zone():
 # ------------------------------------------------------------------ kswapd beside compaction
 
 
-def _woken_beside_a_compaction(concurrent: bool, hook: str = "call"):
+def _woken_beside_a_compaction(concurrent: bool):
     """Every odd pfn page cache (on the LRU in pfn order), every even pfn free; kswapd
     asleep, then woken for order 4 as the slow path does before compacting. The page
     cache cannot migrate (a compaction without __GFP_FS), so compaction alone finds
@@ -266,11 +266,8 @@ def _woken_beside_a_compaction(concurrent: bool, hook: str = "call"):
     env.process(kcompactd.run())
     env.run(until=0.5)
     assert kswapd.sleeping and kswapd.stats.runs == 0
-    if concurrent and hook == "call":
+    if concurrent:
         node.compactor.concurrent = lambda elapsed: kswapd.run_concurrently(env.now + elapsed)
-    elif concurrent:  # the engine's compiled hook (sim/machine.py), outside a slow path
-        pa = PageAllocator(node.zone, node.reclaim, node.compactor)
-        node.compactor.concurrent = KswapdAlongside(kswapd, env, pa)
     node.compactor.is_file_folio = PagePredicate(lambda pfn: True)
     kswapd.wakeup(order=4, direct_reclaim=True)
     assert avail(node.zone, 4) == 0
@@ -298,23 +295,6 @@ def test_a_woken_kswapd_reclaims_on_another_cpu_while_a_direct_compaction_takes_
     assert result1 == CompactResult.COMPACT_PARTIAL_SKIPPED
     assert kswapd1.stats.runs == 0 and node1.lru.stats.evicted == 0
     assert avail(node1.zone, 4) == 0
-
-
-def test_the_engines_hook_runs_kswapd_beside_a_compaction_as_calling_it_each_round_does():
-    """KswapdAlongside skips the call when kswapd has nothing to do by then (in a step
-    that ends later); the compaction and kswapd end as with a call at every round."""
-    runs = [_woken_beside_a_compaction(True, hook) for hook in ("call", "engine")]
-    (env, node, kswapd, result, _), (env2, node2, kswapd2, result2, _) = runs
-    assert result2 == result == CompactResult.COMPACT_SUCCESS
-    assert node2.compactor.last_run == node.compactor.last_run
-    assert (kswapd2.concurrent_steps, kswapd2._busy_until, kswapd2.stats.runs) == (
-        kswapd.concurrent_steps, kswapd._busy_until, kswapd.stats.runs)
-    assert node2.lru.stats.evicted == node.lru.stats.evicted
-    assert node2.zone.nr_free == node.zone.nr_free
-    env.run(until=3)
-    env2.run(until=3)
-    assert kswapd2.stats.as_dict("k") == kswapd.stats.as_dict("k")
-    assert node2.zone.nr_free == node.zone.nr_free
 
 
 def test_rounds_kswapd_ran_during_a_compaction_are_slept_not_run_again():
