@@ -774,12 +774,6 @@ class Compactor:
             order += 1
         return pfn
 
-    def _is_lru(self, pfn: i64) -> bool:
-        head = self._head_of(pfn)
-        st: i64 = int(self._state[head])
-        tag: i64 = int(self._owner[head])
-        return st & PG_KIND == PG_ALLOC and tag in (OWNER_MOVABLE, OWNER_PINNED)
-
     def _pageblock_skip_persistent(self, pfn: i64) -> bool:
         """A compound page of pageblock order or more covers this pfn: always skip."""
         st: i64 = int(self._state[self._head_of(pfn)])
@@ -801,12 +795,35 @@ class Compactor:
         # of each, at each reset).
         page: i64 = self._pageblock_start(pfn)
         end_pfn: i64 = min(self._pageblock_end(pfn) - 1, self._end_pfn - 1)
-        state = self._state
+        state, owner = self._state, self._owner
+        top: i64 = self._max_order
         while page <= end_pfn:
-            if (check_source and self._is_lru(page)) or (
-                    check_target and int(state[page]) & PG_KIND == PG_BUDDY):
+            st: i64 = int(state[page])
+            if check_target and st & PG_KIND == PG_BUDDY:
                 self._skip[block] = 0  # clear_pageblock_skip
                 return True
+            if check_source:
+                # _is_lru(page), its compound_head (_head_of) written out: this loop
+                # samples 64 pages of every pageblock of the zone at each reset, and a
+                # call per sample was most of its cost. The same steps, in order.
+                head: i64 = page
+                head_st: i64 = st
+                if st & PG_KIND == PG_TAIL:
+                    o: i64 = 1
+                    while o <= top:
+                        h: i64 = page & ~((1 << o) - 1)
+                        h_st: i64 = int(state[h])
+                        if h_st & PG_KIND != PG_TAIL:
+                            if h + (1 << (h_st & PG_ORDER)) > page:
+                                head = h
+                                head_st = h_st
+                            break
+                        o += 1
+                if head_st & PG_KIND == PG_ALLOC:
+                    tag: i64 = int(owner[head])
+                    if tag in (OWNER_MOVABLE, OWNER_PINNED):
+                        self._skip[block] = 0  # clear_pageblock_skip
+                        return True
             page += 1 << PAGE_ALLOC_COSTLY_ORDER
         return False
 

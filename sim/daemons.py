@@ -20,11 +20,13 @@ is not a workload is here.
   MAX_RECLAIM_RETRIES, lets it sleep). On a machine of two CPUs or more kswapd also
   runs while a direct compaction on another CPU takes its time
   (``run_concurrently``, called by sim/compaction.py's hook with the simulated time
-  the compacting task has reached): a kswapd the slow path has just woken starts its
-  ``balance_pgdat`` at the wake, and every step that starts before that time is run
-  then, its cost slept afterwards by kswapd's own process (which does not run them
-  again). A wake by a slow path that has already stalled (its retry loop wakes kswapd
-  again) starts kswapd at that task's time, not at the slow path's start. As
+  the compacting task has reached; the hook, sim/page_alloc.py ``OtherCpus``, leaves
+  out the calls that kswapd has said would find nothing to do, ``_publish``): a
+  kswapd the slow path has just woken starts its ``balance_pgdat`` at the wake, and
+  every step that starts before that time is run then, its cost slept afterwards by
+  kswapd's own process (which does not run them again). A wake by a slow path that
+  has already stalled (its retry loop wakes kswapd again) starts kswapd at that task's
+  time, not at the slow path's start. As
   everywhere here, a step's work is done at its start (the kernel frees a batch's
   folios at its end, one batch later); work that starts at the compaction's own time
   is not seen by it. kswapd's frees go where fragsim's reclaim frees, to CPU 0's
@@ -75,6 +77,7 @@ classzone woke it; no freezer, no
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, fields
 
@@ -83,6 +86,7 @@ import simpy
 from sim.buddy import Zone
 from sim.compaction import Compactor
 from sim.khugepaged import KhugepagedScan, ScanResult
+from sim.page_alloc import OtherCpus
 from sim.slab import SlabCaches
 from sim.vmscan import Reclaim
 
@@ -136,6 +140,9 @@ class Kswapd:
         self._busy_until = 0.0
         self._started = 0.0
         self._done: int | None = None
+        # The direct compactions' hook (sim/page_alloc.py OtherCpus), told up to when
+        # run_concurrently has nothing to do (``_publish``); set by the engine.
+        self.gate: OtherCpus | None = None
 
     def wakeup(self, order: int = 0, direct_reclaim: bool = False,
                highest_zoneidx: int = -1) -> None:
@@ -264,6 +271,7 @@ class Kswapd:
         self._started = self._busy_until = now
         self._done = None
         self._steps = reclaim.balance_pgdat(self._alloc_order, self._highest_zoneidx)
+        self._publish()
 
     def _read_highest_zoneidx(self, prev: int) -> int:
         """``kswapd_highest_zoneidx(pgdat, prev)``: the classzone asked, or ``prev``."""
@@ -279,8 +287,10 @@ class Kswapd:
             cost = next(steps)
         except StopIteration as done:
             self._done = done.value
+            self._publish()
             return 0.0
         self._busy_until += cost
+        self._publish()
         return cost
 
     def _balance(self):
@@ -294,6 +304,7 @@ class Kswapd:
                 yield env.timeout(target - env.now)
                 if self._busy_until == target:
                     self._busy_until = env.now
+                    self._publish()
                 continue
             if self._done is None:
                 self._busy_until = env.now
@@ -305,7 +316,29 @@ class Kswapd:
             done = self._done
             self._steps = None
             self._done = None
+            self._publish()
             return done
+
+    def attach_gate(self, gate: OtherCpus) -> None:
+        """The direct compactions' hook that calls ``run_concurrently``: from now on it
+        is told when a call would find nothing to do (``_publish``)."""
+        self.gate = gate
+        self._publish()
+
+    def _publish(self) -> None:
+        """Tell the direct compactions' hook (``gate``) up to when ``run_concurrently``
+        has nothing to do: while balance_pgdat runs, until its current step ends; once
+        it has returned and until this process has taken its result, ever; otherwise
+        (a wake may have come) never. Called wherever those three change."""
+        gate = self.gate
+        if gate is None:
+            return
+        if not self.enabled or (self._steps is not None and self._done is not None):
+            gate.not_before = math.inf
+        elif self._steps is not None:
+            gate.not_before = self._busy_until
+        else:
+            gate.not_before = -math.inf
 
     def run_concurrently(self, until: float) -> None:
         """kswapd on another CPU while a direct compaction takes its time, up to

@@ -43,7 +43,7 @@ from sim.gfp import GFP_HIGHUSER_MOVABLE, GFPF_NORETRY, GFPF_NOWARN
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE
 from sim.mmzone import ZONE_NAMES, ZONE_NORMAL, Node, zone_spans_for
 from sim.objects import FileSystem
-from sim.page_alloc import FolioAlloc, PageAllocator
+from sim.page_alloc import FolioAlloc, OtherCpus, PageAllocator
 from sim.slab import SlabCache, SlabCaches, create_cache
 from sim.snapshot import (
     FillerPool,
@@ -240,10 +240,8 @@ class Machine:
         if config.machine.cpus > 1 and config.reclaim.kswapd:
             # kswapd runs on another CPU while a direct compaction takes its time.
             kswapd = self.kswapd
-
-            def concurrent(elapsed: float) -> None:
-                kswapd.run_concurrently(env.now + pa.slowpath_elapsed() + elapsed)
-
+            concurrent = OtherCpus(pa, env_clock(env), kswapd.run_concurrently)
+            kswapd.attach_gate(concurrent)
             for compactor in compactors.values():
                 compactor.concurrent = concurrent
             # A wake from a slow path comes at the waking task's time.

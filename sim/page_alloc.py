@@ -68,6 +68,7 @@ DEF_PRIORITY - 2) repeats while ``should_continue_reclaim`` (sim/vmscan.py).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -534,6 +535,31 @@ class PageAllocator:
                                        reclaim_idx=reclaim_idx, order=order)
         self.stats.stall_s += self.reclaim.last_cost
         return got
+
+
+class OtherCpus:
+    """What the other CPUs do while a direct compaction takes its time: the hook
+    sim/compaction.py's ``Compactor.concurrent`` calls with the time the compaction has
+    taken so far (``elapsed``). It runs ``run(until)`` (sim/daemons.py
+    ``Kswapd.run_concurrently``) at the compacting task's time: ``now()`` plus what its
+    slow path has stalled so far (``slowpath_elapsed``) plus ``elapsed``.
+
+    ``run``'s owner keeps ``not_before`` (``Kswapd._publish``): a time up to which
+    ``run`` finds nothing to do, so the call is not made. It is compiled for that: most
+    rounds of a direct compaction come while kswapd is inside a step that ends later,
+    and the interpreted call of ``run`` cost more than the test."""
+
+    def __init__(self, pa: PageAllocator, now: Callable[[], float],
+                 run: Callable[[float], None]) -> None:
+        self.pa = pa
+        self.now = now
+        self.run = run
+        self.not_before = -math.inf
+
+    def __call__(self, elapsed: float) -> None:
+        until = self.now() + self.pa.slowpath_elapsed() + elapsed
+        if until > self.not_before:
+            self.run(until)
 
 
 class FolioAlloc:

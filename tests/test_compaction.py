@@ -23,6 +23,7 @@ from sim.buddy import (
     OWNER_SLAB,
     OWNER_UNMOVABLE,
     PG_ALLOC,
+    PG_BUDDY,
     PG_KIND,
     PG_ORDER,
     Zone,
@@ -434,6 +435,72 @@ def test_slub_first_attempt_and_thp_light_never_compact():
 
 
 # --------------------------------------------------------------------------- skip bits
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(st.tuples(st.integers(0, 6), st.sampled_from(
+    [OWNER_MOVABLE, OWNER_PINNED, OWNER_SLAB, OWNER_UNMOVABLE]), st.booleans()),
+    min_size=1, max_size=120), seed=st.integers(0, 2**16))
+def test_reset_isolation_pfn_samples_as_the_kernel_defines_it(ops, seed):
+    """``__reset_isolation_pfn`` on every pageblock, each way it is called, against its
+    definition from the zone's blocks: no pageblock-order compound page at ``pfn``; then,
+    every 8th page of the block from its start, an LRU page (``PageLRU`` of its compound
+    head: an allocated movable or pinned block covering it) for the source, or a free
+    buddy head for the target; a cleared skip bit exactly when it answers True."""
+    import random
+
+    rnd = random.Random(seed)
+    zone = Zone(1 << 9, max_order=6, pageblock_order=5, cpus=2, pcp=False)
+    held = []
+    for order, tag, free_one in ops:
+        if free_one and held:
+            pfn, k = held.pop(rnd.randrange(len(held)))
+            zone.free(pfn, k, cpu=0)
+            continue
+        pfn = zone.alloc(order, M if tag in (OWNER_MOVABLE, OWNER_PINNED) else U, cpu=0,
+                         alloc_flags=NOWM)
+        if pfn is not None:
+            zone.set_owner(pfn, tag)
+            held.append((pfn, order))
+    compactor = Compactor(zone)
+    state, owner = zone.page_state_arrays()
+    pb = zone.pageblock_nr_pages
+    cover = {}  # pfn -> (head, state) of the block holding it
+    pfn = 0
+    while pfn < zone.nr_pages:
+        size = 1 << (state[pfn] & PG_ORDER)
+        for p in range(pfn, pfn + size):
+            cover[p] = (pfn, state[pfn])
+        pfn += size
+
+    def lru(p):
+        head, st_ = cover[p]
+        return st_ & PG_KIND == PG_ALLOC and owner[head] in (OWNER_MOVABLE, OWNER_PINNED)
+
+    def expected(pfn, source, target):
+        head, st_ = cover[pfn]
+        if st_ & PG_KIND == PG_ALLOC and st_ & PG_ORDER >= zone.pageblock_order:
+            return False
+        block = pfn // pb
+        if source and target and not zone.pageblock_skip(pfn):
+            return True
+        if not source and target and zone.pageblock_migratetype(pfn) != M:
+            return False
+        return any((source and lru(p)) or (target and state[p] & PG_KIND == PG_BUDDY)
+                   for p in range(block * pb, (block + 1) * pb, 8))
+
+    for pfn in [b * pb for b in range(zone.nr_pageblocks)] + [
+            b * pb + pb - 1 for b in range(zone.nr_pageblocks)]:
+        for source, target, skip in ((True, False, True), (False, True, True),
+                                     (True, True, True), (True, True, False)):
+            if skip:
+                zone.set_pageblock_skip(pfn)
+            else:
+                zone.clear_pageblock_skip(pfn)
+            want = expected(pfn, source, target)
+            assert compactor._reset_isolation_pfn(pfn, source, target) == want
+            # cleared exactly when it answered True (or it was clear already)
+            assert zone.pageblock_skip(pfn) == (skip and not want)
 
 
 def test_skip_bits_are_set_by_direct_compaction_and_ignored_by_manual():

@@ -810,6 +810,48 @@ def test_kswapd_runs_beside_direct_compaction_only_with_a_cpu_to_run_on(tmp_path
         assert all(c.concurrent is None for c in one.compactors.values())
 
 
+def test_a_call_the_kswapd_gate_skips_would_have_found_nothing_to_do(tmp_path):
+    """The direct compactions' hook (sim/page_alloc.py ``OtherCpus``) does not call
+    ``Kswapd.run_concurrently`` while the time reached is at most the ``not_before``
+    kswapd publishes. Here every call is made, and each one the gate would have
+    skipped is checked to change nothing of kswapd's; some calls that are made do
+    work, so the bound is not trivially low either."""
+    machine = _machine("""
+        duration: 10s
+        machine: {memory: 128MiB, cpus: 2}
+        workloads:
+          - {kind: page_cache, rate: 256MiB, reread: 0.3}
+          - {kind: kernel_alloc, rate: 2000, orders: {0: 0.85, 1: 0.05, 2: 0.05, 3: 0.05},
+             lifetime: {dist: exponential, mean: 5s}}
+          - {kind: thp_probe, interval: 50ms, hold: 20ms}
+        """, tmp_path)
+    kswapd, pa, env = machine.kswapd, machine.page_alloc, machine.env
+    gate = kswapd.gate
+    assert gate is not None
+    counts = {"skipped": 0, "made": 0, "worked": 0}
+
+    def kswapd_state():
+        return (kswapd._steps, kswapd._busy_until, kswapd._done, kswapd.concurrent_steps,
+                kswapd.stats.runs, kswapd.sleeping, kswapd.running)
+
+    def every_call(elapsed: float) -> None:
+        until = env.now + pa.slowpath_elapsed() + elapsed
+        skipped = until <= gate.not_before
+        before = kswapd_state()
+        kswapd.run_concurrently(until)
+        if skipped:
+            assert kswapd_state() == before
+            counts["skipped"] += 1
+        else:
+            counts["made"] += 1
+            counts["worked"] += kswapd_state() != before
+
+    for compactor in machine.compactors.values():
+        compactor.concurrent = every_call
+    env.run(until=10.0)
+    assert counts["skipped"] > 0 and counts["worked"] > 0
+
+
 def test_env_clock_reads_the_simulated_time_as_env_now_does():
     """The slab caches' clock (sim/machine.py ``env_clock``) reads SimPy's internal
     ``_now``: it must stay what ``env.now`` gives, before and after events run."""
