@@ -1253,9 +1253,11 @@ class Zone(PageSpace):
         pcp_state = PG_PCP | order
         step = 1 << order
         end = block + (taken << order)
-        for page in range(block, end, step):
+        page = block
+        while page < end:  # (not range() with a step: compiled, that is a generic loop)
             state[page] = pcp_state
             lst.appendleft(page)  # onto the tail, as _rmqueue_bulk's other pages
+            page += step
         pfn = end
         block_end = block + (1 << k)
         while pfn < block_end:

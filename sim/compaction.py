@@ -343,6 +343,18 @@ class PagePredicate:
         return fn is not None and bool(fn(pfn))
 
 
+class PageOwner:
+    """An owner of allocated movable pages that compaction's moves are told of in
+    compiled code (sim/vmscan.py ``MigrateOwners``): ``migrate_page(old, new, order)``
+    is True when the block at node pfn ``old`` was its own, and it now has it at
+    ``new``. A workload's anonymous memory is one (workloads/pageset.py
+    ``AnonPages``); compaction moves one of its pages at a time, so a call of an
+    interpreted callable each time cost more than the move's own bookkeeping."""
+
+    def migrate_page(self, old: int, new: int, order: int) -> bool:
+        raise NotImplementedError
+
+
 class Compactor:
     """Compaction of one zone: the per-zone state, the counters, and the entry points.
 

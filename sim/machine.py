@@ -34,7 +34,7 @@ import simpy
 
 from sim import metrics
 from sim.buddy import WMARK_LOW, PageIndex, PageSpace, Zone
-from sim.compaction import Compactor, NodeCompactor
+from sim.compaction import Compactor, NodeCompactor, PageOwner
 from sim.config import ExperimentConfig
 from sim.daemons import Kcompactd, Kswapd, rcu_tick, vmstat_refresh
 from sim.defrag import Defragmenter
@@ -55,7 +55,7 @@ from sim.snapshot import (
     read_machine_snapshot,
     start_from_snapshot,
 )
-from sim.vmscan import FileFolios, FileLru, MigrateOwners, Reclaim
+from sim.vmscan import FileFolios, FileLru, LruOwners, MigrateOwners, Reclaim
 
 # machine: keys that are the node's or the snapshot's, not Zone arguments.
 NODE_KEYS = frozenset({"memory", "zones", "from_", "online", "pagesets", "boot"})
@@ -179,11 +179,11 @@ class Machine:
                       for z in sorted(zones, key=lambda z: z.zone_start_pfn)]
         self.workloads: list = []
         # Compaction's page owners, in registration order (sim/vmscan.py MigrateOwners).
-        self._migrate_owners: list[FileSystem | Callable[[int, int, int], object]] = []
+        self._migrate_owners: list[FileSystem | PageOwner
+                                   | Callable[[int, int, int], object]] = []
         self._page_index: PageIndex | None = None  # see page_index
         self._page_owns: list[Callable[[int, int], bool] | None] = []
-        self._lru_owners: list[Callable[[int], None]] = []
-        self._lru_batch_owners: list[Callable[[list[int]], None] | None] = []
+        self._lru_owners = LruOwners()
         self._sample_hooks: list[Callable[[dict], None]] = []
 
         d, c = config.defrag, config.compaction
@@ -191,7 +191,8 @@ class Machine:
                                  rcu_grace=config.slab.rcu_grace, clock=env_clock(env))
         self.caches.on_create = self._created
         self.defrag = Defragmenter(env, self.caches, config=d)
-        self.lru = FileLru(self._evict_lru_page, self._evict_lru_pages if batched else None,
+        self.lru = FileLru(self._lru_owners.evict_page,
+                           self._lru_owners.evict_pages if batched else None,
                            nr_pages=space.end_pfn)
         # The LRU follows every migrated folio first (MigrateOwners), owning none.
         self._page_owns.append(self._lru_owns)
@@ -338,9 +339,7 @@ class Machine:
         """An owner of page-cache pages on the file LRU; ``evict(pfn)`` drops one and
         ``evict_many(pfns)``, if given, drops several in turn. Neither may change the
         LRU: a reclaim pass hands over its victims when its scan is done."""
-        self._lru_owners.append(evict)
-        self._lru_batch_owners.append(evict_many)
-        return len(self._lru_owners) - 1
+        return self._lru_owners.register(evict, evict_many)
 
     def page_index(self) -> PageIndex:
         """One 32-bit index per pfn of the machine (a sim/buddy.py ``PageIndex``, made
@@ -354,12 +353,14 @@ class Machine:
             self._page_index = PageIndex(self.zone.end_pfn)
         return self._page_index
 
-    def register_page_owner(self, migrate: FileSystem | Callable[[int, int, int], object],
+    def register_page_owner(self, migrate: FileSystem | PageOwner
+                            | Callable[[int, int, int], object],
                             owns: Callable[[int, int], bool] | None = None) -> None:
         """An owner of allocated movable pages: ``migrate(old, new, order)`` hears of
         every page compaction moves, in registration order, and returns True when the
         page was its own (the later owners are then not asked); a file system is asked
-        its ``migrate_page(old, new)``. ``owns(pfn, order)`` says whether the block is
+        its ``migrate_page(old, new)``, a ``PageOwner`` (sim/compaction.py) its
+        ``migrate_page(old, new, order)``. ``owns(pfn, order)`` says whether the block is
         its own; an owner without it is taken to own every block, so that compaction
         never splits a large folio it might hold (``_split_folio_hook``)."""
         self._migrate_owners.append(migrate)
@@ -392,28 +393,6 @@ class Machine:
             zone.split_folio(pfn, order)
             return True
         return split_folio
-
-    def _evict_lru_page(self, pfn: int, owner: int) -> None:
-        self._lru_owners[owner](pfn)
-
-    def _evict_lru_pages(self, pfns: list[int], owners: list[int]) -> None:
-        """A reclaim pass's victims, in scan order: each run of one owner's pages in
-        one call when the owner takes several."""
-        start = 0
-        n = len(pfns)
-        while start < n:
-            owner = owners[start]
-            end = start + 1
-            while end < n and owners[end] == owner:
-                end += 1
-            evict_many = self._lru_batch_owners[owner]
-            if evict_many is not None:
-                evict_many(pfns[start:end])
-            else:
-                evict = self._lru_owners[owner]
-                for pfn in pfns[start:end]:
-                    evict(pfn)
-            start = end
 
     def add_sample_hook(self, hook: Callable[[dict], None]) -> None:
         self._sample_hooks.append(hook)

@@ -87,7 +87,7 @@ from librt.vecs import vec
 from mypy_extensions import i16, i32, i64
 
 from sim.buddy import PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, Zone
-from sim.compaction import PagePredicate, compact_gap
+from sim.compaction import PageOwner, PagePredicate, compact_gap
 from sim.objects import FileSystem
 from sim.slab import SlabCaches
 
@@ -494,18 +494,61 @@ class FileFolios(PagePredicate):
         return False
 
 
+class LruOwners:
+    """The owners of the file LRU's folios, by the owner id the LRU keeps with each
+    (sim/machine.py ``register_lru_owner``): ``evict(pfn)`` drops one folio and
+    ``evict_many(pfns)``, when an owner has it, several in turn. ``evict_page`` and
+    ``evict_pages`` are the LRU's callbacks (``FileLru(evict, evict_many)``). Compiled,
+    as every reclaim batch hands its victims over here."""
+
+    def __init__(self) -> None:
+        self.evict: list[Callable[[int], None]] = []
+        self.evict_many: list[Callable[[list[int]], None] | None] = []
+
+    def register(self, evict: Callable[[int], None],
+                 evict_many: Callable[[list[int]], None] | None = None) -> int:
+        """A new owner; returns its id."""
+        self.evict.append(evict)
+        self.evict_many.append(evict_many)
+        return len(self.evict) - 1
+
+    def evict_page(self, pfn: int, owner: int) -> None:
+        self.evict[owner](pfn)
+
+    def evict_pages(self, pfns: list[int], owners: list[int]) -> None:
+        """A reclaim pass's victims, in scan order: each run of one owner's folios in
+        one call when the owner takes several."""
+        start = 0
+        n = len(pfns)
+        while start < n:
+            owner = owners[start]
+            end = start + 1
+            while end < n and owners[end] == owner:
+                end += 1
+            evict_many = self.evict_many[owner]
+            if evict_many is not None:
+                evict_many(pfns[start:end])
+            else:
+                evict = self.evict[owner]
+                for k in range(start, end):
+                    evict(pfns[k])
+            start = end
+
+
 class MigrateOwners:
     """``zone.on_migrate(old, new, order)`` for a zone whose pfns start at node pfn
     ``start``: compaction moved the block at ``old`` to ``new``. The file LRU keeps its
     bookkeeping under the new pfn (``folio_putback_lru``), then the page owners hear of
     it in registration order until one says the block was its own. ``owners`` is the
     engine's list, shared by its zones and grown as owners register: a file system (asked
-    ``migrate_page``) or any other owner's callable (a workload's ``migrate_page``; True:
-    its own). Compiled, as it runs once per migrated block: the LRU and the file systems
-    are called with C integers."""
+    ``migrate_page``), a compiled owner (sim/compaction.py ``PageOwner``, asked
+    ``migrate_page(old, new, order)``) or any other owner's callable (a workload's
+    ``migrate_page``; True: its own). Compiled, as it runs once per migrated block: the
+    LRU, the file systems and the compiled owners are called with C integers."""
 
     def __init__(self, lru: FileLru | None, start: int,
-                 owners: list[FileSystem | Callable[[int, int, int], object]]) -> None:
+                 owners: list[FileSystem | PageOwner | Callable[[int, int, int], object]]
+                 ) -> None:
         self.lru = lru
         self.start = start
         self.owners = owners
@@ -519,6 +562,9 @@ class MigrateOwners:
         for owner in self.owners:
             if isinstance(owner, FileSystem):
                 if owner.migrate_page(old, new):
+                    return
+            elif isinstance(owner, PageOwner):
+                if owner.migrate_page(old, new, order):
                     return
             elif owner(old, new, order) is True:
                 return

@@ -6,6 +6,7 @@ Compiled by mypyc with the allocator's hot modules (sim/native.py).
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 
 import numpy as np
 from librt.vecs import append as vec_append
@@ -14,6 +15,7 @@ from librt.vecs import vec
 from mypy_extensions import i32
 
 from sim.buddy import PageIndex
+from sim.compaction import PageOwner
 
 
 class PageSet:
@@ -122,4 +124,32 @@ class PageSet:
         self.pfns[i] = new
         where[old >> shift] = -1
         where[new >> shift] = i
+        return True
+
+
+class AnonPages(PageOwner):
+    """An anonymous workload's memory as a page owner (workloads/synthetic.py ``Anon``):
+    its order-0 folios (``pages``), its huge pages (``thps``, of ``pmd_order``; an
+    empty map: no THP) and, when it keeps them, its page tables (``vma_migrate``,
+    sim/memory.py ``AnonVma.migrate``). Compiled, as compaction tells it of every page
+    it moves (sim/vmscan.py ``MigrateOwners``)."""
+
+    def __init__(self, pages: PageSet, thps: PageSet, pmd_order: int,
+                 vma_migrate: Callable[[int, int, int], object] | None) -> None:
+        self.pages = pages
+        self.thps = thps
+        self.pmd_order = pmd_order
+        self.vma_migrate = vma_migrate
+
+    def migrate_page(self, old: int, new: int, order: int) -> bool:
+        if order == 0:
+            held = self.pages
+        elif order == self.pmd_order and len(self.thps.where):
+            held = self.thps
+        else:
+            return False  # a folio of another order: not anonymous memory of ours
+        if not held.migrate(old, new):
+            return False
+        if self.vma_migrate is not None:
+            self.vma_migrate(old, new, order)
         return True

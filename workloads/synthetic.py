@@ -41,6 +41,7 @@ from sim.metrics import avail, unusable_index
 from sim.units import Duration, Size
 from workloads.base import Lifetime, PageSet, Workload, WorkloadParams
 from workloads.objloop import LiveObjects
+from workloads.pageset import AnonPages
 
 _KHUGEPAGED_CPU = itertools.repeat(KHUGEPAGED_CPU).__next__
 
@@ -331,7 +332,6 @@ class Anon(Workload):
 
     def __init__(self, machine, params, index=0) -> None:
         super().__init__(machine, params, index)
-        machine.register_page_owner(self.migrate_page, self.owns)
         zone = machine.zone
         if params.size is not None:
             self.vma_pages = params.size // zone.page_size
@@ -354,6 +354,10 @@ class Anon(Workload):
         self.vma = AnonVma(self.vma_pages, self.pmd_order, zone.end_pfn) if (
             thp or params.release == "address") else None
         self.thps = PageSet(zone.end_pfn if thp else 0, self.pmd_order)  # THP heads
+        # compaction's moves of its pages, told in compiled code
+        self.page_owner = AnonPages(self.pages, self.thps, self.pmd_order,
+                                    self.vma.migrate if self.vma is not None else None)
+        machine.register_page_owner(self.page_owner, self.owns)
         # PTE pages: by 2 MiB range with kept page tables (-1: pmd_none), else in the
         # order of the ranges the faults reached (``_span`` virtual pages written).
         self._pgtable = array("i", [-1]) * (self.vma.nr_ranges if self.vma else 0)
@@ -398,17 +402,7 @@ class Anon(Workload):
                 and pfn in self.thps)
 
     def migrate_page(self, old: int, new: int, order: int) -> bool:
-        if order == 0:
-            held = self.pages
-        elif order == self.machine.zone.pageblock_order and len(self.thps.where):
-            held = self.thps
-        else:
-            return False  # a folio of another order: not anonymous memory of ours
-        if not held.migrate(old, new):
-            return False
-        if self.vma is not None:
-            self.vma.migrate(old, new, order)
-        return True
+        return self.page_owner.migrate_page(old, new, order)
 
     # ------------------------------------------------------------------ faults
 
