@@ -158,6 +158,7 @@ SB_SHRINK_BATCH: Final = 1024
 XA_CHUNK_SHIFT: Final = 6
 XA_CHUNK_SIZE: Final = 1 << XA_CHUNK_SHIFT
 FS_TYPES: Final = ("tmpfs", "disk")
+_NO_FOLIOS: Final[list[tuple[int, int]]] = []  # (a layout _grow_xa_nodes does not read)
 
 
 def xa_nodes_for(nr_pages: int) -> int:
@@ -212,6 +213,69 @@ def xa_node_keys(index: int, order: int, top: int) -> list[int]:
     file's count of them is keyed without a tuple."""
     return [(index >> (XA_CHUNK_SHIFT * (level + 1))) << 3 | level
             for level in range(order // XA_CHUNK_SHIFT, _xa_height(top) + 1)]
+
+
+class XaNodeCounts:
+    """The XArray nodes a file's cached folios need, each with the number of folios
+    under it, for a file that folios are added to one at a time (``add_folio``): the
+    counts of ``xa_node_keys`` of every folio, held by level. The node at level L that
+    covers page index i is entry ``i >> (XA_CHUNK_SHIFT * (L + 1))`` of level L's typed
+    vector (grown as indexes come), and ``nr`` is the number of nodes any folio needs.
+    ``top`` is the last index the folios cover, which decides the tree's height: keys
+    do not depend on it otherwise, so a new height means new counts (``add_folio``).
+    In place of a dict of ``xa_node_key`` -> count: no int object and no hashing per
+    node (tests/test_objects.py holds it to that dict)."""
+
+    __slots__ = ("levels", "nr", "top", "height")
+
+    def __init__(self, top: int) -> None:
+        self.top = top
+        self.height = _xa_height(top)
+        self.levels: list[vec[i32]] = [vec[i32]() for _ in range(self.height + 1)]
+        self.nr = 0
+
+    def missing(self, index: int, order: int) -> int:
+        """The nodes the folio (index, order) needs that no folio counted needs."""
+        n = 0
+        level = order // XA_CHUNK_SHIFT
+        while level <= self.height:
+            counts = self.levels[level]
+            pos = index >> (XA_CHUNK_SHIFT * (level + 1))
+            if pos >= len(counts) or not counts[pos]:
+                n += 1
+            level += 1
+        return n
+
+    def add(self, index: int, order: int) -> None:
+        """Count the folio (index, order) under each node it needs."""
+        level = order // XA_CHUNK_SHIFT
+        while level <= self.height:
+            counts = self.levels[level]
+            pos = index >> (XA_CHUNK_SHIFT * (level + 1))
+            if pos >= len(counts):
+                while len(counts) <= pos:
+                    counts = vec_append(counts, 0)
+                self.levels[level] = counts
+            c = int(counts[pos])
+            if not c:
+                self.nr += 1
+            counts[pos] = c + 1
+            level += 1
+
+    def remove(self, index: int, order: int) -> None:
+        """The folio (index, order) is gone: its nodes count one folio fewer (KeyError
+        when one was not counted)."""
+        level = order // XA_CHUNK_SHIFT
+        while level <= self.height:
+            counts = self.levels[level]
+            pos = index >> (XA_CHUNK_SHIFT * (level + 1))
+            if pos >= len(counts) or int(counts[pos]) <= 0:
+                raise KeyError((index >> (XA_CHUNK_SHIFT * (level + 1))) << 3 | level)
+            c = int(counts[pos]) - 1
+            counts[pos] = c
+            if not c:
+                self.nr -= 1
+            level += 1
 
 
 def first_write_layout(size: int, max_order: int) -> list[tuple[int, int]]:
@@ -318,7 +382,7 @@ class File:
     """
 
     __slots__ = ("fid", "nr_pages", "dentry", "inode", "_pfns", "_index", "nr_folios",
-                 "slot", "nr_cached", "_xa_nodes", "xa_keys", "xa_top", "open_count",
+                 "slot", "nr_cached", "_xa_nodes", "xa_counts", "open_count",
                  "linked", "mapping", "lsm", "_extents")
 
     def __init__(self, fid: int, nr_pages: int) -> None:
@@ -335,11 +399,9 @@ class File:
         # Its XArray nodes' object ids (a typed vector, as most files have one or none:
         # a list and its int objects cost three times as much).
         self._xa_nodes: vec[i32] = vec[i32]()
-        # The XArray nodes the cached folios need, each as ``xa_node_key`` (level and
-        # index >> shift in one int), with the number of folios that need it; kept for
-        # files that folios are added to one at a time (add_folio).
-        self.xa_keys: dict[int, int] | None = None
-        self.xa_top = 0  # the last index those folios cover (decides the tree's height)
+        # The XArray nodes the cached folios need, with the number of folios that need
+        # each; kept for files that folios are added to one at a time (add_folio).
+        self.xa_counts: XaNodeCounts | None = None
         self.open_count = 0
         self.linked = True
         self.mapping: readahead.Mapping | None = None  # for files read through it
@@ -615,26 +677,23 @@ class FileSystem:
         and onto the LRU, with the XArray nodes it needs. False (nothing kept) when an
         XArray node cannot be allocated."""
         f = self.files[fid]
-        keys = f.xa_keys
-        top = max(f.xa_top if keys is not None else 0, index + (1 << order) - 1)
-        if keys is None or _xa_height(top) != _xa_height(f.xa_top):
+        counts = f.xa_counts
+        top = max(counts.top if counts is not None else 0, index + (1 << order) - 1)
+        if counts is None or _xa_height(top) != counts.height:
             # The tree grows a level (rare): every folio's path, from scratch.
-            keys = {}
+            counts = XaNodeCounts(top)
             pfns = f._pfns
             indexes = f._index
             for k in range(len(pfns)):
                 p = int(pfns[k])
                 if p >= 0:
-                    for key in xa_node_keys(int(indexes[k]), self.zone.order_of(p), top):
-                        keys[key] = keys.get(key, 0) + 1
-        new = xa_node_keys(index, order, top)
-        want = len(keys) + sum(1 for key in new if key not in keys)
-        f.xa_keys = keys
-        f.xa_top = top
-        if not self._grow_xa_nodes(f, [], cpu, want):
+                    counts.add(int(indexes[k]), self.zone.order_of(p))
+        counts.top = top
+        f.xa_counts = counts
+        want = counts.nr + counts.missing(index, order)
+        if not self._grow_xa_nodes(f, _NO_FOLIOS, cpu, want):
             return False
-        for key in new:
-            keys[key] = keys.get(key, 0) + 1
+        counts.add(index, order)
         self._add_folio(f, pfn, index, order)
         return True
 
@@ -748,8 +807,7 @@ class FileSystem:
         return True
 
     def _free_xa_nodes(self, f: File, cpu: int) -> None:
-        f.xa_keys = None
-        f.xa_top = 0
+        f.xa_counts = None
         if not len(f._xa_nodes):
             return
         nodes = f._xa_nodes
@@ -1055,14 +1113,9 @@ class FileSystem:
         index = self._page_cache_del(f, pfn)
         order = self.zone.order_of(pfn)
         f.nr_cached -= 1 << order
-        keys = f.xa_keys
-        if keys is not None:
-            for key in xa_node_keys(index, order, f.xa_top):
-                left = keys[key] - 1
-                if left:
-                    keys[key] = left
-                else:
-                    del keys[key]
+        counts = f.xa_counts
+        if counts is not None:
+            counts.remove(index, order)
         if f.mapping is not None:
             f.mapping.remove(index)
         self.zone.free(pfn, order, cpu)

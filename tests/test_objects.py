@@ -7,7 +7,13 @@ from hypothesis import strategies as st
 from sim.buddy import OWNER_MOVABLE, Zone
 from sim.compaction import PagePredicate
 from sim.migratetype import MIGRATE_MOVABLE
-from sim.objects import FileSystem, xa_nodes_for, xa_nodes_for_folios
+from sim.objects import (
+    FileSystem,
+    XaNodeCounts,
+    xa_node_keys,
+    xa_nodes_for,
+    xa_nodes_for_folios,
+)
 from sim.slab import F_LRU, SlabCaches
 from sim.vmscan import FileFolios, FileLru, MigrateOwners
 
@@ -146,6 +152,53 @@ def test_xarray_nodes_for_large_folios_are_one_entry_per_folio():
 def test_dense_order0_layouts_match_the_xarray_count(sizes):
     for n in sizes:
         assert xa_nodes_for_folios([(i, 0) for i in range(n)]) == xa_nodes_for(n)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=st.lists(st.tuples(st.integers(0, 1 << 19), st.integers(0, 9), st.booleans()),
+                    min_size=1, max_size=80))
+def test_xarray_node_counts_are_the_counts_of_each_folios_node_keys(ops):
+    """``XaNodeCounts`` against its definition, a dict of ``xa_node_keys`` -> folios
+    that need the node: folios (aligned to their order) added and removed in any
+    order, the tree's height growing with the last index (new counts then, as
+    ``add_folio`` makes them); the nodes needed, each count, and ``missing`` agree."""
+    folios: dict[int, int] = {}  # index -> order, no two overlapping
+    top = 0
+    counts = XaNodeCounts(0)
+    for index, order, remove in ops:
+        if remove and folios:
+            gone = sorted(folios)[index % len(folios)]
+            k = folios.pop(gone)
+            counts.remove(gone, k)
+        else:
+            index &= ~((1 << order) - 1)
+            if any(i < index + (1 << order) and index < i + (1 << k)
+                   for i, k in folios.items()):
+                continue
+            new_top = max(top, index + (1 << order) - 1)
+            if XaNodeCounts(new_top).height != counts.height:
+                counts = XaNodeCounts(new_top)
+                for i, k in folios.items():
+                    counts.add(i, k)
+            top = counts.top = new_top
+            keys: dict[int, int] = {}
+            for i, k in folios.items():
+                for key in xa_node_keys(i, k, top):
+                    keys[key] = keys.get(key, 0) + 1
+            assert counts.missing(index, order) == sum(
+                1 for key in xa_node_keys(index, order, top) if key not in keys)
+            counts.add(index, order)
+            folios[index] = order
+        keys = {}
+        for i, k in folios.items():
+            for key in xa_node_keys(i, k, top):
+                keys[key] = keys.get(key, 0) + 1
+        assert counts.nr == len(keys)
+        for key, n in keys.items():
+            level = key & 7
+            assert int(counts.levels[level][key >> 3]) == n
+        held = sum(int(c) for level in counts.levels for c in level)
+        assert held == sum(keys.values())
 
 
 def test_evicting_an_inode_evicts_its_page_cache_and_counts_it():
