@@ -427,6 +427,11 @@ def test_fs_churn_waves_on_one_file_system_type_share_its_super_block(tmp_path):
     assert first.fsys is second.fsys
     assert (first.summary()["live_files"], second.summary()["live_files"]) == (1000, 200)
     assert tmpfs.summary()["live_files"] == 500
+    # Once a wave has unlinked its share it holds only the files it kept (a week of
+    # waves would otherwise hold every file it ever made), and they are the live ones.
+    for wave, kept in ((first, 1000), (second, 200), (tmpfs, 500)):
+        assert len(wave.files) == kept
+        assert all(wave.fsys.files[fid].linked for fid in wave.files)
 
 
 # ------------------------------------------------------------------ the fragmenter

@@ -28,8 +28,10 @@ life, closed and then unlinked.
 
 from __future__ import annotations
 
+from array import array
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from sim.units import Duration, Size
@@ -84,7 +86,9 @@ class FsChurn(Workload):
         super().__init__(machine, params, index)
         self.fsys = None
         self.created = self.deleted = self.failed = 0
-        self.files: list[int] = []
+        # This workload's files, by creation (4 bytes each); after its unlinks only the
+        # ones it kept, which is all that its summary asks of them.
+        self.files = array("i")
         self.dirs: list[int] = []
         self.live = 0  # steady state: files created and not yet unlinked
 
@@ -132,6 +136,10 @@ class FsChurn(Workload):
                 self.deleted += 1
             k += n
             yield env.timeout(p.tick)
+        # Forget the unlinked ones: a run of many waves would keep them all otherwise.
+        kept = np.ones(len(self.files), dtype=bool)
+        kept[doomed] = False
+        self.files = array("i", np.frombuffer(self.files, dtype=np.int32)[kept].tobytes())
 
     def _mkdir(self, fsys, cpu: int) -> None:
         """A directory: a page-less file, never deleted."""
