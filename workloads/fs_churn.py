@@ -36,6 +36,7 @@ from pydantic import Field, model_validator
 
 from sim.units import Duration, Size
 from workloads.base import Lifetime, PacedParams, Workload
+from workloads.objloop import create_files, unlink_files
 
 # The create-then-delete keys a steady state (``lifetime``) has no use for.
 _ONE_SHOT_KEYS = ("files", "keep", "delete_rate", "delete_after")
@@ -109,17 +110,12 @@ class FsChurn(Workload):
             carry += self.paced(p.create_rate)
             n = min(int(carry), nr_files - i)
             carry -= n
-            for j in range(i, i + n):
-                cpu = self.cpu()
-                if dir_size and j % dir_size == 0:
-                    self._mkdir(fsys, cpu)
-                fid = fsys.create(cpu=cpu, keep_open=opened[j], size=sizes[j],
-                                  write_size=write_size)
-                if fid is None:
-                    self.failed += 1
-                    continue
-                self.files.append(fid)
-                self.created += 1
+            # (workloads/objloop.py: compiled, the loop over the tick's files)
+            made: list[int] = []
+            self.failed += create_files(fsys, self.cpu, i, n, sizes, opened, dir_size,
+                                        write_size, made, self.dirs)
+            self.files.extend(made)
+            self.created += len(made)
             i += n
             yield env.timeout(p.tick)
         if p.delete_after:
@@ -131,9 +127,9 @@ class FsChurn(Workload):
             carry += p.delete_rate * p.tick
             n = min(int(carry), len(doomed) - k)
             carry -= n
-            for idx in doomed[k:k + n].tolist():
-                fsys.unlink(self.files[idx], self.cpu())
-                self.deleted += 1
+            fids = np.frombuffer(self.files, dtype=np.int32)[doomed[k:k + n]].tolist()
+            unlink_files(fsys, self.cpu, fids)
+            self.deleted += len(fids)
             k += n
             yield env.timeout(p.tick)
         # Forget the unlinked ones: a run of many waves would keep them all otherwise.

@@ -1,6 +1,7 @@
 """The per-object loops of ``slab_churn`` (workloads/synthetic.py): one tick's
 ``kmem_cache_alloc`` and ``kmem_cache_free`` calls on a cache (a simulator structure,
-not a kernel one).
+not a kernel one); and ``fs_churn``'s (workloads/fs_churn.py): one tick's creates and
+unlinks (``create_files``, ``unlink_files``).
 
 They sit in their own module so that mypyc compiles them with the allocator's hot
 modules (sim/native.py): the workload classes cannot be compiled (mypyc refuses their
@@ -18,6 +19,7 @@ from array import array
 from collections.abc import Callable
 from typing import Final
 
+from sim.objects import FileSystem
 from sim.slab import SlabCache
 
 GEN_SHIFT: Final = 32
@@ -88,3 +90,34 @@ class LiveObjects:
             freed += 1
         self._count -= freed
         return freed
+
+
+def create_files(fsys: FileSystem, cpu: Callable[[], int], first: int, n: int,
+                 sizes: list[int], opened: list[bool], dir_size: int,
+                 write_size: int | None, created: list[int], dirs: list[int]) -> int:
+    """``fs_churn``'s creates of its files ``first`` to ``first + n - 1``: file j is
+    ``sizes[j]`` bytes, written in ``write_size`` calls and held open when
+    ``opened[j]``, on the CPU ``cpu()`` gives for it; before it, at every
+    ``dir_size``-th file, a directory (a page-less file) on the same CPU. The ids
+    made go on ``created`` and ``dirs``; returns the creates that failed."""
+    failed = 0
+    for j in range(first, first + n):
+        c = cpu()
+        if dir_size and j % dir_size == 0:
+            d = fsys.create(0, c)
+            if d is None:
+                failed += 1
+            else:
+                dirs.append(d)
+        fid = fsys.create(cpu=c, keep_open=opened[j], size=sizes[j], write_size=write_size)
+        if fid is None:
+            failed += 1
+            continue
+        created.append(fid)
+    return failed
+
+
+def unlink_files(fsys: FileSystem, cpu: Callable[[], int], fids: list[int]) -> None:
+    """``fs_churn``'s unlinks of ``fids`` in turn, each on the CPU ``cpu()`` gives."""
+    for fid in fids:
+        fsys.unlink(fid, cpu())
