@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 NATIVE_MODULES = ("sim.buddy", "sim.mmzone", "sim.slab", "sim.objects", "sim.vmscan",
                   "sim.page_alloc", "sim.readahead", "sim.ftrace", "sim.replay",
                   "sim.compaction", "workloads.expiry", "workloads.objloop",
-                  "workloads.pageset")
+                  "workloads.pageset", "workloads.draws")
 # C extensions built with them, each used only when they run compiled: module -> source.
 C_EXTENSIONS = {"sim._ftrace_scan": "sim/_ftrace_scan.c"}
 RECORD = "_native_build.json"

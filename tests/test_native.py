@@ -24,7 +24,8 @@ import sim.readahead  # noqa: F401
 import sim.replay  # noqa: F401
 import sim.slab
 import sim.vmscan
-import workloads.expiry  # noqa: F401  (every NATIVE_MODULES entry is loaded)
+import workloads.draws  # noqa: F401  (every NATIVE_MODULES entry is loaded)
+import workloads.expiry  # noqa: F401
 import workloads.objloop  # noqa: F401
 import workloads.pageset  # noqa: F401
 from sim import native

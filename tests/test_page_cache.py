@@ -331,3 +331,46 @@ def test_max_sectors_kb_sets_io_pages_apart_from_read_ahead_kb():
     assert (m.ra_pages, m.io_pages) == (2048, 1024)
     m = mapping_of(read_ahead_kb=512)
     assert (m.ra_pages, m.io_pages) == (128, 128)
+
+
+class _GeneratorCalls:
+    """workloads/draws.py ScalarDraws's interface over the Generator's own calls."""
+
+    def __init__(self, generator):
+        self.generator = generator
+
+    def random(self):
+        return self.generator.random()
+
+    def integers(self, n):
+        return int(self.generator.integers(n))
+
+    def release(self):
+        pass
+
+
+@pytest.mark.parametrize("cpu, pattern", [("round_robin", "sequential"),
+                                          ("random", "sequential"), ("random", "random")])
+def test_the_readers_draws_are_the_generators_own_calls(tmp_path, monkeypatch, cpu, pattern):
+    """The page-cache reader draws through ScalarDraws, which hands the generator back
+    before ``cpu: random`` draws a CPU from it and at every tick: the run is the one
+    that the Generator's own scalar calls give, reread and file and page alike."""
+    import workloads.page_cache as page_cache
+
+    text = MACHINE.replace("duration: 1s", "duration: 2s").replace("2GiB", "256MiB") + f"""
+workloads:
+  - kind: page_cache
+    pattern: {pattern}
+    cpu: {cpu}
+    file_size: 64MiB
+    read_size: 64KiB
+    rate: 256MiB
+    reread: 0.3
+"""
+    fast = run(tmp_path, text)
+    monkeypatch.setattr(page_cache, "ScalarDraws", _GeneratorCalls)
+    slow = run(tmp_path, text)
+    assert fast["workloads"] == slow["workloads"]
+    assert fast["workloads"]["page_cache-0"]["hits"] > 0
+    for key in ("buddy", "avail", "evictions", "page_cache_folios_by_order", "alloc_ops"):
+        assert fast[key] == slow[key]

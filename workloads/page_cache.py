@@ -49,6 +49,7 @@ from sim.gfp import __GFP_FS, __GFP_NORETRY, __GFP_NOWARN, GFP_HIGHUSER_MOVABLE
 from sim.page_alloc import FolioAlloc
 from sim.units import Size
 from workloads.base import PacedParams, Workload
+from workloads.draws import ScalarDraws
 
 # mm/readahead.c readahead_gfp_mask: the mapping's mask plus __GFP_NORETRY | __GFP_NOWARN,
 # allocated under memalloc_nofs_save (page_cache_ra_unbounded, page_cache_ra_order), which
@@ -178,13 +179,12 @@ class PageCache(Workload):
         if not ok:
             self.failed += 1  # -ENOMEM: not even the page being read
 
-    def _reread(self) -> bool:
+    def _reread(self, draws: ScalarDraws) -> bool:
         """Mark a random cached folio of an earlier file accessed; False if none."""
         files = self._cached_files
         fsys = self.fsys
-        rng = self.rng
         while files:
-            k = int(rng.integers(len(files)))
+            k = draws.integers(len(files))
             fid = files[k]
             f = fsys.files.get(fid)
             if f is None or not f.nr_cached:
@@ -193,7 +193,7 @@ class PageCache(Workload):
                 self._cached_set.discard(fid)
                 continue
             mapping = f.mapping
-            head = mapping.lookup(int(rng.integers(mapping.nr_pages)))
+            head = mapping.lookup(draws.integers(mapping.nr_pages))
             if head >= 0 and fsys.lru is not None:
                 fsys.lru.mark_accessed(mapping.handle_of(head))
             return True
@@ -215,19 +215,25 @@ class PageCache(Workload):
         reread, read_size, file_size = p.reread, p.read_size, p.file_size
         random_pattern = p.pattern == "random"
         slots = max(1, file_size // read_size)
-        rng = self.rng
+        # The generator's scalar draws, the same values at a tenth of the cost
+        # (workloads/draws.py); given back to it before anything else draws from it:
+        # ``cpu: random``'s choice of CPU, and whatever comes after this tick.
+        draws = ScalarDraws(self.rng)
+        cpu_draws = p.cpu == "random"
         while self.active():
             self._carry += self.paced(p.rate) / read_size
             n = int(self._carry)
             self._carry -= n
             for _ in range(n):
                 self.reads += 1
-                if (reread and self._cached_files and rng.random() < reread
-                        and self._reread()):
+                if (reread and self._cached_files and draws.random() < reread
+                        and self._reread(draws)):
                     self.hits += 1
                     continue
                 if limit is not None and self._cached_pages() >= limit:
                     continue
+                if cpu_draws:
+                    draws.release()
                 cpu = self.cpu()
                 if self._file < 0:
                     self._file = self._open_next(cpu)
@@ -236,7 +242,7 @@ class PageCache(Workload):
                         self.failed += 1
                         continue
                 if random_pattern:
-                    pos = int(rng.integers(slots)) * read_size
+                    pos = draws.integers(slots) * read_size
                     self._read_one(self._file, pos, read_size, cpu)
                     continue
                 self._read_one(self._file, self._pos, read_size, cpu)
@@ -244,6 +250,7 @@ class PageCache(Workload):
                 if self._pos >= file_size:  # EOF: close, the next read opens a new file
                     fsys.close(self._file, cpu)
                     self._file = -1
+            draws.release()
             yield env.timeout(p.tick)
 
     def summary(self) -> dict[str, Any]:
