@@ -148,7 +148,7 @@ from typing import Final
 
 from librt.vecs import extend as vec_extend
 from librt.vecs import vec
-from mypy_extensions import i32, u8
+from mypy_extensions import i32, i64, u8
 
 PAGE_SHIFT: Final = 12
 PAGE_SIZE: Final = 1 << PAGE_SHIFT
@@ -248,6 +248,121 @@ class FileRaState:
                 f"order={self.order}, prev_pos={self.prev_pos})")
 
 
+class FolioTable:
+    """A mapping's folios, head index -> entry (both >= 0; -1 answers "none"): the
+    XArray's one entry per folio, as an open-addressing hash table over two typed
+    vectors (linear probing; a removal moves the later entries of its run back, Knuth's
+    algorithm R, so no tombstones). A folio costs 16-24 bytes and no int object, where a
+    dict entry and its two ints cost about 100; tests/test_readahead.py holds it to a
+    dict. A simulator structure, not a kernel one."""
+
+    __slots__ = ("_keys", "_vals", "_n", "_mask")
+
+    def __init__(self) -> None:
+        self._keys: vec[i64] = vec[i64]()
+        self._vals: vec[i64] = vec[i64]()
+        self._n = 0
+        self._mask: i64 = -1  # capacity - 1 (a power of two), -1 with no table
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _home(self, key: i64) -> i64:
+        """The key's slot, were it alone: a multiplicative hash of its bits (head
+        indexes are multiples of their folio's size, so their low bits are poor)."""
+        x: i64 = (key ^ (key >> 17) ^ (key >> 31)) & 0x7FFFFFFF
+        return ((x * 0x9E3779B1) >> 20) & self._mask
+
+    def _find(self, key: i64) -> i64:
+        """The slot holding ``key``, or -1."""
+        mask = self._mask
+        if mask < 0:
+            return -1
+        keys = self._keys
+        i = self._home(key)
+        while True:
+            k: i64 = keys[i]
+            if k == key:
+                return i
+            if k < 0:
+                return -1
+            i = (i + 1) & mask
+
+    def get(self, key: int) -> int:
+        """The entry of the folio headed at ``key``, or -1."""
+        i = self._find(key)
+        return -1 if i < 0 else int(self._vals[i])
+
+    def set(self, key: int, value: int) -> None:
+        """Enter (or replace) the folio headed at ``key``."""
+        if key < 0 or value < 0:
+            raise ValueError(f"expected a key and a value >= 0, got {key}, {value}")
+        i = self._find(key)
+        if i >= 0:
+            self._vals[i] = value
+            return
+        if (self._n + 1) * 3 > (self._mask + 1) * 2:
+            self._grow()
+        keys = self._keys
+        mask = self._mask
+        i = self._home(key)
+        while int(keys[i]) >= 0:
+            i = (i + 1) & mask
+        keys[i] = key
+        self._vals[i] = value
+        self._n += 1
+
+    def _grow(self) -> None:
+        old_keys, old_vals = self._keys, self._vals
+        size: i64 = max(8, 2 * (self._mask + 1))
+        self._keys = vec[i64]([-1] * size)
+        self._vals = vec[i64]([0] * size)
+        self._mask = size - 1
+        keys, vals, mask = self._keys, self._vals, self._mask
+        for j in range(len(old_keys)):
+            k: i64 = old_keys[j]
+            if k >= 0:
+                i = self._home(k)
+                while int(keys[i]) >= 0:
+                    i = (i + 1) & mask
+                keys[i] = k
+                vals[i] = old_vals[j]
+
+    def pop(self, key: int) -> int:
+        """Remove the folio headed at ``key``; its entry, or -1 when there is none."""
+        i = self._find(key)
+        if i < 0:
+            return -1
+        value = int(self._vals[i])
+        self._n -= 1
+        if not self._n:  # the last one: no table until the next
+            self._keys = vec[i64]()
+            self._vals = vec[i64]()
+            self._mask = -1
+            return value
+        keys, vals, mask = self._keys, self._vals, self._mask
+        while True:  # algorithm R: close the gap at i
+            keys[i] = -1
+            j = i
+            while True:
+                j = (j + 1) & mask
+                k: i64 = keys[j]
+                if k < 0:
+                    return value
+                h = self._home(k)
+                # the entry at j stays if its home is cyclically in (i, j]
+                if (i <= j and i < h <= j) or (i > j and (h > i or h <= j)):
+                    continue
+                keys[i] = k
+                vals[i] = vals[j]
+                i = j
+                break
+
+    def keys(self) -> list[int]:
+        """The head indexes, in table order (sort them for index order)."""
+        return [int(k) for k in self._keys if int(k) >= 0]
+
+
 class Mapping:
     """One file's page cache (``struct address_space``) and its open file's readahead
     state. Folios are naturally aligned: a folio of order ``o`` starts at an index that
@@ -281,7 +396,7 @@ class Mapping:
         self.nr_cached = 0
         # Cached folios: head index -> handle << _HANDLE_SHIFT | PG_readahead << 4 |
         # order, one int (the XArray's one entry per folio); handles are ints >= 0.
-        self._folio: dict[int, int] = {}
+        self._folio = FolioTable()
         # Folios by order: ``lookup`` tries only the orders cached.
         self._nr_by_order: vec[i32] = vec[i32]([0] * (MAX_PAGECACHE_ORDER + 1))
         # One bit per page, set while a folio holds it (bit i & 7 of byte i >> 3): "is
@@ -326,7 +441,7 @@ class Mapping:
                 continue
             head = index & ~((1 << order) - 1)
             entry = folio.get(head)
-            if entry is not None and entry & _ORDER_MASK >= order:
+            if entry >= 0 and entry & _ORDER_MASK >= order:
                 return head
         return -1
 
@@ -384,18 +499,16 @@ class Mapping:
     def _insert(self, index: int, order: int, handle: int, readahead: bool) -> None:
         """``insert`` of a folio its caller has found room for."""
         flags = _PG_READAHEAD if readahead else 0
-        self._folio[index] = handle << _HANDLE_SHIFT | flags | order
+        self._folio.set(index, handle << _HANDLE_SHIFT | flags | order)
         self._nr_by_order[order] += 1
         self._mark(index, 1 << order, True)
         self.nr_cached += 1 << order
 
     def remove(self, index: int) -> tuple[int, int]:
         """Evict the folio whose head is ``index``; return its (order, handle)."""
-        folio = self._folio
-        if index not in folio:
+        entry = self._folio.pop(index)
+        if entry < 0:
             raise KeyError(f"no folio starts at index {index}")
-        entry = folio[index]
-        del folio[index]  # (a compiled dict.pop is a generic call; these two are not)
         order = entry & _ORDER_MASK
         self._nr_by_order[order] -= 1
         self.nr_cached -= 1 << order
@@ -408,39 +521,46 @@ class Mapping:
     def folios(self) -> Iterator[Folio]:
         """Every cached folio as (head index, order, handle), in index order."""
         folio = self._folio
-        for index in sorted(folio):
-            entry = folio[index]
+        for index in sorted(folio.keys()):
+            entry = folio.get(index)
             yield index, entry & _ORDER_MASK, entry >> _HANDLE_SHIFT
 
+    def _entry(self, head: int) -> int:
+        """The entry of the folio whose head is ``head`` (KeyError when none is)."""
+        entry = self._folio.get(head)
+        if entry < 0:
+            raise KeyError(head)
+        return entry
+
     def folio_order(self, head: int) -> int:
-        return self._folio[head] & _ORDER_MASK
+        return self._entry(head) & _ORDER_MASK
 
     def order_or_none(self, head: int) -> int:
         """The order of the folio whose head is ``head``, or -1 when none is."""
         entry = self._folio.get(head)
-        return -1 if entry is None else entry & _ORDER_MASK
+        return -1 if entry < 0 else entry & _ORDER_MASK
 
     def handle_of(self, head: int) -> int:
         """The handle (the caller's pfn) of the folio whose head is ``head``."""
-        return self._folio[head] >> _HANDLE_SHIFT
+        return self._entry(head) >> _HANDLE_SHIFT
 
     def set_handle(self, head: int, handle: int) -> None:
         """The folio whose head is ``head`` now has ``handle`` (compaction moved it)."""
         if handle < 0:
             raise ValueError(f"expected a handle >= 0, got {handle}")
-        entry = self._folio[head]
-        self._folio[head] = handle << _HANDLE_SHIFT | entry & ((1 << _HANDLE_SHIFT) - 1)
+        entry = self._entry(head)
+        self._folio.set(head, handle << _HANDLE_SHIFT | entry & ((1 << _HANDLE_SHIFT) - 1))
 
     def test_readahead(self, head: int) -> bool:
         """``folio_test_readahead`` of the folio whose head is ``head``."""
         entry = self._folio.get(head)
-        return entry is not None and bool(entry & _PG_READAHEAD)
+        return entry >= 0 and bool(entry & _PG_READAHEAD)
 
     def clear_readahead(self, head: int) -> None:
         """``folio_clear_readahead`` of the folio whose head is ``head``."""
         entry = self._folio.get(head)
-        if entry is not None and entry & _PG_READAHEAD:
-            self._folio[head] = entry & ~_PG_READAHEAD
+        if entry >= 0 and entry & _PG_READAHEAD:
+            self._folio.set(head, entry & ~_PG_READAHEAD)
 
     def __len__(self) -> int:
         return len(self._folio)

@@ -27,6 +27,7 @@ from sim.gfp import parse_gfp
 from sim.readahead import (
     MAX_PAGECACHE_ORDER,
     PAGE_SIZE,
+    FolioTable,
     Mapping,
     create_folio_gfp,
     fadvise,
@@ -519,3 +520,38 @@ def test_insert_refuses_overlapping_or_misaligned_folios():
         with pytest.raises(ValueError):
             m.range_cached(index, nr_pages)
     assert m.remove(8) == (3, 1) and len(m) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["set", "pop", "get"]),
+                          st.one_of(st.integers(0, 64), st.integers(0, 1 << 40),
+                                    st.integers(0, 4096).map(lambda k: k * 32)),
+                          st.integers(0, 1 << 45)), max_size=400))
+def test_folio_table_is_a_dict_of_entries(ops):
+    """FolioTable against a dict: keys that collide (multiples of a folio
+    size, small and huge indexes), entries set again, removals that move runs back, the
+    table emptied and filled again."""
+    table = FolioTable()
+    model: dict[int, int] = {}
+    for op, key, value in ops:
+        if op == "set":
+            table.set(key, value)
+            model[key] = value
+        elif op == "pop":
+            assert table.pop(key) == model.pop(key, -1)
+        else:
+            assert table.get(key) == model.get(key, -1)
+        assert len(table) == len(model)
+    assert sorted(table.keys()) == sorted(model)
+    assert all(table.get(k) == v for k, v in model.items())
+    for key in list(model):
+        assert table.pop(key) == model.pop(key)
+    assert len(table) == 0 and table.keys() == [] and table.get(0) == -1
+
+
+def test_folio_table_refuses_negative_keys_and_entries():
+    table = FolioTable()
+    with pytest.raises(ValueError):
+        table.set(-1, 0)
+    with pytest.raises(ValueError):
+        table.set(0, -1)
