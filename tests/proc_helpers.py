@@ -9,6 +9,14 @@ import time
 from pathlib import Path
 
 
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT: SIGINT at its default
+    there, so that its Python turns it into KeyboardInterrupt as a terminal's Ctrl-C
+    would, even where the tests themselves run with SIGINT ignored (a background job of
+    a shell without job control, whose children inherit the ignoring)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def proc_stat(pid: int) -> list[str] | None:
     """/proc/PID/stat's fields after the command name (state first), or None if gone."""
     try:

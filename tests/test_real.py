@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from proc_helpers import interruptible
 
 from sim import realrun
 from sim.cli import main
@@ -363,7 +364,7 @@ def churning_run(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "sim", "run", str(config), "--real", "--workdir", str(workdir),
          "--out", str(out), "--no-plots"], cwd=REPO, start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 30
     while sum(len(f) for _, _, f in os.walk(workdir)) < 500:
         if proc.poll() is not None or time.monotonic() > deadline:

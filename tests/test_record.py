@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from proc_helpers import interruptible
 from record_helpers import DATA, TINY, VMSTAT, standin_kernel, write_vmstat
 
 from sim import metrics
@@ -131,7 +132,7 @@ def test_ctrl_c_stops_the_command_and_keeps_what_was_recorded_marked_incomplete(
     proc = subprocess.Popen(
         [sys.executable, "-m", "sim", "record", str(out), "--every", "0.1", "--",
          "sh", "-c", f"echo $$ > {pid_file}; exec sleep 30"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 10
     while not (pid_file.is_file() and pid_file.read_text().strip()):
         assert time.monotonic() < deadline and proc.poll() is None
