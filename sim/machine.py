@@ -246,7 +246,7 @@ class Machine:
             for compactor in compactors.values():
                 compactor.concurrent = concurrent
             # A wake from a slow path comes at the waking task's time.
-            kswapd.clock = lambda: env.now + pa.slowpath_elapsed()
+            kswapd.clock = concurrent.task_time
         self.initial_population: InitialPopulation | None = None
         if fillers is not None:
             self._start_from_snapshot(fillers)

@@ -205,26 +205,18 @@ def _xa_height(top: int) -> int:
     return height
 
 
-def xa_node_keys(index: int, order: int, top: int) -> list[int]:
-    """The XArray nodes a folio (index, order) needs in a tree whose last index is
-    ``top``: one per level from the level its entry is stored at up to the root (none
-    when ``top`` is 0: one page, in ``xa_head``). Each is one int, ``(index >> shift)
-    << 3 | level`` (levels are below 8: 6 bits each cover an index of 42 bits), so a
-    file's count of them is keyed without a tuple."""
-    return [(index >> (XA_CHUNK_SHIFT * (level + 1))) << 3 | level
-            for level in range(order // XA_CHUNK_SHIFT, _xa_height(top) + 1)]
-
 
 class XaNodeCounts:
     """The XArray nodes a file's cached folios need, each with the number of folios
-    under it, for a file that folios are added to one at a time (``add_folio``): the
-    counts of ``xa_node_keys`` of every folio, held by level. The node at level L that
+    under it, for a file that folios are added to one at a time (``add_folio``), held
+    by level. A folio of order k at index i needs one node per level from k // 6 up to
+    the root (none when the tree is one page, in ``xa_head``). The node at level L that
     covers page index i is entry ``i >> (XA_CHUNK_SHIFT * (L + 1))`` of level L's typed
     vector (grown as indexes come), and ``nr`` is the number of nodes any folio needs.
     ``top`` is the last index the folios cover, which decides the tree's height: keys
     do not depend on it otherwise, so a new height means new counts (``add_folio``).
-    In place of a dict of ``xa_node_key`` -> count: no int object and no hashing per
-    node (tests/test_objects.py holds it to that dict)."""
+    In place of a dict of node keys -> count: no int object and no hashing per node
+    (tests/test_objects.py holds it to that dict)."""
 
     __slots__ = ("levels", "nr", "top", "height")
 
@@ -269,9 +261,9 @@ class XaNodeCounts:
         while level <= self.height:
             counts = self.levels[level]
             pos = index >> (XA_CHUNK_SHIFT * (level + 1))
-            if pos >= len(counts) or int(counts[pos]) <= 0:
-                raise KeyError((index >> (XA_CHUNK_SHIFT * (level + 1))) << 3 | level)
-            c = int(counts[pos]) - 1
+            c = int(counts[pos]) - 1 if pos < len(counts) else -1
+            if c < 0:
+                raise KeyError(f"no folio counted under the level-{level} node {pos}")
             counts[pos] = c
             if not c:
                 self.nr -= 1

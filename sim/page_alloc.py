@@ -547,7 +547,8 @@ class OtherCpus:
     ``run``'s owner keeps ``not_before`` (``Kswapd._publish``): a time up to which
     ``run`` finds nothing to do, so the call is not made. It is compiled for that: most
     rounds of a direct compaction come while kswapd is inside a step that ends later,
-    and the interpreted call of ``run`` cost more than the test."""
+    and the interpreted call of ``run`` cost more than the test. ``task_time`` is the
+    allocating task's clock alone (kswapd's ``clock``: a wake comes at that time)."""
 
     def __init__(self, pa: PageAllocator, now: Callable[[], float],
                  run: Callable[[float], None]) -> None:
@@ -556,8 +557,12 @@ class OtherCpus:
         self.run = run
         self.not_before = -math.inf
 
+    def task_time(self) -> float:
+        """The allocating task's time: ``now()`` plus what its slow path has stalled."""
+        return self.now() + self.pa.slowpath_elapsed()
+
     def __call__(self, elapsed: float) -> None:
-        until = self.now() + self.pa.slowpath_elapsed() + elapsed
+        until = self.task_time() + elapsed
         if until > self.not_before:
             self.run(until)
 

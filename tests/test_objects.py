@@ -8,9 +8,10 @@ from sim.buddy import OWNER_MOVABLE, Zone
 from sim.compaction import PagePredicate
 from sim.migratetype import MIGRATE_MOVABLE
 from sim.objects import (
+    XA_CHUNK_SHIFT,
     FileSystem,
     XaNodeCounts,
-    xa_node_keys,
+    _xa_height,
     xa_nodes_for,
     xa_nodes_for_folios,
 )
@@ -152,6 +153,15 @@ def test_xarray_nodes_for_large_folios_are_one_entry_per_folio():
 def test_dense_order0_layouts_match_the_xarray_count(sizes):
     for n in sizes:
         assert xa_nodes_for_folios([(i, 0) for i in range(n)]) == xa_nodes_for(n)
+
+
+def xa_node_keys(index: int, order: int, top: int) -> list[int]:
+    """The XArray nodes a folio (index, order) needs in a tree whose last index is
+    ``top``, by definition: one per level from the level its entry is stored at
+    (order // 6) up to the root, none when ``top`` is 0 (one page, in ``xa_head``);
+    each as ``(index >> shift) << 3 | level``."""
+    return [(index >> (XA_CHUNK_SHIFT * (level + 1))) << 3 | level
+            for level in range(order // XA_CHUNK_SHIFT, _xa_height(top) + 1)]
 
 
 @settings(max_examples=150, deadline=None)
