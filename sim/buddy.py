@@ -408,6 +408,17 @@ class PageSpace:
         raise NotImplementedError
 
 
+class MigrateHook:
+    """A compiled ``Zone.on_migrate``: ``migrated(old, new, order)``, called with C
+    integers (sim/vmscan.py ``MigrateOwners``); any other callable is called as one."""
+
+    def migrated(self, old: int, new: int, order: int) -> None:
+        raise NotImplementedError
+
+    def __call__(self, old: int, new: int, order: int) -> None:
+        self.migrated(old, new, order)
+
+
 class PageIndex:
     """One 32-bit index per pfn of a page space, kept for whichever owner holds the
     page, as the kernel's ``struct page`` holds one ``index`` (sim/machine.py
@@ -1549,6 +1560,13 @@ class Zone(PageSpace):
         passes the request's ``highest_zoneidx`` so that a lower zone keeps its
         ``lowmem_reserve``. ALLOC_NOFRAGMENT does not change a hit on the per-CPU list.
         """
+        pfn = self.alloc_pfn(order, migratetype, cpu, owner, alloc_flags, highest_zoneidx)
+        return None if pfn < 0 else pfn
+
+    def alloc_pfn(self, order: int, migratetype: int, cpu: int, owner: int | None,
+                  alloc_flags: int, highest_zoneidx: int = -1) -> int:
+        """``alloc``, with -1 for None: compiled, an ``int | None`` result is a Python
+        int made for every page, an ``int`` one a C integer."""
         self.nr_alloc_calls += 1
         if (
             not order
@@ -1570,7 +1588,7 @@ class Zone(PageSpace):
     def _alloc(
         self, order: int, migratetype: int, cpu: int, owner: int | None, alloc_flags: int,
         highest_zoneidx: int = -1,
-    ) -> int | None:
+    ) -> int:
         if not self.grouping_by_mobility:
             migratetype = MIGRATE_UNMOVABLE  # gfp_migratetype() with grouping disabled
         if not 0 <= order <= self.max_order:
@@ -1596,7 +1614,7 @@ class Zone(PageSpace):
             if not (alloc_flags & ALLOC_NO_WATERMARKS
                     or self.zone_watermark_fast(order, mark, alloc_flags, reserve)):
                 self.stats.alloc_fail_wmark += 1
-                return None
+                return -1
         # rmqueue: the pcp list for pcp_allowed_order, then (also when that fails) the
         # buddy lists.
         pfn = -1
@@ -1612,7 +1630,7 @@ class Zone(PageSpace):
                 self.on_wakeup_kswapd(0)
         if pfn < 0:
             self.stats.alloc_fail_nopage += 1
-            return None
+            return -1
         self._state[pfn] = PG_ALLOC | order
         self._owner[pfn] = _DEFAULT_OWNER[migratetype] if owner is None else owner
         # get_page_from_freelist: a high-order atomic allocation may reserve its
@@ -2043,7 +2061,9 @@ class Zone(PageSpace):
             )
         self._owner[dst] = int(self._owner[src])
         on_migrate = self.on_migrate
-        if on_migrate is not None:
+        if isinstance(on_migrate, MigrateHook):
+            on_migrate.migrated(src, dst, order)
+        elif on_migrate is not None:
             on_migrate(src, dst, order)
         self.free(src, order, cpu)
 

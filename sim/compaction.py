@@ -106,7 +106,9 @@ from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Any, Final
 
-from mypy_extensions import i64
+from librt.vecs import append as vec_append
+from librt.vecs import vec
+from mypy_extensions import i32, i64
 
 from sim.buddy import (
     ALLOC_WMARK_MASK,
@@ -1379,7 +1381,8 @@ class Compactor:
         state = self._state
         sources = cc.migratepages[::-1]
         cc.migratepages = []
-        pairs = []
+        pair_src: vec[i32] = vec[i32]()  # the (source, target) pairs, unboxed
+        pair_dst: vec[i32] = vec[i32]()
         split: list[int] = []
         nr_split = 0
         err = 0
@@ -1395,13 +1398,15 @@ class Compactor:
                     continue
                 err = ENOMEM
                 break
-            pairs.append((src, dst))
+            pair_src = vec_append(pair_src, src)
+            pair_dst = vec_append(pair_dst, dst)
         # The rest (after -ENOMEM) are put back on the LRU: their state never changed.
         migrated = 0
         cpu = cc.cpu
-        for src, dst in pairs:
+        for k in range(len(pair_src)):
+            src = int(pair_src[k])
             order = int(state[src]) & PG_ORDER
-            zone.migrate_page(src, dst, cpu)
+            zone.migrate_page(src, int(pair_dst[k]), cpu)
             migrated += 1 << order
         if split and not err:
             moved = 0

@@ -435,6 +435,15 @@ class Node(PageSpace):
         Returns a node pfn or None. ``skip_preferred``: the first pass starts after the
         preferred zone, which the caller has just tried with these flags
         (``alloc_batch``)."""
+        pfn = self.get_page_pfn(order, migratetype, cpu, owner, alloc_flags,
+                                highest_zoneidx, skip_preferred)
+        return None if pfn < 0 else pfn
+
+    def get_page_pfn(self, order: int, migratetype: int, cpu: int, owner: int | None,
+                     alloc_flags: int, highest_zoneidx: int = ZONE_NORMAL,
+                     skip_preferred: bool = False) -> int:
+        """``get_page_from_freelist``, with -1 for None (compiled, no Python int made
+        for the pfn)."""
         while True:
             for zone in self.zonelist:
                 if zone.zone_idx > highest_zoneidx:
@@ -442,11 +451,12 @@ class Node(PageSpace):
                 if skip_preferred:
                     skip_preferred = False
                     continue
-                pfn = zone.alloc(order, migratetype, cpu, owner, alloc_flags, highest_zoneidx)
-                if pfn is not None:
+                pfn = zone.alloc_pfn(order, migratetype, cpu, owner, alloc_flags,
+                                     highest_zoneidx)
+                if pfn >= 0:
                     return zone.zone_start_pfn + pfn
             if not alloc_flags & ALLOC_NOFRAGMENT:
-                return None
+                return -1
             alloc_flags &= ~ALLOC_NOFRAGMENT
 
     def alloc(self, order: int, migratetype: int = MIGRATE_MOVABLE, cpu: int = 0,

@@ -791,8 +791,8 @@ class FileSystem:
         owner = self._xa_owner
         assert owner is not None  # (narrowed: compiled, an Optional's attribute is generic)
         while len(f._xa_nodes) < want:
-            oid = xa.alloc(cpu)
-            if oid is None:
+            oid = xa.alloc_id(cpu)
+            if oid < 0:
                 return False
             f._xa_nodes = vec_append(f._xa_nodes, oid)
             owner.by_oid[oid] = self
@@ -825,14 +825,14 @@ class FileSystem:
         retry, here a failed create); a hole that cannot be allocated is not cached."""
         es = self.es_cache
         assert es is not None
-        hole = es.alloc(cpu)  # GFP_ATOMIC; -ENOMEM leaves the hole uncached
-        data = es.alloc(cpu)
-        if data is None:
-            if hole is not None:
+        hole = es.alloc_id(cpu)  # GFP_ATOMIC; -ENOMEM (-1) leaves the hole uncached
+        data = es.alloc_id(cpu)
+        if data < 0:
+            if hole >= 0:
                 es.free(hole, cpu)
             return False
         extents: vec[i32] = vec_append(vec[i32](), data)
-        if hole is not None:
+        if hole >= 0:
             extents = vec_append(extents, hole)
         f._extents = extents
         owner = self._es_owner
@@ -842,7 +842,7 @@ class FileSystem:
             self._by_extent[oid] = f
             owner.by_oid[oid] = self
             es.lru_add(oid)
-        if hole is not None:
+        if hole >= 0:
             es.mark_referenced(hole)
         return True
 
@@ -880,20 +880,20 @@ class FileSystem:
         """d_alloc + new_inode (or iget of a still cached inode): a dentry holding an
         inode, not yet published. A new inode gets its LSM blob
         (``inode_init_always_gfp`` -> ``security_inode_alloc``)."""
-        d = self.dcache.alloc(cpu)
-        if d is None:
+        d = self.dcache.alloc_id(cpu)
+        if d < 0:
             return False
         i = f.inode
         if i >= 0:
             self.icache.lru_del(i)  # iget: a cached, unused inode is in use again
         else:
-            new = self.icache.alloc(cpu)
-            if new is None:
+            new = self.icache.alloc_id(cpu)
+            if new < 0:
                 self.dcache.free(d, cpu)
                 return False
             if self.lsm_cache is not None:
-                blob = self.lsm_cache.alloc(cpu)
-                if blob is None:  # alloc_inode fails: the inode goes again
+                blob = self.lsm_cache.alloc_id(cpu)
+                if blob < 0:  # alloc_inode fails: the inode goes again
                     self.icache.free(new, cpu)
                     self.dcache.free(d, cpu)
                     return False

@@ -236,14 +236,20 @@ class PageAllocator:
     def alloc_pages(self, order: int, gfp: int = GFP_KERNEL, cpu: int = 0,
                     owner: int | None = None) -> int | None:
         """``__alloc_pages``: the fast path, then the slow path; the head pfn or None."""
+        pfn = self.alloc_pages_pfn(order, gfp, cpu, owner)
+        return None if pfn < 0 else pfn
+
+    def alloc_pages_pfn(self, order: int, gfp: int, cpu: int, owner: int | None) -> int:
+        """``alloc_pages``, with -1 for None: compiled, an ``int | None`` result is a
+        Python int made for every page, an ``int`` one a C integer."""
         fast = self._fast_params(gfp)
         if self.node is None:
-            pfn = self.zone.alloc(order, fast[0], cpu, owner, fast[1])
+            pfn = self.zone.alloc_pfn(order, fast[0], cpu, owner, fast[1])
         else:
-            pfn = self.node.get_page_from_freelist(order, fast[0], cpu, owner, fast[1],
-                                                   fast[2])
-        if pfn is None:
-            pfn = self.alloc_pages_refused(order, gfp, cpu, owner)
+            pfn = self.node.get_page_pfn(order, fast[0], cpu, owner, fast[1], fast[2])
+        if pfn < 0:
+            got = self.alloc_pages_refused(order, gfp, cpu, owner)
+            return -1 if got is None else got
         return pfn
 
     def alloc_pages_refused(self, order: int, gfp: int, cpu: int,

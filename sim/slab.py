@@ -635,12 +635,19 @@ class SlabCache:
     # ------------------------------------------------------------------ allocation
 
     def alloc(self, cpu: int = 0) -> int | None:
-        """``slab_alloc_node``: an object from this CPU's slab, else the slow path."""
+        """``slab_alloc_node``: an object from this CPU's slab, else the slow path; None
+        when no slab page could be had."""
+        oid = self.alloc_id(cpu)
+        return None if oid < 0 else oid
+
+    def alloc_id(self, cpu: int = 0) -> int:
+        """``alloc``, with -1 for None: compiled, an ``int | None`` result is a Python
+        int made for every object, an ``int`` one a C integer."""
         slab = self._cpu_slab[cpu]
         if slab is None or not slab.nr_free:
             slab = self._alloc_slowpath(cpu)
             if slab is None:
-                return None
+                return -1
         n = slab.nr_free - 1  # slab.pop_free(), inlined
         slab.nr_free = n
         slot = int(slab.free_slots[n])

@@ -86,7 +86,7 @@ from librt.vecs import extend as vec_extend
 from librt.vecs import vec
 from mypy_extensions import i16, i32, i64
 
-from sim.buddy import PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, Zone
+from sim.buddy import PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, MigrateHook, Zone
 from sim.compaction import PageOwner, PagePredicate, compact_gap
 from sim.objects import FileSystem
 from sim.slab import SlabCaches
@@ -535,7 +535,7 @@ class LruOwners:
             start = end
 
 
-class MigrateOwners:
+class MigrateOwners(MigrateHook):
     """``zone.on_migrate(old, new, order)`` for a zone whose pfns start at node pfn
     ``start``: compaction moved the block at ``old`` to ``new``. The file LRU keeps its
     bookkeeping under the new pfn (``folio_putback_lru``), then the page owners hear of
@@ -554,6 +554,10 @@ class MigrateOwners:
         self.owners = owners
 
     def __call__(self, old: int, new: int, order: int) -> None:
+        # (defined again here: mypyc 2.4.1 cannot inherit a dunder across modules)
+        self.migrated(old, new, order)
+
+    def migrated(self, old: int, new: int, order: int) -> None:
         old += self.start
         new += self.start
         lru = self.lru

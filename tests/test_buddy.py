@@ -480,6 +480,9 @@ def test_low_watermark_refuses_order0_and_boost_raises_every_mark():
     assert zone.stats.alloc_fail_wmark == 1
     assert zone.nr_free_pages <= zone.low_wmark + 1
     assert zone.zone_below_high
+    # alloc_pfn, the compiled callers' form, refuses with -1 and counts it the same
+    assert zone.alloc_pfn(0, M, 0, None, ALLOC_WMARK_LOW | ALLOC_KSWAPD) == -1
+    assert zone.stats.alloc_fail_wmark == 2
     assert zone.alloc(0, M, alloc_flags=NOWM) is not None
 
 

@@ -321,6 +321,26 @@ def test_allocation_fails_cleanly_when_the_zone_is_exhausted():
     assert cache.alloc() is None
     assert cache.stats.alloc_failed == 1
     assert cache.nr_slabs == 0
+    # alloc_id, the compiled callers' form, says the same with -1, and counts it too
+    assert cache.alloc_id() == -1
+    assert cache.stats.alloc_failed == 2
+
+
+def test_alloc_id_and_alloc_hand_out_the_same_objects():
+    """alloc is alloc_id with None for -1: two caches fed the same calls agree."""
+    _, caches_a = machine()
+    _, caches_b = machine()
+    a = caches_a.create("dentry", 192)
+    b = caches_b.create("dentry", 192)
+    got_a = [a.alloc(cpu % 2) for cpu in range(100)]
+    got_b = [b.alloc_id(cpu % 2) for cpu in range(100)]
+    assert got_a == got_b and min(got_b) >= 0
+    for oid in got_a[::3]:
+        a.free(oid)
+        b.free(oid)
+    assert [a.alloc() for _ in range(40)] == [b.alloc_id() for _ in range(40)]
+    a.check()
+    b.check()
 
 
 # --------------------------------------------------------------------------- free

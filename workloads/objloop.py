@@ -58,8 +58,8 @@ class LiveObjects:
         gens = self._gen
         gen = start = self.last_gen
         for i in range(n):
-            oid = cache.alloc(cpu())
-            if oid is None:
+            oid = cache.alloc_id(cpu())
+            if oid < 0:
                 continue
             if oid > OID_MASK:
                 raise OverflowError(f"object id {oid} does not fit in {GEN_SHIFT} bits")
