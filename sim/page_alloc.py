@@ -301,8 +301,11 @@ class PageAllocator:
 
     def free_pages_batch(self, pfns: list[int], order: int, cpu: Callable[[], int]) -> None:
         """``free_pages(pfn, order, cpu())`` for each pfn in turn."""
-        if self.batched and self.node is None:
-            self.zone.free_batch(pfns, order, cpu)
+        if self.batched:
+            if self.node is None:
+                self.zone.free_batch(pfns, order, cpu)
+            else:
+                self.node.free_batch(pfns, order, cpu)  # the loop below, compiled calls
             return
         free = self.free_pages
         for pfn in pfns:
