@@ -126,14 +126,14 @@ copies); fs/ext4/super.c ``ext4_clear_inode``; a 6.18 fs/inode.c (``alloc_inode`
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Final
 
 from librt.vecs import append as vec_append
 from librt.vecs import extend as vec_extend
 from librt.vecs import vec
-from mypy_extensions import i32
+from mypy_extensions import i32, u8
 
 from sim import readahead
 from sim.buddy import OWNER_MOVABLE, PageIndex, PageSpace
@@ -483,12 +483,148 @@ class ByOid:
             self._of[oid] = None
 
 
+class FileTable:
+    """A file system's files by id: ``files[fid]``, ``get``, ``in``, ``del``, ``len`` and
+    ``values`` (in the order the files were made, as a dict's). The ids are keys of a
+    sim/readahead.py ``FolioTable`` whose values are places in a list of the files,
+    places reused: 30-60 bytes a file and no int object, where a dict entry and its int
+    key cost about 80 (a file server keeps a million files). Iterating it gives the ids
+    in that order too. tests/test_objects.py holds it to a dict. A simulator structure,
+    not a kernel one."""
+
+    __slots__ = ("_place", "_files", "_free", "_nr_free")
+
+    def __init__(self) -> None:
+        self._place = readahead.FolioTable()  # fid -> place in _files
+        self._files: list[File | None] = []
+        self._free: vec[i32] = vec[i32]()  # places free for reuse, a stack
+        self._nr_free = 0
+
+    def __len__(self) -> int:
+        return len(self._place)
+
+    def get(self, fid: int) -> File | None:
+        place = self._place.get(fid) if fid >= 0 else -1
+        return None if place < 0 else self._files[place]
+
+    def __getitem__(self, fid: int) -> File:
+        f = self.get(fid)
+        if f is None:
+            raise KeyError(fid)
+        return f
+
+    def __contains__(self, fid: int) -> bool:
+        return fid >= 0 and self._place.get(fid) >= 0
+
+    def __setitem__(self, fid: int, f: File) -> None:
+        if fid < 0:
+            raise ValueError(f"expected a file id >= 0, got {fid}")
+        place = self._place.get(fid)
+        if place >= 0:
+            self._files[place] = f
+            return
+        n = self._nr_free
+        if n:
+            place = int(self._free[n - 1])
+            self._nr_free = n - 1
+            self._files[place] = f
+        else:
+            place = len(self._files)
+            self._files.append(f)
+        self._place.set(fid, place)
+
+    def __delitem__(self, fid: int) -> None:
+        place = self._place.pop(fid) if fid >= 0 else -1
+        if place < 0:
+            raise KeyError(fid)
+        self._files[place] = None
+        n = self._nr_free
+        if n < len(self._free):
+            self._free[n] = place
+        else:
+            self._free = vec_append(self._free, place)
+        self._nr_free = n + 1
+
+    def values(self) -> list[File]:
+        """The files, in the order they were made (ids are given in that order)."""
+        files = self.unordered()
+        files.sort(key=_fid_of)
+        return files
+
+    def __iter__(self) -> Iterator[int]:
+        """The ids, in the order the files were made (a dict's keys)."""
+        return iter([f.fid for f in self.values()])
+
+    def unordered(self) -> list[File]:
+        """The files in no particular order, for what does not depend on it (a count)."""
+        return [f for f in self._files if f is not None]
+
+
+def _fid_of(f: File) -> int:
+    return f.fid
+
+
+class FsByOid:
+    """Which file system each object id of a cache belongs to, or None: ``ByOid``'s
+    interface, with a byte per id (the file system's place among those seen, 0 for
+    none) instead of an 8-byte reference: the ids of a cache are many (the dentries of
+    a file server run to millions), its file systems few (at most 255)."""
+
+    __slots__ = ("_of", "_fs")
+
+    def __init__(self) -> None:
+        self._of: vec[u8] = vec[u8]()
+        self._fs: list[FileSystem] = []
+
+    def get(self, oid: int) -> FileSystem | None:
+        of = self._of
+        if 0 <= oid < len(of):
+            k = int(of[oid])
+            if k:
+                return self._fs[k - 1]
+        return None
+
+    def __getitem__(self, oid: int) -> FileSystem:
+        value = self.get(oid)
+        if value is None:
+            raise KeyError(oid)
+        return value
+
+    def __setitem__(self, oid: int, fs: FileSystem) -> None:
+        if oid < 0:
+            raise ValueError(f"expected an object id >= 0, got {oid}")
+        fss = self._fs
+        k = 0
+        for i in range(len(fss)):  # noqa: SIM110 (a loop: no generator per object)
+            if fss[i] is fs:
+                k = i + 1
+                break
+        if not k:
+            if len(fss) >= 255:
+                raise ValueError("expected at most 255 file systems on one cache")
+            fss.append(fs)
+            k = len(fss)
+        n = len(self._of)
+        if oid >= n:  # by a quarter at least: a cache's ids grow one at a time
+            self._of = vec_extend(self._of, bytes(max(oid + 1, n + (n >> 2) + 64) - n))
+        self._of[oid] = k
+
+    def __delitem__(self, oid: int) -> None:
+        if self.get(oid) is None:
+            raise KeyError(oid)
+        self._of[oid] = 0
+
+    def discard(self, oid: int) -> None:
+        if 0 <= oid < len(self._of):
+            self._of[oid] = 0
+
+
 class CacheOwners:
     """The owner (``sim.slab.ObjectOwner``) of one cache shared by several file systems:
     dispatches by object id; objects of no file system get the cache's default rules."""
 
     def __init__(self) -> None:
-        self.by_oid = ByOid()  # object id -> FileSystem
+        self.by_oid = FsByOid()  # object id -> FileSystem
 
     def reclaimable(self, cache: SlabCache, oid: int) -> bool:
         fs = self.by_oid.get(oid)
@@ -531,7 +667,7 @@ class FileSystem:
         self.icache = inode_cache
         self.xa_cache = xa_cache
         self.vfs_cache_pressure = vfs_cache_pressure
-        self.files: dict[int, File] = {}
+        self.files = FileTable()
         self._next_fid = 0
         self._dentry_owner = _owners(dentry_cache)
         self._inode_owner = _owners(inode_cache)
@@ -1359,4 +1495,4 @@ class FileSystem:
 
     @property
     def live_files(self) -> int:
-        return sum(1 for f in self.files.values() if f.linked)
+        return sum(1 for f in self.files.unordered() if f.linked)

@@ -1,6 +1,7 @@
 """The benchmarks' own logic, never their speed: the C buddy loop against its Python
 twin on the same sequence, its one-line skip without a compiler, and how bench64 cuts
-a run and reads its windows. Nothing here asserts a time."""
+a run and reads its windows, and how peak_memory sorts a peak's allocations. Nothing
+here asserts a time."""
 
 import math
 import sys
@@ -13,6 +14,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import bench64  # noqa: E402
 import bench_buddy  # noqa: E402
+import peak_memory  # noqa: E402
 
 # 5 000 pages: four MAX_ORDER blocks and a tail of smaller ones, like a real zone's end.
 NR_PAGES = 5000
@@ -146,3 +148,26 @@ def test_bench64_windows_and_the_extrapolation_are_arithmetic_on_the_marks():
     assert bench64.analyse(never)["error"].startswith("memory not full after")
     assert math.isnan(bench64._window(never["marks"], 3, 3)["sim_s_per_cpu_s"])
 
+
+
+def test_peak_memory_sorts_an_allocation_by_its_stacks_first_part_first():
+    part = peak_memory.part_of
+    zones, index, slot, lru_pos, fs_churn, page_cache = (p[0] for p in peak_memory.PARTS[:6])
+    assert part("snapshot.py:synthesize_zone", []) == zones
+    assert part("machine.py:page_index", ["vec_alloc"]) == index
+    # a read's allocation is the page cache's, unless it is the slot vector growing,
+    # which is told by its native frame whatever the Python frame says
+    grow = ["vec_alloc", "VecI32_FromIterable",
+            "CPyDef_sim___objects___FileSystem____page_cache_grow"]
+    assert part("page_cache.py:_read_one", grow) == slot
+    assert part("page_cache.py:_read_one", ["CPyDef_sim___vmscan___FileLru____grow"]) == lru_pos
+    assert part("page_cache.py:_read_one", ["VecI64_New"]) == page_cache
+    assert part("base.py:_main", ["CPyDef_workloads___objloop___create_files"]) == fs_churn
+    assert part("daemons.py:rcu_tick", ["PyList_Append"]) == peak_memory.REST
+
+
+def test_peak_memory_without_memray_says_so_in_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "memray", None)  # import memray raises ImportError
+    assert peak_memory.main(["--settle", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install memray" in err

@@ -366,6 +366,49 @@ def test_bad_fs_type_is_a_clear_error():
                    fs="ext9")
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["set", "set", "set", "del", "get"]),
+                          st.integers(-1, 300)), max_size=150))
+def test_the_file_table_is_a_dict_of_files_by_id(script):
+    """FileTable against a dict: the same file for every id after any sets and
+    removals (places reused), the same length, and values in the dict's order when ids
+    are set in increasing order, as a file system gives them."""
+    from sim.objects import File, FileTable
+
+    table, ref = FileTable(), {}
+    for op, fid in script:
+        if op == "set":
+            if fid < 0:
+                with pytest.raises(ValueError):
+                    table[fid] = File(0, 0)
+                continue
+            f = File(fid, 0)
+            table[fid] = f
+            ref[fid] = f
+        elif op == "del":
+            if fid in ref:
+                del table[fid]
+                del ref[fid]
+            else:
+                with pytest.raises(KeyError):
+                    del table[fid]
+        assert (fid in table) == (fid in ref)
+        assert table.get(fid) is ref.get(fid)
+        assert len(table) == len(ref)
+    assert sorted(map(id, table.unordered())) == sorted(map(id, ref.values()))
+    # made in id order (a file system's ids only grow): values() is the dict's order
+    table, ref = FileTable(), {}
+    made = sorted({fid for _, fid in script if fid >= 0})
+    for k, fid in enumerate(made):
+        table[fid] = ref[fid] = File(fid, 0)
+        if k % 3 == 2:  # some go again, freeing places the later ones reuse
+            gone = made[k - 1]
+            del table[gone]
+            del ref[gone]
+    assert [f.fid for f in table.values()] == list(ref) == list(table)
+    assert bool(table) == bool(ref)
+
+
 def test_by_oid_maps_ids_like_a_dict_of_ids_at_or_above_zero():
     from sim.objects import ByOid
 
@@ -385,6 +428,47 @@ def test_by_oid_maps_ids_like_a_dict_of_ids_at_or_above_zero():
     assert m.get(2) is None
     with pytest.raises(ValueError):
         m[-1] = "minus one"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["set", "set", "del", "discard", "get"]),
+                          st.integers(-2, 400), st.integers(0, 3)), max_size=120))
+def test_fs_by_oid_maps_ids_to_file_systems_like_a_dict(script):
+    """FsByOid, a byte per id, against a dict of ids to the same objects: every lookup
+    gives the identical file system, whichever of several, after any sets and removals."""
+    from sim.objects import FsByOid
+
+    zone = Zone(1 << 10)
+    caches = SlabCaches(zone)
+    dentry, inode = caches.create("dentry", 192), caches.create("inode_cache", 600)
+    fss = [FileSystem(zone, dentry, inode) for _ in range(4)]
+    m, ref = FsByOid(), {}
+    for op, oid, k in script:
+        if op == "set":
+            if oid < 0:
+                with pytest.raises(ValueError):
+                    m[oid] = fss[k]
+                continue
+            m[oid] = fss[k]
+            ref[oid] = fss[k]
+        elif op == "del":
+            if oid in ref:
+                del m[oid]
+                del ref[oid]
+            else:
+                with pytest.raises(KeyError):
+                    del m[oid]
+        elif op == "discard":
+            m.discard(oid)
+            ref.pop(oid, None)
+        assert m.get(oid) is ref.get(oid)
+        if oid in ref:
+            assert m[oid] is ref[oid]
+        else:
+            with pytest.raises(KeyError):
+                m[oid]
+    for oid in range(-2, 402):
+        assert m.get(oid) is ref.get(oid)
 
 
 @pytest.mark.parametrize("shared", [False, True])
