@@ -409,14 +409,12 @@ class PageSpace:
 
 
 class MigrateHook:
-    """A compiled ``Zone.on_migrate``: ``migrated(old, new, order)``, called with C
-    integers (sim/vmscan.py ``MigrateOwners``); any other callable is called as one."""
+    """A compiled ``Zone.on_migrate``: the zone calls its ``migrated(old, new, order)``
+    with C integers (sim/vmscan.py ``MigrateOwners``); any other callable is called as
+    one."""
 
     def migrated(self, old: int, new: int, order: int) -> None:
         raise NotImplementedError
-
-    def __call__(self, old: int, new: int, order: int) -> None:
-        self.migrated(old, new, order)
 
 
 class PageIndex:

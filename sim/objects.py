@@ -132,6 +132,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from librt.vecs import append as vec_append
 from librt.vecs import extend as vec_extend
+from librt.vecs import pop as vec_pop
 from librt.vecs import vec
 from mypy_extensions import i32, u8
 
@@ -498,13 +499,12 @@ class FileTable:
     in that order too. tests/test_objects.py holds it to a dict. A simulator structure,
     not a kernel one."""
 
-    __slots__ = ("_place", "_files", "_free", "_nr_free")
+    __slots__ = ("_place", "_files", "_free")
 
     def __init__(self) -> None:
         self._place = readahead.FolioTable()  # fid -> place in _files
         self._files: list[File | None] = []
         self._free: vec[i32] = vec[i32]()  # places free for reuse, a stack
-        self._nr_free = 0
 
     def __len__(self) -> int:
         return len(self._place)
@@ -529,10 +529,9 @@ class FileTable:
         if place >= 0:
             self._files[place] = f
             return
-        n = self._nr_free
-        if n:
-            place = int(self._free[n - 1])
-            self._nr_free = n - 1
+        if len(self._free):
+            self._free, top = vec_pop(self._free)
+            place = int(top)
             self._files[place] = f
         else:
             place = len(self._files)
@@ -544,12 +543,7 @@ class FileTable:
         if place < 0:
             raise KeyError(fid)
         self._files[place] = None
-        n = self._nr_free
-        if n < len(self._free):
-            self._free[n] = place
-        else:
-            self._free = vec_append(self._free, place)
-        self._nr_free = n + 1
+        self._free = vec_append(self._free, place)
 
     def values(self) -> list[File]:
         """The files, in the order they were made (ids are given in that order)."""
@@ -572,9 +566,10 @@ def _fid_of(f: File) -> int:
 
 class FsByOid:
     """Which file system each object id of a cache belongs to, or None: ``ByOid``'s
-    interface, with a byte per id (the file system's place among those seen, 0 for
-    none) instead of an 8-byte reference: the ids of a cache are many (the dentries of
-    a file server run to millions), its file systems few (at most 255)."""
+    ``get``, set, ``del`` and ``discard``, with a byte per id (the file system's place
+    among those seen, 0 for none) instead of an 8-byte reference: the ids of a cache are
+    many (the dentries of a file server run to millions), its file systems few (at most
+    255)."""
 
     __slots__ = ("_of", "_fs")
 
@@ -589,12 +584,6 @@ class FsByOid:
             if k:
                 return self._fs[k - 1]
         return None
-
-    def __getitem__(self, oid: int) -> FileSystem:
-        value = self.get(oid)
-        if value is None:
-            raise KeyError(oid)
-        return value
 
     def __setitem__(self, oid: int, fs: FileSystem) -> None:
         if oid < 0:

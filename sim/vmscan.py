@@ -554,7 +554,7 @@ class MigrateOwners(MigrateHook):
         self.owners = owners
 
     def __call__(self, old: int, new: int, order: int) -> None:
-        # (defined again here: mypyc 2.4.1 cannot inherit a dunder across modules)
+        """As ``migrated``: a ``Zone.on_migrate`` is a callable."""
         self.migrated(old, new, order)
 
     def migrated(self, old: int, new: int, order: int) -> None:

@@ -462,11 +462,6 @@ def test_fs_by_oid_maps_ids_to_file_systems_like_a_dict(script):
             m.discard(oid)
             ref.pop(oid, None)
         assert m.get(oid) is ref.get(oid)
-        if oid in ref:
-            assert m[oid] is ref[oid]
-        else:
-            with pytest.raises(KeyError):
-                m[oid]
     for oid in range(-2, 402):
         assert m.get(oid) is ref.get(oid)
 
