@@ -87,7 +87,11 @@ The allocator is plain synchronous Python; it knows nothing of SimPy. The engine
 calls ``alloc`` (``get_page_from_freelist`` for this zone) and handles the slow path.
 Storage is intrusive: next/prev 32-bit links per pfn, a state byte and a 2-byte owner
 tag per pfn (11 bytes per page), in typed vectors (librt.vecs), plus a list entry per
-pageblock. Compiled with mypyc by default (sim/native.py).
+pageblock. As in ``struct page``, the two link words are a free block head's
+``buddy_list`` only: at an allocated pfn they are the holder's (``page_links``; a
+machine keeps a page-cache folio's file slot and LRU position there), and a node of
+several zones keeps one pair of vectors by node pfn, each zone's links at its
+``zone_start_pfn`` (``share_links``). Compiled with mypyc by default (sim/native.py).
 """
 
 from __future__ import annotations
@@ -407,6 +411,9 @@ class PageSpace:
     def pageblock_migratetype(self, pfn: int) -> int:
         raise NotImplementedError
 
+    def page_links(self) -> tuple[vec[i32], vec[i32]]:
+        raise NotImplementedError
+
 
 class MigrateHook:
     """A compiled ``Zone.on_migrate``: the zone calls its ``migrated(old, new, order)``
@@ -541,6 +548,10 @@ class Zone(PageSpace):
         self._next: vec[i32] = vec[i32](links, capacity=len(links))
         self._prev: vec[i32] = vec[i32](links, capacity=len(links))
         del links
+        # Where the links of local pfn 0 are: 0 in the zone's own vectors, the zone's
+        # first node pfn in a node's (``share_links``). Links hold local pfns.
+        self._lb = 0
+        self._nr_links = nr_pages + nr_lists
         # The state byte and the owner tag of every pfn (3 bytes a page).
         self._state: vec[u8] = vec[u8](bytes(nr_pages), capacity=nr_pages)
         owners = array("h", [0]) * nr_pages  # a name: mypyc 2.4 asserts on an expression
@@ -830,18 +841,19 @@ class Zone(PageSpace):
         s = self._sentinel + lst
         nxt = self._next
         prv = self._prev
+        lb = self._lb
         if to_tail or self._fifo:
-            t = int(prv[s])
-            prv[pfn] = t
-            nxt[pfn] = s
-            nxt[t] = pfn
-            prv[s] = pfn
+            t = int(prv[lb + s])
+            prv[lb + pfn] = t
+            nxt[lb + pfn] = s
+            nxt[lb + t] = pfn
+            prv[lb + s] = pfn
         else:
-            n = int(nxt[s])
-            nxt[pfn] = n
-            prv[pfn] = s
-            prv[n] = pfn
-            nxt[s] = pfn
+            n = int(nxt[lb + s])
+            nxt[lb + pfn] = n
+            prv[lb + pfn] = s
+            prv[lb + n] = pfn
+            nxt[lb + s] = pfn
         if self._addr_heaps is not None:
             heapq.heappush(self._addr_heaps[lst], pfn)
         self._state[pfn] = PG_BUDDY | order
@@ -854,10 +866,11 @@ class Zone(PageSpace):
     def _del_from_free_list(self, pfn: int, order: int, mt: int) -> None:
         nxt = self._next
         prv = self._prev
-        n = int(nxt[pfn])
-        p = int(prv[pfn])
-        nxt[p] = n
-        prv[n] = p
+        lb = self._lb
+        n = int(nxt[lb + pfn])
+        p = int(prv[lb + pfn])
+        nxt[lb + p] = n
+        prv[lb + n] = p
         self._state[pfn] = PG_TAIL
         self._nr_free_mt[order * MIGRATE_TYPES + mt] -= 1
         self._nr_free[order] -= 1
@@ -878,7 +891,7 @@ class Zone(PageSpace):
             return -1
         heap = self._addr_heaps[lst] if self._addr_heaps is not None else None
         if heap is None:
-            return int(self._next[self._sentinel + lst])
+            return int(self._next[self._lb + self._sentinel + lst])
         # Lazy deletion: skip entries that left this list since they were pushed.
         state = self._state
         want = PG_BUDDY | order
@@ -1207,7 +1220,8 @@ class Zone(PageSpace):
         start = len(lst)
         lst_index = order * MIGRATE_TYPES + mt
         nr_free_mt = self._nr_free_mt
-        sentinel = self._sentinel + lst_index
+        lb = self._lb
+        sentinel = lb + self._sentinel + lst_index  # an index into the links
         nxt, prv = self._next, self._prev
         unrolled = self._addr_heaps is None
         while len(lst) - start < count:
@@ -1218,9 +1232,9 @@ class Zone(PageSpace):
                 take = min(count - (len(lst) - start), avail)
                 for _ in range(take):
                     pfn = int(nxt[sentinel])
-                    n = int(nxt[pfn])
+                    n = int(nxt[lb + pfn])
                     nxt[sentinel] = n
-                    prv[n] = sentinel
+                    prv[lb + n] = sentinel - lb
                     state[pfn] = pcp_state
                     lst.appendleft(pfn)
                 nr_free_mt[lst_index] -= take
@@ -1500,6 +1514,7 @@ class Zone(PageSpace):
         state[p] = PG_TAIL
         buddy_pfn: i64 = p
         nxt, prv = self._next, self._prev
+        lb: i64 = self._lb
         nr_free_mt, nr_free = self._nr_free_mt, self._nr_free
         while o < max_order:
             if capc is not None and self._capture(capc, p, o, m):
@@ -1515,10 +1530,10 @@ class Zone(PageSpace):
                 ):
                     break  # no merging across isolated or highatomic blocks
             # _del_from_free_list(buddy_pfn, order, buddy_mt), inline
-            n = int(nxt[buddy_pfn])
-            q = int(prv[buddy_pfn])
-            nxt[q] = n
-            prv[n] = q
+            n = int(nxt[lb + buddy_pfn])
+            q = int(prv[lb + buddy_pfn])
+            nxt[lb + q] = n
+            prv[lb + n] = q
             state[buddy_pfn] = PG_TAIL
             nr_free_mt[o * MIGRATE_TYPES + buddy_mt] -= 1
             nr_free[o] -= 1
@@ -1835,17 +1850,17 @@ class Zone(PageSpace):
         """The pfns on one free list, head first (for tests and inspection)."""
         s = self._sentinel + order * MIGRATE_TYPES + mt
         out = []
-        pfn = int(self._next[s])
+        lb = self._lb
+        pfn = int(self._next[lb + s])
         while pfn != s:
             out.append(pfn)
-            pfn = int(self._next[pfn])
+            pfn = int(self._next[lb + pfn])
         return out
 
     def memory_bytes(self) -> int:
         """Bytes held by page state and free lists (the per-page storage)."""
         return (
-            4 * len(self._next)
-            + 4 * len(self._prev)
+            8 * self._nr_links  # its share of the links
             + len(self._state) + 2 * len(self._owner)  # state bytes and owner tags
             + len(self._pageblock_mt)  # a migratetype byte per pageblock
             + len(self._pageblock_skip_bits)  # and a skip byte
@@ -2095,9 +2110,10 @@ class Zone(PageSpace):
         """
         s = self._sentinel + order * MIGRATE_TYPES + mt
         links = self._prev if reverse else self._next
-        pfn = int(links[s])
+        lb = self._lb
+        pfn = int(links[lb + s])
         while pfn != s:
-            after = int(links[pfn])
+            after = int(links[lb + pfn])
             yield pfn
             pfn = after
 
@@ -2117,15 +2133,63 @@ class Zone(PageSpace):
 
     def free_list_links(self) -> tuple[vec[i32], vec[i32]]:
         """The free lists' next and previous links of every pfn, then of every list
-        head (``free_list_sentinel``), for the compaction searches' walks: a
-        ``free_list_link`` call per step cost more than the step. Read-only by
-        contract, as ``page_state_arrays``."""
+        head (``free_list_sentinel``), at ``free_list_base()`` + the pfn, for the
+        compaction searches' walks: a ``free_list_link`` call per step cost more than
+        the step. Read-only by contract, as ``page_state_arrays``."""
         return self._next, self._prev
+
+    def free_list_heads(self) -> int:
+        """The list heads the links hold after the pfns': one per order and
+        migratetype."""
+        return self._nr_links - self.nr_pages
+
+    def free_list_base(self) -> int:
+        """Where local pfn 0's links are in ``free_list_links``: the zone's first node
+        pfn when it shares its node's (``share_links``), else 0. A walk reads the link
+        of ``pfn`` (or of a sentinel) at ``base + pfn``; the links hold local pfns."""
+        return self._lb
+
+    def page_links(self) -> tuple[vec[i32], vec[i32]]:
+        """The two 32-bit words per pfn that the free lists link free blocks with,
+        indexed by pfn from 0 (sim/mmzone.py ``Node.page_links`` for a node). A free
+        block's head uses them as ``page->buddy_list``; at any other pfn they are
+        whoever holds the page's to use (sim/machine.py gives them to the file systems
+        and the file LRU), as the kernel's ``struct page`` keeps an allocated page's
+        ``mapping`` and ``lru`` in the words a free page's buddy links use. Nothing
+        the free lists read is at an allocated pfn, and nothing a holder reads is
+        trusted unless its own tables name the page."""
+        if self.zone_start_pfn:
+            raise ValueError("page_links: a zone not at pfn 0 shares its node's")
+        return self._next, self._prev
+
+    def share_links(self, nxt: vec[i32], prv: vec[i32], base: int, heads: int) -> None:
+        """Move the free lists' links into a node's vectors (sim/mmzone.py ``Node``):
+        local pfn p at ``base + p``, the list heads at ``heads`` on. The lists are
+        unchanged; the zone's own vectors are let go."""
+        nr_lists = self._nr_links - self.nr_pages
+        if base < 0 or base + self.nr_pages > heads or heads + nr_lists > len(nxt) \
+                or len(prv) != len(nxt):
+            raise ValueError(f"share_links: {self.nr_pages} pages at {base} and "
+                             f"{nr_lists} heads at {heads} do not fit {len(nxt)} links")
+        old_next, old_prev = self._next, self._prev
+        old_lb, old_s = self._lb, self._sentinel
+        sentinel = heads - base  # the local index whose links are at ``heads``
+        shift = sentinel - old_s
+        for k in range(self._nr_links):
+            i = base + k if k < self.nr_pages else heads + k - self.nr_pages
+            n = int(old_next[old_lb + k])
+            p = int(old_prev[old_lb + k])
+            nxt[i] = n if n < old_s else n + shift
+            prv[i] = p if p < old_s else p + shift
+        self._next, self._prev = nxt, prv
+        self._lb = base
+        self._sentinel = sentinel
 
     def free_list_link(self, pfn: int, reverse: bool = False) -> int:
         """The pfn after ``pfn`` on its free list (before it if ``reverse``); a
         sentinel (``free_list_sentinel``) at the end of the list."""
-        return int(self._prev[pfn]) if reverse else int(self._next[pfn])
+        lb = self._lb
+        return int(self._prev[lb + pfn]) if reverse else int(self._next[lb + pfn])
 
     def _rotate_free_list(self, order: int, mt: int, before: int, after: int) -> None:
         # Re-link the list's sentinel between ``before`` and ``after``: a rotation of
@@ -2134,26 +2198,27 @@ class Zone(PageSpace):
         if before == s or after == s:
             return  # already the head (or the tail): list_is_first/list_is_last
         nxt, prv = self._next, self._prev
-        n, p = int(nxt[s]), int(prv[s])
-        nxt[p] = n
-        prv[n] = p
-        nxt[before] = s
-        prv[s] = before
-        nxt[s] = after
-        prv[after] = s
+        lb = self._lb
+        n, p = int(nxt[lb + s]), int(prv[lb + s])
+        nxt[lb + p] = n
+        prv[lb + n] = p
+        nxt[lb + before] = s
+        prv[lb + s] = before
+        nxt[lb + s] = after
+        prv[lb + after] = s
 
     def move_freelist_head(self, order: int, mt: int, pfn: int) -> None:
         """mm/compaction.c ``move_freelist_head``: make ``pfn`` the list head; the
         entries before it go to the tail, in order."""
         if int(self._state[pfn]) != PG_BUDDY | order:
             raise ValueError(f"pfn {pfn} is not on a free list of order {order}")
-        self._rotate_free_list(order, mt, int(self._prev[pfn]), pfn)
+        self._rotate_free_list(order, mt, int(self._prev[self._lb + pfn]), pfn)
 
     def move_freelist_tail(self, order: int, mt: int, pfn: int) -> None:
         """mm/compaction.c ``move_freelist_tail``: make ``pfn`` the list tail."""
         if int(self._state[pfn]) != PG_BUDDY | order:
             raise ValueError(f"pfn {pfn} is not on a free list of order {order}")
-        self._rotate_free_list(order, mt, pfn, int(self._next[pfn]))
+        self._rotate_free_list(order, mt, pfn, int(self._next[self._lb + pfn]))
 
     def set_capture_control(self, capc: CaptureControl | None) -> None:
         """Install ``current->capture_control`` for a direct compaction, or remove it:

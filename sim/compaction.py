@@ -1564,6 +1564,7 @@ class Compactor:
         # i64: C integer arithmetic when compiled; the free lists' links read in place
         # (free_list_links), a walk of up to a few hundred entries a call.
         prev_links = zone.free_list_links()[1]
+        lb: i64 = zone.free_list_base()
         pb: i64 = self._pb
         limit: i64 = max(1, self._freelist_scan_limit(cc) >> 1)
         nr_scanned: i64 = 0
@@ -1585,10 +1586,10 @@ class Compactor:
                 high_pfn: i64 = -1
                 freepage: i64 = -1  # the list head itself: moving it changes nothing
                 head: i64 = zone.free_list_sentinel(order, MIGRATE_MOVABLE)
-                nxt: i64 = int(prev_links[head])
+                nxt: i64 = int(prev_links[lb + head])
                 while nxt != head:
                     pfn = nxt
-                    nxt = int(prev_links[pfn])
+                    nxt = int(prev_links[lb + pfn])
                     order_scanned += 1
                     nr_scanned += 1
                     freepage = pfn

@@ -194,6 +194,9 @@ class Machine:
         self.lru = FileLru(self._lru_owners.evict_page,
                            self._lru_owners.evict_pages if batched else None,
                            nr_pages=space.end_pfn)
+        # A folio's file slot and LRU position in the two words the free lists link a
+        # free block's head with (sim/buddy.py ``page_links``), as ``struct page``.
+        self.lru.share_positions(space)
         # The LRU follows every migrated folio first (MigrateOwners), owning none.
         self._page_owns.append(self._lru_owns)
         self.reclaim = Reclaim(zones[0], self.lru, self.caches, config.reclaim,
@@ -320,6 +323,7 @@ class Machine:
                           es_cache=es, lsm_cache=self._lsm_inode_cache())
         self.reclaim.add_filesystem(fsys)
         fsys.share_page_index(self.page_index())
+        fsys.share_page_slots()
         fsys.attach_lru(self.lru, self.register_lru_owner(
             fsys.evict_folio, fsys.evict_folios if self.batched else None))
         self.register_page_owner(fsys, lambda pfn, order: fsys.holds_page(pfn))

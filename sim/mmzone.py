@@ -101,9 +101,13 @@ zone.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
+
+from librt.vecs import vec
+from mypy_extensions import i32
 
 from sim.buddy import (
     ALLOC_KSWAPD,
@@ -359,6 +363,9 @@ class Node(PageSpace):
         self.cpus = first.cpus
         self.page_size = first.page_size
         self._by_start = sorted(self.zonelist, key=lambda z: -z.zone_start_pfn)
+        self._links: tuple[vec[i32], vec[i32]] | None = None  # page_links
+        if self.multi_zone:
+            self._share_links()
         page_size = zone_kwargs.get("page_size", 4096)
         managed = self.managed_by_idx()
         if not set_watermarks:
@@ -385,6 +392,29 @@ class Node(PageSpace):
             self.node_zones[i] is not None for i in range(ZONE_NORMAL))
 
     # ------------------------------------------------------------------ layout
+
+    def _share_links(self) -> None:
+        """One pair of link vectors for the node, indexed by node pfn (the zones' free
+        lists' links, then each zone's list heads), so that a page's two words are in
+        one place whichever zone it is in (``page_links``)."""
+        heads = [z.free_list_heads() for z in self.zonelist]
+        size = self.end_pfn + sum(heads)
+        links = array("i", [0]) * size  # a name: mypyc 2.4 asserts on an expression
+        nxt: vec[i32] = vec[i32](links, capacity=size)
+        prv: vec[i32] = vec[i32](links, capacity=size)
+        del links
+        at = self.end_pfn
+        for zone, n in zip(self.zonelist, heads, strict=True):
+            zone.share_links(nxt, prv, zone.zone_start_pfn, at)
+            at += n
+        self._links = (nxt, prv)
+
+    def page_links(self) -> tuple[vec[i32], vec[i32]]:
+        """sim/buddy.py ``Zone.page_links`` for the node: its zones' links, by node
+        pfn."""
+        if self._links is None:
+            return self.zonelist[0].page_links()
+        return self._links
 
     def managed_by_idx(self) -> list[int]:
         return [0 if z is None else z.managed_pages for z in self.node_zones]

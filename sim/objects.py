@@ -680,14 +680,18 @@ class FileSystem:
         self._by_dentry = ByOid()  # dentry id -> File
         self._by_inode = ByOid()  # inode id -> File
         self._by_extent = ByOid()  # extent_status id -> File
-        # The page cache's tables, as the kernel's ``page->mapping``: per pfn (typed
-        # vectors over the zone, grown on demand), the slot of the file whose folio is
-        # headed there (-1: none) and the folio's position in that file's list; the
-        # slots hold the files that have page cache, reused once one has none.
+        # The page cache's tables, as the kernel's ``page->mapping`` and ``index``: per
+        # pfn (typed vectors over the zone, grown on demand, or the machine's, shared
+        # with other owners), the slot of the file whose folio is headed there and the
+        # folio's position in that file's list; the slots hold the files that have page
+        # cache, reused once one has none. The per-pfn entries are trusted only where
+        # the file's list names the pfn back (``holds_page``): at another pfn they are
+        # another owner's, or the free lists' links (``share_page_slots``).
         self._page_slot: vec[i32] = vec[i32]()
         self._page_pos: vec[i32] = vec[i32]()
         self._page_size = 0  # pfns those vectors cover
         self._pos_shared = False  # _page_pos is the machine's page_index (share_page_index)
+        self._slot_shared = False  # _page_slot is the machine's (share_page_slots)
         self._slots: list[File | None] = []
         self._free_slots: list[int] = []
         # The file LRU a disk file system's folios go on (sim/vmscan.py FileLru) and
@@ -1195,7 +1199,6 @@ class FileSystem:
         off the LRU and freed, then the XArray nodes. Returns pages."""
         zone = self.zone
         lru = self.lru
-        page_slot = self._page_slot  # (no call below grows it)
         pfns = f._pfns
         for k in range(len(pfns)):
             pfn = int(pfns[k])
@@ -1204,7 +1207,6 @@ class FileSystem:
             if lru is not None and pfn in lru:
                 lru.remove(pfn)
             zone.free(pfn, zone.order_of(pfn), cpu)
-            page_slot[pfn] = -1
         pages = f.nr_cached
         mapping = f.mapping
         if mapping is not None:
@@ -1281,7 +1283,6 @@ class FileSystem:
         file index."""
         pos = int(self._page_pos[pfn])
         f._pfns[pos] = -1
-        self._page_slot[pfn] = -1
         f.nr_folios -= 1
         return int(f._index[pos])
 
@@ -1334,6 +1335,19 @@ class FileSystem:
         self._page_pos = index.index
         self._pos_shared = True
 
+    def share_page_slots(self) -> None:
+        """Keep each folio's file slot in the first of the zone's ``page_links`` words,
+        one a pfn, shared with the free lists and the other file systems (the kernel's
+        ``struct page`` keeps ``mapping`` in the words a free page's buddy list links
+        use). Nothing is written there but at a folio this file system holds; what is
+        read is trusted only when the file's list names the pfn (``holds_page``).
+        Before the first folio only."""
+        words = self.zone.page_links()[0]
+        if self._page_size or len(words) < self.zone.end_pfn:
+            raise ValueError("share_page_slots: before the first folio, over the zone")
+        self._page_slot = words
+        self._slot_shared = True
+
     def _page_cache_grow(self, size: int) -> None:
         """Cover pfns below ``size`` (the whole zone at the first folio)."""
         size = max(size, 2 * self._page_size, self.zone.end_pfn)
@@ -1341,12 +1355,16 @@ class FileSystem:
         none = array("i", [-1]) * extra
         if self._pos_shared and size > len(self._page_pos):
             raise IndexError(f"pfn beyond the shared page index ({len(self._page_pos)})")
+        if self._slot_shared and size > len(self._page_slot):
+            raise IndexError(f"pfn beyond the shared page slots ({len(self._page_slot)})")
         if not self._page_size:  # the first: exactly the zone, no spare capacity
-            self._page_slot = vec[i32](none, capacity=size)
+            if not self._slot_shared:
+                self._page_slot = vec[i32](none, capacity=size)
             if not self._pos_shared:
                 self._page_pos = vec[i32](none, capacity=size)
         else:
-            self._page_slot = vec_extend(self._page_slot, none)
+            if not self._slot_shared:
+                self._page_slot = vec_extend(self._page_slot, none)
             if not self._pos_shared:
                 self._page_pos = vec_extend(self._page_pos, none)
         self._page_size = size
@@ -1368,8 +1386,20 @@ class FileSystem:
         return evicted
 
     def holds_page(self, pfn: int) -> bool:
-        """Whether ``pfn`` heads one of this file system's page-cache folios."""
-        return 0 <= pfn < self._page_size and int(self._page_slot[pfn]) >= 0
+        """Whether ``pfn`` heads one of this file system's page-cache folios: its
+        slot names a file whose list has the pfn at its position (the per-pfn entries
+        of a pfn not held are anyone's: another owner's, or the free lists' links)."""
+        if not 0 <= pfn < self._page_size:
+            return False
+        slot = int(self._page_slot[pfn])
+        if not 0 <= slot < len(self._slots):
+            return False
+        f = self._slots[slot]
+        if f is None:
+            return False
+        pos = int(self._page_pos[pfn])
+        pfns = f._pfns
+        return 0 <= pos < len(pfns) and int(pfns[pos]) == pfn
 
     def migrate_page(self, old_pfn: int, new_pfn: int) -> bool:
         """Re-point a page-cache page that compaction moved; False if not ours."""

@@ -86,7 +86,7 @@ from librt.vecs import extend as vec_extend
 from librt.vecs import vec
 from mypy_extensions import i16, i32, i64
 
-from sim.buddy import PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, MigrateHook, Zone
+from sim.buddy import PAGE_ALLOC_COSTLY_ORDER, WMARK_HIGH, MigrateHook, PageSpace, Zone
 from sim.compaction import PageOwner, PagePredicate, compact_gap
 from sim.objects import FileSystem
 from sim.slab import SlabCaches
@@ -165,12 +165,14 @@ class FileLru:
     Kept as a queue of entries in the order they became newest, each a head pfn and a
     16-bit word beside it (two typed vectors, librt.vecs): the folio's order, its
     referenced state and its owner (bits 0-3, 4-5 and 6-14: up to 512 owners). Per pfn
-    of the zone, one 32-bit vector: the queue index of the pfn's live entry (-1 when
-    not on the list), 4 bytes a page. The scan reads the words in queue order, where
-    the per-pfn index is the only read at a random place.
-    Removing a folio only clears its index; the scan skips queue entries that are no
-    longer live, and the queue is compacted once mostly stale. The order is an ordered
-    dict's: a folio added again while on the list keeps its place.
+    of the zone, one 32-bit vector: the queue index of the pfn's live entry, trusted
+    only when the queue names the pfn back, so that in a machine the vector is the
+    second of the free lists' link words (``share_positions``; no byte a page of its
+    own). The scan reads the words in queue order, where the per-pfn index is the only
+    read at a random place.
+    Removing a folio only clears its queue entry (-1); the scan skips queue entries
+    that are no longer live, and the queue is compacted once mostly stale. The order is
+    an ordered dict's: a folio added again while on the list keeps its place.
     """
 
     COMPACT_AFTER = 4096  # consumed queue entries before a compaction is considered
@@ -201,7 +203,11 @@ class FileLru:
         # as a list of ints makes an int object at each count.
         self._nr_by_order: vec[i64] = vec[i64]([0] * (MAX_FOLIO_ORDER + 1))
         self._size = 0  # pfns covered by the vector below, grown on demand
-        self._pos: vec[i32] = vec[i32]()  # queue position of the folio headed here, or -1
+        # The queue position of the folio headed at each pfn: trusted only where the
+        # queue names the pfn back (``share_positions``: the entry of a pfn not on the
+        # list is anyone's). A queue entry that is not live is -1.
+        self._pos: vec[i32] = vec[i32]()
+        self._pos_shared = False
         self._view: Any = None
         self._nr_pages = nr_pages  # the zone's size: the vector's size at the first add
 
@@ -213,6 +219,8 @@ class FileLru:
     def _grow(self, size: int) -> None:
         """Cover pfns below ``size``: at once the zone, when it was given."""
         size = max(size, 2 * self._size, self._nr_pages)
+        if self._pos_shared:
+            raise IndexError(f"FileLru: pfn beyond the shared positions ({self._size})")
         extra = size - self._size
         unlisted = array("i", [-1]) * extra
         if not self._size:  # the first: exactly the zone, no spare capacity
@@ -223,12 +231,32 @@ class FileLru:
         # A read-only numpy view of the per-pfn vector, for _prefetch (it moves only here).
         self._view = np.frombuffer(memoryview(self._pos), dtype=np.int32)
 
+    def share_positions(self, space: PageSpace) -> None:
+        """Keep each folio's queue position in the second of ``space``'s
+        ``page_links`` words, one a pfn, shared with the free lists (the kernel's
+        ``struct page`` keeps ``lru`` in the words a free page's buddy list links use).
+        Only a folio on the list has its entry written; an entry is trusted only when
+        the queue names the pfn back. Before the first folio only. (The vector is taken
+        here, in compiled code: handed to interpreted code and back, mypyc 2.4.1 boxes
+        a vector and leaks its buffer, sim/buddy.py ``PageIndex``.)"""
+        words = space.page_links()[1]
+        size = space.end_pfn
+        if self._size or len(words) < size:
+            raise ValueError("FileLru.share_positions: before the first folio, over the zone")
+        self._pos = words
+        self._pos_shared = True
+        self._size = size
+        self._view = np.frombuffer(memoryview(self._pos), dtype=np.int32)
+
     def __len__(self) -> int:
         """Folios on the list (``nr_pages`` counts their pages)."""
         return self._count
 
     def __contains__(self, pfn: int) -> bool:
-        return 0 <= pfn < self._size and int(self._pos[pfn]) >= 0
+        if not 0 <= pfn < self._size:
+            return False
+        pos = int(self._pos[pfn])
+        return 0 <= pos < len(self._queue) and int(self._queue[pos]) == pfn
 
     def _word(self, pfn: int) -> int:
         """The word of ``pfn``'s live entry (``pfn`` on the list)."""
@@ -253,11 +281,11 @@ class FileLru:
             raise ValueError(f"FileLru: owner {owner}: expected 0 to {_MAX_OWNER}")
         if pfn >= self._size:
             self._grow(pfn + 1)
-        pos = int(self._pos[pfn])
-        if pos < 0:
+        if pfn not in self:
             self._append(pfn, order | owner << _OWNER_SHIFT | max(ref, 0) << _REF_SHIFT)
             self._count += 1
         else:
+            pos = int(self._pos[pfn])
             word = int(self._words[pos])
             old = word & _ORDER_MASK
             self.nr_pages -= 1 << old
@@ -290,7 +318,7 @@ class FileLru:
         if pfn not in self:
             raise KeyError(pfn)
         word = self._word(pfn)
-        self._pos[pfn] = -1
+        self._queue[int(self._pos[pfn])] = -1
         self._count -= 1
         order = word & _ORDER_MASK
         self.nr_pages -= 1 << order
@@ -354,6 +382,7 @@ class FileLru:
             if batch_left <= 0:
                 if held:
                     for i in range(len(held)):  # list_splice(&folios_skipped, src)
+                        queue[int(pos[held[i]])] = -1
                         pos[held[i]] = int(len(queue))
                         queue = vec_append(queue, held[i])
                         words = vec_append(words, held_words[i])
@@ -365,7 +394,7 @@ class FileLru:
                 batch_left = min(batch, remaining) if batch > 0 else remaining
                 remaining -= batch_left
             pfn = int(queue[head])
-            while pos[pfn] != head:  # a folio that left the list or moved up
+            while pfn < 0:  # a folio that left the list or moved up
                 head += 1
                 pfn = int(queue[head])
             word = int(words[head])
@@ -382,12 +411,13 @@ class FileLru:
                 continue
             batch_left -= nr
             if word & _REF_MASK == _ACTIVE:  # active: a second chance
+                queue[head - 1] = -1
                 pos[pfn] = int(len(queue))
                 queue = vec_append(queue, pfn)
                 words = vec_append(words, word & ~_REF_MASK)
                 rotated += nr
                 continue
-            pos[pfn] = -1
+            queue[head - 1] = -1
             self._count -= 1
             self.nr_pages -= nr
             nr_by_order[order] -= 1
@@ -404,6 +434,7 @@ class FileLru:
         # batch would find nothing it may take.
         self.exhausted = self._count <= nr_held
         for i in range(len(held)):
+            queue[int(pos[held[i]])] = -1
             pos[held[i]] = int(len(queue))
             queue = vec_append(queue, held[i])
             words = vec_append(words, held_words[i])
@@ -447,7 +478,7 @@ class FileLru:
         n = 0
         for i in range(self._head, len(old)):
             pfn = int(old[i])
-            if pos[pfn] == i:  # live: the entry its folio's position names
+            if pfn >= 0:  # live: the entry its folio's position names
                 pos[pfn] = n
                 queue = vec_append(queue, pfn)
                 words = vec_append(words, old_words[i])

@@ -4,11 +4,14 @@ get_page_from_freelist with ALLOC_NOFRAGMENT and lowmem_reserve."""
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.buddy import (
     ALLOC_KSWAPD,
@@ -341,6 +344,51 @@ def test_node_batches_equal_page_by_page_allocation_across_zones():
         na.alloc.free_pages_batch(pfns, 0, lambda: 0)
         na.node.check()
     assert runs[0] == runs[1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 10), st.sampled_from([M, U]),
+                              st.integers(0, 10**6)), min_size=5, max_size=150),
+       seed=st.integers(0, 2**32))
+def test_zones_sharing_their_nodes_links_keep_the_lists_of_zones_of_their_own(ops, seed):
+    """A node of several zones keeps their free lists' links in one pair of vectors by
+    node pfn (``page_links``), whose words at an allocated pfn belong to the page's
+    holder (the file systems' slots, the LRU's positions). Zones of the same sizes
+    with links of their own, given the same allocations and frees, keep the same lists
+    in the same order, whatever is written at the pfns allocated."""
+    sizes = [("DMA", 4096), ("DMA32", 8192), ("Normal", 8192)]
+    node = Node(explicit_zone_spans(sizes), cpus=1, pcp=False)
+    by_start = sorted(node.zonelist, key=lambda z: z.zone_start_pfn)
+    alone = [Zone(n, cpus=1, pcp=False) for _, n in sizes]
+    nxt, prv = node.page_links()
+    dma32 = by_start[1]
+    head = dma32.free_blocks(10, M)[0]
+    assert nxt[dma32.zone_start_pfn + head] == dma32.free_list_link(head)
+    held: list[tuple[int, int, int]] = []  # (zone, local pfn, order)
+    junk = random.Random(seed)
+    for z, order, mt, pick in ops:
+        if held and pick % 3 == 0:
+            z, pfn, order = held.pop(pick % len(held))
+            by_start[z].free(pfn, order)
+            alone[z].free(pfn, order)
+        else:
+            got = by_start[z].alloc(order, mt, alloc_flags=ALLOC_NO_WATERMARKS)
+            assert got == alone[z].alloc(order, mt, alloc_flags=ALLOC_NO_WATERMARKS)
+            if got is not None:
+                held.append((z, got, order))
+        for z, pfn, order in held:  # the holder's words at every page of its block
+            start = by_start[z].zone_start_pfn
+            for p in range(pfn, pfn + (1 << order)):
+                nxt[start + p] = junk.randrange(-1, 1 << 20)
+                prv[start + p] = junk.randrange(-1, 1 << 20)
+            assert by_start[z].free_list_links()[1][start + pfn] == prv[start + pfn]  # one store
+        for shared, own in zip(by_start, alone, strict=True):
+            for o in range(shared.max_order + 1):
+                for m in (M, U):
+                    assert shared.free_blocks(o, m) == own.free_blocks(o, m)
+                    assert list(shared.free_list_iter(o, m, reverse=True)) == \
+                        list(own.free_list_iter(o, m, reverse=True))
+    node.check()
 
 
 # --------------------------------------------------------------------------- kswapd, kcompactd

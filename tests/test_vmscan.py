@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.buddy import ALLOC_NO_WATERMARKS, Zone
 from sim.gfp import (
     __GFP_DIRECT_RECLAIM,
     __GFP_RECLAIMABLE,
@@ -189,15 +190,30 @@ lru_ops = st.lists(st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(ops=lru_ops, batched=st.booleans(), zone_sized=st.booleans())
-def test_file_lru_behaves_as_an_ordered_dict_with_a_referenced_set(ops, batched, zone_sized):
+@given(ops=lru_ops, batched=st.booleans(), zone_sized=st.booleans(),
+       scribble=st.one_of(st.none(), st.randoms(use_true_random=False)))
+def test_file_lru_behaves_as_an_ordered_dict_with_a_referenced_set(ops, batched, zone_sized,
+                                                                   scribble):
+    """``scribble``: the positions are shared (``share_positions``, as a machine shares
+    them with the free lists' links), and after every step the entry of each pfn not
+    on the list is overwritten with anything, as a free list's link would be."""
     got, want = [], []
     lru = FileLru(lambda pfn, owner: got.append((pfn, owner)),
                   (lambda pfns, owners: got.extend(zip(pfns, owners, strict=True)))
                   if batched else None, nr_pages=41 if zone_sized else 0)
     lru.COMPACT_AFTER = 2  # compact often
+    # a zone's pages, all allocated: their link words are the holder's
+    zone = Zone(512, cpus=1, pcp=False)
+    assert zone.alloc(9, alloc_flags=ALLOC_NO_WATERMARKS) == 0
+    words = zone.page_links()[1]
+    if scribble is not None:
+        lru.share_positions(zone)
     ref = OrderedDictLru(lambda pfn, owner: want.append((pfn, owner)))
     for op in ops:
+        if scribble is not None:
+            for pfn in range(41):
+                if pfn not in ref.pages:
+                    words[pfn] = scribble.randrange(-2, 60)
         if op[0] == "add":
             lru.add(op[1], op[2], op[3])
             ref.add(op[1], op[2], op[3])

@@ -19,7 +19,7 @@ from sim.buddy import OWNER_MOVABLE
 from sim.errors import FragsimError
 from sim.experiment import validate_config
 from sim.machine import Machine
-from sim.migratetype import MIGRATE_MOVABLE
+from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_TYPES
 from sim.mmzone import ZONE_DMA, ZONE_DMA32, ZONE_NORMAL
 from sim.procfs import (
     buddyinfo_of,
@@ -117,6 +117,30 @@ def test_every_page_an_owner_holds_is_allocated_in_the_zone_its_node_pfn_names(m
              for f in fsys.files.values() for pfn in f.folios]
     assert files and all(pfn in mixed.lru for pfn in files)
     assert len(mixed.lru) == len(files)
+
+
+def test_a_folios_slot_and_lru_place_are_read_only_where_the_owners_tables_name_it(mixed):
+    """The file systems' slots and the LRU's positions are the words the free lists
+    link free blocks with (``page_links``, as ``struct page``): at a pfn they do not
+    hold, the words are a free list's links or another owner's. After a run with
+    reclaim and compaction, each still holds exactly the folios its own tables list,
+    and every free block's head is held by none."""
+    node = mixed.node
+    free_heads = {zone.zone_start_pfn + pfn for _, zone in mixed.zones
+                  for order in range(zone.max_order + 1) for mt in range(MIGRATE_TYPES)
+                  for pfn in zone.free_blocks(order, mt)}
+    assert len(free_heads) > 100
+    lru_folios = set()
+    for fsys in mixed.filesystems:
+        folios = {pfn for f in fsys.files.values() for pfn in f.folios}
+        assert folios and {pfn for pfn in range(node.end_pfn) if fsys.holds_page(pfn)} == folios
+        assert not folios & free_heads
+        if fsys.lru is not None:
+            lru_folios |= folios
+    assert {pfn for pfn in range(node.end_pfn) if pfn in mixed.lru} == lru_folios
+    # the words at the free heads are links: many would name a slot or a queue place
+    nxt, prv = node.page_links()
+    assert sum(0 <= nxt[pfn] < 1000 for pfn in free_heads) > 10
 
 
 def test_compaction_migrated_pages_inside_the_zones_above_pfn_0_and_owners_followed(mixed):
