@@ -550,7 +550,7 @@ class Zone(PageSpace):
         del links
         # Where the links of local pfn 0 are: 0 in the zone's own vectors, the zone's
         # first node pfn in a node's (``share_links``). Links hold local pfns.
-        self._lb = 0
+        self._lb: i64 = 0
         self._nr_links = nr_pages + nr_lists
         # The state byte and the owner tag of every pfn (3 bytes a page).
         self._state: vec[u8] = vec[u8](bytes(nr_pages), capacity=nr_pages)
@@ -1234,7 +1234,7 @@ class Zone(PageSpace):
                     pfn = int(nxt[sentinel])
                     n = int(nxt[lb + pfn])
                     nxt[sentinel] = n
-                    prv[lb + n] = sentinel - lb
+                    prv[lb + n] = i32(sentinel - lb)
                     state[pfn] = pcp_state
                     lst.appendleft(pfn)
                 nr_free_mt[lst_index] -= take
