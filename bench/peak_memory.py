@@ -35,11 +35,13 @@ REPO = Path(__file__).resolve().parent.parent
 # allocation belongs to the first part whose Python marker is in its top Python frame
 # ("file.py:function") or one of whose native markers is among its native frames.
 PARTS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
-    ("the zones' per-pfn vectors (free-list links, state, owner)",
-     ("snapshot.py:synthesize_zone", "snapshot.py:plan_layout"), ()),
+    ("the zones' per-pfn vectors (the link words, state, owner)",
+     ("snapshot.py:synthesize_zone", "snapshot.py:plan_layout"), ("Node____share_links",)),
     ("the shared page index (one i32 a pfn)", ("machine.py:page_index",), ()),
-    ("the file systems' page slot (one i32 a pfn each)", (), ("FileSystem____page_cache_grow",)),
-    ("the file LRU's position (one i32 a pfn)", (), ("FileLru____grow",)),
+    # outside a machine, the file systems and the LRU keep vectors of their own
+    ("the file systems' own page slot (one i32 a pfn each)", (),
+     ("FileSystem____page_cache_grow",)),
+    ("the file LRU's own position (one i32 a pfn)", (), ("FileLru____grow",)),
     ("fs_churn's files and their slab objects", ("fs_churn.py:",),
      ("objloop___create_files", "objloop___unlink_files")),
     ("the page cache's LRU queue, folio tables and XArray nodes", ("page_cache.py:",), ()),

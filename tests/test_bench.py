@@ -154,6 +154,9 @@ def test_peak_memory_sorts_an_allocation_by_its_stacks_first_part_first():
     part = peak_memory.part_of
     zones, index, slot, lru_pos, fs_churn, page_cache = (p[0] for p in peak_memory.PARTS[:6])
     assert part("snapshot.py:synthesize_zone", []) == zones
+    # a node's link words, made as the machine builds its node
+    share = ["vec_alloc", "CPyDef_sim___mmzone___Node____share_links"]
+    assert part("machine.py:build_node", share) == zones
     assert part("machine.py:page_index", ["vec_alloc"]) == index
     # a read's allocation is the page cache's, unless it is the slot vector growing,
     # which is told by its native frame whatever the Python frame says
