@@ -551,7 +551,6 @@ class Zone(PageSpace):
         # Where the links of local pfn 0 are: 0 in the zone's own vectors, the zone's
         # first node pfn in a node's (``share_links``). Links hold local pfns.
         self._lb: i64 = 0
-        self._nr_links = nr_pages + nr_lists
         # The state byte and the owner tag of every pfn (3 bytes a page).
         self._state: vec[u8] = vec[u8](bytes(nr_pages), capacity=nr_pages)
         owners = array("h", [0]) * nr_pages  # a name: mypyc 2.4 asserts on an expression
@@ -1221,7 +1220,7 @@ class Zone(PageSpace):
         lst_index = order * MIGRATE_TYPES + mt
         nr_free_mt = self._nr_free_mt
         lb = self._lb
-        sentinel = lb + self._sentinel + lst_index  # an index into the links
+        sentinel = self._sentinel + lst_index
         nxt, prv = self._next, self._prev
         unrolled = self._addr_heaps is None
         while len(lst) - start < count:
@@ -1231,10 +1230,10 @@ class Zone(PageSpace):
                 # heads, exactly as repeated calls would.
                 take = min(count - (len(lst) - start), avail)
                 for _ in range(take):
-                    pfn = int(nxt[sentinel])
+                    pfn = int(nxt[lb + sentinel])
                     n = int(nxt[lb + pfn])
-                    nxt[sentinel] = n
-                    prv[lb + n] = i32(sentinel - lb)
+                    nxt[lb + sentinel] = n
+                    prv[lb + n] = sentinel
                     state[pfn] = pcp_state
                     lst.appendleft(pfn)
                 nr_free_mt[lst_index] -= take
@@ -1860,7 +1859,7 @@ class Zone(PageSpace):
     def memory_bytes(self) -> int:
         """Bytes held by page state and free lists (the per-page storage)."""
         return (
-            8 * self._nr_links  # its share of the links
+            8 * (self.nr_pages + self.free_list_heads())  # its share of the links
             + len(self._state) + 2 * len(self._owner)  # state bytes and owner tags
             + len(self._pageblock_mt)  # a migratetype byte per pageblock
             + len(self._pageblock_skip_bits)  # and a skip byte
@@ -2141,7 +2140,7 @@ class Zone(PageSpace):
     def free_list_heads(self) -> int:
         """The list heads the links hold after the pfns': one per order and
         migratetype."""
-        return self._nr_links - self.nr_pages
+        return (self.max_order + 1) * MIGRATE_TYPES
 
     def free_list_base(self) -> int:
         """Where local pfn 0's links are in ``free_list_links``: the zone's first node
@@ -2166,7 +2165,7 @@ class Zone(PageSpace):
         """Move the free lists' links into a node's vectors (sim/mmzone.py ``Node``):
         local pfn p at ``base + p``, the list heads at ``heads`` on. The lists are
         unchanged; the zone's own vectors are let go."""
-        nr_lists = self._nr_links - self.nr_pages
+        nr_lists = self.free_list_heads()
         if base < 0 or base + self.nr_pages > heads or heads + nr_lists > len(nxt) \
                 or len(prv) != len(nxt):
             raise ValueError(f"share_links: {self.nr_pages} pages at {base} and "
@@ -2175,7 +2174,7 @@ class Zone(PageSpace):
         old_lb, old_s = self._lb, self._sentinel
         sentinel = heads - base  # the local index whose links are at ``heads``
         shift = sentinel - old_s
-        for k in range(self._nr_links):
+        for k in range(self.nr_pages + nr_lists):
             i = base + k if k < self.nr_pages else heads + k - self.nr_pages
             n = int(old_next[old_lb + k])
             p = int(old_prev[old_lb + k])

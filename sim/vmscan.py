@@ -317,8 +317,9 @@ class FileLru:
         """The owner drops the folio itself (truncation, unlink); returns its owner id."""
         if pfn not in self:
             raise KeyError(pfn)
-        word = self._word(pfn)
-        self._queue[int(self._pos[pfn])] = -1
+        pos = int(self._pos[pfn])
+        word = int(self._words[pos])
+        self._queue[pos] = -1
         self._count -= 1
         order = word & _ORDER_MASK
         self.nr_pages -= 1 << order
