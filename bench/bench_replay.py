@@ -3,8 +3,10 @@
 On the real 6.18 trace (tmpfs-churn-20k-keep10: 372 008 events over 0.770 s), built from
 its before.slabinfo / buddyinfo / pagetypeinfo, it measures:
 
-- parsing alone (sim/ftrace.py) in this process, in events per second;
-- replaying alone (sim/replay.py) from events already parsed;
+- parsing alone (sim/ftrace.py) in this process, in events per second, into the batches
+  the replay reads (``TraceReader.record_batches``: the C scanner's records in the
+  compiled build, event tuples in pure Python);
+- replaying alone (sim/replay.py) from those batches, parsed beforehand;
 - the whole thing, parse + replay, in one process and with the parser in a child process
   (what ``replay_file`` does on two CPUs or more), with the real-time factor: trace span
   / wall time. Set-up (zone synthesis, slabinfo population) is reported apart;
@@ -23,7 +25,6 @@ the copy shipped in configs/examples (xz).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import statistics
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     def parse() -> tuple[float, object]:
         reader = TraceReader(trace, parallel=False)
         t = time.perf_counter()
-        batches = list(reader.batches())
+        batches = list(reader.record_batches())  # what the replay reads
         return time.perf_counter() - t, (batches, reader.stats)
 
     parse_s, (batches, stats) = median_of(args.repeat, parse)
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     def replay_only() -> tuple[float, object]:
         rep: Replayer = build_replay(slabinfo=slabinfo, buddyinfo=buddyinfo,
                                      pagetypeinfo=pagetypeinfo).replayer
-        rep.feed(itertools.chain.from_iterable(batches))
+        rep.feed_batches(batches)
         t = time.perf_counter()
         rep.run()
         return time.perf_counter() - t, None

@@ -701,22 +701,30 @@ is_ascii(const char *p, Py_ssize_t n)
     return (high & 0x8080808080808080ull) == 0;
 }
 
-/* Scanner.chunk(buf, pos, lineno) -> (pos, lineno): reads the lines of buf from pos on
+/* Scanner.chunk(buf, pos, lineno[, end]) -> (pos, lineno): reads the lines of buf[pos:end]
    (each ending in "\n", the last one maybe not) while the fast path takes them whole;
-   returns where it stopped (len(buf) at the end) and the number of the last line read. */
+   returns where it stopped (end at the end; end is len(buf) by default) and the number
+   of the last line read. */
 static PyObject *
 scanner_chunk(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "chunk(buf: bytes, pos: int, lineno: int)");
+    if ((nargs != 3 && nargs != 4) || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "chunk(buf: bytes, pos: int, lineno: int[, end: int])");
         return NULL;
     }
     const char *buf = PyBytes_AS_STRING(args[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     long long lineno = PyLong_AsLongLong(args[2]);
+    Py_ssize_t end = nargs == 4 ? PyLong_AsSsize_t(args[3]) : size;
     if (PyErr_Occurred())
         return NULL;
+    if (end < 0 || end > size) {
+        PyErr_SetString(PyExc_ValueError, "chunk: end outside the buffer");
+        return NULL;
+    }
+    size = end; /* the lines of buf[pos:end] */
     if (pos < 0 || pos > size) {
         PyErr_SetString(PyExc_ValueError, "chunk: pos outside the buffer");
         return NULL;
@@ -962,7 +970,8 @@ scanner_get_top(Scanner *self, void *closure)
 
 static PyMethodDef scanner_methods[] = {
     {"chunk", (PyCFunction)(void (*)(void))scanner_chunk, METH_FASTCALL,
-     "chunk(buf, pos, lineno) -> (pos, lineno): record the lines the fast path takes whole."},
+     "chunk(buf, pos, lineno[, end]) -> (pos, lineno): record the lines of buf[pos:end] the "
+     "fast path takes whole."},
     {"accept", (PyCFunction)scanner_accept, METH_O,
      "accept(ev) -> 0 (recorded), 1 bad timestamp, 2 duplicated free, 3 free of a bad "
      "allocation."},

@@ -65,20 +65,24 @@ at all, or an empty one, is a one-line :class:`~sim.errors.FragsimError`, raised
 stream ends.
 
 Speed (the replay must outrun the kernel that recorded the trace): the file is read a
-quarter MiB at a time (gzip through zlib-ng's inflate where it imports) and split into
-lines in one call. A line is split once, into its head, call site, ``ptr=``/``pfn=`` and
-the rest (its tail), and the tails, which repeat (54 distinct ones for the real trace's
-308 000 cache events), are parsed once by field name and cached; so are cache names
-(interned) and CPU fields. In the compiled build that fast path is C
+quarter MiB at a time (gzip 4 KiB of the file at a time, through zlib-ng's inflate where
+it imports) and split into lines in one call. A line is split once, into its head, call
+site, ``ptr=``/``pfn=`` and the rest (its tail), and the tails, which repeat (54
+distinct ones for the real trace's 308 000 cache events), are parsed once by field name
+and cached; so are cache names (interned) and CPU fields. In the compiled build that fast path is C
 (sim/_ftrace_scan.c): it reads the chunks' bytes, takes every line of the common shape
 whole (the timestamp's checks and the pairing of pointers included) and writes a
 32-byte record for it; it stops at any other line, which this module's code reads and
 hands back to be checked, so the two builds read every trace alike (a test holds them
-to it on mutated real lines). :meth:`TraceReader.batches` yields lists of plain tuples,
-and on Linux with two CPUs or more it parses in a forked child process that sends its
-batches through a pipe (the C scanner's records, which a Decoder turns into the tuples
-in the parent; marshalled tuples in pure Python), so that parsing and replaying run
-side by side.
+to it on mutated real lines); it reads the blocks as the decompressor gives them
+(:meth:`TraceStream.byte_spans`, a line across two joined alone), and its records go
+out about every half MiB of text. :meth:`TraceReader.batches` yields lists of plain
+tuples, and on Linux with two CPUs or more it parses in a forked child process that
+sends its batches through a pipe (widened to 1 MiB, so that the parser runs ahead; the
+C scanner's records, which a Decoder turns into the tuples in the parent; marshalled
+tuples in pure Python), so that parsing and replaying run side by side.
+:meth:`TraceReader.record_batches` is the same without the Decoder: sim/replay.py reads
+the records themselves (``RECORD_*``).
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import contextlib
+import functools
 import gc
 import io
 import lzma
@@ -154,6 +159,17 @@ MAX_ALLOC_BYTES = 1 << (MAX_PAGE_ORDER + 12)  # the largest kmalloc: an order-10
 MAX_MIGRATETYPE = 5  # 6.18 MIGRATE_TYPES with CMA and memory isolation, minus one
 TS_BACKWARDS_TOLERANCE: Final = 0.001  # seconds an event may be printed before the latest one
 NULL_PTR: Final = "0000000000000000"
+
+# The C scanner's record of one event (sim/_ftrace_scan.c ``struct Record``, little-endian
+# on the machines it builds for): the byte offsets of its fields.
+RECORD_SIZE: Final = 32
+RECORD_TS: Final = 0  # f64, the timestamp
+RECORD_LINENO: Final = 8  # i64, the line number
+RECORD_KEY: Final = 16  # u64: the ptr's value (kinds 0-3), the pfn (4-6), or for an
+#                         object record the index of its event tuple in the objects list
+RECORD_TAIL: Final = 24  # i32, the tail's number (the tails come with the batches)
+RECORD_CPU: Final = 28  # i16
+RECORD_KIND: Final = 30  # u8 kind, then u8 type: 0 an event, 1 an object record
 _INF: Final = float("inf")
 
 # gfp names that older kernels printed and 6.18 no longer has (include/linux/gfp_types.h
@@ -342,27 +358,35 @@ class TraceStream:
         if rest:
             yield [rest]
 
-    def byte_chunks(self) -> Iterator[bytes]:
-        """The file's bytes, in chunks that end at the end of a line (the last one maybe
-        not): what the C scanner reads. Split at b"\\n" alone, a line decodes as it does
+    def byte_spans(self) -> Iterator[tuple[bytes, int, int]]:
+        """The file's bytes as ``(buf, start, end)``: ``buf[start:end]`` is whole lines
+        (the file's last one maybe not), in file order; what the C scanner reads. The
+        blocks are read as the decompressor gives them and not copied: a line that
+        straddles two is joined alone. Split at b"\\n" alone, a line decodes as it does
         within the whole text (no UTF-8 sequence holds that byte), so ``chunks`` and
         these give the same lines."""
-        read = self._stream.read
+        stream = self._stream
+        blocks = (stream.blocks() if isinstance(stream, _GzipReader)
+                  else iter(functools.partial(stream.read, self.CHUNK), b""))
         rest = b""
-        while True:
-            data = read(self.CHUNK)
-            if not data:
-                break
+        for data in blocks:
+            start = 0
             if rest:
-                data = rest + data
+                first = data.find(b"\n") + 1
+                if not first:
+                    rest += data
+                    continue
+                line = rest + data[:first]
+                yield line, 0, len(line)
+                start = first
             cut = data.rfind(b"\n") + 1
-            if cut:
-                yield data[:cut] if cut < len(data) else data
-                rest = data[cut:]
+            if cut > start:
+                yield data, start, cut
             else:
-                rest = data
+                cut = start
+            rest = data[cut:] if cut < len(data) else b""
         if rest:
-            yield rest
+            yield rest, 0, len(rest)
 
     def close(self) -> None:
         self._stream.close()
@@ -391,33 +415,63 @@ class _GzipReader:
         self._error: Exception | None = None
         self._done = False
 
+    def _inflate_next(self, pieces: list[bytes]) -> None:
+        """Decompress the next 4 KiB of the file into ``pieces``; at its end, or at an
+        error, set ``_done`` (and ``_error``). ``read`` and ``blocks`` both step so, so
+        that they give the same bytes out of a corrupt stream: what a step that fails
+        would have given is lost."""
+        data = self._raw.read(1 << 12)
+        if not data:
+            self._done = True
+            if not self._inflate.eof:
+                self._error = EOFError(
+                    "Compressed file ended before the end-of-stream marker was reached")
+            return
+        try:
+            pieces.append(self._inflate.decompress(data))
+            while self._inflate.eof and self._inflate.unused_data:
+                # Another gzip member follows (concatenated .gz files).
+                rest = self._inflate.unused_data
+                self._inflate = self._zlib.decompressobj(wbits=31)
+                pieces.append(self._inflate.decompress(rest))
+        except self._errors as err:
+            self._done = True
+            self._error = err
+
     def _fill(self, size: int) -> None:
         if len(self._buf) - self._pos >= size or self._done:
             return
         pieces = [self._buf[self._pos:]]
         have = len(pieces[0])
         while have < size and not self._done:
-            data = self._raw.read(1 << 16)
-            if not data:
-                self._done = True
-                if not self._inflate.eof:
-                    self._error = EOFError(
-                        "Compressed file ended before the end-of-stream marker was reached")
-                break
-            try:
-                pieces.append(self._inflate.decompress(data))
-                have += len(pieces[-1])
-                while self._inflate.eof and self._inflate.unused_data:
-                    # Another gzip member follows (concatenated .gz files).
-                    rest = self._inflate.unused_data
-                    self._inflate = self._zlib.decompressobj(wbits=31)
-                    pieces.append(self._inflate.decompress(rest))
-                    have += len(pieces[-1])
-            except self._errors as err:
-                self._done = True
-                self._error = err
+            n = len(pieces)
+            self._inflate_next(pieces)
+            have += sum(len(p) for p in pieces[n:])
         self._buf = b"".join(pieces)
         self._pos = 0
+
+    def blocks(self) -> Iterator[bytes]:
+        """The rest of the decompressed bytes, in the blocks zlib gives them (``read``
+        without its copies), then the error that ended the stream early, if one did.
+
+        The blocks are of 4 KiB of the file (``_inflate_next``), about 80 KiB of a
+        trace's text: below glibc's mmap threshold (128 KiB), so the allocator reuses
+        their memory, where blocks of 1 MiB and more are each a fresh mapping to fault
+        in (20 000 page faults, a third of the parser process's time on the shared
+        trace)."""
+        pieces = [self._buf[self._pos:]] if self._pos < len(self._buf) else []
+        self._buf = b""
+        self._pos = 0
+        while True:
+            for piece in pieces:
+                if piece:
+                    yield piece
+            if self._done:
+                break
+            pieces = []
+            self._inflate_next(pieces)
+        if self._error is not None:
+            raise self._error
 
     def read(self, size: int) -> bytes:
         self._fill(size)
@@ -443,6 +497,8 @@ class TraceReader:
     >>> for ev in reader: ...                     # doctest: +SKIP
     >>> reader.stats.bad_lines, reader.stats.error  # doctest: +SKIP
     """
+
+    BATCH_BYTES = 1 << 19  # the C scanner's batches: the events of about this much text
 
     def __init__(self, path: str | os.PathLike[str] | IO[bytes], source: str | None = None,
                  *, gfp_cache: dict[str, int] | None = None,
@@ -606,51 +662,72 @@ class TraceReader:
         checked by ``Scanner.accept``, as ``_parse_lines`` checks it."""
         stats = self.stats
         stream = TraceStream(self.path)
-        event = self._event
-        take = scanner.take
-        run = scanner.chunk
-        accept = scanner.accept
         decode = _c_decoder().decode if not records else None
         lineno = 0
+        # Text read since the last take(); the first batch goes after the first span,
+        # so that the replay starts at once.
+        unsent = self.BATCH_BYTES
         try:
-            for chunk in stream.byte_chunks():
-                size = len(chunk)
-                pos = 0
-                while pos < size:
-                    pos, lineno = run(chunk, pos, lineno)
-                    if pos >= size:
-                        break
-                    end = chunk.find(b"\n", pos)
-                    if end < 0:
-                        end = size
-                    line = chunk[pos:end].decode("utf-8", "replace")
-                    pos = end + 1
-                    lineno += 1
-                    try:
-                        ev = event(line, lineno)
-                        if ev is None:
-                            continue
-                        why = accept(ev)
-                        if why:
-                            raise self._rejected(why, ev, scanner)
-                    except _BadLine as err:
-                        self._bad_line(lineno, str(err), line, err.kind)
-                    except (ValueError, IndexError, KeyError) as unreadable:
-                        self._unreadable(lineno, unreadable, line)
-                batch, objects, new_tails, events, low, high = take()
-                if events:
-                    self._seen_times(low, high)
-                    if decode is not None:
-                        yield decode(batch, objects, new_tails)
-                    else:
-                        yield (batch, objects, new_tails)
-        except _BROKEN_STREAM as broken:
-            self._broken(lineno, broken)
+            try:
+                for chunk, pos, size in stream.byte_spans():
+                    unsent += size - pos
+                    lineno = self._scan_span(scanner, chunk, pos, size, lineno)
+                    if unsent >= self.BATCH_BYTES:
+                        unsent = 0
+                        batch = self._take(scanner, decode)
+                        if batch is not None:
+                            yield batch
+            except _BROKEN_STREAM as broken:
+                self._broken(lineno, broken)
+            batch = self._take(scanner, decode)
+            if batch is not None:
+                yield batch
         finally:
             stream.close()
             stats.lines = lineno
             stats.per_kind[:] = scanner.counts()
             stats.events = sum(stats.per_kind)
+
+    def _scan_span(self, scanner: Any, chunk: bytes, pos: int, size: int, lineno: int) -> int:
+        """The lines of chunk[pos:size]: the C scanner's where it takes them, each other
+        one read by ``_event`` and checked by ``Scanner.accept``; the last line's
+        number."""
+        run = scanner.chunk
+        accept = scanner.accept
+        event = self._event
+        while pos < size:
+            pos, lineno = run(chunk, pos, lineno, size)
+            if pos >= size:
+                break
+            end = chunk.find(b"\n", pos, size)
+            if end < 0:
+                end = size
+            line = chunk[pos:end].decode("utf-8", "replace")
+            pos = end + 1
+            lineno += 1
+            try:
+                ev = event(line, lineno)
+                if ev is None:
+                    continue
+                why = accept(ev)
+                if why:
+                    raise self._rejected(why, ev, scanner)
+            except _BadLine as err:
+                self._bad_line(lineno, str(err), line, err.kind)
+            except (ValueError, IndexError, KeyError) as unreadable:
+                self._unreadable(lineno, unreadable, line)
+        return lineno
+
+    def _take(self, scanner: Any, decode: Any) -> Any:
+        """The scanner's events since the last take: records, or their tuples through
+        ``decode``; None when there are none."""
+        batch, objects, new_tails, events, low, high = scanner.take()
+        if not events:
+            return None
+        self._seen_times(low, high)
+        if decode is not None:
+            return decode(batch, objects, new_tails)
+        return (batch, objects, new_tails)
 
     def _event(self, line: str, lineno: int) -> tuple | None:
         """One line's event tuple (laid out as TraceEvent), or None for a line of no kmem
@@ -814,14 +891,25 @@ class TraceReader:
         consume a trace). Parsed in a child process when ``parallel`` is True, or when it
         is None (the default), the path is a file and this process may use two CPUs on
         Linux: the parent then only unpacks them. The events are the same either way."""
+        yield from self._batches(True)
+
+    def record_batches(self) -> Generator[Any, None, None]:
+        """``batches``, but where the compiled build's C scanner parsed, its records as
+        they are (``Scanner.take``'s ``(records, objects, new_tails)``: 32 bytes an event,
+        ``RECORD_*`` below) instead of event tuples; lists of tuples where it did not (the
+        pure-Python parser). sim/replay.py reads the records without making an object an
+        event."""
+        yield from self._batches(False)
+
+    def _batches(self, decode: bool) -> Generator[Any, None, None]:
         if self._used:
             raise RuntimeError("a TraceReader streams its file once; make a new one")
         self._used = True
         if self._parallel():
-            yield from self._child_batches()
+            yield from self._child_batches(decode)
             self.stats.parallel = True
         else:
-            yield from self._parse_batches()
+            yield from self._parse_batches(records=not decode)
         self._check_events()
 
     def __iter__(self) -> Iterator[TraceEvent]:
@@ -841,9 +929,10 @@ class TraceReader:
             return False
         return len(os.sched_getaffinity(0)) > 1 and _can_fork()
 
-    def _child_batches(self) -> Iterator[list[tuple]]:
+    def _child_batches(self, decode: bool = True) -> Iterator[Any]:
         ctx = multiprocessing.get_context("fork")
         receiver, sender = ctx.Pipe(duplex=False)
+        _widen_pipe(sender)
         proc = ctx.Process(target=_parse_in_child, args=(self, sender, receiver),
                            daemon=True, name="fragsim-trace-parser")
         proc.start()
@@ -860,6 +949,9 @@ class TraceReader:
                 if msg[0] != 0x80:
                     batch = loads(msg)
                     if type(batch) is tuple:  # the C scanner's records (Scanner.take)
+                        if not decode:
+                            yield batch
+                            continue
                         if decoder is None:
                             decoder = _c_decoder()
                         yield decoder.decode(batch[0], batch[1], batch[2])
@@ -1039,6 +1131,18 @@ def _c_scanner(kinds: dict[str, int], cpus: dict[str, int],
 
     return Scanner(kinds, cpus, tails, _KFREE_TAIL, _NULL_PAGE, bad_allocs,
                    TS_BACKWARDS_TOLERANCE)
+
+
+def _widen_pipe(conn: Connection) -> None:
+    """Let the pipe hold 1 MiB (Linux ``F_SETPIPE_SZ``; the default is 64 KiB, about one
+    batch of records), so that the parser runs ahead of the replay by several batches
+    instead of waiting on every one it sends. Where that cannot be set, as it is."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(conn.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError):
+        pass
 
 
 def _c_decoder() -> Any:

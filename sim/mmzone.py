@@ -495,11 +495,17 @@ class Node(PageSpace):
         """``get_page_from_freelist`` for a request of the Normal zone (-1) or of
         ``highest_zoneidx``, with ``alloc_flags_nofragment``: a client's allocation
         that does not go through sim/page_alloc.py (its fast path alone)."""
+        pfn = self.alloc_pfn(order, migratetype, cpu, owner, alloc_flags, highest_zoneidx)
+        return None if pfn < 0 else pfn
+
+    def alloc_pfn(self, order: int, migratetype: int, cpu: int, owner: int | None,
+                  alloc_flags: int, highest_zoneidx: int = -1) -> int:
+        """``alloc``, with -1 for None (as ``Zone.alloc_pfn``)."""
         if highest_zoneidx < 0:
             highest_zoneidx = ZONE_NORMAL
         alloc_flags |= self.alloc_flags_nofragment(highest_zoneidx)
-        return self.get_page_from_freelist(order, migratetype, cpu, owner, alloc_flags,
-                                           highest_zoneidx)
+        return self.get_page_pfn(order, migratetype, cpu, owner, alloc_flags,
+                                 highest_zoneidx)
 
     def alloc_batch(self, n: int, migratetype: int, cpu: Callable[[], int],
                     owner: int | None, alloc_flags: int, highest_zoneidx: int,

@@ -312,6 +312,32 @@ class FolioTable:
         self._vals[i] = value
         self._n += 1
 
+    def put(self, key: int, value: int) -> int:
+        """``set``, returning the entry it replaced, or -1 (one probe where ``get``
+        then ``set`` take two)."""
+        if key < 0 or value < 0:
+            raise ValueError(f"expected a key and a value >= 0, got {key}, {value}")
+        mask = self._mask
+        if mask >= 0:
+            keys = self._keys
+            i = self._home(key)
+            while True:
+                k: i64 = keys[i]
+                if k == key:
+                    old = int(self._vals[i])
+                    self._vals[i] = value
+                    return old
+                if k < 0:
+                    break
+                i = (i + 1) & mask
+            if (self._n + 1) * 3 <= (mask + 1) * 2:
+                keys[i] = key
+                self._vals[i] = value
+                self._n += 1
+                return -1
+        self.set(key, value)
+        return -1
+
     def _grow(self) -> None:
         old_keys, old_vals = self._keys, self._vals
         size: i64 = max(8, 2 * (self._mask + 1))

@@ -84,6 +84,13 @@ Departures, and why:
   full machine (``kind: trace``) the engine passes ``Machine.alloc_pages``, the whole
   slow path, and its own kswapd.
 - A trace CPU beyond the simulated ones is folded onto them (``cpu % cpus``).
+- **Reading** (no kernel counterpart): in the compiled build the parser's records
+  (sim/ftrace.py ``RECORD_*``) are read where they lie, and the live objects are kept
+  by pointer value in typed tables (sim/readahead.py ``FolioTable``), cache number and
+  object id in one integer: no Python object per event. A pointer the kernel printed as
+  16 hex digits is keyed by its value, any other spelling by its text, whichever way
+  its line was read; a line the C scanner left to the Python parser comes as its event
+  tuple and goes through the same handlers.
 - A ``kmem_cache_alloc`` of a pointer that is still live (its free was not traced) frees
   the old object first, and counts it.
 - The trace's own slab pages and the simulated ones are different pages: the simulated
@@ -103,7 +110,12 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
+from librt.strings import read_f64_le, read_i16_le, read_i32_le, read_i64_le
+from mypy_extensions import i64
+
 from sim.buddy import (
+    ALLOC_KSWAPD,
+    ALLOC_WMARK_LOW,
     OWNER_MOVABLE,
     OWNER_RECLAIMABLE,
     OWNER_UNMOVABLE,
@@ -116,6 +128,13 @@ from sim.buddy import (
 from sim.errors import FragsimError
 from sim.ftrace import (
     KIND_NAMES,
+    RECORD_CPU,
+    RECORD_KEY,
+    RECORD_KIND,
+    RECORD_LINENO,
+    RECORD_SIZE,
+    RECORD_TAIL,
+    RECORD_TS,
     ParseStats,
     TraceEvent,
     TraceReader,
@@ -140,6 +159,7 @@ from sim.procfs import (
     parse_slabinfo,
     parse_zoneinfo,
 )
+from sim.readahead import FolioTable
 from sim.slab import BadSlabFree, SlabCache, SlabCaches, get_order
 from sim.snapshot import (
     FillerPool,
@@ -162,6 +182,36 @@ _GFP_COMP: Final = __GFP_COMP  # a double-underscore name would be mangled insid
 NULL_PTR = "0000000000000000"
 RCU_FREES = ("trace", "queue")
 _OWNER_OF_MT: Final = (OWNER_UNMOVABLE, OWNER_MOVABLE, OWNER_RECLAIMABLE)
+
+_LOW63: Final = (1 << 63) - 1
+_HEX_DIGITS: Final = "0123456789abcdef"
+
+
+def _ptr_key(ptr: str) -> tuple[i64, str | None]:
+    """A pointer as the replay keys it: (its value, None) when it is 16 lowercase hex
+    digits (the kernel's %p on 64 bits, which the C scanner keys by value; a value with
+    the top bit set as a negative i64), else (0, its text)."""
+    if len(ptr) == 16 and not ptr.strip(_HEX_DIGITS):
+        value = int(ptr, 16)
+        if value >= 1 << 63:
+            value -= 1 << 64
+        return value, None
+    return 0, ptr
+
+
+def _ptr_of(key: i64, text: str | None) -> object:
+    """A pointer as a set's or dict's key (the slow paths')."""
+    return int(key) if text is None else text
+
+
+def _lists_of(events: Iterator[TraceEvent]) -> Generator[list[tuple], None, None]:
+    """Events fed one by one, as batches."""
+    while True:
+        batch: list[tuple] = list(itertools.islice(events, 4096))
+        if not batch:
+            return
+        yield batch
+
 
 # page_allocator(order, gfp, cpu, owner) -> pfn or None: Machine.alloc_pages' signature.
 PageAlloc = Callable[[int, int, int, "int | None"], "int | None"]
@@ -391,20 +441,32 @@ class Replayer:
         self.holder = TraceHolder()
         self.page_alloc: PageAlloc = page_allocator or self._zone_alloc
         self.page_free: PageFree = page_free or zone.free
+        # The zone's own fast path, called directly (not through the callables).
+        self._zone_pages = page_allocator is None
+        self._zone_frees = page_free is None
         self.stats = ReplayStats()
         self.t0: float | None = None
         self.ncpu = zone.cpus
 
-        # ptr -> (cache, oid); kernel pfn -> (sim pfn, order); sim pfn -> kernel pfn.
-        self.objects: dict[str, tuple[SlabCache, int]] = {}
-        self._failed: set[str] = set()  # ptrs whose allocation the simulation could not make
+        # The live objects by pointer: its value (16 hex digits as the kernel's %p
+        # prints it: sim/ftrace.py keys the pointer by it) -> cache number << 32 | object
+        # id, in two tables (values >= 0, and those with the top bit set, that bit
+        # cleared); any other spelling of a pointer by its text.
+        self._objects = FolioTable()
+        self._objects_high = FolioTable()
+        self._objects_text: dict[str, int] = {}
+        self._cache_list: list[SlabCache] = []  # the caches by number
+        self._cache_number: dict[str, int] = {}
+        # Pointers (value or text: _ptr_of) whose allocation the simulation could not make.
+        self._failed: set[object] = set()
+        # kernel pfn -> (sim pfn, order); sim pfn -> kernel pfn.
         self._failed_pages: set[int] = set()  # kernel pfns of page allocations it could not
         self.pages: dict[int, tuple[int, int]] = {}
         self._kernel_pfn: dict[int, int] = {}
         self.slab_pages: dict[int, int] = {}  # kernel pfn -> order of trace slab pages
         self._batched_freed: set[int] = set()
-        # Large kmallocs: ptr -> (kernel pfn or -1, sim pfn, order).
-        self.large: dict[str, tuple[int, int, int]] = {}
+        # Large kmallocs: ptr (_ptr_of) -> (kernel pfn or -1, sim pfn, order).
+        self.large: dict[object, tuple[int, int, int]] = {}
         self._last_page: dict[int, tuple[int, int, int]] = {}  # trace cpu -> (pfn, order, gfp)
         self._adopted: set[int] = set()
         # Slab page attribution: trace cpu -> [(order, mt)] waiting for the next alloc.
@@ -423,9 +485,26 @@ class Replayer:
         for cache in caches:
             self._adopt_cache(cache)
 
-        self._source: Iterator[TraceEvent] | None = None
-        self._batches: Generator[list[tuple], None, None] | None = None
-        self._peek: TraceEvent | None = None
+        self._queue_rcu = rcu_frees == "queue"
+        # What is being read: the batches fed, and the one at hand from _pos (the C
+        # scanner's records and their objects, or a list of event tuples), with the
+        # tails the records name and, per tail, the number of its kmem_cache_alloc's
+        # cache (-1 until an allocation looks it up).
+        self._batches: Generator[Any, None, None] | None = None
+        self._recs = b""
+        self._rec_objects: list[tuple] = []
+        self._evs: list[tuple] | None = None
+        self._pos = 0
+        self._n = 0
+        self._tails: list[tuple] = []
+        self._tail_cache: list[int] = []
+        # Time, in trace time: the last event applied; while _run runs, its ``until``,
+        # the timestamps of ``until`` and of the next RCU tick, and the earlier of them.
+        self._last_ts = 0.0
+        self._until = 0.0
+        self._ts_until = 0.0
+        self._ts_tick = 0.0
+        self._limit = 0.0
         self._next_tick = start + rcu_tick
 
     # ------------------------------------------------------------------ set-up
@@ -433,6 +512,9 @@ class Replayer:
     def _adopt_cache(self, cache: SlabCache) -> None:
         """Start tracking a cache: its counters now are the replay's baseline."""
         self._cache_of[cache.name] = cache
+        if cache.name not in self._cache_number:
+            self._cache_number[cache.name] = len(self._cache_list)
+            self._cache_list.append(cache)
         if cache.name in self._base:
             return
         st = cache.stats
@@ -441,10 +523,18 @@ class Replayer:
             cache.owner = self.holder
 
     def _zone_alloc(self, order: int, gfp: int, cpu: int, owner: int | None) -> int | None:
+        pfn = self._zone_alloc_pfn(order, gfp, cpu, owner)
+        return None if pfn < 0 else pfn
+
+    def _zone_alloc_pfn(self, order: int, gfp: int, cpu: int, owner: int | None) -> int:
+        """The default page allocator: ``get_page_from_freelist`` at the low watermark
+        (the zone's ``alloc``, or the node's zonelist from the gfp's zone), -1 for
+        none."""
         if self.node is not None:
-            return self.node.alloc(order, gfp_migratetype(gfp), cpu, owner,
-                                   highest_zoneidx=gfp_zone(gfp))
-        return self.zone.alloc(order, gfp_migratetype(gfp), cpu, owner)
+            return self.node.alloc_pfn(order, gfp_migratetype(gfp), cpu, owner,
+                                       ALLOC_WMARK_LOW | ALLOC_KSWAPD, gfp_zone(gfp))
+        return self.zone.alloc_pfn(order, gfp_migratetype(gfp), cpu, owner,
+                                   ALLOC_WMARK_LOW | ALLOC_KSWAPD)
 
     def cache_named(self, name: str, size: int = 0) -> SlabCache:
         """The cache called ``name``, created (``calculate_order`` geometry for ``size``,
@@ -494,18 +584,23 @@ class Replayer:
         return self.start + (ts - self.t0) / self.speed
 
     def feed(self, events: Iterable[TraceEvent] | TraceReader) -> None:
-        """Set the events to replay. A TraceReader is read by batches of plain tuples
-        (``TraceReader.batches``), the fast way."""
+        """Set the events to replay. A TraceReader is read by batches
+        (``TraceReader.record_batches``): the C scanner's records where the compiled build
+        parsed, read here without an object an event, else lists of plain tuples."""
         self.close()
         if isinstance(events, TraceReader):
             # A kmem_cache_alloc of a known cache with another size is a bad line.
             events.expect_cache_sizes({cache.name: cache.size for cache in self.caches})
-            self._batches = events.batches()
-            self._source = itertools.chain.from_iterable(
-                self._batches)  # type: ignore[arg-type]  # tuples laid out as TraceEvent
+            self._batches = events.record_batches()
         else:
-            self._source = iter(events)
-        self._peek = None
+            self._batches = _lists_of(iter(events))
+
+    def feed_batches(self, batches: Iterable[Any]) -> None:
+        """Set the events to replay as batches, as ``TraceReader.record_batches`` gives
+        them (the C scanner's records, or lists of event tuples): a trace parsed
+        beforehand (bench/bench_replay.py's "replay only")."""
+        self.close()
+        self._batches = (batch for batch in batches)
 
     def close(self) -> None:
         """Stop reading the fed trace (and end its parser process) before its end: for a
@@ -513,43 +608,67 @@ class Replayer:
         if self._batches is not None:
             self._batches.close()
             self._batches = None
-        self._source = None
-        self._peek = None
+        self._set_batch(None)
+
+    def _set_batch(self, batch: Any) -> None:
+        """Make ``batch`` the one read from its start: the C scanner's (records, objects,
+        new tails), a list of event tuples, or None for none."""
+        self._pos = 0
+        if batch is None:
+            self._recs = b""
+            self._rec_objects = []
+            self._evs = None
+            self._n = 0
+        elif type(batch) is tuple:
+            records, objects, new_tails = batch
+            self._tails.extend(new_tails)
+            self._tail_cache.extend([-1] * len(new_tails))
+            self._recs = records
+            self._rec_objects = objects
+            self._evs = None
+            self._n = len(records) // RECORD_SIZE
+        else:
+            self._recs = b""
+            self._rec_objects = []
+            self._evs = batch
+            self._n = len(batch)
+
+    def _next_batch(self) -> bool:
+        """Read the next batch fed; False when there is none."""
+        while self._batches is not None:
+            batch = next(self._batches, None)
+            if batch is None:
+                self._batches = None
+                break
+            self._set_batch(batch)
+            if self._n:
+                return True
+        self._set_batch(None)
+        return False
 
     def next_time(self) -> float | None:
         """Simulated time of the next event, or None when the trace is done."""
-        if self._peek is None:
-            if self._source is None:
-                return None
-            ev = next(self._source, None)
-            if ev is None:
-                self._source = None
-                return None
-            self._peek = ev
-        return self.sim_time(self._peek[0])
+        if self._pos >= self._n and not self._next_batch():
+            return None
+        evs = self._evs
+        ts = (read_f64_le(self._recs, self._pos * RECORD_SIZE) if evs is None
+              else evs[self._pos][0])
+        return self.sim_time(ts)
 
     def events_until(self, until: float) -> int:
         """Apply every fed event due at or before simulated time ``until``; returns how
         many. The first event due later is kept for the next call."""
-        if self._source is None and self._peek is None:
+        if self._pos >= self._n and self._batches is None:
             return 0
-        it: Iterator[TraceEvent] = self._source if self._source is not None else iter(())
-        if self._peek is not None:
-            it = itertools.chain((self._peek,), it)
-            self._peek = None
-        # The loop allocates a tuple per live object and makes no reference cycles: the
-        # cyclic collector would only walk the heap (10-20 % of the replay time).
+        # The loop makes no reference cycles: the cyclic collector would only walk the
+        # heap (10-20 % of the replay time).
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            done, ended = self._run(it, until)
+            return self._run(until)
         finally:
             if gc_was_enabled:
                 gc.enable()
-        if ended:
-            self._source = None
-            self._batches = None
-        return done
 
     def run(self) -> ReplayStats:
         """Apply every fed event."""
@@ -559,7 +678,14 @@ class Replayer:
 
     def apply(self, ev: TraceEvent) -> None:
         """Apply one event now (whatever its time)."""
-        self._run(iter((ev,)), math.inf)
+        saved = (self._batches, self._recs, self._rec_objects, self._evs, self._pos, self._n)
+        self._batches = None
+        self._set_batch([ev])
+        try:
+            self._run(math.inf)
+        finally:
+            (self._batches, self._recs, self._rec_objects, self._evs, self._pos,
+             self._n) = saved
 
     def advance(self, now: float) -> None:
         """Run the RCU callbacks due by ``now`` (simulated time)."""
@@ -570,189 +696,310 @@ class Replayer:
 
     # ------------------------------------------------------------------ the loop
 
-    def _run(self, events: Iterator[TraceEvent], until: float) -> tuple[int, bool]:
-        """The hot loop: returns (events applied, whether the iterator ran out).
+    def _run(self, until: float) -> int:
+        """Apply the events due by ``until``, batch after batch; returns how many.
 
-        Time is compared in trace time: ``limit`` is the trace timestamp of the earlier
-        of ``until`` and the next RCU tick, so an event costs one comparison."""
-        stats = self.stats
-        objects = self.objects
-        pages = self.pages
-        kernel_pfn = self._kernel_pfn
-        slab_pages = self.slab_pages
-        failed_pages = self._failed_pages
-        cache_of = self._cache_of
-        pending = self._pending_slab
-        page_alloc = self.page_alloc
-        page_free = self.page_free
-        ncpu = self.ncpu
-        queue_rcu = self.rcu_frees == "queue"
-        signature = SLAB_GFP_SIGNATURE
-        start = self.start
-        speed = self.speed
-        inv_speed = 1.0 / speed
-        started = self.t0 is not None  # t0 is the first event's trace time once started
-        t0 = self.t0 if self.t0 is not None else 0.0
-        ts_until = ts_tick = limit = -math.inf
-        if started:
-            ts_until = t0 + (until - start) * speed
-            ts_tick = t0 + (self._next_tick - start) * speed
-            limit = min(ts_until, ts_tick)
+        Time is compared in trace time: ``_limit`` is the trace timestamp of the earlier
+        of ``until`` and the next RCU tick, so an event costs one comparison, and
+        ``_late`` does the rest when an event passes it."""
+        self._until = until
+        self._limit = -math.inf
+        if self.t0 is not None:  # t0 is the first event's trace time once started
+            self._late_limits(self.t0)
         done = 0
-        ended = True
-        ts = last = 0.0
-        for ev in events:
-            ts = ev[0]
-            if ts > limit:
-                if not started:
-                    started = True
-                    t0 = self.t0 = ts
-                    ts_until = t0 + (until - start) * speed
-                    ts_tick = t0 + (self._next_tick - start) * speed
-                if ts > ts_until:
-                    self._peek = ev
-                    ended = False
-                    break
-                if ts >= ts_tick:
-                    self.now = now = start + (ts - t0) * inv_speed
-                    self.caches.rcu_advance(now)
-                    self._next_tick = now + self.rcu_tick
-                    ts_tick = t0 + (self._next_tick - start) * speed
-                limit = min(ts_until, ts_tick)
-            last = ts
-            kind = ev[2]
-            cpu = ev[1]
-            if cpu >= ncpu:
-                cpu %= ncpu
-            done += 1
-            if kind == 0:  # EV_CACHE_ALLOC (a literal: no global lookup per event)
-                cache = cache_of.get(ev[5])  # type: ignore[arg-type]
-                if cache is None:
-                    cache = (self.cache_named(ev[5], ev[7]) if ev[5] is not None
-                             else self._cache_for_size(ev[7]))
-                if pending:
-                    self._attribute(ev[1], cache)
-                oid = cache.alloc(cpu)
-                if oid is None:
-                    self._alloc_failed(ev, cache, cpu)
-                    continue
-                # (not setdefault's identity: compiled, a tuple is boxed anew each time)
-                if ev[3] in objects:
-                    self._realloc(ev[3], (cache, oid), cpu)
-                else:
-                    objects[ev[3]] = (cache, oid)
-            elif kind == 1:  # EV_CACHE_FREE
-                entry = objects.pop(ev[3], None)  # type: ignore[arg-type]
-                if entry is None:
-                    if self._failed and ev[3] in self._failed:
-                        self._failed.discard(ev[3])
-                        stats.frees_of_failed_allocs += 1
-                    else:
-                        self._unknown_free(ev[5], cpu, start + (ts - t0) * inv_speed)
-                    continue
-                cache, oid = entry
-                try:
-                    if queue_rcu and cache.rcu_free:
-                        cache.free_rcu(oid, cpu, start + (ts - t0) * inv_speed)
-                        stats.rcu_queued += 1
-                    else:
-                        cache.free(oid, cpu)
-                except BadSlabFree:
-                    stats.bad_frees += 1
-            elif kind == 4:  # EV_PAGE_ALLOC
-                gfp = ev[8]
-                pfn = ev[4]
-                order = ev[9]
-                mt = ev[10]
-                if ev[3] == "null":
-                    stats.trace_page_alloc_failures += 1
-                elif (gfp & signature) == signature and mt != 1:  # not MIGRATE_MOVABLE
-                    # A slab page: the slab model allocates its own.
-                    stats.slab_page_allocs += 1
-                    slab_pages[pfn] = order
-                    lst = pending.get(ev[1])
-                    if lst is None:
-                        pending[ev[1]] = [(order, mt)]
-                    else:
-                        lst.append((order, mt))
-                else:
-                    if pfn in pages:
-                        stats.page_reallocs += 1
-                        self._free_page(pfn, cpu)
-                    sim = page_alloc(order, gfp, cpu, _OWNER_OF_MT[mt] if mt < 3 else None)
-                    if sim is None:
-                        self._page_alloc_failed(ev, order, mt)
-                        failed_pages.add(pfn)  # its free frees nothing
-                        self._last_page[ev[1]] = (pfn, order, gfp)  # a large kmalloc's?
-                        continue
-                    if failed_pages:
-                        failed_pages.discard(pfn)
-                    stats.page_allocs += 1
-                    pages[pfn] = (sim, order)
-                    kernel_pfn[sim] = pfn
-                    self._last_page[ev[1]] = (pfn, order, gfp)
-            elif kind == 5:  # EV_PAGE_FREE
-                pfn = ev[4]
-                entry_p = pages.pop(pfn, None)
-                if entry_p is not None:
-                    sim, order = entry_p
-                    del kernel_pfn[sim]
-                    self._adopted.discard(pfn)
-                    page_free(sim, order, cpu)
-                    stats.page_frees += 1
-                elif slab_pages.pop(pfn, None) is not None:
-                    stats.slab_page_frees += 1
-                elif self._batched_freed and pfn in self._batched_freed:
-                    self._batched_freed.discard(pfn)
-                    stats.page_free_duplicates += 1
-                elif failed_pages and pfn in failed_pages:
-                    failed_pages.discard(pfn)
-                    stats.frees_of_failed_page_allocs += 1
-                else:
-                    stats.unknown_page_frees += 1
-            elif kind == 2:  # EV_KMALLOC
-                self._kmalloc(ev, cpu)
-            elif kind == 3:  # EV_KFREE
-                entry = objects.pop(ev[3], None)  # type: ignore[arg-type]
-                if entry is None:
-                    self._kfree_other(ev[3], cpu)
-                    continue
-                cache, oid = entry
-                try:
-                    if queue_rcu and cache.rcu_free:
-                        cache.free_rcu(oid, cpu, start + (ts - t0) * inv_speed)
-                        stats.rcu_queued += 1
-                    else:
-                        cache.free(oid, cpu)
-                except BadSlabFree:
-                    stats.bad_frees += 1
-            elif kind == 6:  # EV_PAGE_FREE_BATCHED
-                stats.page_free_batched += 1
-                if ev[4] in pages:
-                    self._free_page(ev[4], cpu)
-                    self._batched_freed.add(ev[4])
+        while self._pos < self._n or self._next_batch():
+            start = self._pos
+            stopped = self._run_records() if self._evs is None else self._run_events()
+            done += self._pos - start
+            if stopped:
+                break
+        stats = self.stats
         stats.events += done
         if done:
-            stats.first_ts = self.t0
-            stats.last_ts = last
-            now = start + (last - t0) * inv_speed
+            t0 = self.t0 if self.t0 is not None else 0.0
+            stats.first_ts = t0
+            stats.last_ts = self._last_ts
+            now = self.start + (self._last_ts - t0) * (1.0 / self.speed)
             if now > self.now:
                 self.now = now
-        return done, ended
+        return done
+
+    def _late_limits(self, t0: float) -> None:
+        speed = self.speed
+        self._ts_until = t0 + (self._until - self.start) * speed
+        self._ts_tick = t0 + (self._next_tick - self.start) * speed
+        self._limit = min(self._ts_until, self._ts_tick)
+
+    def _late(self, ts: float) -> bool:
+        """An event at trace time ``ts`` passed ``_limit``: start the clock at the first
+        event, run the RCU callbacks of a tick it reached; True if it is due after
+        ``until`` (it stays for the next call)."""
+        t0 = self.t0
+        if t0 is None:
+            t0 = self.t0 = ts
+            self._late_limits(ts)
+        if ts > self._ts_until:
+            return True
+        if ts >= self._ts_tick:
+            self.now = now = self.start + (ts - t0) * (1.0 / self.speed)
+            self.caches.rcu_advance(now)
+            self._next_tick = now + self.rcu_tick
+            self._ts_tick = t0 + (self._next_tick - self.start) * self.speed
+        self._limit = min(self._ts_until, self._ts_tick)
+        return False
+
+    def _run_records(self) -> bool:
+        """The batch's records from ``_pos`` (the C scanner's: ``RECORD_*`` in
+        sim/ftrace.py), each applied as ``_event`` applies its tuple; True if one is due
+        after ``until``."""
+        recs = self._recs
+        tails = self._tails
+        tail_cache = self._tail_cache
+        ncpu = self.ncpu
+        limit = self._limit
+        i: i64 = self._pos
+        n: i64 = self._n
+        stopped = False
+        last = self._last_ts
+        while i < n:
+            off: i64 = i * RECORD_SIZE
+            ts = read_f64_le(recs, off + RECORD_TS)
+            if ts > limit:
+                if self._late(ts):
+                    stopped = True
+                    break
+                limit = self._limit
+            last = ts
+            kind_type = i64(read_i16_le(recs, off + RECORD_KIND))
+            key: i64 = read_i64_le(recs, off + RECORD_KEY)
+            i += 1
+            if kind_type >> 8:  # an event the Python parser read: its tuple
+                self._event(self._rec_objects[key])
+                continue
+            kind = kind_type & 0xFF
+            tcpu = i64(read_i16_le(recs, off + RECORD_CPU))
+            cpu = tcpu % ncpu if tcpu >= ncpu else tcpu
+            tail = i64(read_i32_le(recs, off + RECORD_TAIL))
+            if kind == 0:  # EV_CACHE_ALLOC
+                index = tail_cache[tail]
+                if index < 0:
+                    index = self._cache_index_of(tails[tail][0], tails[tail][2])
+                    tail_cache[tail] = index
+                self._cache_alloc(index, tcpu, cpu, key, None, 0,
+                                  read_i64_le(recs, off + RECORD_LINENO))
+            elif kind == 1:  # EV_CACHE_FREE
+                self._cache_free(key, None, cpu, ts, tails[tail][0], False)
+            elif kind == 4:  # EV_PAGE_ALLOC
+                t = tails[tail]
+                self._page_alloc(key, t[0], t[1], t[2], False, tcpu, cpu,
+                                 read_i64_le(recs, off + RECORD_LINENO))
+            elif kind == 5:  # EV_PAGE_FREE
+                self._page_free_event(key, cpu)
+            elif kind == 2:  # EV_KMALLOC
+                t = tails[tail]
+                self._kmalloc(t[2], t[3], t[4], tcpu, cpu, key, None,
+                              read_i64_le(recs, off + RECORD_LINENO))
+            elif kind == 3:  # EV_KFREE
+                self._cache_free(key, None, cpu, ts, None, True)
+            elif kind == 6:  # EV_PAGE_FREE_BATCHED
+                self._page_free_batched(key, cpu)
+        self._pos = i
+        self._last_ts = last
+        return stopped
+
+    def _run_events(self) -> bool:
+        """``_run_records`` for a batch of event tuples."""
+        evs = self._evs
+        assert evs is not None
+        limit = self._limit
+        i = self._pos
+        n = self._n
+        stopped = False
+        last = self._last_ts
+        while i < n:
+            ev = evs[i]
+            ts: float = ev[0]
+            if ts > limit:
+                if self._late(ts):
+                    stopped = True
+                    break
+                limit = self._limit
+            last = ts
+            i += 1
+            self._event(ev)
+        self._pos = i
+        self._last_ts = last
+        return stopped
+
+    def _event(self, ev: tuple) -> None:
+        """Apply one event tuple (laid out as TraceEvent)."""
+        kind = ev[2]
+        tcpu = ev[1]
+        ncpu = self.ncpu
+        cpu = tcpu % ncpu if tcpu >= ncpu else tcpu
+        lineno = ev[12] if len(ev) > 12 else 0  # 0: an event made by hand
+        if kind < 4:
+            key, text = _ptr_key(ev[3])
+            if kind == 0:  # EV_CACHE_ALLOC
+                self._cache_alloc(self._cache_index_of(ev[5], ev[7]), tcpu, cpu, key, text,
+                                  0, lineno)
+            elif kind == 1:  # EV_CACHE_FREE
+                self._cache_free(key, text, cpu, ev[0], ev[5], False)
+            elif kind == 2:  # EV_KMALLOC
+                self._kmalloc(ev[7], ev[8], ev[11], tcpu, cpu, key, text, lineno)
+            else:  # EV_KFREE
+                self._cache_free(key, text, cpu, ev[0], None, True)
+        elif kind == 4:  # EV_PAGE_ALLOC
+            self._page_alloc(ev[4], ev[9], ev[10], ev[8], ev[3] == "null", tcpu, cpu, lineno)
+        elif kind == 5:  # EV_PAGE_FREE
+            self._page_free_event(ev[4], cpu)
+        elif kind == 6:  # EV_PAGE_FREE_BATCHED
+            self._page_free_batched(ev[4], cpu)
+
+    # ------------------------------------------------------------------ the events
+
+    def _cache_index_of(self, name: str | None, size: int) -> int:
+        """The number of the cache a ``kmem_cache_alloc`` of ``name`` (of ``size`` bytes)
+        allocates from: the cache of that name, made if need be; without a name, the one
+        of that size (``_cache_for_size``)."""
+        cache = self._cache_of.get(name) if name is not None else None
+        if cache is None:
+            cache = (self.cache_named(name, size) if name is not None
+                     else self._cache_for_size(size))
+        return self._cache_number[cache.name]
+
+    def _cache_alloc(self, index: int, tcpu: int, cpu: int, key: i64, text: str | None,
+                     kind: int, lineno: int) -> None:
+        """An object of cache number ``index`` for the pointer ``key`` (or ``text``)."""
+        cache = self._cache_list[index]
+        if self._pending_slab:
+            self._attribute(tcpu, cache)
+        oid = cache.alloc_id(cpu)
+        if oid < 0:
+            self._alloc_failed(cache, cpu, key, text, kind, lineno)
+            return
+        value: i64 = (index << 32) | oid
+        if text is None:
+            table = self._objects if key >= 0 else self._objects_high
+            k: i64 = key & _LOW63
+            old = table.put(k, value)
+        else:
+            old = self._objects_text.get(text, -1)
+            self._objects_text[text] = value
+        if old >= 0:  # a pointer still live allocated again: the kernel freed it untraced
+            self._realloc_free(old, cpu)
+
+    def _object_pop(self, key: i64, text: str | None) -> i64:
+        """The object (cache number << 32 | id) the pointer names, let go; -1 if none."""
+        if text is not None:
+            return self._objects_text.pop(text, -1)
+        if key >= 0:
+            return self._objects.pop(key)
+        return self._objects_high.pop(key & _LOW63)
+
+    def _cache_free(self, key: i64, text: str | None, cpu: int, ts: float,
+                    name: str | None, kfree: bool) -> None:
+        """``kmem_cache_free`` of a ``name`` object, or ``kfree``, of the pointer."""
+        value = self._object_pop(key, text)
+        if value < 0:
+            if kfree:
+                self._kfree_other(key, text, cpu)
+                return
+            ptr = _ptr_of(key, text)
+            if self._failed and ptr in self._failed:
+                self._failed.discard(ptr)
+                self.stats.frees_of_failed_allocs += 1
+            else:
+                self._unknown_free(name, cpu, self._sim_now(ts))
+            return
+        cache = self._cache_list[value >> 32]
+        oid = value & 0xFFFFFFFF
+        try:
+            if self._queue_rcu and cache.rcu_free:
+                cache.free_rcu(oid, cpu, self._sim_now(ts))
+                self.stats.rcu_queued += 1
+            else:
+                cache.free(oid, cpu)
+        except BadSlabFree:
+            self.stats.bad_frees += 1
+
+    def _sim_now(self, ts: float) -> float:
+        t0 = self.t0 if self.t0 is not None else 0.0
+        return self.start + (ts - t0) * (1.0 / self.speed)
+
+    def _page_alloc(self, pfn: int, order: int, mt: int, gfp: int, null: bool, tcpu: int,
+                    cpu: int, lineno: int) -> None:
+        """``mm_page_alloc``."""
+        stats = self.stats
+        if null:
+            stats.trace_page_alloc_failures += 1
+        elif (gfp & SLAB_GFP_SIGNATURE) == SLAB_GFP_SIGNATURE and mt != 1:
+            # A slab page (not MIGRATE_MOVABLE): the slab model allocates its own.
+            stats.slab_page_allocs += 1
+            self.slab_pages[pfn] = order
+            lst = self._pending_slab.get(tcpu)
+            if lst is None:
+                self._pending_slab[tcpu] = [(order, mt)]
+            else:
+                lst.append((order, mt))
+        else:
+            pages = self.pages
+            if pfn in pages:
+                stats.page_reallocs += 1
+                self._free_page(pfn, cpu)
+            owner = _OWNER_OF_MT[mt] if mt < 3 else None
+            if self._zone_pages:
+                sim = self._zone_alloc_pfn(order, gfp, cpu, owner)
+            else:
+                got = self.page_alloc(order, gfp, cpu, owner)
+                sim = -1 if got is None else got
+            if sim < 0:
+                self._page_alloc_failed(4, lineno, order, mt)
+                self._failed_pages.add(pfn)  # its free frees nothing
+                self._last_page[tcpu] = (pfn, order, gfp)  # a large kmalloc's?
+                return
+            if self._failed_pages:
+                self._failed_pages.discard(pfn)
+            stats.page_allocs += 1
+            pages[pfn] = (sim, order)
+            self._kernel_pfn[sim] = pfn
+            self._last_page[tcpu] = (pfn, order, gfp)
+
+    def _page_free_event(self, pfn: int, cpu: int) -> None:
+        """``mm_page_free``."""
+        stats = self.stats
+        entry_p = self.pages.pop(pfn, None)
+        if entry_p is not None:
+            sim, order = entry_p
+            del self._kernel_pfn[sim]
+            self._adopted.discard(pfn)
+            if self._zone_frees:
+                self.zone.free(sim, order, cpu)
+            else:
+                self.page_free(sim, order, cpu)
+            stats.page_frees += 1
+        elif self.slab_pages.pop(pfn, None) is not None:
+            stats.slab_page_frees += 1
+        elif self._batched_freed and pfn in self._batched_freed:
+            self._batched_freed.discard(pfn)
+            stats.page_free_duplicates += 1
+        elif self._failed_pages and pfn in self._failed_pages:
+            self._failed_pages.discard(pfn)
+            stats.frees_of_failed_page_allocs += 1
+        else:
+            stats.unknown_page_frees += 1
+
+    def _page_free_batched(self, pfn: int, cpu: int) -> None:
+        """``mm_page_free_batched``."""
+        self.stats.page_free_batched += 1
+        if pfn in self.pages:
+            self._free_page(pfn, cpu)
+            self._batched_freed.add(pfn)
 
     # ------------------------------------------------------------------ slow paths
 
-    def _realloc(self, ptr: str, entry: tuple[SlabCache, int], cpu: int) -> None:
-        """An allocation of a pointer still live: the kernel freed it untraced."""
-        self.stats.reallocs += 1
-        old_cache, old_oid = self.objects[ptr]
-        try:
-            old_cache.free(old_oid, cpu)
-        except BadSlabFree:
-            self.stats.bad_frees += 1
-        self.objects[ptr] = entry
-
-    def _alloc_failed(self, ev: TraceEvent, cache: SlabCache, cpu: int) -> None:
+    def _alloc_failed(self, cache: SlabCache, cpu: int, key: i64, text: str | None,
+                      kind: int, lineno: int) -> None:
         """The simulated cache found no memory for an object the kernel allocated: its
         free will free nothing (rather than an object from the initial population)."""
         stats = self.stats
@@ -761,14 +1008,14 @@ class Replayer:
         by_cache[cache.name] = by_cache.get(cache.name, 0) + 1
         if stats.first_alloc_failure is None:
             # allocate_slab's last attempt: s->min, the cache's page type.
-            self._note_first_failure(ev, cache.min_order, cache.migratetype, cache.name)
-        ptr = ev[3]
-        old = self.objects.pop(ptr, None)
-        if old is not None:  # a live pointer allocated again: its free was missing
+            self._note_first_failure(kind, lineno, cache.min_order, cache.migratetype,
+                                     cache.name)
+        old = self._object_pop(key, text)
+        if old >= 0:  # a live pointer allocated again: its free was missing
             self._realloc_free(old, cpu)
-        self._failed.add(ptr)
+        self._failed.add(_ptr_of(key, text))
 
-    def _page_alloc_failed(self, ev: TraceEvent, order: int, mt: int) -> None:
+    def _page_alloc_failed(self, kind: int, lineno: int, order: int, mt: int) -> None:
         """The simulated zone refused a page the kernel allocated (``mm_page_alloc``, or
         a large kmalloc's own): its free will free nothing."""
         stats = self.stats
@@ -780,9 +1027,9 @@ class Replayer:
         name = migratetype_name(mt)
         by_mt[name] = by_mt.get(name, 0) + 1
         if stats.first_alloc_failure is None:
-            self._note_first_failure(ev, order, mt, None)
+            self._note_first_failure(kind, lineno, order, mt, None)
 
-    def _note_first_failure(self, ev: TraceEvent, order: int, mt: int,
+    def _note_first_failure(self, kind: int, lineno: int, order: int, mt: int,
                             cache: str | None) -> None:
         """The first failure's trace line and the zone as the failed attempt left it
         (a failed allocation changes no free list)."""
@@ -798,8 +1045,8 @@ class Replayer:
         else:  # a node of one zone
             zone = self.zone.zonelist[0]
         self.stats.first_alloc_failure = {
-            "line": ev[12] if len(ev) > 12 else 0,  # 0: an event made by hand
-            "event": KIND_NAMES[ev[2]],
+            "line": lineno,  # 0: an event made by hand
+            "event": KIND_NAMES[kind],
             "cache": cache,
             "order": order,
             "migratetype": migratetype_name(mt),
@@ -813,10 +1060,11 @@ class Replayer:
             "nr_free": list(zone.nr_free),  # the zone's buddyinfo line
         }
 
-    def _realloc_free(self, old: tuple[SlabCache, int], cpu: int) -> None:
+    def _realloc_free(self, old: i64, cpu: int) -> None:
+        """Free the object (cache number << 32 | id) of a pointer allocated again."""
         self.stats.reallocs += 1
         try:
-            old[0].free(old[1], cpu)
+            self._cache_list[old >> 32].free(old & 0xFFFFFFFF, cpu)
         except BadSlabFree:
             self.stats.bad_frees += 1
 
@@ -835,7 +1083,7 @@ class Replayer:
         self.unknown_frees_by_cache[name] = self.unknown_frees_by_cache.get(  # type: ignore[index]
             name, 0) + 1  # type: ignore[arg-type]
         try:
-            if self.rcu_frees == "queue" and cache.rcu_free:
+            if self._queue_rcu and cache.rcu_free:
                 cache.free_rcu(oid, cpu, now)
                 stats.rcu_queued += 1
             else:
@@ -843,12 +1091,13 @@ class Replayer:
         except BadSlabFree:
             stats.bad_frees += 1
 
-    def _kfree_other(self, ptr: str, cpu: int) -> None:
+    def _kfree_other(self, key: i64, text: str | None, cpu: int) -> None:
         """kfree of no traced object: NULL, a large kmalloc, or one from before."""
         stats = self.stats
-        if ptr == NULL_PTR:
+        if key == 0 and text is None:  # NULL_PTR
             stats.kfree_null += 1
             return
+        ptr = _ptr_of(key, text)
         big = self.large.pop(ptr, None)
         if big is None:
             if self._failed and ptr in self._failed:
@@ -863,48 +1112,43 @@ class Replayer:
             self.page_free(sim, order, cpu)
         # An adopted page is freed by the mm_page_free that follows the kfree.
 
-    def _kmalloc(self, ev: TraceEvent, cpu: int) -> None:
+    def _kmalloc(self, size: int, gfp: int, accounted: bool, tcpu: int, cpu: int, key: i64,
+                 text: str | None, lineno: int) -> None:
+        """``kmalloc`` of ``size`` (``bytes_alloc``) bytes for the pointer."""
         stats = self.stats
-        cache = self._kmalloc_cache(ev[7], ev[8], ev[11])
+        cache = self._kmalloc_cache(size, gfp, accounted)
         if cache is not None:
-            if self._pending_slab:
-                self._attribute(ev[1], cache)
-            oid = cache.alloc(cpu)
-            if oid is None:
-                self._alloc_failed(ev, cache, cpu)
-                return
-            if ev[3] in self.objects:
-                self._realloc(ev[3], (cache, oid), cpu)
-            else:
-                self.objects[ev[3]] = (cache, oid)
+            self._cache_alloc(self._cache_number[cache.name], tcpu, cpu, key, text, 2,
+                              lineno)
             return
         # __kmalloc_large_node: get_order(size) pages, gfp | __GFP_COMP.
         stats.large_kmallocs += 1
-        order = get_order(ev[7], self.zone.page_size)
-        last = self._last_page.get(ev[1])
+        ptr = _ptr_of(key, text)
+        order = get_order(size, self.zone.page_size)
+        last = self._last_page.get(tcpu)
         if (last is not None and last[1] == order and last[0] in self.pages
                 and last[0] not in self._adopted and last[2] & _GFP_COMP):
             self._adopted.add(last[0])
             stats.large_kmallocs_adopted += 1
             sim, _ = self.pages[last[0]]
-            self.large[ev[3]] = (last[0], sim, order)
+            self.large[ptr] = (last[0], sim, order)
             return
         if (last is not None and last[1] == order and last[2] & _GFP_COMP
                 and self._failed_pages and last[0] in self._failed_pages):
             # Its page is the mm_page_alloc just before, which the simulated zone
             # refused (and counted): the kernel allocated one page, not two.
-            del self._last_page[ev[1]]
+            del self._last_page[tcpu]
             stats.large_kmallocs_adopted += 1
-            self._failed.add(ev[3])  # its kfree frees nothing
+            self._failed.add(ptr)  # its kfree frees nothing
             return
-        gfp = ev[8] | _GFP_COMP
+        gfp = gfp | _GFP_COMP
         mt = gfp_migratetype(gfp)
         new = self.page_alloc(order, gfp, cpu, _OWNER_OF_MT[mt])
         if new is None:
-            self._page_alloc_failed(ev, order, mt)
-            self._failed.add(ev[3])  # its kfree frees nothing
+            self._page_alloc_failed(2, lineno, order, mt)
+            self._failed.add(ptr)  # its kfree frees nothing
             return
-        self.large[ev[3]] = (-1, new, order)
+        self.large[ptr] = (-1, new, order)
 
     def _free_page(self, pfn: int, cpu: int) -> None:
         sim, order = self.pages.pop(pfn)
@@ -957,6 +1201,19 @@ class Replayer:
         return True
 
     # ------------------------------------------------------------------ results
+
+    @property
+    def objects(self) -> dict[str, tuple[SlabCache, int]]:
+        """The objects the trace holds (allocated in the trace, not freed): pointer as
+        the trace printed it -> (cache, object id)."""
+        values: dict[str, int] = {}
+        for table, top in ((self._objects, 0), (self._objects_high, 1 << 63)):
+            held = table.keys()
+            for key in held:
+                values[format(key | top, "016x")] = table.get(key)
+        values.update(self._objects_text)
+        return {text: (self._cache_list[value >> 32], value & 0xFFFFFFFF)
+                for text, value in values.items()}
 
     def held_objects(self, cache: SlabCache) -> int:
         """Objects of ``cache`` the trace holds (allocated in the trace, not freed)."""

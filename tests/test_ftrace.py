@@ -367,6 +367,68 @@ def test_zlib_ng_inflates_every_stream_as_zlib_does(flips, keep):
 
     assert inflate(zlib_ng) == inflate(zlib)
 
+    def blocks(module):
+        """The same through ``blocks()``, the parser's way: the blocks as they come."""
+        reader = ftrace._GzipReader(io.BufferedReader(io.BytesIO(data)), module)
+        out = []
+        try:
+            out.extend(reader.blocks())
+        except (zlib.error, zlib_ng.error) as err:
+            return b"".join(out), str(err)
+        except EOFError as err:
+            return b"".join(out), f"EOF {err}"
+        return b"".join(out), None
+
+    assert blocks(zlib_ng) == blocks(zlib) == inflate(zlib)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5000), st.sampled_from(["gzip", "plain"]), st.integers(0, 3))
+def test_byte_spans_are_the_lines_of_chunks(chunk, packing, cut_end):
+    """``TraceStream.byte_spans`` (the C scanner's input: blocks as they were read, a
+    line across two joined alone) gives, span by span, exactly the lines ``chunks``
+    gives, for gzip (zlib's blocks) and plain files read ``chunk`` bytes at a time, with
+    the file's last line ending in a newline or not, and lines of every length."""
+    from sim.ftrace import TraceStream
+
+    text = gzip.decompress(SLICE.read_bytes())[: 200_000 + cut_end * 37]
+    text += b"x" * 70_000 + b"\n\n" + b"tail without newline" * cut_end
+    data = gzip.compress(text, compresslevel=1) if packing == "gzip" else text
+    saved = TraceStream.CHUNK
+    TraceStream.CHUNK = chunk
+    try:
+        stream = TraceStream(io.BytesIO(data))
+        spans = list(stream.byte_spans())
+        stream = TraceStream(io.BytesIO(data))
+        lines = [line for lines in stream.chunks() for line in lines]
+    finally:
+        TraceStream.CHUNK = saved
+    joined = b"".join(buf[start:end] for buf, start, end in spans)
+    assert joined == text
+    for buf, start, end in spans[:-1]:
+        assert 0 <= start < end <= len(buf) and buf[end - 1:end] == b"\n"
+    assert joined.decode().split("\n") == lines + ([""] if text.endswith(b"\n") else [])
+
+
+def test_the_scanner_refuses_an_end_outside_its_buffer():
+    """``Scanner.chunk(buf, pos, lineno, end)`` reads buf[pos:end] (that it stops there
+    is what the scanner test above checks: its 1009-byte reads end in cut lines) and
+    refuses an end or a pos outside the buffer."""
+    import sim
+    from sim import ftrace
+
+    scanner = ftrace._c_scanner(ftrace._HEAD_KINDS, {}, [{} for _ in ftrace.KIND_NAMES], {})
+    if not sim.NATIVE:
+        assert scanner is None
+        return
+    text = gzip.decompress(SLICE.read_bytes())
+    end = text.index(b"\n", 100_000) + 1
+    assert scanner.chunk(text, end, 7, end) == (end, 7)  # nothing to read
+    with pytest.raises(ValueError, match="end outside"):
+        scanner.chunk(text, 0, 0, len(text) + 1)
+    with pytest.raises(ValueError, match="pos outside"):
+        scanner.chunk(text, end + 1, 0, end)
+
 
 def test_concatenated_gzip_members_read_as_one_trace(tmp_path):
     text = gzip.decompress(SLICE.read_bytes())

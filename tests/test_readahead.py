@@ -523,7 +523,7 @@ def test_insert_refuses_overlapping_or_misaligned_folios():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["set", "pop", "get"]),
+@given(st.lists(st.tuples(st.sampled_from(["set", "put", "pop", "get"]),
                           st.one_of(st.integers(0, 64), st.integers(0, 1 << 40),
                                     st.integers(0, 4096).map(lambda k: k * 32)),
                           st.integers(0, 1 << 45)), max_size=400))
@@ -536,6 +536,9 @@ def test_folio_table_is_a_dict_of_entries(ops):
     for op, key, value in ops:
         if op == "set":
             table.set(key, value)
+            model[key] = value
+        elif op == "put":
+            assert table.put(key, value) == model.get(key, -1)
             model[key] = value
         elif op == "pop":
             assert table.pop(key) == model.pop(key, -1)
@@ -555,3 +558,6 @@ def test_folio_table_refuses_negative_keys_and_entries():
         table.set(-1, 0)
     with pytest.raises(ValueError):
         table.set(0, -1)
+    with pytest.raises(ValueError):
+        table.put(-1, 0)
+    assert len(table) == 0

@@ -9,6 +9,7 @@ import pytest
 import simpy
 from trace_helpers import dentry_alloc, dentry_free
 
+import sim
 from sim.buddy import ALLOC_NO_WATERMARKS, OWNER_MOVABLE, Zone
 from sim.config import DefragSection
 from sim.defrag import Defragmenter
@@ -21,6 +22,7 @@ from sim.ftrace import (
     EV_PAGE_ALLOC,
     EV_PAGE_FREE,
     EV_PAGE_FREE_BATCHED,
+    RECORD_SIZE,
     TraceEvent,
     TraceReader,
 )
@@ -648,3 +650,64 @@ def test_a_replays_kswapd_takes_a_fallbacks_watermark_boost_off():
     assert first["watermark_boost"] == 0 and first["watermark_low"] == zone.low_wmark
     assert first["free_pages"] - 7 <= zone.low_wmark < first["free_pages"] + 8 - 7
     assert st.page_allocs == 8 + first["line"] - 100
+
+
+# ------------------------------------------------------------------ records and tuples
+
+
+def _replay_both_ways(path, snaps, rcu_frees="trace"):
+    """The same trace replayed from its TraceReader (the C scanner's records in the
+    compiled build, read without a tuple an event) and from its events as tuples."""
+    out = []
+    for records in (True, False):
+        setup = build_replay(slabinfo=snaps / "before.slabinfo",
+                             buddyinfo=snaps / "before.buddyinfo",
+                             pagetypeinfo=snaps / "before.pagetypeinfo", rcu_frees=rcu_frees)
+        rep = setup.replayer
+        rep.feed(TraceReader(path) if records else list(TraceReader(path, parallel=False)))
+        st = rep.run()
+        out.append((st.as_dict(), {n: c.as_dict() for n, c in rep.cache_stats().items()},
+                    list(setup.zone.nr_free), sorted(rep.objects), rep.now))
+    return out
+
+
+@pytest.mark.parametrize("rcu_frees", ["trace", "queue"])
+def test_records_replay_as_their_event_tuples(rcu_frees):
+    """The compiled build replays the parser's records as they come (sim/replay.py
+    ``_run_records``); a list of event tuples goes through ``_run_events``. Both must
+    leave the machine, the counters and the live pointers alike."""
+    snaps = ROOT / "tests" / "data" / "kmem-traces" / "tmpfs-churn-20k-keep10"
+    by_records, by_tuples = _replay_both_ways(SLICE, snaps, rcu_frees)
+    assert by_records == by_tuples
+    assert by_records[0]["events"] > 3000 and len(by_records[3]) > 100
+
+
+def test_pointers_of_every_spelling_pair_whichever_way_they_are_read(tmp_path):
+    """A pointer is keyed by its value when the kernel's %p printed it (16 lowercase hex
+    digits, the top bit set or not) and by its text otherwise; a line the C scanner
+    leaves to the Python parser (a tab before ptr=, say) and one it reads whole must
+    still pair when they name the same pointer."""
+    head = "  python3-1  [000] .....  4728.77{:04d}: "
+    alloc_line = ("kmem_cache_alloc: call_site=x+0x1/0x2 ptr={} name=dentry bytes_req=192 "
+                  "bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1 accounted=true")
+    free_line = "kmem_cache_free: call_site=y+0x1/0x2 ptr={} name=dentry"
+    # The scanner learns a tail from the first lines that have it (objects); then it
+    # reads the high pointer's and 72e3bdd0's allocations itself.
+    kept = ["00000000deadbeef", "0000000011111111"]
+    high, low, text = "ffff888100000040", "0000000072e3bdd0", "p-text"
+    lines = [alloc_line.format(ptr) for ptr in (*kept, high, low, text)]
+    lines += [free_line.format(high).replace(" ptr=", "\tptr="),  # left to Python
+              free_line.format(low), free_line.format(text)]
+    path = tmp_path / "ptrs.txt"
+    path.write_text("".join(head.format(i) + line + "\n" for i, line in enumerate(lines)))
+    if sim.NATIVE:  # the pointers come both ways: records, and tuples the parser read
+        batches = list(TraceReader(path, parallel=False).record_batches())
+        assert [len(b[0]) // RECORD_SIZE for b in batches] == [8]
+        assert [ev[3] for ev in batches[0][1]] == [*kept, text, high, text]
+    snaps = ROOT / "tests" / "data" / "kmem-traces" / "tmpfs-churn-20k-keep10"
+    by_records, by_tuples = _replay_both_ways(path, snaps)
+    assert by_records == by_tuples
+    stats, _, _, live, _ = by_records
+    assert (stats["events"], stats["unknown_frees"], stats["unknown_frees_unmatched"]) == (
+        8, 0, 0)
+    assert live == sorted(kept)
