@@ -339,6 +339,35 @@ typedef struct {
     int32_t tid;    /* its number in the scanner's tail list, -1 when not numbered */
 } Fields;
 
+/* The end of the field that starts at s[i] (the first space of is_space at or after i,
+   or n) in an ASCII line. Eight bytes at a time where it can: every byte of is_space is
+   below 0x21, and the lowest byte below 0x21 of a word of ASCII bytes is the lowest
+   byte flagged by (w - 0x21..21) & ~w & 0x80..80 (a borrow only runs upwards from a
+   flagged byte), so a word without a flag holds no space; a flagged byte that is not a
+   space (another control character) is stepped over. */
+static Py_ssize_t
+field_end(const char *s, Py_ssize_t i, Py_ssize_t n)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t low = (w - 0x2121212121212121ull) & ~w & 0x8080808080808080ull;
+        if (!low) {
+            i += 8;
+            continue;
+        }
+        i += __builtin_ctzll(low) >> 3;
+        if (is_space[(unsigned char)s[i]])
+            return i;
+        i++;
+    }
+#endif
+    while (i < n && !is_space[(unsigned char)s[i]])
+        i++;
+    return i;
+}
+
 /* Read line s[0:n] as the Python fast path would: 1 with *f filled, 0 where that path
    would do anything else (the line goes to the Python code), -1 on an error. */
 static int
@@ -356,8 +385,7 @@ read_fields(Scanner *self, const char *s, Py_ssize_t n, Fields *f)
             len[nr++] = n - i;
             break;
         }
-        while (i < n && !is_space[(unsigned char)s[i]])
-            i++;
+        i = field_end(s, i, n);
         len[nr] = i - start[nr];
         nr++;
     }
