@@ -561,6 +561,11 @@ class Zone(PageSpace):
         boot_mt = MIGRATE_MOVABLE if grouping_by_mobility else MIGRATE_UNMOVABLE
         boot_types = bytes((boot_mt,)) * self.nr_pageblocks
         self._pageblock_mt: vec[u8] = vec[u8](boot_types, capacity=self.nr_pageblocks)
+        # Pageblocks per migratetype, kept as the types change (pagetypeinfo's "Number of
+        # blocks type", which the kernel counts by walking them at each read; a sample
+        # here would walk every pageblock of the zone).
+        self._pageblock_nr: list[int] = [0] * MIGRATE_TYPES
+        self._pageblock_nr[boot_mt] = self.nr_pageblocks
         self._addr_heaps: list[list[int]] | None = (
             [[] for _ in range(nr_lists)] if free_list_order == "address" else None
         )
@@ -915,8 +920,11 @@ class Zone(PageSpace):
         first = pfn >> shift
         nr = 1 << max(order - shift, 0)
         for block in range(first, first + nr):
-            if int(self._pageblock_mt[block]) != mt:
+            old = int(self._pageblock_mt[block])
+            if old != mt:
                 self._pageblock_mt[block] = mt
+                self._pageblock_nr[old] -= 1
+                self._pageblock_nr[mt] += 1
                 self.stats.pageblocks_retyped += 1
 
     # ------------------------------------------------------------------ __rmqueue
@@ -1830,6 +1838,8 @@ class Zone(PageSpace):
                 self.pageblock_nr_pages if mt == MIGRATE_HIGHATOMIC
                 else -self.pageblock_nr_pages)
         self._pageblock_mt[start >> shift] = mt
+        self._pageblock_nr[old_mt] -= 1
+        self._pageblock_nr[mt] += 1
 
     def nr_free_by_type(self) -> list[list[int]]:
         """Free blocks per migratetype per order, as /proc/pagetypeinfo counts them."""
@@ -1840,6 +1850,10 @@ class Zone(PageSpace):
 
     def pageblock_counts(self) -> list[int]:
         """Pageblocks per migratetype ("Number of blocks type" in pagetypeinfo)."""
+        return list(self._pageblock_nr)
+
+    def _count_pageblocks(self) -> list[int]:
+        """``pageblock_counts`` by walking every pageblock (``check``'s reference)."""
         counts = [0] * MIGRATE_TYPES
         for mt in self._pageblock_mt:
             counts[mt] += 1
@@ -1887,8 +1901,12 @@ class Zone(PageSpace):
         - per-CPU pages are on the list of their order and are counted;
         - free + per-CPU + allocated = total, and the counters agree;
         - ``nr_free_highatomic`` is the pages on the HIGHATOMIC lists, and
-          ``nr_reserved_highatomic`` is the HIGHATOMIC pageblocks' pages.
+          ``nr_reserved_highatomic`` is the HIGHATOMIC pageblocks' pages;
+        - the pageblocks per migratetype kept are those of the pageblocks.
         """
+        if self._pageblock_nr != self._count_pageblocks():
+            raise BuddyCorrupt(f"pageblocks per type kept {self._pageblock_nr}, counted "
+                               f"{self._count_pageblocks()}")
         state = self._state
         n = self.nr_pages
         shift = self.pageblock_order

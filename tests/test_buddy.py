@@ -29,6 +29,7 @@ from sim.buddy import (
     PG_PCP,
     RMQUEUE_NORMAL,
     BadFree,
+    BuddyCorrupt,
     BuddyStats,
     PfnList,
     Zone,
@@ -612,6 +613,10 @@ def test_random_operations_keep_every_invariant_and_free_all_restores_boot_layou
             zone.check()
     zone.check()
     assert pageblock_stats_lists(zone) == brute_pageblock_stats(zone)
+    # the pageblocks per type kept as steals retype them: a count of the types
+    types = np.asarray(zone.pageblock_migratetypes())
+    assert zone.pageblock_counts() == np.bincount(types, minlength=len(
+        zone.pageblock_counts())).tolist()
     # the mixed-pageblock sample without the census counts what the census does
     census = metrics.pageblock_stats(zone)
     block_mt = census.migratetype if grouping else np.full_like(census.migratetype, M)
@@ -632,6 +637,14 @@ def test_random_operations_keep_every_invariant_and_free_all_restores_boot_layou
     zone.check()
     assert zone.nr_free == boot_layout(nr_pages, max_order)
     assert zone.nr_free_pages == nr_pages
+
+
+def test_check_finds_pageblock_counts_that_disagree_with_the_pageblocks():
+    zone = Zone(4096, cpus=1, pcp=False)
+    zone.check()
+    zone._pageblock_nr[MIGRATE_UNMOVABLE] += 1
+    with pytest.raises(BuddyCorrupt, match="pageblocks per type"):
+        zone.check()
 
 
 def test_set_pageblock_migratetype_retypes_only_blocks_without_free_pages():
