@@ -104,7 +104,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from types import ModuleType
-from typing import IO, Any, Final, NamedTuple
+from typing import IO, Any, ClassVar, Final, NamedTuple
 
 from sim.errors import FragsimError
 from sim.gfp import __GFP_DIRECT_RECLAIM, __GFP_RETRY_MAYFAIL, COMPOSITES, FLAGS, GFP_KERNEL
@@ -312,7 +312,7 @@ class TraceStream:
     about twice as fast as iterating over a TextIOWrapper line by line.
     """
 
-    CHUNK = 1 << 18
+    CHUNK: ClassVar[int] = 1 << 18  # read at run time (tests read by small chunks)
 
     def __init__(self, path: str | os.PathLike[str] | IO[bytes]) -> None:
         self._raw: IO[bytes] | None = None

@@ -382,8 +382,8 @@ def test_zlib_ng_inflates_every_stream_as_zlib_does(flips, keep):
     assert blocks(zlib_ng) == blocks(zlib) == inflate(zlib)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 5000), st.sampled_from(["gzip", "plain"]), st.integers(0, 3))
+@settings(max_examples=40, deadline=None)
+@given(st.integers(64, 5000), st.sampled_from(["gzip", "plain"]), st.integers(0, 3))
 def test_byte_spans_are_the_lines_of_chunks(chunk, packing, cut_end):
     """``TraceStream.byte_spans`` (the C scanner's input: blocks as they were read, a
     line across two joined alone) gives, span by span, exactly the lines ``chunks``
@@ -391,9 +391,10 @@ def test_byte_spans_are_the_lines_of_chunks(chunk, packing, cut_end):
     the file's last line ending in a newline or not, and lines of every length."""
     from sim.ftrace import TraceStream
 
-    text = gzip.decompress(SLICE.read_bytes())[: 200_000 + cut_end * 37]
-    text += b"x" * 70_000 + b"\n\n" + b"tail without newline" * cut_end
-    data = gzip.compress(text, compresslevel=1) if packing == "gzip" else text
+    text = gzip.decompress(SLICE.read_bytes())[: 60_000 + cut_end * 37]
+    text += b"x" * 90_000 + b"\n\n" + b"tail without newline" * cut_end
+    # gzip stored, not compressed: its 4 KiB reads are 4 KiB blocks that cut lines
+    data = gzip.compress(text, compresslevel=0) if packing == "gzip" else text
     saved = TraceStream.CHUNK
     TraceStream.CHUNK = chunk
     try:
@@ -404,7 +405,7 @@ def test_byte_spans_are_the_lines_of_chunks(chunk, packing, cut_end):
     finally:
         TraceStream.CHUNK = saved
     joined = b"".join(buf[start:end] for buf, start, end in spans)
-    assert joined == text
+    assert joined == text and len(spans) > 5
     for buf, start, end in spans[:-1]:
         assert 0 <= start < end <= len(buf) and buf[end - 1:end] == b"\n"
     assert joined.decode().split("\n") == lines + ([""] if text.endswith(b"\n") else [])
