@@ -327,14 +327,10 @@ def node_metrics(zones: Sequence[tuple[str, Zone]]) -> dict[tuple[str, str], flo
 
 
 def cache_metrics(caches: SlabCaches) -> dict[tuple[str, str], float]:
-    """Per slab cache: live objects, slabs, pages and occupancy."""
+    """Per slab cache with slabs or allocations: live objects, slabs, pages and
+    occupancy (``SlabCaches.sample``)."""
     values: dict[tuple[str, str], float] = {}
-    for cache in caches:
-        if cache.nr_slabs or cache.nr_allocs:
-            values[("slab_objects", cache.name)] = cache.nr_live
-            values[("slab_slabs", cache.name)] = cache.nr_slabs
-            values[("slab_pages", cache.name)] = cache.nr_pages
-            values[("slab_occupancy", cache.name)] = cache.occupancy()
+    caches.sample(values)
     return values
 
 

@@ -70,7 +70,7 @@ from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from librt.vecs import append as vec_append
 from librt.vecs import vec
@@ -1447,6 +1447,8 @@ class SlabCaches:
         self.clock = clock or _zero_clock
         self._by_name: dict[str, SlabCache] = {}
         self._by_id: list[SlabCache] = []
+        # Per cache id, the keys of its sampled values (``sample``), made once.
+        self._sample_keys: list[tuple[tuple[str, str], ...] | None] = []
         # Called with every new cache, whoever creates it (the engine sets its mobility).
         self.on_create: Callable[[SlabCache], None] | None = None
 
@@ -1484,6 +1486,26 @@ class SlabCaches:
 
     def __iter__(self) -> Iterator[SlabCache]:
         return iter(self._by_id)
+
+    def sample(self, values: dict[tuple[str, str], Any]) -> None:
+        """Put sim/metrics.py ``cache_metrics``' values in ``values``: for each cache
+        with slabs or allocations, its live objects, slabs, pages and occupancy. Compiled
+        here: interpreted, a sample of a replay's 235 caches took 75 us, and
+        ``fragsim replay`` samples about 400 times."""
+        keys = self._sample_keys
+        for cache in self._by_id:
+            if cache.nr_slabs or cache.nr_allocs:
+                while len(keys) <= cache.cache_id:
+                    keys.append(None)
+                k = keys[cache.cache_id]
+                if k is None:  # the same key objects every sample
+                    name = cache.name
+                    k = keys[cache.cache_id] = (("slab_objects", name), ("slab_slabs", name),
+                                                ("slab_pages", name), ("slab_occupancy", name))
+                values[k[0]] = cache.nr_live
+                values[k[1]] = cache.nr_slabs
+                values[k[2]] = cache.nr_pages
+                values[k[3]] = cache.occupancy()
 
     def __len__(self) -> int:
         return len(self._by_id)

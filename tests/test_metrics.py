@@ -11,6 +11,7 @@ from sim.metrics import (
     ContigPageInfo,
     _free_area_metrics,
     avail,
+    cache_metrics,
     contig_page_info,
     extfrag_for_order,
     fragmentation_index,
@@ -258,3 +259,33 @@ def test_free_pages_histogram_takes_explicit_edges():
 def test_free_pages_histogram_rejects_more_free_pages_than_a_pageblock_holds():
     with pytest.raises(ValueError, match="within 0..512"):
         free_pages_per_block_histogram(np.array([0, 513]))
+
+
+def test_cache_metrics_are_each_used_caches_counts_in_cache_order():
+    """cache_metrics (``SlabCaches.sample``, compiled): for each cache with slabs or
+    allocations, in cache order, its live objects, slabs, pages and occupancy; a cache
+    never used is left out, and one whose objects were all freed is not."""
+    from sim.buddy import Zone
+    from sim.slab import SlabCaches
+
+    caches = SlabCaches(Zone(1 << 14, cpus=2))
+    a, unused, b, c = (caches.create(n, size) for n, size in
+                       (("a", 192), ("unused", 64), ("b", 1024), ("c", 32)))
+    oids = [a.alloc_id(i % 2) for i in range(300)] + [b.alloc_id(0) for _ in range(40)]
+    for oid in oids[:120]:
+        a.free(oid, 0)
+    c.free(c.alloc_id(1), 1)
+    expected = {}
+    for cache in (a, b, c):
+        name = cache.name
+        expected[("slab_objects", name)] = cache.nr_live
+        expected[("slab_slabs", name)] = cache.nr_slabs
+        expected[("slab_pages", name)] = cache.nr_pages
+        expected[("slab_occupancy", name)] = cache.occupancy()
+    first = cache_metrics(caches)
+    assert list(first.items()) == list(expected.items())
+    assert first[("slab_objects", "a")] == 180 and first[("slab_objects", "c")] == 0
+    assert unused.nr_slabs == 0 and ("slab_slabs", "unused") not in first
+    b.alloc_id(1)
+    again = cache_metrics(caches)
+    assert again[("slab_objects", "b")] == 41 and list(again) == list(first)
