@@ -233,6 +233,13 @@ def free_pages_per_block_histogram(
 # ------------------------------------------------------------------ samples of a machine
 
 
+# The keys of a sample, made once (a sample is taken hundreds of times a run): by the
+# number of orders; by CPU; by zone name and the zone's own keys.
+_FREE_AREA_KEYS: dict[int, list[tuple[tuple[str, str], ...]]] = {}
+_PCP_KEYS: list[tuple[str, str]] = []
+_ZONE_KEYS: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[tuple[str, str], ...]] = {}
+
+
 def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
                        ) -> dict[tuple[str, str], float]:
     """``nr_free``, ``avail`` and ``unusable_index`` by order, and
@@ -253,11 +260,16 @@ def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
     for order in range(top - 1, -1, -1):
         above = suitable[order] = nr_free[order] + 2 * above
     values: dict[tuple[str, str], float] = {}
+    keys = _FREE_AREA_KEYS.get(top)
+    if keys is None:
+        keys = _FREE_AREA_KEYS[top] = [
+            (("nr_free", str(o)), ("avail", str(o)), ("unusable_index", str(o)))
+            for o in range(top)]
     for order in range(top):
-        key = str(order)
-        values[("nr_free", key)] = nr_free[order]
-        values[("avail", key)] = suitable[order]
-        values[("unusable_index", key)] = (
+        nr_free_key, avail_key, unusable_key = keys[order]
+        values[nr_free_key] = nr_free[order]
+        values[avail_key] = suitable[order]
+        values[unusable_key] = (
             (pages - (suitable[order] << order)) * 1000 // pages if pages else 1000)
     # __fragmentation_index
     if total == 0:
@@ -280,7 +292,9 @@ def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
     if zone.pcp_enabled:
         # Each CPU's pageset (zoneinfo's "count:" under "cpu: N"): key cpuN.
         for cpu, pcp in enumerate(zone.pcp):
-            values[("pcp_pages", f"cpu{cpu}")] = pcp.count
+            while len(_PCP_KEYS) <= cpu:
+                _PCP_KEYS.append(("pcp_pages", f"cpu{len(_PCP_KEYS)}"))
+            values[_PCP_KEYS[cpu]] = pcp.count
     values[("watermark_boost", "")] = zone.watermark_boost
     counts = zone.pageblock_counts()
     for name, count in zip(("Unmovable", "Movable", "Reclaimable"), counts, strict=False):
@@ -321,8 +335,14 @@ def node_metrics(zones: Sequence[tuple[str, Zone]]) -> dict[tuple[str, str], flo
             if metric == "pcp_pages" and key:
                 values[(metric, key)] = values.get((metric, key), 0) + value
     for name, zone_values in per_zone:
-        for (metric, key), value in zone_values.items():
-            values[(metric, f"{name}/{key}" if key else name)] = value
+        own = tuple(zone_values)
+        keys = _ZONE_KEYS.get((name, own))
+        if keys is None:
+            if len(_ZONE_KEYS) > 64:  # zones of many machines in one process
+                _ZONE_KEYS.clear()
+            keys = _ZONE_KEYS[(name, own)] = tuple(
+                (metric, f"{name}/{key}" if key else name) for metric, key in own)
+        values.update(zip(keys, zone_values.values(), strict=True))
     return values
 
 

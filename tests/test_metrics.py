@@ -289,3 +289,30 @@ def test_cache_metrics_are_each_used_caches_counts_in_cache_order():
     b.alloc_id(1)
     again = cache_metrics(caches)
     assert again[("slab_objects", "b")] == 41 and list(again) == list(first)
+
+
+def test_node_metrics_give_the_node_then_each_zones_values_under_its_name():
+    """node_metrics of a node of three zones (a real machine's snapshots): the node's
+    values, then every zone's own ``zone_metrics`` under ``<zone>/<key>`` (``<zone>``
+    for a metric without a key), in that order, sample after sample (their keys are
+    made once and kept)."""
+    from sim.metrics import node_metrics, zone_metrics
+    from sim.replay import build_replay
+
+    snaps = Path(__file__).parent / "data" / "kmem-traces" / "tmpfs-churn-20k-keep10"
+    zones = build_replay(slabinfo=snaps / "before.slabinfo",
+                         buddyinfo=snaps / "before.buddyinfo",
+                         pagetypeinfo=snaps / "before.pagetypeinfo",
+                         zoneinfo=snaps / "before.zoneinfo").zones
+    assert [name for name, _ in zones] == ["DMA", "DMA32", "Normal"]
+    for _ in range(2):
+        values = node_metrics(zones)
+        own = {}
+        for name, zone in zones:
+            for (metric, key), value in zone_metrics(zone).items():
+                own[(metric, f"{name}/{key}" if key else name)] = value
+        keys = list(values)
+        assert keys[len(keys) - len(own):] == list(own)
+        assert all(values[k] == v for k, v in own.items())
+        assert values[("free_pages", "")] == sum(z.nr_free_pages for _, z in zones)
+        assert ("avail", "Normal/9") in values and ("free_pages", "DMA") in values
