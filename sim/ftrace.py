@@ -69,14 +69,14 @@ quarter MiB at a time (gzip 4 KiB of the file at a time, through zlib-ng's infla
 it imports) and split into lines in one call. A line is split once, into its head, call
 site, ``ptr=``/``pfn=`` and the rest (its tail), and the tails, which repeat (54
 distinct ones for the real trace's 308 000 cache events), are parsed once by field name
-and cached; so are cache names (interned) and CPU fields. In the compiled build that fast path is C
-(sim/_ftrace_scan.c): it reads the chunks' bytes, takes every line of the common shape
-whole (the timestamp's checks and the pairing of pointers included) and writes a
-32-byte record for it; it stops at any other line, which this module's code reads and
-hands back to be checked, so the two builds read every trace alike (a test holds them
-to it on mutated real lines); it reads the blocks as the decompressor gives them
-(:meth:`TraceStream.byte_spans`, a line across two joined alone), and its records go
-out about every half MiB of text. :meth:`TraceReader.batches` yields lists of plain
+and cached; so are cache names (interned) and CPU fields. In the compiled build that
+fast path is C (sim/_ftrace_scan.c): it reads the chunks' bytes, takes every line of
+the common shape whole (the timestamp's checks and the pairing of pointers included)
+and writes a 32-byte record for it; it stops at any other line, which this module's
+code reads and hands back to be checked, so the two builds read every trace alike (a
+test holds them to it on mutated real lines); it reads the blocks as the decompressor
+gives them (:meth:`TraceStream.byte_spans`, a line across two joined alone), and its
+records go out about every half MiB of text. :meth:`TraceReader.batches` yields lists of plain
 tuples, and on Linux with two CPUs or more it parses in a forked child process that
 sends its batches through a pipe (widened to 1 MiB, so that the parser runs ahead; the
 C scanner's records, which a Decoder turns into the tuples in the parent; marshalled
@@ -415,28 +415,32 @@ class _GzipReader:
         self._error: Exception | None = None
         self._done = False
 
-    def _inflate_next(self, pieces: list[bytes]) -> None:
-        """Decompress the next 4 KiB of the file into ``pieces``; at its end, or at an
-        error, set ``_done`` (and ``_error``). ``read`` and ``blocks`` both step so, so
-        that they give the same bytes out of a corrupt stream: what a step that fails
-        would have given is lost."""
+    def _inflate_next(self, pieces: list[bytes]) -> int:
+        """Decompress the next 4 KiB of the file into ``pieces``, and say how many bytes
+        that gave; at its end, or at an error, set ``_done`` (and ``_error``). ``read``
+        and ``blocks`` both step so, so that they give the same bytes out of a corrupt
+        stream: what a step that fails would have given is lost."""
         data = self._raw.read(1 << 12)
         if not data:
             self._done = True
             if not self._inflate.eof:
                 self._error = EOFError(
                     "Compressed file ended before the end-of-stream marker was reached")
-            return
+            return 0
+        got = 0
         try:
             pieces.append(self._inflate.decompress(data))
+            got += len(pieces[-1])
             while self._inflate.eof and self._inflate.unused_data:
                 # Another gzip member follows (concatenated .gz files).
                 rest = self._inflate.unused_data
                 self._inflate = self._zlib.decompressobj(wbits=31)
                 pieces.append(self._inflate.decompress(rest))
+                got += len(pieces[-1])
         except self._errors as err:
             self._done = True
             self._error = err
+        return got
 
     def _fill(self, size: int) -> None:
         if len(self._buf) - self._pos >= size or self._done:
@@ -444,9 +448,7 @@ class _GzipReader:
         pieces = [self._buf[self._pos:]]
         have = len(pieces[0])
         while have < size and not self._done:
-            n = len(pieces)
-            self._inflate_next(pieces)
-            have += sum(len(p) for p in pieces[n:])
+            have += self._inflate_next(pieces)
         self._buf = b"".join(pieces)
         self._pos = 0
 
@@ -929,7 +931,7 @@ class TraceReader:
             return False
         return len(os.sched_getaffinity(0)) > 1 and _can_fork()
 
-    def _child_batches(self, decode: bool = True) -> Iterator[Any]:
+    def _child_batches(self, decode: bool) -> Iterator[Any]:
         ctx = multiprocessing.get_context("fork")
         receiver, sender = ctx.Pipe(duplex=False)
         _widen_pipe(sender)

@@ -86,7 +86,7 @@ Departures, and why:
 - A trace CPU beyond the simulated ones is folded onto them (``cpu % cpus``).
 - **Reading** (no kernel counterpart): in the compiled build the parser's records
   (sim/ftrace.py ``RECORD_*``) are read where they lie, and the live objects are kept
-  by pointer value in typed tables (sim/readahead.py ``FolioTable``), cache number and
+  by pointer value in typed tables (sim/readahead.py ``FolioTable``), cache id and
   object id in one integer: no Python object per event. A pointer the kernel printed as
   16 hex digits is keyed by its value, any other spelling by its text, whichever way
   its line was read; a line the C scanner left to the Python parser comes as its event
@@ -449,14 +449,12 @@ class Replayer:
         self.ncpu = zone.cpus
 
         # The live objects by pointer: its value (16 hex digits as the kernel's %p
-        # prints it: sim/ftrace.py keys the pointer by it) -> cache number << 32 | object
+        # prints it: sim/ftrace.py keys the pointer by it) -> cache id << 32 | object
         # id, in two tables (values >= 0, and those with the top bit set, that bit
         # cleared); any other spelling of a pointer by its text.
         self._objects = FolioTable()
         self._objects_high = FolioTable()
         self._objects_text: dict[str, int] = {}
-        self._cache_list: list[SlabCache] = []  # the caches by number
-        self._cache_number: dict[str, int] = {}
         # Pointers (value or text: _ptr_of) whose allocation the simulation could not make.
         self._failed: set[object] = set()
         # kernel pfn -> (sim pfn, order); sim pfn -> kernel pfn.
@@ -488,8 +486,8 @@ class Replayer:
         self._queue_rcu = rcu_frees == "queue"
         # What is being read: the batches fed, and the one at hand from _pos (the C
         # scanner's records and their objects, or a list of event tuples), with the
-        # tails the records name and, per tail, the number of its kmem_cache_alloc's
-        # cache (-1 until an allocation looks it up).
+        # tails the records name and, per tail, the id of its kmem_cache_alloc's cache
+        # (-1 until an allocation looks it up).
         self._batches: Generator[Any, None, None] | None = None
         self._recs = b""
         self._rec_objects: list[tuple] = []
@@ -512,9 +510,6 @@ class Replayer:
     def _adopt_cache(self, cache: SlabCache) -> None:
         """Start tracking a cache: its counters now are the replay's baseline."""
         self._cache_of[cache.name] = cache
-        if cache.name not in self._cache_number:
-            self._cache_number[cache.name] = len(self._cache_list)
-            self._cache_list.append(cache)
         if cache.name in self._base:
             return
         st = cache.stats
@@ -716,10 +711,9 @@ class Replayer:
         stats = self.stats
         stats.events += done
         if done:
-            t0 = self.t0 if self.t0 is not None else 0.0
-            stats.first_ts = t0
+            stats.first_ts = self.t0
             stats.last_ts = self._last_ts
-            now = self.start + (self._last_ts - t0) * (1.0 / self.speed)
+            now = self._sim_now(self._last_ts)
             if now > self.now:
                 self.now = now
         return done
@@ -741,7 +735,7 @@ class Replayer:
         if ts > self._ts_until:
             return True
         if ts >= self._ts_tick:
-            self.now = now = self.start + (ts - t0) * (1.0 / self.speed)
+            self.now = now = self._sim_now(ts)
             self.caches.rcu_advance(now)
             self._next_tick = now + self.rcu_tick
             self._ts_tick = t0 + (self._next_tick - self.start) * self.speed
@@ -859,19 +853,19 @@ class Replayer:
     # ------------------------------------------------------------------ the events
 
     def _cache_index_of(self, name: str | None, size: int) -> int:
-        """The number of the cache a ``kmem_cache_alloc`` of ``name`` (of ``size`` bytes)
-        allocates from: the cache of that name, made if need be; without a name, the one
-        of that size (``_cache_for_size``)."""
+        """The id (``SlabCache.cache_id``) of the cache a ``kmem_cache_alloc`` of
+        ``name`` (of ``size`` bytes) allocates from: the cache of that name, made if need
+        be; without a name, the one of that size (``_cache_for_size``)."""
         cache = self._cache_of.get(name) if name is not None else None
         if cache is None:
             cache = (self.cache_named(name, size) if name is not None
                      else self._cache_for_size(size))
-        return self._cache_number[cache.name]
+        return cache.cache_id
 
     def _cache_alloc(self, index: int, tcpu: int, cpu: int, key: i64, text: str | None,
                      kind: int, lineno: int) -> None:
-        """An object of cache number ``index`` for the pointer ``key`` (or ``text``)."""
-        cache = self._cache_list[index]
+        """An object of cache ``index`` (its id) for the pointer ``key`` (or ``text``)."""
+        cache = self.caches.by_id(index)
         if self._pending_slab:
             self._attribute(tcpu, cache)
         oid = cache.alloc_id(cpu)
@@ -890,7 +884,8 @@ class Replayer:
             self._realloc_free(old, cpu)
 
     def _object_pop(self, key: i64, text: str | None) -> i64:
-        """The object (cache number << 32 | id) the pointer names, let go; -1 if none."""
+        """The object (cache id << 32 | object id) the pointer names, let go; -1 if
+        none."""
         if text is not None:
             return self._objects_text.pop(text, -1)
         if key >= 0:
@@ -912,7 +907,7 @@ class Replayer:
             else:
                 self._unknown_free(name, cpu, self._sim_now(ts))
             return
-        cache = self._cache_list[value >> 32]
+        cache = self.caches.by_id(value >> 32)
         oid = value & 0xFFFFFFFF
         try:
             if self._queue_rcu and cache.rcu_free:
@@ -923,7 +918,24 @@ class Replayer:
         except BadSlabFree:
             self.stats.bad_frees += 1
 
+    def _alloc_page(self, order: int, gfp: int, cpu: int, owner: int | None) -> int:
+        """A simulated page for the trace's: ``page_allocator``, or the zone's fast path
+        called directly by default; -1 for none."""
+        if self._zone_pages:
+            return self._zone_alloc_pfn(order, gfp, cpu, owner)
+        got = self.page_alloc(order, gfp, cpu, owner)
+        return -1 if got is None else got
+
+    def _free_sim_page(self, sim: int, order: int, cpu: int) -> None:
+        """``page_free``, or the zone's ``free`` called directly by default."""
+        if self._zone_frees:
+            self.zone.free(sim, order, cpu)
+        else:
+            self.page_free(sim, order, cpu)
+
     def _sim_now(self, ts: float) -> float:
+        """Simulated time of a trace timestamp, once the clock has started (as the loop
+        computes it: ``sim_time`` divides by the speed, and its last bit may differ)."""
         t0 = self.t0 if self.t0 is not None else 0.0
         return self.start + (ts - t0) * (1.0 / self.speed)
 
@@ -947,12 +959,7 @@ class Replayer:
             if pfn in pages:
                 stats.page_reallocs += 1
                 self._free_page(pfn, cpu)
-            owner = _OWNER_OF_MT[mt] if mt < 3 else None
-            if self._zone_pages:
-                sim = self._zone_alloc_pfn(order, gfp, cpu, owner)
-            else:
-                got = self.page_alloc(order, gfp, cpu, owner)
-                sim = -1 if got is None else got
+            sim = self._alloc_page(order, gfp, cpu, _OWNER_OF_MT[mt] if mt < 3 else None)
             if sim < 0:
                 self._page_alloc_failed(4, lineno, order, mt)
                 self._failed_pages.add(pfn)  # its free frees nothing
@@ -973,10 +980,7 @@ class Replayer:
             sim, order = entry_p
             del self._kernel_pfn[sim]
             self._adopted.discard(pfn)
-            if self._zone_frees:
-                self.zone.free(sim, order, cpu)
-            else:
-                self.page_free(sim, order, cpu)
+            self._free_sim_page(sim, order, cpu)
             stats.page_frees += 1
         elif self.slab_pages.pop(pfn, None) is not None:
             stats.slab_page_frees += 1
@@ -1061,10 +1065,10 @@ class Replayer:
         }
 
     def _realloc_free(self, old: i64, cpu: int) -> None:
-        """Free the object (cache number << 32 | id) of a pointer allocated again."""
+        """Free the object (cache id << 32 | object id) of a pointer allocated again."""
         self.stats.reallocs += 1
         try:
-            self._cache_list[old >> 32].free(old & 0xFFFFFFFF, cpu)
+            self.caches.by_id(old >> 32).free(old & 0xFFFFFFFF, cpu)
         except BadSlabFree:
             self.stats.bad_frees += 1
 
@@ -1109,7 +1113,7 @@ class Replayer:
         stats.large_kfrees += 1
         kernel, sim, order = big
         if kernel < 0:
-            self.page_free(sim, order, cpu)
+            self._free_sim_page(sim, order, cpu)
         # An adopted page is freed by the mm_page_free that follows the kfree.
 
     def _kmalloc(self, size: int, gfp: int, accounted: bool, tcpu: int, cpu: int, key: i64,
@@ -1118,8 +1122,7 @@ class Replayer:
         stats = self.stats
         cache = self._kmalloc_cache(size, gfp, accounted)
         if cache is not None:
-            self._cache_alloc(self._cache_number[cache.name], tcpu, cpu, key, text, 2,
-                              lineno)
+            self._cache_alloc(cache.cache_id, tcpu, cpu, key, text, 2, lineno)
             return
         # __kmalloc_large_node: get_order(size) pages, gfp | __GFP_COMP.
         stats.large_kmallocs += 1
@@ -1143,8 +1146,8 @@ class Replayer:
             return
         gfp = gfp | _GFP_COMP
         mt = gfp_migratetype(gfp)
-        new = self.page_alloc(order, gfp, cpu, _OWNER_OF_MT[mt])
-        if new is None:
+        new = self._alloc_page(order, gfp, cpu, _OWNER_OF_MT[mt])
+        if new < 0:
             self._page_alloc_failed(2, lineno, order, mt)
             self._failed.add(ptr)  # its kfree frees nothing
             return
@@ -1155,7 +1158,7 @@ class Replayer:
         del self._kernel_pfn[sim]
         self._adopted.discard(pfn)
         try:
-            self.page_free(sim, order, cpu)
+            self._free_sim_page(sim, order, cpu)
         except BadFree:
             self.stats.bad_frees += 1
             return
@@ -1212,7 +1215,7 @@ class Replayer:
             for key in held:
                 values[format(key | top, "016x")] = table.get(key)
         values.update(self._objects_text)
-        return {text: (self._cache_list[value >> 32], value & 0xFFFFFFFF)
+        return {text: (self.caches.by_id(value >> 32), value & 0xFFFFFFFF)
                 for text, value in values.items()}
 
     def held_objects(self, cache: SlabCache) -> int:
