@@ -19,16 +19,22 @@ Pageblock metrics at the end work on numpy arrays with one entry per pageblock, 
 simulator's zone produces them; they have no kernel counterpart but use its migratetypes.
 ``pageblock_stats(zone)`` is that census (pages per pageblock by what holds them), and
 ``zone_metrics`` / ``cache_metrics`` are the sampled series of a zone and its slab caches,
-named as in every result file.
+named as in every result file. Each is defined once, adding to a ``SampleRow`` (keys in
+order, values as float64: ``zone_sample``, ``node_sample``, ``SlabCaches.sample``),
+which ``Recorder.sample_row`` keeps as it is; the ``*_metrics`` functions give the same
+row as a dict. The module is compiled (sim/native.py): ``fragsim replay`` samples about
+400 times, and the census's numpy calls are the same either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from librt.vecs import append as vec_append
+from librt.vecs import vec
 
 from sim.buddy import (
     OWNER_MOVABLE,
@@ -233,15 +239,54 @@ def free_pages_per_block_histogram(
 # ------------------------------------------------------------------ samples of a machine
 
 
+# A sample's key, a (metric, key) pair of strings. Typed Any because mypyc unboxes a
+# tuple[str, str] into a C struct and boxes a new tuple at every call: a key stays the
+# one tuple object made once, which is also what makes two samples' keys compare by
+# identity (Recorder.sample_row).
+SampleKey = Any
+
+
+class SampleRow:
+    """One sample as a row: its keys in order, and their values as float64 in a typed
+    vector whose bytes numpy reads as they are (``Recorder.sample_row``). Compiled, a
+    value costs a C store, not a Python number and a dict entry hashed by its key
+    tuple: ``fragsim replay`` samples about 400 times, and a sample of a node of three
+    zones and 235 slab caches holds about 700 values."""
+
+    def __init__(self) -> None:
+        self.keys: list[SampleKey] = []
+        self.values: vec[float] = vec[float]()
+
+    def add(self, key: SampleKey, value: float) -> None:
+        self.keys.append(key)
+        self.values = vec_append(self.values, float(value))
+
+    def as_dict(self) -> dict[tuple[str, str], float]:
+        return dict(zip(self.keys, self.values, strict=True))
+
+
 # The keys of a sample, made once (a sample is taken hundreds of times a run): by the
-# number of orders; by CPU; by zone name and the zone's own keys.
-_FREE_AREA_KEYS: dict[int, list[tuple[tuple[str, str], ...]]] = {}
-_PCP_KEYS: list[tuple[str, str]] = []
-_ZONE_KEYS: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[tuple[str, str], ...]] = {}
+# number of orders; by CPU; by zone name, with the zone's own keys they were made from.
+_FREE_AREA_KEYS: dict[int, list[tuple[SampleKey, SampleKey, SampleKey]]] = {}
+_PCP_KEYS: list[SampleKey] = []
+_ZONE_KEYS: dict[str, tuple[list[SampleKey], list[SampleKey]]] = {}
+_FRAGMENTATION_INDEX_KEYS: dict[int, SampleKey] = {}
+_PAGEBLOCK_KEYS: tuple[SampleKey, ...] = (
+    ("pageblocks", "Unmovable"), ("pageblocks", "Movable"), ("pageblocks", "Reclaimable"))
+_FRAGMENTATION_SCORE: SampleKey = ("fragmentation_score", "")
+_FREE_PAGES: SampleKey = ("free_pages", "")
+_PCP_PAGES: SampleKey = ("pcp_pages", "")
+_WATERMARK_BOOST: SampleKey = ("watermark_boost", "")
+_HIGHATOMIC_PAGEBLOCKS: SampleKey = ("highatomic_pageblocks", "")
 
 
-def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
-                       ) -> dict[tuple[str, str], float]:
+def _pcp_key(cpu: int) -> SampleKey:
+    while len(_PCP_KEYS) <= cpu:
+        _PCP_KEYS.append(("pcp_pages", f"cpu{len(_PCP_KEYS)}"))
+    return _PCP_KEYS[cpu]
+
+
+def _free_area_sample(row: SampleRow, nr_free: Sequence[int], pageblock_order: int) -> None:
     """``nr_free``, ``avail`` and ``unusable_index`` by order, and
     ``fragmentation_index`` at pageblock order, of one set of free block counts.
 
@@ -259,7 +304,6 @@ def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
     above = 0
     for order in range(top - 1, -1, -1):
         above = suitable[order] = nr_free[order] + 2 * above
-    values: dict[tuple[str, str], float] = {}
     keys = _FREE_AREA_KEYS.get(top)
     if keys is None:
         keys = _FREE_AREA_KEYS[top] = [
@@ -267,10 +311,10 @@ def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
             for o in range(top)]
     for order in range(top):
         nr_free_key, avail_key, unusable_key = keys[order]
-        values[nr_free_key] = nr_free[order]
-        values[avail_key] = suitable[order]
-        values[unusable_key] = (
-            (pages - (suitable[order] << order)) * 1000 // pages if pages else 1000)
+        row.add(nr_free_key, nr_free[order])
+        row.add(avail_key, suitable[order])
+        row.add(unusable_key,
+                (pages - (suitable[order] << order)) * 1000 // pages if pages else 1000)
     # __fragmentation_index
     if total == 0:
         index = 0
@@ -278,33 +322,48 @@ def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
         index = -1000
     else:
         index = 1000 - (1000 + pages * 1000 // (1 << pageblock_order)) // total
-    values[("fragmentation_index", str(pageblock_order))] = index
-    return values
+    key = _FRAGMENTATION_INDEX_KEYS.get(pageblock_order)
+    if key is None:
+        key = _FRAGMENTATION_INDEX_KEYS[pageblock_order] = (
+            "fragmentation_index", str(pageblock_order))
+    row.add(key, index)
 
 
-def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
+def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
+                       ) -> dict[tuple[str, str], float]:
+    """``_free_area_sample`` as a dict."""
+    row = SampleRow()
+    _free_area_sample(row, nr_free, pageblock_order)
+    return row.as_dict()
+
+
+def zone_sample(row: SampleRow, zone: Zone) -> None:
     """The sampled zone metrics: buddyinfo, avail, the vmstat indices, pageblock types."""
     nr_free = zone.nr_free
-    values = _free_area_metrics(nr_free, zone.pageblock_order)
-    values[("fragmentation_score", "")] = extfrag_for_order(nr_free, zone.pageblock_order)
-    values[("free_pages", "")] = zone.nr_free_pages
-    values[("pcp_pages", "")] = zone.pcp_pages
+    _free_area_sample(row, nr_free, zone.pageblock_order)
+    row.add(_FRAGMENTATION_SCORE, extfrag_for_order(nr_free, zone.pageblock_order))
+    row.add(_FREE_PAGES, zone.nr_free_pages)
+    row.add(_PCP_PAGES, zone.pcp_pages)
     if zone.pcp_enabled:
         # Each CPU's pageset (zoneinfo's "count:" under "cpu: N"): key cpuN.
         for cpu, pcp in enumerate(zone.pcp):
-            while len(_PCP_KEYS) <= cpu:
-                _PCP_KEYS.append(("pcp_pages", f"cpu{len(_PCP_KEYS)}"))
-            values[_PCP_KEYS[cpu]] = pcp.count
-    values[("watermark_boost", "")] = zone.watermark_boost
+            row.add(_pcp_key(cpu), pcp.count)
+    row.add(_WATERMARK_BOOST, zone.watermark_boost)
     counts = zone.pageblock_counts()
-    for name, count in zip(("Unmovable", "Movable", "Reclaimable"), counts, strict=False):
-        values[("pageblocks", name)] = count
+    for key, count in zip(_PAGEBLOCK_KEYS, counts, strict=False):
+        row.add(key, count)
     # The highatomic reserve (reserve_highatomic_pageblock), in pageblocks.
-    values[("highatomic_pageblocks", "")] = counts[MIGRATE_HIGHATOMIC]
-    return values
+    row.add(_HIGHATOMIC_PAGEBLOCKS, counts[MIGRATE_HIGHATOMIC])
 
 
-def node_metrics(zones: Sequence[tuple[str, Zone]]) -> dict[tuple[str, str], float]:
+def zone_metrics(zone: Zone) -> dict[tuple[str, str], float]:
+    """``zone_sample`` as a dict."""
+    row = SampleRow()
+    zone_sample(row, zone)
+    return row.as_dict()
+
+
+def node_sample(row: SampleRow, zones: Sequence[tuple[str, Zone]]) -> None:
     """The sampled metrics of a node of several zones, ``(name, zone)`` in pfn order.
 
     Under today's keys, the node as a whole: free blocks per order summed over the
@@ -312,46 +371,69 @@ def node_metrics(zones: Sequence[tuple[str, Zone]]) -> dict[tuple[str, str], flo
     computed from those sums: no kernel file prints a node's index, so these are the
     indices of the node's free lists taken as one), ``fragmentation_score`` as
     ``fragmentation_score_node`` (present pages as weights), and the sums of the page,
-    boost and pageblock counts. Every zone's own ``zone_metrics`` follow under the key
+    boost and pageblock counts. Every zone's own ``zone_sample`` follows under the key
     ``<zone>/<key>`` (``<zone>`` alone for a metric without a key): ``avail`` key
     ``Normal/9``, ``pageblocks`` key ``DMA32/Movable``, ``free_pages`` key ``DMA``.
-    A lone zone's samples are ``zone_metrics`` alone (the node is the zone)."""
-    per_zone = [(name, zone_metrics(zone)) for name, zone in zones]
+    A lone zone's samples are ``zone_sample`` alone (the node is the zone)."""
     first = zones[0][1]
     nr_free = [0] * (first.max_order + 1)
+    free = pcp = boost = highatomic = 0
+    pageblocks = [0, 0, 0]
+    per_cpu: list[int] = []
     for _, zone in zones:
         for order, n in enumerate(zone.nr_free):
             nr_free[order] += n
+        free += zone.nr_free_pages
+        pcp += zone.pcp_pages
+        boost += zone.watermark_boost
+        counts = zone.pageblock_counts()
+        for i in range(len(pageblocks)):
+            pageblocks[i] += counts[i]
+        highatomic += counts[MIGRATE_HIGHATOMIC]
+        if zone.pcp_enabled:  # each CPU's pagesets, over the zones
+            for cpu, pageset in enumerate(zone.pcp):
+                while len(per_cpu) <= cpu:
+                    per_cpu.append(0)
+                per_cpu[cpu] += pageset.count
     pbo = first.pageblock_order
-    values = _free_area_metrics(nr_free, pbo)
-    values[("fragmentation_score", "")] = fragmentation_score_node(
-        [(zone.nr_pages, zone.nr_free) for _, zone in zones], pbo)
-    for metric, key in (("free_pages", ""), ("pcp_pages", ""), ("watermark_boost", ""),
-                        ("pageblocks", "Unmovable"), ("pageblocks", "Movable"),
-                        ("pageblocks", "Reclaimable"), ("highatomic_pageblocks", "")):
-        values[(metric, key)] = sum(v[(metric, key)] for _, v in per_zone)
-    for _, zone_values in per_zone:  # each CPU's pagesets, over the zones
-        for (metric, key), value in zone_values.items():
-            if metric == "pcp_pages" and key:
-                values[(metric, key)] = values.get((metric, key), 0) + value
-    for name, zone_values in per_zone:
-        own = tuple(zone_values)
-        keys = _ZONE_KEYS.get((name, own))
-        if keys is None:
+    _free_area_sample(row, nr_free, pbo)
+    row.add(_FRAGMENTATION_SCORE, fragmentation_score_node(
+        [(zone.nr_pages, zone.nr_free) for _, zone in zones], pbo))
+    row.add(_FREE_PAGES, free)
+    row.add(_PCP_PAGES, pcp)
+    row.add(_WATERMARK_BOOST, boost)
+    for key, count in zip(_PAGEBLOCK_KEYS, pageblocks, strict=True):
+        row.add(key, count)
+    row.add(_HIGHATOMIC_PAGEBLOCKS, highatomic)
+    for cpu, count in enumerate(per_cpu):
+        row.add(_pcp_key(cpu), count)
+    for name, zone in zones:
+        own = SampleRow()
+        zone_sample(own, zone)
+        made = _ZONE_KEYS.get(name)
+        if made is None or made[0] != own.keys:
             if len(_ZONE_KEYS) > 64:  # zones of many machines in one process
                 _ZONE_KEYS.clear()
-            keys = _ZONE_KEYS[(name, own)] = tuple(
-                (metric, f"{name}/{key}" if key else name) for metric, key in own)
-        values.update(zip(keys, zone_values.values(), strict=True))
-    return values
+            made = _ZONE_KEYS[name] = (own.keys, [
+                (metric, f"{name}/{key}" if key else name) for metric, key in own.keys])
+        keys = made[1]
+        for i in range(len(keys)):
+            row.add(keys[i], own.values[i])
+
+
+def node_metrics(zones: Sequence[tuple[str, Zone]]) -> dict[tuple[str, str], float]:
+    """``node_sample`` as a dict."""
+    row = SampleRow()
+    node_sample(row, zones)
+    return row.as_dict()
 
 
 def cache_metrics(caches: SlabCaches) -> dict[tuple[str, str], float]:
     """Per slab cache with slabs or allocations: live objects, slabs, pages and
     occupancy (``SlabCaches.sample``)."""
-    values: dict[tuple[str, str], float] = {}
-    caches.sample(values)
-    return values
+    row = SampleRow()
+    caches.sample(row)
+    return row.as_dict()
 
 
 # ------------------------------------------------------------------ the pageblock census
@@ -426,8 +508,8 @@ def _census_chunks(zone: Zone):
     n = zone.nr_pages
     step = max(_CENSUS_BLOCKS, 1 << max(0, zone.max_order - shift))
     state_vec, owner_vec = zone.page_state_arrays()
-    state = np.frombuffer(state_vec, dtype=np.uint8)
-    owner = np.frombuffer(owner_vec, dtype=np.int16)
+    state = np.frombuffer(state_vec, dtype=np.uint8)  # type: ignore[call-overload]
+    owner = np.frombuffer(owner_vec, dtype=np.int16)  # type: ignore[call-overload]
     for b0 in range(0, nblocks, step):
         b1 = min(nblocks, b0 + step)
         p0, p1 = b0 << shift, min(n, b1 << shift)

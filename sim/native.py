@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 # configs/bench.yaml). Order does not matter.
 NATIVE_MODULES = ("sim.buddy", "sim.mmzone", "sim.slab", "sim.objects", "sim.vmscan",
                   "sim.page_alloc", "sim.readahead", "sim.ftrace", "sim.replay",
-                  "sim.compaction", "workloads.expiry", "workloads.objloop",
+                  "sim.compaction", "sim.metrics", "workloads.expiry", "workloads.objloop",
                   "workloads.pageset", "workloads.draws")
 # C extensions built with them, each used only when they run compiled: module -> source.
 C_EXTENSIONS = {"sim._ftrace_scan": "sim/_ftrace_scan.c"}

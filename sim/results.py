@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,12 +67,12 @@ class Recorder:
         self.times = array("d")
         self._series: dict[tuple[str, str], array] = {}
         # Samples with the same keys in the same order as the one before (a run's
-        # every sample, as a rule) are kept as rows, a list of values each, and moved
-        # into their series by numpy every _ROWS samples and whenever anything else
-        # reads or changes the series (a sample costs a few microseconds, not one
-        # append per series).
+        # every sample, as a rule) are kept as rows, a list of values each or a buffer
+        # of float64 (``sample_row``), and moved into their series by numpy every
+        # _ROWS samples and whenever anything else reads or changes the series (a
+        # sample costs a few microseconds, not one append per series).
         self._keys: tuple[tuple[str, str], ...] = ()
-        self._rows: list[list[float]] = []
+        self._rows: list[Any] = []
 
     def sample(self, time: float, values: dict[tuple[str, str], float]) -> None:
         """Record one sample; a series first seen late is padded with NaN before."""
@@ -96,11 +96,33 @@ class Recorder:
                 series.append(float("nan"))
         self._keys = keys
 
+    def sample_row(self, time: float, keys: Sequence[tuple[str, str]], values: Any) -> None:
+        """``sample`` of keys in order and their values as a buffer of float64 (a
+        sim/metrics.py ``SampleRow``): the same series, without a dict or a Python
+        number per value. ``values`` is kept as it is until the next flush."""
+        row = tuple(keys)
+        if row == self._keys and len(row) == len(self._series):
+            self.times.append(time)
+            self._rows.append(values)
+            if len(self._rows) >= self._ROWS:
+                self._flush()
+            return
+        self.sample(time, dict(zip(row, np.frombuffer(values, dtype=np.float64).tolist(),
+                                   strict=True)))
+
     def _flush(self) -> None:
-        """Move the rows kept by ``sample`` into their series."""
+        """Move the rows kept by ``sample`` and ``sample_row`` into their series."""
         if not self._rows:
             return
-        columns = np.array(self._rows, dtype=np.float64).T.copy()
+        rows = self._rows
+        if all(isinstance(r, list) for r in rows):
+            columns = np.array(rows, dtype=np.float64).T.copy()
+        elif not any(isinstance(r, list) for r in rows):
+            columns = np.frombuffer(b"".join(rows), dtype=np.float64).reshape(
+                len(rows), len(self._keys)).T.copy()
+        else:
+            columns = np.stack([np.asarray(r, dtype=np.float64) if isinstance(r, list)
+                                else np.frombuffer(r, dtype=np.float64) for r in rows]).T.copy()
         for name, column in zip(self._keys, columns, strict=True):
             self._series[name].frombytes(column.tobytes())
         self._rows = []

@@ -458,7 +458,7 @@ def run_replay(
 
     from sim.defrag import Defragmenter
     from sim.ftrace import TraceReader
-    from sim.metrics import cache_metrics, node_metrics, zone_metrics
+    from sim.metrics import SampleRow, node_sample, zone_sample
     from sim.replay import ReplayResult, build_replay
 
     config = validate_config_for_replay(overrides or [])
@@ -484,10 +484,17 @@ def run_replay(
     keep = 2 * max(samples, 1)
     zones = setup.zones
 
-    def zone_values() -> dict:
-        return node_metrics(zones) if len(zones) > 1 else zone_metrics(zones[0][1])
+    def take() -> SampleRow:
+        """The zones' (node_sample or zone_sample) and the slab caches' values."""
+        row = SampleRow()
+        if len(zones) > 1:
+            node_sample(row, zones)
+        else:
+            zone_sample(row, zones[0][1])
+        setup.caches.sample(row)
+        return row
 
-    values: dict | None = None
+    values: SampleRow | None = None
     # The replay and its samples make no reference cycles, and with the collector on a
     # sample's first allocations would start a collection of every object the events
     # before it made (half the sampling time): it stays off until the trace ends.
@@ -496,12 +503,11 @@ def run_replay(
     try:
         while True:
             if values is None:
-                values = zone_values()
-                values.update(cache_metrics(setup.caches))
+                values = take()
             if len(recorder.times) >= keep:
                 recorder.decimate()
                 step *= 2
-            recorder.sample(t, values)
+            recorder.sample_row(t, values.keys, values.values)
             if replayer.next_time() is None:
                 break
             t += step
@@ -538,9 +544,8 @@ def run_replay(
         summary["defrag"] = defrag.report()  # the layout of a run's defrag section
         if defrag.notes:
             summary["notes"] = list(dict.fromkeys(defrag.notes))
-        values = zone_values()
-        values.update(cache_metrics(setup.caches))
-        recorder.sample(env.now, values)
+        values = take()
+        recorder.sample_row(env.now, values.keys, values.values)
     final = setup.caches.report()  # a run's keys: the state at the end
     for name, entry in summary["caches"].items():
         if name in final:

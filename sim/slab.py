@@ -90,6 +90,7 @@ from sim.procfs import SlabinfoEntry, format_slabinfo
 
 if TYPE_CHECKING:
     from sim.config import CacheConfig
+    from sim.metrics import SampleRow
 
 PAGE_SIZE: Final = 4096
 MAX_PAGE_ORDER: Final = 10
@@ -1448,7 +1449,8 @@ class SlabCaches:
         self._by_name: dict[str, SlabCache] = {}
         self._by_id: list[SlabCache] = []
         # Per cache id, the keys of its sampled values (``sample``), made once.
-        self._sample_keys: list[tuple[tuple[str, str], ...] | None] = []
+        # Each cache's sample keys (sim/metrics.py SampleKey: kept as the tuples made).
+        self._sample_keys: list[tuple[Any, Any, Any, Any] | None] = []
         # Called with every new cache, whoever creates it (the engine sets its mobility).
         self.on_create: Callable[[SlabCache], None] | None = None
 
@@ -1487,9 +1489,9 @@ class SlabCaches:
     def __iter__(self) -> Iterator[SlabCache]:
         return iter(self._by_id)
 
-    def sample(self, values: dict[tuple[str, str], Any]) -> None:
-        """Put sim/metrics.py ``cache_metrics``' values in ``values``: for each cache
-        with slabs or allocations, its live objects, slabs, pages and occupancy. Compiled
+    def sample(self, row: SampleRow) -> None:
+        """Add sim/metrics.py ``cache_metrics``' values to ``row``: for each cache with
+        slabs or allocations, its live objects, slabs, pages and occupancy. Compiled
         here: interpreted, a sample of a replay's 235 caches took 75 us, and
         ``fragsim replay`` samples about 400 times."""
         keys = self._sample_keys
@@ -1502,10 +1504,10 @@ class SlabCaches:
                     name = cache.name
                     k = keys[cache.cache_id] = (("slab_objects", name), ("slab_slabs", name),
                                                 ("slab_pages", name), ("slab_occupancy", name))
-                values[k[0]] = cache.nr_live
-                values[k[1]] = cache.nr_slabs
-                values[k[2]] = cache.nr_pages
-                values[k[3]] = cache.occupancy()
+                row.add(k[0], cache.nr_live)
+                row.add(k[1], cache.nr_slabs)
+                row.add(k[2], cache.nr_pages)
+                row.add(k[3], cache.occupancy())
 
     def __len__(self) -> int:
         return len(self._by_id)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.errors import FragsimError
+from sim.metrics import SampleRow
 from sim.results import (
     MARKER,
     Recorder,
@@ -360,21 +361,30 @@ _KEYS = [("avail", "9"), ("free", ""), ("pcp", "cpu0"), ("pcp", "cpu1")]
 @given(st.lists(st.tuples(st.dictionaries(st.sampled_from(_KEYS),
                                           st.integers(-10**6, 10**6) | st.floats(allow_nan=False),
                                           max_size=4),
-                          st.integers(1, 4)), max_size=8),
-       st.integers(0, 40), st.sampled_from([1, 2, 3, 64]))
-def test_recorder_keeps_every_series_whatever_the_order_of_keys(layouts, cut, rows):
-    # Each layout repeats (the fast path), in the keys' order given or reversed; then
-    # another layout; a decimation at sample ``cut`` keeps every other sample so far.
+                          st.integers(1, 6)), max_size=8),
+       st.integers(0, 40), st.sampled_from([1, 2, 3, 64]), st.integers(0, 2**16 - 1))
+def test_recorder_keeps_every_series_whatever_the_order_of_keys(layouts, cut, rows, ways):
+    # Each layout repeats (the fast path), two samples in the keys' order given, two
+    # reversed, ...; then another layout; a decimation at sample ``cut`` keeps every
+    # other sample so far.
+    # Sample i goes in as a dict (``sample``) or, where bit i of ``ways`` is set, as a
+    # SampleRow's keys and float64 buffer (``sample_row``): rows of both kinds mix.
     samples: list[tuple[float, dict]] = []
     for values, times in layouts:
         for k in range(times):
-            d = dict(values) if k % 2 == 0 else dict(reversed(list(values.items())))
+            d = dict(values) if k % 4 < 2 else dict(reversed(list(values.items())))
             samples.append((float(len(samples)), d))
     rec = Recorder()
     rec._ROWS = rows  # samples kept as rows before they join their series
     kept: list[tuple[float, dict]] = []
     for i, (t, values) in enumerate(samples):
-        rec.sample(t, values)
+        if ways >> i & 1:
+            row = SampleRow()
+            for key, value in values.items():
+                row.add(key, value)
+            rec.sample_row(t, row.keys, row.values)
+        else:
+            rec.sample(t, values)
         kept.append((t, values))
         if i == cut:
             rec.decimate()
