@@ -18,9 +18,21 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <stdint.h>
 #include <math.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define NOINLINE __attribute__((noinline))
+#else
+#define ALWAYS_INLINE inline
+#define NOINLINE
+#endif
 
 #define NR_FIELDS 8 /* str.split(None, 7) */
 #define MEMO_SLOTS 4096 /* a power of 2; filled to half at most */
@@ -33,6 +45,7 @@ typedef struct {
     Py_ssize_t len;
     char *text;
     PyObject *value;
+    long ival;   /* the value as a C long (the kinds' and CPUs' ints), else LONG_MIN */
     int32_t tid; /* a tail's number in Scanner.tail_list; -1 in the other memos */
 } MemoEntry;
 
@@ -75,22 +88,60 @@ typedef struct {
 /* Py_UNICODE_ISSPACE for the ASCII range: what str.split() splits at. */
 static char is_space[128];
 
-static uint64_t
+/* The bytes of p[0:n], 0 < n < 8, in a word, without a call to memcpy of a variable
+   length: two loads of 4 that overlap, or the first, middle and last bytes. With n
+   known, the word gives the bytes back (every byte is in it). */
+static inline uint64_t
+small_word(const char *p, Py_ssize_t n)
+{
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        return (uint64_t)lo | (uint64_t)hi << 32;
+    }
+    if (n > 0)
+        return (uint64_t)(unsigned char)p[0] | (uint64_t)(unsigned char)p[n >> 1] << 8
+               | (uint64_t)(unsigned char)p[n - 1] << 16;
+    return 0;
+}
+
+static ALWAYS_INLINE uint64_t
 text_hash(const char *p, Py_ssize_t n)
 {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
+    uint64_t w;
+    if (n < 8) {
+        w = small_word(p, n);
+    } else {
+        const char *last = p + n - 8; /* the last word, overlapping the one before */
+        while (p < last) {
+            memcpy(&w, p, 8);
+            h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+            h ^= h >> 32;
+            p += 8;
+        }
+        memcpy(&w, last, 8);
     }
-    uint64_t w = 0;
-    memcpy(&w, p, n);
     h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
     return h ^ (h >> 29);
+}
+
+/* a[0:n] == b[0:n]: a short text (a CPU field, most event names) by words that may
+   overlap, without a call; a long one (a tail) by memcmp. */
+static inline int
+same_text(const char *a, const char *b, Py_ssize_t n)
+{
+    if (n > 16)
+        return memcmp(a, b, (size_t)n) == 0;
+    if (n < 8)
+        return small_word(a, n) == small_word(b, n);
+    uint64_t x0, y0, x1, y1;
+    memcpy(&x0, a, 8);
+    memcpy(&y0, b, 8);
+    memcpy(&x1, a + n - 8, 8);
+    memcpy(&y1, b + n - 8, 8);
+    return x0 == y0 && x1 == y1;
 }
 
 static void
@@ -108,36 +159,44 @@ memo_clear(Memo *memo)
 }
 
 /* The slot of p[0:n]: its entry, or the empty slot where it would go. */
-static MemoEntry *
+static ALWAYS_INLINE MemoEntry *
 memo_slot(Memo *memo, const char *p, Py_ssize_t n, uint64_t h)
 {
     size_t i = (size_t)h & (MEMO_SLOTS - 1);
     for (;;) {
         MemoEntry *e = &memo->slots[i];
-        if (!e->value || (e->hash == h && e->len == n && memcmp(e->text, p, n) == 0))
+        if (!e->value || (e->hash == h && e->len == n && same_text(e->text, p, n)))
             return e;
         i = (i + 1) & (MEMO_SLOTS - 1);
     }
 }
 
-/* dict[p[0:n]], borrowed; NULL (no error set) when missing. Found in the memo, or in
-   the dict and then remembered (and numbered, in a memo that numbers). *entry, when
-   asked for, is the value's memo entry, or NULL when the memo is full. */
-static PyObject *
+static PyObject *memo_miss(Memo *memo, PyObject *dict, const char *p, Py_ssize_t n,
+                           uint64_t h, MemoEntry *e, MemoEntry **entry);
+
+/* dict[p[0:n]], borrowed; NULL (no error set) when missing. Found in the memo (inlined:
+   three look-ups a line), or in the dict and then remembered (and numbered, in a memo
+   that numbers). *entry is the value's memo entry, or NULL when the memo is full. */
+static ALWAYS_INLINE PyObject *
 memo_lookup(Memo *memo, PyObject *dict, const char *p, Py_ssize_t n, MemoEntry **entry)
 {
     uint64_t h = text_hash(p, n);
     MemoEntry *e = NULL;
-    if (entry)
-        *entry = NULL;
     if (memo->slots) {
         e = memo_slot(memo, p, n, h);
         if (e->value) {
-            if (entry)
-                *entry = e;
+            *entry = e;
             return e->value;
         }
     }
+    return memo_miss(memo, dict, p, n, h, e, entry);
+}
+
+static NOINLINE PyObject *
+memo_miss(Memo *memo, PyObject *dict, const char *p, Py_ssize_t n, uint64_t h, MemoEntry *e,
+          MemoEntry **entry)
+{
+    *entry = NULL;
     PyObject *key = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, p, n);
     if (!key)
         return NULL;
@@ -167,12 +226,20 @@ memo_lookup(Memo *memo, PyObject *dict, const char *p, Py_ssize_t n, MemoEntry *
     e->hash = h;
     e->len = n;
     e->text = text;
+    long ival = LONG_MIN;
+    if (PyLong_Check(value)) {
+        ival = PyLong_AsLong(value);
+        if (ival == -1 && PyErr_Occurred()) {
+            PyErr_Clear(); /* too large: its users convert it themselves, and fail */
+            ival = LONG_MIN;
+        }
+    }
     Py_INCREF(value);
     e->value = value;
+    e->ival = ival;
     e->tid = tid;
     memo->used++;
-    if (entry)
-        *entry = e;
+    *entry = e;
     return value;
 }
 
@@ -331,6 +398,7 @@ typedef struct {
     long kind;
     PyObject *kind_obj; /* borrowed, from the tables */
     PyObject *cpu_obj;
+    MemoEntry *cpu_entry; /* cpu_obj's memo entry (its C value), or NULL */
     double ts;
     const char *ptr; /* kinds 0-3: the text after "ptr=" */
     Py_ssize_t ptr_len;
@@ -376,6 +444,20 @@ read_fields(Scanner *self, const char *s, Py_ssize_t n, Fields *f)
     Py_ssize_t start[NR_FIELDS], len[NR_FIELDS];
     Py_ssize_t i = 0, nr = 0;
     while (nr < NR_FIELDS) {
+        /* Runs of blanks (the padding of the task and CPU columns) eight at a time,
+           up to the first byte that is not ' '; then the exact test. */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            uint64_t x = w ^ 0x2020202020202020ull;
+            if (x) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                i += __builtin_ctzll(x) >> 3;
+#endif
+                break;
+            }
+            i += 8;
+        }
         while (i < n && is_space[(unsigned char)s[i]])
             i++;
         if (i >= n)
@@ -391,14 +473,17 @@ read_fields(Scanner *self, const char *s, Py_ssize_t n, Fields *f)
     }
     if (nr < 7)
         return 0; /* t[6] is an IndexError: the careful path */
-    MemoEntry *e;
-    PyObject *kind_obj = memo_lookup(&self->kind_memo, self->kinds, s + start[4], len[4], NULL);
+    MemoEntry *e, *kind_entry, *cpu_entry;
+    PyObject *kind_obj = memo_lookup(&self->kind_memo, self->kinds, s + start[4], len[4],
+                                     &kind_entry);
     if (!kind_obj)
         return PyErr_Occurred() ? -1 : 0;
-    PyObject *cpu_obj = memo_lookup(&self->cpu_memo, self->cpus, s + start[1], len[1], NULL);
+    PyObject *cpu_obj = memo_lookup(&self->cpu_memo, self->cpus, s + start[1], len[1],
+                                    &cpu_entry);
     if (!cpu_obj)
         return PyErr_Occurred() ? -1 : 0;
-    long kind = PyLong_AsLong(kind_obj);
+    long kind = kind_entry && kind_entry->ival != LONG_MIN ? kind_entry->ival
+                                                           : PyLong_AsLong(kind_obj);
     if (kind == -1 && PyErr_Occurred())
         return -1;
     if (kind < 0 || kind >= 7)
@@ -413,6 +498,7 @@ read_fields(Scanner *self, const char *s, Py_ssize_t n, Fields *f)
     f->kind = kind;
     f->kind_obj = kind_obj;
     f->cpu_obj = cpu_obj;
+    f->cpu_entry = cpu_entry;
     if (kind < 4) {
         if (key_len <= 4 || memcmp(key, "ptr=", 4) != 0)
             return 0;
@@ -713,12 +799,20 @@ time_advance(Scanner *self, double ts)
     }
 }
 
-/* No byte of p[0:n] at 0x80 or above: 8 bytes at a time. */
+/* No byte of p[0:n] at 0x80 or above: 16 bytes at a time (SSE2, every x86-64 has it),
+   then 8. */
 static int
 is_ascii(const char *p, Py_ssize_t n)
 {
     uint64_t high = 0;
     Py_ssize_t k = 0;
+#ifdef __SSE2__
+    __m128i acc = _mm_setzero_si128();
+    for (; k + 16 <= n; k += 16)
+        acc = _mm_or_si128(acc, _mm_loadu_si128((const __m128i *)(p + k)));
+    if (_mm_movemask_epi8(acc))
+        return 0;
+#endif
     for (; k + 8 <= n; k += 8) {
         uint64_t w;
         memcpy(&w, p + k, 8);
@@ -770,7 +864,8 @@ scanner_chunk(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         if (!got || f.tid < 0)
             break;
-        long cpu = PyLong_AsLong(f.cpu_obj);
+        long cpu = f.cpu_entry && f.cpu_entry->ival != LONG_MIN ? f.cpu_entry->ival
+                                                                : PyLong_AsLong(f.cpu_obj);
         if (cpu == -1 && PyErr_Occurred())
             return NULL;
         if (cpu < 0 || cpu > INT16_MAX)
