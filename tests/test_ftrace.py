@@ -679,6 +679,40 @@ def _stamp(line, stamp):
     return head.rsplit(" ", 1)[0] + " " + stamp + colon + rest
 
 
+def _read_as_pure_python_does(path, chunk):
+    """Read ``path`` by chunks of ``chunk`` bytes in this build, in one process and
+    with the parser in a child, and assert that each gives the events and stats the
+    pure-Python build gives in a process of its own; the events and the last reader."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    from sim.ftrace import TraceReader, TraceStream
+
+    read = ("import pickle, sys\nfrom sim.ftrace import TraceReader, TraceStream\n"
+            f"TraceStream.CHUNK = {chunk}\n"
+            "r = TraceReader(sys.argv[1], parallel=False)\n"
+            "ev = [tuple(e) for b in r.batches() for e in b]\n"
+            "sys.stdout.buffer.write(pickle.dumps((ev, r.stats.as_dict())))\n")
+    env = {**os.environ, "FRAGSIM_PURE_PYTHON": "1"}
+    pure = pickle.loads(subprocess.run([sys.executable, "-c", read, str(path)], env=env,
+                                       capture_output=True, check=True).stdout)
+    pure[1].pop("parallel", None)
+    saved = TraceStream.CHUNK
+    TraceStream.CHUNK = chunk
+    try:
+        for parallel in (False, True):
+            reader = TraceReader(path, parallel=parallel)
+            events = [tuple(e) for b in reader.batches() for e in b]
+            stats = reader.stats.as_dict()
+            stats.pop("parallel", None)
+            assert (events, stats) == pure
+    finally:
+        TraceStream.CHUNK = saved
+    return events, reader
+
+
 @pytest.mark.parametrize("chunk", [1 << 18, 1009])
 def test_the_c_scanner_reads_every_line_as_the_python_parser_does(tmp_path, chunk):
     """The compiled build reads plain lines with sim/_ftrace_scan.c and leaves every
@@ -689,14 +723,10 @@ def test_the_c_scanner_reads_every_line_as_the_python_parser_does(tmp_path, chun
     the same events, bad lines and counts as the pure-Python build does in a process of
     its own, read by chunks of the file's size or of 1009 bytes (lines cut by chunks),
     in one process and with the parser in a child."""
-    import os
-    import pickle
     import random
-    import subprocess
     import sys
 
     import sim
-    from sim.ftrace import TraceReader, TraceStream
 
     rng = random.Random(20261206)
     with gzip.open(DATA / "slice.txt.gz", "rt") as f:
@@ -718,31 +748,50 @@ def test_the_c_scanner_reads_every_line_as_the_python_parser_does(tmp_path, chun
         data[i] = data[i][:cut] + rng.choice([b"\xff", b"\xe2\x82", b"\xc3"]) + data[i][cut:]
     path = tmp_path / "mutated.txt"
     path.write_bytes(b"\n".join(data))
-    read = ("import pickle, sys\nfrom sim.ftrace import TraceReader, TraceStream\n"
-            f"TraceStream.CHUNK = {chunk}\n"
-            "r = TraceReader(sys.argv[1], parallel=False)\n"
-            "ev = [tuple(e) for b in r.batches() for e in b]\n"
-            "sys.stdout.buffer.write(pickle.dumps((ev, r.stats.as_dict())))\n")
-    env = {**os.environ, "FRAGSIM_PURE_PYTHON": "1"}
-    pure = pickle.loads(subprocess.run([sys.executable, "-c", read, str(path)], env=env,
-                                       capture_output=True, check=True).stdout)
-    saved = TraceStream.CHUNK
-    TraceStream.CHUNK = chunk
-    try:
-        for parallel in (False, True):
-            reader = TraceReader(path, parallel=parallel)
-            events = [tuple(e) for b in reader.batches() for e in b]
-            stats = reader.stats.as_dict()
-            stats.pop("parallel", None)
-            pure[1].pop("parallel", None)
-            assert (events, stats) == pure
-    finally:
-        TraceStream.CHUNK = saved
+    events, reader = _read_as_pure_python_does(path, chunk)
     kinds = reader.stats.bad_by_kind
     assert len(events) > 3000 and reader.stats.bad_lines > 100  # both kinds of line
     assert kinds.get("timestamp", 0) > 10 and kinds.get("duplicate_free", 0) > 10
     assert kinds.get("free_of_bad_alloc", 0) > 0
     assert ("sim._ftrace_scan" in sys.modules) == sim.NATIVE
+
+
+def test_more_tails_than_the_scanners_memo_holds_read_as_the_python_parser_does(tmp_path):
+    """The C scanner remembers at most 2 048 texts of each field (its memo, half of
+    MEMO_SLOTS), each from its second sighting on (the first is read by Python, which
+    parses the tail); past that, a known tail's line goes to the Python parser. Three
+    rounds of 2 500 kmallocs of distinct sizes and 2 500 allocations from distinct
+    caches, on four CPUs, freed in another order (CPU fields of 3 to 5 bytes and event
+    names of 6 to 21, which the memo compares by words), give the pure-Python build's
+    events."""
+    import random
+
+    rng = random.Random(5)
+    lines = []
+    cpus = ["[0]", "[01]", "[002]", "[003]"]
+    for _round in range(3):
+        live = []
+        for j in range(2500):
+            for cache in ("", f"c{j}"):
+                ptr = f"{0xffff888000000000 + 64 * len(lines):016x}"
+                event, size = ("kmem_cache_alloc:", 64) if cache else ("kmalloc:", j)
+                name = f"name={cache} " if cache else ""
+                lines.append(f" python3-2864    {rng.choice(cpus)} .....  "
+                             f"{10 + len(lines) / 10000:.6f}: {event} call_site=f+0x1/0x2 "
+                             f"ptr={ptr} {name}bytes_req={size} bytes_alloc={size + 8} "
+                             "gfp_flags=GFP_KERNEL node=-1 accounted=false")
+                live.append((ptr, cache))
+        rng.shuffle(live)
+        for ptr, cache in live:
+            event = (f"kmem_cache_free: call_site=f+0x1/0x2 ptr={ptr} name={cache}" if cache
+                     else f"kfree: call_site=f+0x1/0x2 ptr={ptr}")
+            lines.append(f" python3-2864    {rng.choice(cpus)} .....  "
+                         f"{10 + len(lines) / 10000:.6f}: {event}")
+    path = tmp_path / "tails.txt"
+    path.write_text("\n".join(lines) + "\n")
+    events, reader = _read_as_pure_python_does(path, 1 << 18)
+    assert len(events) == len(lines) == 30000 and reader.stats.bad_lines == 0
+    assert {e[1] for e in events} == {0, 1, 2, 3}
 
 
 def test_the_parsers_records_decode_to_its_events_and_nothing_else():
