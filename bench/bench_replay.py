@@ -12,7 +12,8 @@ its before.slabinfo / buddyinfo / pagetypeinfo, it measures:
   / wall time. Set-up (zone synthesis, slabinfo population) is reported apart;
 - ``fragsim replay`` itself, in a fresh interpreter: the same, plus the time series it
   samples as it goes (its own real-time factor, from its summary.json; writing the files
-  after the replay is not in it).
+  after the replay is not in it); and ``fragsim replay --from`` the snapshot, when it
+  has a zoneinfo: the machine's zones (three on the shared trace's), each sampled.
 
 Each figure is the median of ``--repeat`` runs (default 3). The trace defaults to
 ../shared/data/kmem-traces/tmpfs-churn-20k-keep10/trace.txt.gz when that exists, else
@@ -108,17 +109,22 @@ def main(argv: list[str] | None = None) -> int:
 
     replay_s, _ = median_of(args.repeat, replay_only)
 
-    def command() -> tuple[float, object]:
+    def command(*snapshot: str) -> tuple[float, object]:
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, "-m", "sim", "replay", str(trace), "--slabinfo",
-                            str(slabinfo), "--buddyinfo", str(buddyinfo), "--pagetypeinfo",
-                            str(pagetypeinfo), "--no-plots", "--out", f"{tmp}/out"],
+            subprocess.run([sys.executable, "-m", "sim", "replay", str(trace), *snapshot,
+                            "--no-plots", "--out", f"{tmp}/out"],
                            cwd=ROOT, check=True, capture_output=True)
             summary = json.loads(Path(f"{tmp}/out/summary.json").read_text())
         wall = summary["variants"]["replay"]["mean"]["wall_s"]
         return wall, None
 
-    command_s, _ = median_of(args.repeat, command)
+    command_s, _ = median_of(args.repeat, lambda: command(
+        "--slabinfo", str(slabinfo), "--buddyinfo", str(buddyinfo), "--pagetypeinfo",
+        str(pagetypeinfo)))
+    # With the snapshot's zoneinfo (--from): the machine's zones, each sampled.
+    zoned = snaps / "before.zoneinfo"
+    from_s = (median_of(args.repeat, lambda: command("--from", str(snaps / "before")))[0]
+              if zoned.exists() and not (args.slabinfo or args.buddyinfo) else None)
 
     print(f"trace: {trace} ({events} events over {span:.3f} s)")
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
@@ -133,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({two_s:.3f} s), real-time factor {span / two_s:.2f}")
     print(f"fragsim replay (samples too):    {events / command_s / 1e3:5.0f} k events/s  "
           f"({command_s:.3f} s), real-time factor {span / command_s:.2f}")
+    if from_s is not None:
+        print(f"fragsim replay --from (zones):   {events / from_s / 1e3:5.0f} k events/s  "
+              f"({from_s:.3f} s), real-time factor {span / from_s:.2f}")
     print(f"set-up (zone synthesis, slabinfo population): {setup_s:.3f} s")
     print(f"replay_file uses: {'the child' if auto else 'one process'}; load average now "
           f"{os.getloadavg()[0]:.2f}; real-time factor = trace span / wall time, >= 1 is the "
