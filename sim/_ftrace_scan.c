@@ -1280,9 +1280,33 @@ static PyTypeObject DecoderType = {
     .tp_methods = decoder_methods,
 };
 
+/* same_text(a, b) -> bool: the memo's comparison of two texts of one length (same_text,
+   small_word), for the tests: in the memo it decides only when two texts' hashes
+   collide, which no trace can be made to show. */
+static PyObject *
+module_same_text(PyObject *self, PyObject *args)
+{
+    const char *a, *b;
+    Py_ssize_t na, nb;
+    if (!PyArg_ParseTuple(args, "y#y#:same_text", &a, &na, &b, &nb))
+        return NULL;
+    if (na != nb) {
+        PyErr_SetString(PyExc_ValueError, "same_text: texts of one length expected");
+        return NULL;
+    }
+    return PyBool_FromLong(same_text(a, b, na));
+}
+
+static PyMethodDef module_methods[] = {
+    {"same_text", module_same_text, METH_VARARGS,
+     "same_text(a, b): the memo's comparison of two texts of one length."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "sim._ftrace_scan",
-    "The fast path of sim/ftrace.py's trace parser, in C.", -1, NULL, NULL, NULL, NULL, NULL,
+    "The fast path of sim/ftrace.py's trace parser, in C.", -1, module_methods, NULL, NULL,
+    NULL, NULL,
 };
 
 PyMODINIT_FUNC

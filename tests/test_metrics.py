@@ -24,6 +24,7 @@ from sim.metrics import (
     unusable_index,
 )
 from sim.migratetype import (
+    MIGRATE_HIGHATOMIC,
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
@@ -305,8 +306,28 @@ def test_node_metrics_give_the_node_then_each_zones_values_under_its_name():
                          pagetypeinfo=snaps / "before.pagetypeinfo",
                          zoneinfo=snaps / "before.zoneinfo").zones
     assert [name for name, _ in zones] == ["DMA", "DMA32", "Normal"]
-    for _ in range(2):
+    for step in range(3):
+        if step:  # pages freed onto some CPUs' lists of the two larger zones
+            for cpu, (_, zone) in enumerate(zones[1:], start=step):
+                pfns = [zone.alloc(0, cpu=cpu % len(zone.pcp)) for _ in range(40)]
+                for pfn in pfns[::2]:
+                    zone.free(pfn, 0, cpu=cpu % len(zone.pcp))
         values = node_metrics(zones)
+        # the node's sums, from each zone's own counts
+        assert values[("pcp_pages", "")] == sum(z.pcp_pages for _, z in zones)
+        for cpu in range(max(len(z.pcp) for _, z in zones)):
+            assert values[("pcp_pages", f"cpu{cpu}")] == sum(
+                z.pcp[cpu].count for _, z in zones if z.pcp_enabled and cpu < len(z.pcp))
+        for i, name in enumerate(("Unmovable", "Movable", "Reclaimable")):
+            assert values[("pageblocks", name)] == sum(z.pageblock_counts()[i]
+                                                       for _, z in zones)
+        assert values[("highatomic_pageblocks", "")] == sum(
+            z.pageblock_counts()[MIGRATE_HIGHATOMIC] for _, z in zones)
+        assert values[("watermark_boost", "")] == sum(z.watermark_boost for _, z in zones)
+        for order in range(zones[0][1].max_order + 1):
+            assert values[("nr_free", str(order))] == sum(z.nr_free[order] for _, z in zones)
+        if step:
+            assert values[("pcp_pages", "")] > 0
         own = {}
         for name, zone in zones:
             for (metric, key), value in zone_metrics(zone).items():
