@@ -118,3 +118,32 @@ def test_a_percentage_is_never_put_on_a_log_axis():
 
     assert not _log_x(layout("defrag.used_ratio", [5, 50, 90]), [5, 50, 90])
     assert _log_x(layout("machine.cpus", [1, 8, 64]), [1, 8, 64])
+
+
+def test_a_runs_config_is_parsed_once_and_again_when_it_is_written_again(tmp_path):
+    """The plots read a run's config.yaml through one parse (libyaml's, when PyYAML has
+    it): the same dict as PyYAML's own safe loader gives, a copy each time (a caller's
+    change stays its own), and the new content once the file is written again."""
+    import os
+
+    import yaml
+
+    from sim.experiment import load_config
+    from sim.plots import _run_config
+    from sim.runner import _config_dict
+
+    text = yaml.safe_dump(_config_dict(load_config("configs/quickstart.yaml")))
+    (tmp_path / "config.yaml").write_text(text)
+    first = _run_config(tmp_path)
+    assert first == yaml.safe_load(text) and first["name"] == "quickstart"
+    first["name"] = "changed by a caller"
+    assert _run_config(tmp_path)["name"] == "quickstart"
+    again = text.replace("name: quickstart", "name: quickstart-again")
+    (tmp_path / "config.yaml").write_text(again)
+    st = (tmp_path / "config.yaml").stat()
+    os.utime(tmp_path / "config.yaml", ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert _run_config(tmp_path)["name"] == "quickstart-again"
+    (tmp_path / "config.yaml").write_text("[not a mapping")
+    assert _run_config(tmp_path) == {}
+    (tmp_path / "config.yaml").unlink()
+    assert _run_config(tmp_path) == {}
