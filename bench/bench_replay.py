@@ -54,6 +54,17 @@ def snapshot_dir(trace: Path) -> Path:
     return trace.parent if (trace.parent / "before.slabinfo").exists() else EXAMPLE
 
 
+def fragsim_replay(trace: Path, *args: str) -> dict:
+    """``fragsim replay TRACE ARGS --no-plots`` in a fresh interpreter: its summary's
+    mean (``wall_s``, ``realtime_factor``, ...)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "sim", "replay", str(trace), *args,
+                        "--no-plots", "--out", f"{tmp}/out"],
+                       cwd=ROOT, check=True, capture_output=True)
+        summary = json.loads(Path(f"{tmp}/out/summary.json").read_text())
+    return summary["variants"]["replay"]["mean"]
+
+
 def median_of(repeat: int, fn) -> tuple[float, object]:
     times, last = [], None
     for _ in range(repeat):
@@ -110,13 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     replay_s, _ = median_of(args.repeat, replay_only)
 
     def command(*snapshot: str) -> tuple[float, object]:
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, "-m", "sim", "replay", str(trace), *snapshot,
-                            "--no-plots", "--out", f"{tmp}/out"],
-                           cwd=ROOT, check=True, capture_output=True)
-            summary = json.loads(Path(f"{tmp}/out/summary.json").read_text())
-        wall = summary["variants"]["replay"]["mean"]["wall_s"]
-        return wall, None
+        return fragsim_replay(trace, *snapshot)["wall_s"], None
 
     command_s, _ = median_of(args.repeat, lambda: command(
         "--slabinfo", str(slabinfo), "--buddyinfo", str(buddyinfo), "--pagetypeinfo",

@@ -170,14 +170,8 @@ def replay(repeat: int) -> dict:
     # What a user runs (issue 20's target): fragsim replay of the trace from the machine's
     # snapshot (--from: its three zones), samples included, in a fresh interpreter.
     snapshot = bench_replay.snapshot_dir(trace) / "before"
-    factors = []
-    for _ in range(repeat):
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, "-m", "sim", "replay", str(trace), "--from",
-                            str(snapshot), "--no-plots", "--out", f"{tmp}/out"],
-                           cwd=REPO, check=True, capture_output=True)
-            summary = json.loads(Path(f"{tmp}/out/summary.json").read_text())
-        factors.append(summary["variants"]["replay"]["mean"]["realtime_factor"])
+    factors = [bench_replay.fragsim_replay(trace, "--from", str(snapshot))["realtime_factor"]
+               for _ in range(repeat)]
     return {"trace": os.path.relpath(trace, REPO), "events": result.parse.events,
             "span_s": result.parse.span_s,
             "events_per_s": result.parse.events / wall,

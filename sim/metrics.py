@@ -259,7 +259,7 @@ class SampleRow:
 
     def add(self, key: SampleKey, value: float) -> None:
         self.keys.append(key)
-        self.values = vec_append(self.values, float(value))
+        self.values = vec_append(self.values, value)
 
     def as_dict(self) -> dict[tuple[str, str], float]:
         return dict(zip(self.keys, self.values, strict=True))
@@ -327,14 +327,6 @@ def _free_area_sample(row: SampleRow, nr_free: Sequence[int], pageblock_order: i
         key = _FRAGMENTATION_INDEX_KEYS[pageblock_order] = (
             "fragmentation_index", str(pageblock_order))
     row.add(key, index)
-
-
-def _free_area_metrics(nr_free: Sequence[int], pageblock_order: int
-                       ) -> dict[tuple[str, str], float]:
-    """``_free_area_sample`` as a dict."""
-    row = SampleRow()
-    _free_area_sample(row, nr_free, pageblock_order)
-    return row.as_dict()
 
 
 def zone_sample(row: SampleRow, zone: Zone) -> None:

@@ -77,11 +77,7 @@ class Recorder:
     def sample(self, time: float, values: dict[tuple[str, str], float]) -> None:
         """Record one sample; a series first seen late is padded with NaN before."""
         keys = tuple(values)
-        if keys == self._keys and len(keys) == len(self._series):
-            self.times.append(time)
-            self._rows.append(list(values.values()))
-            if len(self._rows) >= self._ROWS:
-                self._flush()
+        if self._add_row(time, keys, list(values.values())):
             return
         self._flush()
         n = len(self.times)
@@ -101,28 +97,27 @@ class Recorder:
         sim/metrics.py ``SampleRow``): the same series, without a dict or a Python
         number per value. ``values`` is kept as it is until the next flush."""
         row = tuple(keys)
-        if row == self._keys and len(row) == len(self._series):
-            self.times.append(time)
-            self._rows.append(values)
-            if len(self._rows) >= self._ROWS:
-                self._flush()
-            return
-        self.sample(time, dict(zip(row, np.frombuffer(values, dtype=np.float64).tolist(),
-                                   strict=True)))
+        if not self._add_row(time, row, values):
+            self.sample(time, dict(zip(row, np.asarray(values, dtype=np.float64).tolist(),
+                                       strict=True)))
+
+    def _add_row(self, time: float, keys: tuple[tuple[str, str], ...], row: Any) -> bool:
+        """Keep a sample with the keys, in order, of the one before (and every series)
+        as a row; False, keeping nothing, for any other."""
+        if keys != self._keys or len(keys) != len(self._series):
+            return False
+        self.times.append(time)
+        self._rows.append(row)
+        if len(self._rows) >= self._ROWS:
+            self._flush()
+        return True
 
     def _flush(self) -> None:
-        """Move the rows kept by ``sample`` and ``sample_row`` into their series."""
+        """Move the rows kept by ``_add_row`` into their series."""
         if not self._rows:
             return
-        rows = self._rows
-        if all(isinstance(r, list) for r in rows):
-            columns = np.array(rows, dtype=np.float64).T.copy()
-        elif not any(isinstance(r, list) for r in rows):
-            columns = np.frombuffer(b"".join(rows), dtype=np.float64).reshape(
-                len(rows), len(self._keys)).T.copy()
-        else:
-            columns = np.stack([np.asarray(r, dtype=np.float64) if isinstance(r, list)
-                                else np.frombuffer(r, dtype=np.float64) for r in rows]).T.copy()
+        # A row is a list of numbers (sample) or a float64 buffer (sample_row).
+        columns = np.stack([np.asarray(r, dtype=np.float64) for r in self._rows]).T.copy()
         for name, column in zip(self._keys, columns, strict=True):
             self._series[name].frombytes(column.tobytes())
         self._rows = []

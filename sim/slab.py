@@ -1448,8 +1448,8 @@ class SlabCaches:
         self.clock = clock or _zero_clock
         self._by_name: dict[str, SlabCache] = {}
         self._by_id: list[SlabCache] = []
-        # Per cache id, the keys of its sampled values (``sample``), made once.
-        # Each cache's sample keys (sim/metrics.py SampleKey: kept as the tuples made).
+        # Per cache id, the keys of its sampled values (``sample``), made once and kept
+        # as the tuples made (sim/metrics.py SampleKey).
         self._sample_keys: list[tuple[Any, Any, Any, Any] | None] = []
         # Called with every new cache, whoever creates it (the engine sets its mobility).
         self.on_create: Callable[[SlabCache], None] | None = None

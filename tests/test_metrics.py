@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from sim.metrics import (
     ContigPageInfo,
-    _free_area_metrics,
+    SampleRow,
+    _free_area_sample,
     avail,
     cache_metrics,
     contig_page_info,
@@ -140,9 +141,11 @@ _low_orders_only = st.integers(0, MAX_ORDER + 1).flatmap(lambda top: st.lists(
 @given(nr_free_lists | _low_orders_only | st.just(ONE_MAX_ORDER_BLOCK),
        st.integers(0, MAX_ORDER))
 def test_a_samples_free_area_values_are_the_kernels_formulas(nr_free, pageblock_order):
-    # _free_area_metrics computes every order in one pass; each value must be what the
+    # _free_area_sample computes every order in one pass; each value must be what the
     # per-order functions (mm/vmstat.c's formulas) give.
-    values = _free_area_metrics(nr_free, pageblock_order)
+    row = SampleRow()
+    _free_area_sample(row, nr_free, pageblock_order)
+    values = row.as_dict()
     expect = {}
     for order in ORDERS:
         expect[("nr_free", str(order))] = nr_free[order]
