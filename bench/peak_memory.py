@@ -2,8 +2,9 @@
 high-water mark sorted into the model's parts, in MiB and bytes a simulated page.
 
 Issue 20 asks for <= 16 bytes a page in all; peak RSS alone (bench64.py prints it) says
-how far off a run is, not where the bytes are. This runs ``memray run --native`` on
-bench64.py with the same arguments, reads the allocations live at the peak
+how far off a run is, not where the bytes are. This runs ``memray run --native
+--trace-python-allocators`` on bench64.py with the same arguments, reads the allocations
+live at the peak
 (``FileReader.get_high_watermark_allocation_records``) and puts each in one part by its
 Python and native stacks (``PARTS``, first match wins). An allocation no part claims is
 "the rest", and its largest sites are listed, so that a new holder is seen rather than
@@ -12,10 +13,17 @@ hidden.
 Of the compiled build: some parts are told by mypyc's names of the functions that
 allocated (``CPyDef_...``), which a pure-Python run does not have.
 
-memray is not one of fragsim's dependencies: ``pip install memray`` first (it runs on
-Linux and macOS). The run under memray takes about 1.2x its time alone.
+Every object pymalloc hands out is traced (``--trace-python-allocators``). Without it
+memray sees pymalloc's 1 MiB arenas, each charged to whatever first needed one: a
+256 GiB run then put 55 MiB on the page-cache reader's random draws (256 words at a
+time, freed at once), arenas that File objects and slab vectors filled after them, and
+some parts were off by half. Traced, the capture is about 0.7 GB at 256 GiB (in a
+temporary directory unless ``--keep``) and reading it takes about 4 minutes.
 
-    python bench/peak_memory.py --settle 10 --steady 10          # 64 GiB, about 30 s
+memray is not one of fragsim's dependencies: ``pip install memray`` first (it runs on
+Linux and macOS). The run under memray takes about 3x its time alone.
+
+    python bench/peak_memory.py --settle 10 --steady 10          # 64 GiB, about 2 min
     python bench/peak_memory.py --set machine.memory=256GiB --settle 10 --steady 10
 """
 
@@ -119,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         capture = args.keep or Path(tmp) / "capture.bin"
         record = Path(tmp) / "bench64.json"
-        cmd = [sys.executable, "-m", "memray", "run", "--native", "-q", "-o", str(capture),
+        cmd = [sys.executable, "-m", "memray", "run", "--native", "--trace-python-allocators",
+               "-q", "-o", str(capture),
                str(REPO / "bench" / "bench64.py"), "--json", str(record), *bench_args]
         done = subprocess.run(cmd)
         if done.returncode != 0:
