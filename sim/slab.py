@@ -73,6 +73,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from librt.vecs import append as vec_append
+from librt.vecs import pop as vec_pop
 from librt.vecs import vec
 from mypy_extensions import i32, u8
 
@@ -365,19 +366,25 @@ class SlabCorrupt(AssertionError):
     """``SlabCache.check()`` found a broken invariant."""
 
 
-# A new slab's two slot arrays by its object count, as arrays to copy (a buffer copy,
-# where a vec built from a range makes and reads an int object per slot).
-_SLOT_STACKS: Final[dict[int, tuple[array, array]]] = {}
+# A new slab's slot array by its object count, as an array to copy (a buffer copy, where
+# a vec built from a range makes and reads an int object per slot).
+_SLOT_LISTS: Final[dict[int, array]] = {}
 
 
-def _slot_stacks(objects: int) -> tuple[array, array]:
-    """The free-slot stack (``objects - 1`` down to 0) and the all-free object ids (-1)
-    of a new slab of ``objects`` slots."""
-    stacks = _SLOT_STACKS.get(objects)
-    if stacks is None:
-        stacks = _SLOT_STACKS[objects] = (array("i", range(objects - 1, -1, -1)),
-                                          array("i", [-1]) * objects)
-    return stacks
+def _free_link(next_slot: int) -> int:
+    """A free slot's entry in ``Slab.slot_obj``: the next free slot, -1 for none, as a
+    value below 0 (-1 ends the list; slot n is -(n + 2))."""
+    return -next_slot - 2 if next_slot >= 0 else -1
+
+
+def _slot_list(objects: int) -> array:
+    """A new slab's ``slot_obj``: every slot free, each linked to the next (the lowest
+    handed out first)."""
+    slots = _SLOT_LISTS.get(objects)
+    if slots is None:
+        slots = _SLOT_LISTS[objects] = array(
+            "i", [_free_link(s + 1 if s + 1 < objects else -1) for s in range(objects)])
+    return slots
 
 
 class Slab:
@@ -387,8 +394,8 @@ class Slab:
     dataclass's would be generated, interpreted code (one call per slab created).
     """
 
-    __slots__ = ("pfn", "order", "objects", "inuse", "where", "cpu", "free_slots", "nr_free",
-                 "slot_obj", "defragged")
+    __slots__ = ("pfn", "order", "objects", "inuse", "where", "cpu", "freelist", "nr_free",
+                 "slot_obj", "defragged", "sid")
 
     def __init__(self, pfn: int, order: int, objects: int) -> None:
         self.pfn = pfn
@@ -397,15 +404,16 @@ class Slab:
         self.inuse = 0
         self.where = W_FULL
         self.cpu = 0  # owning CPU while W_CPU or W_CPU_PARTIAL
-        # The free slot numbers: a stack in free_slots[:nr_free] (the top is the next
-        # one handed out), all of them, lowest on top, at first. A list of fixed length
-        # with a count, not one that grows and shrinks: no reallocation per object.
-        stacks = _slot_stacks(objects)
-        self.free_slots: vec[i32] = vec[i32](stacks[0])
+        # Per slot, its object id (>= 0), or, for a free slot, the link to the next free
+        # one (``_free_link``: below 0). The free slots are a LIFO list from
+        # ``freelist`` (-1: none), threaded through the free slots themselves as SLUB
+        # threads ``slab->freelist`` through the free objects' free pointers: the
+        # first handed out is the last freed, and at first the lowest.
+        self.slot_obj: vec[i32] = vec[i32](_slot_list(objects))
+        self.freelist = 0
         self.nr_free = objects
-        # Object id per slot, -1 if free.
-        self.slot_obj: vec[i32] = vec[i32](stacks[1])
         self.defragged = False  # unfrozen non-empty by the defragmenter
+        self.sid = -1  # its place in its cache's table of slabs (SlabCache._slabs)
 
     def __repr__(self) -> str:
         return (f"Slab(pfn={self.pfn}, order={self.order}, objects={self.objects}, "
@@ -418,17 +426,27 @@ class Slab:
     @property
     def free(self) -> list[int]:
         """The free slot numbers, the next one handed out last."""
-        return [int(slot) for slot in self.free_slots[:self.nr_free]]
+        slots: list[int] = []
+        slot = self.freelist
+        while slot >= 0 and len(slots) <= self.objects:
+            slots.append(slot)
+            slot = -int(self.slot_obj[slot]) - 2
+        slots.reverse()
+        return slots
 
     def pop_free(self) -> int:
-        n = self.nr_free - 1
-        self.nr_free = n
-        return int(self.free_slots[n])
+        """The next free slot, off the freelist (its entry in ``slot_obj`` is then the
+        caller's to set)."""
+        slot = self.freelist
+        self.freelist = -int(self.slot_obj[slot]) - 2
+        self.nr_free -= 1
+        return slot
 
     def push_free(self, slot: int) -> None:
-        n = self.nr_free
-        self.free_slots[n] = slot
-        self.nr_free = n + 1
+        """``slot`` freed: the head of the freelist."""
+        self.slot_obj[slot] = -self.freelist - 2 if self.freelist >= 0 else -1
+        self.freelist = slot
+        self.nr_free += 1
 
 
 @dataclass
@@ -589,11 +607,15 @@ class SlabCache:
         self._cpu_partial: list[list[Slab]] = [[] for _ in range(self.cpus)]
         self._node_partial: OrderedDict[Slab, None] = OrderedDict()
         self._slab_at: dict[int, Slab] = {}  # head pfn -> slab
-        # Per object id: its slab (None when free), slot, flags and reference count;
-        # all but the slab in typed vectors (librt.vecs), which grow in ``_new_id``.
+        # The slabs by place (sid), places reused (a stack of the free ones): an
+        # object's slab is a 4-byte place, not an 8-byte reference, per object id.
+        self._slabs: list[Slab | None] = []
+        self._free_sids: vec[i32] = vec[i32]()
+        # Per object id: its slab's place in _slabs (-1 when free), slot, flags and
+        # reference count, in typed vectors (librt.vecs), which grow in ``_new_id``.
         # A vector that grows may move: no local alias of one is kept across a call
         # that can allocate an object.
-        self._obj_slab: list[Slab | None] = []
+        self._obj_slab: vec[i32] = vec[i32]()  # the slab's place in _slabs, -1: free
         self._obj_slot: vec[i32] = vec[i32]()
         self._flags: vec[u8] = vec[u8]()
         self._ref: vec[i32] = vec[i32]()
@@ -602,7 +624,8 @@ class SlabCache:
         self._free_ids: vec[i32] = vec[i32]()
         self._nr_free_ids = 0
         # The list_lru: a doubly linked list through the object ids, oldest first, in
-        # two more per-object vectors (-1 ends it). F_LRU marks its members.
+        # two more per-object vectors (-1 ends it), grown at the first object put on
+        # the list past their end (``_lru_grow``). F_LRU marks its members.
         self._lru_next: vec[i32] = vec[i32]()
         self._lru_prev: vec[i32] = vec[i32]()
         self._lru_head = -1
@@ -649,13 +672,13 @@ class SlabCache:
             slab = self._alloc_slowpath(cpu)
             if slab is None:
                 return -1
-        n = slab.nr_free - 1  # slab.pop_free(), inlined
-        slab.nr_free = n
-        slot = int(slab.free_slots[n])
+        slot = slab.freelist  # slab.pop_free(), inlined
+        slab.freelist = -int(slab.slot_obj[slot]) - 2
+        slab.nr_free -= 1
         slab.inuse += 1
         oid = self._pop_free_id()
         if oid >= 0:
-            self._obj_slab[oid] = slab
+            self._obj_slab[oid] = slab.sid
             self._obj_slot[oid] = slot
         else:
             oid = self._new_id(slab, slot)
@@ -685,12 +708,10 @@ class SlabCache:
         """A new object id, past every one so far, for ``slot`` of ``slab``: every
         per-object vector grows by one entry."""
         oid = len(self._obj_slab)
-        self._obj_slab.append(slab)
+        self._obj_slab = vec_append(self._obj_slab, slab.sid)
         self._obj_slot = vec_append(self._obj_slot, slot)
         self._flags = vec_append(self._flags, 0)
         self._ref = vec_append(self._ref, 0)
-        self._lru_next = vec_append(self._lru_next, -1)
-        self._lru_prev = vec_append(self._lru_prev, -1)
         return oid
 
     def _alloc_slowpath(self, cpu: int) -> Slab | None:
@@ -750,6 +771,13 @@ class SlabCache:
             self.stats.order_fallback += 1
         slab = Slab(pfn, order, objects)
         self._slab_at[pfn] = slab
+        if len(self._free_sids):
+            self._free_sids, top = vec_pop(self._free_sids)
+            slab.sid = int(top)
+            self._slabs[slab.sid] = slab
+        else:
+            slab.sid = len(self._slabs)
+            self._slabs.append(slab)
         self.nr_slabs += 1
         self.total_objects += objects
         self.nr_pages += 1 << order
@@ -768,8 +796,8 @@ class SlabCache:
     def free(self, oid: int, cpu: int = 0) -> None:
         """``kmem_cache_free``: give the object back now."""
         try:
-            slab = self._obj_slab[oid] if oid >= 0 else None
-        except (IndexError, TypeError):
+            slab = self._slab_of(oid)
+        except TypeError:
             slab = None
         if slab is None:
             raise BadSlabFree(self._describe_bad_free(oid))
@@ -780,15 +808,15 @@ class SlabCache:
             flags[oid] = 0
         # _free_object and _release_slot, unrolled for the common case.
         slot = int(self._obj_slot[oid])
-        self._obj_slab[oid] = None
+        self._obj_slab[oid] = -1
         self._ref[oid] = 0
         self._push_free_id(oid)
         self.nr_inuse -= 1
         self.nr_frees += 1
-        slab.slot_obj[slot] = -1
-        n = slab.nr_free  # slab.push_free(slot), inlined
-        slab.free_slots[n] = slot
-        slab.nr_free = n + 1
+        head = slab.freelist  # slab.push_free(slot), inlined
+        slab.slot_obj[slot] = -head - 2 if head >= 0 else -1
+        slab.freelist = slot
+        slab.nr_free += 1
         inuse = slab.inuse - 1
         slab.inuse = inuse
         where = slab.where
@@ -801,8 +829,8 @@ class SlabCache:
         Until then it still occupies its slot, so its slab is not empty.
         """
         try:
-            slab = self._obj_slab[oid] if oid >= 0 else None
-        except (IndexError, TypeError):
+            slab = self._slab_of(oid)
+        except TypeError:
             slab = None
         fl = int(self._flags[oid]) if slab is not None else 0
         if slab is None or fl & (F_RCU | F_DEFERRED):
@@ -854,7 +882,7 @@ class SlabCache:
 
     def _free_object(self, slab: Slab, oid: int, cpu: int) -> None:
         slot = int(self._obj_slot[oid])
-        self._obj_slab[oid] = None
+        self._obj_slab[oid] = -1
         self._flags[oid] = 0
         self._ref[oid] = 0
         self._push_free_id(oid)
@@ -863,7 +891,6 @@ class SlabCache:
         self._release_slot(slab, slot, cpu)
 
     def _release_slot(self, slab: Slab, slot: int, cpu: int) -> None:
-        slab.slot_obj[slot] = -1
         slab.push_free(slot)
         slab.inuse -= 1
         self._after_free(slab, cpu)
@@ -917,6 +944,8 @@ class SlabCache:
         """``discard_slab``: the slab leaves the cache; its pages go back to the zone
         now, or after a grace period for SLAB_TYPESAFE_BY_RCU (``rcu_free_slab``)."""
         del self._slab_at[slab.pfn]
+        self._slabs[slab.sid] = None
+        self._free_sids = vec_append(self._free_sids, slab.sid)
         slab.where = W_FREED
         self.nr_slabs -= 1
         self.total_objects -= slab.objects
@@ -957,7 +986,7 @@ class SlabCache:
         ``limit`` of them. Returns the number of object frees applied."""
         grace = self.rcu_grace
         done = 0
-        obj_slab, flags = self._obj_slab, self._flags
+        flags = self._flags
         # The queue's vectors and head are read afresh each time round: a free may
         # queue another callback, which may move them (``_rcu_push``).
         while True:
@@ -981,7 +1010,7 @@ class SlabCache:
                 self.nr_deferred += 1
                 self.stats.frees_deferred += 1
                 continue
-            slab = obj_slab[oid]
+            slab = self._slab_of(oid)
             assert slab is not None  # a live object has a slab
             self._free_object(slab, oid, cpu)
         self.stats.rcu_applied += done
@@ -1003,7 +1032,7 @@ class SlabCache:
     # ------------------------------------------------------------------ object state
 
     def is_allocated(self, oid: int) -> bool:
-        return 0 <= oid < len(self._obj_slab) and self._obj_slab[oid] is not None
+        return 0 <= oid < len(self._obj_slab) and self._obj_slab[oid] >= 0
 
     def is_live(self, oid: int) -> bool:
         """Allocated and not dying (RCU-pending, free deferred, or a moved-out ghost)."""
@@ -1015,7 +1044,14 @@ class SlabCache:
         return self.nr_inuse - (self._rcu_tail - self._rcu_head) - self.nr_deferred
 
     def slab_of(self, oid: int) -> Slab | None:
-        return self._obj_slab[oid] if 0 <= oid < len(self._obj_slab) else None
+        return self._slab_of(oid)
+
+    def _slab_of(self, oid: int) -> Slab | None:
+        """The slab holding object ``oid``, None when it is free or was never made."""
+        if not 0 <= oid < len(self._obj_slab):
+            return None
+        sid = int(self._obj_slab[oid])
+        return self._slabs[sid] if sid >= 0 else None
 
     def flags_of(self, oid: int) -> int:
         return int(self._flags[oid])
@@ -1064,6 +1100,8 @@ class SlabCache:
 
     def _lru_link(self, oid: int) -> None:
         """The object at the list's tail (the newest); the caller sets F_LRU."""
+        if oid >= len(self._lru_next):
+            self._lru_grow()
         tail = self._lru_tail
         self._lru_prev[oid] = tail
         self._lru_next[oid] = -1
@@ -1073,6 +1111,17 @@ class SlabCache:
             self._lru_head = oid
         self._lru_tail = oid
         self._nr_lru += 1
+
+    def _lru_grow(self) -> None:
+        """The LRU's links cover every object id made so far. They are grown here, at
+        the first link past their end, and not with the other per-object vectors: the
+        caches no shrinker scans (XArray nodes, LSM blobs) never put an object on the
+        list and keep none, and only members' links are ever read."""
+        nxt, prev = self._lru_next, self._lru_prev
+        for _ in range(len(nxt), len(self._flags)):
+            nxt = vec_append(nxt, -1)
+            prev = vec_append(prev, -1)
+        self._lru_next, self._lru_prev = nxt, prev
 
     def _lru_unlink(self, oid: int) -> None:
         """The object off the list; the caller clears F_LRU."""
@@ -1283,7 +1332,7 @@ class SlabCache:
             self.nr_deferred -= 1
             if fl & F_LRU:
                 self._lru_unlink(oid)
-            slab = self._obj_slab[oid]
+            slab = self._slab_of(oid)
             assert slab is not None  # a live object has a slab
             self._free_object(slab, oid, cpu)
             return True
@@ -1296,7 +1345,7 @@ class SlabCache:
 
         Returns False when no slot could be allocated elsewhere.
         """
-        src = self._obj_slab[oid] if 0 <= oid < len(self._obj_slab) else None
+        src = self._slab_of(oid)
         if src is None or int(self._flags[oid]) & (F_RCU | F_DEFERRED | F_GHOST):
             raise ValueError(f"{self.name}: object {oid} is not a live object")
         dst = self._cpu_slab[cpu]
@@ -1310,7 +1359,7 @@ class SlabCache:
         dst.inuse += 1
         dst.slot_obj[new_slot] = oid
         old_slot = int(self._obj_slot[oid])
-        self._obj_slab[oid] = dst
+        self._obj_slab[oid] = dst.sid
         self._obj_slot[oid] = new_slot
         self.nr_inuse += 1
         self.stats.objects_moved += 1
@@ -1318,7 +1367,7 @@ class SlabCache:
             # RCU readers may still see the old copy: it is freed after a grace period.
             ghost = self._pop_free_id()
             if ghost >= 0:
-                self._obj_slab[ghost] = src
+                self._obj_slab[ghost] = src.sid
                 self._obj_slot[ghost] = old_slot
                 self._ref[ghost] = 0
             else:
@@ -1360,7 +1409,7 @@ class SlabCache:
     def _describe_bad_free(self, oid: object) -> str:
         if not isinstance(oid, int) or not 0 <= oid < len(self._obj_slab):
             return f"{self.name}: free of object {oid!r}, which this cache never allocated"
-        if self._obj_slab[oid] is None:
+        if self._obj_slab[oid] < 0:
             return f"{self.name}: double free of object {oid}: it is already free"
         fl = int(self._flags[oid])
         if fl & F_RCU:
@@ -1381,7 +1430,7 @@ class SlabCache:
                 raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} has owner {zone.owner_of(pfn)}")
             occupied = [o for o in slab.slot_obj if o >= 0]
             if (len(occupied) != slab.inuse or slab.nr_free != slab.objects - slab.inuse
-                    or len(slab.free_slots) != slab.objects):
+                    or len(slab.slot_obj) != slab.objects or len(slab.free) != slab.nr_free):
                 raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} miscounts its objects")
             if sorted(slab.free) != [i for i, o in enumerate(slab.slot_obj) if o < 0]:
                 raise SlabCorrupt(f"{self.name}: slab at pfn {pfn} free slots disagree")
@@ -1389,7 +1438,7 @@ class SlabCache:
                 oid = int(slot_oid)
                 if oid < 0:
                     continue
-                if self._obj_slab[oid] is not slab or int(self._obj_slot[oid]) != slot:
+                if self._slab_of(oid) is not slab or int(self._obj_slot[oid]) != slot:
                     raise SlabCorrupt(f"{self.name}: object {oid} is not where slot {slot} "
                                       f"of pfn {pfn} says")
                 seen_oids.add(oid)
@@ -1412,7 +1461,7 @@ class SlabCache:
             raise SlabCorrupt(f"{self.name}: counters disagree with the slabs")
         if len(self._slab_at) != self.nr_slabs:
             raise SlabCorrupt(f"{self.name}: nr_slabs {self.nr_slabs}, map {len(self._slab_at)}")
-        allocated = {i for i, s in enumerate(self._obj_slab) if s is not None}
+        allocated = {i for i, sid in enumerate(self._obj_slab) if sid >= 0}
         if allocated != seen_oids:
             raise SlabCorrupt(f"{self.name}: {len(allocated ^ seen_oids)} objects are lost")
         on_lru = self.lru_order()

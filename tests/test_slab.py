@@ -25,6 +25,7 @@ from sim.slab import (
     W_FULL,
     W_NODE_PARTIAL,
     BadSlabFree,
+    Slab,
     SlabCaches,
     SlabGeometry,
     cache_flags,
@@ -597,3 +598,93 @@ def test_random_allocs_frees_and_rcu_conserve_objects_and_pages(ops):
     assert cache.nr_slabs <= cache.min_partial
     assert zone.nr_allocated_pages == cache.nr_pages
     zone.check()
+
+
+# --------------------------------------------------------------------------- the slab's own lists
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 10**6)), max_size=120),
+       st.integers(1, 40))
+def test_a_slabs_free_slots_are_a_stack_threaded_through_its_free_slots(ops, objects):
+    """``Slab.freelist`` and the links in ``slot_obj`` hand out slots as the stack they
+    replaced did (SLUB's freelist through the free objects): the lowest first at the
+    start, then the last freed first. ``free`` lists the stack bottom to top, and a
+    slot's entry is below 0 exactly when it is free."""
+    slab = Slab(0, 0, objects)
+    stack = list(range(objects - 1, -1, -1))  # the top is the next handed out
+    held: list[int] = []
+    for take, r in ops:
+        if take and stack:
+            slot = slab.pop_free()
+            assert slot == stack.pop()
+            slab.slot_obj[slot] = 1000 + slot  # the caller's object id
+            held.append(slot)
+        elif held:
+            slot = held.pop(r % len(held))
+            slab.push_free(slot)
+            stack.append(slot)
+        assert slab.free == stack and slab.nr_free == len(stack)
+        assert [s for s in range(objects) if slab.slot_obj[s] < 0] == sorted(stack)
+
+
+def test_a_cache_reuses_a_discarded_slabs_place_and_finds_each_objects_slab():
+    """An object's slab is its place in the cache's table; a discarded slab's place
+    goes to the next new slab, and every object still finds its own."""
+    zone = Zone(1 << 12, cpus=1)
+    cache = SlabCaches(zone).create("dentry", 192, min_partial=0, cpu_partial_slabs=0)
+    per = cache.objects_per_slab
+    first = [cache.alloc_id(0) for _ in range(3 * per)]
+    slabs = [cache.slab_of(oid) for oid in first]
+    places = sorted({s.sid for s in slabs})
+    assert places == [0, 1, 2]
+    middle = slabs[per]
+    for oid in first[per:2 * per]:
+        cache.free(oid, 0)
+    assert cache.slab_of(first[per]) is None and middle.sid not in {
+        cache.slab_of(o).sid for o in first[:per] + first[2 * per:]}
+    later = [cache.alloc_id(0) for _ in range(2 * per)]
+    reused = {cache.slab_of(oid).sid for oid in later}
+    assert middle.sid in reused  # the freed place, taken by a new slab
+    for oid in first[:per] + first[2 * per:] + later:
+        slab = cache.slab_of(oid)
+        assert oid in cache.objects_of(slab)
+    cache.check()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["alloc", "alloc", "add", "del", "free"]),
+                          st.integers(0, 10**6)), max_size=200),
+       st.integers(0, 300))
+def test_the_lru_links_grow_at_the_first_object_put_on_the_list(ops, before):
+    """The list_lru's links cover the ids made so far only once an object is put on the
+    list: a cache that never uses it keeps none, and one that starts late (``before``
+    objects first) keeps its list in order against a plain list."""
+    zone = Zone(1 << 13, cpus=1)
+    cache = SlabCaches(zone).create("dentry", 192)
+    live = [cache.alloc_id(0) for _ in range(before)]
+    assert len(cache._lru_next) == 0 == len(cache._lru_prev)
+    model: list[int] = []
+    for op, r in ops:
+        if op == "alloc":
+            oid = cache.alloc_id(0)
+            if oid >= 0:
+                live.append(oid)
+        elif op == "add" and live:
+            oid = live[r % len(live)]
+            cache.lru_add(oid)
+            if oid not in model:
+                model.append(oid)
+        elif op == "del" and model:
+            oid = model.pop(r % len(model))
+            cache.lru_del(oid)
+        elif op == "free" and live:
+            oid = live.pop(r % len(live))
+            if oid in model:
+                model.remove(oid)
+                cache.lru_del(oid)
+            cache.free(oid, 0)
+        assert cache.lru_order() == model
+    if model:
+        assert len(cache._lru_next) >= max(model) + 1
+    cache.check()
