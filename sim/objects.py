@@ -374,7 +374,7 @@ class File:
     dataclass's would be generated, interpreted code (one call per file created).
     """
 
-    __slots__ = ("fid", "nr_pages", "dentry", "inode", "_pfns", "_index", "nr_folios",
+    __slots__ = ("fid", "nr_pages", "dentry", "inode", "_folios", "nr_folios",
                  "slot", "nr_cached", "_xa_nodes", "xa_counts", "open_count",
                  "linked", "mapping", "lsm", "_es0", "_es1")
 
@@ -383,10 +383,11 @@ class File:
         self.nr_pages = nr_pages  # the file's size in pages (i_size)
         self.dentry = -1
         self.inode = -1
-        # Cached folios, in the order added: head pfn (-1: gone since) and file index.
-        self._pfns: vec[i32] = vec[i32]()
-        self._index: vec[i32] = vec[i32]()
-        self.nr_folios = 0  # live entries of _pfns
+        # Cached folios, in the order added, two entries each in one typed vector:
+        # head pfn (-1: gone since) and file index; folio k at 2k and 2k + 1 (one
+        # buffer a file, where a vector each cost a second one).
+        self._folios: vec[i32] = vec[i32]()
+        self.nr_folios = 0  # live folios in _folios
         self.slot = -1  # this file's slot in its file system's table while it has folios
         self.nr_cached = 0  # pages in those folios (mapping->nrpages)
         # Its XArray nodes' object ids (a typed vector, as most files have one or none:
@@ -410,9 +411,8 @@ class File:
     def folios(self) -> dict[int, int]:
         """The cached folios, head pfn -> file index, in the order they were added (a
         new dict: a copy)."""
-        pfns = self._pfns
-        index = self._index
-        return {int(pfns[k]): int(index[k]) for k in range(len(pfns)) if int(pfns[k]) >= 0}
+        fo = self._folios
+        return {int(fo[k]): int(fo[k + 1]) for k in range(0, len(fo), 2) if int(fo[k]) >= 0}
 
     @property
     def xa_nodes(self) -> list[int]:
@@ -430,7 +430,8 @@ class File:
     @property
     def pages(self) -> list[int]:
         """The cached folios' head pfns, in the order they were added."""
-        return [int(pfn) for pfn in self._pfns if int(pfn) >= 0]
+        fo = self._folios
+        return [int(fo[k]) for k in range(0, len(fo), 2) if int(fo[k]) >= 0]
 
     def __repr__(self) -> str:
         return (f"File(fid={self.fid}, nr_pages={self.nr_pages}, dentry={self.dentry}, "
@@ -809,12 +810,11 @@ class FileSystem:
         if counts is None or _xa_height(top) != counts.height:
             # The tree grows a level (rare): every folio's path, from scratch.
             counts = XaNodeCounts(top)
-            pfns = f._pfns
-            indexes = f._index
-            for k in range(len(pfns)):
-                p = int(pfns[k])
+            fo = f._folios
+            for k in range(0, len(fo), 2):
+                p = int(fo[k])
                 if p >= 0:
-                    counts.add(int(indexes[k]), self.zone.order_of(p))
+                    counts.add(int(fo[k + 1]), self.zone.order_of(p))
         counts.top = top
         f.xa_counts = counts
         want = counts.nr + counts.missing(index, order)
@@ -1199,9 +1199,9 @@ class FileSystem:
         off the LRU and freed, then the XArray nodes. Returns pages."""
         zone = self.zone
         lru = self.lru
-        pfns = f._pfns
-        for k in range(len(pfns)):
-            pfn = int(pfns[k])
+        fo = f._folios
+        for k in range(0, len(fo), 2):
+            pfn = int(fo[k])
             if pfn < 0:
                 continue
             if lru is not None and pfn in lru:
@@ -1210,10 +1210,9 @@ class FileSystem:
         pages = f.nr_cached
         mapping = f.mapping
         if mapping is not None:
-            indexes = f._index
-            for k in range(len(pfns)):
-                if int(pfns[k]) >= 0:
-                    mapping.remove(int(indexes[k]))
+            for k in range(0, len(fo), 2):
+                if int(fo[k]) >= 0:
+                    mapping.remove(int(fo[k + 1]))
         if f.slot >= 0:
             self._release_slot(f)
         f.nr_cached = 0
@@ -1273,18 +1272,19 @@ class FileSystem:
                 self._slots.append(f)
             f.slot = slot
         self._page_slot[pfn] = slot
-        self._page_pos[pfn] = int(len(f._pfns))
-        f._pfns = vec_append(f._pfns, pfn)
-        f._index = vec_append(f._index, index)
+        fo = f._folios
+        self._page_pos[pfn] = int(len(fo)) >> 1
+        fo = vec_append(fo, pfn)
+        f._folios = vec_append(fo, index)
         f.nr_folios += 1
 
     def _page_cache_unlink(self, f: File, pfn: int) -> int:
         """The folio headed at ``pfn`` off ``f``'s list and the page table; returns its
         file index."""
-        pos = int(self._page_pos[pfn])
-        f._pfns[pos] = -1
+        at = int(self._page_pos[pfn]) << 1
+        f._folios[at] = -1
         f.nr_folios -= 1
-        return int(f._index[pos])
+        return int(f._folios[at + 1])
 
     def _page_cache_del(self, f: File, pfn: int) -> int:
         """The folio headed at ``pfn`` leaves ``f``'s list; returns its file index."""
@@ -1297,8 +1297,7 @@ class FileSystem:
 
     def _release_slot(self, f: File) -> None:
         """``f`` has no folio left: its lists emptied, its slot free for another."""
-        f._pfns = vec[i32]()
-        f._index = vec[i32]()
+        f._folios = vec[i32]()
         f.nr_folios = 0
         self._slots[f.slot] = None
         self._free_slots.append(f.slot)
@@ -1307,21 +1306,18 @@ class FileSystem:
     def _compact_folios(self, f: File) -> None:
         """Drop the entries of folios that left, once they are most of ``f``'s list,
         keeping the order of the rest (so a whole file's drop costs its folios)."""
-        pfns = f._pfns
-        if len(pfns) < 16 or 2 * f.nr_folios >= len(pfns):
+        fo = f._folios
+        if len(fo) < 32 or 4 * f.nr_folios >= len(fo):
             return
-        indexes = f._index
-        new_pfns: vec[i32] = vec[i32](capacity=f.nr_folios)
-        new_indexes: vec[i32] = vec[i32](capacity=f.nr_folios)
+        new: vec[i32] = vec[i32](capacity=2 * f.nr_folios)
         page_pos = self._page_pos
-        for k in range(len(pfns)):
-            pfn = int(pfns[k])
+        for k in range(0, len(fo), 2):
+            pfn = int(fo[k])
             if pfn >= 0:
-                page_pos[pfn] = int(len(new_pfns))
-                new_pfns = vec_append(new_pfns, pfn)
-                new_indexes = vec_append(new_indexes, int(indexes[k]))
-        f._pfns = new_pfns
-        f._index = new_indexes
+                page_pos[pfn] = int(len(new)) >> 1
+                new = vec_append(new, pfn)
+                new = vec_append(new, int(fo[k + 1]))
+        f._folios = new
 
     def share_page_index(self, index: PageIndex) -> None:
         """Keep each folio's position in its file's list in ``index``, one entry a pfn
@@ -1397,9 +1393,9 @@ class FileSystem:
         f = self._slots[slot]
         if f is None:
             return False
-        pos = int(self._page_pos[pfn])
-        pfns = f._pfns
-        return 0 <= pos < len(pfns) and int(pfns[pos]) == pfn
+        at = int(self._page_pos[pfn]) << 1
+        fo = f._folios
+        return 0 <= at < len(fo) and int(fo[at]) == pfn
 
     def migrate_page(self, old_pfn: int, new_pfn: int) -> bool:
         """Re-point a page-cache page that compaction moved; False if not ours."""

@@ -472,6 +472,9 @@ def test_fs_by_oid_maps_ids_to_file_systems_like_a_dict(script):
                           st.integers(0, 2), st.integers(0, 1000)), max_size=80))
 @example([("add", 0, 0), ("add", 0, 0), ("add", 0, 0), ("migrate", 0, 0), ("evict", 0, 1),
           ("add", 0, 0), ("unlink", 0, 0), ("add", 1, 0)])
+# 20 folios, then 11 evicted: the list is compacted (the survivors renumbered), then used
+@example([("add", 0, 0)] * 20 + [("evict", 0, 7 * k) for k in range(12)]
+         + [("add", 0, 0), ("migrate", 0, 3), ("evict", 0, 5), ("add", 0, 0)])
 def test_the_page_cache_tables_keep_each_files_folios_in_the_order_added(shared, script):
     """The per-pfn tables (``page->mapping``) and each file's folio list against a dict
     per file: a folio added goes last, one evicted leaves, one compaction moved goes
