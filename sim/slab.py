@@ -42,8 +42,11 @@ Where this departs from the kernel, and why:
 - One free list per slab. The kernel splits a CPU slab's free objects between the
   lockless ``c->freelist`` and ``slab->freelist`` (remote frees); only the total matters
   for occupancy, so they are merged. ``deactivate_slab`` therefore always uses the head.
-- Objects are integer ids, recycled LIFO, not addresses. Slot order inside a slab is LIFO
-  as the kernel's freelist; CONFIG_SLAB_FREELIST_RANDOM's shuffle is not modelled.
+- Objects are integer ids, recycled LIFO, not addresses: an object's slab is found
+  through a per-id table (the kernel's ``virt_to_slab`` of the address). Slot order
+  inside a slab is LIFO as the kernel's freelist, and like it threaded through the free
+  slots themselves (``Slab.slot_obj``, the free pointer's place);
+  CONFIG_SLAB_FREELIST_RANDOM's shuffle is not modelled.
 - No debug caches (no full list, no ``alloc_single_from_*``), no KASAN/KFENCE, no memcg
   accounting, no pfmemalloc. 6.18's opt-in per-CPU sheaves (a few caches such as
   maple_node and vm_area_struct) are not modelled: those caches behave as all others.
