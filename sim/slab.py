@@ -413,7 +413,7 @@ class Slab:
         # threads ``slab->freelist`` through the free objects' free pointers: the
         # first handed out is the last freed, and at first the lowest.
         self.slot_obj: vec[i32] = vec[i32](_slot_list(objects))
-        self.freelist = 0
+        self.freelist = 0 if objects else -1
         self.nr_free = objects
         self.defragged = False  # unfrozen non-empty by the defragmenter
         self.sid = -1  # its place in its cache's table of slabs (SlabCache._slabs)
@@ -431,7 +431,9 @@ class Slab:
         """The free slot numbers, the next one handed out last."""
         slots: list[int] = []
         slot = self.freelist
-        while slot >= 0 and len(slots) <= self.objects:
+        # A link out of the slab, or a cycle, ends the walk: check() then finds the
+        # count wrong.
+        while 0 <= slot < self.objects and len(slots) <= self.objects:
             slots.append(slot)
             slot = -int(self.slot_obj[slot]) - 2
         slots.reverse()

@@ -688,3 +688,76 @@ def test_the_lru_links_grow_at_the_first_object_put_on_the_list(ops, before):
     if model:
         assert len(cache._lru_next) >= max(model) + 1
     cache.check()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["alloc", "alloc", "free", "free_rcu", "rcu"]),
+                          st.integers(0, 10**6)), max_size=300))
+def test_the_cache_hands_out_each_slabs_slots_last_freed_first(ops):
+    """Through the cache's own paths (``alloc_id`` and ``free`` pop and push a slab's
+    freelist inline; ``rcu_advance`` frees through ``Slab.push_free``), every slab
+    hands out its slots as a stack per slab would: the lowest first in a new slab,
+    then the last freed first. A slab's model starts with it and ends when it is
+    discarded (its pfn may come back as another slab)."""
+    zone = Zone(1 << 12, cpus=1)
+    cache = SlabCaches(zone).create("dentry", 192, rcu_grace=0.0)
+    stacks: dict[int, list[int]] = {}  # slab pfn -> its free slots, the next one last
+    live: list[int] = []
+    pending: list[tuple[int, object, int]] = []  # (oid, slab, slot), in call_rcu order
+    now = 0.0
+
+    def freed(slab, slot: int) -> None:
+        if slab.where == W_FREED:
+            stacks.pop(slab.pfn, None)
+        else:
+            stacks[slab.pfn].append(slot)
+
+    for op, r in ops:
+        now += 0.1
+        if op == "alloc":
+            oid = cache.alloc_id(0)
+            if oid < 0:
+                continue
+            slab = cache.slab_of(oid)
+            stack = stacks.setdefault(slab.pfn, list(range(slab.objects - 1, -1, -1)))
+            assert cache.objects_of(slab).count(oid) == 1
+            assert slab.slot_obj[stack.pop()] == oid
+            live.append(oid)
+        elif op in ("free", "free_rcu") and live:
+            oid = live.pop(r % len(live))
+            slab = cache.slab_of(oid)
+            slot = list(slab.slot_obj).index(oid)
+            if op == "free":
+                cache.free(oid, 0)
+                freed(slab, slot)
+            else:
+                cache.free_rcu(oid, 0, now=now)
+                pending.append((oid, slab, slot))
+        elif op == "rcu":
+            cache.rcu_advance(now)
+            for oid, slab, slot in pending:  # FIFO: freed in the order queued
+                assert not cache.is_allocated(oid)
+                freed(slab, slot)
+            pending = []
+        for slab in cache.slabs():
+            assert slab.free == stacks[slab.pfn]
+    cache.check()
+
+
+@pytest.mark.parametrize("where", ["out", "cycle"])
+def test_check_finds_a_freelist_link_out_of_the_slab_or_into_a_cycle(where):
+    """A free slot whose link leaves the slab (slot 998) or goes back to the slot
+    before it (a cycle) is a miscount that ``check`` reports as corruption."""
+    from sim.slab import SlabCorrupt
+
+    zone = Zone(1 << 10, cpus=1)
+    cache = SlabCaches(zone).create("dentry", 192)
+    oid = cache.alloc_id(0)
+    slab = cache.slab_of(oid)
+    free = slab.free  # the next one handed out last
+    assert len(free) == slab.objects - 1 >= 2
+    cache.check()
+    target = 998 if where == "out" else free[-1]
+    slab.slot_obj[free[-2]] = -target - 2  # the second on the list links to ``target``
+    with pytest.raises(SlabCorrupt):
+        cache.check()
