@@ -86,6 +86,21 @@ class CountingEnvironment(simpy.Environment):
         self.events_processed += 1
         super().step()
 
+    def advance_to(self, when: float) -> bool:
+        """What a process's ``yield env.timeout(when - now)`` would come to when no
+        other event is queued at or before ``when``: the clock at ``when``, the
+        timeout's event id taken and the event counted, and the process goes on
+        without a trip through the event queue. False, and nothing done, when another
+        event is due first (or at the same time: SimPy would order the two by priority
+        and id). Used by kswapd between the steps of ``balance_pgdat`` (sim/daemons.py
+        ``Kswapd._balance``), thousands a simulated second."""
+        if not when < self.peek():
+            return False
+        self._now = when
+        next(self._eid)
+        self.events_processed += 1
+        return True
+
 
 def build_zone(config: ExperimentConfig) -> Zone:
     """The zone of ``machine:`` and ``buddy:``: every key of the two sections is the

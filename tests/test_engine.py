@@ -876,3 +876,75 @@ def test_env_clock_reads_the_simulated_time_as_env_now_does():
     env.run()
     assert seen == [(0.25, 0.25), (1.75, 1.75), (4.75, 4.75)]
     assert clock() == env.now == 4.75
+
+
+# ------------------------------------------------------------------ kswapd's steps
+
+
+ADVANCE_CONFIG = """
+    seed: 5
+    duration: 4s
+    sample_every: 250ms
+    machine: {memory: 256MiB, cpus: 2}
+    workloads:
+      - {kind: page_cache, rate: 256MiB, reread: 0.2}
+      - {kind: fs_churn, fs: disk, files: 4000, max_bytes: 16KiB, keep: 0.2,
+         create_rate: 4000, delete_rate: 4000}
+      - {kind: thp_probe, interval: 100ms, hold: 50ms}
+    """
+
+
+def test_kswapd_steps_that_end_before_any_other_event_skip_the_queue_and_change_nothing(
+        tmp_path, monkeypatch):
+    """kswapd's balance_pgdat steps whose sleep ends before any other event is due do
+    not go through SimPy's queue (``CountingEnvironment.advance_to``). The run is the
+    one the queue gives, event for event: the same samples, final files and summary
+    (its event count included), with kswapd reclaiming and direct compactions running
+    it beside them (``run_concurrently``); and most of its steps did skip the queue."""
+    from sim.machine import CountingEnvironment
+
+    config = _write(tmp_path / "advance.yaml", ADVANCE_CONFIG)
+    advance_to = CountingEnvironment.advance_to
+    taken = []
+
+    def counted(self, when):
+        done = advance_to(self, when)
+        taken.append(done)
+        return done
+
+    monkeypatch.setattr(CountingEnvironment, "advance_to", counted)
+    assert _cli_run(config, tmp_path / "skip", [], "--no-plots") == 0
+    monkeypatch.setattr(CountingEnvironment, "advance_to", lambda self, when: False)
+    assert _cli_run(config, tmp_path / "queue", [], "--no-plots") == 0
+    skip, queue = tmp_path / "skip", tmp_path / "queue"
+    assert (skip / "timeseries.csv").read_bytes() == (queue / "timeseries.csv").read_bytes()
+    for path in sorted((queue / "final").rglob("*")):
+        if path.is_file():
+            assert path.read_bytes() == (skip / "final" / path.relative_to(queue / "final")
+                                         ).read_bytes()
+    summaries = [json.loads((out / "summary.json").read_text()) for out in (skip, queue)]
+    assert _without_host_fields(summaries[0]) == _without_host_fields(summaries[1])
+    run = summaries[0]["variants"]["default"]["runs"][0]
+    engine = run["engine"]
+    assert engine["pgsteal_kswapd"] > 0 and engine["kswapd_concurrent_steps"] > 0
+    assert run["compaction"]["stalls"] > 0
+    assert sum(taken) > len(taken) // 2 > 100
+
+
+def test_advance_to_moves_the_clock_only_before_every_queued_event():
+    """``advance_to(t)`` is a timeout that ends at ``t`` processed at once: only when
+    every queued event is due after ``t`` (at ``t`` itself SimPy would order the two by
+    priority and id); it counts the event and takes the id the timeout would have."""
+    from sim.machine import CountingEnvironment
+
+    env = CountingEnvironment()
+    env.timeout(1.0)
+    assert not env.advance_to(1.0) and not env.advance_to(2.0)
+    assert env.now == 0.0 and env.events_processed == 0
+    assert env.advance_to(0.5) and env.now == 0.5 and env.events_processed == 1
+    ids = next(env._eid)
+    plain = CountingEnvironment()
+    plain.timeout(1.0)
+    plain.timeout(0.5)
+    plain.step()
+    assert (plain.now, plain.events_processed, next(plain._eid)) == (0.5, 1, ids)
