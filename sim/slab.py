@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from librt.vecs import append as vec_append
 from librt.vecs import pop as vec_pop
 from librt.vecs import vec
-from mypy_extensions import i32, u8
+from mypy_extensions import i16, i32, u8
 
 from sim.buddy import (
     ALLOC_KSWAPD,
@@ -621,7 +621,7 @@ class SlabCache:
         # A vector that grows may move: no local alias of one is kept across a call
         # that can allocate an object.
         self._obj_slab: vec[i32] = vec[i32]()  # the slab's place in _slabs, -1: free
-        self._obj_slot: vec[i32] = vec[i32]()
+        self._obj_slot: vec[i16] = vec[i16]()  # < MAX_OBJS_PER_PAGE: 15 bits
         self._flags: vec[u8] = vec[u8]()
         self._ref: vec[i32] = vec[i32]()
         # Object ids free for reuse, a stack (the newest first): the first

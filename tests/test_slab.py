@@ -761,3 +761,22 @@ def test_check_finds_a_freelist_link_out_of_the_slab_or_into_a_cycle(where):
     slab.slot_obj[free[-2]] = -target - 2  # the second on the list links to ``target``
     with pytest.raises(SlabCorrupt):
         cache.check()
+
+
+def test_a_slab_of_the_most_objects_slub_allows_keeps_every_objects_slot():
+    """A slab holds at most MAX_OBJS_PER_PAGE (32767: ``slab->objects`` is 15 bits)
+    objects, and each object's slot is kept in 16 bits: the last slot of the largest
+    slab reads back, and the object's free gives that slot back."""
+    from sim.slab import MAX_OBJS_PER_PAGE
+
+    zone = Zone(1 << 12, cpus=1)
+    geometry = SlabGeometry(8, MAX_OBJS_PER_PAGE, 6)
+    cache = SlabCaches(zone).create("tiny", geometry=geometry)
+    oids = [cache.alloc_id(0) for _ in range(MAX_OBJS_PER_PAGE)]
+    slab = cache.slab_of(oids[-1])
+    assert slab.objects == MAX_OBJS_PER_PAGE and slab.nr_free == 0
+    assert all(cache.slab_of(oid) is slab for oid in oids)
+    assert slab.slot_obj[MAX_OBJS_PER_PAGE - 1] == oids[-1]
+    cache.free(oids[-1], 0)
+    assert slab.free == [MAX_OBJS_PER_PAGE - 1]
+    cache.check()
