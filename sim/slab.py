@@ -374,19 +374,16 @@ class SlabCorrupt(AssertionError):
 _SLOT_LISTS: Final[dict[int, array]] = {}
 
 
-def _free_link(next_slot: int) -> int:
-    """A free slot's entry in ``Slab.slot_obj``: the next free slot, -1 for none, as a
-    value below 0 (-1 ends the list; slot n is -(n + 2))."""
-    return -next_slot - 2 if next_slot >= 0 else -1
-
-
 def _slot_list(objects: int) -> array:
     """A new slab's ``slot_obj``: every slot free, each linked to the next (the lowest
-    handed out first)."""
+    handed out first). A free slot's entry is its link to the next free one, ``n`` as
+    ``-n - 2``: below 0, and -1 (next -1) ends the list; ``-entry - 2`` reads it back."""
     slots = _SLOT_LISTS.get(objects)
     if slots is None:
-        slots = _SLOT_LISTS[objects] = array(
-            "i", [_free_link(s + 1 if s + 1 < objects else -1) for s in range(objects)])
+        slots = array("i", [-s - 3 for s in range(objects)])  # slot s links to s + 1
+        if objects:
+            slots[-1] = -1  # the last ends the list
+        _SLOT_LISTS[objects] = slots
     return slots
 
 
@@ -408,7 +405,7 @@ class Slab:
         self.where = W_FULL
         self.cpu = 0  # owning CPU while W_CPU or W_CPU_PARTIAL
         # Per slot, its object id (>= 0), or, for a free slot, the link to the next free
-        # one (``_free_link``: below 0). The free slots are a LIFO list from
+        # one (``_slot_list``: below 0). The free slots are a LIFO list from
         # ``freelist`` (-1: none), threaded through the free slots themselves as SLUB
         # threads ``slab->freelist`` through the free objects' free pointers: the
         # first handed out is the last freed, and at first the lowest.
@@ -449,7 +446,7 @@ class Slab:
 
     def push_free(self, slot: int) -> None:
         """``slot`` freed: the head of the freelist."""
-        self.slot_obj[slot] = -self.freelist - 2 if self.freelist >= 0 else -1
+        self.slot_obj[slot] = -self.freelist - 2
         self.freelist = slot
         self.nr_free += 1
 
@@ -801,7 +798,7 @@ class SlabCache:
     def free(self, oid: int, cpu: int = 0) -> None:
         """``kmem_cache_free``: give the object back now."""
         try:
-            slab = self._slab_of(oid)
+            slab = self.slab_of(oid)
         except TypeError:
             slab = None
         if slab is None:
@@ -819,7 +816,7 @@ class SlabCache:
         self.nr_inuse -= 1
         self.nr_frees += 1
         head = slab.freelist  # slab.push_free(slot), inlined
-        slab.slot_obj[slot] = -head - 2 if head >= 0 else -1
+        slab.slot_obj[slot] = -head - 2
         slab.freelist = slot
         slab.nr_free += 1
         inuse = slab.inuse - 1
@@ -834,7 +831,7 @@ class SlabCache:
         Until then it still occupies its slot, so its slab is not empty.
         """
         try:
-            slab = self._slab_of(oid)
+            slab = self.slab_of(oid)
         except TypeError:
             slab = None
         fl = int(self._flags[oid]) if slab is not None else 0
@@ -1015,7 +1012,7 @@ class SlabCache:
                 self.nr_deferred += 1
                 self.stats.frees_deferred += 1
                 continue
-            slab = self._slab_of(oid)
+            slab = self.slab_of(oid)
             assert slab is not None  # a live object has a slab
             self._free_object(slab, oid, cpu)
         self.stats.rcu_applied += done
@@ -1049,9 +1046,6 @@ class SlabCache:
         return self.nr_inuse - (self._rcu_tail - self._rcu_head) - self.nr_deferred
 
     def slab_of(self, oid: int) -> Slab | None:
-        return self._slab_of(oid)
-
-    def _slab_of(self, oid: int) -> Slab | None:
         """The slab holding object ``oid``, None when it is free or was never made."""
         if not 0 <= oid < len(self._obj_slab):
             return None
@@ -1337,7 +1331,7 @@ class SlabCache:
             self.nr_deferred -= 1
             if fl & F_LRU:
                 self._lru_unlink(oid)
-            slab = self._slab_of(oid)
+            slab = self.slab_of(oid)
             assert slab is not None  # a live object has a slab
             self._free_object(slab, oid, cpu)
             return True
@@ -1350,7 +1344,7 @@ class SlabCache:
 
         Returns False when no slot could be allocated elsewhere.
         """
-        src = self._slab_of(oid)
+        src = self.slab_of(oid)
         if src is None or int(self._flags[oid]) & (F_RCU | F_DEFERRED | F_GHOST):
             raise ValueError(f"{self.name}: object {oid} is not a live object")
         dst = self._cpu_slab[cpu]
@@ -1443,7 +1437,7 @@ class SlabCache:
                 oid = int(slot_oid)
                 if oid < 0:
                     continue
-                if self._slab_of(oid) is not slab or int(self._obj_slot[oid]) != slot:
+                if self.slab_of(oid) is not slab or int(self._obj_slot[oid]) != slot:
                     raise SlabCorrupt(f"{self.name}: object {oid} is not where slot {slot} "
                                       f"of pfn {pfn} says")
                 seen_oids.add(oid)
