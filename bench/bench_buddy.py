@@ -40,7 +40,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sim.buddy import Zone  # noqa: E402
+from librt.vecs import vec  # noqa: E402
+from mypy_extensions import i32, i64  # noqa: E402
+
+from sim.buddy import Zone, apply_ops  # noqa: E402
 from sim.migratetype import (  # noqa: E402
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
@@ -226,6 +229,24 @@ def run_fragsim(nr_pages, ops, nr_prefill, nr_slots) -> tuple[float, Zone]:
     return elapsed, zone
 
 
+def run_fragsim_compiled(nr_pages, ops, nr_prefill, nr_slots) -> tuple[float, Zone]:
+    """``run_fragsim`` with the loop compiled: ``sim.buddy.apply_ops`` walks the
+    sequence in typed vectors, as a compiled workload loop calls the zone in a run and
+    as the C loop walks its arrays, so that what is timed is the zone's work and not
+    the interpreter's loop around it (which costs more than the zone's own work:
+    docs/performance.md, session 17). The vectors are made before the clock starts."""
+    zone = Zone(nr_pages, cpus=2)
+    kinds, orders, mts, cpus, slots = (vec[i32](a) for a in ops)
+    pfns = vec[i64]([0] * nr_slots)
+    refused = apply_ops(zone, kinds, orders, mts, cpus, slots, pfns, 0, nr_prefill)
+    t0 = time.process_time()
+    refused += apply_ops(zone, kinds, orders, mts, cpus, slots, pfns, nr_prefill, len(kinds))
+    elapsed = time.process_time() - t0
+    if refused or zone.stats.alloc_fail_wmark or zone.stats.alloc_fail_nopage:
+        raise SystemExit("fragsim refused an allocation: the sequences diverged")
+    return elapsed, zone
+
+
 def free_blocks(free_lists) -> list[int]:
     """Free blocks per order of a reference's free sets or lists."""
     return [len(blocks) for blocks in free_lists]
@@ -398,11 +419,15 @@ def main(argv=None) -> int:
     nr_pages = args.memory_gib * GiB // 4096
 
     ops, nr_prefill, nr_slots = make_ops(nr_pages, args.ops)
-    ref_rates, sim_rates = [], []
+    ref_rates, sim_rates, compiled_rates = [], [], []
     for _ in range(args.repeat):
         ref_rates.append(args.ops / run_reference(nr_pages, ops, nr_prefill, nr_slots))
         elapsed, zone = run_fragsim(nr_pages, ops, nr_prefill, nr_slots)
         sim_rates.append(args.ops / elapsed)
+        elapsed, compiled_zone = run_fragsim_compiled(nr_pages, ops, nr_prefill, nr_slots)
+        compiled_rates.append(args.ops / elapsed)
+        if compiled_zone.nr_free_by_type() != zone.nr_free_by_type():
+            raise SystemExit("apply_ops left the zone otherwise than the Python loop")
     c = run_c(nr_pages, ops, nr_prefill, nr_slots, args.repeat)
     if "skipped" not in c:
         c["check"] = c_check(nr_pages, ops, nr_prefill, c)
@@ -414,6 +439,7 @@ def main(argv=None) -> int:
         "repeat": args.repeat,
         "reference_ops_per_s": statistics.median(ref_rates),
         "fragsim_ops_per_s": statistics.median(sim_rates),
+        "fragsim_compiled_loop_ops_per_s": statistics.median(compiled_rates),
         "ratio": statistics.median(ratios),
         "rss_bytes_per_page": rss_per_page,
         "stored_bytes_per_page": stored_per_page,
@@ -422,15 +448,20 @@ def main(argv=None) -> int:
     }
     print(f"zone {args.memory_gib} GiB ({nr_pages} pages), {args.ops} ops after a 50% fill, "
           f"median of {args.repeat}, ops per CPU second")
-    print(f"  reference (set free lists)  {result['reference_ops_per_s']:>12,.0f} ops/s")
-    print(f"  fragsim Zone (mt + pcp)     {result['fragsim_ops_per_s']:>12,.0f} ops/s")
-    print(f"  ratio                       {result['ratio']:>12.2f} x")
+    compiled = result["fragsim_compiled_loop_ops_per_s"]
+    print("  loop in the interpreter:")
+    print(f"    reference (set free lists)  {result['reference_ops_per_s']:>12,.0f} ops/s")
+    print(f"    fragsim Zone (mt + pcp)     {result['fragsim_ops_per_s']:>12,.0f} ops/s")
+    print(f"    ratio                       {result['ratio']:>12.2f} x")
+    print("  loop compiled:")
+    print(f"    fragsim Zone (apply_ops)    {compiled:>12,.0f} ops/s")
     if "skipped" in c:
         print(f"  {c['skipped']}")
     else:
-        print(f"  C loop (bench/cbuddy.c)     {c['ops_per_s']:>12,.0f} ops/s: fragsim "
-              f"{result['fragsim_ops_per_s'] / c['ops_per_s']:.3f}x, reference "
-              f"{result['reference_ops_per_s'] / c['ops_per_s']:.3f}x; end state "
+        print(f"    C loop (bench/cbuddy.c)     {c['ops_per_s']:>12,.0f} ops/s: fragsim "
+              f"{compiled / c['ops_per_s']:.3f}x (from the interpreter "
+              f"{result['fragsim_ops_per_s'] / c['ops_per_s']:.3f}x, the reference "
+              f"{result['reference_ops_per_s'] / c['ops_per_s']:.3f}x); end state "
               f"{'as LifoBuddy' if c['check']['ok'] else 'DIFFERS from LifoBuddy'}")
     print(f"  memory: {rss_per_page:.1f} B/page RSS growth, {stored_per_page:.1f} B/page stored")
     if args.json:

@@ -247,9 +247,10 @@ class PfnList:
     def __init__(self) -> None:
         zeros = _PFNLIST_RING0  # (compaction makes eleven lists per run)
         self._buf: vec[i32] = vec[i32](zeros, capacity=8)
-        self._mask = 7
-        self._head = 0  # the leftmost entry
-        self._count = 0
+        # C integers when compiled (i64): the per-CPU fast paths run through these.
+        self._mask: i64 = 7
+        self._head: i64 = 0  # the leftmost entry
+        self._count: i64 = 0
 
     def __len__(self) -> int:
         return self._count
@@ -284,14 +285,14 @@ class PfnList:
         self._head = head
         self._count += 1
 
-    def pop(self) -> int:
+    def pop(self) -> i64:
         """From the right end: the head."""
         if not self._count:
             raise IndexError("pop from an empty page list")
         self._count -= 1
         return int(self._buf[(self._head + self._count) & self._mask])
 
-    def popleft(self) -> int:
+    def popleft(self) -> i64:
         """From the left end: the tail."""
         if not self._count:
             raise IndexError("pop from an empty page list")
@@ -320,17 +321,18 @@ class PfnList:
 class PerCpuPages:
     """``struct per_cpu_pages`` of one CPU for this zone."""
 
-    batch: int
-    high_min: int
-    high_max: int
-    high: int = 0  # BOOT_PAGESET_HIGH until first use clamps it to [high_min, high_max]
-    count: int = 0  # pages (not blocks) on all lists
-    free_count: int = 0
-    alloc_factor: int = 0
-    flags: int = 0
+    # C integers when compiled (i64): the per-CPU fast paths run through these.
+    batch: i64
+    high_min: i64
+    high_max: i64
+    high: i64 = 0  # BOOT_PAGESET_HIGH until first use clamps it to [high_min, high_max]
+    count: i64 = 0  # pages (not blocks) on all lists
+    free_count: i64 = 0
+    alloc_factor: i64 = 0
+    flags: i64 = 0
     lists: list[PfnList] = field(
         default_factory=lambda: [PfnList() for _ in range(NR_PCP_LISTS)])
-    free_count_max: int = 0  # batch << CONFIG_PCP_BATCH_SCALE_MAX, kept for the fast path
+    free_count_max: i64 = 0  # batch << CONFIG_PCP_BATCH_SCALE_MAX, kept for the fast path
     # The CPU allocated or freed through this pageset since vmstat's last refresh: it
     # was awake, so its deferrable vmstat work ran (see ``vmstat_refresh``).
     awake: bool = False
@@ -534,7 +536,7 @@ class Zone(PageSpace):
         # zone_idx (ZONE_NORMAL = 2 for a lone zone), the pfn its local pfn 0 stands for,
         # and lowmem_reserve[highest_zoneidx] (setup_per_zone_lowmem_reserve; MAX_NR_ZONES
         # entries, all 0 for a lone zone).
-        self.zone_idx = 2
+        self.zone_idx: i64 = 2
         self.zone_start_pfn = 0
         self.lowmem_reserve: list[int] = [0] * 5
 
@@ -576,9 +578,10 @@ class Zone(PageSpace):
         # Blocks per (order, migratetype), in a typed vector: counted on every list
         # add and delete, where a list of ints would make an int object each time.
         self._nr_free_mt: vec[i64] = vec[i64]([0] * nr_lists)
-        self.nr_free_pages = 0  # NR_FREE_PAGES: buddy pages only, not pcp pages
-        self.nr_alloc_calls = 0  # alloc() and free() calls: the simulator's "alloc_ops"
-        self.nr_free_calls = 0
+        # C integers when compiled (i64), as are the fast paths' other counters.
+        self.nr_free_pages: i64 = 0  # NR_FREE_PAGES: buddy pages only, not pcp pages
+        self.nr_alloc_calls: i64 = 0  # alloc() and free() calls: the simulator's "alloc_ops"
+        self.nr_free_calls: i64 = 0
         self.nr_free_highatomic = 0  # zone->nr_free_highatomic: free pages on HIGHATOMIC lists
         self.nr_reserved_highatomic = 0  # zone->nr_reserved_highatomic: pages reserved
         self._watermark_boost = 0
@@ -589,8 +592,9 @@ class Zone(PageSpace):
         self._zone_reclaim_active = False
         # Called as wakeup_kswapd(order) when rmqueue finds ZONE_BOOSTED_WATERMARK.
         self.on_wakeup_kswapd: Callable[[int], None] | None = None
-        # Called as on_migrate(old_pfn, new_pfn, order) when compaction moves a block.
-        self.on_migrate: Callable[[int, int, int], None] | None = None
+        # Called as on_migrate(old_pfn, new_pfn, order) when compaction moves a block: a
+        # MigrateHook in the union, so that compiled its ``migrated`` is a native call.
+        self.on_migrate: MigrateHook | Callable[[int, int, int], None] | None = None
         self._capc: CaptureControl | None = None  # compaction's capture_control
         # PB_compact_skip of every pageblock (a byte each): compaction's hints, which
         # its scanners read and write directly (``pageblock_skip_bits``).
@@ -607,6 +611,7 @@ class Zone(PageSpace):
             and not percpu_pagelist_high_fraction  # high_min != high_max: auto-tuning
         )
         self._fast_ok = self._fast_alloc
+        self._alloc_mark: i64 = 1 << 62  # set by setup_per_zone_wmarks
         self.setup_per_zone_wmarks()
         self.pcp = [self._new_pageset() for _ in range(cpus)]
 
@@ -1467,18 +1472,21 @@ class Zone(PageSpace):
     # and free()). The per-CPU lists hold C integers (PfnList), so the pfn is an int
     # throughout.
 
-    def _pcp_fast_alloc(self, pcp: PerCpuPages, lst: PfnList, owner: int) -> int:
+    def _pcp_fast_alloc(self, pcp: PerCpuPages, lst: PfnList, owner: int) -> i64:
         """``rmqueue_pcplist`` for an order-0 page when ``lst``, a pcp list of ``pcp``, is
         not empty: pop its head and hand it out to ``owner``."""
         pcp.free_count >>= 1
         pcp.awake = True
         pcp.count -= 1
-        pfn = lst.pop()
+        # lst.pop(), inline (the hot path: no call): the head, at the ring's right end
+        n: i64 = lst._count - 1
+        lst._count = n
+        pfn: i64 = int(lst._buf[(lst._head + n) & lst._mask])
         self._state[pfn] = PG_ALLOC
         self._owner[pfn] = owner
         return pfn
 
-    def _pcp_fast_free(self, pcp: PerCpuPages, pfn: int, mt: int) -> bool:
+    def _pcp_fast_free(self, pcp: PerCpuPages, pfn: int, mt: i64) -> bool:
         """``free_frozen_page_commit`` for an allocated order-0 page of pcp migratetype
         ``mt`` while ``pcp->high`` is settled (clamped once by first use, auto-tuning,
         no reclaim, zone above high: ``_fast_ok``): the page goes on its list if the
@@ -1491,7 +1499,13 @@ class Zone(PageSpace):
             pcp.alloc_factor >>= 1
         pcp.awake = True
         self._state[pfn] = PG_PCP
-        pcp.lists[mt].append(pfn)
+        # pcp.lists[mt].append(pfn), inline (the hot path: no call): at the right end
+        lst = pcp.lists[mt]
+        n: i64 = lst._count
+        if n > lst._mask:
+            lst._grow()
+        lst._buf[(lst._head + n) & lst._mask] = pfn
+        lst._count = n + 1
         pcp.count = count
         if pcp.flags:
             pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
@@ -1583,10 +1597,10 @@ class Zone(PageSpace):
         pfn = self.alloc_pfn(order, migratetype, cpu, owner, alloc_flags, highest_zoneidx)
         return None if pfn < 0 else pfn
 
-    def alloc_pfn(self, order: int, migratetype: int, cpu: int, owner: int | None,
-                  alloc_flags: int, highest_zoneidx: int = -1) -> int:
+    def alloc_pfn(self, order: i64, migratetype: i64, cpu: i64, owner: int | None,
+                  alloc_flags: i64, highest_zoneidx: i64 = -1) -> i64:
         """``alloc``, with -1 for None: compiled, an ``int | None`` result is a Python
-        int made for every page, an ``int`` one a C integer."""
+        int made for every page, an ``i64`` one a C integer (as are the arguments)."""
         self.nr_alloc_calls += 1
         if (
             not order
@@ -1601,8 +1615,13 @@ class Zone(PageSpace):
             pcp = self.pcp[cpu]
             lst = pcp.lists[migratetype]
             if lst:
-                return self._pcp_fast_alloc(
-                    pcp, lst, _DEFAULT_OWNER[migratetype] if owner is None else owner)
+                if owner is None:
+                    # DEFAULT_OWNER[migratetype], without a Python int
+                    return self._pcp_fast_alloc(
+                        pcp, lst, OWNER_MOVABLE if migratetype == MIGRATE_MOVABLE
+                        else OWNER_UNMOVABLE if migratetype == MIGRATE_UNMOVABLE
+                        else OWNER_RECLAIMABLE)
+                return self._pcp_fast_alloc(pcp, lst, owner)
         return self._alloc(order, migratetype, cpu, owner, alloc_flags, highest_zoneidx)
 
     def _alloc(
@@ -1668,15 +1687,13 @@ class Zone(PageSpace):
         # The owner tag of a free block is stale and never read: alloc sets it.
         self.nr_free_calls += 1
         state = self._state
-        try:
-            bad = pfn < 0 or int(state[pfn]) != PG_ALLOC | order
-        except (IndexError, ValueError):  # compiled, a pfn past an i64 is a ValueError
-            bad = True
-        if bad:
+        if pfn < 0 or pfn >= self.nr_pages or int(state[pfn]) != PG_ALLOC | order:
             raise BadFree(self._describe_bad_free(pfn, order))
-        mt = int(self._pageblock_mt[pfn >> self.pageblock_order])
+        p: i64 = pfn  # in the zone: a C integer from here
+        shift: i64 = self.pageblock_order
+        mt: i64 = int(self._pageblock_mt[p >> shift])
         if (not order and self._fast_ok and not to_tail and mt <= 2
-                and self._pcp_fast_free(self.pcp[cpu], pfn, mt)):
+                and self._pcp_fast_free(self.pcp[cpu], p, mt)):
             # The order-0 fast path took it. Same effect as the general path.
             return
         if (
@@ -1687,9 +1704,9 @@ class Zone(PageSpace):
         ):
             if mt >= MIGRATE_PCPTYPES:
                 mt = MIGRATE_MOVABLE
-            self._free_frozen_page_commit(self.pcp[cpu], pfn, mt, order)
+            self._free_frozen_page_commit(self.pcp[cpu], p, mt, order)
         else:
-            self._free_one_page(pfn, order, mt, to_tail)
+            self._free_one_page(p, order, mt, to_tail)
 
     def alloc_batch(
         self,
@@ -2256,3 +2273,32 @@ class Zone(PageSpace):
         self._owner[pfn] = capc.owner
         return True
 
+
+
+def apply_ops(zone: Zone, kinds: vec[i32], orders: vec[i32], mts: vec[i32],
+              cpus: vec[i32], slots: vec[i32], pfns: vec[i64], start: i64, end: i64) -> i64:
+    """Apply operations ``start`` to ``end`` of a sequence to ``zone`` (a simulator
+    tool, not a kernel function): operation i allocates (``kinds[i]`` 0) a block of
+    ``orders[i]`` of migratetype ``mts[i]`` on ``cpus[i]`` and keeps its pfn in
+    ``pfns[slots[i]]``, or frees (1) the block kept there. An allocation is
+    ``zone.alloc(order, mt, cpu)``, a refused one keeps -1; a free is ``zone.free(pfn,
+    order, cpu)``. Returns the number refused.
+
+    bench/bench_buddy.py measures the allocator with it: compiled, the loop around
+    the zone's calls makes no Python objects, as the workloads' compiled loops call it
+    in a run, where a loop in the interpreter costs more than the zone's own work."""
+    refused: i64 = 0
+    i: i64 = start
+    while i < end:
+        order: i64 = int(orders[i])
+        slot: i64 = int(slots[i])
+        cpu: i64 = int(cpus[i])
+        if int(kinds[i]) == 0:
+            pfn = zone.alloc_pfn(order, int(mts[i]), cpu, None, _FAST_ALLOC_FLAGS)
+            pfns[slot] = pfn
+            if pfn < 0:
+                refused += 1
+        else:
+            zone.free(int(pfns[slot]), order, cpu)
+        i += 1
+    return refused

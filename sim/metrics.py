@@ -334,12 +334,12 @@ def zone_sample(row: SampleRow, zone: Zone) -> None:
     nr_free = zone.nr_free
     _free_area_sample(row, nr_free, zone.pageblock_order)
     row.add(_FRAGMENTATION_SCORE, extfrag_for_order(nr_free, zone.pageblock_order))
-    row.add(_FREE_PAGES, zone.nr_free_pages)
+    row.add(_FREE_PAGES, float(zone.nr_free_pages))
     row.add(_PCP_PAGES, zone.pcp_pages)
     if zone.pcp_enabled:
         # Each CPU's pageset (zoneinfo's "count:" under "cpu: N"): key cpuN.
         for cpu, pcp in enumerate(zone.pcp):
-            row.add(_pcp_key(cpu), pcp.count)
+            row.add(_pcp_key(cpu), float(pcp.count))
     row.add(_WATERMARK_BOOST, zone.watermark_boost)
     counts = zone.pageblock_counts()
     for key, count in zip(_PAGEBLOCK_KEYS, counts, strict=False):

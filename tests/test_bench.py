@@ -1,5 +1,6 @@
 """The benchmarks' own logic, never their speed: the C buddy loop against its Python
-twin on the same sequence, its one-line skip without a compiler, and how bench64 cuts
+twin on the same sequence, the zone's compiled loop against its interpreted one, the
+C loop's one-line skip without a compiler, and how bench64 cuts
 a run and reads its windows, and how peak_memory sorts a peak's allocations. Nothing
 here asserts a time."""
 
@@ -36,6 +37,22 @@ def test_the_c_loop_ends_as_the_python_references_on_the_same_sequence(sequence)
     assert result["free_blocks"] == check["lifo_free_blocks"]
     assert check["lifo_equal"] and check["total_equal"] and check["ok"]
     assert len(result["rates"]) == 2
+
+
+def test_the_compiled_loop_leaves_the_zone_as_the_interpreted_one(sequence):
+    """What is compared with the C loop is the same work as the interpreter's loop:
+    run_fragsim_compiled (sim.buddy.apply_ops) ends with the same free lists, pages on
+    the per-CPU lists and call counts as run_fragsim."""
+    ops, prefill, slots = sequence
+    _, by_loop = bench_buddy.run_fragsim(NR_PAGES, ops, prefill, slots)
+    _, by_apply = bench_buddy.run_fragsim_compiled(NR_PAGES, ops, prefill, slots)
+    assert by_apply.nr_free_by_type() == by_loop.nr_free_by_type()
+    assert [[lst.tolist() for lst in p.lists] for p in by_apply.pcp] == \
+        [[lst.tolist() for lst in p.lists] for p in by_loop.pcp]
+    assert (by_apply.nr_alloc_calls, by_apply.nr_free_calls) == \
+        (by_loop.nr_alloc_calls, by_loop.nr_free_calls) == (
+            sum(1 for k in ops[0] if k == bench_buddy.ALLOC),
+            sum(1 for k in ops[0] if k == bench_buddy.FREE))
 
 
 def test_the_python_twin_is_a_buddy_allocator(sequence):

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from librt.vecs import vec
+from mypy_extensions import i32, i64
 
 from sim import metrics
 from sim.buddy import (
@@ -33,6 +35,7 @@ from sim.buddy import (
     BuddyStats,
     PfnList,
     Zone,
+    apply_ops,
     zone_batchsize,
     zone_highsize,
 )
@@ -749,3 +752,115 @@ def test_a_pcp_list_does_what_the_deque_it_replaced_did(ops):
         assert list(ring) == list(model) == ring.tolist()
         if model:
             assert model[0] in ring and model[-1] in ring
+
+
+def _zone_state(zone: Zone) -> tuple:
+    """Everything the allocation paths change: page state and owners, the free lists'
+    counts, each pageset's counters and lists in order, the call counters."""
+    state, owner = zone.page_state_arrays()
+    pagesets = [(p.count, p.high, p.free_count, p.alloc_factor, p.flags, p.awake,
+                 [lst.tolist() for lst in p.lists]) for p in zone.pcp]
+    return (list(state), list(owner), zone.nr_free_by_type(), zone.nr_free_pages, pagesets,
+            zone.nr_alloc_calls, zone.nr_free_calls, zone.stats.as_dict())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cpus=st.integers(1, 2),
+    steps=st.lists(st.tuples(
+        st.sampled_from(["alloc", "alloc", "alloc", "free", "free", "alloc_batch",
+                         "free_batch", "drain", "decay"]),
+        st.sampled_from([0, 0, 0, 0, 0, 1, 3]),
+        st.sampled_from([U, M, M, R]),
+        st.integers(0, 1),
+        st.sampled_from([None, None, OWNER_PINNED, OWNER_SLAB + 3]),
+        st.integers(1, 40),
+        st.integers(0, 10**6),
+    ), max_size=150),
+)
+def test_the_order0_fast_paths_do_what_the_general_path_does(cpus, steps):
+    """alloc()'s and free()'s unrolled order-0 per-CPU paths (and the batches', which
+    call the same two) leave the zone exactly as the general path does: the same pfns
+    handed out, the same pages on the same per-CPU lists in the same order. The twin
+    zone has the fast paths turned off, as a zone outside the kernel's default set-up
+    has them."""
+    fast, general = (Zone(3000, cpus=cpus) for _ in range(2))
+    general._fast_alloc = False
+    general._refresh_fast_ok()
+    assert fast._fast_ok and not general._fast_ok
+    live: list[tuple[int, int]] = []
+    flags = ALLOC_WMARK_LOW | ALLOC_KSWAPD
+    for op, order, mt, cpu, owner, n, pick in steps:
+        cpu %= cpus
+        if op == "alloc":
+            got = [z.alloc(order, mt, cpu, owner, flags) for z in (fast, general)]
+            assert got[0] == got[1]
+            if got[0] is not None:
+                live.append((got[0], order))
+        elif op == "alloc_batch":
+            outs: list[list[int]] = [[], []]
+            for z, out in zip((fast, general), outs, strict=True):
+                z.alloc_batch(n, mt, lambda c=cpu: c, owner, flags, out)
+            assert outs[0] == outs[1]
+            live.extend((pfn, 0) for pfn in outs[0])
+        elif op == "free" and live:
+            pfn, order = live.pop(pick % len(live))
+            for z in (fast, general):
+                z.free(pfn, order, cpu)
+        elif op == "free_batch":
+            run = [live.pop(i) for i in sorted(
+                {pick * (k + 1) % len(live) for k in range(n)} if live else (), reverse=True)
+                if live[i][1] == 0]
+            for z in (fast, general):
+                z.free_batch([pfn for pfn, _ in run], 0, lambda c=cpu: c)
+        elif op == "drain":
+            for z in (fast, general):
+                z.drain_all_pages()
+        elif op == "decay":
+            for z in (fast, general):
+                z.vmstat_refresh()
+        assert _zone_state(fast) == _zone_state(general)
+    fast.check()
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nr_ops=st.integers(0, 3000))
+def test_apply_ops_is_the_loop_of_alloc_and_free_it_stands_for(seed, nr_ops):
+    """bench/bench_buddy.py's compiled loop: the same calls as ``alloc(order, mt,
+    cpu)`` and ``free(pfn, order, cpu)`` in a Python loop, refusals kept as -1."""
+    rng = random.Random(seed)
+    kinds, orders, mts, cpus, slots = [], [], [], [], []
+    live: list[int] = []
+    slot_order: list[int] = []
+    for _ in range(nr_ops):
+        if live and rng.random() < 0.45:
+            slot = live.pop(rng.randrange(len(live)))
+            kinds.append(1)
+            mts.append(0)
+        else:
+            slot = len(slot_order)
+            slot_order.append(rng.choice([0, 0, 0, 1, 2, 3, 9]))
+            live.append(slot)
+            kinds.append(0)
+            mts.append(rng.choice([U, M, R]))
+        orders.append(slot_order[slot])
+        cpus.append(rng.randrange(2))
+        slots.append(slot)
+    by_calls, by_apply = Zone(4096, cpus=2), Zone(4096, cpus=2)
+    pfns = [0] * len(slot_order)
+    for kind, order, mt, cpu, slot in zip(kinds, orders, mts, cpus, slots, strict=True):
+        if kind == 0:
+            pfn = by_calls.alloc(order, mt, cpu)
+            pfns[slot] = -1 if pfn is None else pfn
+        elif pfns[slot] >= 0:
+            by_calls.free(pfns[slot], order, cpu)
+    applied = vec[i64]([0] * len(slot_order))
+    # a free of a refused allocation is skipped above; the sequence without them
+    keep = [i for i, (kind, slot) in enumerate(zip(kinds, slots, strict=True))
+            if kind == 0 or pfns[slot] >= 0]
+    args = [vec[i32]([seq[i] for i in keep]) for seq in (kinds, orders, mts, cpus, slots)]
+    refused = apply_ops(by_apply, *args, applied, 0, len(keep))
+    assert refused == sum(1 for kind, slot in zip(kinds, slots, strict=True)
+                          if kind == 0 and pfns[slot] < 0)
+    assert list(applied) == pfns
+    assert _zone_state(by_apply) == _zone_state(by_calls)
