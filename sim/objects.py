@@ -143,6 +143,7 @@ from sim.slab import (
     DEFAULT_SEEKS,
     F_LRU,
     SHRINK_STOP,
+    CompiledOwner,
     ShrinkResult,
     SlabCache,
     do_shrink_slab,
@@ -615,7 +616,7 @@ class FsByOid:
             self._of[oid] = 0
 
 
-class CacheOwners:
+class CacheOwners(CompiledOwner):
     """The owner (``sim.slab.ObjectOwner``) of one cache shared by several file systems:
     dispatches by object id; objects of no file system get the cache's default rules."""
 

@@ -160,7 +160,7 @@ from sim.procfs import (
     parse_zoneinfo,
 )
 from sim.readahead import FolioTable
-from sim.slab import BadSlabFree, SlabCache, SlabCaches, get_order
+from sim.slab import BadSlabFree, CompiledOwner, SlabCache, SlabCaches, get_order
 from sim.snapshot import (
     FillerPool,
     InitialPopulation,
@@ -249,7 +249,7 @@ def is_slab_page(gfp: int, migratetype: int) -> bool:
     return (gfp & SLAB_GFP_SIGNATURE) == SLAB_GFP_SIGNATURE and migratetype != MIGRATE_MOVABLE
 
 
-class TraceHolder:
+class TraceHolder(CompiledOwner):
     """The owner of replayed caches' objects: the trace holds every one of them until it
     frees it, so none is reclaimable (sim/slab.py ObjectOwner)."""
 

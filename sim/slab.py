@@ -505,6 +505,18 @@ class ObjectOwner(Protocol):
     def evict(self, cache: SlabCache, oid: int, cpu: int) -> int: ...
 
 
+class CompiledOwner:
+    """A compiled ``ObjectOwner`` (sim/objects.py ``CacheOwners``, sim/replay.py
+    ``TraceHolder``): the cache calls its methods with C integers, where any other owner
+    (a workload's, a test's) is called as the protocol says, through Python."""
+
+    def reclaimable(self, cache: SlabCache, oid: int) -> bool:
+        raise NotImplementedError
+
+    def evict(self, cache: SlabCache, oid: int, cpu: int) -> int:
+        raise NotImplementedError
+
+
 # page_allocator(order, migratetype, cpu, owner, alloc_flags, noretry) -> pfn or None
 PageAllocator = Callable[[int, int, int, int, int, bool], "int | None"]
 
@@ -603,7 +615,7 @@ class SlabCache:
         self.vfs_cache_pressure = vfs_cache_pressure
         self.seeks = seeks
         self.clock = clock or _zero_clock
-        self.owner: ObjectOwner | None = None
+        self.owner: CompiledOwner | ObjectOwner | None = None
 
         self._cpu_slab: list[Slab | None] = [None] * self.cpus
         self._cpu_partial: list[list[Slab]] = [[] for _ in range(self.cpus)]
@@ -1158,9 +1170,12 @@ class SlabCache:
             return False
         if int(self._flags[oid]) & (F_RCU | F_DEFERRED | F_GHOST | F_UNPUBLISHED):
             return False
-        if self.owner is not None:
+        owner = self.owner
+        if isinstance(owner, CompiledOwner):
+            return owner.reclaimable(self, oid)
+        if owner is not None:
             # bool(): a user's owner may answer with any truth value (np.bool_, 1).
-            return bool(self.owner.reclaimable(self, oid))
+            return bool(owner.reclaimable(self, oid))
         return self.default_reclaimable(oid)
 
     def default_reclaimable(self, oid: int) -> bool:
@@ -1173,11 +1188,15 @@ class SlabCache:
         Returns the page-cache pages evicted with it.
         """
         self.stats.objects_evicted += 1
-        if self.owner is not None:
-            evicted = self.owner.evict(self, oid, cpu)
-            self.stats.page_cache_evicted += evicted
-            return evicted
-        return self.default_evict(oid, cpu)
+        owner = self.owner
+        if isinstance(owner, CompiledOwner):
+            evicted = owner.evict(self, oid, cpu)  # compiled, a native call
+        elif owner is not None:
+            evicted = owner.evict(self, oid, cpu)
+        else:
+            return self.default_evict(oid, cpu)
+        self.stats.page_cache_evicted += evicted
+        return evicted
 
     def default_evict(self, oid: int, cpu: int = 0) -> int:
         """Without an owner: off the LRU and freed (through RCU if the cache does that)."""
