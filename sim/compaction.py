@@ -1462,6 +1462,30 @@ class Compactor:
             return True
         return int(self._pageblock_mt[pfn >> self._pb_order]) == MIGRATE_MOVABLE
 
+    def _next_free_target(self, cc: CompactControl, start: i64, low: i64) -> i64:
+        """The first pageblock from ``start`` down to ``low`` (pageblock starts) that
+        ``_suitable_migration_target`` and ``_isolation_suitable`` both accept, or the
+        block below ``low`` when none does: the free scanner's passes over the blocks
+        it skips, in C integers (most blocks are skipped: tens a call). The two tests
+        inline; tests/test_compaction.py holds this to them."""
+        state = self._state
+        pb_mt = self._pageblock_mt
+        skip = self._skip
+        shift: i64 = self._pb_order
+        pb: i64 = self._pb
+        big: i64 = cc.order if cc.order > 0 else shift  # a free block this large: skip
+        check_mt = not cc.ignore_block_suitable
+        check_skip = not cc.ignore_skip_hint
+        pfn: i64 = start
+        while pfn >= low:
+            st: i64 = int(state[pfn])
+            if not (st & PG_KIND == PG_BUDDY and st & PG_ORDER >= big) and (
+                    not check_mt or int(pb_mt[pfn >> shift]) == MIGRATE_MOVABLE) and (
+                    not check_skip or not skip[pfn >> shift]):
+                return pfn
+            pfn -= pb
+        return pfn
+
     def _isolate_freepages_block(
         self, cc: CompactControl, start_pfn: int, end_pfn: int, stride: int
     ) -> tuple[int, int]:
@@ -1522,23 +1546,30 @@ class Compactor:
         low_pfn: i64 = self._pageblock_end(cc.migrate_pfn)
         stride = COMPACT_CLUSTER_MAX if cc.mode == _ASYNC else 1
         while block_start_pfn >= low_pfn:
-            if self._suitable_migration_target(cc, block_start_pfn) and self._isolation_suitable(
-                cc, block_start_pfn
-            ):
-                nr_isolated, isolate_start_pfn = self._isolate_freepages_block(
-                    cc, isolate_start_pfn, block_end_pfn, stride
-                )
-                if isolate_start_pfn == block_end_pfn:
-                    self._update_pageblock_skip(block_start_pfn, block_start_pfn - pb)
-                if cc.nr_freepages >= cc.nr_migratepages:
-                    if isolate_start_pfn >= block_end_pfn:
-                        # Restart at the next block down: this one is used up.
-                        isolate_start_pfn = block_start_pfn - pb
+            # suitable_migration_target and isolation_suitable: the blocks they refuse
+            # passed in one loop (the kernel's ``continue``s), the scanner's place
+            # where those leave it.
+            found: i64 = self._next_free_target(cc, block_start_pfn, low_pfn)
+            if found != block_start_pfn:
+                block_start_pfn = found
+                block_end_pfn = found + pb
+                isolate_start_pfn = found
+                if found < low_pfn:
                     break
-                if isolate_start_pfn < block_end_pfn:
-                    break  # isolation failed early (watermark): do not go on
-                # Async scans sparsely until it finds free pages.
-                stride = 1 if nr_isolated else min(COMPACT_CLUSTER_MAX, stride << 1)
+            nr_isolated, isolate_start_pfn = self._isolate_freepages_block(
+                cc, isolate_start_pfn, block_end_pfn, stride
+            )
+            if isolate_start_pfn == block_end_pfn:
+                self._update_pageblock_skip(block_start_pfn, block_start_pfn - pb)
+            if cc.nr_freepages >= cc.nr_migratepages:
+                if isolate_start_pfn >= block_end_pfn:
+                    # Restart at the next block down: this one is used up.
+                    isolate_start_pfn = block_start_pfn - pb
+                break
+            if isolate_start_pfn < block_end_pfn:
+                break  # isolation failed early (watermark): do not go on
+            # Async scans sparsely until it finds free pages.
+            stride = 1 if nr_isolated else min(COMPACT_CLUSTER_MAX, stride << 1)
             block_end_pfn = block_start_pfn
             block_start_pfn -= pb
             isolate_start_pfn = block_start_pfn

@@ -716,7 +716,8 @@ class _Readahead:
             ra.order = 0
         else:
             limit = min(limit, index + ra.size - 1)
-            new_order = min(m.max_order, ra.order, _ilog2(ra.size))
+            # two min()s of two: compiled, a comparison each (min of three is a call)
+            new_order = min(min(m.max_order, ra.order), _ilog2(ra.size))
             new_order = max(new_order, min_order)
             ra.order = new_order
             index &= ~((1 << min_order) - 1)  # mapping_align_index

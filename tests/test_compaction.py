@@ -30,6 +30,7 @@ from sim.buddy import (
 )
 from sim.compaction import (
     COMPACT_MAX_DEFER_SHIFT,
+    CompactControl,
     Compactor,
     CompactResult,
 )
@@ -680,3 +681,49 @@ def test_a_large_folio_without_a_target_is_split_and_moved_not_an_abort():
     assert all(zone.owner_of(p) != OWNER_MOVABLE or not zone.is_allocated(p)
                for p in range(big, big + 8))
     zone.check()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    blocks=st.lists(st.tuples(st.sampled_from(["free", "alloc0", "alloc_big", "unmovable"]),
+                              st.booleans()), min_size=4, max_size=24),
+    order=st.sampled_from([-1, 0, 1, 3, 9]),
+    ignore_block_suitable=st.booleans(),
+    ignore_skip_hint=st.booleans(),
+    start=st.integers(0, 23),
+    low=st.integers(0, 23),
+)
+def test_the_free_scanners_skip_loop_is_its_two_tests(blocks, order, ignore_block_suitable,
+                                                      ignore_skip_hint, start, low):
+    """``_next_free_target`` passes over pageblocks in one loop: the first block from
+    ``start`` down to ``low`` that ``_suitable_migration_target`` and
+    ``_isolation_suitable`` both accept, or the block below ``low``. Pageblocks of every
+    kind: free at pageblock order, holding small allocations, a large free block at
+    their start, of another migratetype, with the skip bit set or not."""
+    zone = Zone(len(blocks) * 512, cpus=1, pcp=False)
+    pb = zone.pageblock_nr_pages
+    held = [zone.alloc(0, MIGRATE_MOVABLE, alloc_flags=ALLOC_NO_WATERMARKS)
+            for _ in range(zone.nr_pages)]  # every page, one at a time
+    assert sorted(held) == list(range(zone.nr_pages))
+    for b, (kind, _) in enumerate(blocks):
+        base = b * pb
+        if kind == "free":
+            for pfn in range(base, base + pb):
+                zone.free(pfn, 0)
+        elif kind == "alloc_big":  # a free order-3 block at its start, the rest held
+            for pfn in range(base, base + 8):
+                zone.free(pfn, 0)
+        elif kind == "unmovable":
+            zone.set_pageblock_migratetype(base, MIGRATE_UNMOVABLE)
+    compactor = Compactor(zone)
+    for b, (_, skip) in enumerate(blocks):
+        if skip:
+            zone.set_pageblock_skip(b * pb)
+    cc = CompactControl(order=order, ignore_block_suitable=ignore_block_suitable,
+                        ignore_skip_hint=ignore_skip_hint)
+    start_pfn, low_pfn = start % len(blocks) * pb, low % len(blocks) * pb
+    want = start_pfn
+    while want >= low_pfn and not (compactor._suitable_migration_target(cc, want)
+                                   and compactor._isolation_suitable(cc, want)):
+        want -= pb
+    assert compactor._next_free_target(cc, start_pfn, low_pfn) == want
