@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -25,6 +26,7 @@ from sim.objects import FileSystem, first_write_layout, write_layout, xa_nodes_f
 from sim.runner import run_machine
 from sim.slab import SlabCaches
 from sim.vmscan import FileLru
+from workloads.draws import ScalarDraws
 
 DATA = Path(__file__).parent / "data" / "folio-orders"
 
@@ -286,7 +288,7 @@ def test_a_data_set_of_files_is_read_again_from_the_cache_when_it_fits():
     cached), the file system holds the four files and no more, and 16 files were read."""
     machine, reader = _read_data_set("512MiB", 4, "8MiB", "64MiB", 2.0)
     set_pages = 4 * (8 << 20) // 4096
-    assert _pages(reader.allocated_by_order) == set_pages == reader._cached_pages()
+    assert _pages(reader.allocated_by_order) == set_pages == reader.loop.cached_pages()
     assert reader.files_read == 16
     fsys = machine.filesystems[0]
     assert len(fsys.files) == 4 and fsys.icache.nr_live == fsys.dcache.nr_live == 4
@@ -333,20 +335,21 @@ def test_max_sectors_kb_sets_io_pages_apart_from_read_ahead_kb():
     assert (m.ra_pages, m.io_pages) == (128, 128)
 
 
-class _GeneratorCalls:
-    """workloads/draws.py ScalarDraws's interface over the Generator's own calls."""
+def _generator_calls(generator):
+    """A workloads/draws.py ScalarDraws that calls the Generator itself for every draw,
+    as it does for a bit generator other than PCG64: nothing drawn ahead."""
+    draws = ScalarDraws(generator)
+    draws._pcg64 = False
+    return draws
 
-    def __init__(self, generator):
-        self.generator = generator
 
-    def random(self):
-        return self.generator.random()
-
-    def integers(self, n):
-        return int(self.generator.integers(n))
-
-    def release(self):
-        pass
+def test_a_scalar_draws_without_pcg64_is_the_generators_own_calls():
+    ours, theirs = np.random.default_rng(7), np.random.default_rng(7)
+    draws = _generator_calls(ours)
+    assert [draws.random(), draws.integers(10), draws.integers(1 << 40)] == [
+        theirs.random(), int(theirs.integers(10)), int(theirs.integers(1 << 40))]
+    # the generator where its own calls leave it, without a release: nothing ahead
+    assert ours.bit_generator.state == theirs.bit_generator.state
 
 
 @pytest.mark.parametrize("cpu, pattern", [("round_robin", "sequential"),
@@ -368,9 +371,42 @@ workloads:
     reread: 0.3
 """
     fast = run(tmp_path, text)
-    monkeypatch.setattr(page_cache, "ScalarDraws", _GeneratorCalls)
+    monkeypatch.setattr(page_cache, "ScalarDraws", _generator_calls)
     slow = run(tmp_path, text)
     assert fast["workloads"] == slow["workloads"]
     assert fast["workloads"]["page_cache-0"]["hits"] > 0
     for key in ("buddy", "avail", "evictions", "page_cache_folios_by_order", "alloc_ops"):
         assert fast[key] == slow[key]
+
+
+def test_a_sequential_reader_reads_each_file_to_its_end_then_opens_the_next():
+    """ReadLoop (workloads/objloop.py): a file of four reads' size is read four times
+    from offset 0 up, closed at its end (its dentry no longer pinned), and the fifth
+    read opens a new file; a read that would grow the cache past ``limit`` is skipped."""
+    from sim.experiment import validate_config
+    from sim.machine import Machine
+    from sim.runner import build_workloads
+
+    def reader(**keys):
+        config = validate_config({"machine": {"memory": "256MiB"}, "workloads": [
+            {"kind": "page_cache", "rate": "8MiB", "file_size": "256KiB",
+             "read_size": "64KiB", "reread": 0, **keys}]}, "t")
+        machine = Machine(config, 1)
+        return machine, build_workloads(machine)[0]
+
+    machine, workload = reader()
+    loop, fsys = workload.loop, machine.filesystems[0]
+    positions = []
+    for _ in range(4):
+        loop.read_many(1)
+        positions.append(loop.pos)
+    first = sorted(fsys.files)[0]
+    assert positions == [65536, 131072, 196608, 262144] and loop.file == -1
+    assert fsys.files[first].open_count == 0 and fsys.files[first].nr_cached == 64
+    loop.read_many(1)
+    assert workload.files_read == 2 and loop.file != first and loop.pos == 65536
+    assert (loop.reads, loop.read, loop.failed) == (5, loop.cached_pages(), 0)
+
+    machine, workload = reader(limit="128KiB")
+    workload.loop.read_many(6)
+    assert workload.loop.cached_pages() == 32 and workload.loop.reads == 6

@@ -451,9 +451,9 @@ def test_page_cache_paced_from_reads_its_backlog_at_catch_up_times_the_rate():
                         "file_size": "16MiB", "start": "1s", "paced_from": "0s",
                         "catch_up": 4}], memory="1GiB")
     machine.env.run(until=1.25 - 0.0005)
-    assert machine.workloads[0].reads == pytest.approx(64, abs=1)  # 4 x 64 MiB/s x 0.25 s
+    assert machine.workloads[0].loop.reads == pytest.approx(64, abs=1)  # 4 x 64 MiB/s x 0.25 s
     machine.env.run(until=2.0 - 0.0005)
-    assert machine.workloads[0].reads == pytest.approx(128, abs=1)  # on pace since 1.33 s
+    assert machine.workloads[0].loop.reads == pytest.approx(128, abs=1)  # on pace since 1.33 s
 
 
 @pytest.mark.parametrize("given, message", [

@@ -1,7 +1,8 @@
 """The per-object loops of ``slab_churn`` (workloads/synthetic.py): one tick's
 ``kmem_cache_alloc`` and ``kmem_cache_free`` calls on a cache (a simulator structure,
-not a kernel one); and ``fs_churn``'s (workloads/fs_churn.py): one tick's creates and
-unlinks (``create_files``, ``unlink_files``).
+not a kernel one); ``fs_churn``'s (workloads/fs_churn.py): one tick's creates and
+unlinks (``create_files``, ``unlink_files``); and ``page_cache``'s
+(workloads/page_cache.py): one tick's reads (``ReadLoop``).
 
 They sit in their own module so that mypyc compiles them with the allocator's hot
 modules (sim/native.py): the workload classes cannot be compiled (mypyc refuses their
@@ -20,7 +21,9 @@ from collections.abc import Callable
 from typing import Final
 
 from sim.objects import FileSystem
+from sim.page_alloc import FolioAlloc
 from sim.slab import SlabCache
+from workloads.draws import ScalarDraws
 
 GEN_SHIFT: Final = 32
 OID_MASK: Final = (1 << GEN_SHIFT) - 1
@@ -121,3 +124,121 @@ def unlink_files(fsys: FileSystem, cpu: Callable[[], int], fids: list[int]) -> N
     """``fs_churn``'s unlinks of ``fids`` in turn, each on the CPU ``cpu()`` gives."""
     for fid in fids:
         fsys.unlink(fid, cpu())
+
+
+class ReadLoop:
+    """``page_cache``'s reads (workloads/page_cache.py): one tick's ``read(2)`` calls
+    (``read_many(n)``), and the state they keep from tick to tick: the file being read and
+    the position in it, the files that may hold page cache (for rereads), and the
+    counts. The workload keeps what happens once per file: ``open_next(cpu)`` opens
+    the next file to read (and calls ``may_cache``), -1 if that fails."""
+
+    def __init__(self, fsys: FileSystem, draws: ScalarDraws, alloc: FolioAlloc,
+                 fallback: FolioAlloc, free: Callable[[int, int, int], object],
+                 allocated_by_order: list[int], cpu: Callable[[], int],
+                 open_next: Callable[[int], int], *, reread: float, read_size: int,
+                 file_size: int, random_pattern: bool, cpu_draws: bool,
+                 limit: int | None) -> None:
+        self.fsys = fsys
+        self.draws = draws
+        self.alloc = alloc
+        self.fallback = fallback
+        self.free = free
+        self.allocated_by_order = allocated_by_order
+        self.cpu = cpu
+        self.open_next = open_next
+        self.reread = reread
+        self.read_size = read_size
+        self.file_size = file_size
+        self.slots = max(1, file_size // read_size)
+        self.random_pattern = random_pattern
+        self.cpu_draws = cpu_draws  # the CPU is drawn from the generator: release first
+        self.limit = limit  # pages
+        self.file = -1  # the file being read (sequential), or the one file (random)
+        self.pos = 0
+        self.cached_files: list[int] = []  # files that may hold page cache, for rereads
+        self.cached_set: set[int] = set()  # the same, for membership
+        self.read = self.failed = self.hits = self.reads = 0
+
+    def may_cache(self, fid: int) -> None:
+        if fid not in self.cached_set:
+            self.cached_set.add(fid)
+            self.cached_files.append(fid)
+
+    def cached_pages(self) -> int:
+        files = self.fsys.files
+        total = 0
+        for fid in self.cached_files:
+            f = files.get(fid)
+            if f is not None:
+                total += f.nr_cached
+        return total
+
+    def read_many(self, n: int) -> None:
+        """``n`` reads in turn: a share ``reread`` of them (drawn) marks a folio of an
+        earlier file accessed instead, one that would grow the cache past ``limit`` is
+        skipped, and the others read the next ``read_size`` bytes of the file being
+        read (or, ``random_pattern``, at a drawn aligned offset of it)."""
+        draws = self.draws
+        reread = self.reread
+        read_size = self.read_size
+        limit = self.limit
+        for _ in range(n):
+            self.reads += 1
+            if reread and self.cached_files and draws.random() < reread and self._reread():
+                self.hits += 1
+                continue
+            if limit is not None and self.cached_pages() >= limit:
+                continue
+            if self.cpu_draws:
+                draws.release()
+            cpu = self.cpu()
+            if self.file < 0:
+                self.file = self.open_next(cpu)
+                self.pos = 0
+                if self.file < 0:
+                    self.failed += 1
+                    continue
+            if self.random_pattern:
+                self._read_one(self.file, draws.integers(self.slots) * read_size, cpu)
+                continue
+            self._read_one(self.file, self.pos, cpu)
+            self.pos += read_size
+            if self.pos >= self.file_size:  # EOF: close, the next read opens a new file
+                self.fsys.close(self.file, cpu)
+                self.file = -1
+
+    def _read_one(self, fid: int, pos: int, cpu: int) -> None:
+        """One read(2) (sim/objects.py ``FileSystem.read``): missing folios read ahead,
+        then the folios read marked accessed."""
+        # alloc_pages(order, GFP_READAHEAD or, for filemap_create_folio,
+        # GFP_HIGHUSER_MOVABLE, cpu, OWNER_MOVABLE), compiled (sim/page_alloc.py).
+        alloc, fallback = self.alloc, self.fallback
+        alloc.cpu = fallback.cpu = cpu
+        read, ok = self.fsys.read(fid, pos, self.read_size, alloc.on_cpu, fallback.on_cpu,
+                                  self.free, self.allocated_by_order, cpu)
+        self.read += read
+        if not ok:
+            self.failed += 1  # -ENOMEM: not even the page being read
+
+    def _reread(self) -> bool:
+        """Mark a random cached folio of an earlier file accessed; False if none."""
+        files = self.cached_files
+        fsys = self.fsys
+        draws = self.draws
+        while files:
+            k = draws.integers(len(files))
+            fid = files[k]
+            f = fsys.files.get(fid)
+            if f is None or not f.nr_cached:
+                files[k] = files[-1]
+                files.pop()
+                self.cached_set.discard(fid)
+                continue
+            mapping = f.mapping
+            assert mapping is not None
+            head = mapping.lookup(draws.integers(mapping.nr_pages))
+            if head >= 0 and fsys.lru is not None:
+                fsys.lru.mark_accessed(mapping.handle_of(head))
+            return True
+        return False

@@ -50,6 +50,7 @@ from sim.page_alloc import FolioAlloc
 from sim.units import Size
 from workloads.base import PacedParams, Workload
 from workloads.draws import ScalarDraws
+from workloads.objloop import ReadLoop
 
 # mm/readahead.c readahead_gfp_mask: the mapping's mask plus __GFP_NORETRY | __GFP_NOWARN,
 # allocated under memalloc_nofs_save (page_cache_ra_unbounded, page_cache_ra_order), which
@@ -105,17 +106,24 @@ class PageCache(Workload):
         p = params
         fs, icache = FS_KINDS[p.fs]
         self.fsys = machine.filesystem(fs, inode_cache=icache, large_folios=p.large_folios)
-        self.read = self.failed = self.hits = self.reads = self.files_read = 0
+        self.files_read = 0
         self.allocated_by_order = [0] * (readahead.MAX_PAGECACHE_ORDER + 1)
         pa = machine.page_alloc
         alloc = FolioAlloc(pa, GFP_READAHEAD, GFP_READAHEAD)
         fallback = FolioAlloc(pa, GFP_HIGHUSER_MOVABLE, GFP_HIGHUSER_MOVABLE)
-        self._alloc = (alloc, fallback, alloc.on_cpu, fallback.on_cpu)
         self._carry = 0.0
-        self._file = -1  # the file being read (sequential), or the one file (random)
-        self._pos = 0
-        self._cached_files: list[int] = []  # files that may hold page cache, for rereads
-        self._cached_set: set[int] = set()  # the same, for membership
+        # The reads and their state (the file being read, the files that may hold page
+        # cache, the counts), compiled (workloads/objloop.py): the generator's scalar
+        # draws, the same values at a tenth of the cost (workloads/draws.py), given back
+        # to it before anything else draws from it (``cpu: random``'s choice of CPU,
+        # and whatever comes after each tick).
+        self.draws = ScalarDraws(self.rng)
+        self.loop = ReadLoop(
+            self.fsys, self.draws, alloc, fallback, machine.free_pages,
+            self.allocated_by_order, self.cpu, self._open_next, reread=p.reread,
+            read_size=p.read_size, file_size=p.file_size,
+            random_pattern=p.pattern == "random", cpu_draws=p.cpu == "random",
+            limit=None if p.limit is None else p.limit // readahead.PAGE_SIZE)
         self._dataset: list[int] = []  # files: the data set's files, in reading order
         self._next = 0  # files: the data set's next file once all exist
 
@@ -136,14 +144,9 @@ class PageCache(Workload):
                           folios=[], mapping=mapping)
         if fid is None:
             return -1
-        self._may_cache(fid)
+        self.loop.may_cache(fid)
         self.files_read += 1
         return fid
-
-    def _may_cache(self, fid: int) -> None:
-        if fid not in self._cached_set:
-            self._cached_set.add(fid)
-            self._cached_files.append(fid)
 
     def _open_next(self, cpu: int) -> int:
         """The next file to read from its start, opened: a new one, or with ``files``
@@ -162,99 +165,28 @@ class PageCache(Workload):
         mapping.ra = readahead.FileRaState(mapping.ra_pages)  # a new struct file
         if p.fadvise != "normal":
             readahead.fadvise(mapping, p.fadvise)
-        self._may_cache(fid)
+        self.loop.may_cache(fid)
         self.files_read += 1
         return fid
 
-    def _read_one(self, fid: int, pos: int, count: int, cpu: int) -> None:
-        """One read(2) (sim/objects.py ``FileSystem.read``): missing folios read ahead,
-        then the folios read marked accessed."""
-        # alloc_pages(order, GFP_READAHEAD or, for filemap_create_folio,
-        # GFP_HIGHUSER_MOVABLE, cpu, OWNER_MOVABLE), compiled (sim/page_alloc.py).
-        alloc, fallback, on_cpu, fallback_on_cpu = self._alloc
-        alloc.cpu = fallback.cpu = cpu
-        read, ok = self.fsys.read(fid, pos, count, on_cpu, fallback_on_cpu,
-                                  self.machine.free_pages, self.allocated_by_order, cpu)
-        self.read += read
-        if not ok:
-            self.failed += 1  # -ENOMEM: not even the page being read
-
-    def _reread(self, draws: ScalarDraws) -> bool:
-        """Mark a random cached folio of an earlier file accessed; False if none."""
-        files = self._cached_files
-        fsys = self.fsys
-        while files:
-            k = draws.integers(len(files))
-            fid = files[k]
-            f = fsys.files.get(fid)
-            if f is None or not f.nr_cached:
-                files[k] = files[-1]
-                files.pop()
-                self._cached_set.discard(fid)
-                continue
-            mapping = f.mapping
-            head = mapping.lookup(draws.integers(mapping.nr_pages))
-            if head >= 0 and fsys.lru is not None:
-                fsys.lru.mark_accessed(mapping.handle_of(head))
-            return True
-        return False
-
     # ------------------------------------------------------------------ process
-
-    def _cached_pages(self) -> int:
-        files = self.fsys.files
-        return sum(files[fid].nr_cached for fid in self._cached_files if fid in files)
 
     def run(self):
         p = self.params
         env = self.env
-        fsys = self.fsys
-        limit = None if p.limit is None else p.limit // readahead.PAGE_SIZE
-        # The parameters in locals: a pydantic model's attribute goes through its
-        # __getattr__ hook, and this loop runs once per read(2).
-        reread, read_size, file_size = p.reread, p.read_size, p.file_size
-        random_pattern = p.pattern == "random"
-        slots = max(1, file_size // read_size)
-        # The generator's scalar draws, the same values at a tenth of the cost
-        # (workloads/draws.py); given back to it before anything else draws from it:
-        # ``cpu: random``'s choice of CPU, and whatever comes after this tick.
-        draws = ScalarDraws(self.rng)
-        cpu_draws = p.cpu == "random"
+        read_size = p.read_size
+        loop, draws = self.loop, self.draws
         while self.active():
             self._carry += self.paced(p.rate) / read_size
             n = int(self._carry)
             self._carry -= n
-            for _ in range(n):
-                self.reads += 1
-                if (reread and self._cached_files and draws.random() < reread
-                        and self._reread(draws)):
-                    self.hits += 1
-                    continue
-                if limit is not None and self._cached_pages() >= limit:
-                    continue
-                if cpu_draws:
-                    draws.release()
-                cpu = self.cpu()
-                if self._file < 0:
-                    self._file = self._open_next(cpu)
-                    self._pos = 0
-                    if self._file < 0:
-                        self.failed += 1
-                        continue
-                if random_pattern:
-                    pos = draws.integers(slots) * read_size
-                    self._read_one(self._file, pos, read_size, cpu)
-                    continue
-                self._read_one(self._file, self._pos, read_size, cpu)
-                self._pos += read_size
-                if self._pos >= file_size:  # EOF: close, the next read opens a new file
-                    fsys.close(self._file, cpu)
-                    self._file = -1
+            loop.read_many(n)
             draws.release()
             yield env.timeout(p.tick)
 
     def summary(self) -> dict[str, Any]:
-        return {"cached_pages": self._cached_pages(), "read": self.read, "reads": self.reads,
-                "hits": self.hits, "files_read": self.files_read, "failed": self.failed,
+        loop = self.loop
+        return {"cached_pages": loop.cached_pages(), "read": loop.read, "reads": loop.reads,
+                "hits": loop.hits, "files_read": self.files_read, "failed": loop.failed,
                 "folios_allocated_by_order": {str(o): n for o, n in
                                               enumerate(self.allocated_by_order) if n}}
