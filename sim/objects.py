@@ -134,7 +134,7 @@ from librt.vecs import append as vec_append
 from librt.vecs import extend as vec_extend
 from librt.vecs import pop as vec_pop
 from librt.vecs import vec
-from mypy_extensions import i32, u8
+from mypy_extensions import i32, i64, u8
 
 from sim import readahead
 from sim.buddy import OWNER_MOVABLE, PageIndex, PageSpace
@@ -616,6 +616,22 @@ class FsByOid:
             self._of[oid] = 0
 
 
+def _push_folio(got: vec[i64], pfn: int, index: int, order: int) -> vec[i64]:
+    """``create``'s folios: (head pfn, index, order) appended."""
+    got = vec_append(got, pfn)
+    got = vec_append(got, index)
+    return vec_append(got, order)
+
+
+class FolioSource:
+    """A compiled ``FileSystem.alloc_folio`` (sim/page_alloc.py ``FolioAlloc``): called
+    as ``folio_pfn(order, cpu)``, natively when compiled, with -1 for no folio. Any
+    other callable ``alloc_folio(order, cpu) -> pfn or None`` is called as one."""
+
+    def folio_pfn(self, order: int, cpu: int) -> int:
+        raise NotImplementedError
+
+
 class CacheOwners(CompiledOwner):
     """The owner (``sim.slab.ObjectOwner``) of one cache shared by several file systems:
     dispatches by object id; objects of no file system get the cache's default rules."""
@@ -646,7 +662,7 @@ class FileSystem:
     def __init__(self, zone: PageSpace, dentry_cache: SlabCache, inode_cache: SlabCache,
                  xa_cache: SlabCache | None = None, *, fs: str = "disk",
                  vfs_cache_pressure: int = 100,
-                 alloc_folio: Callable[[int, int], int | None] | None = None,
+                 alloc_folio: FolioSource | Callable[[int, int], int | None] | None = None,
                  large_folios: bool = True, es_cache: SlabCache | None = None,
                  lsm_cache: SlabCache | None = None) -> None:
         if fs not in FS_TYPES:
@@ -654,7 +670,7 @@ class FileSystem:
         self.zone = zone
         # alloc_folio(order, cpu) -> head pfn: a page-cache folio. The engine passes its
         # full allocation path (slow path, kswapd); alone, the zone's fast path is used.
-        self.alloc_folio = alloc_folio or (
+        self.alloc_folio: FolioSource | Callable[[int, int], int | None] = alloc_folio or (
             lambda order, cpu: zone.alloc(order, MIGRATE_MOVABLE, cpu, OWNER_MOVABLE))
         self.fs = fs
         # mapping_max_folio_order: ext4 (6.16+) and xfs set large folios; tmpfs with
@@ -734,7 +750,9 @@ class FileSystem:
         if not self._instantiate(f, cpu):
             self.stats.create_failed += 1
             return None
-        got: list[tuple[int, int, int]] = []
+        # The folios allocated, (head pfn, index, order) at 3k, 3k + 1, 3k + 2: C
+        # integers, where a list of tuples made four objects a folio.
+        got: vec[i64] = vec[i64]()
         want_nodes = -1
         if size is not None:
             chunk = write_size or size
@@ -742,42 +760,41 @@ class FileSystem:
             plan, want_nodes = write_layout(size, chunk, self.large_folios, shmem)
             failed_at = -1
             for k, (index, order) in enumerate(plan):
-                pfn = self.alloc_folio(order, cpu)
-                if pfn is None:
+                pfn = self._alloc_folio_pfn(order, cpu)
+                if pfn < 0:
                     failed_at = k
                     break
-                got.append((pfn, index, order))
+                got = _push_folio(got, pfn, index, order)
             if failed_at >= 0:
                 # The write path's fallback: replay the writes through sim/readahead.py
                 # from the write(2) call of the refused folio, its first allocation
                 # refused again without asking the allocator twice.
                 want_nodes = -1
-                if not self._write_fallback(got, plan[failed_at], size, chunk, shmem, cpu):
-                    for head, _, k in got:
-                        self.zone.free(head, k, cpu)
+                ok, got = self._write_fallback(got, plan[failed_at], size, chunk, shmem, cpu)
+                if not ok:
+                    self._free_folios(got, cpu)
                     self._rollback(f, cpu)
                     return None
             # The folios allocated, as (index, order): the plan itself when it all was.
-            layout = plan if failed_at < 0 else [(index, order) for _, index, order in got]
+            layout = plan if failed_at < 0 else [
+                (int(got[k + 1]), int(got[k + 2])) for k in range(0, len(got), 3)]
         else:
             layout = [(i, 0) for i in range(nr_pages)] if folios is None else folios
             for index, order in layout:
-                pfn = self.alloc_folio(order, cpu)
-                if pfn is None:
-                    for head, _, k in got:
-                        self.zone.free(head, k, cpu)
+                pfn = self._alloc_folio_pfn(order, cpu)
+                if pfn < 0:
+                    self._free_folios(got, cpu)
                     self._rollback(f, cpu)
                     return None
-                got.append((pfn, index, order))
+                got = _push_folio(got, pfn, index, order)
         f.mapping = mapping
         if (not self._grow_xa_nodes(f, layout, cpu, want_nodes)
                 or (size and self.es_cache is not None and not self._alloc_extents(f, cpu))):
-            for head, _, k in got:
-                self.zone.free(head, k, cpu)
+            self._free_folios(got, cpu)
             self._rollback(f, cpu)
             return None
-        for pfn, index, order in got:
-            self._add_folio(f, pfn, index, order)
+        for k in range(0, len(got), 3):
+            self._add_folio(f, int(got[k]), int(got[k + 1]), int(got[k + 2]))
         self._next_fid += 1
         self.files[f.fid] = f
         self.stats.files_created += 1
@@ -885,35 +902,50 @@ class FileSystem:
             first = False
             index = head + (1 << order)
 
-    def _write_fallback(self, got: list[tuple[int, int, int]], refused: tuple[int, int],
-                        size: int, chunk: int, shmem: bool, cpu: int) -> bool:
+    def _write_fallback(self, got: vec[i64], refused: tuple[int, int], size: int,
+                        chunk: int, shmem: bool, cpu: int) -> tuple[bool, vec[i64]]:
         """Finish a file's writes through ``readahead.write`` after the folio
         ``refused`` (index, order) could not be allocated; ``got`` holds the folios
-        allocated before it and receives the rest. False on a short write."""
+        allocated before it (as ``create`` keeps them) and the rest are added to it.
+        Returns (False on a short write, ``got``)."""
         m = readahead.Mapping(max_order=readahead.MAX_PAGECACHE_ORDER,
                               large_folios=self.large_folios, shmem=shmem)
-        for pfn, index, order in got:
-            m.insert(index, order, pfn)
+        for k in range(0, len(got), 3):
+            m.insert(int(got[k + 1]), int(got[k + 2]), int(got[k]))
         index0 = refused[0]
         pos = (index0 * self.zone.page_size) // chunk * chunk  # its write(2) call
         m.i_size = pos
-        alloc_folio = self.alloc_folio
         refuse = [True]
 
         def alloc(order: int) -> int | None:
             if refuse[0]:
                 refuse[0] = False
                 return None  # the allocation that already failed
-            return alloc_folio(order, cpu)
+            pfn = self._alloc_folio_pfn(order, cpu)
+            return None if pfn < 0 else pfn
 
         while pos < size:
             n = min(chunk, size - pos)
             for head, head_order, handle in readahead.write(m, pos, n, alloc):
-                got.append((int(handle), head, head_order))  # type: ignore[call-overload]
+                got = _push_folio(got, int(handle), head, head_order)  # type: ignore[call-overload]
             pos += n
             if m.i_size < pos:
-                return False
-        return True
+                return False, got
+        return True, got
+
+    def _alloc_folio_pfn(self, order: int, cpu: int) -> int:
+        """``alloc_folio(order, cpu)``, -1 for None: a FolioSource (the engine's) is
+        called natively when compiled, with no Python int made for the pfn."""
+        source = self.alloc_folio
+        if isinstance(source, FolioSource):
+            return source.folio_pfn(order, cpu)
+        pfn = source(order, cpu)
+        return -1 if pfn is None else pfn
+
+    def _free_folios(self, got: vec[i64], cpu: int) -> None:
+        """Free the folios ``create`` allocated for a file it gives up."""
+        for k in range(0, len(got), 3):
+            self.zone.free(int(got[k]), int(got[k + 2]), cpu)
 
     def _grow_xa_nodes(self, f: File, layout: list[tuple[int, int]], cpu: int,
                        want: int = -1) -> bool:

@@ -105,6 +105,7 @@ from sim.gfp import (
 )
 from sim.migratetype import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE
 from sim.mmzone import Node, gfp_zone
+from sim.objects import FolioSource
 from sim.vmscan import DEF_PRIORITY, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX, Reclaim
 
 
@@ -576,7 +577,7 @@ class OtherCpus:
             self.run(until)
 
 
-class FolioAlloc:
+class FolioAlloc(FolioSource):
     """One call site's folio allocations with its GFP flags fixed: ``alloc_pages(order,
     gfp, cpu, OWNER_MOVABLE)``, ``gfp`` at order 0 and ``gfp_large`` above. A compiled
     callable for the file system (``__call__(order, cpu)``, its ``alloc_folio``) and for
@@ -593,6 +594,11 @@ class FolioAlloc:
     def __call__(self, order: int, cpu: int) -> int | None:
         return self.page_alloc.alloc_pages(order, self.gfp if order == 0 else self.gfp_large,
                                            cpu, OWNER_MOVABLE)
+
+    def folio_pfn(self, order: int, cpu: int) -> int:
+        """``self(order, cpu)``, -1 for None (sim/objects.py ``FolioSource``)."""
+        return self.page_alloc.alloc_pages_pfn(
+            order, self.gfp if order == 0 else self.gfp_large, cpu, OWNER_MOVABLE)
 
     def on_cpu(self, order: int) -> int | None:
         return self.page_alloc.alloc_pages(order, self.gfp if order == 0 else self.gfp_large,

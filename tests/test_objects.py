@@ -563,3 +563,37 @@ def test_compactions_page_cache_question_and_migration_owners_in_zone_pfns():
     migrate(head - start, new - 1 - start, 0)  # no longer ours: the last owner takes it
     assert calls == [("a", head, new - 1, 0), ("b", head, new - 1, 0)]
     assert fs.holds_page(new)
+
+
+@pytest.mark.parametrize("budget", [None, 3])
+def test_a_refused_write_folio_falls_back_to_smaller_ones_or_leaves_nothing(budget):
+    """``create(size=...)``: a folio of the write plan refused sends the rest of the
+    file through readahead's write path, one order lower at a time, around the folios
+    already allocated (here the plan is orders 8, 4, 1 and 0, and orders 3 and 4 are
+    refused); when the allocator runs dry on the way (``budget`` folios in all) the
+    file is given up and every folio allocated for it, before the refusal and after
+    it, is freed."""
+    zone, caches, fs = make_fs("disk", nr_pages=1 << 14)
+    given = []
+
+    def alloc_folio(order: int, cpu: int) -> int | None:
+        if order in (3, 4) or (budget is not None and len(given) >= budget):
+            return None
+        pfn = zone.alloc(order, MIGRATE_MOVABLE, cpu, OWNER_MOVABLE)
+        given.append(pfn)
+        return pfn
+
+    fs.alloc_folio = alloc_folio
+    fid = fs.create(size=(1 << 20) + (64 << 10) + 3 * 4096)
+    zone.drain_all_pages()
+    if budget is None:
+        f = fs.files[fid]
+        orders = sorted(zone.order_of(p) for p in f.folios)
+        assert f.nr_cached == 275 and len(given) == len(orders)
+        assert orders[-1] == 8 and orders[-2] == 2  # order 4's 16 pages as order 2s
+        assert sorted(f.folios) == sorted(given)
+    else:
+        assert fid is None and len(given) == budget and not fs.files
+        assert not any(zone.is_allocated(p) for p in given)  # all freed again
+    zone.check()
+    caches.check()
