@@ -12,9 +12,13 @@ kernel would; the reference has one set of free pfns per order and nothing else.
 The same sequence also runs through bench/cbuddy.c, a minimal C buddy allocator (one
 LIFO free list per order over a page array), built with the system compiler into a
 temporary directory (skipped, with a one-line message, when there is none): issue 20
-measures fragsim against it. Its free blocks per order at the end must equal those of
-``LifoBuddy``, the same allocator in Python (the reference's sets pop in hash-table
-order, so only its total of free pages can be compared: see ``c_check``).
+measures fragsim against it. For that, the zone is also driven by a compiled loop
+(``sim.buddy.apply_ops``, ``run_fragsim_compiled``), as the C loop drives its own
+allocator and a run's compiled workloads drive the zone: from the interpreter's loop,
+the loop costs more than the zone's own work. The two loops must leave the zone alike.
+The C loop's free blocks per order at the end must equal those of ``LifoBuddy``, the
+same allocator in Python (the reference's sets pop in hash-table order, so only its
+total of free pages can be compared: see ``c_check``).
 
 Times are CPU time (``time.process_time``, the C loop's CLOCK_PROCESS_CPUTIME_ID):
 the machines are shared.

@@ -92,6 +92,8 @@ pageblock. As in ``struct page``, the two link words are a free block head's
 machine keeps a page-cache folio's file slot and LRU position there), and a node of
 several zones keeps one pair of vectors by node pfn, each zone's links at its
 ``zone_start_pfn`` (``share_links``). Compiled with mypyc by default (sim/native.py).
+``apply_ops`` (a simulator tool, not a kernel function) runs a sequence of ``alloc``
+and ``free`` calls from compiled code: bench/bench_buddy.py times the zone with it.
 """
 
 from __future__ import annotations
