@@ -63,7 +63,11 @@ Departures of the model, and why:
   COMPACT_CONTENDED except for the kernel's -ENOMEM case). A PINNED owner fails isolation as
   the kernel's "pinned anonymous page" check does. UNMOVABLE, RECLAIMABLE and free pages on a
   per-CPU list are not LRU pages and fail isolation. Every allocated block of order > 0 is a
-  compound page.
+  compound page. Isolation leaves a folio on the file LRU (the kernel's takes it off), so
+  kswapd, reclaiming beside a direct compaction between a batch's isolation and its
+  migration, may free a source: ``_migrate_pages`` skips it, as ``migrate_folio_unmap``
+  does a folio "freed from under us". A page-cache folio allocated and not yet in its
+  file is PINNED (sim/page_alloc.py ``FolioAlloc``): it does not move.
 - Slab pages (owner OWNER_SLAB + id) stand where the kernel has ``page_has_movable_ops``:
   with ``slab_movable`` on and both hooks set, a slab page whose cache is mobile
   (``slab_page_mobile(pfn)``) is handed to ``vacate_slab_page(pfn)``, which moves or frees
@@ -1378,7 +1382,7 @@ class Compactor:
         does when ``rc < 0``).
         """
         zone = self.zone
-        state = self._state
+        state, owner = self._state, self._owner
         sources = cc.migratepages[::-1]
         cc.migratepages = []
         pair_src: vec[i32] = vec[i32]()  # the (source, target) pairs, unboxed
@@ -1387,7 +1391,17 @@ class Compactor:
         nr_split = 0
         err = 0
         for src in sources:
-            order = int(state[src]) & PG_ORDER
+            st: i64 = int(state[src])
+            if st & PG_KIND != PG_ALLOC or int(owner[src]) != OWNER_MOVABLE:
+                # Freed from under us (migrate_folio_unmap: "Folio was freed from under
+                # us. So we are done."). A direct compaction hands its time to kswapd
+                # between isolating a batch and migrating it (other_cpus), and kswapd's
+                # reclaim may take a source meanwhile: the kernel's isolation takes a
+                # folio off the LRU, here it stays there. A source freed so is skipped
+                # (nothing else allocates before it moves: the free scanner's own
+                # targets carry no owner).
+                continue
+            order = st & PG_ORDER
             dst = self._compaction_alloc(cc, order)
             if dst < 0:
                 self.stats.migrate_failed += 1 << order

@@ -814,6 +814,9 @@ class FileSystem:
         """``filemap_add_folio``: in the mapping and, on a disk file system, on the
         file LRU as the newest (``folio_add_lru``)."""
         self._page_cache_add(f, pfn, index)
+        # Movable from now on: an owner follows it (sim/page_alloc.py FolioAlloc
+        # allocates page-cache folios held until here).
+        self.zone.set_owner(pfn, OWNER_MOVABLE)
         f.nr_cached += 1 << order
         if self.lru is not None:
             self.lru.add(pfn, self.lru_owner, order)

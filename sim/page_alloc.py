@@ -84,7 +84,7 @@ from sim.buddy import (
     ALLOC_NON_BLOCK,
     ALLOC_WMARK_LOW,
     ALLOC_WMARK_MIN,
-    OWNER_MOVABLE,
+    OWNER_PINNED,
     PAGE_ALLOC_COSTLY_ORDER,
     Zone,
 )
@@ -579,7 +579,14 @@ class OtherCpus:
 
 class FolioAlloc(FolioSource):
     """One call site's folio allocations with its GFP flags fixed: ``alloc_pages(order,
-    gfp, cpu, OWNER_MOVABLE)``, ``gfp`` at order 0 and ``gfp_large`` above. A compiled
+    gfp, cpu, OWNER_PINNED)``, ``gfp`` at order 0 and ``gfp_large`` above. A page-cache
+    folio is held, not migratable, until its file system adds it to the file
+    (sim/objects.py ``_add_folio`` makes it OWNER_MOVABLE): the folios a write(2) or a
+    readahead allocates in turn are in no file while the later ones are allocated, and
+    a direct compaction those allocations run must not move (or split) one that no
+    owner would follow. In the kernel each is in the page cache from its allocation on
+    (``filemap_add_folio``), and migration updates the mapping; this holds them for the
+    length of the one call instead. A compiled
     callable for the file system (``__call__(order, cpu)``, its ``alloc_folio``) and for
     a read's readahead (``on_cpu(order)``, at ``cpu`` as last set): the engine's
     callables were interpreted functions between two compiled calls, one Python frame
@@ -593,13 +600,13 @@ class FolioAlloc(FolioSource):
 
     def __call__(self, order: int, cpu: int) -> int | None:
         return self.page_alloc.alloc_pages(order, self.gfp if order == 0 else self.gfp_large,
-                                           cpu, OWNER_MOVABLE)
+                                           cpu, OWNER_PINNED)
 
     def folio_pfn(self, order: int, cpu: int) -> int:
         """``self(order, cpu)``, -1 for None (sim/objects.py ``FolioSource``)."""
         return self.page_alloc.alloc_pages_pfn(
-            order, self.gfp if order == 0 else self.gfp_large, cpu, OWNER_MOVABLE)
+            order, self.gfp if order == 0 else self.gfp_large, cpu, OWNER_PINNED)
 
     def on_cpu(self, order: int) -> int | None:
         return self.page_alloc.alloc_pages(order, self.gfp if order == 0 else self.gfp_large,
-                                           self.cpu, OWNER_MOVABLE)
+                                           self.cpu, OWNER_PINNED)

@@ -948,3 +948,29 @@ def test_advance_to_moves_the_clock_only_before_every_queued_event():
     plain.timeout(0.5)
     plain.step()
     assert (plain.now, plain.events_processed, next(plain._eid)) == (0.5, 1, ids)
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_large_files_under_pressure_keep_the_page_cache_and_the_zone_in_step(seed):
+    """A 48 MiB machine creating files of up to 3 MiB: their writes' allocations run
+    direct reclaim and direct compaction while earlier folios of the same write are in
+    no file yet, and kswapd reclaims beside each direct compaction (two CPUs). Two
+    crashes of session 17's review, both older than it: compaction moved or split an
+    in-flight folio that no owner followed, so the file kept a stale pfn (seed 3: a
+    BadFree when reclaim freed it), and kswapd reclaimed a source compaction had
+    isolated, which it then found free (seed 1: "migration source ... is not
+    allocated"). Page-cache folios are now held until they are in their file
+    (sim/page_alloc.py FolioAlloc), and a source freed from under compaction is
+    skipped (sim/compaction.py _migrate_pages)."""
+    from sim.experiment import validate_config
+
+    config = validate_config({
+        "name": "pressure", "duration": "0.4s", "sample_every": "0.2s",
+        "machine": {"memory": "48MiB", "cpus": 2},
+        "workloads": [{"kind": "fs_churn", "fs": "disk", "files": 20000,
+                       "create_rate": 8000, "delete_rate": 4000, "max_bytes": "3MiB",
+                       "keep": 0.5}]}, "test")
+    summary = sim.runner.run_machine(config, seed, "default").summary
+    # the paths at stake ran: direct compaction migrated pages, and split a folio
+    assert summary["compaction"]["migrated"] > 1000
+    assert summary["compaction"]["folios_split"] >= 1
