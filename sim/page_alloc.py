@@ -586,11 +586,11 @@ class FolioAlloc(FolioSource):
     a direct compaction those allocations run must not move (or split) one that no
     owner would follow. In the kernel each is in the page cache from its allocation on
     (``filemap_add_folio``), and migration updates the mapping; this holds them for the
-    length of the one call instead. A compiled
-    callable for the file system (``__call__(order, cpu)``, its ``alloc_folio``) and for
-    a read's readahead (``on_cpu(order)``, at ``cpu`` as last set): the engine's
-    callables were interpreted functions between two compiled calls, one Python frame
-    per folio. Nothing else: the same allocation as calling ``alloc_pages`` itself."""
+    length of the one call instead. Compiled, for the file system (``folio_pfn(order,
+    cpu)``, its ``alloc_folio``) and for a read's readahead (``on_cpu(order)``, at
+    ``cpu`` as last set): the engine's callables were interpreted functions between two
+    compiled calls, one Python frame per folio. Nothing else: the same allocation as
+    calling ``alloc_pages`` itself."""
 
     def __init__(self, page_alloc: PageAllocator, gfp: int, gfp_large: int) -> None:
         self.page_alloc = page_alloc
@@ -598,15 +598,11 @@ class FolioAlloc(FolioSource):
         self.gfp_large = gfp_large
         self.cpu = 0  # on_cpu's CPU
 
-    def __call__(self, order: int, cpu: int) -> int | None:
-        return self.page_alloc.alloc_pages(order, self.gfp if order == 0 else self.gfp_large,
-                                           cpu, OWNER_PINNED)
-
     def folio_pfn(self, order: int, cpu: int) -> int:
-        """``self(order, cpu)``, -1 for None (sim/objects.py ``FolioSource``)."""
+        """The folio's head pfn, -1 for none (sim/objects.py ``FolioSource``)."""
         return self.page_alloc.alloc_pages_pfn(
             order, self.gfp if order == 0 else self.gfp_large, cpu, OWNER_PINNED)
 
     def on_cpu(self, order: int) -> int | None:
-        return self.page_alloc.alloc_pages(order, self.gfp if order == 0 else self.gfp_large,
-                                           self.cpu, OWNER_PINNED)
+        pfn = self.folio_pfn(order, self.cpu)
+        return None if pfn < 0 else pfn
